@@ -1,0 +1,1 @@
+//! proconsul-raft (placeholder)

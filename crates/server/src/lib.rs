@@ -1,0 +1,1 @@
+//! proconsul-server (placeholder)

@@ -1,0 +1,1 @@
+//! proconsul-testkit (placeholder)

@@ -1,0 +1,174 @@
+//! Agent endpoint shapes (`/v1/agent/*`) and user events.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::catalog::{StrMap, Weights};
+use crate::kv::base64_opt;
+
+/// A check definition as given to the agent: inside a service registration (`Check`/`Checks`) or
+/// on its own (`/v1/agent/check/register`, where `ID`, `Name` and `ServiceID` matter).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CheckDefinition {
+    #[serde(rename = "ID", skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(rename = "CheckID", skip_serializing_if = "String::is_empty")]
+    pub check_id: String,
+    pub name: String,
+    pub notes: String,
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    pub status: String,
+    pub interval: String,
+    pub timeout: String,
+    #[serde(rename = "TTL")]
+    pub ttl: String,
+    #[serde(rename = "HTTP")]
+    pub http: String,
+    pub header: BTreeMap<String, Vec<String>>,
+    pub method: String,
+    pub body: String,
+    #[serde(rename = "TCP")]
+    pub tcp: String,
+    #[serde(rename = "GRPC")]
+    pub grpc: String,
+    #[serde(rename = "GRPCUseTLS")]
+    pub grpc_use_tls: bool,
+    #[serde(rename = "TLSServerName")]
+    pub tls_server_name: String,
+    #[serde(rename = "TLSSkipVerify")]
+    pub tls_skip_verify: bool,
+    pub disable_redirects: bool,
+    pub args: Vec<String>,
+    pub script_args: Vec<String>,
+    pub alias_node: String,
+    pub alias_service: String,
+    pub deregister_critical_service_after: String,
+    pub success_before_passing: u32,
+    pub failures_before_warning: u32,
+    pub failures_before_critical: u32,
+}
+
+impl CheckDefinition {
+    /// The check's type as Consul names it in `HealthCheck.Type`.
+    pub fn kind(&self) -> &'static str {
+        if !self.ttl.is_empty() {
+            "ttl"
+        } else if !self.http.is_empty() {
+            "http"
+        } else if !self.tcp.is_empty() {
+            "tcp"
+        } else if !self.grpc.is_empty() {
+            "grpc"
+        } else if !self.args.is_empty() || !self.script_args.is_empty() {
+            "script"
+        } else if !self.alias_service.is_empty() || !self.alias_node.is_empty() {
+            "alias"
+        } else {
+            ""
+        }
+    }
+
+    /// The ID given by the caller, whichever of `ID`/`CheckID` it used.
+    pub fn given_id(&self) -> &str {
+        if !self.id.is_empty() {
+            &self.id
+        } else {
+            &self.check_id
+        }
+    }
+}
+
+/// Body of `PUT /v1/agent/service/register` (and a `service {}` block in config files).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ServiceDefinition {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub tags: Vec<String>,
+    pub address: String,
+    pub tagged_addresses: StrMap,
+    pub meta: StrMap,
+    pub port: u16,
+    pub enable_tag_override: bool,
+    pub weights: Option<Weights>,
+    pub check: Option<CheckDefinition>,
+    pub checks: Vec<CheckDefinition>,
+}
+
+/// One service of `/v1/agent/services` and `/v1/agent/service/:id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AgentService {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub service: String,
+    pub tags: Vec<String>,
+    pub meta: StrMap,
+    pub port: u16,
+    pub address: String,
+    pub tagged_addresses: StrMap,
+    pub weights: Weights,
+    pub enable_tag_override: bool,
+    pub datacenter: String,
+}
+
+/// One member of `/v1/agent/members`. `Status` is Serf's numeric member status
+/// (0 none, 1 alive, 2 leaving, 3 left, 4 failed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AgentMember {
+    pub name: String,
+    pub addr: String,
+    pub port: u16,
+    pub tags: BTreeMap<String, String>,
+    pub status: u8,
+    pub protocol_min: u8,
+    pub protocol_max: u8,
+    pub protocol_cur: u8,
+    pub delegate_min: u8,
+    pub delegate_max: u8,
+    pub delegate_cur: u8,
+}
+
+/// Serf member status numbers, as `/v1/agent/members` reports them.
+pub mod member_status {
+    pub const NONE: u8 = 0;
+    pub const ALIVE: u8 = 1;
+    pub const LEAVING: u8 = 2;
+    pub const LEFT: u8 = 3;
+    pub const FAILED: u8 = 4;
+
+    /// The word `consul members` prints for a status number.
+    pub fn name(s: u8) -> &'static str {
+        match s {
+            ALIVE => "alive",
+            LEAVING => "leaving",
+            LEFT => "left",
+            FAILED => "failed",
+            _ => "none",
+        }
+    }
+}
+
+/// A user event (`/v1/event/fire/:name`, `/v1/event/list`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UserEvent {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub name: String,
+    #[serde(with = "base64_opt")]
+    pub payload: Option<Vec<u8>>,
+    pub node_filter: String,
+    pub service_filter: String,
+    pub tag_filter: String,
+    pub version: u32,
+    #[serde(rename = "LTime")]
+    pub ltime: u64,
+}

@@ -1,0 +1,209 @@
+//! Catalog and health shapes: nodes, services, checks, as `/v1/catalog/*` and `/v1/health/*` emit.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::Index;
+
+/// Free-form string map (`Meta`, `TaggedAddresses`); ordered so output is stable.
+pub type StrMap = BTreeMap<String, String>;
+
+/// SRV weights of a service instance (`Weights`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Weights {
+    pub passing: i32,
+    pub warning: i32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights { passing: 1, warning: 1 }
+    }
+}
+
+/// The empty `Proxy` object Consul prints on every service (no mesh support here).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ServiceProxy {
+    pub mesh_gateway: serde_json::Map<String, serde_json::Value>,
+    pub expose: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The empty `Connect` object Consul prints on every service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceConnect {}
+
+/// A node in the catalog (`/v1/catalog/nodes`, `Node` of health entries).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Node {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub node: String,
+    pub address: String,
+    pub datacenter: String,
+    pub tagged_addresses: StrMap,
+    pub meta: StrMap,
+    pub create_index: Index,
+    pub modify_index: Index,
+}
+
+/// A service instance as registered on a node (`Service` of health entries, agent services).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NodeService {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub service: String,
+    pub tags: Vec<String>,
+    pub address: String,
+    pub tagged_addresses: StrMap,
+    pub meta: StrMap,
+    pub port: u16,
+    pub weights: Weights,
+    pub enable_tag_override: bool,
+    pub proxy: ServiceProxy,
+    pub connect: ServiceConnect,
+    pub create_index: Index,
+    pub modify_index: Index,
+}
+
+/// One row of `/v1/catalog/service/:name`: a node and one of its services, flattened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ServiceNode {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub node: String,
+    pub address: String,
+    pub datacenter: String,
+    pub tagged_addresses: StrMap,
+    pub node_meta: StrMap,
+    pub service_kind: String,
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    pub service_name: String,
+    pub service_tags: Vec<String>,
+    pub service_address: String,
+    pub service_tagged_addresses: StrMap,
+    pub service_weights: Weights,
+    pub service_meta: StrMap,
+    pub service_port: u16,
+    pub service_socket_path: String,
+    pub service_enable_tag_override: bool,
+    pub service_proxy: ServiceProxy,
+    pub service_connect: ServiceConnect,
+    pub create_index: Index,
+    pub modify_index: Index,
+}
+
+impl ServiceNode {
+    /// Flatten a node and one of its services into a catalog row.
+    pub fn from_parts(node: &Node, svc: &NodeService) -> Self {
+        ServiceNode {
+            id: node.id.clone(),
+            node: node.node.clone(),
+            address: node.address.clone(),
+            datacenter: node.datacenter.clone(),
+            tagged_addresses: node.tagged_addresses.clone(),
+            node_meta: node.meta.clone(),
+            service_kind: svc.kind.clone(),
+            service_id: svc.id.clone(),
+            service_name: svc.service.clone(),
+            service_tags: svc.tags.clone(),
+            service_address: svc.address.clone(),
+            service_tagged_addresses: svc.tagged_addresses.clone(),
+            service_weights: svc.weights,
+            service_meta: svc.meta.clone(),
+            service_port: svc.port,
+            service_socket_path: String::new(),
+            service_enable_tag_override: svc.enable_tag_override,
+            service_proxy: svc.proxy.clone(),
+            service_connect: svc.connect.clone(),
+            create_index: svc.create_index,
+            modify_index: svc.modify_index,
+        }
+    }
+}
+
+/// A health check in the catalog (`/v1/health/*`, `/v1/agent/checks`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthCheck {
+    pub node: String,
+    #[serde(rename = "CheckID")]
+    pub check_id: String,
+    pub name: String,
+    pub status: String,
+    pub notes: String,
+    pub output: String,
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    pub service_name: String,
+    pub service_tags: Vec<String>,
+    #[serde(rename = "Type")]
+    pub check_type: String,
+    pub interval: String,
+    pub timeout: String,
+    pub exposed_port: u16,
+    pub definition: serde_json::Map<String, serde_json::Value>,
+    pub create_index: Index,
+    pub modify_index: Index,
+}
+
+/// One row of `/v1/health/service/:name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CheckServiceNode {
+    pub node: Node,
+    pub service: NodeService,
+    pub checks: Vec<HealthCheck>,
+}
+
+/// `/v1/catalog/node/:name`: a node and its services keyed by ID. `null` when the node is unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NodeServices {
+    pub node: Node,
+    pub services: BTreeMap<String, NodeService>,
+}
+
+/// `/v1/catalog/node-services/:name`: a node and its services as a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NodeServiceList {
+    pub node: Node,
+    pub services: Vec<NodeService>,
+}
+
+/// Body of `PUT /v1/catalog/register`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RegisterRequest {
+    pub datacenter: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub node: String,
+    pub address: String,
+    pub tagged_addresses: StrMap,
+    pub node_meta: StrMap,
+    pub service: Option<NodeService>,
+    pub check: Option<HealthCheck>,
+    pub checks: Vec<HealthCheck>,
+    pub skip_node_update: bool,
+}
+
+/// Body of `PUT /v1/catalog/deregister`: the node, or one service, or one check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeregisterRequest {
+    pub datacenter: String,
+    pub node: String,
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    #[serde(rename = "CheckID")]
+    pub check_id: String,
+}
