@@ -1,1 +1,567 @@
-//! proconsul-agent (placeholder)
+//! The agent: the composition root.
+//!
+//! [`Agent::start`] turns a validated `RuntimeConfig` into running parts — the server (when
+//! `-server`/`-dev`), the HTTP listeners, the local state of services and checks, anti-entropy
+//! and TTL timers — all owned by one cancellation token and task tracker, with no globals, so
+//! tests can run several agents in one process. [`run`] is what `proconsul agent` calls: load
+//! config, log like Consul, start, wait for a signal or `leave`, shut down.
+
+mod backend;
+mod local;
+mod logging;
+mod node_id;
+mod sync;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use proconsul_config::{AgentFlags, RuntimeConfig};
+use proconsul_server::{LanMember, MemberSource, MemberStatus, Server, ServerOptions};
+use proconsul_types::{
+    member_status, AgentMember, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RpcError,
+    UserEvent, WriteRequest, WriteResponse,
+};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use local::LocalState;
+
+/// How often anti-entropy runs a full sync even without local changes (Consul scales this with
+/// cluster size from 1 minute; a single node uses the base).
+const AE_INTERVAL: Duration = Duration::from_secs(60);
+/// Retry delay after a failed sync (no leader yet, server restarting).
+const AE_RETRY: Duration = Duration::from_secs(1);
+/// How many user events `/v1/event/list` remembers.
+const EVENT_RING: usize = 256;
+
+/// Errors starting an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Config(String),
+    #[error("failed to start the server: {0}")]
+    Server(#[from] proconsul_server::ServerError),
+    #[error("failed to listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running agent. Cheap to clone.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<AgentInner>,
+}
+
+struct AgentInner {
+    config: RwLock<RuntimeConfig>,
+    /// The flags the agent was started with, re-applied on reload.
+    flags: AgentFlags,
+    node_name: String,
+    node_id: String,
+    server: Option<Server>,
+    local: LocalState,
+    /// Wakes the anti-entropy task after a local change.
+    sync_wake: tokio::sync::Notify,
+    sync_lock: tokio::sync::Mutex<()>,
+    events: Mutex<VecDeque<UserEvent>>,
+    event_ltime: AtomicU64,
+    http_addrs: Vec<SocketAddr>,
+    /// Cancelled to stop the agent (leave, signal, test teardown).
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// This agent as the only LAN member, until the gossip layer supplies the pool.
+struct SelfMember {
+    name: String,
+    id: String,
+    addr: String,
+    meta: BTreeMap<String, String>,
+}
+
+impl MemberSource for SelfMember {
+    fn members(&self) -> Vec<LanMember> {
+        vec![LanMember {
+            name: self.name.clone(),
+            id: self.id.clone(),
+            addr: self.addr.clone(),
+            status: MemberStatus::Alive,
+            meta: self.meta.clone(),
+        }]
+    }
+}
+
+/// Raft transport for a server with no peers yet: every call fails as unreachable. Server RPC
+/// between agents arrives with the cluster issue.
+struct NoPeers;
+
+impl proconsul_raft::RaftTransport for NoPeers {
+    fn call(
+        &self,
+        _target: u64,
+        addr: &str,
+        _kind: proconsul_raft::RpcKind,
+        _body: Vec<u8>,
+    ) -> proconsul_raft::TransportFuture {
+        let addr = addr.to_string();
+        Box::pin(async move { Err(proconsul_raft::TransportError::Unreachable(addr)) })
+    }
+}
+
+impl Agent {
+    /// Start every part of the agent. Returns once the HTTP listeners are bound.
+    pub async fn start(config: RuntimeConfig, flags: AgentFlags) -> Result<Agent, AgentError> {
+        if let Some(dir) = &config.data_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        let node_id =
+            node_id::load_or_create(config.node_id.as_deref(), config.data_dir.as_deref())?;
+        let node_name = config.node_name.clone();
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+
+        let server = if config.server {
+            let members = Arc::new(SelfMember {
+                name: node_name.clone(),
+                id: node_id.clone(),
+                addr: config.advertise_addr.to_string(),
+                meta: config.node_meta.clone(),
+            });
+            let opts = ServerOptions {
+                node_name: node_name.clone(),
+                node_id: node_id.clone(),
+                datacenter: config.datacenter.clone(),
+                rpc_addr: SocketAddr::new(config.advertise_addr, config.server_port),
+                raft_dir: if config.dev_mode {
+                    None
+                } else {
+                    config.data_dir.as_ref().map(|d| d.join("raft"))
+                },
+                bootstrap: config.dev_mode || config.bootstrap || config.bootstrap_expect == 1,
+                raft_multiplier: config.raft_multiplier,
+                session_ttl_min: config.session_ttl_min,
+                tombstone_ttl: Duration::from_secs(15 * 60),
+                members,
+                transport: Arc::new(NoPeers),
+            };
+            Some(Server::start(opts).await?)
+        } else {
+            None
+        };
+
+        // Bind the HTTP listeners before declaring the agent started.
+        let mut listeners = Vec::new();
+        for addr in &config.http_addrs {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| AgentError::Listen {
+                    addr: *addr,
+                    source,
+                })?;
+            listeners.push(l);
+        }
+        let http_addrs = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+
+        let agent = Agent {
+            inner: Arc::new(AgentInner {
+                config: RwLock::new(config.clone()),
+                flags,
+                node_name,
+                node_id,
+                server,
+                local: LocalState::default(),
+                sync_wake: tokio::sync::Notify::new(),
+                sync_lock: tokio::sync::Mutex::new(()),
+                events: Mutex::new(VecDeque::new()),
+                event_ltime: AtomicU64::new(0),
+                http_addrs,
+                shutdown,
+                tasks,
+            }),
+        };
+        agent.load_config_definitions(&config)?;
+
+        let router = proconsul_http::router(Arc::new(agent.clone()));
+        for l in listeners {
+            let (r, s) = (router.clone(), agent.inner.shutdown.clone());
+            agent.inner.tasks.spawn(async move {
+                if let Err(e) = proconsul_http::serve(l, r, s).await {
+                    tracing::error!(target: "agent", error = %e, "HTTP server failed");
+                }
+            });
+        }
+        let a = agent.clone();
+        agent
+            .inner
+            .tasks
+            .spawn(async move { a.anti_entropy_loop().await });
+        let a = agent.clone();
+        agent.inner.tasks.spawn(async move { a.ttl_loop().await });
+        Ok(agent)
+    }
+
+    /// Register the services and checks the config files define.
+    fn load_config_definitions(&self, cfg: &RuntimeConfig) -> Result<(), AgentError> {
+        for s in &cfg.services {
+            self.inner
+                .local
+                .add_service(&self.inner.node_name, s, true, true)
+                .map_err(|e| AgentError::Config(format!("service {:?}: {e}", s.name)))?;
+        }
+        for c in &cfg.checks {
+            self.inner
+                .local
+                .add_check(&self.inner.node_name, c, true)
+                .map_err(|e| AgentError::Config(format!("check {:?}: {e}", c.name)))?;
+        }
+        Ok(())
+    }
+
+    /// The addresses the HTTP API listens on (useful with port 0 in tests).
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        &self.inner.http_addrs
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.inner.node_name
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// The server part, when this agent is a server.
+    pub fn server(&self) -> Option<&Server> {
+        self.inner.server.as_ref()
+    }
+
+    /// Cancelled when the agent is told to stop (leave, signal).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// Stop everything and wait for every task.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        if let Some(s) = &self.inner.server {
+            s.shutdown().await;
+        }
+    }
+
+    fn config(&self) -> RuntimeConfig {
+        self.inner.config.read().unwrap().clone()
+    }
+
+    /// Route a read to a server (the local one; forwarding arrives with the cluster issue).
+    pub(crate) async fn rpc_read(
+        &self,
+        req: ReadRequest,
+        opts: QueryOptions,
+    ) -> Result<(QueryMeta, ReadResponse), RpcError> {
+        match &self.inner.server {
+            Some(s) => s.read(req, opts).await,
+            None => Err(RpcError::Internal("No known Consul servers".into())),
+        }
+    }
+
+    /// Route a write to a server.
+    pub(crate) async fn rpc_write(
+        &self,
+        req: WriteRequest,
+    ) -> Result<(u64, WriteResponse), RpcError> {
+        self.rpc_write_dc(req, "").await
+    }
+
+    pub(crate) async fn rpc_write_dc(
+        &self,
+        req: WriteRequest,
+        dc: &str,
+    ) -> Result<(u64, WriteResponse), RpcError> {
+        match &self.inner.server {
+            Some(s) => s.write(req, dc).await,
+            None => Err(RpcError::Internal("No known Consul servers".into())),
+        }
+    }
+
+    /// Sync now, and make sure the background loop will retry if this fails.
+    pub(crate) async fn sync_changes(&self) {
+        if let Err(e) = self.sync_once().await {
+            tracing::debug!(target: "agent", error = %e, "immediate sync failed; anti-entropy will retry");
+            self.inner.sync_wake.notify_one();
+        }
+    }
+
+    async fn anti_entropy_loop(&self) {
+        let mut next = AE_RETRY.min(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = self.inner.sync_wake.notified() => {}
+                _ = tokio::time::sleep(next) => {}
+            }
+            next = match self.sync_once().await {
+                Ok(()) => AE_INTERVAL,
+                Err(e) => {
+                    tracing::debug!(target: "agent", error = %e, "anti-entropy sync failed");
+                    AE_RETRY
+                }
+            };
+        }
+    }
+
+    async fn ttl_loop(&self) {
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            if self.inner.local.expire_ttls(tokio::time::Instant::now()) {
+                self.sync_changes().await;
+            }
+        }
+    }
+
+    /// This agent as `/v1/agent/members` shows it.
+    fn self_member(&self) -> AgentMember {
+        let cfg = self.config();
+        let mut tags = BTreeMap::new();
+        tags.insert(
+            "role".into(),
+            if cfg.server { "consul" } else { "node" }.to_string(),
+        );
+        tags.insert("dc".into(), cfg.datacenter.clone());
+        tags.insert("segment".into(), String::new());
+        tags.insert("id".into(), self.inner.node_id.clone());
+        tags.insert("vsn".into(), "2".into());
+        tags.insert("vsn_min".into(), "2".into());
+        tags.insert("vsn_max".into(), "3".into());
+        tags.insert(
+            "build".into(),
+            format!(
+                "{}:proconsul-{}",
+                proconsul_types::CONSUL_COMPAT_VERSION,
+                proconsul_types::PROCONSUL_VERSION
+            ),
+        );
+        if cfg.server {
+            tags.insert("port".into(), cfg.server_port.to_string());
+            if cfg.bootstrap || cfg.dev_mode {
+                tags.insert("bootstrap".into(), "1".into());
+            } else if cfg.bootstrap_expect > 0 {
+                tags.insert("expect".into(), cfg.bootstrap_expect.to_string());
+            }
+        }
+        AgentMember {
+            name: self.inner.node_name.clone(),
+            addr: cfg.advertise_addr.to_string(),
+            port: cfg.serf_lan_port,
+            tags,
+            status: member_status::ALIVE,
+            protocol_min: 1,
+            protocol_max: 5,
+            protocol_cur: 2,
+            delegate_min: 2,
+            delegate_max: 5,
+            delegate_cur: 4,
+        }
+    }
+
+    /// Re-read config files and apply service/check changes.
+    async fn reload(&self) -> Result<(), RpcError> {
+        let new = proconsul_config::load(&self.inner.flags)
+            .map_err(|e| RpcError::Internal(format!("Failed to reload configs: {e}")))?;
+        // Validate every definition before touching the running state.
+        let scratch = LocalState::default();
+        for s in &new.services {
+            scratch
+                .add_service(&self.inner.node_name, s, true, true)
+                .map_err(|e| {
+                    RpcError::Internal(format!(
+                        "Failed to reload configs: service {:?}: {e}",
+                        s.name
+                    ))
+                })?;
+        }
+        self.inner.local.remove_config_sourced();
+        for s in &new.services {
+            self.inner
+                .local
+                .add_service(&self.inner.node_name, s, true, true)?;
+        }
+        for c in &new.checks {
+            self.inner.local.add_check(&self.inner.node_name, c, true)?;
+        }
+        *self.inner.config.write().unwrap() = new;
+        tracing::info!(target: "agent", "configuration reloaded");
+        self.sync_changes().await;
+        Ok(())
+    }
+
+    fn record_event(&self, mut ev: UserEvent) -> UserEvent {
+        ev.id = uuid::Uuid::new_v4().to_string();
+        ev.ltime = self.inner.event_ltime.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut ring = self.inner.events.lock().unwrap();
+        if ring.len() == EVENT_RING {
+            ring.pop_front();
+        }
+        ring.push_back(ev.clone());
+        ev
+    }
+}
+
+/// `proconsul agent`: load config, start, run until a signal or `leave`; returns the exit code.
+pub fn run(flags: AgentFlags) -> i32 {
+    let config = match proconsul_config::load(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("==> {e}");
+            return 1;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("==> failed to start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(run_async(config, flags))
+}
+
+async fn run_async(config: RuntimeConfig, flags: AgentFlags) -> i32 {
+    logging::init(&config.log_level, config.log_json);
+    println!("==> Starting Proconsul agent...");
+    let agent = match Agent::start(config.clone(), flags).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("==> Error starting agent: {e}");
+            return 1;
+        }
+    };
+    print_banner(&agent, &config);
+    for w in &config.warnings {
+        tracing::warn!(target: "agent", "{w}");
+    }
+    if let Some(p) = &config.pid_file {
+        if let Err(e) = std::fs::write(p, std::process::id().to_string()) {
+            tracing::warn!(target: "agent", error = %e, "could not write pid file");
+        }
+    }
+    tracing::info!(target: "agent", "started state syncer");
+    if config.http_addrs.is_empty() {
+        tracing::info!(target: "agent", "HTTP API disabled");
+    }
+    for a in agent.http_addrs() {
+        tracing::info!(target: "agent", address = %a, network = "tcp", "started HTTP server");
+    }
+    let token = agent.shutdown_token();
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let term_recv = async {
+            match term.as_mut() {
+                Some(t) => t.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(unix)]
+        let hup_recv = async {
+            match hup.as_mut() {
+                Some(t) => t.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = token.cancelled() => {
+                tracing::info!(target: "agent", "graceful leave complete");
+                break;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!(target: "agent", "caught signal: interrupt");
+                break;
+            }
+            _ = term_recv => {
+                tracing::info!(target: "agent", "caught signal: terminated");
+                break;
+            }
+            _ = hup_recv => {
+                tracing::info!(target: "agent", "caught signal: hangup; reloading configuration");
+                if let Err(e) = agent.reload().await {
+                    tracing::error!(target: "agent", error = %e, "reload failed");
+                }
+            }
+        }
+    }
+    tracing::info!(target: "agent", "shutting down");
+    agent.shutdown().await;
+    tracing::info!(target: "agent", "shutdown complete");
+    0
+}
+
+fn print_banner(agent: &Agent, c: &RuntimeConfig) {
+    let port = |p: Option<u16>| p.map(|p| p.to_string()).unwrap_or_else(|| "-1".into());
+    let http = c
+        .http_addrs
+        .first()
+        .map(|a| a.port().to_string())
+        .unwrap_or_else(|| "-1".into());
+    let dns = c
+        .dns_addrs
+        .first()
+        .map(|a| a.port().to_string())
+        .unwrap_or_else(|| "-1".into());
+    let clients: Vec<String> = c.client_addrs.iter().map(|a| a.to_string()).collect();
+    println!(
+        "              Version: '{}' (Consul-compatible: '{}')",
+        proconsul_types::PROCONSUL_VERSION,
+        proconsul_types::CONSUL_COMPAT_VERSION
+    );
+    println!("              Node ID: '{}'", agent.node_id());
+    println!("            Node name: '{}'", agent.node_name());
+    println!(
+        "           Datacenter: '{}' (Segment: '{}')",
+        c.datacenter,
+        if c.server { "<all>" } else { "" }
+    );
+    println!(
+        "               Server: {} (Bootstrap: {})",
+        c.server,
+        c.bootstrap || c.dev_mode
+    );
+    println!(
+        "          Client Addr: [{}] (HTTP: {}, HTTPS: {}, gRPC: {}, DNS: {})",
+        clients.join(" "),
+        http,
+        port(c.https_port),
+        port(c.grpc_port),
+        dns
+    );
+    println!(
+        "         Cluster Addr: {} (LAN: {}, WAN: {})",
+        c.advertise_addr,
+        c.serf_lan_port,
+        port(c.serf_wan_port)
+    );
+    println!("    Gossip Encryption: {}", c.encrypt_key.is_some());
+    println!();
+    println!("==> Log data will now stream in as it occurs:");
+    println!();
+}

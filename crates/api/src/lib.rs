@@ -1,1 +1,33 @@
-//! proconsul-api (placeholder)
+//! A small blocking client for the Consul HTTP API, as spoken by proconsul agents.
+//!
+//! The CLI (`proconsul kv get`, `members`, ...) and the test kit talk to agents through this crate,
+//! so it mirrors the behaviour of HashiCorp's Go client (`github.com/hashicorp/consul/api`) where a
+//! user can see it: the same query parameters, `X-Consul-Token` for the ACL token, the same
+//! `CONSUL_HTTP_ADDR`/`CONSUL_HTTP_TOKEN` environment, and errors that print like the Go client's
+//! (`Unexpected response code: 500 (No cluster leader)`), because scripts grep for those texts.
+//!
+//! It is deliberately blocking (ureq): a CLI run makes a handful of requests and exits, and a
+//! blocking client can be used from tests without a runtime. It never talks to agents over RPC.
+
+mod agent;
+mod catalog;
+mod client;
+mod config;
+mod encode;
+mod error;
+mod kv;
+mod status;
+
+#[cfg(test)]
+mod testserver;
+
+pub use client::{Client, QueryMeta, QueryOptions};
+pub use config::{Config, DEFAULT_ADDRESS};
+pub use error::Error;
+pub use kv::KvWrite;
+
+/// Re-exported API shapes, so callers need not depend on `proconsul-types` for the common ones.
+pub use proconsul_types::{AgentMember, KvEntry, Node, ServiceNode};
+
+/// Result of every client call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

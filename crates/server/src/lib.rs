@@ -1,1 +1,199 @@
-//! proconsul-server (placeholder)
+//! The server role: the datacenter's state behind Raft, and the endpoints that read and change it.
+//!
+//! A [`Server`] owns a Raft node whose state machine is the pure `proconsul-state` store. Reads
+//! ([`Server::read`]) honour the consistency mode and block on the store's watch sets; writes
+//! ([`Server::write`]) are validated and completed with everything time- or randomness-dependent
+//! (session IDs, `at_ms`, lock-delay checks) *before* they are proposed, so apply stays pure.
+//! The leader loop ([`leader`]) does what only the leader may: reconcile members into the
+//! catalog, expire session TTLs, reap KV tombstones.
+
+mod fsm;
+mod leader;
+mod read;
+mod write;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proconsul_raft::{RaftNode, RaftOptions, RaftTransport};
+use proconsul_state::Store;
+use proconsul_types::RpcError;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use leader::{LanMember, MemberSource, MemberStatus};
+
+/// What a server needs to start.
+#[derive(Clone)]
+pub struct ServerOptions {
+    pub node_name: String,
+    /// The node's UUID; its first 8 bytes make the Raft node id.
+    pub node_id: String,
+    pub datacenter: String,
+    /// Server RPC address published to Raft peers (`ip:8300`).
+    pub rpc_addr: SocketAddr,
+    /// `Some(<data-dir>/raft)` for a durable log; `None` for `-dev` (in memory).
+    pub raft_dir: Option<PathBuf>,
+    /// Bootstrap a single-voter cluster if there is no Raft state yet (`-dev`, `-bootstrap`,
+    /// `-bootstrap-expect=1`).
+    pub bootstrap: bool,
+    /// Consul's `performance.raft_multiplier`.
+    pub raft_multiplier: u32,
+    pub session_ttl_min: Duration,
+    /// How long KV tombstones are kept before the leader reaps them (Consul: 15 minutes).
+    pub tombstone_ttl: Duration,
+    /// The gossip pool's members, for the leader's reconcile loop.
+    pub members: Arc<dyn MemberSource>,
+    /// Carries Raft RPCs to peers.
+    pub transport: Arc<dyn RaftTransport>,
+}
+
+/// Errors starting a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("raft: {0}")]
+    Raft(#[from] proconsul_raft::RaftError),
+}
+
+/// A running server. Cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    opts: ServerOptions,
+    store: Store,
+    raft: RaftNode,
+    sessions: leader::SessionTimers,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Raft node id from a node UUID: its first 16 hex digits (never 0).
+pub fn raft_id_from_node_id(node_id: &str) -> u64 {
+    let hex: String = node_id
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(16)
+        .collect();
+    u64::from_str_radix(&hex, 16).unwrap_or(0).max(1)
+}
+
+impl Server {
+    /// Start the Raft node and the leader loop; bootstrap if asked and there is no Raft state.
+    pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
+        let store = Store::new();
+        let raft_id = raft_id_from_node_id(&opts.node_id);
+        let mut ropts = RaftOptions::new(raft_id, opts.rpc_addr.to_string(), opts.raft_dir.clone())
+            .with_multiplier(opts.raft_multiplier as u64);
+        if opts.raft_dir.is_none() {
+            // -dev: elect at once, keep compaction small.
+            ropts.election_min_ms = 150;
+            ropts.election_max_ms = 300;
+            ropts.heartbeat_ms = 50;
+        }
+        let sm = Arc::new(fsm::StoreMachine::new(store.clone()));
+        let raft = RaftNode::start(ropts, sm, opts.transport.clone()).await?;
+        if opts.bootstrap && !raft.is_initialized().await {
+            tracing::info!(target: "agent.server", "bootstrapping a single-server cluster");
+            raft.bootstrap(vec![(raft_id, opts.rpc_addr.to_string())])
+                .await?;
+        }
+        let server = Server {
+            inner: Arc::new(Inner {
+                opts,
+                store,
+                raft,
+                sessions: leader::SessionTimers::default(),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        };
+        let s = server.clone();
+        server
+            .inner
+            .tasks
+            .spawn(async move { leader::run(s).await });
+        Ok(server)
+    }
+
+    /// The store, for in-process readers that accept stale data (DNS on a server).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn datacenter(&self) -> &str {
+        &self.inner.opts.datacenter
+    }
+
+    /// `ip:port` of the current leader, or empty.
+    pub fn leader_addr(&self) -> String {
+        self.inner.raft.leader().map(|(_, a)| a).unwrap_or_default()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.inner.raft.is_leader()
+    }
+
+    /// Raft voters' addresses.
+    pub fn peers(&self) -> Vec<String> {
+        self.inner
+            .raft
+            .voters()
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect()
+    }
+
+    /// Raft figures for `/v1/agent/self` and `info`.
+    pub fn raft_metrics(&self) -> proconsul_raft::RaftMetricsSummary {
+        self.inner.raft.metrics()
+    }
+
+    /// Wait until this server knows a leader (or the deadline passes).
+    pub async fn wait_for_leader(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if self.inner.raft.leader().is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Stop the leader loop and Raft.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        self.inner.raft.shutdown().await;
+    }
+}
+
+/// Map a Raft error to what the HTTP API answers.
+fn raft_error(e: proconsul_raft::RaftError) -> RpcError {
+    use proconsul_raft::RaftError as E;
+    match e {
+        E::NoLeader => RpcError::NoLeader,
+        // Forwarding to the leader over RPC arrives with the multi-server cluster; until then a
+        // server that is not the leader cannot serve leader reads or writes.
+        E::ForwardToLeader { leader: None } => RpcError::NoLeader,
+        E::ForwardToLeader {
+            leader: Some((_, addr)),
+        } => RpcError::Unavailable(format!("not the leader; the leader is {addr}")),
+        E::Shutdown => RpcError::Unavailable("server is shutting down".into()),
+        E::Storage(m) | E::Other(m) => RpcError::Internal(m),
+    }
+}
+
+/// Wall-clock milliseconds, decided by the proposer and carried in the log entry.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

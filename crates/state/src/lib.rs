@@ -1,1 +1,31 @@
-//! proconsul-state (placeholder)
+//! proconsul's state store: the catalog (nodes, services, checks), KV with locks and
+//! tombstones, and sessions, with Consul's semantics and index rules.
+//!
+//! It is the bottom of the server: the Raft state machine calls [`Store::apply`] with each
+//! committed entry's index and [`Proposal`]; endpoints read through [`Store::view`] and block
+//! on [`WatchSet::changed`]. It must stay pure: no async runtime, no I/O, no clock, no
+//! randomness. Anything time-dependent arrives inside the proposal, so every replica that
+//! applies the same log holds the same state and produces the same [`Store::dump`] bytes.
+//!
+//! Layout: `command` (log entry payload), `store` (root, writer, apply), `catalog`, `kv`,
+//! `session`, `txn` (writes and reads per domain), `view` (read views), `watch` (notifiers and
+//! watch sets), `snapshot` (dump/restore), `records` (internal rows, kept apart from the API
+//! shapes in `proconsul-types`).
+
+mod catalog;
+mod command;
+mod error;
+mod kv;
+mod records;
+mod session;
+mod snapshot;
+mod store;
+mod txn;
+mod view;
+mod watch;
+
+pub use command::{ApplyResult, Command, KvOp, KvVerb, Proposal};
+pub use error::StateError;
+pub use store::{Store, Table};
+pub use view::View;
+pub use watch::WatchSet;

@@ -67,7 +67,11 @@ pub fn parse_nanos(orig: &str) -> Result<i64, DurationError> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            "" => return Err(DurationError(format!("time: missing unit in duration \"{orig}\""))),
+            "" => {
+                return Err(DurationError(format!(
+                    "time: missing unit in duration \"{orig}\""
+                )))
+            }
             other => {
                 return Err(DurationError(format!(
                     "time: unknown unit \"{other}\" in duration \"{orig}\""

@@ -14,30 +14,111 @@ use std::sync::OnceLock;
 /// Every field name the API takes as input, in canonical spelling.
 const FIELDS: &[&str] = &[
     // catalog / agent service
-    "ID", "Node", "Address", "Datacenter", "TaggedAddresses", "NodeMeta", "Meta", "Service",
-    "Services", "Check", "Checks", "SkipNodeUpdate", "Name", "Tags", "Port", "Kind",
-    "EnableTagOverride", "Weights", "Passing", "Warning", "ServiceID", "CheckID", "ServiceName",
-    "ServiceTags", "Status", "Notes", "Output", "Type", "Definition", "Interval", "Timeout",
-    "TTL", "HTTP", "Header", "Method", "Body", "TCP", "GRPC", "GRPCUseTLS", "TLSServerName",
-    "TLSSkipVerify", "DisableRedirects", "Args", "ScriptArgs", "AliasNode", "AliasService",
-    "DeregisterCriticalServiceAfter", "SuccessBeforePassing", "FailuresBeforeWarning",
-    "FailuresBeforeCritical", "DockerContainerID", "Shell", "H2PING", "OutputMaxSize",
-    "SocketPath", "Proxy", "Connect", "Namespace", "Partition", "PeerName", "Locality",
-    "ExposedPort", "CreateIndex", "ModifyIndex", "ServiceAddress", "ServicePort", "ServiceMeta",
-    "ServiceTaggedAddresses", "ServiceWeights", "ServiceEnableTagOverride", "ServiceKind",
+    "ID",
+    "Node",
+    "Address",
+    "Datacenter",
+    "TaggedAddresses",
+    "NodeMeta",
+    "Meta",
+    "Service",
+    "Services",
+    "Check",
+    "Checks",
+    "SkipNodeUpdate",
+    "Name",
+    "Tags",
+    "Port",
+    "Kind",
+    "EnableTagOverride",
+    "Weights",
+    "Passing",
+    "Warning",
+    "ServiceID",
+    "CheckID",
+    "ServiceName",
+    "ServiceTags",
+    "Status",
+    "Notes",
+    "Output",
+    "Type",
+    "Definition",
+    "Interval",
+    "Timeout",
+    "TTL",
+    "HTTP",
+    "Header",
+    "Method",
+    "Body",
+    "TCP",
+    "GRPC",
+    "GRPCUseTLS",
+    "TLSServerName",
+    "TLSSkipVerify",
+    "DisableRedirects",
+    "Args",
+    "ScriptArgs",
+    "AliasNode",
+    "AliasService",
+    "DeregisterCriticalServiceAfter",
+    "SuccessBeforePassing",
+    "FailuresBeforeWarning",
+    "FailuresBeforeCritical",
+    "DockerContainerID",
+    "Shell",
+    "H2PING",
+    "OutputMaxSize",
+    "SocketPath",
+    "Proxy",
+    "Connect",
+    "Namespace",
+    "Partition",
+    "PeerName",
+    "Locality",
+    "ExposedPort",
+    "CreateIndex",
+    "ModifyIndex",
+    "ServiceAddress",
+    "ServicePort",
+    "ServiceMeta",
+    "ServiceTaggedAddresses",
+    "ServiceWeights",
+    "ServiceEnableTagOverride",
+    "ServiceKind",
     // kv / txn
-    "Key", "Value", "Flags", "Session", "LockIndex", "Verb", "Index", "KV",
+    "Key",
+    "Value",
+    "Flags",
+    "Session",
+    "LockIndex",
+    "Verb",
+    "Index",
+    "KV",
     // session
-    "LockDelay", "Behavior", "NodeChecks", "ServiceChecks",
+    "LockDelay",
+    "Behavior",
+    "NodeChecks",
+    "ServiceChecks",
     // events
-    "Payload", "NodeFilter", "ServiceFilter", "TagFilter",
+    "Payload",
+    "NodeFilter",
+    "ServiceFilter",
+    "TagFilter",
     // misc
-    "Reason", "Token",
+    "Reason",
+    "Token",
 ];
 
 /// Keys whose values are user data: their inner keys are never rewritten.
-const FREE_FORM: &[&str] = &["Meta", "NodeMeta", "TaggedAddresses", "ServiceMeta", "Header",
-    "ServiceTaggedAddresses", "Definition"];
+const FREE_FORM: &[&str] = &[
+    "Meta",
+    "NodeMeta",
+    "TaggedAddresses",
+    "ServiceMeta",
+    "Header",
+    "ServiceTaggedAddresses",
+    "Definition",
+];
 
 fn canonical() -> &'static HashMap<String, &'static str> {
     static TABLE: OnceLock<HashMap<String, &'static str>> = OnceLock::new();
@@ -58,7 +139,10 @@ pub fn canonicalize(v: Value) -> Value {
         Value::Object(map) => {
             let mut out = Map::with_capacity(map.len());
             for (k, val) in map {
-                let key = canonical().get(&fold(&k)).map(|c| c.to_string()).unwrap_or(k);
+                let key = canonical()
+                    .get(&fold(&k))
+                    .map(|c| c.to_string())
+                    .unwrap_or(k);
                 let val = if FREE_FORM.contains(&key.as_str()) {
                     val
                 } else {

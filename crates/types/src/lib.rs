@@ -7,21 +7,23 @@
 //! Input from clients is matched case-insensitively (see [`json::from_slice_ci`]), the way
 //! Consul's own decoder accepts `{"name": "web"}` from py-consul.
 
+pub mod agent;
 pub mod catalog;
 pub mod duration;
 pub mod json;
 pub mod kv;
 pub mod query;
+pub mod rpc;
 pub mod session;
 pub mod txn;
-pub mod agent;
 
+pub use agent::*;
 pub use catalog::*;
 pub use kv::*;
 pub use query::*;
+pub use rpc::*;
 pub use session::*;
 pub use txn::*;
-pub use agent::*;
 
 /// A Raft log index; every `CreateIndex`/`ModifyIndex` is one.
 pub type Index = u64;

@@ -56,7 +56,16 @@ pub struct TxnResponse {
 
 /// The verbs a KV transaction operation may use.
 pub const KV_VERBS: &[&str] = &[
-    "set", "cas", "lock", "unlock", "get", "get-tree", "check-index", "check-session",
-    "check-not-exists", "delete", "delete-tree", "delete-cas",
+    "set",
+    "cas",
+    "lock",
+    "unlock",
+    "get",
+    "get-tree",
+    "check-index",
+    "check-session",
+    "check-not-exists",
+    "delete",
+    "delete-tree",
+    "delete-cas",
 ];
-

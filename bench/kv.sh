@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# KV throughput of `proconsul agent -dev`, plus its time-to-serving and idle RSS.
+#
+#   bash bench/kv.sh [BINARY] [SECONDS]
+#
+# Needs wrk (apt-get install -y wrk) and curl. Runs wrk with 2 threads and 64 connections for
+# PUT then GET, against an agent on 127.0.0.1:18500. Prints figures only; never a pass/fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/release/proconsul}
+SECS=${2:-10}
+command -v wrk >/dev/null || { echo "needs wrk: apt-get install -y wrk" >&2; exit 2; }
+[[ -x $BIN ]] || cargo build --release -p proconsul
+WORK=$(mktemp -d)
+trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+cat >"$WORK/ports.json" <<JSON
+{ "ports": { "http": 18500, "dns": -1, "grpc": -1 } }
+JSON
+
+t0=$(date +%s%N)
+"$BIN" agent -dev -log-level=warn -config-file="$WORK/ports.json" >"$WORK/log" 2>&1 &
+PID=$!
+until curl -sf localhost:18500/v1/status/leader | grep -q 8300; do sleep 0.005; done
+t1=$(date +%s%N)
+echo "time to serving (leader known over HTTP): $(( (t1 - t0) / 1000000 )) ms"
+sleep 2
+echo "idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$PID/status)"
+
+echo "--- PUT /v1/kv (64 connections, ${SECS}s)"
+wrk -t2 -c64 -d"${SECS}s" -s bench/kv_put.lua http://127.0.0.1:18500 | grep -E 'Requests/sec|Latency|Non-2xx'
+echo "--- GET /v1/kv (64 connections, ${SECS}s)"
+wrk -t2 -c64 -d"${SECS}s" -s bench/kv_get.lua http://127.0.0.1:18500 | grep -E 'Requests/sec|Latency|Non-2xx'
+echo "RSS after load: $(awk '/VmRSS/ {print $2, $3}' /proc/$PID/status)"

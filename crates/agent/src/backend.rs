@@ -1,0 +1,215 @@
+//! The HTTP API's view of the agent (`proconsul_http::Backend`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use proconsul_http::{Backend, ServiceRegistration};
+use proconsul_types::{
+    AgentMember, AgentService, CheckDefinition, HealthCheck, QueryMeta, QueryOptions, ReadRequest,
+    ReadResponse, RpcError, UserEvent, WriteRequest, WriteResponse,
+};
+use serde_json::json;
+
+use crate::Agent;
+
+impl Backend for Agent {
+    async fn read(
+        &self,
+        req: ReadRequest,
+        opts: QueryOptions,
+    ) -> Result<(QueryMeta, ReadResponse), RpcError> {
+        self.rpc_read(req, opts).await
+    }
+
+    async fn write(
+        &self,
+        req: WriteRequest,
+        datacenter: String,
+    ) -> Result<(u64, WriteResponse), RpcError> {
+        self.rpc_write_dc(req, &datacenter).await
+    }
+
+    fn datacenter(&self) -> String {
+        self.config().datacenter
+    }
+
+    async fn datacenters(&self) -> Result<Vec<String>, RpcError> {
+        Ok(vec![self.config().datacenter])
+    }
+
+    fn node_name(&self) -> String {
+        self.inner.node_name.clone()
+    }
+
+    fn kv_max_value_size(&self) -> u64 {
+        self.config().kv_max_value_size
+    }
+
+    async fn status_leader(&self) -> Result<String, RpcError> {
+        Ok(self
+            .inner
+            .server
+            .as_ref()
+            .map(|s| s.leader_addr())
+            .unwrap_or_default())
+    }
+
+    async fn status_peers(&self) -> Result<Vec<String>, RpcError> {
+        Ok(self
+            .inner
+            .server
+            .as_ref()
+            .map(|s| s.peers())
+            .unwrap_or_default())
+    }
+
+    fn agent_self(&self) -> serde_json::Value {
+        let cfg = self.config();
+        let member = self.self_member();
+        let raft = self.inner.server.as_ref().map(|s| {
+            let m = s.raft_metrics();
+            json!({
+                "state": m.state,
+                "term": m.term.to_string(),
+                "last_log_index": m.last_log_index.to_string(),
+                "commit_index": m.commit_index.to_string(),
+                "applied_index": m.applied_index.to_string(),
+                "last_snapshot_index": m.last_snapshot_index.to_string(),
+                "num_peers": m.num_voters.saturating_sub(1).to_string(),
+                "last_contact": format!("{}ms", m.last_contact_ms),
+            })
+        });
+        json!({
+            "Config": {
+                "Datacenter": cfg.datacenter,
+                "PrimaryDatacenter": cfg.primary_datacenter,
+                "NodeName": self.inner.node_name,
+                "NodeID": self.inner.node_id,
+                "Revision": "proconsul",
+                "Server": cfg.server,
+                "Version": proconsul_types::CONSUL_COMPAT_VERSION,
+                "BuildDate": "",
+                "Proconsul": { "Version": proconsul_types::PROCONSUL_VERSION },
+            },
+            "DebugConfig": {
+                "Datacenter": cfg.datacenter,
+                "NodeName": self.inner.node_name,
+                "ServerMode": cfg.server,
+                "DevMode": cfg.dev_mode,
+                "BootstrapExpect": cfg.bootstrap_expect,
+                "DataDir": cfg.data_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                "SessionTTLMin": proconsul_types::duration::format(cfg.session_ttl_min),
+                "KVMaxValueSize": cfg.kv_max_value_size,
+            },
+            "Coord": null,
+            "Member": member,
+            "Stats": { "raft": raft },
+            "Meta": cfg.node_meta,
+            "xDS": null,
+        })
+    }
+
+    fn agent_members(&self, wan: bool) -> Vec<AgentMember> {
+        let mut m = self.self_member();
+        if wan {
+            let cfg = self.config();
+            if !cfg.server {
+                return Vec::new();
+            }
+            m.name = format!("{}.{}", m.name, cfg.datacenter);
+            m.port = cfg.serf_wan_port.unwrap_or(8302);
+        }
+        vec![m]
+    }
+
+    fn agent_services(&self) -> BTreeMap<String, AgentService> {
+        self.inner.local.agent_services(&self.config().datacenter)
+    }
+
+    fn agent_checks(&self) -> BTreeMap<String, HealthCheck> {
+        self.inner.local.agent_checks()
+    }
+
+    async fn agent_register_service(&self, reg: ServiceRegistration) -> Result<(), RpcError> {
+        self.inner.local.add_service(
+            &self.inner.node_name,
+            &reg.definition,
+            false,
+            reg.replace_existing_checks,
+        )?;
+        self.sync_changes().await;
+        Ok(())
+    }
+
+    async fn agent_deregister_service(&self, id: String) -> Result<(), RpcError> {
+        if !self.inner.local.remove_service(&id) {
+            return Err(RpcError::NotFound(format!(
+                "Unknown service ID \"{id}\". Ensure that the service ID is passed, not the service name."
+            )));
+        }
+        self.sync_changes().await;
+        Ok(())
+    }
+
+    async fn agent_register_check(&self, def: CheckDefinition) -> Result<(), RpcError> {
+        self.inner
+            .local
+            .add_check(&self.inner.node_name, &def, false)?;
+        self.sync_changes().await;
+        Ok(())
+    }
+
+    async fn agent_deregister_check(&self, id: String) -> Result<(), RpcError> {
+        if !self.inner.local.remove_check(&id) {
+            return Err(RpcError::NotFound(format!(
+                "Unknown check ID \"{id}\". Ensure that the check ID is passed, not the check name."
+            )));
+        }
+        self.sync_changes().await;
+        Ok(())
+    }
+
+    async fn agent_update_ttl(
+        &self,
+        id: String,
+        status: String,
+        output: String,
+    ) -> Result<(), RpcError> {
+        self.inner.local.update_ttl(&id, &status, &output)?;
+        self.sync_changes().await;
+        Ok(())
+    }
+
+    async fn agent_join(&self, addr: String, _wan: bool) -> Result<(), RpcError> {
+        // Joining needs the gossip layer; say so plainly instead of pretending.
+        Err(RpcError::Internal(format!(
+            "Error joining address '{addr}': gossip membership is not available in this proconsul release yet"
+        )))
+    }
+
+    async fn agent_leave(&self) -> Result<(), RpcError> {
+        tracing::info!(target: "agent", "requesting graceful leave");
+        // Answer first, then stop: the caller's HTTP request must complete.
+        let token = self.inner.shutdown.clone();
+        self.inner.tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            token.cancel();
+        });
+        Ok(())
+    }
+
+    async fn agent_reload(&self) -> Result<(), RpcError> {
+        self.reload().await
+    }
+
+    async fn event_fire(&self, ev: UserEvent) -> Result<UserEvent, RpcError> {
+        if ev.name.is_empty() {
+            return Err(RpcError::BadRequest("Missing name".into()));
+        }
+        Ok(self.record_event(ev))
+    }
+
+    fn event_list(&self) -> Vec<UserEvent> {
+        self.inner.events.lock().unwrap().iter().cloned().collect()
+    }
+}

@@ -1,0 +1,351 @@
+//! The agent's local state: the services and checks registered on *this* agent.
+//!
+//! The agent is the source of truth for them; anti-entropy (`sync`) pushes them into the catalog.
+//! Definitions arrive from the HTTP API or from config files (`from_config`), and reload replaces
+//! only the config-sourced ones.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use proconsul_types::{
+    duration, health, AgentService, CheckDefinition, HealthCheck, NodeService, RpcError,
+    ServiceDefinition, Weights,
+};
+use tokio::time::Instant;
+
+/// A service registered on this agent.
+#[derive(Debug, Clone)]
+pub struct LocalService {
+    pub service: NodeService,
+    pub from_config: bool,
+}
+
+/// A check registered on this agent, with its runtime state.
+#[derive(Debug, Clone)]
+pub struct LocalCheck {
+    pub check: HealthCheck,
+    pub definition: CheckDefinition,
+    pub from_config: bool,
+    /// TTL checks: the TTL and when it runs out.
+    pub ttl: Option<Duration>,
+    pub ttl_deadline: Option<Instant>,
+}
+
+/// Services and checks of this agent, keyed by ID.
+#[derive(Default)]
+pub struct LocalState {
+    inner: Mutex<Tables>,
+}
+
+#[derive(Default, Clone)]
+pub struct Tables {
+    pub services: BTreeMap<String, LocalService>,
+    pub checks: BTreeMap<String, LocalCheck>,
+}
+
+/// Output Consul records for a TTL check that ran out.
+pub const TTL_EXPIRED: &str = "TTL expired";
+
+impl LocalState {
+    /// A copy of everything (for sync and listings).
+    pub fn snapshot(&self) -> Tables {
+        self.inner.lock().unwrap().clone()
+    }
+
+    /// Add or replace a service and its checks.
+    pub fn add_service(
+        &self,
+        node: &str,
+        def: &ServiceDefinition,
+        from_config: bool,
+        replace_existing_checks: bool,
+    ) -> Result<(), RpcError> {
+        let svc = service_from_definition(def)?;
+        let mut defs: Vec<CheckDefinition> = def.checks.clone();
+        if let Some(c) = &def.check {
+            defs.insert(0, c.clone());
+        }
+        let total = defs.len();
+        let mut checks = Vec::with_capacity(total);
+        for (i, mut c) in defs.into_iter().enumerate() {
+            if c.given_id().is_empty() {
+                c.id = if total == 1 {
+                    format!("service:{}", svc.id)
+                } else {
+                    format!("service:{}:{}", svc.id, i + 1)
+                };
+            }
+            if c.name.is_empty() {
+                c.name = format!("Service '{}' check", svc.service);
+            }
+            c.service_id = svc.id.clone();
+            checks.push(check_from_definition(node, &c, Some(&svc), from_config)?);
+        }
+        let mut t = self.inner.lock().unwrap();
+        if replace_existing_checks {
+            let keep: Vec<String> = checks.iter().map(|c| c.check.check_id.clone()).collect();
+            t.checks
+                .retain(|id, c| c.check.service_id != svc.id || keep.contains(id));
+        }
+        for c in checks {
+            let id = c.check.check_id.clone();
+            // Re-registering keeps the current status of an existing check unless one is given.
+            let c = match t.checks.get(&id) {
+                Some(old) if c.definition.status.is_empty() => LocalCheck {
+                    check: HealthCheck {
+                        status: old.check.status.clone(),
+                        output: old.check.output.clone(),
+                        ..c.check
+                    },
+                    ttl_deadline: old.ttl_deadline,
+                    ..c
+                },
+                _ => c,
+            };
+            t.checks.insert(id, c);
+        }
+        t.services.insert(
+            svc.id.clone(),
+            LocalService {
+                service: svc,
+                from_config,
+            },
+        );
+        Ok(())
+    }
+
+    /// Remove a service and its checks; `false` if unknown.
+    pub fn remove_service(&self, id: &str) -> bool {
+        let mut t = self.inner.lock().unwrap();
+        if t.services.remove(id).is_none() {
+            return false;
+        }
+        t.checks.retain(|_, c| c.check.service_id != id);
+        true
+    }
+
+    /// Add or replace a standalone check (it may name a service of this agent).
+    pub fn add_check(
+        &self,
+        node: &str,
+        def: &CheckDefinition,
+        from_config: bool,
+    ) -> Result<(), RpcError> {
+        let mut def = def.clone();
+        if def.name.is_empty() {
+            return Err(RpcError::BadRequest("Missing check name".into()));
+        }
+        if def.given_id().is_empty() {
+            def.id = def.name.clone();
+        }
+        let mut t = self.inner.lock().unwrap();
+        let svc = if def.service_id.is_empty() {
+            None
+        } else {
+            match t.services.get(&def.service_id) {
+                Some(s) => Some(s.service.clone()),
+                None => {
+                    return Err(RpcError::NotFound(format!(
+                        "ServiceID \"{}\" does not exist",
+                        def.service_id
+                    )))
+                }
+            }
+        };
+        let c = check_from_definition(node, &def, svc.as_ref(), from_config)?;
+        t.checks.insert(c.check.check_id.clone(), c);
+        Ok(())
+    }
+
+    /// Remove a check; `false` if unknown.
+    pub fn remove_check(&self, id: &str) -> bool {
+        self.inner.lock().unwrap().checks.remove(id).is_some()
+    }
+
+    /// Update a TTL check's status and output, restarting its TTL.
+    pub fn update_ttl(&self, id: &str, status: &str, output: &str) -> Result<(), RpcError> {
+        let mut t = self.inner.lock().unwrap();
+        let Some(c) = t.checks.get_mut(id) else {
+            return Err(RpcError::NotFound(format!("Unknown check ID \"{id}\". Ensure that the check ID is passed, not the check name.")));
+        };
+        let Some(ttl) = c.ttl else {
+            return Err(RpcError::Internal(format!(
+                "CheckID \"{id}\" does not have associated TTL"
+            )));
+        };
+        c.check.status = status.to_string();
+        c.check.output = truncate_output(output);
+        c.ttl_deadline = Some(Instant::now() + ttl);
+        Ok(())
+    }
+
+    /// Mark TTL checks whose TTL ran out critical; returns whether anything changed.
+    pub fn expire_ttls(&self, now: Instant) -> bool {
+        let mut changed = false;
+        let mut t = self.inner.lock().unwrap();
+        for c in t.checks.values_mut() {
+            if let Some(deadline) = c.ttl_deadline {
+                if deadline <= now {
+                    c.ttl_deadline = None;
+                    if c.check.status != health::CRITICAL || c.check.output != TTL_EXPIRED {
+                        c.check.status = health::CRITICAL.to_string();
+                        c.check.output = TTL_EXPIRED.to_string();
+                        changed = true;
+                    }
+                }
+            }
+        }
+        changed
+    }
+
+    /// Drop every config-sourced service and check (before a reload re-adds them).
+    pub fn remove_config_sourced(&self) {
+        let mut t = self.inner.lock().unwrap();
+        t.services.retain(|_, s| !s.from_config);
+        let services: Vec<String> = t.services.keys().cloned().collect();
+        t.checks.retain(|_, c| {
+            !c.from_config
+                && (c.check.service_id.is_empty() || services.contains(&c.check.service_id))
+        });
+    }
+
+    /// `/v1/agent/services`.
+    pub fn agent_services(&self, datacenter: &str) -> BTreeMap<String, AgentService> {
+        let t = self.inner.lock().unwrap();
+        t.services
+            .iter()
+            .map(|(id, s)| {
+                let v = &s.service;
+                (
+                    id.clone(),
+                    AgentService {
+                        kind: v.kind.clone(),
+                        id: v.id.clone(),
+                        service: v.service.clone(),
+                        tags: v.tags.clone(),
+                        meta: v.meta.clone(),
+                        port: v.port,
+                        address: v.address.clone(),
+                        tagged_addresses: v.tagged_addresses.clone(),
+                        weights: v.weights,
+                        enable_tag_override: v.enable_tag_override,
+                        datacenter: datacenter.to_string(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// `/v1/agent/checks`.
+    pub fn agent_checks(&self) -> BTreeMap<String, HealthCheck> {
+        let t = self.inner.lock().unwrap();
+        t.checks
+            .iter()
+            .map(|(id, c)| (id.clone(), c.check.clone()))
+            .collect()
+    }
+}
+
+/// Consul caps recorded check output at 4 KiB.
+pub fn truncate_output(s: &str) -> String {
+    const MAX: usize = 4096;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} ...\n(Output truncated)", &s[..end])
+}
+
+/// Validate a service definition and turn it into the catalog shape.
+pub fn service_from_definition(def: &ServiceDefinition) -> Result<NodeService, RpcError> {
+    if def.name.is_empty() {
+        return Err(RpcError::BadRequest("Missing service name".into()));
+    }
+    let weights = def.weights.unwrap_or_default();
+    if weights.passing < 1 || weights.warning < 0 {
+        return Err(RpcError::BadRequest(
+            "Passing weight must be greater than 0".into(),
+        ));
+    }
+    Ok(NodeService {
+        kind: def.kind.clone(),
+        id: if def.id.is_empty() {
+            def.name.clone()
+        } else {
+            def.id.clone()
+        },
+        service: def.name.clone(),
+        tags: def.tags.clone(),
+        address: def.address.clone(),
+        tagged_addresses: def.tagged_addresses.clone(),
+        meta: def.meta.clone(),
+        port: def.port,
+        weights: Weights { ..weights },
+        enable_tag_override: def.enable_tag_override,
+        ..Default::default()
+    })
+}
+
+/// Validate a check definition and build its catalog entry. Only TTL checks run in this
+/// release; other types are refused with a clear message rather than left silently critical.
+pub fn check_from_definition(
+    node: &str,
+    def: &CheckDefinition,
+    svc: Option<&NodeService>,
+    from_config: bool,
+) -> Result<LocalCheck, RpcError> {
+    let kind = def.kind();
+    if kind.is_empty() {
+        return Err(RpcError::BadRequest(
+            "Invalid check: must specify exactly one of TTL, HTTP, TCP, GRPC, Args or Alias".into(),
+        ));
+    }
+    if kind != "ttl" {
+        return Err(RpcError::BadRequest(format!(
+            "Invalid check: {kind} checks are not supported by this proconsul release yet (TTL checks are)"
+        )));
+    }
+    let ttl = duration::parse(&def.ttl)
+        .map_err(|e| RpcError::BadRequest(format!("Invalid check: TTL: {e}")))?;
+    if ttl.is_zero() {
+        return Err(RpcError::BadRequest(
+            "Invalid check: TTL must be > 0 for TTL checks".into(),
+        ));
+    }
+    let status = if def.status.is_empty() {
+        health::CRITICAL.to_string()
+    } else if health::is_valid_status(&def.status) {
+        def.status.clone()
+    } else {
+        return Err(RpcError::BadRequest(format!(
+            "Invalid check status: '{}'",
+            def.status
+        )));
+    };
+    let check = HealthCheck {
+        node: node.to_string(),
+        check_id: def.given_id().to_string(),
+        name: def.name.clone(),
+        status,
+        notes: def.notes.clone(),
+        output: String::new(),
+        service_id: svc.map(|s| s.id.clone()).unwrap_or_default(),
+        service_name: svc.map(|s| s.service.clone()).unwrap_or_default(),
+        service_tags: svc.map(|s| s.tags.clone()).unwrap_or_default(),
+        check_type: kind.to_string(),
+        interval: def.interval.clone(),
+        timeout: def.timeout.clone(),
+        ..Default::default()
+    };
+    Ok(LocalCheck {
+        check,
+        definition: def.clone(),
+        from_config,
+        ttl: Some(ttl),
+        ttl_deadline: Some(Instant::now() + ttl),
+    })
+}

@@ -1,0 +1,153 @@
+//! Anti-entropy: make the catalog's entry for this node match the agent's local state.
+//!
+//! A full diff each time (the node, each service, each check), so one routine serves the
+//! immediate sync after a change and the periodic repair. Catalog entries for this node that
+//! the agent does not know are removed, except what servers own: the `serfHealth` check and the
+//! `consul` service.
+
+use proconsul_types::{
+    health, Consistency, DeregisterRequest, HealthCheck, NodeService, QueryOptions, ReadRequest,
+    ReadResponse, RegisterRequest, RpcError, WriteRequest,
+};
+
+use crate::Agent;
+
+/// The service servers register for themselves; anti-entropy leaves it alone.
+const CONSUL_SERVICE_ID: &str = "consul";
+
+fn same_service(a: &NodeService, b: &NodeService) -> bool {
+    a.id == b.id
+        && a.service == b.service
+        && a.tags == b.tags
+        && a.address == b.address
+        && a.port == b.port
+        && a.meta == b.meta
+        && a.tagged_addresses == b.tagged_addresses
+        && a.weights == b.weights
+        && a.enable_tag_override == b.enable_tag_override
+        && a.kind == b.kind
+}
+
+fn same_check(a: &HealthCheck, b: &HealthCheck) -> bool {
+    a.check_id == b.check_id
+        && a.name == b.name
+        && a.status == b.status
+        && a.output == b.output
+        && a.notes == b.notes
+        && a.service_id == b.service_id
+        && a.service_name == b.service_name
+        && a.service_tags == b.service_tags
+        && a.check_type == b.check_type
+}
+
+impl Agent {
+    /// One anti-entropy pass. Serialised: concurrent callers wait for each other.
+    pub(crate) async fn sync_once(&self) -> Result<(), RpcError> {
+        let _guard = self.inner.sync_lock.lock().await;
+        let node = self.inner.node_name.clone();
+        let stale = QueryOptions {
+            consistency: Consistency::Stale,
+            ..Default::default()
+        };
+        let (_, resp) = self
+            .rpc_read(
+                ReadRequest::CatalogNodeServices { node: node.clone() },
+                stale.clone(),
+            )
+            .await?;
+        let ReadResponse::NodeServices(found) = resp else {
+            return Err(RpcError::Internal("unexpected read response".into()));
+        };
+        let (_, resp) = self
+            .rpc_read(ReadRequest::HealthNodeChecks { node: node.clone() }, stale)
+            .await?;
+        let ReadResponse::Checks(remote_checks) = resp else {
+            return Err(RpcError::Internal("unexpected read response".into()));
+        };
+        let (remote_node, remote_services) = match found {
+            Some((n, s)) => (Some(n), s),
+            None => (None, Vec::new()),
+        };
+        let local = self.inner.local.snapshot();
+        let cfg = self.config();
+        let address = cfg.advertise_addr.to_string();
+
+        // The node itself.
+        let node_in_sync = remote_node.as_ref().is_some_and(|n| {
+            n.address == address && n.meta == cfg.node_meta && n.id == self.inner.node_id
+        });
+        if !node_in_sync {
+            let req = RegisterRequest {
+                id: self.inner.node_id.clone(),
+                node: node.clone(),
+                address: address.clone(),
+                node_meta: cfg.node_meta.clone(),
+                tagged_addresses: [
+                    ("lan".to_string(), address.clone()),
+                    ("wan".to_string(), address.clone()),
+                ]
+                .into_iter()
+                .collect(),
+                ..Default::default()
+            };
+            self.rpc_write(WriteRequest::Register(req)).await?;
+        }
+
+        // Services: register what differs, remove what the agent does not have.
+        for (id, s) in &local.services {
+            let remote = remote_services.iter().find(|r| &r.id == id);
+            if remote.is_some_and(|r| same_service(r, &s.service)) {
+                continue;
+            }
+            let req = RegisterRequest {
+                id: self.inner.node_id.clone(),
+                node: node.clone(),
+                address: address.clone(),
+                skip_node_update: true,
+                service: Some(s.service.clone()),
+                ..Default::default()
+            };
+            self.rpc_write(WriteRequest::Register(req)).await?;
+        }
+        for r in &remote_services {
+            if r.id == CONSUL_SERVICE_ID || local.services.contains_key(&r.id) {
+                continue;
+            }
+            let req = DeregisterRequest {
+                node: node.clone(),
+                service_id: r.id.clone(),
+                ..Default::default()
+            };
+            self.rpc_write(WriteRequest::Deregister(req)).await?;
+        }
+
+        // Checks likewise; serfHealth belongs to the servers.
+        for (id, c) in &local.checks {
+            let remote = remote_checks.iter().find(|r| &r.check_id == id);
+            if remote.is_some_and(|r| same_check(r, &c.check)) {
+                continue;
+            }
+            let req = RegisterRequest {
+                id: self.inner.node_id.clone(),
+                node: node.clone(),
+                address: address.clone(),
+                skip_node_update: true,
+                checks: vec![c.check.clone()],
+                ..Default::default()
+            };
+            self.rpc_write(WriteRequest::Register(req)).await?;
+        }
+        for r in &remote_checks {
+            if r.check_id == health::SERF_CHECK_ID || local.checks.contains_key(&r.check_id) {
+                continue;
+            }
+            let req = DeregisterRequest {
+                node: node.clone(),
+                check_id: r.check_id.clone(),
+                ..Default::default()
+            };
+            self.rpc_write(WriteRequest::Deregister(req)).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,394 @@
+//! The connection to one agent: request building, consistency options, response metadata.
+//!
+//! Every endpoint method goes through [`Client::request`], so query options, the token and the
+//! error mapping are applied in one place.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use ureq::http;
+
+use crate::{encode, Config, Error, Result};
+
+/// Largest response body the client accepts (a recursive KV read of a big tree fits).
+const MAX_BODY: u64 = 256 * 1024 * 1024;
+
+/// Options of a read, as the Go client's `QueryOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryOptions {
+    /// Query this datacenter instead of the client's default.
+    pub datacenter: Option<String>,
+    /// `?stale`: any server may answer.
+    pub stale: bool,
+    /// `?consistent`: the leader confirms its leadership first.
+    pub consistent: bool,
+    /// Blocking query: wait until the result's index exceeds this.
+    pub wait_index: u64,
+    /// Blocking query: wait at most this long.
+    pub wait_time: Option<Duration>,
+}
+
+impl QueryOptions {
+    /// Options that allow a stale read when `stale` is set (the CLI's `-stale`).
+    pub fn stale(stale: bool) -> Self {
+        QueryOptions {
+            stale,
+            ..QueryOptions::default()
+        }
+    }
+}
+
+/// What the agent reports besides a read's result (from the `X-Consul-*` headers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryMeta {
+    /// `X-Consul-Index`: pass it back as `wait_index` to block for changes.
+    pub last_index: u64,
+    /// `X-Consul-KnownLeader`.
+    pub known_leader: bool,
+    /// `X-Consul-LastContact`, milliseconds.
+    pub last_contact_ms: u64,
+}
+
+/// A raw answer: status, metadata and body.
+pub(crate) struct Reply {
+    pub status: u16,
+    pub meta: QueryMeta,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Decode the body, reading an empty body or `null` as `T::default()` (Consul answers
+    /// `null` for some empty results).
+    pub fn json<T: DeserializeOwned + Default>(&self) -> Result<T> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(T::default());
+        }
+        let v: Option<T> = serde_json::from_slice(&self.body)?;
+        Ok(v.unwrap_or_default())
+    }
+
+    /// The `true`/`false` body of KV writes (the Go client looks for `true` in it).
+    pub fn truthy(&self) -> bool {
+        self.text().contains("true")
+    }
+
+    /// Turn a non-200 answer into [`Error::Status`].
+    pub fn require_ok(self) -> Result<Reply> {
+        if self.status == 200 {
+            Ok(self)
+        } else {
+            Err(Error::Status {
+                status: self.status,
+                body: self.text(),
+            })
+        }
+    }
+}
+
+/// HTTP methods the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Put,
+    Delete,
+}
+
+impl Method {
+    /// How Go's `url.Error` names the method.
+    fn go_name(self) -> &'static str {
+        match self {
+            Method::Get => "Get",
+            Method::Put => "Put",
+            Method::Delete => "Delete",
+        }
+    }
+
+    fn http(self) -> http::Method {
+        match self {
+            Method::Get => http::Method::GET,
+            Method::Put => http::Method::PUT,
+            Method::Delete => http::Method::DELETE,
+        }
+    }
+}
+
+/// A blocking client bound to one agent. Cheap to clone; connections are pooled.
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    token: Option<String>,
+    datacenter: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token stays out of debug output.
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("datacenter", &self.datacenter)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Validate the config (address, token file) and build a client. No request is made.
+    pub fn new(config: Config) -> Result<Client> {
+        let base = config.base_url()?;
+        let token = config.resolve_token()?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Ok(Client {
+            agent,
+            base,
+            token,
+            datacenter: config.datacenter.filter(|d| !d.is_empty()),
+        })
+    }
+
+    /// The base URL requests go to (`http://host:port`).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Send one request. `path` is already escaped; `query` values are escaped here. The
+    /// client's datacenter is added unless `query` names one.
+    pub(crate) fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Reply> {
+        let url = self.url(path, query);
+        let builder = http::Request::builder()
+            .method(method.http())
+            .uri(url.as_str());
+        let builder = match &self.token {
+            Some(t) => builder.header("X-Consul-Token", t.as_str()),
+            None => builder,
+        };
+        let transport = |message: String| Error::Transport {
+            method: method.go_name(),
+            url: url.clone(),
+            message,
+        };
+        let result = match body {
+            Some(b) => self
+                .agent
+                .run(builder.body(b).map_err(|e| transport(e.to_string()))?),
+            None => self
+                .agent
+                .run(builder.body(()).map_err(|e| transport(e.to_string()))?),
+        };
+        let mut resp = result.map_err(|e| transport(describe(&e, &self.base)))?;
+        let meta = meta_from(resp.headers());
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| transport(describe(&e, &self.base)))?;
+        Ok(Reply { status, meta, body })
+    }
+
+    fn url(&self, path: &str, query: &[(&str, String)]) -> String {
+        let mut url = format!("{}{}", self.base, path);
+        let mut sep = '?';
+        let mut push = |k: &str, v: &str| {
+            url.push(sep);
+            sep = '&';
+            url.push_str(&encode::query(k));
+            url.push('=');
+            url.push_str(&encode::query(v));
+        };
+        if !query.iter().any(|(k, _)| *k == "dc") {
+            if let Some(dc) = &self.datacenter {
+                push("dc", dc);
+            }
+        }
+        for (k, v) in query {
+            push(k, v);
+        }
+        url
+    }
+
+    /// A GET decoded as JSON, with the read's metadata. `query` holds endpoint parameters;
+    /// `opts` adds consistency and blocking parameters.
+    pub fn get_json<T: DeserializeOwned + Default>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        opts: &QueryOptions,
+    ) -> Result<(T, QueryMeta)> {
+        let reply = self.get(path, query, opts)?.require_ok()?;
+        Ok((reply.json()?, reply.meta))
+    }
+
+    /// A PUT; returns the body of a 200 answer.
+    pub fn put(&self, path: &str, query: &[(&str, String)], body: &[u8]) -> Result<Vec<u8>> {
+        Ok(self
+            .request(Method::Put, path, query, Some(body))?
+            .require_ok()?
+            .body)
+    }
+
+    /// A DELETE; returns the body of a 200 answer.
+    pub fn delete(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<u8>> {
+        Ok(self
+            .request(Method::Delete, path, query, None)?
+            .require_ok()?
+            .body)
+    }
+
+    /// A GET with query options applied; the caller decides what a non-200 means.
+    pub(crate) fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        opts: &QueryOptions,
+    ) -> Result<Reply> {
+        let mut q: Vec<(&str, String)> = query.to_vec();
+        if let Some(dc) = &opts.datacenter {
+            q.push(("dc", dc.clone()));
+        }
+        if opts.stale {
+            q.push(("stale", String::new()));
+        }
+        if opts.consistent {
+            q.push(("consistent", String::new()));
+        }
+        if opts.wait_index != 0 {
+            q.push(("index", opts.wait_index.to_string()));
+        }
+        if let Some(w) = opts.wait_time {
+            q.push(("wait", format!("{}ms", w.as_millis())));
+        }
+        self.request(Method::Get, path, &q, None)
+    }
+}
+
+fn meta_from(headers: &http::HeaderMap) -> QueryMeta {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    QueryMeta {
+        last_index: get("X-Consul-Index")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        known_leader: get("X-Consul-KnownLeader") == Some("true"),
+        last_contact_ms: get("X-Consul-LastContact")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
+/// Describe a transport failure the way Go's net package does where users recognise it
+/// (`dial tcp 127.0.0.1:8500: connect: connection refused`).
+fn describe(e: &ureq::Error, base: &str) -> String {
+    let hostport = base.trim_start_matches("http://");
+    match e {
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("dial tcp {hostport}: connect: connection refused")
+        }
+        ureq::Error::HostNotFound => format!("dial tcp: lookup {hostport}: no such host"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testserver::{serve_once, Canned};
+
+    fn client(addr: &str) -> Client {
+        Client::new(Config {
+            address: addr.to_string(),
+            token: Some("tok".into()),
+            datacenter: Some("dc2".into()),
+            ..Config::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn token_dc_and_options_are_sent_and_meta_parsed() {
+        let (addr, req) = serve_once(
+            Canned::ok("[\"a\"]")
+                .header("X-Consul-Index", "42")
+                .header("X-Consul-KnownLeader", "true")
+                .header("X-Consul-LastContact", "7"),
+        );
+        let (v, meta): (Vec<String>, _) = client(&addr)
+            .get_json(
+                "/v1/x",
+                &[],
+                &QueryOptions {
+                    stale: true,
+                    wait_index: 5,
+                    wait_time: Some(Duration::from_secs(2)),
+                    ..QueryOptions::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(v, vec!["a".to_string()]);
+        assert_eq!(
+            meta,
+            QueryMeta {
+                last_index: 42,
+                known_leader: true,
+                last_contact_ms: 7
+            }
+        );
+        let req = req.join().unwrap();
+        assert!(
+            req.starts_with("GET /v1/x?dc=dc2&stale=&index=5&wait=2000ms HTTP/1.1"),
+            "{req}"
+        );
+        assert!(
+            req.to_ascii_lowercase().contains("x-consul-token: tok"),
+            "{req}"
+        );
+    }
+
+    #[test]
+    fn non_200_is_a_status_error_with_body() {
+        let (addr, _req) = serve_once(Canned::status(500, "No cluster leader"));
+        let err = client(&addr)
+            .get_json::<Vec<String>>("/v1/x", &[], &QueryOptions::default())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Unexpected response code: 500 (No cluster leader)"
+        );
+    }
+
+    #[test]
+    fn refused_connection_reads_like_go() {
+        // Bind and drop to get a port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Client::new(Config {
+            address: format!("127.0.0.1:{port}"),
+            ..Config::default()
+        })
+        .unwrap();
+        let err = c.status_leader().unwrap_err();
+        assert!(err.is_transport());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Get \"http://127.0.0.1:{port}/v1/status/leader\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+            )
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! `service`/`services` and `check`/`checks` blocks of config files.
+//!
+//! These become the API structs the agent registers (`ServiceDefinition`, `CheckDefinition`),
+//! decoded through the same case-insensitive route as `/v1/agent/service/register` bodies. Those
+//! structs accept unknown fields (clients send extras), but a config file must not: a typo such
+//! as `prot = 80` would otherwise register a service without its port. So keys are checked here
+//! against the list this crate supports, and each definition is validated the way Consul's
+//! builder does (a service needs a name, a check exactly one kind, an interval where it polls).
+
+use proconsul_types::json::canonicalize;
+use proconsul_types::{health, CheckDefinition, ServiceDefinition};
+use serde_json::{Map, Value};
+
+/// Keys a service block may hold (matched ignoring case and underscores, like the API).
+const SERVICE_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "kind",
+    "tags",
+    "address",
+    "port",
+    "meta",
+    "tagged_addresses",
+    "enable_tag_override",
+    "weights",
+    "check",
+    "checks",
+];
+
+/// Keys a check block may hold.
+const CHECK_KEYS: &[&str] = &[
+    "id",
+    "check_id",
+    "name",
+    "notes",
+    "service_id",
+    "status",
+    "interval",
+    "timeout",
+    "http",
+    "header",
+    "method",
+    "body",
+    "tls_skip_verify",
+    "tls_server_name",
+    "disable_redirects",
+    "tcp",
+    "grpc",
+    "grpc_use_tls",
+    "ttl",
+    "args",
+    "script_args",
+    "alias_service",
+    "alias_node",
+    "deregister_critical_service_after",
+    "success_before_passing",
+    "failures_before_warning",
+    "failures_before_critical",
+];
+
+const WEIGHTS_KEYS: &[&str] = &["passing", "warning"];
+
+fn fold(k: &str) -> String {
+    k.chars()
+        .filter(|c| *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn check_keys(ctx: &str, obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
+    for k in obj.keys() {
+        let f = fold(k);
+        if !allowed.iter().any(|a| fold(a) == f) {
+            return Err(format!("{ctx}: unknown field \"{k}\""));
+        }
+    }
+    Ok(())
+}
+
+/// A value that may be one object or a list of them (JSON `service` vs `services`, repeated
+/// HCL blocks).
+fn objects(ctx: &str, v: Value) -> Result<Vec<Map<String, Value>>, String> {
+    let items = match v {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::Object(m) => Ok(m),
+            other => Err(format!("{ctx}: expected an object, got {}", kind(&other))),
+        })
+        .collect()
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Remove a key whatever its spelling (`enable_tag_override`, `EnableTagOverride`).
+fn take(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
+    let f = fold(key);
+    let found = obj.keys().find(|k| fold(k) == f).cloned()?;
+    obj.remove(&found)
+}
+
+/// Decode `service`/`services`. A service's checks all end up in `checks` (`check` is `None`).
+pub(crate) fn services(v: Value) -> Result<Vec<ServiceDefinition>, String> {
+    objects("service", v)?.into_iter().map(service).collect()
+}
+
+fn service(mut obj: Map<String, Value>) -> Result<ServiceDefinition, String> {
+    check_keys("service", &obj, SERVICE_KEYS)?;
+    let name = obj
+        .iter()
+        .find(|(k, _)| fold(k) == "name")
+        .and_then(|(_, v)| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let ctx = if name.is_empty() {
+        "service".to_string()
+    } else {
+        format!("service {name:?}")
+    };
+    if let Some(Value::Object(w)) = obj
+        .iter()
+        .find(|(k, _)| fold(k) == "weights")
+        .map(|(_, v)| v)
+    {
+        check_keys(&format!("{ctx}: weights"), w, WEIGHTS_KEYS)?;
+    }
+    let mut checks = Vec::new();
+    for key in ["check", "checks"] {
+        if let Some(v) = take(&mut obj, key) {
+            for c in objects(&format!("{ctx}: {key}"), v)? {
+                checks.push(check(&format!("{ctx}: check"), c, false)?);
+            }
+        }
+    }
+    let mut def: ServiceDefinition = serde_json::from_value(canonicalize(Value::Object(obj)))
+        .map_err(|e| format!("{ctx}: {}", crate::user::serde_message(&e)))?;
+    if def.name.trim().is_empty() {
+        return Err("service: missing name".to_string());
+    }
+    def.checks = checks;
+    Ok(def)
+}
+
+/// Decode top-level `check`/`checks` (node checks, or checks bound to a service by `service_id`).
+pub(crate) fn checks(v: Value) -> Result<Vec<CheckDefinition>, String> {
+    objects("check", v)?
+        .into_iter()
+        .map(|c| check("check", c, true))
+        .collect()
+}
+
+fn check(ctx: &str, obj: Map<String, Value>, need_name: bool) -> Result<CheckDefinition, String> {
+    check_keys(ctx, &obj, CHECK_KEYS)?;
+    let def: CheckDefinition = serde_json::from_value(canonicalize(Value::Object(obj)))
+        .map_err(|e| format!("{ctx}: {}", crate::user::serde_message(&e)))?;
+    let ctx = match (def.name.as_str(), def.given_id()) {
+        ("", "") => ctx.to_string(),
+        ("", id) => format!("{ctx} {id:?}"),
+        (name, _) => format!("{ctx} {name:?}"),
+    };
+    if need_name && def.name.trim().is_empty() {
+        return Err(format!("{ctx}: missing name"));
+    }
+    let kinds = [
+        !def.http.is_empty(),
+        !def.tcp.is_empty(),
+        !def.grpc.is_empty(),
+        !def.ttl.is_empty(),
+        !def.args.is_empty() || !def.script_args.is_empty(),
+        !def.alias_service.is_empty() || !def.alias_node.is_empty(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        return Err(format!(
+            "{ctx}: exactly one of http, tcp, grpc, ttl, args or alias_service/alias_node must be set"
+        ));
+    }
+    for (key, v) in [
+        ("interval", &def.interval),
+        ("timeout", &def.timeout),
+        ("ttl", &def.ttl),
+        (
+            "deregister_critical_service_after",
+            &def.deregister_critical_service_after,
+        ),
+    ] {
+        if !v.is_empty() {
+            crate::values::duration(&format!("{ctx}: {key}"), Some(v))?;
+        }
+    }
+    let polls = def.ttl.is_empty() && def.alias_service.is_empty() && def.alias_node.is_empty();
+    let interval_zero = def.interval.is_empty()
+        || proconsul_types::duration::parse(&def.interval).is_ok_and(|d| d.is_zero());
+    if polls && interval_zero {
+        return Err(format!(
+            "{ctx}: interval must be > 0 for script, http, tcp and grpc checks"
+        ));
+    }
+    if !def.status.is_empty() && !health::is_valid_status(&def.status) {
+        return Err(format!(
+            "{ctx}: status must be passing, warning or critical, not {:?}",
+            def.status
+        ));
+    }
+    Ok(def)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn service_with_checks() {
+        let s = services(json!({
+            "name": "web", "port": 80, "tags": ["a"], "meta": {"Some_Key": "v"},
+            "enable_tag_override": true, "weights": {"passing": 3, "warning": 1},
+            "check": {"http": "http://x/health", "interval": "10s"},
+            "checks": [{"ttl": "30s"}, {"tcp": "localhost:1", "interval": "5s", "timeout": "1s"}]
+        }))
+        .unwrap();
+        assert_eq!(s.len(), 1);
+        let s = &s[0];
+        assert_eq!((s.name.as_str(), s.port), ("web", 80));
+        assert!(s.enable_tag_override);
+        assert_eq!(s.meta["Some_Key"], "v");
+        assert_eq!(s.weights.as_ref().unwrap().passing, 3);
+        assert!(s.check.is_none());
+        assert_eq!(s.checks.len(), 3);
+        assert_eq!(s.checks[0].http, "http://x/health");
+        assert_eq!(s.checks[2].timeout, "1s");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = services(json!({"name": "web", "prot": 80})).unwrap_err();
+        assert_eq!(e, "service: unknown field \"prot\"");
+        let e =
+            services(json!({"name": "web", "check": {"http": "x", "intervl": "1s"}})).unwrap_err();
+        assert_eq!(e, "service \"web\": check: unknown field \"intervl\"");
+        let e = services(json!({"port": 1})).unwrap_err();
+        assert_eq!(e, "service: missing name");
+        let e =
+            services(json!({"name": "w", "check": {"http": "x", "interval": "1x"}})).unwrap_err();
+        assert!(
+            e.starts_with("service \"w\": check: interval: invalid duration: \"1x\""),
+            "{e}"
+        );
+        let e = services(json!({"name": "w", "check": {"http": "x"}})).unwrap_err();
+        assert!(e.contains("interval must be > 0"), "{e}");
+        let e = services(json!({"name": "w", "check": {"http": "x", "ttl": "1s"}})).unwrap_err();
+        assert!(e.contains("exactly one of"), "{e}");
+        let e = checks(json!({"ttl": "1s"})).unwrap_err();
+        assert_eq!(e, "check: missing name");
+        let e = checks(json!([{"name": "n", "ttl": "1s", "status": "ok"}])).unwrap_err();
+        assert!(e.starts_with("check \"n\": status"), "{e}");
+        assert_eq!(
+            checks(json!({"name": "mem", "args": ["/bin/true"], "interval": "5s"}))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}

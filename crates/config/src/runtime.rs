@@ -1,0 +1,533 @@
+//! The runtime layer: one validated, fully defaulted configuration the agent runs with.
+//!
+//! Built from the merged user layers in one pass: Consul's defaults fill what no layer set,
+//! derived values are computed (advertise address, listener addresses, leave behaviour by role),
+//! and cross-field rules are checked with Consul's messages. The result has no `Option` where a
+//! default exists; it is plain data, rebuilt from scratch on reload, never patched in place.
+
+use proconsul_types::{CheckDefinition, ServiceDefinition};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::host::HostInfo;
+use crate::user::{Layer, UserConfig};
+use crate::values;
+
+/// The agent's configuration after defaults, files and flags, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeConfig {
+    /// Node name; defaults to the host name.
+    pub node_name: String,
+    /// Node ID if configured; otherwise the agent generates one and keeps it in `data_dir`.
+    pub node_id: Option<String>,
+    /// Datacenter, lower-cased (`dc1`).
+    pub datacenter: String,
+    /// Primary datacenter (defaults to `datacenter`).
+    pub primary_datacenter: String,
+    /// DNS domain with trailing dot (`consul.`).
+    pub domain: String,
+    /// Alternate DNS domain with trailing dot.
+    pub alt_domain: Option<String>,
+    /// Data directory; `None` only in dev mode (in-memory).
+    pub data_dir: Option<PathBuf>,
+    /// `-dev`: in-memory single server.
+    pub dev_mode: bool,
+    pub server: bool,
+    pub bootstrap: bool,
+    pub bootstrap_expect: u32,
+    /// Address the cluster listeners (RPC, Serf) bind to.
+    pub bind_addr: IpAddr,
+    /// Address other agents reach this one at; never unspecified.
+    pub advertise_addr: IpAddr,
+    /// `client_addr`: where HTTP and DNS listen unless `addresses.*` says otherwise.
+    pub client_addrs: Vec<IpAddr>,
+    /// HTTP listeners; empty when `ports.http = -1`.
+    pub http_addrs: Vec<SocketAddr>,
+    /// DNS listeners (UDP and TCP); empty when `ports.dns = -1`.
+    pub dns_addrs: Vec<SocketAddr>,
+    pub server_port: u16,
+    pub serf_lan_port: u16,
+    /// `None` when `ports.serf_wan = -1`.
+    pub serf_wan_port: Option<u16>,
+    /// gRPC port (dev: 8502); accepted, nothing served yet.
+    pub grpc_port: Option<u16>,
+    /// Accepted, nothing served yet.
+    pub https_port: Option<u16>,
+    /// Accepted, nothing served yet.
+    pub grpc_tls_port: Option<u16>,
+    /// Upper-cased: TRACE, DEBUG, INFO, WARN, ERR or ERROR.
+    pub log_level: String,
+    pub log_json: bool,
+    pub node_meta: BTreeMap<String, String>,
+    pub rejoin_after_leave: bool,
+    pub retry_join: Vec<String>,
+    pub retry_interval: Duration,
+    /// 0 = retry forever.
+    pub retry_max: u32,
+    pub start_join: Vec<String>,
+    /// Base64 gossip key (`encrypt`), validated as 16, 24 or 32 bytes.
+    pub encrypt_key: Option<String>,
+    /// `performance.raft_multiplier`, 1..=10.
+    pub raft_multiplier: u32,
+    pub enable_script_checks: bool,
+    pub enable_local_script_checks: bool,
+    /// Services from config files; each service's checks are in its `checks` (never `check`).
+    pub services: Vec<ServiceDefinition>,
+    /// Top-level checks from config files.
+    pub checks: Vec<CheckDefinition>,
+    pub session_ttl_min: Duration,
+    pub kv_max_value_size: u64,
+    pub txn_max_req_len: u64,
+    /// `limits.http_max_conns_per_client` (0 = unlimited).
+    pub http_max_conns_per_client: u32,
+    pub dns: DnsConfig,
+    pub leave_on_terminate: bool,
+    pub skip_leave_on_interrupt: bool,
+    pub disable_remote_exec: bool,
+    /// `disable_host_node_id` (default true): do not derive the node ID from host data.
+    pub disable_host_node_id: bool,
+    pub enable_debug: bool,
+    /// `ui` / `ui_config.enabled`: accepted; proconsul serves no web UI.
+    pub ui: bool,
+    /// The files actually read, in order.
+    pub config_files: Vec<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    /// Non-fatal notes for the log.
+    pub warnings: Vec<String>,
+}
+
+impl RuntimeConfig {
+    /// Serf LAN listener: bind address and LAN port.
+    pub fn serf_lan_bind(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_addr, self.serf_lan_port)
+    }
+    /// Serf WAN listener, if enabled.
+    pub fn serf_wan_bind(&self) -> Option<SocketAddr> {
+        self.serf_wan_port
+            .map(|p| SocketAddr::new(self.bind_addr, p))
+    }
+    /// Server RPC listener.
+    pub fn rpc_bind(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_addr, self.server_port)
+    }
+    /// Server RPC address other agents dial.
+    pub fn rpc_advertise(&self) -> SocketAddr {
+        SocketAddr::new(self.advertise_addr, self.server_port)
+    }
+}
+
+/// `dns_config` and `recursors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfig {
+    pub allow_stale: bool,
+    pub max_stale: Duration,
+    pub node_ttl: Duration,
+    /// Per-service TTLs; `*` is the wildcard Consul supports (`web*` prefixes too).
+    pub service_ttl: BTreeMap<String, Duration>,
+    pub only_passing: bool,
+    pub udp_answer_limit: u32,
+    pub a_record_limit: u32,
+    pub enable_truncate: bool,
+    /// `ip` or `ip:port` strings, as given.
+    pub recursors: Vec<String>,
+    pub recursor_timeout: Duration,
+    pub soa: SoaConfig,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            allow_stale: true,
+            max_stale: Duration::from_secs(87600 * 3600),
+            node_ttl: Duration::ZERO,
+            service_ttl: BTreeMap::new(),
+            only_passing: false,
+            udp_answer_limit: 3,
+            a_record_limit: 0,
+            enable_truncate: false,
+            recursors: Vec::new(),
+            recursor_timeout: Duration::from_secs(2),
+            soa: SoaConfig::default(),
+        }
+    }
+}
+
+/// `dns_config.soa`, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoaConfig {
+    pub expire: u32,
+    pub min_ttl: u32,
+    pub refresh: u32,
+    pub retry: u32,
+}
+
+impl Default for SoaConfig {
+    fn default() -> Self {
+        SoaConfig {
+            expire: 86400,
+            min_ttl: 0,
+            refresh: 3600,
+            retry: 600,
+        }
+    }
+}
+
+/// The layer `-dev` adds between the defaults and the files (Consul's `DevSource`).
+pub(crate) fn dev_layer() -> Layer {
+    use crate::user::{Performance, Ports};
+    Layer {
+        user: UserConfig {
+            bind_addr: Some("127.0.0.1".into()),
+            log_level: Some("DEBUG".into()),
+            server: Some(true),
+            bootstrap: Some(true),
+            enable_debug: Some(true),
+            ui: Some(true),
+            performance: Some(Performance {
+                raft_multiplier: Some(1),
+            }),
+            ports: Some(Ports {
+                grpc: Some(8502),
+                ..Ports::default()
+            }),
+            ..UserConfig::default()
+        },
+        ..Layer::default()
+    }
+}
+
+/// Options of one build.
+pub(crate) struct BuildOpts<'a> {
+    pub dev: bool,
+    /// `false` for `validate`, which checks fragments that need not name a data dir.
+    pub require_data_dir: bool,
+    pub host: &'a dyn HostInfo,
+    pub config_files: Vec<PathBuf>,
+}
+
+fn port_or(key: &str, v: Option<i64>, default: i64) -> Result<Option<u16>, String> {
+    values::port(key, v.unwrap_or(default))
+}
+
+fn required_port(key: &str, v: Option<i64>, default: i64) -> Result<u16, String> {
+    port_or(key, v, default)?.ok_or_else(|| format!("{key} cannot be disabled"))
+}
+
+fn dur_or(key: &str, v: Option<&str>, default: Duration) -> Result<Duration, String> {
+    Ok(values::duration(key, v)?.unwrap_or(default))
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Defaults + merged layers → validated runtime config. Errors use Consul's wording.
+pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, String> {
+    let Layer {
+        user: u,
+        services,
+        checks,
+    } = layer;
+    let mut warnings = Vec::new();
+    let dev = opts.dev;
+
+    let node_name = non_empty(u.node_name)
+        .or_else(|| opts.host.hostname())
+        .unwrap_or_else(|| "proconsul".to_string());
+    if node_name.is_empty() {
+        return Err("node_name cannot be empty".into());
+    }
+    let node_id = non_empty(u.node_id)
+        .map(|s| values::node_id(&s))
+        .transpose()?;
+
+    let datacenter = u
+        .datacenter
+        .unwrap_or_else(|| "dc1".into())
+        .trim()
+        .to_lowercase();
+    values::basic_name("datacenter", &datacenter)?;
+    let primary_datacenter = non_empty(u.primary_datacenter)
+        .map(|s| s.to_lowercase())
+        .unwrap_or_else(|| datacenter.clone());
+    values::basic_name("primary_datacenter", &primary_datacenter)?;
+    let domain = values::fqdn(&non_empty(u.domain).unwrap_or_else(|| "consul".into()));
+    let alt_domain = non_empty(u.alt_domain).map(|d| values::fqdn(&d));
+
+    let data_dir = u.data_dir.filter(|p| !p.as_os_str().is_empty());
+    match &data_dir {
+        None if !dev && opts.require_data_dir => return Err("data_dir cannot be empty".into()),
+        Some(d) if d.exists() && !d.is_dir() => {
+            return Err(format!(
+                "data_dir {:?} is not a directory",
+                d.display().to_string()
+            ))
+        }
+        _ => {}
+    }
+
+    let server = u.server.unwrap_or(false);
+    let mut bootstrap = u.bootstrap.unwrap_or(false);
+    let expect = u.bootstrap_expect.unwrap_or(0);
+    if expect < 0 || expect > i64::from(u32::MAX) {
+        return Err(format!(
+            "bootstrap_expect cannot be {expect}. Must be greater than or equal to zero"
+        ));
+    }
+    let mut bootstrap_expect = expect as u32;
+    if bootstrap_expect == 1 && !bootstrap {
+        bootstrap = true;
+        bootstrap_expect = 0;
+        warnings.push("BootstrapExpect is set to 1; this is the same as Bootstrap mode.".into());
+    } else if bootstrap_expect == 1 {
+        bootstrap_expect = 0;
+    }
+    if bootstrap && !server {
+        return Err("'bootstrap = true' requires 'server = true'".into());
+    }
+    if bootstrap_expect > 0 && !server {
+        return Err("'bootstrap_expect > 0' requires 'server = true'".into());
+    }
+    if bootstrap_expect > 0 && dev {
+        return Err("'bootstrap_expect > 0' not allowed in dev mode".into());
+    }
+    if bootstrap_expect > 0 && bootstrap {
+        return Err("'bootstrap_expect > 0' and 'bootstrap = true' are mutually exclusive".into());
+    }
+    if server && !dev && bootstrap_expect == 2 {
+        warnings.push(
+            "bootstrap_expect = 2: A cluster with 2 servers will provide no failure tolerance."
+                .into(),
+        );
+    } else if server && bootstrap_expect > 2 && bootstrap_expect & 1 == 0 {
+        warnings.push("bootstrap_expect is even number: A cluster with an even number of servers does not achieve optimum fault tolerance.".into());
+    }
+    if server && bootstrap && !dev {
+        warnings.push("bootstrap = true: do not enable unless necessary".into());
+    }
+
+    // Addresses.
+    let bind_addr = match &u.bind_addr {
+        Some(a) => values::one_ip("bind_addr", a)?,
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    let advertise_addr = match &u.advertise_addr {
+        Some(a) => values::one_ip("advertise_addr", a)?,
+        None if !bind_addr.is_unspecified() => bind_addr,
+        None if dev => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        None => match opts.host.advertise_ipv4() {
+            Some(ip) => IpAddr::V4(ip),
+            None => {
+                warnings.push(
+                    "no non-loopback IPv4 address found to advertise; using 127.0.0.1 (set -advertise)"
+                        .into(),
+                );
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            }
+        },
+    };
+    if advertise_addr.is_unspecified() {
+        return Err("Advertise address cannot be 0.0.0.0, :: or [::]".into());
+    }
+    let mut client_addrs = match &u.client_addr {
+        Some(a) => values::ip_list("client_addr", a)?,
+        None => Vec::new(),
+    };
+    if client_addrs.is_empty() {
+        client_addrs.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+
+    let p = u.ports.unwrap_or_default();
+    let http_port = port_or("ports.http", p.http, 8500)?;
+    let dns_port = port_or("ports.dns", p.dns, 8600)?;
+    let https_port = port_or("ports.https", p.https, -1)?;
+    let grpc_port = port_or("ports.grpc", p.grpc, -1)?;
+    let grpc_tls_port = port_or("ports.grpc_tls", p.grpc_tls, -1)?;
+    let server_port = required_port("ports.server", p.server, 8300)?;
+    let serf_lan_port = required_port("ports.serf_lan", p.serf_lan, 8301)?;
+    let serf_wan_port = port_or("ports.serf_wan", p.serf_wan, 8302)?;
+
+    let a = u.addresses.unwrap_or_default();
+    let listeners =
+        |key: &str, addrs: &Option<String>, port: Option<u16>| -> Result<Vec<SocketAddr>, String> {
+            let Some(port) = port else {
+                return Ok(Vec::new());
+            };
+            let ips = match addrs {
+                Some(s) if !s.trim().is_empty() => values::ip_list(key, s)?,
+                _ => client_addrs.clone(),
+            };
+            Ok(ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect())
+        };
+    let http_addrs = listeners("addresses.http", &a.http, http_port)?;
+    let dns_addrs = listeners("addresses.dns", &a.dns, dns_port)?;
+    for h in &http_addrs {
+        if dns_addrs.iter().any(|d| d == h) {
+            return Err(format!("HTTP address {h} already configured for DNS"));
+        }
+    }
+
+    let log_level = values::log_level(u.log_level.as_deref().unwrap_or("INFO"))?;
+
+    let retry_interval = dur_or(
+        "retry_interval",
+        u.retry_interval.as_deref(),
+        Duration::from_secs(30),
+    )?;
+    let retry_max = u.retry_max.unwrap_or(0);
+    if retry_max < 0 || retry_max > i64::from(u32::MAX) {
+        return Err(format!(
+            "retry_max cannot be {retry_max}. Must be greater than or equal to zero"
+        ));
+    }
+
+    let encrypt_key = non_empty(u.encrypt);
+    if let Some(k) = &encrypt_key {
+        values::encrypt_key(k)?;
+    }
+    let raft_multiplier =
+        values::raft_multiplier(u.performance.and_then(|p| p.raft_multiplier).unwrap_or(5))?;
+
+    let enable_script_checks = u.enable_script_checks.unwrap_or(false);
+    let enable_local_script_checks = u.enable_local_script_checks.unwrap_or(false);
+    let scripts = services
+        .iter()
+        .flat_map(|s| s.checks.iter())
+        .chain(checks.iter())
+        .any(|c| !c.args.is_empty() || !c.script_args.is_empty());
+    if scripts && !enable_script_checks && !enable_local_script_checks {
+        return Err("Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true".into());
+    }
+
+    let limits = u.limits.unwrap_or_default();
+    let http_max_conns = limits.http_max_conns_per_client.unwrap_or(200);
+    if http_max_conns < 0 || http_max_conns > i64::from(u32::MAX) {
+        return Err(format!(
+            "limits.http_max_conns_per_client cannot be {http_max_conns}. Must be greater than or equal to zero"
+        ));
+    }
+
+    let d = u.dns_config.unwrap_or_default();
+    let dflt = DnsConfig::default();
+    let mut service_ttl = BTreeMap::new();
+    for (svc, ttl) in d.service_ttl.unwrap_or_default() {
+        let key = format!("dns_config.service_ttl.{svc}");
+        service_ttl.insert(svc, dur_or(&key, Some(&ttl), Duration::ZERO)?);
+    }
+    let limit = |key: &str, v: Option<i64>, default: u32| -> Result<u32, String> {
+        match v {
+            None => Ok(default),
+            Some(n) if (0..=i64::from(u32::MAX)).contains(&n) => Ok(n as u32),
+            Some(n) => Err(format!(
+                "dns_config.{key} cannot be {n}. Must be greater than or equal to zero"
+            )),
+        }
+    };
+    let recursors = u.recursors.unwrap_or_default();
+    for r in &recursors {
+        values::recursor(r)?;
+    }
+    let soa = d.soa.unwrap_or_default();
+    let dns = DnsConfig {
+        allow_stale: d.allow_stale.unwrap_or(dflt.allow_stale),
+        max_stale: dur_or(
+            "dns_config.max_stale",
+            d.max_stale.as_deref(),
+            dflt.max_stale,
+        )?,
+        node_ttl: dur_or("dns_config.node_ttl", d.node_ttl.as_deref(), dflt.node_ttl)?,
+        service_ttl,
+        only_passing: d.only_passing.unwrap_or(false),
+        udp_answer_limit: limit(
+            "udp_answer_limit",
+            d.udp_answer_limit,
+            dflt.udp_answer_limit,
+        )?,
+        a_record_limit: limit("a_record_limit", d.a_record_limit, dflt.a_record_limit)?,
+        enable_truncate: d.enable_truncate.unwrap_or(false),
+        recursors,
+        recursor_timeout: dur_or(
+            "dns_config.recursor_timeout",
+            d.recursor_timeout.as_deref(),
+            dflt.recursor_timeout,
+        )?,
+        soa: SoaConfig {
+            expire: soa.expire.unwrap_or(dflt.soa.expire),
+            min_ttl: soa.min_ttl.unwrap_or(dflt.soa.min_ttl),
+            refresh: soa.refresh.unwrap_or(dflt.soa.refresh),
+            retry: soa.retry.unwrap_or(dflt.soa.retry),
+        },
+    };
+
+    let ui_config_enabled = u
+        .ui_config
+        .as_ref()
+        .and_then(|v| v.get("enabled"))
+        .and_then(|v| v.as_bool());
+    let ui = u.ui.or(ui_config_enabled).unwrap_or(false);
+    if ui && !dev {
+        warnings.push("ui is enabled, but proconsul serves no web UI; ignoring".into());
+    }
+
+    Ok(RuntimeConfig {
+        node_name,
+        node_id,
+        datacenter,
+        primary_datacenter,
+        domain,
+        alt_domain,
+        data_dir,
+        dev_mode: dev,
+        server,
+        bootstrap,
+        bootstrap_expect,
+        bind_addr,
+        advertise_addr,
+        client_addrs,
+        http_addrs,
+        dns_addrs,
+        server_port,
+        serf_lan_port,
+        serf_wan_port,
+        grpc_port,
+        https_port,
+        grpc_tls_port,
+        log_level,
+        log_json: u.log_json.unwrap_or(false),
+        node_meta: u.node_meta.unwrap_or_default(),
+        rejoin_after_leave: u.rejoin_after_leave.unwrap_or(false),
+        retry_join: u.retry_join.unwrap_or_default(),
+        retry_interval,
+        retry_max: retry_max as u32,
+        start_join: u.start_join.unwrap_or_default(),
+        encrypt_key,
+        raft_multiplier,
+        enable_script_checks,
+        enable_local_script_checks,
+        services,
+        checks,
+        session_ttl_min: dur_or(
+            "session_ttl_min",
+            u.session_ttl_min.as_deref(),
+            Duration::from_secs(10),
+        )?,
+        kv_max_value_size: limits.kv_max_value_size.unwrap_or(512 * 1024),
+        txn_max_req_len: limits.txn_max_req_len.unwrap_or(512 * 1024),
+        http_max_conns_per_client: http_max_conns as u32,
+        dns,
+        leave_on_terminate: u.leave_on_terminate.unwrap_or(!server),
+        skip_leave_on_interrupt: u.skip_leave_on_interrupt.unwrap_or(server),
+        disable_remote_exec: u.disable_remote_exec.unwrap_or(true),
+        disable_host_node_id: u.disable_host_node_id.unwrap_or(true),
+        enable_debug: u.enable_debug.unwrap_or(false),
+        ui,
+        config_files: opts.config_files,
+        pid_file: u.pid_file.filter(|p| !p.as_os_str().is_empty()),
+        warnings,
+    })
+}

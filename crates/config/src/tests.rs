@@ -1,0 +1,517 @@
+//! End-to-end tests of `load`: files on disk, flags, defaults and validation together.
+
+use super::*;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+struct FakeHost(Option<Ipv4Addr>);
+
+impl HostInfo for FakeHost {
+    fn hostname(&self) -> Option<String> {
+        Some("testhost".into())
+    }
+    fn advertise_ipv4(&self) -> Option<Ipv4Addr> {
+        self.0
+    }
+}
+
+const HOST: FakeHost = FakeHost(Some(Ipv4Addr::new(10, 0, 0, 7)));
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, text).unwrap();
+    p
+}
+
+fn with_files(files: Vec<PathBuf>) -> AgentFlags {
+    AgentFlags {
+        config_files: files,
+        ..AgentFlags::default()
+    }
+}
+
+fn err_text(flags: &AgentFlags) -> String {
+    load_with(flags, &HOST).unwrap_err().to_string()
+}
+
+const FULL_JSON: &str = r#"{
+  "node_name": "n1",
+  "datacenter": "DC2",
+  "data_dir": "/tmp/pc-data",
+  "server": true,
+  "bootstrap_expect": 3,
+  "bind_addr": "10.1.2.3",
+  "client_addr": "127.0.0.1 10.1.2.3",
+  "ports": { "dns": 53, "grpc": 8502, "serf_wan": -1 },
+  "addresses": { "http": "0.0.0.0" },
+  "log_level": "warn",
+  "node_meta": { "rack": "r1" },
+  "retry_join": ["10.1.2.4", "10.1.2.5"],
+  "retry_interval": "15s",
+  "encrypt": "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=",
+  "performance": { "raft_multiplier": 2 },
+  "enable_local_script_checks": true,
+  "session_ttl_min": "5s",
+  "limits": { "kv_max_value_size": 1024 },
+  "dns_config": { "only_passing": true, "node_ttl": "30s", "service_ttl": { "*": "5s" },
+                  "soa": { "min_ttl": 60 } },
+  "recursors": ["8.8.8.8"],
+  "ui_config": { "enabled": true },
+  "telemetry": { "prometheus_retention_time": "30s" },
+  "disable_update_check": true,
+  "service": {
+    "name": "web", "tags": ["master"], "port": 9999,
+    "check": { "http": "http://localhost:9999/health", "interval": "10s" }
+  },
+  "checks": [ { "name": "mem", "args": ["/bin/true"], "interval": "30s" } ]
+}"#;
+
+const FULL_HCL: &str = r#"
+node_name = "n1"
+datacenter = "DC2"
+data_dir = "/tmp/pc-data"
+server = true
+bootstrap_expect = 3
+bind_addr = "10.1.2.3"
+client_addr = "127.0.0.1 10.1.2.3"
+ports { dns = 53 grpc = 8502 serf_wan = -1 }
+addresses { http = "0.0.0.0" }
+log_level = "warn"
+node_meta { rack = "r1" }
+retry_join = ["10.1.2.4", "10.1.2.5"]
+retry_interval = "15s"
+encrypt = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
+performance { raft_multiplier = 2 }
+enable_local_script_checks = true
+session_ttl_min = "5s"
+limits { kv_max_value_size = 1024 }
+dns_config {
+  only_passing = true
+  node_ttl = "30s"
+  service_ttl { "*" = "5s" }
+  soa { min_ttl = 60 }
+}
+recursors = ["8.8.8.8"]
+ui_config { enabled = true }
+telemetry { prometheus_retention_time = "30s" }
+disable_update_check = true
+service {
+  name = "web" tags = ["master"] port = 9999
+  check { http = "http://localhost:9999/health" interval = "10s" }
+}
+check { name = "mem" args = ["/bin/true"] interval = "30s" }
+"#;
+
+#[test]
+fn json_and_hcl_give_the_same_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = write(dir.path(), "a.json", FULL_JSON);
+    let h = write(dir.path(), "a.hcl", FULL_HCL);
+    let mut from_json = load_with(&with_files(vec![j.clone()]), &HOST).unwrap();
+    let mut from_hcl = load_with(&with_files(vec![h.clone()]), &HOST).unwrap();
+    assert_eq!(from_json.config_files, vec![j]);
+    assert_eq!(from_hcl.config_files, vec![h]);
+    from_json.config_files.clear();
+    from_hcl.config_files.clear();
+    assert_eq!(from_json, from_hcl);
+
+    let c = from_json;
+    assert_eq!(c.node_name, "n1");
+    assert_eq!(c.datacenter, "dc2");
+    assert_eq!(c.primary_datacenter, "dc2");
+    assert_eq!(c.domain, "consul.");
+    assert!(c.server && !c.bootstrap);
+    assert_eq!(c.bootstrap_expect, 3);
+    assert_eq!(c.advertise_addr, "10.1.2.3".parse::<IpAddr>().unwrap());
+    assert_eq!(c.client_addrs.len(), 2);
+    assert_eq!(
+        c.http_addrs,
+        vec!["0.0.0.0:8500".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(
+        c.dns_addrs,
+        vec![
+            "127.0.0.1:53".parse::<SocketAddr>().unwrap(),
+            "10.1.2.3:53".parse().unwrap()
+        ]
+    );
+    assert_eq!(
+        (c.server_port, c.serf_lan_port, c.serf_wan_port),
+        (8300, 8301, None)
+    );
+    assert_eq!(c.grpc_port, Some(8502));
+    assert_eq!(c.log_level, "WARN");
+    assert_eq!(c.node_meta["rack"], "r1");
+    assert_eq!(c.retry_join.len(), 2);
+    assert_eq!(c.retry_interval, Duration::from_secs(15));
+    assert_eq!(c.raft_multiplier, 2);
+    assert_eq!(c.session_ttl_min, Duration::from_secs(5));
+    assert_eq!(c.kv_max_value_size, 1024);
+    assert_eq!(c.txn_max_req_len, 512 * 1024);
+    assert!(c.dns.only_passing && c.dns.allow_stale);
+    assert_eq!(c.dns.node_ttl, Duration::from_secs(30));
+    assert_eq!(c.dns.service_ttl["*"], Duration::from_secs(5));
+    assert_eq!((c.dns.soa.min_ttl, c.dns.soa.expire), (60, 86400));
+    assert_eq!(c.dns.recursors, vec!["8.8.8.8".to_string()]);
+    assert!(c.ui);
+    assert!(!c.leave_on_terminate && c.skip_leave_on_interrupt);
+    assert_eq!(c.services.len(), 1);
+    assert_eq!(c.services[0].checks[0].interval, "10s");
+    assert_eq!(c.checks[0].name, "mem");
+}
+
+#[test]
+fn defaults_for_a_client() {
+    let flags = AgentFlags {
+        data_dir: Some("/tmp/pc".into()),
+        ..AgentFlags::default()
+    };
+    let c = load_with(&flags, &HOST).unwrap();
+    assert_eq!(c.node_name, "testhost");
+    assert_eq!(c.datacenter, "dc1");
+    assert_eq!(c.bind_addr, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(c.advertise_addr, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)));
+    assert_eq!(
+        c.http_addrs,
+        vec!["127.0.0.1:8500".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(
+        c.dns_addrs,
+        vec!["127.0.0.1:8600".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(c.serf_wan_port, Some(8302));
+    assert_eq!((c.grpc_port, c.https_port), (None, None));
+    assert_eq!(c.log_level, "INFO");
+    assert_eq!(c.raft_multiplier, 5);
+    assert!(c.leave_on_terminate && !c.skip_leave_on_interrupt);
+    assert!(c.disable_remote_exec);
+    assert_eq!(c.session_ttl_min, Duration::from_secs(10));
+    assert_eq!(c.dns, DnsConfig::default());
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+    // no address to advertise: loopback, with a warning
+    let c = load_with(&flags, &FakeHost(None)).unwrap();
+    assert_eq!(c.advertise_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(c.warnings.len(), 1);
+}
+
+#[test]
+fn dev_defaults() {
+    let c = load_with(
+        &AgentFlags {
+            dev: true,
+            ..AgentFlags::default()
+        },
+        &HOST,
+    )
+    .unwrap();
+    assert!(c.dev_mode && c.server && c.bootstrap);
+    assert_eq!(c.data_dir, None);
+    assert_eq!(c.bind_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(c.advertise_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(c.client_addrs, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+    assert_eq!(c.log_level, "DEBUG");
+    assert_eq!(c.raft_multiplier, 1);
+    assert_eq!(c.grpc_port, Some(8502));
+    assert_eq!(c.node_name, "testhost");
+
+    // dev with -bind 0.0.0.0 still advertises loopback
+    let flags = AgentFlags {
+        dev: true,
+        bind_addr: Some("0.0.0.0".into()),
+        ..AgentFlags::default()
+    };
+    let c = load_with(&flags, &HOST).unwrap();
+    assert_eq!(c.advertise_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
+}
+
+#[test]
+fn config_dir_is_read_in_lexical_order_and_later_files_win() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "b.hcl",
+        "node_name = \"from-b\"\nretry_join = [\"b\"]\nnode_meta { k = \"b\" }\n",
+    );
+    write(
+        dir.path(),
+        "a.json",
+        r#"{"node_name":"from-a","data_dir":"/tmp/x","retry_join":["a"],"node_meta":{"k":"a","j":"a"},
+            "service":{"name":"s1"}}"#,
+    );
+    write(
+        dir.path(),
+        "c.json",
+        r#"{"services":[{"name":"s2"},{"name":"s3"}]}"#,
+    );
+    write(dir.path(), "notes.txt", "not config");
+    fs::create_dir(dir.path().join("sub.json")).unwrap();
+    let flags = AgentFlags {
+        config_dirs: vec![dir.path().into()],
+        ..AgentFlags::default()
+    };
+    let c = load_with(&flags, &HOST).unwrap();
+    let names: Vec<_> = c
+        .config_files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["a.json", "b.hcl", "c.json"]);
+    assert_eq!(c.node_name, "from-b");
+    assert_eq!(c.retry_join, ["a", "b"]);
+    assert_eq!(
+        (c.node_meta["k"].as_str(), c.node_meta["j"].as_str()),
+        ("b", "a")
+    );
+    let svcs: Vec<_> = c.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(svcs, ["s1", "s2", "s3"]);
+}
+
+#[test]
+fn flags_beat_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "a.json",
+        r#"{"node_name":"file","data_dir":"/tmp/x","ports":{"http":1234,"dns":1235},"log_level":"info",
+            "retry_join":["a"],"node_meta":{"k":"file"}}"#,
+    );
+    let flags = AgentFlags {
+        config_files: vec![f],
+        node_name: Some("flag".into()),
+        http_port: Some(8501),
+        log_level: Some("trace".into()),
+        retry_join: vec!["b".into()],
+        node_meta: vec!["k:flag".into(), "x:y:z".into()],
+        client_addr: Some("0.0.0.0".into()),
+        ..AgentFlags::default()
+    };
+    let c = load_with(&flags, &HOST).unwrap();
+    assert_eq!(c.node_name, "flag");
+    assert_eq!(
+        c.http_addrs,
+        vec!["0.0.0.0:8501".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(
+        c.dns_addrs,
+        vec!["0.0.0.0:1235".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(c.log_level, "TRACE");
+    assert_eq!(c.retry_join, ["a", "b"]);
+    assert_eq!(
+        (c.node_meta["k"].as_str(), c.node_meta["x"].as_str()),
+        ("flag", "y:z")
+    );
+}
+
+#[test]
+fn ports_minus_one_disable_http_and_dns() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "p.hcl",
+        "data_dir = \"/tmp/x\"\nports { http = -1 dns = -1 }\n",
+    );
+    let c = load_with(&with_files(vec![f]), &HOST).unwrap();
+    assert!(c.http_addrs.is_empty() && c.dns_addrs.is_empty());
+    let f = write(
+        dir.path(),
+        "q.json",
+        r#"{"data_dir":"/tmp/x","ports":{"server":-1}}"#,
+    );
+    assert_eq!(
+        err_text(&with_files(vec![f])),
+        "config: ports.server cannot be disabled"
+    );
+    let f = write(dir.path(), "r.json", r#"{"ports":{"http":70000}}"#);
+    let e = err_text(&with_files(vec![f.clone()]));
+    assert_eq!(
+        e,
+        format!(
+            "config: failed to parse {}: ports.http: invalid port: 70000 (must be 1-65535, or -1 to disable)",
+            f.display()
+        )
+    );
+}
+
+#[test]
+fn errors_name_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "a.json", r#"{"data_dir":"/tmp/x","foo":1}"#);
+    assert_eq!(
+        err_text(&with_files(vec![f.clone()])),
+        format!(
+            "config: failed to parse {}: unknown field \"foo\"",
+            f.display()
+        )
+    );
+    let f = write(
+        dir.path(),
+        "web.json",
+        r#"{"service":{"name":"web","prot":80}}"#,
+    );
+    assert_eq!(
+        err_text(&with_files(vec![f.clone()])),
+        format!(
+            "config: failed to parse {}: service: unknown field \"prot\"",
+            f.display()
+        )
+    );
+    let f = write(dir.path(), "d.hcl", "retry_interval = \"30\"\n");
+    let e = err_text(&with_files(vec![f.clone()]));
+    assert!(
+        e.starts_with(&format!(
+            "config: failed to parse {}: retry_interval: invalid duration: \"30\"",
+            f.display()
+        )),
+        "{e}"
+    );
+    let f = write(dir.path(), "bad.hcl", "server = = true\n");
+    let e = err_text(&with_files(vec![f.clone()]));
+    assert!(
+        e.starts_with(&format!("config: failed to parse {}: line 1", f.display())),
+        "{e}"
+    );
+    let f = write(dir.path(), "conf", "{}");
+    assert!(err_text(&with_files(vec![f.clone()])).contains("-config-format"));
+    let flags = AgentFlags {
+        config_files: vec![f],
+        config_format: Some("json".into()),
+        data_dir: Some("/tmp/x".into()),
+        ..AgentFlags::default()
+    };
+    assert!(load_with(&flags, &HOST).is_ok());
+    let missing = dir.path().join("missing.json");
+    assert!(err_text(&with_files(vec![missing.clone()]))
+        .starts_with(&format!("config: failed to read {}", missing.display())));
+}
+
+#[test]
+fn consul_validation_messages() {
+    let base = AgentFlags {
+        data_dir: Some("/tmp/x".into()),
+        ..AgentFlags::default()
+    };
+    let cases: Vec<(AgentFlags, &str)> = vec![
+        (AgentFlags { data_dir: None, ..base.clone() }, "data_dir cannot be empty"),
+        (
+            AgentFlags { server: true, bootstrap: true, bootstrap_expect: Some(3), ..base.clone() },
+            "'bootstrap_expect > 0' and 'bootstrap = true' are mutually exclusive",
+        ),
+        (
+            AgentFlags { bootstrap_expect: Some(3), ..base.clone() },
+            "'bootstrap_expect > 0' requires 'server = true'",
+        ),
+        (AgentFlags { bootstrap: true, ..base.clone() }, "'bootstrap = true' requires 'server = true'"),
+        (
+            AgentFlags { dev: true, bootstrap_expect: Some(3), ..base.clone() },
+            "'bootstrap_expect > 0' not allowed in dev mode",
+        ),
+        (
+            AgentFlags { datacenter: Some("dc 1".into()), ..base.clone() },
+            "datacenter can only contain lowercase alphanumeric, - or _ characters. received: \"dc 1\"",
+        ),
+        (
+            AgentFlags { node_meta: vec!["novalue".into()], ..base.clone() },
+            "-node-meta: \"novalue\" must be in key:value format",
+        ),
+        (
+            AgentFlags { advertise_addr: Some("0.0.0.0".into()), ..base.clone() },
+            "Advertise address cannot be 0.0.0.0, :: or [::]",
+        ),
+        (AgentFlags { log_level: Some("loud".into()), ..base.clone() }, "invalid log level"),
+        (AgentFlags { encrypt: Some("c2hvcnQ=".into()), ..base.clone() }, "encrypt has invalid key"),
+        (AgentFlags { node_id: Some("xyz".into()), ..base.clone() }, "not a valid UUID"),
+    ];
+    for (flags, want) in cases {
+        let e = err_text(&flags);
+        assert!(e.contains(want), "{e:?} should contain {want:?}");
+    }
+
+    // -bootstrap-expect=1 means bootstrap mode, as in Consul
+    let flags = AgentFlags {
+        server: true,
+        bootstrap_expect: Some(1),
+        ..base.clone()
+    };
+    let c = load_with(&flags, &HOST).unwrap();
+    assert!(c.bootstrap);
+    assert_eq!(c.bootstrap_expect, 0);
+    assert!(!c.warnings.is_empty());
+}
+
+#[test]
+fn script_checks_need_to_be_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "s.json",
+        r#"{"data_dir":"/tmp/x","service":{"name":"w","checks":[{"args":["true"],"interval":"5s"}]}}"#,
+    );
+    assert!(err_text(&with_files(vec![f.clone()])).contains("Scripts are disabled"));
+    let flags = AgentFlags {
+        enable_local_script_checks: true,
+        ..with_files(vec![f])
+    };
+    assert!(load_with(&flags, &HOST).is_ok());
+}
+
+#[test]
+fn the_walkthrough_service_file() {
+    // the service definition from the seed write-up, as written there
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "web.json",
+        r#"{
+  "service": {
+    "name": "web",
+    "tags": ["master"],
+    "address": "172.17.0.5",
+    "port": 9999,
+    "checks": [
+      {
+        "http": "http://localhost:9999/health",
+        "interval": "10s"
+      }
+    ]
+  }
+}"#,
+    );
+    let flags = AgentFlags {
+        server: true,
+        bootstrap_expect: Some(1),
+        data_dir: Some("/tmp/x".into()),
+        node_name: Some("s1".into()),
+        bind_addr: Some("172.17.0.3".into()),
+        rejoin: true,
+        config_dirs: vec![dir.path().into()],
+        client_addr: Some("0.0.0.0".into()),
+        ..AgentFlags::default()
+    };
+    let c = load_with(&flags, &HOST).unwrap();
+    assert!(c.rejoin_after_leave);
+    assert_eq!(c.services[0].address, "172.17.0.5");
+    assert_eq!(c.services[0].tags, ["master"]);
+    assert_eq!(c.services[0].checks[0].http, "http://localhost:9999/health");
+    assert_eq!(c.rpc_advertise(), "172.17.0.3:8300".parse().unwrap());
+}
+
+#[test]
+fn validate_files_collects_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.json", r#"{"service":{"name":"web"}}"#);
+    let bad1 = write(dir.path(), "bad1.json", r#"{"nope":1}"#);
+    let bad2 = write(dir.path(), "bad2.hcl", "service { port = 1 }\n");
+    assert!(validate_files(std::slice::from_ref(&good)).is_ok());
+    let errs = validate_files(&[good, bad1, bad2]).unwrap_err();
+    assert_eq!(errs.len(), 2);
+    assert!(
+        errs[1].to_string().ends_with("service: missing name"),
+        "{}",
+        errs[1]
+    );
+    let errs = validate_files(&[dir.path().into()]).unwrap_err();
+    assert_eq!(errs.len(), 2);
+}

@@ -1,0 +1,500 @@
+//! The user layer: what one config file (or the flags) says, before defaults are applied.
+//!
+//! Every field is an `Option` so "not set" differs from "set to the default", and every struct
+//! denies unknown fields so a typo is an error naming the key instead of a silently ignored line.
+//! Layers merge in order (defaults → dev → files → flags): a later scalar replaces an earlier
+//! one, lists append, maps merge. Nothing here applies defaults or cross-field rules; that is
+//! [`crate::runtime`]'s job, so a reload can rebuild everything from the layers.
+
+use proconsul_types::{CheckDefinition, ServiceDefinition};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::definitions;
+use crate::error::ConfigError;
+
+/// Top-level keys of a Consul config file that proconsul understands (Consul's snake_case names).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserConfig {
+    pub node_name: Option<String>,
+    pub node_id: Option<String>,
+    pub datacenter: Option<String>,
+    pub primary_datacenter: Option<String>,
+    pub domain: Option<String>,
+    pub alt_domain: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub server: Option<bool>,
+    pub bootstrap: Option<bool>,
+    pub bootstrap_expect: Option<i64>,
+    pub bind_addr: Option<String>,
+    pub advertise_addr: Option<String>,
+    pub client_addr: Option<String>,
+    pub ports: Option<Ports>,
+    pub addresses: Option<Addresses>,
+    pub log_level: Option<String>,
+    pub log_json: Option<bool>,
+    pub node_meta: Option<BTreeMap<String, String>>,
+    pub rejoin_after_leave: Option<bool>,
+    pub retry_join: Option<Vec<String>>,
+    pub retry_interval: Option<String>,
+    pub retry_max: Option<i64>,
+    pub start_join: Option<Vec<String>>,
+    pub encrypt: Option<String>,
+    pub performance: Option<Performance>,
+    pub enable_script_checks: Option<bool>,
+    pub enable_local_script_checks: Option<bool>,
+    pub session_ttl_min: Option<String>,
+    pub limits: Option<Limits>,
+    pub dns_config: Option<DnsUser>,
+    pub recursors: Option<Vec<String>>,
+    pub leave_on_terminate: Option<bool>,
+    pub skip_leave_on_interrupt: Option<bool>,
+    pub disable_remote_exec: Option<bool>,
+    pub pid_file: Option<PathBuf>,
+    pub enable_debug: Option<bool>,
+    pub disable_host_node_id: Option<bool>,
+    // Accepted and ignored: harmless keys Consul users commonly set.
+    pub ui: Option<bool>,
+    pub ui_config: Option<Value>,
+    pub disable_update_check: Option<bool>,
+    pub disable_anonymous_signature: Option<bool>,
+    pub telemetry: Option<Value>,
+    pub raft_protocol: Option<i64>,
+}
+
+/// `ports { ... }`: -1 disables a listener.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Ports {
+    pub http: Option<i64>,
+    pub https: Option<i64>,
+    pub dns: Option<i64>,
+    pub grpc: Option<i64>,
+    pub grpc_tls: Option<i64>,
+    pub serf_lan: Option<i64>,
+    pub serf_wan: Option<i64>,
+    pub server: Option<i64>,
+}
+
+/// `addresses { ... }`: per-listener bind addresses overriding `client_addr`.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Addresses {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub dns: Option<String>,
+    pub grpc: Option<String>,
+}
+
+/// `performance { ... }`
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Performance {
+    pub raft_multiplier: Option<i64>,
+}
+
+/// `limits { ... }`
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Limits {
+    pub kv_max_value_size: Option<u64>,
+    pub txn_max_req_len: Option<u64>,
+    pub http_max_conns_per_client: Option<i64>,
+}
+
+/// `dns_config { ... }`
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DnsUser {
+    pub allow_stale: Option<bool>,
+    pub max_stale: Option<String>,
+    pub node_ttl: Option<String>,
+    pub service_ttl: Option<BTreeMap<String, String>>,
+    pub only_passing: Option<bool>,
+    pub udp_answer_limit: Option<i64>,
+    pub a_record_limit: Option<i64>,
+    pub enable_truncate: Option<bool>,
+    pub recursor_timeout: Option<String>,
+    pub soa: Option<SoaUser>,
+    // Accepted and ignored.
+    pub disable_compression: Option<bool>,
+    pub enable_additional_node_meta_txt: Option<bool>,
+}
+
+/// `dns_config { soa { ... } }`
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SoaUser {
+    pub expire: Option<u32>,
+    pub min_ttl: Option<u32>,
+    pub refresh: Option<u32>,
+    pub retry: Option<u32>,
+}
+
+/// One source of configuration: a file, the dev defaults or the flags.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Layer {
+    pub user: UserConfig,
+    pub services: Vec<ServiceDefinition>,
+    pub checks: Vec<CheckDefinition>,
+}
+
+/// Later layers win: scalars are replaced, lists append, maps merge, sections merge key by key.
+pub(crate) trait Merge {
+    fn merge(&mut self, later: Self);
+}
+
+macro_rules! replace {
+    ($dst:ident, $src:ident; $($f:ident),* $(,)?) => {
+        $( if $src.$f.is_some() { $dst.$f = $src.$f; } )*
+    };
+}
+
+fn append<T>(dst: &mut Option<Vec<T>>, src: Option<Vec<T>>) {
+    if let Some(items) = src {
+        dst.get_or_insert_with(Vec::new).extend(items);
+    }
+}
+
+fn extend<K: Ord, V>(dst: &mut Option<BTreeMap<K, V>>, src: Option<BTreeMap<K, V>>) {
+    if let Some(items) = src {
+        dst.get_or_insert_with(BTreeMap::new).extend(items);
+    }
+}
+
+fn section<T: Merge + Default>(dst: &mut Option<T>, src: Option<T>) {
+    if let Some(s) = src {
+        dst.get_or_insert_with(T::default).merge(s);
+    }
+}
+
+impl Merge for UserConfig {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; node_name, node_id, datacenter, primary_datacenter, domain, alt_domain,
+            data_dir, server, bootstrap, bootstrap_expect, bind_addr, advertise_addr, client_addr,
+            log_level, log_json, rejoin_after_leave, retry_interval, retry_max, encrypt,
+            enable_script_checks, enable_local_script_checks, session_ttl_min, leave_on_terminate,
+            skip_leave_on_interrupt, disable_remote_exec, pid_file, enable_debug,
+            disable_host_node_id, ui, ui_config, disable_update_check, disable_anonymous_signature,
+            telemetry, raft_protocol);
+        append(&mut self.retry_join, o.retry_join);
+        append(&mut self.start_join, o.start_join);
+        append(&mut self.recursors, o.recursors);
+        extend(&mut self.node_meta, o.node_meta);
+        section(&mut self.ports, o.ports);
+        section(&mut self.addresses, o.addresses);
+        section(&mut self.performance, o.performance);
+        section(&mut self.limits, o.limits);
+        section(&mut self.dns_config, o.dns_config);
+    }
+}
+
+impl Merge for Ports {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; http, https, dns, grpc, grpc_tls, serf_lan, serf_wan, server);
+    }
+}
+
+impl Merge for Addresses {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; http, https, dns, grpc);
+    }
+}
+
+impl Merge for Performance {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; raft_multiplier);
+    }
+}
+
+impl Merge for Limits {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; kv_max_value_size, txn_max_req_len, http_max_conns_per_client);
+    }
+}
+
+impl Merge for DnsUser {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; allow_stale, max_stale, node_ttl, only_passing, udp_answer_limit,
+            a_record_limit, enable_truncate, recursor_timeout, disable_compression,
+            enable_additional_node_meta_txt);
+        extend(&mut self.service_ttl, o.service_ttl);
+        section(&mut self.soa, o.soa);
+    }
+}
+
+impl Merge for SoaUser {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; expire, min_ttl, refresh, retry);
+    }
+}
+
+impl Merge for Layer {
+    fn merge(&mut self, o: Self) {
+        self.user.merge(o.user);
+        self.services.extend(o.services);
+        self.checks.extend(o.checks);
+    }
+}
+
+/// Config file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Json,
+    Hcl,
+}
+
+impl Format {
+    /// `-config-format` value.
+    pub fn from_flag(s: &str) -> Result<Format, ConfigError> {
+        match s {
+            "json" => Ok(Format::Json),
+            "hcl" => Ok(Format::Hcl),
+            other => Err(ConfigError::Flag(format!(
+                "-config-format: invalid format {other:?}, must be json or hcl"
+            ))),
+        }
+    }
+
+    /// By extension, else the `-config-format` fallback.
+    pub fn of(path: &Path, fallback: Option<Format>) -> Result<Format, ConfigError> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Ok(Format::Json),
+            Some("hcl") => Ok(Format::Hcl),
+            _ => fallback.ok_or_else(|| ConfigError::Format {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+}
+
+/// Read and decode one config file into a layer; every error names the file.
+pub(crate) fn read_file(path: &Path, format: Format) -> Result<Layer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_str(&text, format).map_err(|msg| ConfigError::Parse {
+        path: path.to_path_buf(),
+        msg,
+    })
+}
+
+/// Decode config text; the error names the key (the caller adds the file).
+pub(crate) fn parse_str(text: &str, format: Format) -> Result<Layer, String> {
+    let value = match format {
+        Format::Json => serde_json::from_str::<Value>(text).map_err(|e| e.to_string())?,
+        Format::Hcl => crate::hcl::parse(text)?,
+    };
+    let Value::Object(mut map) = value else {
+        return Err("the top level must be an object".to_string());
+    };
+    let mut layer = Layer::default();
+    for key in ["service", "services"] {
+        if let Some(v) = map.remove(key) {
+            layer.services.extend(definitions::services(v)?);
+        }
+    }
+    for key in ["check", "checks"] {
+        if let Some(v) = map.remove(key) {
+            layer.checks.extend(definitions::checks(v)?);
+        }
+    }
+    flatten_blocks(&mut map);
+    layer.user = decode(map)?;
+    check_user(&layer.user)?;
+    Ok(layer)
+}
+
+/// HCL1 decodes a section written as a block into a list of objects (and repeats into longer
+/// lists); sections are single objects, so merge such lists back into one.
+fn flatten_blocks(map: &mut Map<String, Value>) {
+    for v in map.values_mut() {
+        if let Value::Array(items) = v {
+            if !items.is_empty() && items.iter().all(Value::is_object) {
+                let mut merged = Map::new();
+                for item in items.drain(..) {
+                    if let Value::Object(m) = item {
+                        merged.extend(m);
+                    }
+                }
+                *v = Value::Object(merged);
+            }
+        }
+        if let Value::Object(inner) = v {
+            flatten_blocks(inner);
+        }
+    }
+}
+
+/// Decode the top-level map; on failure, find the key at fault so the message can name it.
+fn decode(map: Map<String, Value>) -> Result<UserConfig, String> {
+    match serde_json::from_value::<UserConfig>(Value::Object(map.clone())) {
+        Ok(u) => Ok(u),
+        Err(whole) => {
+            for (k, v) in map {
+                let mut one = Map::new();
+                one.insert(k.clone(), v);
+                if let Err(e) = serde_json::from_value::<UserConfig>(Value::Object(one)) {
+                    let msg = serde_message(&e);
+                    if msg == format!("unknown field \"{k}\"") {
+                        return Err(msg);
+                    }
+                    return Err(format!("{k}: {msg}"));
+                }
+            }
+            Err(serde_message(&whole))
+        }
+    }
+}
+
+/// serde's message, shortened: `unknown field `x`, expected one of ...` → `unknown field "x"`.
+pub(crate) fn serde_message(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        if let Some(end) = rest.find('`') {
+            return format!("unknown field \"{}\"", &rest[..end]);
+        }
+    }
+    msg
+}
+
+/// Value checks that need no other layer, so the error can still name the file.
+pub(crate) fn check_user(u: &UserConfig) -> Result<(), String> {
+    use crate::values::{duration, ip_list, one_ip, port};
+    duration("retry_interval", u.retry_interval.as_deref())?;
+    duration("session_ttl_min", u.session_ttl_min.as_deref())?;
+    if let Some(d) = &u.dns_config {
+        duration("dns_config.max_stale", d.max_stale.as_deref())?;
+        duration("dns_config.node_ttl", d.node_ttl.as_deref())?;
+        duration("dns_config.recursor_timeout", d.recursor_timeout.as_deref())?;
+        for (svc, ttl) in d.service_ttl.iter().flatten() {
+            duration(&format!("dns_config.service_ttl.{svc}"), Some(ttl))?;
+        }
+        for (key, v) in [
+            ("udp_answer_limit", d.udp_answer_limit),
+            ("a_record_limit", d.a_record_limit),
+        ] {
+            if let Some(n) = v.filter(|n| *n < 0 || *n > i64::from(u32::MAX)) {
+                return Err(format!(
+                    "dns_config.{key} cannot be {n}. Must be greater than or equal to zero"
+                ));
+            }
+        }
+    }
+    if let Some(p) = &u.ports {
+        for (key, v) in [
+            ("http", p.http),
+            ("https", p.https),
+            ("dns", p.dns),
+            ("grpc", p.grpc),
+            ("grpc_tls", p.grpc_tls),
+            ("serf_lan", p.serf_lan),
+            ("serf_wan", p.serf_wan),
+            ("server", p.server),
+        ] {
+            if let Some(v) = v {
+                port(&format!("ports.{key}"), v)?;
+            }
+        }
+    }
+    if let Some(a) = &u.bind_addr {
+        one_ip("bind_addr", a)?;
+    }
+    if let Some(a) = &u.advertise_addr {
+        one_ip("advertise_addr", a)?;
+    }
+    if let Some(a) = &u.client_addr {
+        ip_list("client_addr", a)?;
+    }
+    if let Some(a) = &u.addresses {
+        for (key, v) in [
+            ("http", &a.http),
+            ("https", &a.https),
+            ("dns", &a.dns),
+            ("grpc", &a.grpc),
+        ] {
+            if let Some(v) = v {
+                ip_list(&format!("addresses.{key}"), v)?;
+            }
+        }
+    }
+    if let Some(n) = u.bootstrap_expect.filter(|n| *n < 0) {
+        return Err(format!(
+            "bootstrap_expect cannot be {n}. Must be greater than or equal to zero"
+        ));
+    }
+    if let Some(n) = u.retry_max.filter(|n| *n < 0 || *n > i64::from(u32::MAX)) {
+        return Err(format!(
+            "retry_max cannot be {n}. Must be greater than or equal to zero"
+        ));
+    }
+    if let Some(n) = u.performance.as_ref().and_then(|p| p.raft_multiplier) {
+        crate::values::raft_multiplier(n)?;
+    }
+    if let Some(n) = u.raft_protocol.filter(|n| *n != 3) {
+        return Err(format!(
+            "raft_protocol version {n} is not supported by this version of proconsul"
+        ));
+    }
+    if let Some(l) = &u.log_level {
+        crate::values::log_level(l)?;
+    }
+    if let Some(k) = &u.encrypt {
+        crate::values::encrypt_key(k)?;
+    }
+    if let Some(r) = &u.recursors {
+        for a in r {
+            crate::values::recursor(a)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = parse_str(r#"{"foo": 1}"#, Format::Json).unwrap_err();
+        assert_eq!(e, "unknown field \"foo\"");
+        let e = parse_str(r#"{"ports": {"htp": 1}}"#, Format::Json).unwrap_err();
+        assert_eq!(e, "ports: unknown field \"htp\"");
+        let e = parse_str("dns_config { soa { expiry = 1 } }", Format::Hcl).unwrap_err();
+        assert_eq!(e, "dns_config: unknown field \"expiry\"");
+        let e = parse_str(r#"{"server": "yes"}"#, Format::Json).unwrap_err();
+        assert!(e.starts_with("server: invalid type"), "{e}");
+    }
+
+    #[test]
+    fn merge_rules() {
+        let mut a = parse_str(
+            r#"{"node_name":"a","retry_join":["x"],"node_meta":{"k":"1","j":"1"},"ports":{"http":1}}"#,
+            Format::Json,
+        )
+        .unwrap();
+        let b = parse_str(
+            r#"{"node_name":"b","retry_join":["y"],"node_meta":{"k":"2"},"ports":{"dns":2}}"#,
+            Format::Json,
+        )
+        .unwrap();
+        a.merge(b);
+        assert_eq!(a.user.node_name.as_deref(), Some("b"));
+        assert_eq!(a.user.retry_join, Some(vec!["x".into(), "y".into()]));
+        let meta = a.user.node_meta.unwrap();
+        assert_eq!((meta["k"].as_str(), meta["j"].as_str()), ("2", "1"));
+        let ports = a.user.ports.unwrap();
+        assert_eq!((ports.http, ports.dns), (Some(1), Some(2)));
+    }
+
+    #[test]
+    fn repeated_section_blocks_merge() {
+        let l = parse_str("ports { http = 1 }\nports { dns = 2 }\n", Format::Hcl).unwrap();
+        let p = l.user.ports.unwrap();
+        assert_eq!((p.http, p.dns), (Some(1), Some(2)));
+    }
+}

@@ -1,0 +1,95 @@
+//! The one interface between the HTTP layer and the agent.
+//!
+//! Datacenter state goes through `read`/`write` (typed requests, the same ones a client agent
+//! forwards to a server); agent-local state (its services, checks, members) has its own calls.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use proconsul_types::{
+    AgentMember, AgentService, CheckDefinition, HealthCheck, QueryMeta, QueryOptions, ReadRequest,
+    ReadResponse, RpcError, ServiceDefinition, UserEvent, WriteRequest, WriteResponse,
+};
+
+/// A service registration through the agent API, with its `?replace-existing-checks` flag.
+#[derive(Debug, Clone)]
+pub struct ServiceRegistration {
+    pub definition: ServiceDefinition,
+    pub replace_existing_checks: bool,
+}
+
+/// What the HTTP API needs from the agent.
+pub trait Backend: Send + Sync + 'static {
+    /// Serve a read (blocking if `opts.min_index` is set).
+    fn read(
+        &self,
+        req: ReadRequest,
+        opts: QueryOptions,
+    ) -> impl Future<Output = Result<(QueryMeta, ReadResponse), RpcError>> + Send;
+
+    /// Commit a write; returns the Raft index it was committed at.
+    fn write(
+        &self,
+        req: WriteRequest,
+        datacenter: String,
+    ) -> impl Future<Output = Result<(u64, WriteResponse), RpcError>> + Send;
+
+    /// The agent's datacenter.
+    fn datacenter(&self) -> String;
+    /// Known datacenters, local first.
+    fn datacenters(&self) -> impl Future<Output = Result<Vec<String>, RpcError>> + Send;
+    /// The agent's node name.
+    fn node_name(&self) -> String;
+    /// Largest KV value accepted (`limits.kv_max_value_size`).
+    fn kv_max_value_size(&self) -> u64;
+
+    /// `"ip:port"` of the Raft leader, or empty.
+    fn status_leader(&self) -> impl Future<Output = Result<String, RpcError>> + Send;
+    /// Raft voters' addresses.
+    fn status_peers(&self) -> impl Future<Output = Result<Vec<String>, RpcError>> + Send;
+
+    /// `/v1/agent/self`.
+    fn agent_self(&self) -> serde_json::Value;
+    /// `/v1/agent/members`.
+    fn agent_members(&self, wan: bool) -> Vec<AgentMember>;
+    /// `/v1/agent/services`.
+    fn agent_services(&self) -> BTreeMap<String, AgentService>;
+    /// `/v1/agent/checks`.
+    fn agent_checks(&self) -> BTreeMap<String, HealthCheck>;
+    fn agent_register_service(
+        &self,
+        reg: ServiceRegistration,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+    fn agent_deregister_service(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+    fn agent_register_check(
+        &self,
+        def: CheckDefinition,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+    fn agent_deregister_check(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+    /// TTL check update: `status` is passing|warning|critical.
+    fn agent_update_ttl(
+        &self,
+        id: String,
+        status: String,
+        output: String,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+    fn agent_join(
+        &self,
+        addr: String,
+        wan: bool,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+    fn agent_leave(&self) -> impl Future<Output = Result<(), RpcError>> + Send;
+    fn agent_reload(&self) -> impl Future<Output = Result<(), RpcError>> + Send;
+
+    /// Fire a user event; returns it with ID and LTime filled.
+    fn event_fire(&self, ev: UserEvent)
+        -> impl Future<Output = Result<UserEvent, RpcError>> + Send;
+    /// Recent events, oldest first.
+    fn event_list(&self) -> Vec<UserEvent>;
+}

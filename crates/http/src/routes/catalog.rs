@@ -1,0 +1,216 @@
+//! `/v1/catalog/*`: register/deregister and the catalog reads.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery};
+use axum::http::HeaderMap;
+
+use super::{decode, kv::unexpected, read_body, St, MAX_BODY};
+use crate::params::Params;
+use crate::reply::{self, Reply};
+use crate::Backend;
+use proconsul_types::{
+    DeregisterRequest, NodeServiceList, NodeServices, ReadRequest, ReadResponse, RegisterRequest,
+    RpcError, ServiceNode, WriteRequest,
+};
+
+pub async fn register<B: Backend>(
+    st: St<B>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    reply::or_error(
+        async {
+            let p = Params::parse(q.as_deref());
+            let body = read_body(&headers, body, MAX_BODY).await?;
+            let req: RegisterRequest = decode(&body)?;
+            let dc = if req.datacenter.is_empty() {
+                p.get("dc").unwrap_or("").to_string()
+            } else {
+                req.datacenter.clone()
+            };
+            let (idx, _) = st.write(WriteRequest::Register(req), dc).await?;
+            Ok(reply::with_index(reply::json(&true, p.pretty()), idx))
+        }
+        .await,
+    )
+}
+
+pub async fn deregister<B: Backend>(
+    st: St<B>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    reply::or_error(
+        async {
+            let p = Params::parse(q.as_deref());
+            let body = read_body(&headers, body, MAX_BODY).await?;
+            let req: DeregisterRequest = decode(&body)?;
+            if req.node.is_empty() {
+                return Err(RpcError::BadRequest("Must provide node".into()));
+            }
+            let dc = if req.datacenter.is_empty() {
+                p.get("dc").unwrap_or("").to_string()
+            } else {
+                req.datacenter.clone()
+            };
+            let (idx, _) = st.write(WriteRequest::Deregister(req), dc).await?;
+            Ok(reply::with_index(reply::json(&true, p.pretty()), idx))
+        }
+        .await,
+    )
+}
+
+pub async fn datacenters<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    reply::or_error(st.datacenters().await.map(|d| reply::json(&d, p.pretty())))
+}
+
+pub async fn nodes<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    reply::or_error(
+        async {
+            let p = Params::parse(q.as_deref());
+            let opts = p.query_options()?;
+            let dc = dc_of(&**st, &opts.datacenter);
+            let (meta, resp) = st
+                .read(
+                    ReadRequest::CatalogNodes {
+                        node_meta: p.node_meta()?,
+                    },
+                    opts,
+                )
+                .await?;
+            let ReadResponse::Nodes(mut nodes) = resp else {
+                return Err(unexpected());
+            };
+            for n in &mut nodes {
+                n.datacenter = dc.clone();
+            }
+            Ok(reply::json_meta(&nodes, &meta, p.pretty()))
+        }
+        .await,
+    )
+}
+
+pub async fn services<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    reply::or_error(
+        async {
+            let p = Params::parse(q.as_deref());
+            let opts = p.query_options()?;
+            let (meta, resp) = st
+                .read(
+                    ReadRequest::CatalogServices {
+                        node_meta: p.node_meta()?,
+                    },
+                    opts,
+                )
+                .await?;
+            let ReadResponse::Services(s) = resp else {
+                return Err(unexpected());
+            };
+            Ok(reply::json_meta::<BTreeMap<String, Vec<String>>>(
+                &s,
+                &meta,
+                p.pretty(),
+            ))
+        }
+        .await,
+    )
+}
+
+pub async fn service<B: Backend>(
+    st: St<B>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    reply::or_error(
+        async {
+            let p = Params::parse(q.as_deref());
+            let opts = p.query_options()?;
+            let dc = dc_of(&**st, &opts.datacenter);
+            let req = ReadRequest::CatalogServiceNodes {
+                service: name,
+                tags: p.all("tag"),
+                node_meta: p.node_meta()?,
+            };
+            let (meta, resp) = st.read(req, opts).await?;
+            let ReadResponse::ServiceNodes(mut rows) = resp else {
+                return Err(unexpected());
+            };
+            for r in &mut rows {
+                fill_service_node(r, &dc);
+            }
+            Ok(reply::json_meta(&rows, &meta, p.pretty()))
+        }
+        .await,
+    )
+}
+
+pub async fn node<B: Backend>(st: St<B>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Reply {
+    reply::or_error(
+        async {
+            let p = Params::parse(q.as_deref());
+            let opts = p.query_options()?;
+            let dc = dc_of(&**st, &opts.datacenter);
+            let (meta, resp) = st
+                .read(ReadRequest::CatalogNodeServices { node: name }, opts)
+                .await?;
+            let ReadResponse::NodeServices(found) = resp else {
+                return Err(unexpected());
+            };
+            let out = found.map(|(mut node, services)| {
+                node.datacenter = dc.clone();
+                NodeServices {
+                    node,
+                    services: services.into_iter().map(|s| (s.id.clone(), s)).collect(),
+                }
+            });
+            Ok(reply::json_meta(&out, &meta, p.pretty()))
+        }
+        .await,
+    )
+}
+
+pub async fn node_services<B: Backend>(
+    st: St<B>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    reply::or_error(
+        async {
+            let p = Params::parse(q.as_deref());
+            let opts = p.query_options()?;
+            let dc = dc_of(&**st, &opts.datacenter);
+            let (meta, resp) = st
+                .read(ReadRequest::CatalogNodeServices { node: name }, opts)
+                .await?;
+            let ReadResponse::NodeServices(found) = resp else {
+                return Err(unexpected());
+            };
+            let out = found.map(|(mut node, services)| {
+                node.datacenter = dc.clone();
+                NodeServiceList { node, services }
+            });
+            Ok(reply::json_meta(&out, &meta, p.pretty()))
+        }
+        .await,
+    )
+}
+
+/// The datacenter a read was served from: the one asked for, else the agent's.
+pub(crate) fn dc_of<B: Backend>(b: &B, asked: &str) -> String {
+    if asked.is_empty() {
+        b.datacenter()
+    } else {
+        asked.to_string()
+    }
+}
+
+/// Consul fills `Datacenter` and, for an instance without its own address, leaves
+/// `ServiceAddress` as registered (empty); the row's `Datacenter` is the serving DC.
+fn fill_service_node(r: &mut ServiceNode, dc: &str) {
+    r.datacenter = dc.to_string();
+}

@@ -1,0 +1,76 @@
+//! `/v1/health/*`: checks by node, by service, by state; service instances with their checks.
+
+use axum::extract::{Path, RawQuery};
+
+use super::{catalog::dc_of, kv::unexpected, St};
+use crate::params::Params;
+use crate::reply::{self, Reply};
+use crate::Backend;
+use proconsul_types::{health, ReadRequest, ReadResponse, RpcError};
+
+async fn checks_reply<B: Backend>(
+    b: &B,
+    q: Option<String>,
+    req: ReadRequest,
+) -> Result<Reply, RpcError> {
+    let p = Params::parse(q.as_deref());
+    let opts = p.query_options()?;
+    let (meta, resp) = b.read(req, opts).await?;
+    let ReadResponse::Checks(checks) = resp else {
+        return Err(unexpected());
+    };
+    Ok(reply::json_meta(&checks, &meta, p.pretty()))
+}
+
+pub async fn node<B: Backend>(st: St<B>, Path(node): Path<String>, RawQuery(q): RawQuery) -> Reply {
+    reply::or_error(checks_reply(&**st, q, ReadRequest::HealthNodeChecks { node }).await)
+}
+
+pub async fn checks<B: Backend>(
+    st: St<B>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    reply::or_error(checks_reply(&**st, q, ReadRequest::HealthServiceChecks { service }).await)
+}
+
+pub async fn state<B: Backend>(
+    st: St<B>,
+    Path(state): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    if !(health::is_valid_status(&state) || state == health::ANY) {
+        return reply::error(&RpcError::BadRequest("Invalid check state".into()));
+    }
+    reply::or_error(checks_reply(&**st, q, ReadRequest::HealthChecksInState { state }).await)
+}
+
+pub async fn service<B: Backend>(
+    st: St<B>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    reply::or_error(
+        async {
+            let p = Params::parse(q.as_deref());
+            let opts = p.query_options()?;
+            let dc = dc_of(&**st, &opts.datacenter);
+            let passing = p.flag("passing")?;
+            let req = ReadRequest::HealthServiceNodes {
+                service,
+                tags: p.all("tag"),
+                passing,
+                node_meta: p.node_meta()?,
+            };
+            let (meta, resp) = st.read(req, opts).await?;
+            let ReadResponse::CheckServiceNodes(mut rows) = resp else {
+                return Err(unexpected());
+            };
+            for r in &mut rows {
+                r.node.datacenter = dc.clone();
+            }
+            Ok(reply::json_meta(&rows, &meta, p.pretty()))
+        }
+        .await,
+    )
+}

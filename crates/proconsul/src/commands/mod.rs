@@ -1,0 +1,201 @@
+//! The command table and what every API command shares: flag parsing with Consul's error
+//! behaviour and building a client from the common HTTP flags plus the environment.
+
+pub mod agent;
+pub mod catalog;
+pub mod join;
+pub mod kv;
+pub mod leave;
+pub mod members;
+pub mod reload;
+pub mod version;
+
+use proconsul_api::{Client, Config, QueryOptions};
+
+use crate::flags::{self, Flag, ParseError, Parsed};
+use crate::ui;
+
+/// How a command runs.
+#[derive(Clone, Copy)]
+pub enum Run {
+    /// A leaf command: parse its arguments and act.
+    Exec(fn(&[String]) -> anyhow::Result<()>),
+    /// A parent such as `kv`: running it alone prints its help to stderr and exits 1.
+    Parent,
+    /// Listed for compatibility but not built yet.
+    NotImplemented,
+}
+
+/// One entry of the command tree; nested commands are named with spaces (`kv get`).
+pub struct Command {
+    pub name: &'static str,
+    pub synopsis: &'static str,
+    pub help: fn() -> String,
+    pub run: Run,
+}
+
+fn no_help() -> String {
+    String::new()
+}
+
+const fn todo(name: &'static str, synopsis: &'static str) -> Command {
+    Command {
+        name,
+        synopsis,
+        help: no_help,
+        run: Run::NotImplemented,
+    }
+}
+
+/// Every command, Consul's names and synopses.
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "agent",
+        synopsis: "Runs a Consul agent",
+        help: agent::help,
+        run: Run::Exec(agent::run),
+    },
+    Command {
+        name: "catalog",
+        synopsis: "Interact with the catalog",
+        help: catalog::help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "catalog datacenters",
+        synopsis: "Lists all known datacenters",
+        help: catalog::datacenters_help,
+        run: Run::Exec(catalog::datacenters),
+    },
+    Command {
+        name: "catalog nodes",
+        synopsis: "Lists all nodes in the given datacenter",
+        help: catalog::nodes_help,
+        run: Run::Exec(catalog::nodes),
+    },
+    Command {
+        name: "catalog services",
+        synopsis: "Lists all registered services in a datacenter",
+        help: catalog::services_help,
+        run: Run::Exec(catalog::services),
+    },
+    todo("event", "Fire a new event"),
+    todo("exec", "Executes a command on Consul nodes"),
+    todo(
+        "force-leave",
+        "Forces a member of the cluster to enter the \"left\" state",
+    ),
+    todo("info", "Provides debugging information for operators."),
+    Command {
+        name: "join",
+        synopsis: "Tell Consul agent to join cluster",
+        help: join::help,
+        run: Run::Exec(join::run),
+    },
+    todo("keygen", "Generates a new encryption key"),
+    todo("keyring", "Manages gossip layer encryption keys"),
+    Command {
+        name: "kv",
+        synopsis: "Interact with the key-value store",
+        help: kv::help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "kv delete",
+        synopsis: "Removes data from the KV store",
+        help: kv::delete_help,
+        run: Run::Exec(kv::delete),
+    },
+    Command {
+        name: "kv get",
+        synopsis: "Retrieves or lists data from the KV store",
+        help: kv::get_help,
+        run: Run::Exec(kv::get),
+    },
+    Command {
+        name: "kv put",
+        synopsis: "Sets or updates data in the KV store",
+        help: kv::put_help,
+        run: Run::Exec(kv::put),
+    },
+    Command {
+        name: "leave",
+        synopsis: "Gracefully leaves the Consul cluster and shuts down",
+        help: leave::help,
+        run: Run::Exec(leave::run),
+    },
+    todo("lock", "Execute a command holding a lock"),
+    todo("maint", "Controls node or service maintenance mode"),
+    Command {
+        name: "members",
+        synopsis: "Lists the members of a Consul cluster",
+        help: members::help,
+        run: Run::Exec(members::run),
+    },
+    todo("monitor", "Stream logs from a Consul agent"),
+    todo(
+        "operator",
+        "Provides cluster-level tools for Consul operators",
+    ),
+    Command {
+        name: "reload",
+        synopsis: "Triggers the agent to reload configuration files",
+        help: reload::help,
+        run: Run::Exec(reload::run),
+    },
+    todo("rtt", "Estimates network round trip time between nodes"),
+    todo(
+        "snapshot",
+        "Saves, restores and inspects snapshots of Consul server state",
+    ),
+    todo("validate", "Validate config files/directories"),
+    Command {
+        name: "version",
+        synopsis: "Prints the Consul version",
+        help: version::help,
+        run: Run::Exec(version::run),
+    },
+    todo("watch", "Watch for changes in Consul"),
+];
+
+/// The stderr text of a listed but unbuilt command.
+pub const NOT_IMPLEMENTED: &str = "This command is not implemented yet in proconsul";
+
+/// Look a command up by its full name.
+pub fn find(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// Parse a command's flags. A bad flag prints Go's message and the command's help to stderr
+/// and exits 1, as Consul's commands do.
+pub fn parse_flags(spec: &[Flag], args: &[String], help: fn() -> String) -> anyhow::Result<Parsed> {
+    match flags::parse(spec, args) {
+        Ok(p) => Ok(p),
+        Err(ParseError::Help) => Err(ui::fail(help())),
+        Err(ParseError::Invalid(msg)) => Err(ui::fail(format!("{msg}\n{}", help()))),
+    }
+}
+
+/// A client for the agent named by `-http-addr`/`-token`/`-token-file`/`-datacenter`, falling
+/// back to `CONSUL_HTTP_*` and then the defaults.
+pub fn client(p: &Parsed) -> anyhow::Result<Client> {
+    let mut cfg = Config::from_env();
+    if let Some(a) = p.str("http-addr") {
+        cfg.address = a.to_string();
+    }
+    if let Some(t) = p.str("token") {
+        cfg.token = Some(t.to_string());
+    }
+    if let Some(f) = p.str("token-file") {
+        cfg.token_file = Some(f.into());
+    }
+    if let Some(dc) = p.str("datacenter") {
+        cfg.datacenter = Some(dc.to_string());
+    }
+    Client::new(cfg).map_err(|e| ui::fail(format!("Error connecting to Consul agent: {e}")))
+}
+
+/// Read options from `-stale`.
+pub fn query_options(p: &Parsed) -> QueryOptions {
+    QueryOptions::stale(p.bool("stale"))
+}

@@ -1,0 +1,528 @@
+//! The [`RaftNode`] facade: the only thing other crates touch.
+//!
+//! It owns the openraft instance and hides its generic types: callers propose bytes and get
+//! bytes back with the log index, ask who leads, and feed received RPC frames in. Errors are
+//! folded into [`RaftError`], whose variants carry what a caller needs to act (the leader to
+//! forward to, whether retrying makes sense).
+//!
+//! A node is a value, not a global: tests start several in one process over a [`MemRouter`].
+//!
+//! [`MemRouter`]: crate::MemRouter
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{
+    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader,
+    InitializeError, RaftError as OrRaftError,
+};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+};
+use openraft::{BasicNode, ChangeMembers, Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::log_store::{LogMeta, LogStore};
+use crate::network::{NetFactory, RaftTransport, RpcKind};
+use crate::state_machine::{SmShared, SmStore, StateMachine};
+use crate::types::{decode, encode, Request, TypeConfig};
+
+/// How long `add_voter` waits for a new server to catch up before giving up.
+const CATCHUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long membership changes retry while another change is in progress.
+const MEMBERSHIP_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings for one Raft node. Build with [`RaftOptions::new`] and adjust fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftOptions {
+    /// This server's Raft id.
+    pub node_id: u64,
+    /// This server's RPC address (`ip:8300`), published in the membership.
+    pub addr: String,
+    /// `Some(<data-dir>/raft)`: durable log (`raft.redb`) and `snapshots/`. `None`: in memory.
+    pub dir: Option<PathBuf>,
+    /// Leader heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Election timeout is drawn from `[election_min_ms, election_max_ms)`.
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Take a snapshot after this many entries since the last one (Consul: `SnapshotThreshold`).
+    pub snapshot_logs_since_last: u64,
+    /// Entries kept behind a snapshot so slightly lagging followers avoid a snapshot install
+    /// (Consul: `TrailingLogs`).
+    pub trailing_logs: u64,
+}
+
+impl RaftOptions {
+    /// Consul-equivalent defaults at `raft_multiplier = 1` (what `-dev` uses).
+    pub fn new(node_id: u64, addr: impl Into<String>, dir: Option<PathBuf>) -> Self {
+        Self {
+            node_id,
+            addr: addr.into(),
+            dir,
+            heartbeat_ms: 200,
+            election_min_ms: 1000,
+            election_max_ms: 2000,
+            snapshot_logs_since_last: 16_384,
+            trailing_logs: 10_240,
+        }
+    }
+
+    /// Scale the timing by Consul's `raft_multiplier` (Consul's production default is 5).
+    pub fn with_multiplier(mut self, multiplier: u64) -> Self {
+        let m = multiplier.max(1);
+        self.heartbeat_ms = 200 * m;
+        self.election_min_ms = 1000 * m;
+        self.election_max_ms = 2000 * m;
+        self
+    }
+
+    fn to_config(&self) -> Result<Config, RaftError> {
+        let cfg = Config {
+            cluster_name: "proconsul".to_string(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_min_ms,
+            election_timeout_max: self.election_max_ms,
+            // Per snapshot chunk; the last chunk includes the follower's restore, which can take a
+            // while on a large state. A short value would resend the snapshot forever.
+            install_snapshot_timeout: 30_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last.max(1)),
+            max_in_snapshot_log_to_keep: self.trailing_logs,
+            // Keep snapshot frames small enough for any RPC frame limit.
+            snapshot_max_chunk_size: 1024 * 1024,
+            ..Default::default()
+        };
+        cfg.validate()
+            .map_err(|e| RaftError::Other(format!("invalid raft config: {e}")))
+    }
+}
+
+/// Errors from [`RaftNode`] operations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RaftError {
+    /// This node is not the leader; send the request to `leader`.
+    #[error("not the leader (leader: {leader:?})")]
+    ForwardToLeader { leader: Option<(u64, String)> },
+    /// There is no known leader (election in progress or quorum lost).
+    #[error("no cluster leader")]
+    NoLeader,
+    /// The node has been shut down.
+    #[error("raft is shut down")]
+    Shutdown,
+    /// The log or snapshot store failed; the node stops.
+    #[error("raft storage error: {0}")]
+    Storage(String),
+    #[error("raft: {0}")]
+    Other(String),
+}
+
+impl RaftError {
+    /// Whether retrying (after forwarding to the leader, or after a short wait) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::ForwardToLeader { .. } | Self::NoLeader)
+    }
+}
+
+fn from_fatal(f: Fatal<u64>) -> RaftError {
+    match f {
+        Fatal::StorageError(e) => RaftError::Storage(e.to_string()),
+        Fatal::Stopped => RaftError::Shutdown,
+        Fatal::Panicked => RaftError::Other("raft core panicked".to_string()),
+    }
+}
+
+fn from_forward(f: ForwardToLeader<u64, BasicNode>) -> RaftError {
+    match (f.leader_id, f.leader_node) {
+        (Some(id), Some(node)) => RaftError::ForwardToLeader {
+            leader: Some((id, node.addr)),
+        },
+        _ => RaftError::NoLeader,
+    }
+}
+
+fn from_write_err(e: OrRaftError<u64, ClientWriteError<u64, BasicNode>>) -> RaftError {
+    match e {
+        OrRaftError::Fatal(f) => from_fatal(f),
+        OrRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => from_forward(f),
+        OrRaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+            RaftError::Other(c.to_string())
+        }
+    }
+}
+
+fn is_membership_busy(e: &OrRaftError<u64, ClientWriteError<u64, BasicNode>>) -> bool {
+    matches!(
+        e,
+        OrRaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(_)
+        ))
+    )
+}
+
+/// A cheap copy of the node's Raft status (for `/v1/agent/self`, `operator raft` and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftMetricsSummary {
+    pub node_id: u64,
+    /// "Leader", "Follower", "Candidate", "Learner" or "Shutdown".
+    pub state: &'static str,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub last_log_term: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub last_snapshot_index: u64,
+    pub last_snapshot_term: u64,
+    pub leader_id: Option<u64>,
+    pub num_voters: usize,
+    /// Log index of the membership configuration in effect.
+    pub latest_configuration_index: u64,
+    pub last_contact_ms: u64,
+}
+
+/// A running Raft server. Cheap to clone; all clones drive the same node.
+#[derive(Clone)]
+pub struct RaftNode {
+    inner: Arc<NodeInner>,
+}
+
+struct NodeInner {
+    id: u64,
+    raft: Raft<TypeConfig>,
+    metrics: watch::Receiver<RaftMetrics<u64, BasicNode>>,
+    log: LogMeta,
+    sm: Arc<SmShared>,
+    started: Instant,
+    /// When an AppendEntries/InstallSnapshot from a current leader last arrived.
+    last_contact: Mutex<Option<Instant>>,
+    shut: AtomicBool,
+}
+
+impl RaftNode {
+    /// Open storage (restoring `sm` from the latest snapshot in durable mode) and start Raft.
+    /// Does not bootstrap: call [`RaftNode::bootstrap`] only on a node that
+    /// [`is_initialized`](RaftNode::is_initialized) says has no state.
+    pub async fn start(
+        opts: RaftOptions,
+        sm: Arc<dyn StateMachine>,
+        transport: Arc<dyn RaftTransport>,
+    ) -> Result<RaftNode, RaftError> {
+        let config = Arc::new(opts.to_config()?);
+        let dir = opts.dir.clone();
+        // Opening redb and restoring a snapshot are blocking and may take a while.
+        let (log, sm_store) = tokio::task::spawn_blocking(move || {
+            let stores = match dir {
+                Some(dir) => (
+                    LogStore::open(&dir.join("raft.redb"))?,
+                    SmStore::open(sm, Some(dir.join("snapshots")))?,
+                ),
+                None => (LogStore::memory(), SmStore::open(sm, None)?),
+            };
+            Ok::<_, openraft::StorageError<u64>>(stores)
+        })
+        .await
+        .map_err(|e| RaftError::Other(e.to_string()))?
+        .map_err(|e| RaftError::Storage(e.to_string()))?;
+
+        let log_meta = log.meta_handle();
+        let shared = sm_store.shared();
+        let network = NetFactory {
+            id: opts.node_id,
+            transport,
+        };
+        let raft = Raft::new(opts.node_id, config, network, log, sm_store)
+            .await
+            .map_err(from_fatal)?;
+        tracing::info!(node_id = opts.node_id, addr = %opts.addr, durable = opts.dir.is_some(), "raft started");
+        Ok(RaftNode {
+            inner: Arc::new(NodeInner {
+                id: opts.node_id,
+                metrics: raft.metrics(),
+                raft,
+                log: log_meta,
+                sm: shared,
+                started: Instant::now(),
+                last_contact: Mutex::new(None),
+                shut: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    fn check_running(&self) -> Result<(), RaftError> {
+        if self.inner.shut.load(Ordering::Acquire) {
+            Err(RaftError::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether this node has any Raft state (a vote, log or snapshot). Such a node must never
+    /// be bootstrapped again.
+    pub async fn is_initialized(&self) -> bool {
+        if self.inner.log.has_state() || self.inner.sm.applied_index() > 0 {
+            return true;
+        }
+        self.inner.raft.is_initialized().await.unwrap_or(true)
+    }
+
+    /// Form a new cluster with `voters` (id, RPC address). A no-op if already initialized.
+    pub async fn bootstrap(&self, voters: Vec<(u64, String)>) -> Result<(), RaftError> {
+        self.check_running()?;
+        if self.is_initialized().await {
+            return Ok(());
+        }
+        let members: BTreeMap<u64, BasicNode> = voters
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect();
+        match self.inner.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(OrRaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(OrRaftError::APIError(e)) => Err(RaftError::Other(e.to_string())),
+            Err(OrRaftError::Fatal(f)) => Err(from_fatal(f)),
+        }
+    }
+
+    /// Replicate `payload` and apply it; returns the entry's log index and the state machine's
+    /// response. Returns only after the entry is committed and applied on this (leader) node.
+    pub async fn propose(&self, payload: Vec<u8>) -> Result<(u64, Vec<u8>), RaftError> {
+        self.check_running()?;
+        let resp = self
+            .inner
+            .raft
+            .client_write(Request(payload))
+            .await
+            .map_err(from_write_err)?;
+        Ok((resp.log_id.index, resp.data.0))
+    }
+
+    /// Confirm leadership with a quorum round and wait until everything committed before the
+    /// call is applied locally (for `?consistent` reads).
+    pub async fn ensure_linearizable(&self) -> Result<(), RaftError> {
+        self.check_running()?;
+        match self.inner.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(OrRaftError::Fatal(f)) => Err(from_fatal(f)),
+            Err(OrRaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(from_forward(f))
+            }
+            Err(OrRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                Err(RaftError::NoLeader)
+            }
+        }
+    }
+
+    /// The current leader (id, RPC address), if known.
+    pub fn leader(&self) -> Option<(u64, String)> {
+        let m = self.inner.metrics.borrow();
+        let id = m.current_leader?;
+        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+        Some((id, addr))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let m = self.inner.metrics.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.inner.id)
+    }
+
+    /// 0 on the leader; on other nodes, milliseconds since the last AppendEntries (heartbeat) or
+    /// snapshot chunk from a current leader — or since start if none has arrived yet.
+    pub fn last_contact_ms(&self) -> u64 {
+        if self.is_leader() {
+            return 0;
+        }
+        let since = self
+            .inner
+            .last_contact
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(self.inner.started);
+        since.elapsed().as_millis() as u64
+    }
+
+    fn touch_contact(&self) {
+        *self
+            .inner
+            .last_contact
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// The voting members (id, RPC address), sorted by id.
+    pub fn voters(&self) -> Vec<(u64, String)> {
+        let m = self.inner.metrics.borrow();
+        let mem = m.membership_config.membership();
+        mem.voter_ids()
+            .map(|id| {
+                (
+                    id,
+                    mem.get_node(&id)
+                        .map(|n| n.addr.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// The index of the last entry applied to the state machine.
+    pub fn applied_index(&self) -> u64 {
+        self.inner.sm.applied_index()
+    }
+
+    /// Add (or re-address) a voter: it joins as a learner, is caught up, then promoted.
+    /// Must be called on the leader.
+    pub async fn add_voter(&self, id: u64, addr: String) -> Result<(), RaftError> {
+        self.check_running()?;
+        let existing = self.voters().into_iter().find(|(v, _)| *v == id);
+        match existing {
+            Some((_, a)) if a == addr => return Ok(()),
+            Some(_) => {
+                let change = ChangeMembers::SetNodes(BTreeMap::from([(id, BasicNode { addr })]));
+                return self.change_membership(change).await;
+            }
+            None => {}
+        }
+        let add = self
+            .inner
+            .raft
+            .add_learner(id, BasicNode { addr: addr.clone() }, true);
+        match tokio::time::timeout(CATCHUP_TIMEOUT, add).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(from_write_err(e)),
+            Err(_) => {
+                return Err(RaftError::Other(format!(
+                    "server {id} at {addr} did not catch up in time"
+                )))
+            }
+        }
+        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
+            .await
+    }
+
+    /// Remove a server (voter or learner) from the cluster. Must be called on the leader.
+    pub async fn remove_voter(&self, id: u64) -> Result<(), RaftError> {
+        self.check_running()?;
+        let known = {
+            let m = self.inner.metrics.borrow();
+            m.membership_config.membership().get_node(&id).is_some()
+        };
+        if !known {
+            return Ok(());
+        }
+        let is_voter = self.voters().iter().any(|(v, _)| *v == id);
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.change_membership(change).await
+    }
+
+    async fn change_membership(
+        &self,
+        change: ChangeMembers<u64, BasicNode>,
+    ) -> Result<(), RaftError> {
+        let deadline = Instant::now() + MEMBERSHIP_BUSY_TIMEOUT;
+        loop {
+            match self
+                .inner
+                .raft
+                .change_membership(change.clone(), false)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if is_membership_busy(&e) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(from_write_err(e)),
+            }
+        }
+    }
+
+    /// The receiving side of [`RaftTransport`]: decode a frame, hand it to openraft, and return
+    /// the encoded reply (openraft's own `Result`, so remote Raft errors travel intact).
+    pub async fn handle_rpc(&self, kind: RpcKind, body: &[u8]) -> Result<Vec<u8>, RaftError> {
+        self.check_running()?;
+        let bad =
+            |e: rmp_serde::decode::Error| RaftError::Other(format!("bad {kind:?} request: {e}"));
+        let raft = &self.inner.raft;
+        let out = match kind {
+            RpcKind::AppendEntries => {
+                let req: AppendEntriesRequest<TypeConfig> = decode(body).map_err(bad)?;
+                let res = raft.append_entries(req).await;
+                if matches!(&res, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+                    self.touch_contact();
+                }
+                encode(&res)
+            }
+            RpcKind::Vote => {
+                let req: VoteRequest<u64> = decode(body).map_err(bad)?;
+                encode(&raft.vote(req).await)
+            }
+            RpcKind::InstallSnapshot => {
+                let req: InstallSnapshotRequest<TypeConfig> = decode(body).map_err(bad)?;
+                let res = raft.install_snapshot(req).await;
+                if res.is_ok() {
+                    self.touch_contact();
+                }
+                encode(&res)
+            }
+        };
+        out.map_err(|e| RaftError::Other(format!("encode {kind:?} reply: {e}")))
+    }
+
+    /// A copy of the node's Raft status.
+    pub fn metrics(&self) -> RaftMetricsSummary {
+        let last_contact_ms = self.last_contact_ms();
+        let m = self.inner.metrics.borrow();
+        let state = match m.state {
+            ServerState::Leader => "Leader",
+            ServerState::Follower => "Follower",
+            ServerState::Candidate => "Candidate",
+            ServerState::Learner => "Learner",
+            ServerState::Shutdown => "Shutdown",
+        };
+        let last_log = self.inner.log.last_log_id();
+        let snap = m.snapshot;
+        RaftMetricsSummary {
+            node_id: self.inner.id,
+            state,
+            term: m.current_term,
+            last_log_index: last_log.map(|l| l.index).unwrap_or(0),
+            last_log_term: last_log.map(|l| l.leader_id.term).unwrap_or(0),
+            commit_index: self.inner.log.committed().map(|l| l.index).unwrap_or(0),
+            applied_index: self.inner.sm.applied_index(),
+            last_snapshot_index: snap.map(|l| l.index).unwrap_or(0),
+            last_snapshot_term: snap.map(|l| l.leader_id.term).unwrap_or(0),
+            leader_id: m.current_leader,
+            num_voters: m.membership_config.membership().voter_ids().count(),
+            latest_configuration_index: m.membership_config.log_id().map(|l| l.index).unwrap_or(0),
+            last_contact_ms,
+        }
+    }
+
+    /// Stop Raft. Idempotent; later calls on this node return [`RaftError::Shutdown`].
+    pub async fn shutdown(&self) {
+        if self.inner.shut.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        tracing::info!(node_id = self.inner.id, "raft stopped");
+    }
+
+    /// Force a snapshot now (tests, `operator` tooling); returns when it has been requested.
+    pub async fn trigger_snapshot(&self) -> Result<(), RaftError> {
+        self.check_running()?;
+        self.inner
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(from_fatal)
+    }
+}

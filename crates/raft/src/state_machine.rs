@@ -1,0 +1,341 @@
+//! The state-machine adapter: openraft's `RaftStateMachine` over proconsul's [`StateMachine`].
+//!
+//! openraft needs to know the last applied log id and the last membership; the application
+//! state does not. This adapter keeps both next to the state and writes them into the snapshot
+//! envelope, so a snapshot is self-describing: on boot the durable node loads
+//! `<dir>/snapshots/current.snap`, restores the state machine from it and tells openraft where it
+//! stands — openraft then replays only the log after the snapshot.
+//!
+//! Snapshot consistency: openraft builds snapshots in a spawned task while entries keep being
+//! applied, so the state bytes are captured in `get_snapshot_builder` (on the apply path, together
+//! with the matching last-applied id); only the file write happens off that path.
+//!
+//! In durable mode the current snapshot lives only on disk (read back when a follower needs it),
+//! so a large state is not held twice in memory. Files are written to a temp name, fsync'd and
+//! renamed, so a crash leaves either the old or the new snapshot, never a torn one.
+
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
+use serde::{Deserialize, Serialize};
+
+use crate::types::{
+    decode, encode, Blob, Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig,
+};
+
+/// The replicated state machine, fed committed payloads. Implemented by the server crate.
+pub trait StateMachine: Send + Sync + 'static {
+    /// Apply a committed application payload at `index`; returns the encoded response. Must be
+    /// deterministic.
+    fn apply(&self, index: u64, payload: &[u8]) -> Vec<u8>;
+    /// A non-application entry (blank/membership) was applied at `index`.
+    fn note_index(&self, index: u64);
+    /// Serialise the whole state (deterministic bytes).
+    fn snapshot(&self) -> Vec<u8>;
+    /// Replace the whole state from snapshot bytes.
+    fn restore(&self, data: &[u8]) -> Result<(), String>;
+}
+
+const SNAPSHOT_FILE: &str = "current.snap";
+const SNAPSHOT_TMP: &str = "current.snap.tmp";
+const ENVELOPE_VERSION: u32 = 1;
+
+/// What a snapshot file holds: openraft's view (last applied id, membership) plus the state.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    version: u32,
+    meta: SnapshotMeta,
+    data: Blob,
+}
+
+/// State shared between the adapter, its snapshot builders and the node facade.
+pub(crate) struct SmShared {
+    sm: Arc<dyn StateMachine>,
+    applied_index: AtomicU64,
+    snapshot_seq: AtomicU64,
+    /// `None`: snapshots kept in memory (`-dev`).
+    dir: Option<PathBuf>,
+    /// The current snapshot's meta, and its bytes when in memory. The lock also orders the
+    /// compare-and-write of snapshot files.
+    current: Mutex<Option<CurrentSnapshot>>,
+}
+
+/// The current snapshot's meta, plus its bytes when snapshots are kept in memory.
+type CurrentSnapshot = (SnapshotMeta, Option<Arc<Vec<u8>>>);
+
+impl SmShared {
+    pub(crate) fn applied_index(&self) -> u64 {
+        self.applied_index.load(Ordering::Acquire)
+    }
+
+    /// Make `meta`/`data` the current snapshot unless a newer one is already current.
+    /// Blocking (file I/O in durable mode): call from `spawn_blocking`.
+    fn store(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((m, _)) = cur.as_ref() {
+            if m.last_log_id > meta.last_log_id {
+                return Ok(());
+            }
+        }
+        match &self.dir {
+            Some(dir) => {
+                write_snapshot_file(dir, meta, data).map_err(|e| {
+                    StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
+                })?;
+                *cur = Some((meta.clone(), None));
+            }
+            None => *cur = Some((meta.clone(), Some(Arc::new(data.to_vec())))),
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        match (&*cur, &self.dir) {
+            (None, _) => Ok(None),
+            (Some((meta, Some(data))), _) => Ok(Some(Snapshot {
+                meta: meta.clone(),
+                snapshot: Box::new(Cursor::new(data.as_ref().clone())),
+            })),
+            (Some((meta, None)), Some(dir)) => {
+                let env = read_snapshot_file(dir)?.ok_or_else(|| {
+                    snapshot_read_err(Some(meta), "snapshot file missing".to_string())
+                })?;
+                Ok(Some(Snapshot {
+                    meta: env.meta,
+                    snapshot: Box::new(Cursor::new(env.data.0)),
+                }))
+            }
+            (Some((meta, None)), None) => Err(snapshot_read_err(
+                Some(meta),
+                "snapshot data missing".to_string(),
+            )),
+        }
+    }
+}
+
+fn snapshot_read_err(meta: Option<&SnapshotMeta>, msg: String) -> StorageError {
+    StorageIOError::read_snapshot(meta.map(|m| m.signature()), AnyError::error(msg)).into()
+}
+
+fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> std::io::Result<()> {
+    let env = Envelope {
+        version: ENVELOPE_VERSION,
+        meta: meta.clone(),
+        data: Blob(data.to_vec()),
+    };
+    let bytes = encode(&env).map_err(std::io::Error::other)?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(SNAPSHOT_TMP);
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
+    // Persist the rename itself.
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn read_snapshot_file(dir: &Path) -> Result<Option<Envelope>, StorageError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(snapshot_read_err(None, format!("{}: {e}", path.display()))),
+    };
+    let env: Envelope = decode(&bytes)
+        .map_err(|e| snapshot_read_err(None, format!("{}: undecodable: {e}", path.display())))?;
+    if env.version != ENVELOPE_VERSION {
+        return Err(snapshot_read_err(
+            Some(&env.meta),
+            format!(
+                "{}: unsupported snapshot version {}",
+                path.display(),
+                env.version
+            ),
+        ));
+    }
+    Ok(Some(env))
+}
+
+/// openraft's state machine: the application state plus last-applied id and membership.
+pub(crate) struct SmStore {
+    shared: Arc<SmShared>,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+impl SmStore {
+    /// Create the adapter. With `dir`, load `<dir>/current.snap` if present and restore the
+    /// state machine from it (an unreadable snapshot is a fatal error, never ignored).
+    pub(crate) fn open(
+        sm: Arc<dyn StateMachine>,
+        dir: Option<PathBuf>,
+    ) -> Result<Self, StorageError> {
+        let mut last_applied = None;
+        let mut membership = StoredMembership::default();
+        let mut current = None;
+        if let Some(dir) = &dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| snapshot_read_err(None, format!("{}: {e}", dir.display())))?;
+            let _ = std::fs::remove_file(dir.join(SNAPSHOT_TMP));
+            if let Some(env) = read_snapshot_file(dir)? {
+                sm.restore(&env.data.0)
+                    .map_err(|e| snapshot_read_err(Some(&env.meta), e))?;
+                tracing::info!(
+                    index = env.meta.last_log_id.map(|l| l.index).unwrap_or(0),
+                    id = %env.meta.snapshot_id,
+                    "restored state from snapshot"
+                );
+                last_applied = env.meta.last_log_id;
+                membership = env.meta.last_membership.clone();
+                current = Some((env.meta, None));
+            }
+        }
+        Ok(Self {
+            shared: Arc::new(SmShared {
+                sm,
+                applied_index: AtomicU64::new(last_applied.map(|l| l.index).unwrap_or(0)),
+                snapshot_seq: AtomicU64::new(0),
+                dir,
+                current: Mutex::new(current),
+            }),
+            last_applied,
+            membership,
+        })
+    }
+
+    pub(crate) fn shared(&self) -> Arc<SmShared> {
+        self.shared.clone()
+    }
+}
+
+/// Builds one snapshot from state captured when the builder was created.
+pub(crate) struct SmSnapshotBuilder {
+    shared: Arc<SmShared>,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    data: Vec<u8>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SmSnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let seq = self.shared.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let snapshot_id = match self.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
+            None => format!("0-0-{seq}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: self.last_applied,
+            last_membership: self.membership.clone(),
+            snapshot_id,
+        };
+        let data = std::mem::take(&mut self.data);
+        let shared = self.shared.clone();
+        let (m2, data) =
+            tokio::task::spawn_blocking(move || shared.store(&meta, &data).map(|_| (meta, data)))
+                .await
+                .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))??;
+        tracing::info!(
+            index = m2.last_log_id.map(|l| l.index).unwrap_or(0),
+            bytes = data.len(),
+            "built snapshot"
+        );
+        Ok(Snapshot {
+            meta: m2,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for SmStore {
+    type SnapshotBuilder = SmSnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let sm = &self.shared.sm;
+        let mut out = Vec::new();
+        for e in entries {
+            let index = e.log_id.index;
+            self.last_applied = Some(e.log_id);
+            match e.payload {
+                EntryPayload::Normal(req) => out.push(Response(sm.apply(index, &req.0))),
+                EntryPayload::Blank => {
+                    sm.note_index(index);
+                    out.push(Response::default());
+                }
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(e.log_id), m);
+                    sm.note_index(index);
+                    out.push(Response::default());
+                }
+            }
+            self.shared.applied_index.store(index, Ordering::Release);
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SmSnapshotBuilder {
+            shared: self.shared.clone(),
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+            data: self.shared.sm.snapshot(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        self.shared
+            .sm
+            .restore(&data)
+            .map_err(|e| snapshot_read_err(Some(meta), format!("restore: {e}")))?;
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.shared.applied_index.store(
+            meta.last_log_id.map(|l| l.index).unwrap_or(0),
+            Ordering::Release,
+        );
+        tracing::info!(
+            index = meta.last_log_id.map(|l| l.index).unwrap_or(0),
+            bytes = data.len(),
+            "installed snapshot"
+        );
+
+        let shared = self.shared.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || shared.store(&meta, &data))
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))??;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.current())
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, AnyError::new(&e)))?
+    }
+}

@@ -1,0 +1,276 @@
+//! Writes: validate and complete a request (Consul's pre-apply), propose it, decode the result.
+//!
+//! Everything non-deterministic happens here, never in apply: the wall-clock time carried in the
+//! entry, new session IDs, the lock-delay check for `acquire`, session TTL bounds.
+
+use std::time::Duration;
+
+use proconsul_state::{Command, KvOp, KvVerb, Proposal};
+use proconsul_types::{
+    duration, KvWriteVerb, RegisterRequest, RpcError, SessionCreate, SessionEntry, TxnResponse,
+    WriteRequest, WriteResponse, BEHAVIOR_DELETE, BEHAVIOR_RELEASE,
+};
+
+use crate::fsm::Applied;
+use crate::{now_ms, raft_error, Server};
+
+/// Longest session TTL Consul allows.
+const SESSION_TTL_MAX: Duration = Duration::from_secs(86_400);
+/// Longest lock delay Consul allows.
+const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
+/// Consul's default lock delay.
+const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
+
+impl Server {
+    /// Commit a write; returns the Raft index it was committed at and its answer.
+    pub async fn write(
+        &self,
+        req: WriteRequest,
+        datacenter: &str,
+    ) -> Result<(u64, WriteResponse), RpcError> {
+        if !datacenter.is_empty() && datacenter != self.inner.opts.datacenter {
+            return Err(RpcError::Internal("No path to datacenter".into()));
+        }
+        match req {
+            WriteRequest::Register(r) => {
+                let r = validate_register(r)?;
+                let (idx, _) = self.propose_ok(Command::Register(r)).await?;
+                Ok((idx, WriteResponse::Ok))
+            }
+            WriteRequest::Deregister(r) => {
+                if r.node.is_empty() {
+                    return Err(RpcError::Internal("Must provide node".into()));
+                }
+                let (idx, _) = self.propose_ok(Command::Deregister(r)).await?;
+                Ok((idx, WriteResponse::Ok))
+            }
+            WriteRequest::Kv {
+                verb,
+                key,
+                value,
+                flags,
+                index,
+                session,
+            } => {
+                let verb = match verb {
+                    KvWriteVerb::Set => KvVerb::Set,
+                    KvWriteVerb::Cas => KvVerb::Cas,
+                    KvWriteVerb::Lock => KvVerb::Lock,
+                    KvWriteVerb::Unlock => KvVerb::Unlock,
+                    KvWriteVerb::Delete => KvVerb::Delete,
+                    KvWriteVerb::DeleteCas => KvVerb::DeleteCas,
+                    KvWriteVerb::DeleteTree => KvVerb::DeleteTree,
+                };
+                if verb == KvVerb::Lock {
+                    // kvsPreApply: an acquire inside a key's lock-delay window fails at once.
+                    if let Some(until) = self.inner.store.lock_delay_until(&key) {
+                        if until > now_ms() {
+                            return Ok((self.inner.store.last_index(), WriteResponse::Bool(false)));
+                        }
+                    }
+                }
+                let op = KvOp {
+                    verb,
+                    key,
+                    value,
+                    flags,
+                    index,
+                    session,
+                };
+                let (idx, applied) = self.propose_ok(Command::Kv(op)).await?;
+                let ok = matches!(applied, Applied::Bool(true) | Applied::Ok);
+                Ok((idx, WriteResponse::Bool(ok)))
+            }
+            WriteRequest::Txn(ops) => {
+                let (idx, applied) = self.propose(Command::Txn(ops)).await?;
+                let resp = match applied {
+                    Applied::Txn(Ok(results)) => TxnResponse {
+                        results: Some(results),
+                        errors: None,
+                    },
+                    Applied::Txn(Err(errors)) => TxnResponse {
+                        results: None,
+                        errors: Some(errors),
+                    },
+                    Applied::Err(m) => return Err(RpcError::Internal(m)),
+                    _ => return Err(RpcError::Internal("unexpected txn result".into())),
+                };
+                Ok((idx, WriteResponse::Txn(resp)))
+            }
+            WriteRequest::SessionCreate(c) => {
+                let entry = self.complete_session(c)?;
+                let id = entry.id.clone();
+                let ttl = entry.ttl.clone();
+                let (idx, _) = self.propose_ok(Command::SessionCreate(entry)).await?;
+                if let Some(ttl) = parse_ttl(&ttl) {
+                    self.inner.sessions.reset(&id, ttl);
+                }
+                Ok((idx, WriteResponse::SessionId(id)))
+            }
+            WriteRequest::SessionDestroy { id } => {
+                if id.is_empty() {
+                    return Err(RpcError::Internal("Session ID must be provided".into()));
+                }
+                let (idx, _) = self
+                    .propose_ok(Command::SessionDestroy { id: id.clone() })
+                    .await?;
+                self.inner.sessions.clear(&id);
+                Ok((idx, WriteResponse::Ok))
+            }
+            WriteRequest::SessionRenew { id } => {
+                // Renewal is leader-local in Consul too: it resets the TTL timer, not the log.
+                if !self.inner.raft.is_leader() {
+                    return Err(raft_error(proconsul_raft::RaftError::ForwardToLeader {
+                        leader: self.inner.raft.leader(),
+                    }));
+                }
+                let view = self.inner.store.view();
+                let mut ws = proconsul_state::WatchSet::new();
+                let (idx, found) = view.session(&mut ws, &id);
+                if let Some(s) = &found {
+                    if let Some(ttl) = parse_ttl(&s.ttl) {
+                        self.inner.sessions.reset(&id, ttl);
+                    }
+                }
+                Ok((idx, WriteResponse::Session(found)))
+            }
+        }
+    }
+
+    /// Propose a command; a rejected command becomes Consul's 500 with the store's text.
+    async fn propose_ok(&self, cmd: Command) -> Result<(u64, Applied), RpcError> {
+        let (idx, applied) = self.propose(cmd).await?;
+        match applied {
+            Applied::Err(m) => Err(RpcError::Internal(m)),
+            other => Ok((idx, other)),
+        }
+    }
+
+    /// Encode, propose and wait for commit + apply.
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<(u64, Applied), RpcError> {
+        let proposal = Proposal {
+            at_ms: now_ms(),
+            command: cmd,
+        };
+        let payload = rmp_serde::to_vec_named(&proposal)
+            .map_err(|e| RpcError::Internal(format!("encode proposal: {e}")))?;
+        let (idx, resp) = self.inner.raft.propose(payload).await.map_err(raft_error)?;
+        let applied: Applied = rmp_serde::from_slice(&resp)
+            .map_err(|e| RpcError::Internal(format!("decode apply result: {e}")))?;
+        Ok((idx, applied))
+    }
+
+    /// Consul's Session.Apply checks, and the choices apply must not make (ID, defaults).
+    fn complete_session(&self, c: SessionCreate) -> Result<SessionEntry, RpcError> {
+        let ttl_min = self.inner.opts.session_ttl_min;
+        if !c.ttl.is_empty() {
+            let ttl = duration::parse(&c.ttl)
+                .map_err(|e| RpcError::Internal(format!("Session TTL '{}' invalid: {e}", c.ttl)))?;
+            if !ttl.is_zero() && (ttl < ttl_min || ttl > SESSION_TTL_MAX) {
+                return Err(RpcError::Internal(format!(
+                    "Invalid Session TTL '{}', must be between [{}={}]",
+                    ttl.as_nanos(),
+                    duration::format(ttl_min),
+                    duration::format(SESSION_TTL_MAX)
+                )));
+            }
+        }
+        let behavior = match c.behavior.as_str() {
+            "" => BEHAVIOR_RELEASE.to_string(),
+            BEHAVIOR_RELEASE | BEHAVIOR_DELETE => c.behavior.clone(),
+            other => {
+                return Err(RpcError::Internal(format!(
+                    "Invalid Behavior setting '{other}'"
+                )))
+            }
+        };
+        let lock_delay = c
+            .lock_delay_ns
+            .map(Duration::from_nanos)
+            .unwrap_or(DEFAULT_LOCK_DELAY);
+        if lock_delay > MAX_LOCK_DELAY {
+            return Err(RpcError::Internal(format!(
+                "Lock delay must be <= {}",
+                duration::format(MAX_LOCK_DELAY)
+            )));
+        }
+        let node = if c.node.is_empty() {
+            self.inner.opts.node_name.clone()
+        } else {
+            c.node
+        };
+        let node_checks = c
+            .node_checks
+            .unwrap_or_else(|| vec![proconsul_types::health::SERF_CHECK_ID.to_string()]);
+        Ok(SessionEntry {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: c.name,
+            node,
+            lock_delay: lock_delay.as_nanos() as u64,
+            behavior,
+            ttl: c.ttl,
+            node_checks,
+            service_checks: c
+                .service_checks
+                .into_iter()
+                .map(|id| proconsul_types::ServiceCheckRef {
+                    id,
+                    namespace: String::new(),
+                })
+                .collect(),
+            create_index: 0,
+            modify_index: 0,
+        })
+    }
+}
+
+/// A session TTL worth a timer (non-empty, non-zero).
+pub(crate) fn parse_ttl(ttl: &str) -> Option<Duration> {
+    if ttl.is_empty() {
+        return None;
+    }
+    duration::parse(ttl).ok().filter(|d| !d.is_zero())
+}
+
+/// Consul's Catalog.Register checks and fix-ups.
+fn validate_register(mut r: RegisterRequest) -> Result<RegisterRequest, RpcError> {
+    if r.node.is_empty() {
+        return Err(RpcError::Internal("Must provide node".into()));
+    }
+    if r.address.is_empty() && !r.skip_node_update {
+        return Err(RpcError::Internal(
+            "Must provide address if SkipNodeUpdate is not set".into(),
+        ));
+    }
+    if let Some(svc) = r.service.as_mut() {
+        if svc.id.is_empty() && !svc.service.is_empty() {
+            svc.id = svc.service.clone();
+        }
+        if !svc.id.is_empty() && svc.service.is_empty() {
+            return Err(RpcError::Internal(
+                "Must provide service name with ID".into(),
+            ));
+        }
+    }
+    if let Some(c) = r.check.take() {
+        r.checks.push(c);
+    }
+    for c in &mut r.checks {
+        if c.node.is_empty() {
+            c.node = r.node.clone();
+        }
+        if c.check_id.is_empty() && !c.name.is_empty() {
+            c.check_id = c.name.clone();
+        }
+        if c.status.is_empty() {
+            c.status = proconsul_types::health::CRITICAL.to_string();
+        }
+        if c.node != r.node {
+            return Err(RpcError::Internal(format!(
+                "Check node name '{}' does not match node name '{}'",
+                c.node, r.node
+            )));
+        }
+    }
+    Ok(r)
+}

@@ -1,0 +1,668 @@
+//! Catalog: nodes, services and health checks (Consul `state/catalog.go`).
+//!
+//! Writes follow Consul's `ensureRegistrationTxn`: the node is upserted only if the request
+//! changes it, the service only if it differs, and every check is validated against its node and
+//! service. Identical re-registrations change nothing (no index bump, no wake-up). Index rows are
+//! maintained as Consul does (`nodes`, `services`, `checks`, `service.<name>`, `node.<name>`,
+//! extinction indexes) because blocking queries return them as `X-Consul-Index`.
+//!
+//! Names of nodes, and IDs of services and checks, are matched case-insensitively (Consul's
+//! memdb indexes fold case); records keep the spelling they were registered with.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proconsul_types::{
+    health, CheckServiceNode, DeregisterRequest, HealthCheck, Node, NodeService, RegisterRequest,
+    ServiceNode,
+};
+
+use crate::error::StateError;
+use crate::records::{fold, CheckRec, NodeRec, ServiceRec};
+use crate::store::{
+    multi_insert, multi_remove, node_index_key, service_index_key, Pair, State, Table, Tx,
+    NODE_EXTINCTION, SERVICE_EXTINCTION,
+};
+use crate::view::View;
+use crate::watch::WatchSet;
+
+impl Tx {
+    /// Consul `ensureRegistrationTxn`.
+    pub(crate) fn ensure_registration(&mut self, req: &RegisterRequest) -> Result<(), StateError> {
+        if req.node.is_empty() {
+            return Err(StateError::MissingNodeName);
+        }
+        let node = NodeRec::from_register(req);
+        let changes_node = match self.s.nodes.get(&fold(&req.node)) {
+            None => true,
+            Some(_) if req.skip_node_update => false,
+            Some(e) => {
+                req.id != e.id
+                    || fold(&req.node) != fold(&e.name)
+                    || req.address != e.address
+                    || req.tagged_addresses != e.tagged_addresses
+                    || req.node_meta != e.meta
+            }
+        };
+        if changes_node {
+            self.ensure_node(node)
+                .map_err(|e| e.wrap("failed inserting node"))?;
+        }
+
+        if let Some(svc) = &req.service {
+            let rec = ServiceRec::from_api(&req.node, svc);
+            let key = (fold(&req.node), fold(&rec.id));
+            let unchanged = self.s.services.get(&key).is_some_and(|e| e.same(&rec));
+            if !unchanged {
+                self.ensure_service(rec)
+                    .map_err(|e| e.wrap("failed inserting service"))?;
+            }
+        }
+
+        for check in req.check.iter().chain(req.checks.iter()) {
+            let mut rec = CheckRec::from_api(check);
+            if rec.node.is_empty() {
+                rec.node = req.node.clone();
+            }
+            if fold(&rec.node) != fold(&req.node) {
+                return Err(StateError::Message(format!(
+                    "check node {:?} does not match node {:?}",
+                    rec.node, req.node
+                )));
+            }
+            let node = rec.node.clone();
+            self.ensure_check(rec)
+                .map_err(|e| e.wrap(format!("failed inserting check on node {node:?}")))?;
+        }
+        Ok(())
+    }
+
+    /// Consul `ensureNoNodeWithSimilarNameTxn`: a healthy node with another ID owns the name.
+    fn ensure_no_similar_name(
+        &self,
+        node: &NodeRec,
+        allow_clash_without_id: bool,
+    ) -> Result<(), StateError> {
+        let key = fold(&node.name);
+        let Some(e) = self.s.nodes.get(&key) else {
+            return Ok(());
+        };
+        if fold(&e.id) == fold(&node.id) {
+            return Ok(());
+        }
+        let healthy = self
+            .s
+            .checks
+            .get(&(key, fold(health::SERF_CHECK_ID)))
+            .is_some_and(|c| c.status != health::CRITICAL);
+        if !(e.id.is_empty() && allow_clash_without_id) && healthy {
+            return Err(StateError::Message(format!(
+                "Node name {} is reserved by node {} with name {} ({})",
+                node.name, e.id, e.name, e.address
+            )));
+        }
+        Ok(())
+    }
+
+    /// Consul `ensureNodeTxn`: upsert by ID (renaming if the ID moved) or by name.
+    pub(crate) fn ensure_node(&mut self, mut node: NodeRec) -> Result<(), StateError> {
+        let mut prior: Option<NodeRec> = None;
+        if !node.id.is_empty() {
+            let by_id = self
+                .s
+                .node_ids
+                .get(&fold(&node.id))
+                .and_then(|k| self.s.nodes.get(k))
+                .cloned();
+            match by_id {
+                Some(existing) => {
+                    if fold(&existing.name) != fold(&node.name) {
+                        self.ensure_no_similar_name(&node, false).map_err(|e| {
+                            StateError::Message(format!(
+                                "Error while renaming Node ID: {:?} ({}): {}",
+                                node.id, node.address, e
+                            ))
+                        })?;
+                        self.delete_node(&existing.name).map_err(|e| {
+                            StateError::Message(format!(
+                                "Error while renaming Node ID: {:?} ({}) from {} to {}: {}",
+                                node.id, node.address, existing.name, node.name, e
+                            ))
+                        })?;
+                    }
+                    prior = Some(existing);
+                }
+                None => {
+                    self.ensure_no_similar_name(&node, true).map_err(|e| {
+                        StateError::Message(format!(
+                            "Error while renaming Node ID: {:?}: {}",
+                            node.id, e
+                        ))
+                    })?;
+                }
+            }
+        }
+        let key = fold(&node.name);
+        if prior.is_none() {
+            prior = self.s.nodes.get(&key).cloned();
+        }
+        match &prior {
+            Some(n) => {
+                node.create_index = n.create_index;
+                node.modify_index = n.modify_index;
+                if node.same(n) {
+                    return Ok(());
+                }
+                node.modify_index = self.idx;
+            }
+            None => {
+                node.create_index = self.idx;
+                node.modify_index = self.idx;
+            }
+        }
+        // Keep the ID index in step with the record under this name.
+        if let Some(old) = self.s.nodes.get(&key) {
+            if !old.id.is_empty() && fold(&old.id) != fold(&node.id) {
+                self.s.node_ids.remove(&fold(&old.id));
+            }
+        }
+        if !node.id.is_empty() {
+            self.s.node_ids.insert(fold(&node.id), key.clone());
+        }
+        self.s.nodes.insert(key.clone(), node);
+        self.bump_table(Table::Nodes);
+        self.bump_node(&key);
+        // Node data is part of health/catalog service rows: touch every service on the node.
+        self.touch_services_of_node(&key);
+        Ok(())
+    }
+
+    /// Consul `updateAllServiceIndexesOfNode`.
+    fn touch_services_of_node(&mut self, node_key: &str) {
+        let names: BTreeSet<String> = self
+            .s
+            .services_of_node(node_key)
+            .iter()
+            .filter_map(|k| self.s.services.get(k))
+            .map(|s| fold(&s.name))
+            .collect();
+        for n in names {
+            self.bump_service(&n);
+        }
+    }
+
+    /// Consul `ensureServiceTxn`.
+    pub(crate) fn ensure_service(&mut self, mut svc: ServiceRec) -> Result<(), StateError> {
+        let node_key = fold(&svc.node);
+        if !self.s.nodes.contains_key(&node_key) {
+            return Err(StateError::MissingNode);
+        }
+        let key = (node_key.clone(), fold(&svc.id));
+        let existing = self.s.services.get(&key).cloned();
+        if let Some(e) = &existing {
+            svc.create_index = e.create_index;
+            svc.modify_index = e.modify_index;
+            if svc.same(e) {
+                return Ok(());
+            }
+        } else {
+            svc.create_index = self.idx;
+        }
+        svc.modify_index = self.idx;
+
+        let name = fold(&svc.name);
+        if let Some(e) = &existing {
+            let old = fold(&e.name);
+            if old != name {
+                // The instance changed its service name: it leaves the old name's group.
+                multi_remove(&mut self.s.services_by_name, &old, &key);
+                self.service_name_shrunk(&old);
+            }
+        }
+        multi_insert(&mut self.s.services_by_name, name.clone(), key.clone());
+        self.s.services.insert(key, svc);
+        self.bump_table(Table::Services);
+        self.bump_service(&name);
+        self.bump_table(Table::Nodes);
+        self.bump_node(&node_key);
+        Ok(())
+    }
+
+    /// An instance of `name` went away: bump its index, or retire it if it was the last one.
+    fn service_name_shrunk(&mut self, name: &str) {
+        if self.s.services_by_name.contains_key(name) {
+            self.bump_service(name);
+        } else {
+            self.s.indexes.remove(&service_index_key(name));
+            self.bump(SERVICE_EXTINCTION);
+            self.changes.services.insert(name.to_owned());
+        }
+    }
+
+    /// Consul `ensureCheckTxn`.
+    pub(crate) fn ensure_check(&mut self, mut hc: CheckRec) -> Result<(), StateError> {
+        let node_key = fold(&hc.node);
+        let key = (node_key.clone(), fold(&hc.check_id));
+        let existing = self.s.checks.get(&key).cloned();
+        match &existing {
+            Some(e) => {
+                hc.create_index = e.create_index;
+                hc.modify_index = e.modify_index;
+            }
+            None => hc.create_index = self.idx,
+        }
+        if hc.status.is_empty() {
+            hc.status = health::CRITICAL.to_owned();
+        }
+        if !self.s.nodes.contains_key(&node_key) {
+            return Err(StateError::MissingNode);
+        }
+        let modified;
+        if !hc.service_id.is_empty() {
+            let svc = self
+                .s
+                .services
+                .get(&(node_key.clone(), fold(&hc.service_id)))
+                .cloned()
+                .ok_or(StateError::MissingService)?;
+            hc.service_name = svc.name.clone();
+            hc.service_tags = svc.tags.clone();
+            modified = !existing.as_ref().is_some_and(|e| e.same(&hc));
+            if modified {
+                self.bump_service(&fold(&svc.name));
+            }
+        } else {
+            modified = !existing.as_ref().is_some_and(|e| e.same(&hc));
+            if modified {
+                self.touch_services_of_node(&node_key);
+            }
+        }
+
+        // A critical check invalidates the sessions tied to it (even if unchanged).
+        if hc.status == health::CRITICAL {
+            let sessions: Vec<String> = self
+                .s
+                .session_checks
+                .get(&key)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            for id in sessions {
+                self.delete_session(&id)
+                    .map_err(|e| e.wrap("failed deleting session"))?;
+            }
+        }
+        if !modified {
+            return Ok(());
+        }
+        hc.modify_index = self.idx;
+
+        if let Some(e) = &existing {
+            if !e.service_id.is_empty() {
+                multi_remove(
+                    &mut self.s.checks_by_service,
+                    &(node_key.clone(), fold(&e.service_id)),
+                    &key,
+                );
+            }
+        }
+        if !hc.service_id.is_empty() {
+            multi_insert(
+                &mut self.s.checks_by_service,
+                (node_key.clone(), fold(&hc.service_id)),
+                key.clone(),
+            );
+        }
+        self.s.checks.insert(key, hc);
+        self.bump_table(Table::Checks);
+        self.changes.node_checks.insert(node_key);
+        Ok(())
+    }
+
+    /// Consul FSM `applyDeregister`: a service, else a check, else the whole node.
+    pub(crate) fn deregister(&mut self, req: &DeregisterRequest) -> Result<(), StateError> {
+        if !req.service_id.is_empty() {
+            self.delete_service(&req.node, &req.service_id)
+        } else if !req.check_id.is_empty() {
+            self.delete_check(&req.node, &req.check_id)
+        } else {
+            self.delete_node(&req.node)
+        }
+    }
+
+    /// Consul `deleteNodeTxn`: services, checks, the node, then its sessions.
+    pub(crate) fn delete_node(&mut self, name: &str) -> Result<(), StateError> {
+        let key = fold(name);
+        let Some(node) = self.s.nodes.get(&key).cloned() else {
+            return Ok(());
+        };
+        let services = self.s.services_of_node(&key);
+        for sk in &services {
+            if let Some(svc) = self.s.services.get(sk) {
+                let n = fold(&svc.name);
+                self.bump_service(&n);
+            }
+        }
+        for (_, sid) in services {
+            self.delete_service(&key, &sid)?;
+        }
+        for (_, cid) in self.s.checks_of_node(&key) {
+            self.delete_check(&key, &cid)?;
+        }
+        self.s.nodes.remove(&key);
+        if !node.id.is_empty() && self.s.node_ids.get(&fold(&node.id)) == Some(&key) {
+            self.s.node_ids.remove(&fold(&node.id));
+        }
+        self.bump_table(Table::Nodes);
+        self.s.indexes.remove(&node_index_key(&key));
+        self.bump(NODE_EXTINCTION);
+        self.changes.nodes.insert(key.clone());
+
+        let sessions: Vec<String> = self
+            .s
+            .sessions_by_node
+            .get(&key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for id in sessions {
+            self.delete_session(&id).map_err(|e| {
+                StateError::Message(format!("failed to delete session '{id}': {e}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Consul `deleteServiceTxn`: the service's checks, then the service.
+    pub(crate) fn delete_service(
+        &mut self,
+        node: &str,
+        service_id: &str,
+    ) -> Result<(), StateError> {
+        let node_key = fold(node);
+        let key = (node_key.clone(), fold(service_id));
+        let Some(svc) = self.s.services.get(&key).cloned() else {
+            return Ok(());
+        };
+        let checks: Vec<Pair> = self
+            .s
+            .checks_by_service
+            .get(&key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for (_, cid) in checks {
+            self.delete_check(&node_key, &cid)?;
+        }
+        self.bump_table(Table::Checks);
+
+        self.s.services.remove(&key);
+        let name = fold(&svc.name);
+        multi_remove(&mut self.s.services_by_name, &name, &key);
+        self.bump_table(Table::Services);
+        self.bump_table(Table::Nodes);
+        self.bump_node(&node_key);
+        self.service_name_shrunk(&name);
+        Ok(())
+    }
+
+    /// Consul `deleteCheckTxn`: the check, its service's index, and sessions tied to it.
+    pub(crate) fn delete_check(&mut self, node: &str, check_id: &str) -> Result<(), StateError> {
+        let node_key = fold(node);
+        let key = (node_key.clone(), fold(check_id));
+        let Some(hc) = self.s.checks.remove(&key) else {
+            return Ok(());
+        };
+        self.bump_table(Table::Checks);
+        self.changes.node_checks.insert(node_key.clone());
+        if hc.service_id.is_empty() {
+            self.touch_services_of_node(&node_key);
+        } else {
+            let skey = (node_key.clone(), fold(&hc.service_id));
+            multi_remove(&mut self.s.checks_by_service, &skey, &key);
+            if let Some(svc) = self.s.services.get(&skey) {
+                let n = fold(&svc.name);
+                self.bump_service(&n);
+            }
+        }
+        let sessions: Vec<String> = self
+            .s
+            .session_checks
+            .get(&key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for id in sessions {
+            self.delete_session(&id)
+                .map_err(|e| e.wrap("failed deleting session"))?;
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    /// Consul `maxIndexForService`.
+    fn service_index(&self, folded: &str, exists: bool, with_checks: bool) -> u64 {
+        if !exists {
+            if let Some(i) = self.index_of(SERVICE_EXTINCTION) {
+                return i;
+            }
+        }
+        if let Some(i) = self.index_of(&service_index_key(folded)) {
+            return i;
+        }
+        if with_checks {
+            self.max_index(&[Table::Checks, Table::Services, Table::Nodes])
+        } else {
+            self.max_index(&[Table::Services, Table::Nodes])
+        }
+    }
+
+    /// Instances of a service name (keys and records), in (node, service ID) order.
+    fn instances(&self, folded: &str) -> Vec<&ServiceRec> {
+        self.services_by_name
+            .get(folded)
+            .map(|set| set.iter().filter_map(|k| self.services.get(k)).collect())
+            .unwrap_or_default()
+    }
+
+    fn node_of(&self, svc: &ServiceRec) -> Option<&NodeRec> {
+        self.nodes.get(&fold(&svc.node))
+    }
+
+    /// Resolve a node by name, or by a unique ID prefix (Consul accepts either).
+    fn resolve_node(&self, name_or_id: &str) -> Option<&NodeRec> {
+        if let Some(n) = self.nodes.get(&fold(name_or_id)) {
+            return Some(n);
+        }
+        if name_or_id.len() < 2 {
+            return None;
+        }
+        let mut prefix = fold(name_or_id);
+        if prefix.len() % 2 == 1 {
+            prefix.pop();
+        }
+        let mut hits = self
+            .node_ids
+            .range(prefix.clone()..)
+            .take_while(|(id, _)| id.starts_with(&prefix));
+        let first = hits.next()?;
+        if hits.next().is_some() {
+            return None;
+        }
+        self.nodes.get(first.1)
+    }
+
+    fn checks_sorted<'a>(&'a self, keys: impl Iterator<Item = &'a Pair>) -> Vec<HealthCheck> {
+        let mut keys: Vec<&Pair> = keys.collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter_map(|k| self.checks.get(k))
+            .map(CheckRec::to_api)
+            .collect()
+    }
+}
+
+impl View {
+    /// All nodes, sorted by name. Index: the nodes table.
+    pub fn nodes(&self, ws: &mut WatchSet) -> (u64, Vec<Node>) {
+        self.watch_table(ws, Table::Nodes);
+        let s = self.state();
+        (
+            s.table_index(Table::Nodes),
+            s.nodes.values().map(NodeRec::to_api).collect(),
+        )
+    }
+
+    /// One node by name. Index: the nodes table.
+    pub fn node(&self, ws: &mut WatchSet, name: &str) -> (u64, Option<Node>) {
+        self.watch_node(ws, name);
+        let s = self.state();
+        (
+            s.table_index(Table::Nodes),
+            s.nodes.get(&fold(name)).map(NodeRec::to_api),
+        )
+    }
+
+    /// Service name → sorted unique tags. Index: the services table.
+    pub fn services(&self, ws: &mut WatchSet) -> (u64, BTreeMap<String, Vec<String>>) {
+        self.watch_table(ws, Table::Services);
+        let s = self.state();
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for svc in s.services.values() {
+            out.entry(svc.name.clone())
+                .or_default()
+                .extend(svc.tags.iter().cloned());
+        }
+        let out = out
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect();
+        (s.table_index(Table::Services), out)
+    }
+
+    /// Instances of `service` carrying all `tags`, ordered by node then service ID.
+    /// Index: the service's own index (Consul `maxIndexForService`).
+    pub fn service_nodes(
+        &self,
+        ws: &mut WatchSet,
+        service: &str,
+        tags: &[String],
+    ) -> (u64, Vec<ServiceNode>) {
+        let folded = fold(service);
+        self.watch_service(ws, &folded);
+        let s = self.state();
+        let all = s.instances(&folded);
+        let exists = !all.is_empty();
+        let rows = all
+            .into_iter()
+            .filter(|svc| svc.has_tags(tags))
+            .filter_map(|svc| {
+                let node = s.node_of(svc)?;
+                Some(ServiceNode::from_parts(&node.to_api(), &svc.to_api()))
+            })
+            .collect();
+        (s.service_index(&folded, exists, false), rows)
+    }
+
+    /// A node (by name or unique ID prefix) and its services, ordered by service ID.
+    /// Index: the node's own index; the node extinction index when it is unknown.
+    pub fn node_services(
+        &self,
+        ws: &mut WatchSet,
+        node: &str,
+    ) -> (u64, Option<(Node, Vec<NodeService>)>) {
+        self.watch_node(ws, node);
+        let s = self.state();
+        let Some(n) = s.resolve_node(node) else {
+            return (s.index_of(NODE_EXTINCTION).unwrap_or(0), None);
+        };
+        let key = fold(&n.name);
+        if key != fold(node) {
+            self.watch_node(ws, &n.name);
+        }
+        let services = s
+            .services_of_node(&key)
+            .iter()
+            .filter_map(|k| s.services.get(k))
+            .map(ServiceRec::to_api)
+            .collect();
+        let idx = s.index_of(&node_index_key(&key)).unwrap_or(0);
+        (idx, Some((n.to_api(), services)))
+    }
+
+    /// Checks on a node, ordered by check ID. Index: the checks table.
+    pub fn node_checks(&self, ws: &mut WatchSet, node: &str) -> (u64, Vec<HealthCheck>) {
+        self.watch_node_checks(ws, node);
+        let s = self.state();
+        let keys = s.checks_of_node(&fold(node));
+        (s.table_index(Table::Checks), s.checks_sorted(keys.iter()))
+    }
+
+    /// Checks of every instance of a service name. Index: the checks table.
+    pub fn service_checks(&self, ws: &mut WatchSet, service: &str) -> (u64, Vec<HealthCheck>) {
+        let folded = fold(service);
+        self.watch_service(ws, &folded);
+        let s = self.state();
+        let keys: Vec<Pair> = s
+            .services_by_name
+            .get(&folded)
+            .map(|set| {
+                set.iter()
+                    .filter_map(|k| s.checks_by_service.get(k))
+                    .flat_map(|c| c.iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (s.table_index(Table::Checks), s.checks_sorted(keys.iter()))
+    }
+
+    /// Checks in `state` (`passing`, `warning`, `critical`, or `any`). Index: the checks table.
+    pub fn checks_in_state(&self, ws: &mut WatchSet, state: &str) -> (u64, Vec<HealthCheck>) {
+        self.watch_table(ws, Table::Checks);
+        let s = self.state();
+        let rows = s
+            .checks
+            .values()
+            .filter(|c| state == health::ANY || c.status == state)
+            .map(CheckRec::to_api)
+            .collect();
+        (s.table_index(Table::Checks), rows)
+    }
+
+    /// Health rows of `service` with all `tags`: each instance with its node's node-level checks
+    /// followed by its own service checks. Index: the service's index, counting checks.
+    pub fn check_service_nodes(
+        &self,
+        ws: &mut WatchSet,
+        service: &str,
+        tags: &[String],
+    ) -> (u64, Vec<CheckServiceNode>) {
+        let folded = fold(service);
+        self.watch_service(ws, &folded);
+        let s = self.state();
+        let all = s.instances(&folded);
+        let exists = !all.is_empty();
+        let mut rows = Vec::new();
+        for svc in all.into_iter().filter(|svc| svc.has_tags(tags)) {
+            let Some(node) = s.node_of(svc) else { continue };
+            let node_key = fold(&node.name);
+            let mut checks: Vec<HealthCheck> = s
+                .checks_of_node(&node_key)
+                .iter()
+                .filter_map(|k| s.checks.get(k))
+                .filter(|c| c.service_id.is_empty())
+                .map(CheckRec::to_api)
+                .collect();
+            if let Some(keys) = s.checks_by_service.get(&(node_key, fold(&svc.id))) {
+                checks.extend(
+                    keys.iter()
+                        .filter_map(|k| s.checks.get(k))
+                        .map(CheckRec::to_api),
+                );
+            }
+            rows.push(CheckServiceNode {
+                node: node.to_api(),
+                service: svc.to_api(),
+                checks,
+            });
+        }
+        (s.service_index(&folded, exists, true), rows)
+    }
+}

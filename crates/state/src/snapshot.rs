@@ -1,0 +1,133 @@
+//! Snapshot encoding: deterministic msgpack of every table.
+//!
+//! Two stores that applied the same log must produce identical bytes, so tables are written in
+//! key order (persistent ordered maps) with named fields (`rmp_serde` struct-map form), and no
+//! hash map is ever iterated. Secondary indexes are not written; restore rebuilds them. Lock-delay
+//! deadlines are not written either: like Consul, they live in memory only.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StateError;
+use crate::records::{fold, CheckRec, KvRec, NodeRec, ServiceRec, SessionRec};
+use crate::store::{multi_insert, State};
+
+/// Bump when the layout changes incompatibly; `decode` refuses versions it does not know.
+const FORMAT: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    format: u32,
+    index: u64,
+    nodes: Vec<NodeRec>,
+    services: Vec<ServiceRec>,
+    checks: Vec<CheckRec>,
+    kvs: Vec<KvRow>,
+    tombstones: Vec<IndexRow>,
+    sessions: Vec<SessionRec>,
+    indexes: Vec<IndexRow>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KvRow {
+    key: String,
+    entry: KvRec,
+}
+
+#[derive(Serialize, Deserialize)]
+struct IndexRow {
+    key: String,
+    index: u64,
+}
+
+pub(crate) fn encode(s: &State) -> Vec<u8> {
+    let rows = |m: &imbl::OrdMap<String, u64>| {
+        m.iter()
+            .map(|(k, i)| IndexRow {
+                key: k.clone(),
+                index: *i,
+            })
+            .collect()
+    };
+    let snap = Snapshot {
+        format: FORMAT,
+        index: s.index,
+        nodes: s.nodes.values().cloned().collect(),
+        services: s.services.values().cloned().collect(),
+        checks: s.checks.values().cloned().collect(),
+        kvs: s
+            .kvs
+            .iter()
+            .map(|(k, e)| KvRow {
+                key: k.clone(),
+                entry: e.clone(),
+            })
+            .collect(),
+        tombstones: rows(&s.tombstones),
+        sessions: s.sessions.values().cloned().collect(),
+        indexes: rows(&s.indexes),
+    };
+    rmp_serde::to_vec_named(&snap).expect("encoding in-memory records to msgpack cannot fail")
+}
+
+pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
+    let snap: Snapshot =
+        rmp_serde::from_slice(bytes).map_err(|e| StateError::Snapshot(e.to_string()))?;
+    if snap.format != FORMAT {
+        return Err(StateError::Snapshot(format!(
+            "unsupported snapshot format {}",
+            snap.format
+        )));
+    }
+    let mut s = State {
+        index: snap.index,
+        ..State::default()
+    };
+    for n in snap.nodes {
+        let key = fold(&n.name);
+        if !n.id.is_empty() {
+            s.node_ids.insert(fold(&n.id), key.clone());
+        }
+        s.nodes.insert(key, n);
+    }
+    for svc in snap.services {
+        let key = (fold(&svc.node), fold(&svc.id));
+        multi_insert(&mut s.services_by_name, fold(&svc.name), key.clone());
+        s.services.insert(key, svc);
+    }
+    for c in snap.checks {
+        let key = (fold(&c.node), fold(&c.check_id));
+        if !c.service_id.is_empty() {
+            multi_insert(
+                &mut s.checks_by_service,
+                (key.0.clone(), fold(&c.service_id)),
+                key.clone(),
+            );
+        }
+        s.checks.insert(key, c);
+    }
+    for row in snap.kvs {
+        if let Some(sess) = &row.entry.session {
+            multi_insert(&mut s.kvs_by_session, sess.clone(), row.key.clone());
+        }
+        s.kvs.insert(row.key, row.entry);
+    }
+    for t in snap.tombstones {
+        s.tombstones.insert(t.key, t.index);
+    }
+    for sess in snap.sessions {
+        let node = fold(&sess.node);
+        for check in sess.check_ids() {
+            multi_insert(
+                &mut s.session_checks,
+                (node.clone(), fold(check)),
+                sess.id.clone(),
+            );
+        }
+        multi_insert(&mut s.sessions_by_node, node, sess.id.clone());
+        s.sessions.insert(sess.id.clone(), sess);
+    }
+    for i in snap.indexes {
+        s.indexes.insert(i.key, i.index);
+    }
+    Ok(s)
+}

@@ -1,0 +1,123 @@
+//! KV transactions (Consul `state/txn.go`, KV verbs only).
+//!
+//! Every operation runs against the same private copy of the root in order; errors are
+//! collected with the failing operation's position, and if there is any error the whole copy is
+//! discarded (the store publishes nothing). Results are returned for the verbs Consul returns
+//! them for: `get` and `get-tree` with values, set-like and check verbs without values, none for
+//! deletes and `check-not-exists`. Error texts are Consul's.
+
+use proconsul_types::{KvEntry, TxnError, TxnKvOp, TxnResult};
+
+use crate::records::KvRec;
+use crate::store::Tx;
+
+fn result(e: KvEntry) -> TxnResult {
+    TxnResult { kv: Some(e) }
+}
+
+impl Tx {
+    /// Run a transaction: all results, or every error (and the caller discards the copy).
+    pub(crate) fn txn(&mut self, ops: &[TxnKvOp]) -> Result<Vec<TxnResult>, Vec<TxnError>> {
+        let mut results = Vec::with_capacity(ops.len());
+        let mut errors = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            match self.txn_kv(op) {
+                Ok(r) => results.extend(r),
+                Err(what) => errors.push(TxnError { op_index: i, what }),
+            }
+        }
+        if errors.is_empty() {
+            Ok(results)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Consul `txnKVS`.
+    fn txn_kv(&mut self, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
+        let key = op.key.as_str();
+        let mut entry = KvRec {
+            flags: op.flags,
+            value: op.value.clone(),
+            session: (!op.session.is_empty()).then(|| op.session.clone()),
+            ..KvRec::default()
+        };
+        // For set-like verbs the result is the written entry without its value.
+        let written = |e: &KvRec| Ok(vec![result(e.to_api(key, false))]);
+        match op.verb.as_str() {
+            "set" => {
+                self.kv_set(key, &mut entry, false);
+                written(&entry)
+            }
+            "delete" => {
+                self.kv_delete(key);
+                Ok(vec![])
+            }
+            "delete-cas" => {
+                if self.kv_delete_cas(key, op.index) {
+                    Ok(vec![])
+                } else {
+                    Err(format!("failed to delete key {key:?}, index is stale"))
+                }
+            }
+            "delete-tree" => {
+                self.kv_delete_tree(key);
+                Ok(vec![])
+            }
+            "cas" => {
+                if self.kv_set_cas(key, &mut entry, op.index) {
+                    written(&entry)
+                } else {
+                    Err(format!("failed to set key {key:?}, index is stale"))
+                }
+            }
+            "lock" => match self.kv_lock(key, &mut entry) {
+                Ok(true) => written(&entry),
+                Ok(false) => Err(format!("failed to lock key {key:?}, lock is already held")),
+                Err(e) => Err(e.to_string()),
+            },
+            "unlock" => match self.kv_unlock(key, &mut entry) {
+                Ok(true) => written(&entry),
+                Ok(false) => Err(format!(
+                    "failed to unlock key {key:?}, lock isn't held, or is held by another session"
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+            "get" => match self.s.kvs.get(key) {
+                Some(e) => Ok(vec![result(e.to_api(key, true))]),
+                None => Err(format!("key {key:?} doesn't exist")),
+            },
+            "get-tree" => {
+                let (_, rows) = self.s.kv_list(key);
+                Ok(rows.into_iter().map(result).collect())
+            }
+            "check-session" => match self.s.kvs.get(key) {
+                None => Err(format!(
+                    "failed to check session, key {key:?} doesn't exist"
+                )),
+                Some(e) if e.session.as_deref().unwrap_or("") != op.session => Err(format!(
+                    "failed session check for key {key:?}, current session {:?} != {:?}",
+                    e.session.as_deref().unwrap_or(""),
+                    op.session
+                )),
+                Some(e) => written(e),
+            },
+            "check-index" => match self.s.kvs.get(key) {
+                None => Err(format!("failed to check index, key {key:?} doesn't exist")),
+                Some(e) if e.modify_index != op.index => Err(format!(
+                    "failed index check for key {key:?}, current modify index {} != {}",
+                    e.modify_index, op.index
+                )),
+                Some(e) => written(e),
+            },
+            "check-not-exists" => {
+                if self.s.kvs.contains_key(key) {
+                    Err(format!("key {key:?} exists"))
+                } else {
+                    Ok(vec![])
+                }
+            }
+            other => Err(format!("unknown KV verb {other:?}")),
+        }
+    }
+}

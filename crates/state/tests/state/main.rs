@@ -1,0 +1,9 @@
+//! Behaviour tests of the state store through its public API (no runtime needed).
+
+mod catalog;
+mod common;
+mod kv;
+mod session;
+mod snapshot;
+mod txn;
+mod watch;

@@ -1,0 +1,583 @@
+//! Catalog, health, agent, session, status and event endpoints against `agent -dev`.
+
+use std::time::Duration;
+
+use proconsul_testkit::{wait_until, TestAgent};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_self() {
+    let a = TestAgent::dev().await;
+    let r = a.get("/v1/status/leader").await;
+    assert_eq!(r.json(), json!("127.0.0.1:8300"));
+    let r = a.get("/v1/status/peers").await;
+    assert_eq!(r.json(), json!(["127.0.0.1:8300"]));
+    let v = a.get("/v1/agent/self").await.json();
+    assert_eq!(v["Config"]["Datacenter"], "dc1");
+    assert_eq!(v["Config"]["Server"], true);
+    assert_eq!(v["Config"]["Version"], "1.22.0");
+    assert_eq!(v["Config"]["NodeName"], a.agent.node_name());
+    assert_eq!(v["Config"]["NodeID"], a.agent.node_id());
+    assert!(v["Config"]["Proconsul"]["Version"].is_string());
+    let m = a.get("/v1/agent/members").await.json();
+    assert_eq!(m[0]["Name"], a.agent.node_name());
+    assert_eq!(m[0]["Status"], 1);
+    assert_eq!(m[0]["Tags"]["role"], "consul");
+    assert_eq!(m[0]["Port"], 8301);
+    // ?pretty indents by four spaces and ends with a newline
+    let r = a.get("/v1/status/peers?pretty").await;
+    assert_eq!(r.text(), "[\n    \"127.0.0.1:8300\"\n]\n");
+    assert_eq!(
+        a.get("/v1/catalog/datacenters").await.json(),
+        json!(["dc1"])
+    );
+    assert_eq!(a.get("/v1/no/such/thing").await.status, 404);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_registers_itself_with_serf_health() {
+    let a = TestAgent::dev().await;
+    let node = a.agent.node_name().to_string();
+    wait_until(
+        Duration::from_secs(10),
+        "node registered with serfHealth",
+        || async {
+            a.get(&format!("/v1/health/node/{node}"))
+                .await
+                .json()
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+        },
+    )
+    .await;
+    let nodes = a.get("/v1/catalog/nodes").await.json();
+    assert_eq!(nodes[0]["Node"], node.as_str());
+    assert_eq!(nodes[0]["Address"], "127.0.0.1");
+    assert_eq!(nodes[0]["Datacenter"], "dc1");
+    assert_eq!(nodes[0]["ID"], a.agent.node_id());
+    let checks = a.get(&format!("/v1/health/node/{node}")).await.json();
+    let serf = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["CheckID"] == "serfHealth")
+        .expect("serfHealth");
+    assert_eq!(serf["Status"], "passing");
+    assert_eq!(serf["Name"], "Serf Health Status");
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_service_reaches_catalog_and_health() {
+    let a = TestAgent::dev().await;
+    let node = a.agent.node_name().to_string();
+    wait_until(Duration::from_secs(10), "serfHealth", || async {
+        a.get(&format!("/v1/health/node/{node}"))
+            .await
+            .json()
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    })
+    .await;
+    // lowercase keys, as py-consul sends them
+    let r = a
+        .put(
+            "/v1/agent/service/register",
+            br#"{"name":"web","port":9999,"tags":["master"],"meta":{"version":"1"},"check":{"ttl":"30s"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let svcs = a.get("/v1/agent/services").await.json();
+    assert_eq!(svcs["web"]["Service"], "web");
+    assert_eq!(svcs["web"]["Port"], 9999);
+    assert_eq!(svcs["web"]["Meta"]["version"], "1");
+    let checks = a.get("/v1/agent/checks").await.json();
+    assert_eq!(checks["service:web"]["Status"], "critical");
+    assert_eq!(checks["service:web"]["ServiceID"], "web");
+    assert_eq!(checks["service:web"]["Type"], "ttl");
+
+    // the catalog has it (synced by anti-entropy on registration)
+    wait_until(Duration::from_secs(5), "web in catalog", || async {
+        a.get("/v1/catalog/service/web")
+            .await
+            .json()
+            .as_array()
+            .is_some_and(|v| v.len() == 1)
+    })
+    .await;
+    let rows = a.get("/v1/catalog/service/web?pretty").await.json();
+    let r = &rows[0];
+    for f in [
+        "ID",
+        "Node",
+        "Address",
+        "Datacenter",
+        "TaggedAddresses",
+        "NodeMeta",
+        "ServiceKind",
+        "ServiceID",
+        "ServiceName",
+        "ServiceTags",
+        "ServiceAddress",
+        "ServiceWeights",
+        "ServiceMeta",
+        "ServicePort",
+        "ServiceEnableTagOverride",
+        "ServiceProxy",
+        "ServiceConnect",
+        "CreateIndex",
+        "ModifyIndex",
+    ] {
+        assert!(r.get(f).is_some(), "missing field {f} in {r}");
+    }
+    assert_eq!(r["Node"], node.as_str());
+    assert_eq!(r["ServiceID"], "web");
+    assert_eq!(r["ServiceName"], "web");
+    assert_eq!(r["ServiceTags"], json!(["master"]));
+    assert_eq!(r["ServicePort"], 9999);
+    assert_eq!(r["Datacenter"], "dc1");
+    assert_eq!(r["ServiceWeights"], json!({"Passing": 1, "Warning": 1}));
+    assert_eq!(
+        a.get("/v1/catalog/service/web?tag=master")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        a.get("/v1/catalog/service/web?tag=other").await.json(),
+        json!([])
+    );
+    assert_eq!(
+        a.get("/v1/catalog/services").await.json()["web"],
+        json!(["master"])
+    );
+
+    // critical until the TTL check passes; ?passing filters
+    assert_eq!(
+        a.get("/v1/health/service/web")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        a.get("/v1/health/service/web?passing").await.json(),
+        json!([])
+    );
+    let r = a.put("/v1/agent/check/pass/service:web?note=ok", b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until(Duration::from_secs(5), "web passing", || async {
+        a.get("/v1/health/service/web?passing")
+            .await
+            .json()
+            .as_array()
+            .is_some_and(|v| v.len() == 1)
+    })
+    .await;
+    let h = a.get("/v1/health/service/web?passing").await.json();
+    assert_eq!(h[0]["Service"]["Service"], "web");
+    assert_eq!(h[0]["Node"]["Node"], node.as_str());
+    let ids: Vec<&str> = h[0]["Checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["CheckID"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"serfHealth") && ids.contains(&"service:web"),
+        "{ids:?}"
+    );
+    let web_check = h[0]["Checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["CheckID"] == "service:web")
+        .unwrap();
+    assert_eq!(web_check["Output"], "ok");
+    assert_eq!(
+        a.get("/v1/health/checks/web").await.json()[0]["Status"],
+        "passing"
+    );
+    assert_eq!(
+        a.get("/v1/health/state/passing")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(a.get("/v1/health/state/bogus").await.status, 400);
+
+    // check/update with a bad status is refused; fail makes it critical again
+    let r = a
+        .put(
+            "/v1/agent/check/update/service:web",
+            br#"{"Status":"fine"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    a.put("/v1/agent/check/fail/service:web", b"").await;
+    wait_until(Duration::from_secs(5), "web critical", || async {
+        a.get("/v1/health/service/web?passing").await.json() == json!([])
+    })
+    .await;
+
+    // node and node-services views
+    let n = a.get(&format!("/v1/catalog/node/{node}")).await.json();
+    assert_eq!(n["Node"]["Node"], node.as_str());
+    assert_eq!(n["Services"]["web"]["Port"], 9999);
+    let n = a
+        .get(&format!("/v1/catalog/node-services/{node}"))
+        .await
+        .json();
+    assert_eq!(n["Services"][0]["ID"], "web");
+    assert!(a.get("/v1/catalog/node/nobody").await.json().is_null());
+
+    // deregistration removes it from the catalog
+    let r = a.put("/v1/agent/service/deregister/web", b"").await;
+    assert_eq!(r.status, 200);
+    wait_until(Duration::from_secs(5), "web gone", || async {
+        a.get("/v1/catalog/service/web").await.json() == json!([])
+    })
+    .await;
+    assert_eq!(
+        a.put("/v1/agent/service/deregister/web", b"").await.status,
+        404
+    );
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_check_expires_to_critical() {
+    let a = TestAgent::dev().await;
+    let r = a
+        .put(
+            "/v1/agent/check/register",
+            br#"{"Name":"heartbeat","TTL":"1s","Status":"passing"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        a.get("/v1/agent/checks").await.json()["heartbeat"]["Status"],
+        "passing"
+    );
+    wait_until(Duration::from_secs(5), "TTL expiry", || async {
+        let c = a.get("/v1/agent/checks").await.json();
+        c["heartbeat"]["Status"] == "critical" && c["heartbeat"]["Output"] == "TTL expired"
+    })
+    .await;
+    assert_eq!(a.put("/v1/agent/check/pass/nope", b"").await.status, 404);
+    assert_eq!(
+        a.put("/v1/agent/check/deregister/heartbeat", b"")
+            .await
+            .status,
+        200
+    );
+    assert!(a
+        .get("/v1/agent/checks")
+        .await
+        .json()
+        .get("heartbeat")
+        .is_none());
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_register_bad_input() {
+    let a = TestAgent::dev().await;
+    assert_eq!(
+        a.put("/v1/agent/service/register", b"{nope").await.status,
+        400
+    );
+    let r = a.put("/v1/agent/service/register", br#"{"Port":1}"#).await;
+    assert_eq!((r.status, r.text().as_str()), (400, "Missing service name"));
+    let r = a
+        .put(
+            "/v1/agent/service/register",
+            br#"{"Name":"x","Port":"eighty"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let r = a
+        .put(
+            "/v1/agent/service/register",
+            br#"{"Name":"x","Check":{"TTL":"soon"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(a.get("/v1/agent/services").await.json(), json!({}));
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_register_and_deregister() {
+    let a = TestAgent::dev().await;
+    let body = br#"{"Node":"ext","Address":"10.1.2.3","NodeMeta":{"rack":"r1"},
+        "Service":{"Service":"db","Port":5432,"Tags":["primary"]},
+        "Check":{"CheckID":"db-alive","Name":"db alive","Status":"passing","ServiceID":"db"}}"#;
+    let r = a.put("/v1/catalog/register", body).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "true"));
+    let rows = a.get("/v1/catalog/service/db").await.json();
+    assert_eq!(rows[0]["Node"], "ext");
+    assert_eq!(rows[0]["Address"], "10.1.2.3");
+    assert_eq!(rows[0]["ServiceID"], "db");
+    assert_eq!(rows[0]["NodeMeta"]["rack"], "r1");
+    assert_eq!(
+        a.get("/v1/catalog/nodes?node-meta=rack:r1")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        a.get("/v1/catalog/nodes?node-meta=rack:r2").await.json(),
+        json!([])
+    );
+    assert_eq!(
+        a.get("/v1/health/service/db?passing")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // bad registrations change nothing
+    let r = a
+        .put("/v1/catalog/register", br#"{"Address":"1.2.3.4"}"#)
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (500, "Must provide node"));
+    let r = a.put("/v1/catalog/register", br#"{"Node":"x"}"#).await;
+    assert_eq!(r.status, 500);
+    assert!(a.get("/v1/catalog/node/x").await.json().is_null());
+
+    let r = a
+        .put(
+            "/v1/catalog/deregister",
+            br#"{"Node":"ext","ServiceID":"db"}"#,
+        )
+        .await;
+    assert_eq!(r.text(), "true");
+    assert_eq!(a.get("/v1/catalog/service/db").await.json(), json!([]));
+    a.put("/v1/catalog/deregister", br#"{"Node":"ext"}"#).await;
+    assert!(a.get("/v1/catalog/node/ext").await.json().is_null());
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_locks() {
+    let a = TestAgent::dev().await;
+    let node = a.agent.node_name().to_string();
+    // the node must be in the catalog with serfHealth before a default session can be created
+    wait_until(Duration::from_secs(10), "serfHealth", || async {
+        a.get(&format!("/v1/health/node/{node}"))
+            .await
+            .json()
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    })
+    .await;
+
+    let r = a
+        .put("/v1/session/create", br#"{"Name":"patroni","TTL":"15s"}"#)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["ID"].as_str().unwrap().to_string();
+    let info = a.get(&format!("/v1/session/info/{id}")).await.json();
+    assert_eq!(info[0]["Name"], "patroni");
+    assert_eq!(info[0]["Node"], node.as_str());
+    assert_eq!(info[0]["TTL"], "15s");
+    assert_eq!(info[0]["Behavior"], "release");
+    assert_eq!(info[0]["LockDelay"], 15_000_000_000u64);
+    assert_eq!(info[0]["NodeChecks"], json!(["serfHealth"]));
+    assert_eq!(
+        a.get("/v1/session/list")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        a.get(&format!("/v1/session/node/{node}"))
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // lock, contend, release
+    assert_eq!(
+        a.put(&format!("/v1/kv/service/leader?acquire={id}"), b"me")
+            .await
+            .text(),
+        "true"
+    );
+    let e = a.get("/v1/kv/service/leader").await.json();
+    assert_eq!(e[0]["Session"], id.as_str());
+    assert_eq!(e[0]["LockIndex"], 1);
+    let other = a
+        .put("/v1/session/create", br#"{"LockDelay":"0s"}"#)
+        .await
+        .json()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        a.put(&format!("/v1/kv/service/leader?acquire={other}"), b"them")
+            .await
+            .text(),
+        "false"
+    );
+    assert_eq!(
+        a.put(&format!("/v1/kv/service/leader?release={id}"), b"")
+            .await
+            .text(),
+        "true"
+    );
+    assert!(a.get("/v1/kv/service/leader").await.json()[0]
+        .get("Session")
+        .is_none());
+    assert_eq!(
+        a.put(&format!("/v1/kv/service/leader?acquire={other}"), b"them")
+            .await
+            .text(),
+        "true"
+    );
+
+    // acquiring with an unknown session: Consul's text
+    let r = a
+        .put(
+            "/v1/kv/service/x?acquire=00000000-0000-0000-0000-000000000000",
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("invalid session"), "{}", r.text());
+
+    // renew: array back; unknown → 404
+    let r = a.put(&format!("/v1/session/renew/{id}"), b"").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()[0]["ID"], id.as_str());
+    let r = a
+        .put(
+            "/v1/session/renew/00000000-0000-0000-0000-000000000000",
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
+    // destroying the holder releases its lock (behavior release)
+    assert_eq!(
+        a.put(&format!("/v1/session/destroy/{other}"), b"")
+            .await
+            .text(),
+        "true"
+    );
+    let e = a.get("/v1/kv/service/leader").await.json();
+    assert!(e[0].get("Session").is_none());
+    assert_eq!(e[0]["Value"], "dGhlbQ==");
+    assert_eq!(
+        a.get(&format!("/v1/session/info/{other}")).await.json(),
+        json!([])
+    );
+
+    // invalid TTLs: Consul's error text, nothing created
+    let before = a
+        .get("/v1/session/list")
+        .await
+        .json()
+        .as_array()
+        .unwrap()
+        .len();
+    let r = a.put("/v1/session/create", br#"{"TTL":"1s"}"#).await;
+    assert_eq!(r.status, 500);
+    assert!(r.text().starts_with("Invalid Session TTL"), "{}", r.text());
+    let r = a.put("/v1/session/create", br#"{"TTL":"forever"}"#).await;
+    assert_eq!(r.status, 500);
+    let r = a
+        .put("/v1/session/create", br#"{"Behavior":"explode"}"#)
+        .await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        a.get("/v1/session/list")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        before
+    );
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_ttl_expiry_releases_lock() {
+    let a = TestAgent::dev().await;
+    let node = a.agent.node_name().to_string();
+    wait_until(Duration::from_secs(10), "serfHealth", || async {
+        a.get(&format!("/v1/health/node/{node}"))
+            .await
+            .json()
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    })
+    .await;
+    let id = a
+        .put("/v1/session/create", br#"{"TTL":"10s","LockDelay":"0s"}"#)
+        .await
+        .json()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        a.put(&format!("/v1/kv/lock?acquire={id}"), b"x")
+            .await
+            .text(),
+        "true"
+    );
+    // TTL 10s × 2 = 20 s before the leader invalidates it
+    wait_until(Duration::from_secs(30), "session expiry", || async {
+        a.get(&format!("/v1/session/info/{id}")).await.json() == json!([])
+    })
+    .await;
+    assert!(a.get("/v1/kv/lock").await.json()[0]
+        .get("Session")
+        .is_none());
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_fire_and_list() {
+    let a = TestAgent::dev().await;
+    let r = a.put("/v1/event/fire/deploy?service=web", b"v2").await;
+    assert_eq!(r.status, 200);
+    let e = r.json();
+    assert_eq!(e["Name"], "deploy");
+    assert_eq!(e["Payload"], "djI=");
+    assert_eq!(e["ServiceFilter"], "web");
+    assert_eq!(e["LTime"], 1);
+    assert!(!e["ID"].as_str().unwrap().is_empty());
+    a.put("/v1/event/fire/other", b"").await;
+    let l = a.get("/v1/event/list").await.json();
+    assert_eq!(l.as_array().unwrap().len(), 2);
+    let l = a.get("/v1/event/list?name=deploy").await.json();
+    assert_eq!(l.as_array().unwrap().len(), 1);
+    let big = vec![b'x'; 1024];
+    assert_eq!(a.put("/v1/event/fire/huge", &big).await.status, 413);
+    a.stop().await;
+}

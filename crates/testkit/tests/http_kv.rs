@@ -1,0 +1,280 @@
+//! KV, txn and blocking queries over a real socket against `agent -dev`.
+
+use std::time::{Duration, Instant};
+
+use proconsul_testkit::{request, TestAgent};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_put_get_delete_with_consul_shapes() {
+    let a = TestAgent::dev().await;
+    let r = a.put("/v1/kv/app/color?flags=42", b"blue").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "true");
+
+    let r = a.get("/v1/kv/app/color").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    assert_eq!(r.header("X-Consul-KnownLeader"), Some("true"));
+    assert_eq!(r.header("X-Consul-LastContact"), Some("0"));
+    assert_eq!(r.header("X-Consul-Effective-Consistency"), Some("leader"));
+    let v = r.json();
+    let e = &v[0];
+    assert_eq!(e["Key"], "app/color");
+    assert_eq!(e["Value"], "Ymx1ZQ==");
+    assert_eq!(e["Flags"], 42);
+    assert_eq!(e["LockIndex"], 0);
+    assert!(e["CreateIndex"].as_u64().unwrap() > 0);
+    assert_eq!(e["CreateIndex"], e["ModifyIndex"]);
+    assert_eq!(r.index(), e["ModifyIndex"].as_u64().unwrap());
+    assert!(e.get("Session").is_none());
+
+    // raw
+    let r = a.get("/v1/kv/app/color?raw").await;
+    assert_eq!(r.body, b"blue");
+
+    // a second key, then recurse and keys
+    a.put("/v1/kv/app/size", b"10").await;
+    a.put("/v1/kv/app/sub/deep", b"x").await;
+    let r = a.get("/v1/kv/app?recurse").await;
+    let keys: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, vec!["app/color", "app/size", "app/sub/deep"]);
+    let r = a.get("/v1/kv/app/?keys&separator=/").await;
+    assert_eq!(
+        r.json(),
+        serde_json::json!(["app/color", "app/size", "app/sub/"])
+    );
+    let r = a.get("/v1/kv/?keys").await;
+    assert_eq!(r.json().as_array().unwrap().len(), 3);
+
+    // missing key: 404 with an index
+    let r = a.get("/v1/kv/nope").await;
+    assert_eq!(r.status, 404);
+    assert!(r.index() >= 1);
+    assert!(r.body.is_empty());
+
+    // cas: 0 means create-only
+    let r = a.put("/v1/kv/app/color?cas=0", b"red").await;
+    assert_eq!(r.text(), "false");
+    let idx = a.get("/v1/kv/app/color").await.json()[0]["ModifyIndex"]
+        .as_u64()
+        .unwrap();
+    let r = a
+        .put(&format!("/v1/kv/app/color?cas={}", idx + 100), b"red")
+        .await;
+    assert_eq!(r.text(), "false");
+    let r = a.put(&format!("/v1/kv/app/color?cas={idx}"), b"red").await;
+    assert_eq!(r.text(), "true");
+    assert_eq!(a.get("/v1/kv/app/color?raw").await.body, b"red");
+
+    // delete one, delete-cas, delete the tree
+    assert_eq!(a.delete("/v1/kv/app/size").await.text(), "true");
+    assert_eq!(a.get("/v1/kv/app/size").await.status, 404);
+    assert_eq!(a.delete("/v1/kv/app/color?cas=1").await.text(), "false");
+    assert_eq!(a.delete("/v1/kv/app?recurse").await.text(), "true");
+    assert_eq!(a.get("/v1/kv/app?recurse").await.status, 404);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_bad_input_changes_nothing() {
+    let a = TestAgent::dev().await;
+    a.put("/v1/kv/k", b"v").await;
+    let before = a.get("/v1/kv/k").await.json();
+
+    // oversize value: 413, Consul's text, nothing written
+    let big = vec![b'x'; 512 * 1024 + 1];
+    let r = a.put("/v1/kv/k", &big).await;
+    assert_eq!(r.status, 413);
+    assert!(
+        r.text().contains("too large, max size: 524288 bytes"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(a.get("/v1/kv/k").await.json(), before);
+
+    // bad cas / flags / index / wait / consistency
+    let r = a.put("/v1/kv/k?cas=abc", b"z").await;
+    assert_eq!(r.status, 400);
+    let r = a.put("/v1/kv/k?flags=-1", b"z").await;
+    assert_eq!(r.status, 400);
+    let r = a.put("/v1/kv/k?cas=1&acquire=x", b"z").await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().starts_with("Conflicting flags"), "{}", r.text());
+    let r = a.get("/v1/kv/k?index=abc").await;
+    assert_eq!((r.status, r.text().as_str()), (400, "Invalid index"));
+    let r = a.get("/v1/kv/k?index=1&wait=10parsecs").await;
+    assert_eq!((r.status, r.text().as_str()), (400, "Invalid wait time"));
+    let r = a.get("/v1/kv/k?stale&consistent").await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("conflicting semantics"));
+    // missing key name
+    let r = a.put("/v1/kv/", b"z").await;
+    assert_eq!((r.status, r.text().as_str()), (400, "Missing key name"));
+    let r = a.delete("/v1/kv/").await;
+    assert_eq!(r.status, 400);
+    // path traversal
+    let r = a.put("/v1/kv/a/../b", b"z").await;
+    assert_ne!(r.status, 200);
+
+    assert_eq!(a.get("/v1/kv/k").await.json(), before);
+    assert_eq!(a.get("/v1/kv/?keys").await.json(), serde_json::json!(["k"]));
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_and_consistent_reads() {
+    let a = TestAgent::dev().await;
+    a.put("/v1/kv/s", b"1").await;
+    let r = a.get("/v1/kv/s?stale").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("X-Consul-Effective-Consistency"), Some("stale"));
+    let r = a.get("/v1/kv/s?consistent").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("X-Consul-Effective-Consistency"),
+        Some("consistent")
+    );
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_query_returns_on_write_or_after_wait() {
+    let a = TestAgent::dev().await;
+    a.put("/v1/kv/app/x", b"1").await;
+    let idx = a.get("/v1/kv/app?recurse").await.index();
+
+    // times out after `wait` with the same index
+    let t0 = Instant::now();
+    let r = a
+        .get(&format!("/v1/kv/app?recurse&index={idx}&wait=300ms"))
+        .await;
+    let took = t0.elapsed();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.index(), idx);
+    assert!(
+        took >= Duration::from_millis(290),
+        "returned early: {took:?}"
+    );
+
+    // an unrelated write does not wake it; a write under the prefix does
+    let http = a.http;
+    let waiter = tokio::spawn(async move {
+        request(
+            http,
+            "GET",
+            &format!("/v1/kv/app?recurse&index={idx}&wait=10s"),
+            &[],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.put("/v1/kv/other", b"o").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished(), "woke on an unrelated key");
+    let w = a.put("/v1/kv/app/y", b"2").await;
+    let r = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("woke")
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.index() > idx);
+    assert_eq!(r.index(), w.index());
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_blocking_queries_wake_on_one_write() {
+    let a = TestAgent::dev().await;
+    a.put("/v1/kv/hot", b"0").await;
+    let idx = a.get("/v1/kv/hot").await.index();
+    let http = a.http;
+    let mut waiters = Vec::new();
+    for _ in 0..1000 {
+        waiters.push(tokio::spawn(async move {
+            request(
+                http,
+                "GET",
+                &format!("/v1/kv/hot?index={idx}&wait=60s"),
+                &[],
+            )
+            .await
+        }));
+    }
+    // Let every query reach its wait (they answer nothing until the write).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        waiters.iter().all(|w| !w.is_finished()),
+        "a blocking query returned early"
+    );
+    let w = a.put("/v1/kv/hot", b"1").await;
+    let t0 = Instant::now();
+    for h in waiters {
+        let r = tokio::time::timeout(Duration::from_secs(20), h)
+            .await
+            .expect("woke")
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.index(), w.index());
+    }
+    eprintln!("1000 waiters answered {:?} after the write", t0.elapsed());
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txn_commits_or_rolls_back() {
+    let a = TestAgent::dev().await;
+    let body = br#"[{"KV":{"Verb":"set","Key":"t/a","Value":"YQ=="}},{"KV":{"Verb":"set","Key":"t/b","Value":"Yg=="}},{"KV":{"Verb":"get","Key":"t/a"}}]"#;
+    let r = a.put("/v1/txn", body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert!(v["Errors"].is_null());
+    let results = v["Results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[2]["KV"]["Key"], "t/a");
+    assert_eq!(results[2]["KV"]["Value"], "YQ==");
+
+    // a failing check rolls the whole thing back with 409
+    let body = br#"[{"KV":{"Verb":"set","Key":"t/c","Value":"Yw=="}},{"KV":{"Verb":"check-not-exists","Key":"t/a"}}]"#;
+    let r = a.put("/v1/txn", body).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    let v = r.json();
+    assert!(v["Results"].is_null());
+    assert_eq!(v["Errors"][0]["OpIndex"], 1);
+    assert!(!v["Errors"][0]["What"].as_str().unwrap().is_empty());
+    assert_eq!(a.get("/v1/kv/t/c").await.status, 404);
+
+    // lowercase keys (py-consul style) work
+    let r = a
+        .put(
+            "/v1/txn",
+            br#"[{"kv":{"verb":"set","key":"t/d","value":"ZA=="}}]"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(a.get("/v1/kv/t/d?raw").await.body, b"d");
+
+    // too many ops, unknown verb, malformed JSON: refused, nothing changes
+    let ops: Vec<String> = (0..65)
+        .map(|i| format!(r#"{{"KV":{{"Verb":"set","Key":"many/{i}","Value":""}}}}"#))
+        .collect();
+    let r = a
+        .put("/v1/txn", format!("[{}]", ops.join(",")).as_bytes())
+        .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("too many operations"));
+    let r = a
+        .put("/v1/txn", br#"[{"KV":{"Verb":"explode","Key":"x"}}]"#)
+        .await;
+    assert_eq!(r.status, 400);
+    let r = a.put("/v1/txn", b"[{not json").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(a.get("/v1/kv/many?recurse").await.status, 404);
+    a.stop().await;
+}

@@ -1,0 +1,201 @@
+//! The typed requests every front end (HTTP, DNS, CLI via HTTP) sends down one path.
+//!
+//! A handler never touches the store: it builds a [`ReadRequest`] or [`WriteRequest`] and hands
+//! it to the agent, which serves it from the local server or forwards it to one — the same enum
+//! either way, so client agents and servers answer identically.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::{
+    CheckServiceNode, DeregisterRequest, HealthCheck, KvEntry, Node, NodeService, RegisterRequest,
+    ServiceNode, SessionEntry, TxnKvOp, TxnResponse,
+};
+
+/// A read against the datacenter's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadRequest {
+    CatalogNodes {
+        node_meta: Vec<(String, String)>,
+    },
+    CatalogServices {
+        node_meta: Vec<(String, String)>,
+    },
+    CatalogServiceNodes {
+        service: String,
+        tags: Vec<String>,
+        node_meta: Vec<(String, String)>,
+    },
+    CatalogNodeServices {
+        node: String,
+    },
+    HealthNodeChecks {
+        node: String,
+    },
+    HealthServiceChecks {
+        service: String,
+    },
+    HealthServiceNodes {
+        service: String,
+        tags: Vec<String>,
+        passing: bool,
+        node_meta: Vec<(String, String)>,
+    },
+    HealthChecksInState {
+        state: String,
+    },
+    KvGet {
+        key: String,
+    },
+    KvList {
+        prefix: String,
+    },
+    KvKeys {
+        prefix: String,
+        separator: Option<String>,
+    },
+    SessionGet {
+        id: String,
+    },
+    SessionList,
+    SessionNode {
+        node: String,
+    },
+}
+
+/// The answer to a [`ReadRequest`], one variant per shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadResponse {
+    Nodes(Vec<Node>),
+    Services(BTreeMap<String, Vec<String>>),
+    ServiceNodes(Vec<ServiceNode>),
+    NodeServices(Option<(Node, Vec<NodeService>)>),
+    Checks(Vec<HealthCheck>),
+    CheckServiceNodes(Vec<CheckServiceNode>),
+    Kv(Option<KvEntry>),
+    KvList(Vec<KvEntry>),
+    Keys(Vec<String>),
+    Sessions(Vec<SessionEntry>),
+}
+
+/// The KV write verbs of `PUT`/`DELETE /v1/kv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvWriteVerb {
+    Set,
+    Cas,
+    Lock,
+    Unlock,
+    Delete,
+    DeleteCas,
+    DeleteTree,
+}
+
+/// A session to create, as the HTTP body gives it (durations already parsed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCreate {
+    pub name: String,
+    /// Empty: the agent's own node.
+    pub node: String,
+    /// Lock delay in nanoseconds; `None` = Consul's default of 15 s.
+    pub lock_delay_ns: Option<u64>,
+    /// `None` = default (`serfHealth`).
+    pub node_checks: Option<Vec<String>>,
+    pub service_checks: Vec<String>,
+    pub behavior: String,
+    /// Raw TTL text, validated by the server (`Invalid Session TTL` errors).
+    pub ttl: String,
+}
+
+/// A change to the datacenter's state; committed through Raft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteRequest {
+    Register(RegisterRequest),
+    Deregister(DeregisterRequest),
+    Kv {
+        verb: KvWriteVerb,
+        key: String,
+        value: Option<Vec<u8>>,
+        flags: u64,
+        /// CAS index for `Cas`/`DeleteCas`.
+        index: u64,
+        session: Option<String>,
+    },
+    Txn(Vec<TxnKvOp>),
+    SessionCreate(SessionCreate),
+    SessionDestroy {
+        id: String,
+    },
+    /// Not a Raft write in Consul either: resets the TTL timer on the leader.
+    SessionRenew {
+        id: String,
+    },
+}
+
+/// The answer to a [`WriteRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteResponse {
+    Ok,
+    Bool(bool),
+    /// `Results` (committed) or `Errors` (rolled back: HTTP 409).
+    Txn(TxnResponse),
+    SessionId(String),
+    Session(Option<SessionEntry>),
+}
+
+/// Why a request failed; each maps to Consul's HTTP status, the message is the body text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RpcError {
+    /// 400
+    BadRequest(String),
+    /// 403 (`Permission denied`)
+    PermissionDenied(String),
+    /// 404
+    NotFound(String),
+    /// 409
+    Conflict(String),
+    /// 413
+    TooLarge(String),
+    /// 500 `No cluster leader`
+    NoLeader,
+    /// 500 with the message (what Consul does for most RPC errors)
+    Internal(String),
+    /// 503: the agent is shutting down or no server can be reached
+    Unavailable(String),
+}
+
+impl RpcError {
+    /// The HTTP status Consul answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            RpcError::BadRequest(_) => 400,
+            RpcError::PermissionDenied(_) => 403,
+            RpcError::NotFound(_) => 404,
+            RpcError::Conflict(_) => 409,
+            RpcError::TooLarge(_) => 413,
+            RpcError::NoLeader | RpcError::Internal(_) => 500,
+            RpcError::Unavailable(_) => 503,
+        }
+    }
+
+    /// Worth retrying on another server?
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RpcError::NoLeader | RpcError::Unavailable(_))
+    }
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RpcError::NoLeader => f.write_str("No cluster leader"),
+            RpcError::BadRequest(m)
+            | RpcError::PermissionDenied(m)
+            | RpcError::NotFound(m)
+            | RpcError::Conflict(m)
+            | RpcError::TooLarge(m)
+            | RpcError::Internal(m)
+            | RpcError::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for RpcError {}
