@@ -84,6 +84,7 @@ struct SelfMember {
     id: String,
     addr: String,
     meta: BTreeMap<String, String>,
+    server_port: Option<u16>,
 }
 
 impl MemberSource for SelfMember {
@@ -94,6 +95,7 @@ impl MemberSource for SelfMember {
             addr: self.addr.clone(),
             status: MemberStatus::Alive,
             meta: self.meta.clone(),
+            server_port: self.server_port,
         }]
     }
 }
@@ -133,6 +135,7 @@ impl Agent {
                 id: node_id.clone(),
                 addr: config.advertise_addr.to_string(),
                 meta: config.node_meta.clone(),
+                server_port: Some(config.server_port),
             });
             let opts = ServerOptions {
                 node_name: node_name.clone(),
@@ -463,6 +466,9 @@ async fn run_async(config: RuntimeConfig, flags: AgentFlags) -> i32 {
         }
     }
     tracing::info!(target: "agent", "started state syncer");
+    if !config.dns_addrs.is_empty() {
+        tracing::warn!(target: "agent", "the DNS interface is not available in this release yet; DNS port is not served");
+    }
     if config.http_addrs.is_empty() {
         tracing::info!(target: "agent", "HTTP API disabled");
     }

@@ -9,7 +9,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use proconsul_state::{Command, WatchSet};
-use proconsul_types::{health, DeregisterRequest, HealthCheck, RegisterRequest};
+use proconsul_types::{health, DeregisterRequest, HealthCheck, NodeService, RegisterRequest};
+
+/// The service every server registers for itself.
+const CONSUL_SERVICE: &str = "consul";
 use tokio::time::Instant;
 
 use crate::write::parse_ttl;
@@ -38,6 +41,8 @@ pub struct LanMember {
     pub addr: String,
     pub status: MemberStatus,
     pub meta: BTreeMap<String, String>,
+    /// The server RPC port when the member is a server (`role=consul`), else `None`.
+    pub server_port: Option<u16>,
 }
 
 /// Where the leader learns the LAN pool's members (the gossip layer, or just this agent).
@@ -173,6 +178,9 @@ async fn reconcile(server: &Server) {
             }
             continue;
         };
+        if let Some(port) = m.server_port {
+            ensure_consul_service(server, &view, m, port).await;
+        }
         let node = nodes.iter().find(|n| n.node == m.name);
         let (_, checks) = view.node_checks(&mut ws, &m.name);
         let serf = checks.iter().find(|c| c.check_id == health::SERF_CHECK_ID);
@@ -218,6 +226,33 @@ async fn reconcile(server: &Server) {
         if checks.iter().any(|c| c.check_id == health::SERF_CHECK_ID) {
             deregister(server, &n.node).await;
         }
+    }
+}
+
+/// Servers carry the `consul` service in the catalog (port = server RPC), as Consul's do.
+async fn ensure_consul_service(server: &Server, view: &proconsul_state::View, m: &LanMember, port: u16) {
+    let (_, found) = view.node_services(&mut WatchSet::new(), &m.name);
+    let present = found
+        .as_ref()
+        .is_some_and(|(_, svcs)| svcs.iter().any(|s| s.id == CONSUL_SERVICE && s.port == port));
+    if present {
+        return;
+    }
+    let req = RegisterRequest {
+        id: m.id.clone(),
+        node: m.name.clone(),
+        address: m.addr.clone(),
+        node_meta: m.meta.clone(),
+        service: Some(NodeService {
+            id: CONSUL_SERVICE.into(),
+            service: CONSUL_SERVICE.into(),
+            port,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    if let Err(e) = server.propose(Command::Register(req)).await {
+        tracing::warn!(target: "agent.leader", member = %m.name, error = %e, "failed to register the consul service");
     }
 }
 

@@ -157,7 +157,10 @@ fn run_read(view: &View, ws: &mut WatchSet, req: &ReadRequest) -> (u64, ReadResp
             (i, ReadResponse::CheckServiceNodes(rows))
         }
         ReadRequest::KvGet { key } => {
+            // Like Consul's KVS.Get: an existing key answers with its own ModifyIndex, so a
+            // blocking query on it waits for *its* next change, not any KV write.
             let (i, e) = view.kv_get(ws, key);
+            let i = e.as_ref().map_or(i, |e| e.modify_index);
             (i, ReadResponse::Kv(e))
         }
         ReadRequest::KvList { prefix } => {

@@ -19,7 +19,7 @@ use crate::watch::WatchSet;
 impl Tx {
     /// Apply one KV command. `Ok(false)`: a CAS or lock precondition failed; nothing changed.
     pub(crate) fn kv_apply(&mut self, op: &KvOp) -> Result<bool, StateError> {
-        let mut entry = KvRec {
+        let entry = KvRec {
             flags: op.flags,
             value: op.value.clone(),
             session: op.session.clone().filter(|s| !s.is_empty()),
@@ -27,12 +27,12 @@ impl Tx {
         };
         match op.verb {
             KvVerb::Set => {
-                self.kv_set(&op.key, &mut entry, false);
+                self.kv_set(&op.key, entry, false);
                 Ok(true)
             }
-            KvVerb::Cas => Ok(self.kv_set_cas(&op.key, &mut entry, op.index)),
-            KvVerb::Lock => self.kv_lock(&op.key, &mut entry),
-            KvVerb::Unlock => self.kv_unlock(&op.key, &mut entry),
+            KvVerb::Cas => Ok(self.kv_set_cas(&op.key, entry, op.index).is_some()),
+            KvVerb::Lock => self.kv_lock(&op.key, entry).map(|r| r.is_some()),
+            KvVerb::Unlock => self.kv_unlock(&op.key, entry).map(|r| r.is_some()),
             KvVerb::Delete => {
                 self.kv_delete(&op.key);
                 Ok(true)
@@ -45,47 +45,57 @@ impl Tx {
         }
     }
 
-    /// Consul `kvsSetTxn`. Fills `entry`'s indexes (and session unless `update_session`), and
-    /// writes nothing if the entry would not change.
-    pub(crate) fn kv_set(&mut self, key: &str, entry: &mut KvRec, update_session: bool) {
-        let existing = self.s.kvs.get(key).cloned();
-        entry.create_index = existing.as_ref().map_or(self.idx, |e| e.create_index);
+    /// Consul `kvsSetTxn`. Fills the entry's indexes (and session unless `update_session`),
+    /// writes nothing if the entry would not change, and returns the resulting entry without
+    /// its value (all a transaction result needs; values are never copied twice).
+    pub(crate) fn kv_set(&mut self, key: &str, mut entry: KvRec, update_session: bool) -> KvRec {
+        let existing = self.s.kvs.get(key);
+        entry.create_index = existing.map_or(self.idx, |e| e.create_index);
         if !update_session {
-            entry.session = existing.as_ref().and_then(|e| e.session.clone());
+            entry.session = existing.and_then(|e| e.session.clone());
         }
-        if let Some(e) = &existing {
-            if e.same(entry) {
+        let old_session = existing.and_then(|e| e.session.clone());
+        if let Some(e) = existing {
+            if e.same(&entry) {
                 entry.modify_index = e.modify_index;
-                return;
+                entry.value = None;
+                return entry;
             }
         }
         entry.modify_index = self.idx;
-        if let Some(old) = existing.as_ref().and_then(|e| e.session.as_ref()) {
+        if let Some(old) = &old_session {
             multi_remove(&mut self.s.kvs_by_session, old, &key.to_owned());
         }
         if let Some(new) = &entry.session {
             multi_insert(&mut self.s.kvs_by_session, new.clone(), key.to_owned());
         }
-        self.s.kvs.insert(key.to_owned(), entry.clone());
+        let meta = KvRec {
+            value: None,
+            session: entry.session.clone(),
+            ..entry
+        };
+        self.s.kvs.insert(key.to_owned(), entry);
         self.bump_table(Table::Kvs);
         self.changes.kv_keys.insert(key.to_owned());
+        meta
     }
 
     /// Consul `kvsSetCASTxn`: `cas == 0` creates only if absent, else `cas` must be the
-    /// current `ModifyIndex`.
-    pub(crate) fn kv_set_cas(&mut self, key: &str, entry: &mut KvRec, cas: u64) -> bool {
+    /// current `ModifyIndex`. `None`: the index did not match, nothing written.
+    pub(crate) fn kv_set_cas(&mut self, key: &str, entry: KvRec, cas: u64) -> Option<KvRec> {
         let ok = match self.s.kvs.get(key) {
             None => cas == 0,
             Some(e) => cas != 0 && cas == e.modify_index,
         };
-        if ok {
-            self.kv_set(key, entry, false);
-        }
-        ok
+        ok.then(|| self.kv_set(key, entry, false))
     }
 
-    /// Consul `kvsLockTxn`.
-    pub(crate) fn kv_lock(&mut self, key: &str, entry: &mut KvRec) -> Result<bool, StateError> {
+    /// Consul `kvsLockTxn`. `Ok(None)`: another session holds the lock.
+    pub(crate) fn kv_lock(
+        &mut self,
+        key: &str,
+        mut entry: KvRec,
+    ) -> Result<Option<KvRec>, StateError> {
         let Some(session) = entry.session.clone() else {
             return Err(StateError::MissingSession);
         };
@@ -97,7 +107,7 @@ impl Tx {
                 entry.create_index = e.create_index;
                 entry.lock_index = e.lock_index;
             }
-            Some(e) if e.session.is_some() => return Ok(false),
+            Some(e) if e.session.is_some() => return Ok(None),
             Some(e) => {
                 entry.create_index = e.create_index;
                 entry.lock_index = e.lock_index + 1;
@@ -108,27 +118,30 @@ impl Tx {
             }
         }
         entry.modify_index = self.idx;
-        self.kv_set(key, entry, true);
-        Ok(true)
+        Ok(Some(self.kv_set(key, entry, true)))
     }
 
     /// Consul `kvsUnlockTxn`: only the holder releases; the value is written too.
-    pub(crate) fn kv_unlock(&mut self, key: &str, entry: &mut KvRec) -> Result<bool, StateError> {
+    /// `Ok(None)`: missing key, or not held by this session.
+    pub(crate) fn kv_unlock(
+        &mut self,
+        key: &str,
+        mut entry: KvRec,
+    ) -> Result<Option<KvRec>, StateError> {
         let Some(session) = entry.session.clone() else {
             return Err(StateError::MissingSession);
         };
         let Some(e) = self.s.kvs.get(key) else {
-            return Ok(false);
+            return Ok(None);
         };
         if e.session.as_deref() != Some(session.as_str()) {
-            return Ok(false);
+            return Ok(None);
         }
         entry.session = None;
         entry.lock_index = e.lock_index;
         entry.create_index = e.create_index;
         entry.modify_index = self.idx;
-        self.kv_set(key, entry, true);
-        Ok(true)
+        Ok(Some(self.kv_set(key, entry, true)))
     }
 
     fn tombstone(&mut self, key: &str) {

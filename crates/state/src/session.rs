@@ -101,7 +101,7 @@ impl Tx {
                 for k in &keys {
                     if let Some(mut e) = self.s.kvs.get(k).cloned() {
                         e.session = None;
-                        self.kv_set(k, &mut e, true);
+                        self.kv_set(k, e, true);
                     }
                 }
             }

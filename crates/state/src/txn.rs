@@ -36,7 +36,7 @@ impl Tx {
     /// Consul `txnKVS`.
     fn txn_kv(&mut self, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
         let key = op.key.as_str();
-        let mut entry = KvRec {
+        let entry = KvRec {
             flags: op.flags,
             value: op.value.clone(),
             session: (!op.session.is_empty()).then(|| op.session.clone()),
@@ -46,8 +46,8 @@ impl Tx {
         let written = |e: &KvRec| Ok(vec![result(e.to_api(key, false))]);
         match op.verb.as_str() {
             "set" => {
-                self.kv_set(key, &mut entry, false);
-                written(&entry)
+                let meta = self.kv_set(key, entry, false);
+                written(&meta)
             }
             "delete" => {
                 self.kv_delete(key);
@@ -64,21 +64,18 @@ impl Tx {
                 self.kv_delete_tree(key);
                 Ok(vec![])
             }
-            "cas" => {
-                if self.kv_set_cas(key, &mut entry, op.index) {
-                    written(&entry)
-                } else {
-                    Err(format!("failed to set key {key:?}, index is stale"))
-                }
-            }
-            "lock" => match self.kv_lock(key, &mut entry) {
-                Ok(true) => written(&entry),
-                Ok(false) => Err(format!("failed to lock key {key:?}, lock is already held")),
+            "cas" => match self.kv_set_cas(key, entry, op.index) {
+                Some(meta) => written(&meta),
+                None => Err(format!("failed to set key {key:?}, index is stale")),
+            },
+            "lock" => match self.kv_lock(key, entry) {
+                Ok(Some(meta)) => written(&meta),
+                Ok(None) => Err(format!("failed to lock key {key:?}, lock is already held")),
                 Err(e) => Err(e.to_string()),
             },
-            "unlock" => match self.kv_unlock(key, &mut entry) {
-                Ok(true) => written(&entry),
-                Ok(false) => Err(format!(
+            "unlock" => match self.kv_unlock(key, entry) {
+                Ok(Some(meta)) => written(&meta),
+                Ok(None) => Err(format!(
                     "failed to unlock key {key:?}, lock isn't held, or is held by another session"
                 )),
                 Err(e) => Err(e.to_string()),

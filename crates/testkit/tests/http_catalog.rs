@@ -65,6 +65,14 @@ async fn leader_registers_itself_with_serf_health() {
         .expect("serfHealth");
     assert_eq!(serf["Status"], "passing");
     assert_eq!(serf["Name"], "Serf Health Status");
+    // servers carry the `consul` service, on the server RPC port
+    wait_until(Duration::from_secs(5), "consul service", || async {
+        a.get("/v1/catalog/service/consul").await.json().as_array().is_some_and(|v| v.len() == 1)
+    })
+    .await;
+    let c = a.get("/v1/catalog/service/consul").await.json();
+    assert_eq!(c[0]["ServicePort"], 8300);
+    assert_eq!(c[0]["Node"], node.as_str());
     a.stop().await;
 }
 
@@ -238,7 +246,8 @@ async fn agent_service_reaches_catalog_and_health() {
         .get(&format!("/v1/catalog/node-services/{node}"))
         .await
         .json();
-    assert_eq!(n["Services"][0]["ID"], "web");
+    let ids: Vec<&str> = n["Services"].as_array().unwrap().iter().map(|s| s["ID"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["consul", "web"]);
     assert!(a.get("/v1/catalog/node/nobody").await.json().is_null());
 
     // deregistration removes it from the catalog

@@ -278,3 +278,23 @@ async fn txn_commits_or_rolls_back() {
     assert_eq!(a.get("/v1/kv/many?recurse").await.status, 404);
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_on_one_key_ignores_other_keys() {
+    let a = TestAgent::dev().await;
+    a.put("/v1/kv/one", b"1").await;
+    a.put("/v1/kv/two", b"2").await;
+    let r = a.get("/v1/kv/one").await;
+    // the key's own ModifyIndex, not the table's
+    assert_eq!(r.index(), r.json()[0]["ModifyIndex"].as_u64().unwrap());
+    let idx = r.index();
+    let http = a.http;
+    let waiter = tokio::spawn(async move { request(http, "GET", &format!("/v1/kv/one?index={idx}&wait=10s"), &[]).await });
+    a.put("/v1/kv/two", b"3").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiter.is_finished(), "a write to another key woke a single-key query");
+    a.put("/v1/kv/one", b"4").await;
+    let r = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    assert_eq!(r.json()[0]["Value"], "NA==");
+    a.stop().await;
+}
