@@ -1,0 +1,171 @@
+//! The real binary, driven as an operator would: `agent -dev` and a durable `-server`, the CLI
+//! against them, `leave`, restart with the same data dir, and config errors.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_proconsul");
+
+/// Kills the agent when the test ends, whatever happens.
+struct AgentProc(Child);
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A config file giving the HTTP API `port` and turning DNS and gRPC off.
+fn ports_config(dir: &Path, port: u16) -> std::path::PathBuf {
+    let p = dir.join("ports.json");
+    std::fs::write(&p, format!(r#"{{"ports": {{"http": {port}, "dns": -1, "grpc": -1}}}}"#)).unwrap();
+    p
+}
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status = raw.split(' ').nth(1)?.parse().ok()?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("CONSUL_HTTP_ADDR", format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn start(args: &[&str], log: &Path) -> AgentProc {
+    let log = std::fs::File::create(log).unwrap();
+    AgentProc(
+        Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn wait_leader(port: u16) {
+    wait_for("a leader", Duration::from_secs(20), || {
+        http_get(port, "/v1/status/leader").is_some_and(|(s, b)| s == 200 && b.contains(":8300"))
+    });
+}
+
+#[test]
+fn dev_agent_kv_members_and_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = ports_config(dir.path(), port);
+    let mut agent = start(
+        &["agent", "-dev", "-node=n1", &format!("-config-file={}", cfg.display())],
+        &dir.path().join("log"),
+    );
+    wait_leader(port);
+
+    let o = cli(port, &["kv", "put", "app/color", "blue"]);
+    assert_eq!(stdout(&o), "Success! Data written to: app/color\n");
+    let o = cli(port, &["kv", "get", "app/color"]);
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "blue\n"));
+    let o = cli(port, &["kv", "get", "app/none"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "Error! No key exists at: app/none\n");
+
+    let o = cli(port, &["members"]);
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().starts_with("Node  Address"), "{out}");
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], &["n1", "127.0.0.1:8301", "alive", "server"], "{out}");
+
+    wait_for("n1 in the catalog", Duration::from_secs(10), || {
+        stdout(&cli(port, &["catalog", "nodes"])).contains("n1")
+    });
+    assert_eq!(stdout(&cli(port, &["catalog", "datacenters"])), "dc1\n");
+
+    let o = cli(port, &["leave"]);
+    assert_eq!(stdout(&o), "Graceful leave complete\n");
+    wait_for("the agent to exit", Duration::from_secs(10), || agent.0.try_wait().unwrap().is_some());
+    assert_eq!(agent.0.try_wait().unwrap().unwrap().code(), Some(0));
+}
+
+#[test]
+fn server_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let cfg = ports_config(dir.path(), port);
+    let args = [
+        "agent".to_string(),
+        "-server".into(),
+        "-bootstrap-expect=1".into(),
+        "-node=s1".into(),
+        "-bind=127.0.0.1".into(),
+        format!("-data-dir={}", data.display()),
+        format!("-config-file={}", cfg.display()),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = start(&args, &dir.path().join("log1"));
+    wait_leader(port);
+    for i in 0..20 {
+        let o = cli(port, &["kv", "put", &format!("durable/k{i}"), &format!("v{i}")]);
+        assert!(o.status.success(), "{o:?}");
+    }
+    let node_id = std::fs::read_to_string(data.join("node-id")).unwrap();
+    assert!(data.join("raft").is_dir());
+    drop(agent); // SIGKILL: no graceful shutdown
+
+    let _agent = start(&args, &dir.path().join("log2"));
+    wait_leader(port);
+    for i in [0, 7, 19] {
+        let o = cli(port, &["kv", "get", &format!("durable/k{i}")]);
+        assert_eq!(stdout(&o), format!("v{i}\n"));
+    }
+    assert_eq!(std::fs::read_to_string(data.join("node-id")).unwrap(), node_id);
+    let (_, peers) = http_get(port, "/v1/status/peers").unwrap();
+    assert_eq!(peers, r#"["127.0.0.1:8300"]"#);
+}
+
+#[test]
+fn bad_config_is_refused_with_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"datacenter": "dc1", "no_such_key": 1}"#).unwrap();
+    let o = Command::new(BIN)
+        .args(["agent", "-dev", &format!("-config-file={}", bad.display())])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.json") && err.contains("no_such_key"), "{err}");
+
+    let o = Command::new(BIN).args(["agent", "-server"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("data_dir"), "{o:?}");
+}
