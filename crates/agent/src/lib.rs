@@ -195,10 +195,11 @@ impl Agent {
         agent.load_config_definitions(&config)?;
 
         let router = proconsul_http::router(Arc::new(agent.clone()));
+        let max_conns = config.http_max_conns_per_client;
         for l in listeners {
             let (r, s) = (router.clone(), agent.inner.shutdown.clone());
             agent.inner.tasks.spawn(async move {
-                if let Err(e) = proconsul_http::serve(l, r, s).await {
+                if let Err(e) = proconsul_http::serve(l, r, max_conns, s).await {
                     tracing::error!(target: "agent", error = %e, "HTTP server failed");
                 }
             });

@@ -91,7 +91,8 @@ fn filter(level: &str) -> EnvFilter {
 pub fn init(level: &str, json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(level))
-        .with_writer(std::io::stdout).with_ansi(false);
+        .with_writer(std::io::stdout)
+        .with_ansi(false);
     let _ = if json {
         builder.json().try_init()
     } else {

@@ -7,6 +7,7 @@
 //! stays a straight line.
 
 mod backend;
+mod limit;
 mod params;
 mod reply;
 mod routes;
@@ -14,19 +15,18 @@ mod routes;
 pub use backend::{Backend, ServiceRegistration};
 pub use routes::router;
 
-use std::net::SocketAddr;
+pub use limit::LimitedListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serve `router` on an already-bound listener until `shutdown` fires.
+/// Serve `router` on an already-bound listener until `shutdown` fires, admitting at most
+/// `max_conns_per_client` connections per client IP (0 = unlimited).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    max_conns_per_client: u32,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
+    axum::serve(LimitedListener::new(listener, max_conns_per_client), router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }

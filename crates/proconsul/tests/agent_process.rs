@@ -19,24 +19,39 @@ impl Drop for AgentProc {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A config file giving the HTTP API `port` and turning DNS and gRPC off.
 fn ports_config(dir: &Path, port: u16) -> std::path::PathBuf {
     let p = dir.join("ports.json");
-    std::fs::write(&p, format!(r#"{{"ports": {{"http": {port}, "dns": -1, "grpc": -1}}}}"#)).unwrap();
+    std::fs::write(
+        &p,
+        format!(r#"{{"ports": {{"http": {port}, "dns": -1, "grpc": -1}}}}"#),
+    )
+    .unwrap();
     p
 }
 
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut raw = String::new();
     s.read_to_string(&mut raw).ok()?;
     let status = raw.split(' ').nth(1)?.parse().ok()?;
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -84,7 +99,12 @@ fn dev_agent_kv_members_and_leave() {
     let port = free_port();
     let cfg = ports_config(dir.path(), port);
     let mut agent = start(
-        &["agent", "-dev", "-node=n1", &format!("-config-file={}", cfg.display())],
+        &[
+            "agent",
+            "-dev",
+            "-node=n1",
+            &format!("-config-file={}", cfg.display()),
+        ],
         &dir.path().join("log"),
     );
     wait_leader(port);
@@ -95,14 +115,21 @@ fn dev_agent_kv_members_and_leave() {
     assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "blue\n"));
     let o = cli(port, &["kv", "get", "app/none"]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&o.stderr), "Error! No key exists at: app/none\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "Error! No key exists at: app/none\n"
+    );
 
     let o = cli(port, &["members"]);
     let out = stdout(&o);
     let mut lines = out.lines();
     assert!(lines.next().unwrap().starts_with("Node  Address"), "{out}");
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(&row[..4], &["n1", "127.0.0.1:8301", "alive", "server"], "{out}");
+    assert_eq!(
+        &row[..4],
+        &["n1", "127.0.0.1:8301", "alive", "server"],
+        "{out}"
+    );
 
     wait_for("n1 in the catalog", Duration::from_secs(10), || {
         stdout(&cli(port, &["catalog", "nodes"])).contains("n1")
@@ -111,7 +138,9 @@ fn dev_agent_kv_members_and_leave() {
 
     let o = cli(port, &["leave"]);
     assert_eq!(stdout(&o), "Graceful leave complete\n");
-    wait_for("the agent to exit", Duration::from_secs(10), || agent.0.try_wait().unwrap().is_some());
+    wait_for("the agent to exit", Duration::from_secs(10), || {
+        agent.0.try_wait().unwrap().is_some()
+    });
     assert_eq!(agent.0.try_wait().unwrap().unwrap().code(), Some(0));
 }
 
@@ -134,7 +163,10 @@ fn server_state_survives_a_restart() {
     let agent = start(&args, &dir.path().join("log1"));
     wait_leader(port);
     for i in 0..20 {
-        let o = cli(port, &["kv", "put", &format!("durable/k{i}"), &format!("v{i}")]);
+        let o = cli(
+            port,
+            &["kv", "put", &format!("durable/k{i}"), &format!("v{i}")],
+        );
         assert!(o.status.success(), "{o:?}");
     }
     let node_id = std::fs::read_to_string(data.join("node-id")).unwrap();
@@ -147,7 +179,10 @@ fn server_state_survives_a_restart() {
         let o = cli(port, &["kv", "get", &format!("durable/k{i}")]);
         assert_eq!(stdout(&o), format!("v{i}\n"));
     }
-    assert_eq!(std::fs::read_to_string(data.join("node-id")).unwrap(), node_id);
+    assert_eq!(
+        std::fs::read_to_string(data.join("node-id")).unwrap(),
+        node_id
+    );
     let (_, peers) = http_get(port, "/v1/status/peers").unwrap();
     assert_eq!(peers, r#"["127.0.0.1:8300"]"#);
 }
@@ -163,9 +198,18 @@ fn bad_config_is_refused_with_file_and_key() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.json") && err.contains("no_such_key"), "{err}");
+    assert!(
+        err.contains("bad.json") && err.contains("no_such_key"),
+        "{err}"
+    );
 
-    let o = Command::new(BIN).args(["agent", "-server"]).output().unwrap();
+    let o = Command::new(BIN)
+        .args(["agent", "-server"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("data_dir"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("data_dir"),
+        "{o:?}"
+    );
 }

@@ -230,11 +230,17 @@ async fn reconcile(server: &Server) {
 }
 
 /// Servers carry the `consul` service in the catalog (port = server RPC), as Consul's do.
-async fn ensure_consul_service(server: &Server, view: &proconsul_state::View, m: &LanMember, port: u16) {
+async fn ensure_consul_service(
+    server: &Server,
+    view: &proconsul_state::View,
+    m: &LanMember,
+    port: u16,
+) {
     let (_, found) = view.node_services(&mut WatchSet::new(), &m.name);
-    let present = found
-        .as_ref()
-        .is_some_and(|(_, svcs)| svcs.iter().any(|s| s.id == CONSUL_SERVICE && s.port == port));
+    let present = found.as_ref().is_some_and(|(_, svcs)| {
+        svcs.iter()
+            .any(|s| s.id == CONSUL_SERVICE && s.port == port)
+    });
     if present {
         return;
     }

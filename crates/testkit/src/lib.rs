@@ -114,12 +114,18 @@ impl Response {
 
 /// One HTTP/1.1 request with `Connection: close`; reads the whole answer.
 pub async fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Response {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return Response {
+            status: 0,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+    };
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    s.write_all(head.as_bytes()).await.expect("write");
+    let _ = s.write_all(head.as_bytes()).await;
     // A server may answer (413) and close before reading a large body: keep its answer.
     let _ = s.write_all(body).await;
     let mut raw = Vec::new();
@@ -128,10 +134,14 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) ->
 }
 
 fn parse_response(raw: &[u8]) -> Response {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
+    // No complete answer (connection closed or refused): status 0, so callers can poll on it.
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Response {
+            status: 0,
+            headers: Vec::new(),
+            body: raw.to_vec(),
+        };
+    };
     let head = String::from_utf8_lossy(&raw[..split]);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");

@@ -67,7 +67,11 @@ async fn leader_registers_itself_with_serf_health() {
     assert_eq!(serf["Name"], "Serf Health Status");
     // servers carry the `consul` service, on the server RPC port
     wait_until(Duration::from_secs(5), "consul service", || async {
-        a.get("/v1/catalog/service/consul").await.json().as_array().is_some_and(|v| v.len() == 1)
+        a.get("/v1/catalog/service/consul")
+            .await
+            .json()
+            .as_array()
+            .is_some_and(|v| v.len() == 1)
     })
     .await;
     let c = a.get("/v1/catalog/service/consul").await.json();
@@ -246,7 +250,12 @@ async fn agent_service_reaches_catalog_and_health() {
         .get(&format!("/v1/catalog/node-services/{node}"))
         .await
         .json();
-    let ids: Vec<&str> = n["Services"].as_array().unwrap().iter().map(|s| s["ID"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = n["Services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["ID"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["consul", "web"]);
     assert!(a.get("/v1/catalog/node/nobody").await.json().is_null());
 

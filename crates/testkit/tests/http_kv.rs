@@ -191,7 +191,11 @@ async fn blocking_query_returns_on_write_or_after_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_blocking_queries_wake_on_one_write() {
-    let a = TestAgent::dev().await;
+    // All from one client IP: raise the per-client connection limit (default 200) for this.
+    let a = TestAgent::start_with(proconsul_testkit::dev_flags(), |c| {
+        c.http_max_conns_per_client = 2000
+    })
+    .await;
     a.put("/v1/kv/hot", b"0").await;
     let idx = a.get("/v1/kv/hot").await.index();
     let http = a.http;
@@ -289,12 +293,64 @@ async fn blocking_on_one_key_ignores_other_keys() {
     assert_eq!(r.index(), r.json()[0]["ModifyIndex"].as_u64().unwrap());
     let idx = r.index();
     let http = a.http;
-    let waiter = tokio::spawn(async move { request(http, "GET", &format!("/v1/kv/one?index={idx}&wait=10s"), &[]).await });
+    let waiter = tokio::spawn(async move {
+        request(
+            http,
+            "GET",
+            &format!("/v1/kv/one?index={idx}&wait=10s"),
+            &[],
+        )
+        .await
+    });
     a.put("/v1/kv/two", b"3").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!waiter.is_finished(), "a write to another key woke a single-key query");
+    assert!(
+        !waiter.is_finished(),
+        "a write to another key woke a single-key query"
+    );
     a.put("/v1/kv/one", b"4").await;
-    let r = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.json()[0]["Value"], "NA==");
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_client_are_bounded() {
+    let a = TestAgent::start_with(proconsul_testkit::dev_flags(), |c| {
+        c.http_max_conns_per_client = 5
+    })
+    .await;
+    // five idle connections are admitted ...
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(tokio::net::TcpStream::connect(a.http).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ... the sixth is closed without an answer
+    let r = tokio::time::timeout(Duration::from_secs(5), async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(a.http).await.unwrap();
+        let _ = s
+            .write_all(b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        buf
+    })
+    .await
+    .expect("over-limit connection closed promptly");
+    assert!(r.is_empty(), "over-limit connection was served");
+    // once the held ones close, requests are served again
+    drop(held);
+    proconsul_testkit::wait_until(Duration::from_secs(5), "slots freed", || async {
+        request(a.http, "GET", "/v1/status/leader", &[])
+            .await
+            .status
+            == 200
+    })
+    .await;
     a.stop().await;
 }
