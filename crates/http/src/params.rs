@@ -147,12 +147,9 @@ mod tests {
         assert_eq!(p.all("tag"), vec!["a", "b/c"]);
         assert!(!p.has("keys"));
         assert!(p.flag("recurse").unwrap());
-        assert!(
-            Params::parse(Some("passing=false"))
-                .flag("passing")
-                .unwrap()
-                == false
-        );
+        assert!(!Params::parse(Some("passing=false"))
+            .flag("passing")
+            .unwrap());
     }
 
     #[test]

@@ -134,14 +134,13 @@ pub(crate) async fn run(server: Server) {
                 break;
             }
             tombstone_marks.pop_front();
-            if idx > reaped_up_to {
-                if server
+            if idx > reaped_up_to
+                && server
                     .propose(Command::TombstoneReap { up_to_index: idx })
                     .await
                     .is_ok()
-                {
-                    reaped_up_to = idx;
-                }
+            {
+                reaped_up_to = idx;
             }
         }
     }
