@@ -2,6 +2,7 @@
 # KV throughput of `proconsul agent -dev`, plus its time-to-serving and idle RSS.
 #
 #   bash bench/kv.sh [BINARY] [SECONDS]
+#   MODE=server bash bench/kv.sh     # a durable single server (redb log, fsync per batch)
 #
 # Needs wrk (apt-get install -y wrk) and curl. Runs wrk with 2 threads and 64 connections for
 # PUT then GET, against an agent on 127.0.0.1:18500. Prints figures only; never a pass/fail.
@@ -18,10 +19,16 @@ cat >"$WORK/ports.json" <<JSON
 JSON
 
 t0=$(date +%s%N)
-"$BIN" agent -dev -log-level=warn -config-file="$WORK/ports.json" >"$WORK/log" 2>&1 &
+if [[ ${MODE:-dev} == server ]]; then
+  "$BIN" agent -server -bootstrap-expect=1 -bind=127.0.0.1 -data-dir="$WORK/data" -log-level=warn \
+    -config-file="$WORK/ports.json" >"$WORK/log" 2>&1 &
+else
+  "$BIN" agent -dev -log-level=warn -config-file="$WORK/ports.json" >"$WORK/log" 2>&1 &
+fi
 PID=$!
 until curl -sf localhost:18500/v1/status/leader | grep -q 8300; do sleep 0.005; done
 t1=$(date +%s%N)
+echo "mode: ${MODE:-dev}"
 echo "time to serving (leader known over HTTP): $(( (t1 - t0) / 1000000 )) ms"
 sleep 2
 echo "idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$PID/status)"
