@@ -93,6 +93,15 @@ impl Agent {
             self.rpc_write(WriteRequest::Register(req)).await?;
         }
 
+        // A registration of something on this node that leaves the node itself alone.
+        let entry_of_node = RegisterRequest {
+            id: self.inner.node_id.clone(),
+            node: node.clone(),
+            address: address.clone(),
+            skip_node_update: true,
+            ..Default::default()
+        };
+
         // Services: register what differs, remove what the agent does not have.
         for (id, s) in &local.services {
             let remote = remote_services.iter().find(|r| &r.id == id);
@@ -100,12 +109,8 @@ impl Agent {
                 continue;
             }
             let req = RegisterRequest {
-                id: self.inner.node_id.clone(),
-                node: node.clone(),
-                address: address.clone(),
-                skip_node_update: true,
                 service: Some(s.service.clone()),
-                ..Default::default()
+                ..entry_of_node.clone()
             };
             self.rpc_write(WriteRequest::Register(req)).await?;
         }
@@ -128,12 +133,8 @@ impl Agent {
                 continue;
             }
             let req = RegisterRequest {
-                id: self.inner.node_id.clone(),
-                node: node.clone(),
-                address: address.clone(),
-                skip_node_update: true,
                 checks: vec![c.check.clone()],
-                ..Default::default()
+                ..entry_of_node.clone()
             };
             self.rpc_write(WriteRequest::Register(req)).await?;
         }

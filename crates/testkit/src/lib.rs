@@ -75,6 +75,22 @@ impl TestAgent {
         request(self.http, "DELETE", path, &[]).await
     }
 
+    /// Wait until the leader has registered this agent's node with its `serfHealth` check.
+    pub async fn wait_registered(&self) {
+        let path = format!("/v1/health/node/{}", self.agent.node_name());
+        wait_until(
+            Duration::from_secs(10),
+            "node registered with serfHealth",
+            || async {
+                self.get(&path).await.json().as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["CheckID"] == proconsul_types::health::SERF_CHECK_ID)
+                })
+            },
+        )
+        .await;
+    }
+
     /// Stop the agent and wait for all its tasks.
     pub async fn stop(self) {
         self.agent.shutdown().await;

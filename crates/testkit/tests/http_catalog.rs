@@ -39,41 +39,7 @@ async fn status_and_self() {
 async fn leader_registers_itself_with_serf_health() {
     let a = TestAgent::dev().await;
     let node = a.agent.node_name().to_string();
-    wait_until(
-        Duration::from_secs(10),
-        "node registered with serfHealth",
-        || async {
-            a.get(&format!("/v1/health/node/{node}"))
-                .await
-                .json()
-                .as_array()
-                .is_some_and(|c| !c.is_empty())
-        },
-    )
-    .await;
-    let nodes = a.get("/v1/catalog/nodes").await.json();
-    assert_eq!(nodes[0]["Node"], node.as_str());
-    assert_eq!(nodes[0]["Address"], "127.0.0.1");
-    assert_eq!(nodes[0]["Datacenter"], "dc1");
-    assert_eq!(nodes[0]["ID"], a.agent.node_id());
-    let checks = a.get(&format!("/v1/health/node/{node}")).await.json();
-    let serf = checks
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["CheckID"] == "serfHealth")
-        .expect("serfHealth");
-    assert_eq!(serf["Status"], "passing");
-    assert_eq!(serf["Name"], "Serf Health Status");
-    // servers carry the `consul` service, on the server RPC port
-    wait_until(Duration::from_secs(5), "consul service", || async {
-        a.get("/v1/catalog/service/consul")
-            .await
-            .json()
-            .as_array()
-            .is_some_and(|v| v.len() == 1)
-    })
-    .await;
+    a.wait_registered().await;
     let c = a.get("/v1/catalog/service/consul").await.json();
     assert_eq!(c[0]["ServicePort"], 8300);
     assert_eq!(c[0]["Node"], node.as_str());
@@ -84,14 +50,7 @@ async fn leader_registers_itself_with_serf_health() {
 async fn agent_service_reaches_catalog_and_health() {
     let a = TestAgent::dev().await;
     let node = a.agent.node_name().to_string();
-    wait_until(Duration::from_secs(10), "serfHealth", || async {
-        a.get(&format!("/v1/health/node/{node}"))
-            .await
-            .json()
-            .as_array()
-            .is_some_and(|c| !c.is_empty())
-    })
-    .await;
+    a.wait_registered().await;
     // lowercase keys, as py-consul sends them
     let r = a
         .put(
@@ -398,14 +357,7 @@ async fn sessions_and_locks() {
     let a = TestAgent::dev().await;
     let node = a.agent.node_name().to_string();
     // the node must be in the catalog with serfHealth before a default session can be created
-    wait_until(Duration::from_secs(10), "serfHealth", || async {
-        a.get(&format!("/v1/health/node/{node}"))
-            .await
-            .json()
-            .as_array()
-            .is_some_and(|c| !c.is_empty())
-    })
-    .await;
+    a.wait_registered().await;
 
     let r = a
         .put("/v1/session/create", br#"{"Name":"patroni","TTL":"15s"}"#)
@@ -546,15 +498,7 @@ async fn sessions_and_locks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_ttl_expiry_releases_lock() {
     let a = TestAgent::dev().await;
-    let node = a.agent.node_name().to_string();
-    wait_until(Duration::from_secs(10), "serfHealth", || async {
-        a.get(&format!("/v1/health/node/{node}"))
-            .await
-            .json()
-            .as_array()
-            .is_some_and(|c| !c.is_empty())
-    })
-    .await;
+    a.wait_registered().await;
     let id = a
         .put("/v1/session/create", br#"{"TTL":"10s","LockDelay":"0s"}"#)
         .await

@@ -11,8 +11,8 @@ use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
 use proconsul_types::{
-    DeregisterRequest, NodeServiceList, NodeServices, ReadRequest, ReadResponse, RegisterRequest,
-    RpcError, ServiceNode, WriteRequest,
+    DeregisterRequest, Node, NodeService, NodeServiceList, NodeServices, ReadRequest, ReadResponse,
+    RegisterRequest, RpcError, ServiceNode, WriteRequest,
 };
 
 pub async fn register<B: Backend>(
@@ -151,25 +151,10 @@ pub async fn service<B: Backend>(
 
 pub async fn node<B: Backend>(st: St<B>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Reply {
     reply::or_error(
-        async {
-            let p = Params::parse(q.as_deref());
-            let opts = p.query_options()?;
-            let dc = dc_of(&**st, &opts.datacenter);
-            let (meta, resp) = st
-                .read(ReadRequest::CatalogNodeServices { node: name }, opts)
-                .await?;
-            let ReadResponse::NodeServices(found) = resp else {
-                return Err(unexpected());
-            };
-            let out = found.map(|(mut node, services)| {
-                node.datacenter = dc.clone();
-                NodeServices {
-                    node,
-                    services: services.into_iter().map(|s| (s.id.clone(), s)).collect(),
-                }
-            });
-            Ok(reply::json_meta(&out, &meta, p.pretty()))
-        }
+        node_reply(&**st, name, q, |node, services| NodeServices {
+            node,
+            services: services.into_iter().map(|s| (s.id.clone(), s)).collect(),
+        })
         .await,
     )
 }
@@ -180,24 +165,35 @@ pub async fn node_services<B: Backend>(
     RawQuery(q): RawQuery,
 ) -> Reply {
     reply::or_error(
-        async {
-            let p = Params::parse(q.as_deref());
-            let opts = p.query_options()?;
-            let dc = dc_of(&**st, &opts.datacenter);
-            let (meta, resp) = st
-                .read(ReadRequest::CatalogNodeServices { node: name }, opts)
-                .await?;
-            let ReadResponse::NodeServices(found) = resp else {
-                return Err(unexpected());
-            };
-            let out = found.map(|(mut node, services)| {
-                node.datacenter = dc.clone();
-                NodeServiceList { node, services }
-            });
-            Ok(reply::json_meta(&out, &meta, p.pretty()))
-        }
+        node_reply(&**st, name, q, |node, services| NodeServiceList {
+            node,
+            services,
+        })
         .await,
     )
+}
+
+/// A node and its services, shaped by `shape`; `null` when the node is unknown.
+async fn node_reply<B: Backend, T: serde::Serialize>(
+    b: &B,
+    name: String,
+    q: Option<String>,
+    shape: impl FnOnce(Node, Vec<NodeService>) -> T,
+) -> Result<Reply, RpcError> {
+    let p = Params::parse(q.as_deref());
+    let opts = p.query_options()?;
+    let dc = dc_of(b, &opts.datacenter);
+    let (meta, resp) = b
+        .read(ReadRequest::CatalogNodeServices { node: name }, opts)
+        .await?;
+    let ReadResponse::NodeServices(found) = resp else {
+        return Err(unexpected());
+    };
+    let out = found.map(|(mut node, services)| {
+        node.datacenter = dc;
+        shape(node, services)
+    });
+    Ok(reply::json_meta(&out, &meta, p.pretty()))
 }
 
 /// The datacenter a read was served from: the one asked for, else the agent's.
