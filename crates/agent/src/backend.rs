@@ -137,6 +137,7 @@ impl Backend for Agent {
             false,
             reg.replace_existing_checks,
         )?;
+        self.start_check_runners();
         self.sync_changes().await;
         Ok(())
     }
@@ -155,6 +156,7 @@ impl Backend for Agent {
         self.inner
             .local
             .add_check(&self.inner.node_name, &def, false)?;
+        self.start_check_runners();
         self.sync_changes().await;
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! config, log like Consul, start, wait for a signal or `leave`, shut down.
 
 mod backend;
+mod checks;
 mod local;
 mod logging;
 mod node_id;
@@ -193,6 +194,7 @@ impl Agent {
             }),
         };
         agent.load_config_definitions(&config)?;
+        agent.start_check_runners();
 
         let router = proconsul_http::router(Arc::new(agent.clone()));
         let max_conns = config.http_max_conns_per_client;
@@ -408,6 +410,7 @@ impl Agent {
             self.inner.local.add_check(&self.inner.node_name, c, true)?;
         }
         *self.inner.config.write().unwrap() = new;
+        self.start_check_runners();
         tracing::info!(target: "agent", "configuration reloaded");
         self.sync_changes().await;
         Ok(())

@@ -13,6 +13,9 @@ use proconsul_types::{
     ServiceDefinition, Weights,
 };
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::checks::Probe;
 
 /// A service registered on this agent.
 #[derive(Debug, Clone)]
@@ -30,6 +33,17 @@ pub struct LocalCheck {
     /// TTL checks: the TTL and when it runs out.
     pub ttl: Option<Duration>,
     pub ttl_deadline: Option<Instant>,
+    /// HTTP/TCP checks: what to probe, and the running prober's stop token.
+    pub probe: Option<Probe>,
+    pub runner: Option<CancellationToken>,
+}
+
+impl LocalCheck {
+    fn stop(&self) {
+        if let Some(t) = &self.runner {
+            t.cancel();
+        }
+    }
 }
 
 /// Services and checks of this agent, keyed by ID.
@@ -85,8 +99,13 @@ impl LocalState {
         let mut t = self.inner.lock().unwrap();
         if replace_existing_checks {
             let keep: Vec<String> = checks.iter().map(|c| c.check.check_id.clone()).collect();
-            t.checks
-                .retain(|id, c| c.check.service_id != svc.id || keep.contains(id));
+            t.checks.retain(|id, c| {
+                let keep = c.check.service_id != svc.id || keep.contains(id);
+                if !keep {
+                    c.stop();
+                }
+                keep
+            });
         }
         for c in checks {
             let id = c.check.check_id.clone();
@@ -103,7 +122,9 @@ impl LocalState {
                 },
                 _ => c,
             };
-            t.checks.insert(id, c);
+            if let Some(old) = t.checks.insert(id, c) {
+                old.stop();
+            }
         }
         t.services.insert(
             svc.id.clone(),
@@ -121,7 +142,13 @@ impl LocalState {
         if t.services.remove(id).is_none() {
             return false;
         }
-        t.checks.retain(|_, c| c.check.service_id != id);
+        t.checks.retain(|_, c| {
+            let keep = c.check.service_id != id;
+            if !keep {
+                c.stop();
+            }
+            keep
+        });
         true
     }
 
@@ -154,13 +181,56 @@ impl LocalState {
             }
         };
         let c = check_from_definition(node, &def, svc.as_ref(), from_config)?;
-        t.checks.insert(c.check.check_id.clone(), c);
+        if let Some(old) = t.checks.insert(c.check.check_id.clone(), c) {
+            old.stop();
+        }
         Ok(())
     }
 
     /// Remove a check; `false` if unknown.
     pub fn remove_check(&self, id: &str) -> bool {
-        self.inner.lock().unwrap().checks.remove(id).is_some()
+        match self.inner.lock().unwrap().checks.remove(id) {
+            Some(c) => {
+                c.stop();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Hand out the checks that need a prober and have none yet, each with a fresh stop token
+    /// (a child of `parent`, so agent shutdown stops them all).
+    pub fn take_unstarted(
+        &self,
+        parent: &CancellationToken,
+    ) -> Vec<(String, CheckDefinition, Probe, CancellationToken)> {
+        let mut t = self.inner.lock().unwrap();
+        let mut out = Vec::new();
+        for (id, c) in t.checks.iter_mut() {
+            if let (Some(probe), None) = (&c.probe, &c.runner) {
+                let token = parent.child_token();
+                c.runner = Some(token.clone());
+                out.push((id.clone(), c.definition.clone(), probe.clone(), token));
+            }
+        }
+        out
+    }
+
+    /// Record a prober's result; `status` None keeps the current status (thresholds not met).
+    /// Returns whether the status changed (worth an immediate sync).
+    pub fn set_check_result(&self, id: &str, status: Option<&str>, output: &str) -> bool {
+        let mut t = self.inner.lock().unwrap();
+        let Some(c) = t.checks.get_mut(id) else {
+            return false;
+        };
+        c.check.output = output.to_string();
+        match status {
+            Some(s) if s != c.check.status => {
+                c.check.status = s.to_string();
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Update a TTL check's status and output, restarting its TTL.
@@ -290,8 +360,8 @@ pub fn service_from_definition(def: &ServiceDefinition) -> Result<NodeService, R
     })
 }
 
-/// Validate a check definition and build its catalog entry. Only TTL checks run in this
-/// release; other types are refused with a clear message rather than left silently critical.
+/// Validate a check definition and build its catalog entry. TTL, HTTP and TCP checks run in
+/// this release; other types are refused with a clear message rather than left silently critical.
 pub fn check_from_definition(
     node: &str,
     def: &CheckDefinition,
@@ -304,17 +374,30 @@ pub fn check_from_definition(
             "Invalid check: must specify exactly one of TTL, HTTP, TCP, GRPC, Args or Alias".into(),
         ));
     }
-    if kind != "ttl" {
-        return Err(RpcError::BadRequest(format!(
-            "Invalid check: {kind} checks are not supported by this proconsul release yet (TTL checks are)"
-        )));
-    }
-    let ttl = duration::parse(&def.ttl)
-        .map_err(|e| RpcError::BadRequest(format!("Invalid check: TTL: {e}")))?;
-    if ttl.is_zero() {
-        return Err(RpcError::BadRequest(
-            "Invalid check: TTL must be > 0 for TTL checks".into(),
-        ));
+    let probe = Probe::from_definition(def)
+        .map_err(|e| RpcError::BadRequest(format!("Invalid check: {e}")))?;
+    let mut ttl = None;
+    if kind == "ttl" {
+        let t = duration::parse(&def.ttl)
+            .map_err(|e| RpcError::BadRequest(format!("Invalid check: TTL: {e}")))?;
+        if t.is_zero() {
+            return Err(RpcError::BadRequest(
+                "Invalid check: TTL must be > 0 for TTL checks".into(),
+            ));
+        }
+        ttl = Some(t);
+    } else {
+        let interval = duration::parse(&def.interval).unwrap_or_default();
+        if interval.is_zero() {
+            return Err(RpcError::BadRequest(
+                "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, or TCP checks"
+                    .into(),
+            ));
+        }
+        if !def.timeout.is_empty() {
+            duration::parse(&def.timeout)
+                .map_err(|e| RpcError::BadRequest(format!("Invalid check: Timeout: {e}")))?;
+        }
     }
     let status = if def.status.is_empty() {
         health::CRITICAL.to_string()
@@ -345,7 +428,9 @@ pub fn check_from_definition(
         check,
         definition: def.clone(),
         from_config,
-        ttl: Some(ttl),
-        ttl_deadline: Some(Instant::now() + ttl),
+        ttl,
+        ttl_deadline: ttl.map(|t| Instant::now() + t),
+        probe,
+        runner: None,
     })
 }

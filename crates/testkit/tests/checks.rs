@@ -1,0 +1,220 @@
+//! HTTP and TCP checks on `agent -dev`: status follows the probed endpoint; config-file services
+//! with checks appear on start and on reload.
+
+use std::time::Duration;
+
+use proconsul_testkit::{dev_flags, wait_until, TestAgent};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// A tiny web service like the seed's: `/health` answers 200, everything else names the host.
+async fn web(listener: tokio::net::TcpListener, stop: CancellationToken) {
+    loop {
+        let (mut s, _) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => match r { Ok(x) => x, Err(_) => return },
+        };
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+                .await;
+        });
+    }
+}
+
+async fn check_status(a: &TestAgent, id: &str) -> String {
+    a.get("/v1/agent/checks").await.json()[id]["Status"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_check_follows_the_service() {
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let body = json!({
+        "Name": "web", "Port": addr.port(), "Address": "127.0.0.1",
+        "Check": {"HTTP": format!("http://{addr}/health"), "Interval": "1s"}
+    });
+    let r = a
+        .put("/v1/agent/service/register", body.to_string().as_bytes())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // nothing listens yet... well, the listener is bound but not answering: start answering
+    let stop = CancellationToken::new();
+    tokio::spawn(web(l, stop.clone()));
+    wait_until(Duration::from_secs(10), "web passing", || async {
+        check_status(&a, "service:web").await == "passing"
+    })
+    .await;
+    let c = &a.get("/v1/agent/checks").await.json()["service:web"];
+    assert_eq!(c["Type"], "http");
+    assert_eq!(
+        c["Output"],
+        format!("HTTP GET http://{addr}/health: 200 OK Output: ok\n")
+    );
+    wait_until(Duration::from_secs(10), "catalog passing", || async {
+        a.get("/v1/health/service/web?passing")
+            .await
+            .json()
+            .as_array()
+            .is_some_and(|v| v.len() == 1)
+    })
+    .await;
+
+    // the service dies: the check goes critical and the instance leaves ?passing
+    stop.cancel();
+    wait_until(Duration::from_secs(10), "web critical", || async {
+        check_status(&a, "service:web").await == "critical"
+    })
+    .await;
+    wait_until(Duration::from_secs(10), "catalog critical", || async {
+        a.get("/v1/health/service/web?passing").await.json() == json!([])
+    })
+    .await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_check_and_unsupported_types() {
+    let a = TestAgent::dev().await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let body = json!({"Name": "db-port", "TCP": addr.to_string(), "Interval": "1s"});
+    assert_eq!(
+        a.put("/v1/agent/check/register", body.to_string().as_bytes())
+            .await
+            .status,
+        200
+    );
+    wait_until(Duration::from_secs(10), "tcp passing", || async {
+        check_status(&a, "db-port").await == "passing"
+    })
+    .await;
+    drop(l);
+    wait_until(Duration::from_secs(10), "tcp critical", || async {
+        check_status(&a, "db-port").await == "critical"
+    })
+    .await;
+
+    // an interval is required; unsupported kinds are refused plainly; nothing is registered
+    let r = a
+        .put(
+            "/v1/agent/check/register",
+            br#"{"Name":"x","TCP":"127.0.0.1:1"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("Interval must be > 0"), "{}", r.text());
+    let r = a
+        .put(
+            "/v1/agent/check/register",
+            br#"{"Name":"g","GRPC":"127.0.0.1:1","Interval":"1s"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("not supported"), "{}", r.text());
+    assert!(a.get("/v1/agent/checks").await.json().get("x").is_none());
+    assert!(a.get("/v1/agent/checks").await.json().get("g").is_none());
+
+    // deregistering stops the prober (no resurrection by a late result)
+    assert_eq!(
+        a.put("/v1/agent/check/deregister/db-port", b"")
+            .await
+            .status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(a
+        .get("/v1/agent/checks")
+        .await
+        .json()
+        .get("db-port")
+        .is_none());
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_dir_services_load_and_reload() {
+    let conf = tempfile::tempdir().unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(web(l, stop.clone()));
+    // the seed's web.json, with a short interval
+    std::fs::write(
+        conf.path().join("web.json"),
+        format!(
+            r#"{{"service": {{"name": "web", "tags": ["master"], "address": "127.0.0.1", "port": {},
+                "checks": [{{"http": "http://{addr}/health", "interval": "1s"}}]}}}}"#,
+            addr.port()
+        ),
+    )
+    .unwrap();
+    let mut flags = dev_flags();
+    flags.config_dirs.push(conf.path().to_path_buf());
+    let a = TestAgent::start_with(flags, |_| {}).await;
+    a.wait_registered().await;
+    wait_until(
+        Duration::from_secs(10),
+        "web passing in the catalog",
+        || async {
+            a.get("/v1/health/service/web?passing")
+                .await
+                .json()
+                .as_array()
+                .is_some_and(|v| v.len() == 1)
+        },
+    )
+    .await;
+    let rows = a.get("/v1/catalog/service/web").await.json();
+    assert_eq!(rows[0]["ServiceTags"], json!(["master"]));
+    assert_eq!(rows[0]["ServiceAddress"], "127.0.0.1");
+
+    // add a second service and reload over HTTP
+    std::fs::write(
+        conf.path().join("api.hcl"),
+        "service {\n  name = \"api\"\n  port = 8080\n}\n",
+    )
+    .unwrap();
+    assert_eq!(a.put("/v1/agent/reload", b"").await.status, 200);
+    wait_until(Duration::from_secs(10), "api in catalog", || async {
+        a.get("/v1/catalog/service/api")
+            .await
+            .json()
+            .as_array()
+            .is_some_and(|v| v.len() == 1)
+    })
+    .await;
+    // a broken file: reload fails with the file named and the running config is untouched
+    std::fs::write(
+        conf.path().join("zz.json"),
+        r#"{"service": {"name": "x", "prot": 1}}"#,
+    )
+    .unwrap();
+    let r = a.put("/v1/agent/reload", b"").await;
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("zz.json"), "{}", r.text());
+    assert!(a
+        .get("/v1/agent/services")
+        .await
+        .json()
+        .get("api")
+        .is_some());
+    // remove a service file and reload: it leaves the catalog
+    std::fs::remove_file(conf.path().join("zz.json")).unwrap();
+    std::fs::remove_file(conf.path().join("api.hcl")).unwrap();
+    assert_eq!(a.put("/v1/agent/reload", b"").await.status, 200);
+    wait_until(Duration::from_secs(10), "api gone", || async {
+        a.get("/v1/catalog/service/api").await.json() == json!([])
+    })
+    .await;
+    stop.cancel();
+    a.stop().await;
+}
