@@ -131,31 +131,58 @@ impl Backend for Agent {
     }
 
     async fn agent_register_service(&self, reg: ServiceRegistration) -> Result<(), RpcError> {
-        self.inner.local.add_service(
-            &self.inner.node_name,
+        let node = &self.inner.node_name;
+        let checks = self.inner.local.add_service(
+            node,
             &reg.definition,
             false,
             reg.replace_existing_checks,
         )?;
+        if let Some(p) = &self.inner.persisted {
+            let id = if reg.definition.id.is_empty() {
+                &reg.definition.name
+            } else {
+                &reg.definition.id
+            };
+            p.save_service(id, &reg.definition);
+            for c in &checks {
+                p.save_check(c);
+            }
+        }
         self.start_check_runners();
         self.sync_changes().await;
         Ok(())
     }
 
     async fn agent_deregister_service(&self, id: String) -> Result<(), RpcError> {
+        let check_ids: Vec<String> = self
+            .inner
+            .local
+            .agent_checks()
+            .into_values()
+            .filter(|c| c.service_id == id)
+            .map(|c| c.check_id)
+            .collect();
         if !self.inner.local.remove_service(&id) {
             return Err(RpcError::NotFound(format!(
                 "Unknown service ID \"{id}\". Ensure that the service ID is passed, not the service name."
             )));
+        }
+        if let Some(p) = &self.inner.persisted {
+            p.remove_service(&id, &check_ids);
         }
         self.sync_changes().await;
         Ok(())
     }
 
     async fn agent_register_check(&self, def: CheckDefinition) -> Result<(), RpcError> {
-        self.inner
+        let def = self
+            .inner
             .local
             .add_check(&self.inner.node_name, &def, false)?;
+        if let Some(p) = &self.inner.persisted {
+            p.save_check(&def);
+        }
         self.start_check_runners();
         self.sync_changes().await;
         Ok(())
@@ -166,6 +193,9 @@ impl Backend for Agent {
             return Err(RpcError::NotFound(format!(
                 "Unknown check ID \"{id}\". Ensure that the check ID is passed, not the check name."
             )));
+        }
+        if let Some(p) = &self.inner.persisted {
+            p.remove_check(&id);
         }
         self.sync_changes().await;
         Ok(())
@@ -202,6 +232,35 @@ impl Backend for Agent {
 
     async fn agent_reload(&self) -> Result<(), RpcError> {
         self.reload().await
+    }
+
+    async fn agent_node_maintenance(&self, enable: bool, reason: String) -> Result<(), RpcError> {
+        if self
+            .inner
+            .local
+            .set_maintenance(&self.inner.node_name, None, enable, &reason)?
+        {
+            tracing::info!(target: "agent", enable, "node maintenance mode changed");
+            self.sync_changes().await;
+        }
+        Ok(())
+    }
+
+    async fn agent_service_maintenance(
+        &self,
+        id: String,
+        enable: bool,
+        reason: String,
+    ) -> Result<(), RpcError> {
+        if self
+            .inner
+            .local
+            .set_maintenance(&self.inner.node_name, Some(&id), enable, &reason)?
+        {
+            tracing::info!(target: "agent", service = %id, enable, "service maintenance mode changed");
+            self.sync_changes().await;
+        }
+        Ok(())
     }
 
     async fn event_fire(&self, ev: UserEvent) -> Result<UserEvent, RpcError> {

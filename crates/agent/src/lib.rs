@@ -11,6 +11,7 @@ mod checks;
 mod local;
 mod logging;
 mod node_id;
+mod persist;
 mod sync;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -68,6 +69,8 @@ struct AgentInner {
     node_id: String,
     server: Option<Server>,
     local: LocalState,
+    /// Where API-registered services and checks are kept across restarts (None in `-dev`).
+    persisted: Option<persist::Persisted>,
     /// Wakes the anti-entropy task after a local change.
     sync_wake: tokio::sync::Notify,
     sync_lock: tokio::sync::Mutex<()>,
@@ -184,6 +187,10 @@ impl Agent {
                 node_id,
                 server,
                 local: LocalState::default(),
+                persisted: match (&config.data_dir, config.dev_mode) {
+                    (Some(d), false) => Some(persist::Persisted::new(d)),
+                    _ => None,
+                },
                 sync_wake: tokio::sync::Notify::new(),
                 sync_lock: tokio::sync::Mutex::new(()),
                 events: Mutex::new(VecDeque::new()),
@@ -194,6 +201,7 @@ impl Agent {
             }),
         };
         agent.load_config_definitions(&config)?;
+        agent.load_persisted();
         agent.start_check_runners();
 
         let router = proconsul_http::router(Arc::new(agent.clone()));
@@ -231,6 +239,24 @@ impl Agent {
                 .map_err(|e| AgentError::Config(format!("check {:?}: {e}", c.name)))?;
         }
         Ok(())
+    }
+
+    /// Re-register what the API registered before the last restart.
+    fn load_persisted(&self) {
+        let Some(p) = &self.inner.persisted else {
+            return;
+        };
+        let node = &self.inner.node_name;
+        for s in p.services() {
+            if let Err(e) = self.inner.local.add_service(node, &s, false, false) {
+                tracing::warn!(target: "agent", service = %s.name, error = %e, "skipping persisted service");
+            }
+        }
+        for c in p.checks() {
+            if let Err(e) = self.inner.local.add_check(node, &c, false) {
+                tracing::warn!(target: "agent", check = %c.given_id(), error = %e, "skipping persisted check");
+            }
+        }
     }
 
     /// The addresses the HTTP API listens on (useful with port 0 in tests).

@@ -58,6 +58,11 @@ pub struct Tables {
     pub checks: BTreeMap<String, LocalCheck>,
 }
 
+/// The check ID of node maintenance mode.
+pub const NODE_MAINT_ID: &str = "_node_maintenance";
+/// The prefix of a service's maintenance check ID.
+pub const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
+
 /// Output Consul records for a TTL check that ran out.
 pub const TTL_EXPIRED: &str = "TTL expired";
 
@@ -74,7 +79,7 @@ impl LocalState {
         def: &ServiceDefinition,
         from_config: bool,
         replace_existing_checks: bool,
-    ) -> Result<(), RpcError> {
+    ) -> Result<Vec<CheckDefinition>, RpcError> {
         let svc = service_from_definition(def)?;
         let mut defs: Vec<CheckDefinition> = def.checks.clone();
         if let Some(c) = &def.check {
@@ -82,6 +87,7 @@ impl LocalState {
         }
         let total = defs.len();
         let mut checks = Vec::with_capacity(total);
+        let mut resolved = Vec::with_capacity(total);
         for (i, mut c) in defs.into_iter().enumerate() {
             if c.given_id().is_empty() {
                 c.id = if total == 1 {
@@ -95,6 +101,7 @@ impl LocalState {
             }
             c.service_id = svc.id.clone();
             checks.push(check_from_definition(node, &c, Some(&svc), from_config)?);
+            resolved.push(c);
         }
         let mut t = self.inner.lock().unwrap();
         if replace_existing_checks {
@@ -133,7 +140,7 @@ impl LocalState {
                 from_config,
             },
         );
-        Ok(())
+        Ok(resolved)
     }
 
     /// Remove a service and its checks; `false` if unknown.
@@ -158,7 +165,7 @@ impl LocalState {
         node: &str,
         def: &CheckDefinition,
         from_config: bool,
-    ) -> Result<(), RpcError> {
+    ) -> Result<CheckDefinition, RpcError> {
         let mut def = def.clone();
         if def.name.is_empty() {
             return Err(RpcError::BadRequest("Missing check name".into()));
@@ -184,7 +191,71 @@ impl LocalState {
         if let Some(old) = t.checks.insert(c.check.check_id.clone(), c) {
             old.stop();
         }
-        Ok(())
+        Ok(def)
+    }
+
+    /// Turn maintenance mode on or off for the node (`service` None) or one service: a critical
+    /// check that takes the node's or the instance's entries out of discovery. Returns whether
+    /// anything changed; `Err` for an unknown service.
+    pub fn set_maintenance(
+        &self,
+        node: &str,
+        service: Option<&str>,
+        enable: bool,
+        reason: &str,
+    ) -> Result<bool, RpcError> {
+        let mut t = self.inner.lock().unwrap();
+        let (id, svc) = match service {
+            None => (NODE_MAINT_ID.to_string(), None),
+            Some(sid) => match t.services.get(sid) {
+                Some(s) => (
+                    format!("{SERVICE_MAINT_PREFIX}{sid}"),
+                    Some(s.service.clone()),
+                ),
+                None => {
+                    return Err(RpcError::NotFound(format!(
+                        "No service registered with ID \"{sid}\""
+                    )))
+                }
+            },
+        };
+        if !enable {
+            return Ok(t.checks.remove(&id).is_some());
+        }
+        let (name, default_note) = match &svc {
+            None => ("Node Maintenance Mode", "Maintenance mode is enabled for this node, but no reason was provided. This is a default message."),
+            Some(_) => ("Service Maintenance Mode", "Maintenance mode is enabled for this service, but no reason was provided. This is a default message."),
+        };
+        let check = HealthCheck {
+            node: node.to_string(),
+            check_id: id.clone(),
+            name: name.into(),
+            status: health::CRITICAL.into(),
+            notes: if reason.is_empty() {
+                default_note.into()
+            } else {
+                reason.into()
+            },
+            service_id: svc.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
+            service_name: svc.as_ref().map(|s| s.service.clone()).unwrap_or_default(),
+            service_tags: svc.as_ref().map(|s| s.tags.clone()).unwrap_or_default(),
+            check_type: "maintenance".into(),
+            ..Default::default()
+        };
+        let changed = t.checks.get(&id).is_none_or(|c| c.check != check);
+        t.checks.insert(
+            id,
+            LocalCheck {
+                check,
+                definition: CheckDefinition::default(),
+                from_config: false,
+                ttl: None,
+                ttl_deadline: None,
+                probe: None,
+                runner: None,
+            },
+        );
+        Ok(changed)
     }
 
     /// Remove a check; `false` if unknown.

@@ -86,6 +86,19 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), RpcError>> + Send;
     fn agent_leave(&self) -> impl Future<Output = Result<(), RpcError>> + Send;
     fn agent_reload(&self) -> impl Future<Output = Result<(), RpcError>> + Send;
+    /// Node maintenance mode on/off (`_node_maintenance` check).
+    fn agent_node_maintenance(
+        &self,
+        enable: bool,
+        reason: String,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+    /// Service maintenance mode on/off (`_service_maintenance:<id>` check).
+    fn agent_service_maintenance(
+        &self,
+        id: String,
+        enable: bool,
+        reason: String,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
 
     /// Fire a user event; returns it with ID and LTime filled.
     fn event_fire(&self, ev: UserEvent)

@@ -9,7 +9,9 @@ use super::{decode, decode_or_default, read_body, St, MAX_BODY};
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::{Backend, ServiceRegistration};
-use proconsul_types::{health, CheckDefinition, RpcError, ServiceDefinition};
+use proconsul_types::{
+    health, AgentService, CheckDefinition, HealthCheck, RpcError, ServiceDefinition,
+};
 
 fn ok_empty() -> Reply {
     reply::text(StatusCode::OK, "")
@@ -163,4 +165,165 @@ pub async fn leave<B: Backend>(st: St<B>) -> Reply {
 
 pub async fn reload<B: Backend>(st: St<B>) -> Reply {
     reply::or_error(st.agent_reload().await.map(|_| ok_empty()))
+}
+
+/// `?enable=` is required and must be a boolean, like Consul.
+fn enable_param(p: &Params) -> Result<bool, RpcError> {
+    match p.get("enable") {
+        None | Some("") => Err(RpcError::BadRequest("Missing value for enable".into())),
+        Some(_) => p.flag("enable").map_err(|_| {
+            RpcError::BadRequest(format!(
+                "Invalid value for enable: {:?}",
+                p.get("enable").unwrap_or("")
+            ))
+        }),
+    }
+}
+
+pub async fn node_maintenance<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    reply::or_error(
+        async {
+            let enable = enable_param(&p)?;
+            let reason = p.get("reason").unwrap_or("").to_string();
+            st.agent_node_maintenance(enable, reason).await?;
+            Ok(ok_empty())
+        }
+        .await,
+    )
+}
+
+pub async fn service_maintenance<B: Backend>(
+    st: St<B>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    let p = Params::parse(q.as_deref());
+    reply::or_error(
+        async {
+            let enable = enable_param(&p)?;
+            let reason = p.get("reason").unwrap_or("").to_string();
+            st.agent_service_maintenance(id, enable, reason).await?;
+            Ok(ok_empty())
+        }
+        .await,
+    )
+}
+
+/// One service's local health, as `/v1/agent/health/service/*` reports it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServiceHealth {
+    aggregated_status: String,
+    service: AgentService,
+    checks: Vec<HealthCheck>,
+}
+
+/// Consul's aggregation: maintenance beats critical beats warning beats passing.
+fn aggregate<'a>(checks: impl Iterator<Item = &'a HealthCheck>) -> &'static str {
+    let mut worst = health::PASSING;
+    for c in checks {
+        if c.check_id.starts_with("_node_maintenance")
+            || c.check_id.starts_with("_service_maintenance:")
+        {
+            return health::MAINT;
+        }
+        match c.status.as_str() {
+            health::CRITICAL => worst = health::CRITICAL,
+            health::WARNING if worst == health::PASSING => worst = health::WARNING,
+            _ => {}
+        }
+    }
+    worst
+}
+
+fn health_code(status: &str) -> StatusCode {
+    match status {
+        health::PASSING => StatusCode::OK,
+        health::WARNING => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// A service with its own checks and the node-level ones (Consul's `ChecksForService(id, true)`).
+fn service_health(
+    svc: AgentService,
+    checks: &std::collections::BTreeMap<String, HealthCheck>,
+) -> ServiceHealth {
+    let mine: Vec<HealthCheck> = checks
+        .values()
+        .filter(|c| c.service_id == svc.id || c.service_id.is_empty())
+        .cloned()
+        .collect();
+    ServiceHealth {
+        aggregated_status: aggregate(mine.iter()).to_string(),
+        service: svc,
+        checks: mine,
+    }
+}
+
+pub async fn health_by_id<B: Backend>(
+    st: St<B>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    let p = Params::parse(q.as_deref());
+    let text = p.get("format") == Some("text");
+    let Some(svc) = st.agent_services().remove(&id) else {
+        return reply::text(StatusCode::NOT_FOUND, format!("ServiceId {id} not found"));
+    };
+    let h = service_health(svc, &st.agent_checks());
+    let code = health_code(&h.aggregated_status);
+    let mut r = if text {
+        reply::text(code, h.aggregated_status.clone())
+    } else {
+        reply::json(&h, p.pretty())
+    };
+    *r.status_mut() = code;
+    r
+}
+
+pub async fn health_by_name<B: Backend>(
+    st: St<B>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    let p = Params::parse(q.as_deref());
+    let text = p.get("format") == Some("text");
+    let checks = st.agent_checks();
+    let all: Vec<ServiceHealth> = st
+        .agent_services()
+        .into_values()
+        .filter(|s| s.service == name)
+        .map(|s| service_health(s, &checks))
+        .collect();
+    if all.is_empty() {
+        return reply::text(
+            StatusCode::NOT_FOUND,
+            format!("ServiceName {name} Not Found"),
+        );
+    }
+    let status = aggregate_statuses(all.iter().map(|h| h.aggregated_status.as_str()));
+    let code = health_code(status);
+    let mut r = if text {
+        reply::text(code, status)
+    } else {
+        reply::json(&all, p.pretty())
+    };
+    *r.status_mut() = code;
+    r
+}
+
+/// The worst of several aggregated statuses.
+fn aggregate_statuses<'a>(statuses: impl Iterator<Item = &'a str>) -> &'static str {
+    let mut worst = health::PASSING;
+    for s in statuses {
+        match s {
+            health::MAINT => return health::MAINT,
+            health::CRITICAL => worst = health::CRITICAL,
+            health::WARNING if worst == health::PASSING => worst = health::WARNING,
+            _ => {}
+        }
+    }
+    worst
 }

@@ -102,6 +102,19 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/agent/join/{addr}", put(agent::join::<B>))
         .route("/v1/agent/leave", put(agent::leave::<B>))
         .route("/v1/agent/reload", put(agent::reload::<B>))
+        .route("/v1/agent/maintenance", put(agent::node_maintenance::<B>))
+        .route(
+            "/v1/agent/service/maintenance/{id}",
+            put(agent::service_maintenance::<B>),
+        )
+        .route(
+            "/v1/agent/health/service/id/{id}",
+            get(agent::health_by_id::<B>),
+        )
+        .route(
+            "/v1/agent/health/service/name/{name}",
+            get(agent::health_by_name::<B>),
+        )
         // events
         .route("/v1/event/fire/{name}", put(event::fire::<B>))
         .route("/v1/event/list", get(event::list::<B>))
