@@ -270,6 +270,19 @@ impl Backend for Agent {
         Ok(self.record_event(ev))
     }
 
+    fn shutdown_token(&self) -> tokio_util::sync::CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    fn agent_monitor(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<str>>> {
+        self.inner
+            .log_tap
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|t| t.subscribe())
+    }
+
     fn event_list(&self) -> Vec<UserEvent> {
         self.inner.events.lock().unwrap().iter().cloned().collect()
     }

@@ -8,8 +8,9 @@
 
 mod backend;
 mod checks;
+mod dns;
 mod local;
-mod logging;
+pub mod logging;
 mod node_id;
 mod persist;
 mod sync;
@@ -75,8 +76,12 @@ struct AgentInner {
     sync_wake: tokio::sync::Notify,
     sync_lock: tokio::sync::Mutex<()>,
     events: Mutex<VecDeque<UserEvent>>,
+    /// The process's log stream, when the binary installed one (for `/v1/agent/monitor`).
+    log_tap: Mutex<Option<logging::LogTap>>,
     event_ltime: AtomicU64,
     http_addrs: Vec<SocketAddr>,
+    /// Where the DNS interface answers (UDP; TCP is on the same ports).
+    dns_addrs: Mutex<Vec<SocketAddr>>,
     /// Cancelled to stop the agent (leave, signal, test teardown).
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -194,8 +199,10 @@ impl Agent {
                 sync_wake: tokio::sync::Notify::new(),
                 sync_lock: tokio::sync::Mutex::new(()),
                 events: Mutex::new(VecDeque::new()),
+                log_tap: Mutex::new(None),
                 event_ltime: AtomicU64::new(0),
                 http_addrs,
+                dns_addrs: Mutex::new(Vec::new()),
                 shutdown,
                 tasks,
             }),
@@ -219,6 +226,17 @@ impl Agent {
             .inner
             .tasks
             .spawn(async move { a.anti_entropy_loop().await });
+        if !config.dns_addrs.is_empty() {
+            let dns = proconsul_dns::DnsServer::start(
+                dns::server_config(&config),
+                Arc::new(agent.clone()),
+                agent.inner.shutdown.clone(),
+            )
+            .await
+            .map_err(|e| AgentError::Config(format!("DNS: {e}")))?;
+            *agent.inner.dns_addrs.lock().unwrap() = dns.udp_addrs().to_vec();
+            agent.inner.tasks.spawn(dns.wait());
+        }
         let a = agent.clone();
         agent.inner.tasks.spawn(async move { a.ttl_loop().await });
         Ok(agent)
@@ -257,6 +275,16 @@ impl Agent {
                 tracing::warn!(target: "agent", check = %c.given_id(), error = %e, "skipping persisted check");
             }
         }
+    }
+
+    /// Let `/v1/agent/monitor` stream this process's logs.
+    pub fn attach_log_tap(&self, tap: logging::LogTap) {
+        *self.inner.log_tap.lock().unwrap() = Some(tap);
+    }
+
+    /// The addresses the DNS interface answers on (useful with port 0 in tests).
+    pub fn dns_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.dns_addrs.lock().unwrap().clone()
     }
 
     /// The addresses the HTTP API listens on (useful with port 0 in tests).
@@ -302,9 +330,13 @@ impl Agent {
         req: ReadRequest,
         opts: QueryOptions,
     ) -> Result<(QueryMeta, ReadResponse), RpcError> {
-        match &self.inner.server {
-            Some(s) => s.read(req, opts).await,
-            None => Err(RpcError::Internal("No known Consul servers".into())),
+        let Some(s) = &self.inner.server else {
+            return Err(RpcError::Internal("No known Consul servers".into()));
+        };
+        // A blocking query ends when the agent stops, so it cannot delay shutdown.
+        tokio::select! {
+            r = s.read(req, opts) => r,
+            _ = self.inner.shutdown.cancelled() => Err(RpcError::Unavailable("agent is shutting down".into())),
         }
     }
 
@@ -477,7 +509,7 @@ pub fn run(flags: AgentFlags) -> i32 {
 }
 
 async fn run_async(config: RuntimeConfig, flags: AgentFlags) -> i32 {
-    logging::init(&config.log_level, config.log_json);
+    let tap = logging::init(&config.log_level, config.log_json);
     println!("==> Starting Proconsul agent...");
     let agent = match Agent::start(config.clone(), flags).await {
         Ok(a) => a,
@@ -486,6 +518,7 @@ async fn run_async(config: RuntimeConfig, flags: AgentFlags) -> i32 {
             return 1;
         }
     };
+    agent.attach_log_tap(tap);
     print_banner(&agent, &config);
     for w in &config.warnings {
         tracing::warn!(target: "agent", "{w}");
@@ -496,8 +529,8 @@ async fn run_async(config: RuntimeConfig, flags: AgentFlags) -> i32 {
         }
     }
     tracing::info!(target: "agent", "started state syncer");
-    if !config.dns_addrs.is_empty() {
-        tracing::warn!(target: "agent", "the DNS interface is not available in this release yet; DNS port is not served");
+    for a in agent.dns_addrs() {
+        tracing::info!(target: "agent", address = %a, network = "udp+tcp", "started DNS server");
     }
     if config.http_addrs.is_empty() {
         tracing::info!(target: "agent", "HTTP API disabled");

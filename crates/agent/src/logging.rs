@@ -2,6 +2,7 @@
 //! with `-log-json`. Only `run` (the binary's entry) installs this; libraries only emit events.
 
 use std::fmt;
+use std::sync::Arc;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
@@ -88,16 +89,54 @@ fn filter(level: &str) -> EnvFilter {
 }
 
 /// Install the process-wide subscriber. Safe to call once per process.
-pub fn init(level: &str, json: bool) {
+/// Install the process-wide subscriber, printing to stdout and teeing every line into the
+/// returned [`LogTap`] (what `/v1/agent/monitor` streams). Call once per process.
+pub fn init(level: &str, json: bool) -> LogTap {
+    let tap = LogTap(tokio::sync::broadcast::channel(1024).0);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(level))
-        .with_writer(std::io::stdout)
+        .with_writer(tap.clone())
         .with_ansi(false);
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.event_format(ConsulFormat).try_init()
     };
+    tap
+}
+
+/// A broadcast of formatted log lines. Slow monitors lag and lose lines; the agent never waits.
+#[derive(Clone)]
+pub struct LogTap(tokio::sync::broadcast::Sender<Arc<str>>);
+
+impl LogTap {
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.0.subscribe()
+    }
+}
+
+/// Each formatted event arrives as one write: print it, and pass it on when someone listens.
+pub struct TapWriter(tokio::sync::broadcast::Sender<Arc<str>>);
+
+impl std::io::Write for TapWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.receiver_count() > 0 {
+            let _ = self
+                .0
+                .send(Arc::from(String::from_utf8_lossy(buf).as_ref()));
+        }
+        std::io::stdout().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogTap {
+    type Writer = TapWriter;
+    fn make_writer(&'a self) -> TapWriter {
+        TapWriter(self.0.clone())
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,18 @@
 //! `/v1/agent/*`: the local agent's view and controls.
 
-use proconsul_types::AgentMember;
+use std::collections::BTreeMap;
+
+use proconsul_types::{AgentMember, AgentService, HealthCheck, ServiceDefinition};
 
 use crate::{encode, Client, QueryOptions, Result};
+
+fn enable_query(enable: bool, reason: &str) -> Vec<(&'static str, String)> {
+    let mut q = vec![("enable", enable.to_string())];
+    if !reason.is_empty() {
+        q.push(("reason", reason.to_string()));
+    }
+    q
+}
 
 impl Client {
     /// `/v1/agent/self` as untyped JSON (its shape is large and version-dependent).
@@ -44,6 +54,55 @@ impl Client {
         let path = format!("/v1/agent/join/{}", encode::path(addr));
         self.put(&path, &q, b"").map(drop)
     }
+
+    /// The agent's node name (`Config.NodeName` of `/v1/agent/self`); also how the CLI checks
+    /// that an agent answers before starting long-running work.
+    pub fn agent_node_name(&self) -> Result<String> {
+        let v = self.agent_self()?;
+        Ok(v["Config"]["NodeName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Services registered with this agent, keyed by ID.
+    pub fn agent_services(&self) -> Result<BTreeMap<String, AgentService>> {
+        Ok(self
+            .get_json("/v1/agent/services", &[], &QueryOptions::default())?
+            .0)
+    }
+
+    /// Checks registered with this agent, keyed by check ID.
+    pub fn agent_checks(&self) -> Result<BTreeMap<String, HealthCheck>> {
+        Ok(self
+            .get_json("/v1/agent/checks", &[], &QueryOptions::default())?
+            .0)
+    }
+
+    /// Register (or replace) a service on this agent.
+    pub fn agent_service_register(&self, def: &ServiceDefinition) -> Result<()> {
+        let body = serde_json::to_vec(def)?;
+        self.put("/v1/agent/service/register", &[], &body).map(drop)
+    }
+
+    /// Deregister the service with ID `id` from this agent.
+    pub fn agent_service_deregister(&self, id: &str) -> Result<()> {
+        let path = format!("/v1/agent/service/deregister/{}", encode::path(id));
+        self.put(&path, &[], b"").map(drop)
+    }
+
+    /// Put the whole node in or out of maintenance mode.
+    pub fn agent_node_maintenance(&self, enable: bool, reason: &str) -> Result<()> {
+        self.put("/v1/agent/maintenance", &enable_query(enable, reason), b"")
+            .map(drop)
+    }
+
+    /// Put one service instance in or out of maintenance mode.
+    pub fn agent_service_maintenance(&self, id: &str, enable: bool, reason: &str) -> Result<()> {
+        let path = format!("/v1/agent/service/maintenance/{}", encode::path(id));
+        self.put(&path, &enable_query(enable, reason), b"")
+            .map(drop)
+    }
 }
 
 #[cfg(test)]
@@ -82,5 +141,22 @@ mod tests {
             .join()
             .unwrap()
             .starts_with("PUT /v1/agent/join/10.0.0.2:8301 HTTP/1.1"));
+    }
+
+    #[test]
+    fn maintenance_query() {
+        let (addr, req) = serve_once(Canned::ok(""));
+        client(addr)
+            .agent_service_maintenance("web 1", true, "patching now")
+            .unwrap();
+        assert!(req.join().unwrap().starts_with(
+            "PUT /v1/agent/service/maintenance/web%201?enable=true&reason=patching+now HTTP/1.1"
+        ));
+        let (addr, req) = serve_once(Canned::ok(""));
+        client(addr).agent_node_maintenance(false, "").unwrap();
+        assert!(req
+            .join()
+            .unwrap()
+            .starts_with("PUT /v1/agent/maintenance?enable=false HTTP/1.1"));
     }
 }

@@ -153,6 +153,20 @@ impl Client {
         })
     }
 
+    /// The same client, but every request opens its own connection. Long-running watchers
+    /// use this so that a request never silently lands on a restarted agent through a
+    /// re-established pooled connection: an agent that goes away always surfaces as an error.
+    pub fn with_fresh_connections(mut self) -> Client {
+        self.agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
+            .build()
+            .into();
+        self
+    }
+
     /// The base URL requests go to (`http://host:port`).
     pub fn base_url(&self) -> &str {
         &self.base
@@ -198,6 +212,43 @@ impl Client {
             .read_to_vec()
             .map_err(|e| transport(describe(&e, &self.base)))?;
         Ok(Reply { status, meta, body })
+    }
+
+    /// A GET whose body is a stream of text lines (`/v1/agent/monitor`): `on_line` gets each
+    /// line as it arrives and returns `false` to stop. A non-200 answer is an error.
+    pub fn stream_lines(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        mut on_line: impl FnMut(&str) -> bool,
+    ) -> Result<()> {
+        use std::io::BufRead;
+        let url = self.url(path, query);
+        let transport = |message: String| Error::Transport {
+            method: "Get",
+            url: url.clone(),
+            message,
+        };
+        let mut req = self.agent.get(url.as_str());
+        if let Some(t) = &self.token {
+            req = req.header("X-Consul-Token", t.as_str());
+        }
+        let mut resp = req
+            .call()
+            .map_err(|e| transport(describe(&e, &self.base)))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let body = resp.body_mut().read_to_string().unwrap_or_default();
+            return Err(Error::Status { status, body });
+        }
+        let reader = std::io::BufReader::new(resp.body_mut().as_reader());
+        for line in reader.lines() {
+            let line = line.map_err(|e| transport(e.to_string()))?;
+            if !on_line(&line) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn url(&self, path: &str, query: &[(&str, String)]) -> String {

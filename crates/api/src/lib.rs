@@ -15,7 +15,10 @@ mod client;
 mod config;
 mod encode;
 mod error;
+mod event;
+mod health;
 mod kv;
+mod session;
 mod status;
 
 #[cfg(test)]
@@ -24,10 +27,15 @@ mod testserver;
 pub use client::{Client, QueryMeta, QueryOptions};
 pub use config::{Config, DEFAULT_ADDRESS};
 pub use error::Error;
+pub use event::event_id_to_index;
 pub use kv::KvWrite;
+pub use session::SessionRequest;
 
 /// Re-exported API shapes, so callers need not depend on `proconsul-types` for the common ones.
-pub use proconsul_types::{AgentMember, KvEntry, Node, ServiceNode};
+pub use proconsul_types::{
+    AgentMember, AgentService, CheckServiceNode, HealthCheck, KvEntry, Node, ServiceDefinition,
+    ServiceNode, SessionEntry, UserEvent,
+};
 
 /// Result of every client call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

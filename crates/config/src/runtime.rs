@@ -129,6 +129,8 @@ pub struct DnsConfig {
     pub only_passing: bool,
     pub udp_answer_limit: u32,
     pub a_record_limit: u32,
+    /// Set the TC bit when UDP answers were cut. proconsul defaults to `true` (Consul: `false`)
+    /// because a cut answer without TC makes resolvers believe they saw everything.
     pub enable_truncate: bool,
     /// `ip` or `ip:port` strings, as given.
     pub recursors: Vec<String>,
@@ -146,7 +148,7 @@ impl Default for DnsConfig {
             only_passing: false,
             udp_answer_limit: 3,
             a_record_limit: 0,
-            enable_truncate: false,
+            enable_truncate: true,
             recursors: Vec::new(),
             recursor_timeout: Duration::from_secs(2),
             soa: SoaConfig::default(),
@@ -449,7 +451,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
             dflt.udp_answer_limit,
         )?,
         a_record_limit: limit("a_record_limit", d.a_record_limit, dflt.a_record_limit)?,
-        enable_truncate: d.enable_truncate.unwrap_or(false),
+        enable_truncate: d.enable_truncate.unwrap_or(true),
         recursors,
         recursor_timeout: dur_or(
             "dns_config.recursor_timeout",

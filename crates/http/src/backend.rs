@@ -103,6 +103,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Fire a user event; returns it with ID and LTime filled.
     fn event_fire(&self, ev: UserEvent)
         -> impl Future<Output = Result<UserEvent, RpcError>> + Send;
+    /// Cancelled when the agent stops: long-lived answers (log streams) end then.
+    fn shutdown_token(&self) -> tokio_util::sync::CancellationToken;
+
+    /// A live feed of the agent's formatted log lines; `None` when the process has no log tap.
+    fn agent_monitor(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<str>>>;
+
     /// Recent events, oldest first.
     fn event_list(&self) -> Vec<UserEvent>;
 }

@@ -26,7 +26,18 @@ pub async fn serve(
     max_conns_per_client: u32,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(LimitedListener::new(listener, max_conns_per_client), router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let server = axum::serve(LimitedListener::new(listener, max_conns_per_client), router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // In-flight requests get a moment to finish; a client that holds a stream open (a blocking
+    // query, `monitor`) must not hold the agent's shutdown hostage.
+    tokio::select! {
+        r = server => r,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    }
 }
+
+/// How long open connections may take to finish once the agent stops.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

@@ -9,6 +9,7 @@
 
 mod commands;
 mod flags;
+mod process;
 mod regex;
 mod ui;
 
@@ -231,7 +232,7 @@ mod tests {
     fn parent_help_lists_subcommands() {
         let h = command_help(commands::find("kv").unwrap());
         assert!(h.ends_with(
-            "Subcommands:\n    delete    Removes data from the KV store\n    get       Retrieves or lists data from the KV store\n    put       Sets or updates data in the KV store"
+            "Subcommands:\n    delete    Removes data from the KV store\n    export    Exports a tree from the KV store as JSON\n    get       Retrieves or lists data from the KV store\n    import    Imports a tree stored as JSON to the KV store\n    put       Sets or updates data in the KV store"
         ));
     }
 }

@@ -155,6 +155,33 @@ pub fn go_io_error(op: &str, path: &str, e: &std::io::Error) -> String {
     format!("{op} {path}: {what}")
 }
 
+/// Go's `encoding/json` output of `v`: compact, or indented by `indent` like `MarshalIndent`,
+/// with `<`, `>`, `&`, U+2028 and U+2029 escaped as Go does (they only occur inside strings).
+pub fn go_json<T: serde::Serialize>(v: &T, indent: Option<&str>) -> String {
+    let raw = match indent {
+        None => serde_json::to_vec(v),
+        Some(i) => {
+            let mut buf = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(i.as_bytes());
+            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+            v.serialize(&mut ser).map(|_| buf)
+        }
+    }
+    .unwrap_or_default();
+    let mut out = String::with_capacity(raw.len());
+    for c in String::from_utf8_lossy(&raw).chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +229,16 @@ mod tests {
         assert_eq!(host_port("::1", 8301), "[::1]:8301");
         assert_eq!(host_port("::ffff:10.0.0.1", 1), "10.0.0.1:1");
         assert_eq!(host_port("bogus", 1), ":1");
+    }
+
+    #[test]
+    fn json_like_go() {
+        let v = serde_json::json!([{"key": "a<b>&c"}]);
+        assert_eq!(go_json(&v, None), r#"[{"key":"a\u003cb\u003e\u0026c"}]"#);
+        assert_eq!(
+            go_json(&v, Some("\t")),
+            "[\n\t{\n\t\t\"key\": \"a\\u003cb\\u003e\\u0026c\"\n\t}\n]"
+        );
     }
 
     #[test]

@@ -1,97 +1,12 @@
 //! The real binary, driven as an operator would: `agent -dev` and a durable `-server`, the CLI
 //! against them, `leave`, restart with the same data dir, and config errors.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_proconsul");
+use std::process::Command;
+use std::time::Duration;
 
-/// Kills the agent when the test ends, whatever happens.
-struct AgentProc(Child);
-impl Drop for AgentProc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A config file giving the HTTP API `port` and turning DNS and gRPC off.
-fn ports_config(dir: &Path, port: u16) -> std::path::PathBuf {
-    let p = dir.join("ports.json");
-    std::fs::write(
-        &p,
-        format!(r#"{{"ports": {{"http": {port}, "dns": -1, "grpc": -1}}}}"#),
-    )
-    .unwrap();
-    p
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split(' ').nth(1)?.parse().ok()?;
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn cli(port: u16, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("CONSUL_HTTP_ADDR", format!("http://127.0.0.1:{port}"))
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn start(args: &[&str], log: &Path) -> AgentProc {
-    let log = std::fs::File::create(log).unwrap();
-    AgentProc(
-        Command::new(BIN)
-            .args(args)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn wait_leader(port: u16) {
-    wait_for("a leader", Duration::from_secs(20), || {
-        http_get(port, "/v1/status/leader").is_some_and(|(s, b)| s == 200 && b.contains(":8300"))
-    });
-}
+use common::{cli, free_port, http_get, ports_config, start, stdout, wait_for, wait_leader, BIN};
 
 #[test]
 fn dev_agent_kv_members_and_leave() {

@@ -352,7 +352,7 @@ fn help_usage_errors_and_exit_codes() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("Subcommands:"));
 
-    let o = proconsul("127.0.0.1:1", &["monitor"]);
+    let o = proconsul("127.0.0.1:1", &["rtt"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o),

@@ -1,26 +1,55 @@
 //! The Raft log: openraft's storage-v2 `RaftLogStorage` on redb (durable) or a `BTreeMap` (`-dev`).
 //!
 //! Why redb: pure Rust, builds in seconds, and a write transaction with `Durability::Immediate`
-//! is exactly one fsync. Every `append` call openraft makes (it batches concurrent proposals)
-//! becomes one write transaction, and only after it commits is the flush callback fired — that is
-//! the group commit the performance targets rely on.
+//! is exactly one fsync.
+//!
+//! # Group commit
+//!
+//! openraft 0.9 does *not* coalesce concurrent `client_write`s: the core turns each one into its
+//! own one-entry `append` and then waits for that append's flush callback before it looks at the
+//! next message (`RaftCore::append_to_log`). A store that only acknowledges after its own fsync
+//! therefore gets exactly one fsync per proposal, serialised.
+//!
+//! So the durable store decouples openraft from the disk:
+//!
+//! - Every log operation (append, truncate, purge, vote, committed) goes, in order, through one
+//!   queue to a dedicated writer thread. The writer drains everything queued, writes it in ONE
+//!   redb write transaction, commits (one fsync), then completes every drained operation in order.
+//!   Appended entries stay in an in-memory tail until committed, so reads and the log state always
+//!   reflect every submitted append.
+//! - A *follower's* append (entries from another leader) is acknowledged to openraft only after
+//!   its batch is durable, as openraft's contract says: its reply to the leader counts towards a
+//!   commit quorum.
+//! - The *leader's own* appends (entries of the leader's current term, written while this node's
+//!   committed vote names itself) are acknowledged to openraft at once, so the core keeps taking
+//!   proposals while the fsync runs and the next batch collects behind it. That acknowledgement
+//!   is not observable: until the entries are durable here ([`DurableGate`]) they are neither sent
+//!   to any follower or learner (the network waits, so any follower's ack implies the leader's
+//!   own copy is durable and every quorum of two or more is made of real acks), nor applied to the
+//!   state machine (so no client sees a result, no read observes them, no snapshot includes them).
+//!   A single-voter cluster therefore still answers a client only after the fsync, and a crash
+//!   before it loses only entries nobody has seen.
+//! - Committed is written in the writer's next transaction (queue order guarantees its entry was
+//!   written first), so a restart never finds committed beyond the durable log.
+//! - An I/O error poisons the writer: pending callbacks get the error, every later operation
+//!   fails, and the gate reports it, so openraft stops with a storage error — never swallowed.
 //!
 //! What this module must never do: skip an entry it cannot decode (that would silently diverge
-//! the state machine), or acknowledge an append before it is durable. Vote, committed and
+//! the state machine), or let anything escape this node before it is durable. Vote, committed and
 //! last-purged live in the same database so a restart sees one consistent picture.
-//!
-//! The disk work runs on `spawn_blocking` and is awaited before returning, so openraft's ordering
-//! of log operations is preserved while the fsync does not stall a runtime worker.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, RaftLogReader, StorageIOError, Vote};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::{oneshot, watch};
 
 use crate::types::{decode, encode, Entry, LogId, StorageError, TypeConfig};
 
@@ -33,23 +62,33 @@ const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
 const KEY_PURGED: &str = "last_purged";
 
+/// Upper bound on operations folded into one write transaction.
+const MAX_BATCH_OPS: usize = 4096;
+
 /// A log store handle. Clones share the same log (the clone is also the openraft log reader).
 #[derive(Clone)]
 pub(crate) struct LogStore {
     backend: Arc<Backend>,
     /// Mirrors of the persisted metadata; written only by the single openraft writer.
     meta: LogMeta,
+    /// This node's Raft id once known ([`LogStore::set_node_id`]): enables the early
+    /// acknowledgement of its own leader appends. Without it every append waits for its fsync.
+    node_id: Option<u64>,
 }
 
 /// A read-only view of the log's metadata that does not keep the database open (the node
 /// facade holds this, so a shut-down node releases `raft.redb`).
 #[derive(Clone, Default)]
-pub(crate) struct LogMeta(Arc<Mutex<Meta>>);
+pub(crate) struct LogMeta {
+    meta: Arc<Mutex<Meta>>,
+    /// Durable (fsync'd) write transactions committed by the writer.
+    syncs: Arc<AtomicU64>,
+}
 
 impl LogMeta {
     fn lock(&self) -> MutexGuard<'_, Meta> {
         // A poisoned lock only means another thread panicked mid-update of plain values.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.meta.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The last committed log id this node knows of.
@@ -68,11 +107,104 @@ impl LogMeta {
         let m = self.lock();
         m.vote.is_some() || m.last_entry.is_some() || m.last_purged.is_some()
     }
+
+    /// How many durable write transactions (one fsync each) the log has committed.
+    pub(crate) fn sync_count(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+}
+
+/// What is durable in the log: the last log index on disk, or the writer's failure.
+#[derive(Clone, Debug, Default)]
+struct Durable {
+    last: Option<u64>,
+    failed: Option<String>,
+}
+
+/// Waits until log entries are durable on this node (see the module docs). Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct DurableGate(watch::Receiver<Durable>);
+
+impl DurableGate {
+    /// Wait until every entry up to `index` is durable; `Err` if the log writer failed.
+    pub(crate) async fn wait(&self, index: u64) -> Result<(), String> {
+        let ready = |d: &Durable| d.failed.is_some() || d.last.is_some_and(|l| l >= index);
+        let mut rx = self.0.clone();
+        let d = rx
+            .wait_for(ready)
+            .await
+            .map_err(|_| "raft log writer stopped".to_string())?;
+        match &d.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
 }
 
 enum Backend {
     Mem(Mutex<BTreeMap<u64, Entry>>),
-    Redb(Arc<Database>),
+    Redb(Redb),
+}
+
+/// The durable backend: the database (for reads), the writer's queue and the unwritten tail.
+struct Redb {
+    db: Arc<Database>,
+    queue: mpsc::Sender<Op>,
+    /// Entries handed to the writer and not yet committed (a contiguous run of indexes).
+    tail: Arc<Mutex<BTreeMap<u64, Entry>>>,
+    durable: watch::Receiver<Durable>,
+}
+
+impl Drop for Redb {
+    /// Flush what is queued and wait until the writer has released the database, so a node that
+    /// has shut down can be reopened at once.
+    fn drop(&mut self) {
+        let (tx, rx) = mpsc::channel();
+        if self.queue.send(Op::Close(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+}
+
+impl Redb {
+    fn tail(&self) -> MutexGuard<'_, BTreeMap<u64, Entry>> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn submit(&self, op: Op) -> Result<(), StorageError> {
+        self.queue
+            .send(op)
+            .map_err(|_| write_err(io::Error::other("raft log writer stopped")))
+    }
+}
+
+type Done<T> = oneshot::Sender<io::Result<T>>;
+
+/// One queued log operation, executed by the writer in submission order.
+enum Op {
+    /// `flushed`: the callback to fire once durable (`None`: already acknowledged).
+    Append {
+        entries: Vec<(LogId, Vec<u8>)>,
+        flushed: Option<LogFlushed<TypeConfig>>,
+    },
+    /// Delete entries from `from` on; replies with the last remaining log id.
+    Truncate {
+        from: u64,
+        done: Done<Option<LogId>>,
+    },
+    /// Record the purge point and delete entries up to it; replies with the last remaining id.
+    Purge {
+        upto: LogId,
+        done: Done<Option<LogId>>,
+    },
+    /// Write a metadata record; durable (fsync'd before `done`) unless `done` is `None`.
+    Meta {
+        key: &'static str,
+        bytes: Vec<u8>,
+        done: Option<Done<()>>,
+    },
+    /// The store is gone: finish what is queued, close the database, then reply.
+    Close(mpsc::Sender<()>),
 }
 
 #[derive(Default, Clone)]
@@ -80,7 +212,7 @@ struct Meta {
     vote: Option<Vote<u64>>,
     committed: Option<LogId>,
     last_purged: Option<LogId>,
-    /// Id of the last entry physically present (None if the log is empty).
+    /// Id of the last entry present, written or queued (None if the log is empty).
     last_entry: Option<LogId>,
 }
 
@@ -90,6 +222,10 @@ fn read_err<E: std::error::Error + 'static>(e: E) -> StorageError {
 
 fn write_err<E: std::error::Error + 'static>(e: E) -> StorageError {
     StorageIOError::write_logs(AnyError::new(&e)).into()
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
 fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry, StorageError> {
@@ -115,11 +251,204 @@ fn last_log_id(t: &impl ReadableTable<u64, &'static [u8]>) -> Result<Option<LogI
     }
 }
 
-/// Run blocking disk work off the async workers and wait for it.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(f).await.map_err(write_err)?
+/// Whether a range starting at `start` begins at or after `index`.
+fn starts_at_or_after(start: Bound<u64>, index: u64) -> bool {
+    match start {
+        Bound::Included(s) => s >= index,
+        Bound::Excluded(s) => s >= index.saturating_sub(1),
+        Bound::Unbounded => false,
+    }
+}
+
+/// The writer thread's state: everything it needs, nothing openraft holds.
+struct Writer {
+    db: Arc<Database>,
+    tail: Arc<Mutex<BTreeMap<u64, Entry>>>,
+    durable: watch::Sender<Durable>,
+    syncs: Arc<AtomicU64>,
+    /// On-disk state after the last committed transaction.
+    last_entry: Option<LogId>,
+    last_purged: Option<LogId>,
+}
+
+/// What a committed batch changed.
+struct Written {
+    /// Per op: the last remaining log id (truncate/purge), else `None`.
+    lasts: Vec<Option<LogId>>,
+    last_entry: Option<LogId>,
+    last_purged: Option<LogId>,
+    durable: bool,
+}
+
+impl Writer {
+    fn run(mut self, queue: mpsc::Receiver<Op>) {
+        let mut failed: Option<String> = None;
+        let mut close = None;
+        while close.is_none() {
+            let Ok(first) = queue.recv() else { break };
+            let mut batch = Vec::new();
+            let mut next = Some(first);
+            while let Some(op) = next.take() {
+                match op {
+                    Op::Close(done) => close = Some(done),
+                    op => batch.push(op),
+                }
+                if close.is_none() && batch.len() < MAX_BATCH_OPS {
+                    next = queue.try_recv().ok();
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            if let Some(msg) = &failed {
+                fail_all(batch, msg);
+                continue;
+            }
+            match self.write(&batch) {
+                Ok(w) => self.finish(batch, w),
+                Err(e) => {
+                    let msg = format!("raft log write failed: {e}");
+                    tracing::error!("{msg}");
+                    self.durable.send_modify(|d| d.failed = Some(msg.clone()));
+                    fail_all(batch, &msg);
+                    failed = Some(msg);
+                }
+            }
+        }
+        // Release the database before telling the store it is closed.
+        drop(self);
+        if let Some(done) = close {
+            let _ = done.send(());
+        }
+    }
+
+    /// Write the whole batch in one transaction and commit it.
+    fn write(&self, batch: &[Op]) -> io::Result<Written> {
+        let durable = batch
+            .iter()
+            .any(|op| !matches!(op, Op::Meta { done: None, .. }));
+        let mut last_entry = self.last_entry;
+        let mut last_purged = self.last_purged;
+        let mut lasts = Vec::with_capacity(batch.len());
+        let mut txn = self.db.begin_write().map_err(io_err)?;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(io_err)?;
+        {
+            let mut log = txn.open_table(LOG).map_err(io_err)?;
+            let mut meta = txn.open_table(META).map_err(io_err)?;
+            for op in batch {
+                let mut last = None;
+                match op {
+                    Op::Append { entries, .. } => {
+                        for (id, bytes) in entries {
+                            log.insert(id.index, bytes.as_slice()).map_err(io_err)?;
+                            last_entry = Some(*id);
+                        }
+                    }
+                    Op::Truncate { from, .. } => {
+                        log.retain_in::<u64, _>(*from.., |_, _| false)
+                            .map_err(io_err)?;
+                        last_entry = last_log_id(&log).map_err(io_err)?;
+                        last = last_entry;
+                    }
+                    Op::Purge { upto, .. } => {
+                        let bytes = encode(&Some(*upto)).map_err(io_err)?;
+                        meta.insert(KEY_PURGED, bytes.as_slice()).map_err(io_err)?;
+                        log.retain_in::<u64, _>(..=upto.index, |_, _| false)
+                            .map_err(io_err)?;
+                        last_entry = last_log_id(&log).map_err(io_err)?;
+                        last_purged = Some(*upto);
+                        last = last_entry;
+                    }
+                    Op::Meta { key, bytes, .. } => {
+                        meta.insert(*key, bytes.as_slice()).map_err(io_err)?;
+                    }
+                    Op::Close(_) => {}
+                }
+                lasts.push(last);
+            }
+        }
+        txn.commit().map_err(io_err)?;
+        Ok(Written {
+            lasts,
+            last_entry,
+            last_purged,
+            durable,
+        })
+    }
+
+    /// After a commit: drop written entries from the tail, publish durability, complete ops.
+    fn finish(&mut self, batch: Vec<Op>, w: Written) {
+        self.last_entry = w.last_entry;
+        self.last_purged = w.last_purged;
+        {
+            let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+            for op in &batch {
+                if let Op::Append { entries, .. } = op {
+                    for (id, _) in entries {
+                        if tail.get(&id.index).map(|e| e.log_id) == Some(*id) {
+                            tail.remove(&id.index);
+                        }
+                    }
+                }
+            }
+        }
+        if w.durable {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            let last = w.last_entry.or(w.last_purged).map(|l| l.index);
+            self.durable.send_modify(|d| d.last = last);
+        }
+        for (op, last) in batch.into_iter().zip(w.lasts) {
+            match op {
+                Op::Append { flushed, .. } => {
+                    if let Some(cb) = flushed {
+                        cb.log_io_completed(Ok(()));
+                    }
+                }
+                Op::Truncate { done, .. } | Op::Purge { done, .. } => {
+                    let _ = done.send(Ok(last));
+                }
+                Op::Meta { done, .. } => {
+                    if let Some(done) = done {
+                        let _ = done.send(Ok(()));
+                    }
+                }
+                Op::Close(_) => {}
+            }
+        }
+    }
+}
+
+/// Report a failed (or refused) batch to everyone waiting on it.
+fn fail_all(batch: Vec<Op>, msg: &str) {
+    for op in batch {
+        match op {
+            Op::Append { flushed, .. } => {
+                if let Some(cb) = flushed {
+                    cb.log_io_completed(Err(io::Error::other(msg.to_string())));
+                }
+            }
+            Op::Truncate { done, .. } | Op::Purge { done, .. } => {
+                let _ = done.send(Err(io::Error::other(msg.to_string())));
+            }
+            Op::Meta { done, .. } => {
+                if let Some(done) = done {
+                    let _ = done.send(Err(io::Error::other(msg.to_string())));
+                }
+            }
+            Op::Close(_) => {}
+        }
+    }
+}
+
+/// Await a writer reply.
+async fn reply<T>(rx: oneshot::Receiver<io::Result<T>>) -> io::Result<T> {
+    rx.await
+        .map_err(|_| io::Error::other("raft log writer stopped"))?
 }
 
 impl LogStore {
@@ -128,10 +457,12 @@ impl LogStore {
         Self {
             backend: Arc::new(Backend::Mem(Mutex::new(BTreeMap::new()))),
             meta: LogMeta::default(),
+            node_id: None,
         }
     }
 
-    /// Open (or create) the durable log at `path` (e.g. `<data-dir>/raft/raft.redb`).
+    /// Open (or create) the durable log at `path` (e.g. `<data-dir>/raft/raft.redb`) and start
+    /// its writer thread.
     pub(crate) fn open(path: &Path) -> Result<Self, StorageError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(write_err)?;
@@ -161,10 +492,53 @@ impl LogStore {
             meta.last_entry = last_log_id(&log)?;
         }
 
+        let db = Arc::new(db);
+        let tail = Arc::new(Mutex::new(BTreeMap::new()));
+        let (durable_tx, durable_rx) = watch::channel(Durable {
+            last: meta.last_entry.or(meta.last_purged).map(|l| l.index),
+            failed: None,
+        });
+        let log_meta = LogMeta {
+            meta: Arc::new(Mutex::new(meta.clone())),
+            syncs: Arc::default(),
+        };
+        let writer = Writer {
+            db: db.clone(),
+            tail: tail.clone(),
+            durable: durable_tx,
+            syncs: log_meta.syncs.clone(),
+            last_entry: meta.last_entry,
+            last_purged: meta.last_purged,
+        };
+        let (queue, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("raft-log-writer".to_string())
+            .spawn(move || writer.run(rx))
+            .map_err(write_err)?;
+
         Ok(Self {
-            backend: Arc::new(Backend::Redb(Arc::new(db))),
-            meta: LogMeta(Arc::new(Mutex::new(meta))),
+            backend: Arc::new(Backend::Redb(Redb {
+                db,
+                queue,
+                tail,
+                durable: durable_rx,
+            })),
+            meta: log_meta,
+            node_id: None,
         })
+    }
+
+    /// Tell the store which node it belongs to (enables early acks of own leader appends).
+    pub(crate) fn set_node_id(&mut self, id: u64) {
+        self.node_id = Some(id);
+    }
+
+    /// The durability gate of a durable log (`None` in memory: everything is "durable" at once).
+    pub(crate) fn durable_gate(&self) -> Option<DurableGate> {
+        match &*self.backend {
+            Backend::Mem(_) => None,
+            Backend::Redb(r) => Some(DurableGate(r.durable.clone())),
+        }
     }
 
     fn meta(&self) -> MutexGuard<'_, Meta> {
@@ -176,27 +550,46 @@ impl LogStore {
         self.meta.clone()
     }
 
-    /// Write one metadata record.
-    async fn put_meta(
-        &self,
-        key: &'static str,
-        bytes: Vec<u8>,
-        durability: Durability,
-    ) -> Result<(), StorageError> {
-        if let Backend::Redb(db) = &*self.backend {
-            let db = db.clone();
-            blocking(move || {
-                let mut txn = db.begin_write().map_err(write_err)?;
-                txn.set_durability(durability).map_err(write_err)?;
-                txn.open_table(META)
-                    .map_err(write_err)?
-                    .insert(key, bytes.as_slice())
-                    .map_err(write_err)?;
-                txn.commit().map_err(write_err)
-            })
-            .await?;
+    /// Whether `entries` are this node's own appends as the leader of its current term: the
+    /// committed vote names this node and every entry carries that leader id.
+    fn is_own_leader_append(&self, entries: &[Entry]) -> bool {
+        let Some(me) = self.node_id else {
+            return false;
+        };
+        let Some(vote) = self.meta().vote else {
+            return false;
+        };
+        vote.is_committed()
+            && vote.leader_id().voted_for() == Some(me)
+            && entries
+                .iter()
+                .all(|e| e.log_id.leader_id == *vote.leader_id())
+    }
+
+    /// Write one metadata record through the writer queue; with `wait`, return once durable.
+    async fn put_meta(&self, key: &'static str, bytes: Vec<u8>, wait: bool) -> io::Result<()> {
+        let Backend::Redb(r) = &*self.backend else {
+            return Ok(());
+        };
+        if !wait {
+            return r
+                .queue
+                .send(Op::Meta {
+                    key,
+                    bytes,
+                    done: None,
+                })
+                .map_err(|_| io::Error::other("raft log writer stopped"));
         }
-        Ok(())
+        let (tx, rx) = oneshot::channel();
+        r.queue
+            .send(Op::Meta {
+                key,
+                bytes,
+                done: Some(tx),
+            })
+            .map_err(|_| io::Error::other("raft log writer stopped"))?;
+        reply(rx).await
     }
 
     fn read_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<Vec<Entry>, StorageError> {
@@ -205,50 +598,31 @@ impl LogStore {
                 let m = m.lock().unwrap_or_else(|p| p.into_inner());
                 Ok(m.range((start, end)).map(|(_, e)| e.clone()).collect())
             }
-            Backend::Redb(db) => {
-                let txn = db.begin_read().map_err(read_err)?;
-                let t = txn.open_table(LOG).map_err(read_err)?;
+            Backend::Redb(r) => {
+                // Tail first: an entry leaves the tail only after it is committed, so anything
+                // not seen here is visible to the read transaction opened afterwards.
+                let tail: Vec<Entry> = r
+                    .tail()
+                    .range((start, end))
+                    .map(|(_, e)| e.clone())
+                    .collect();
                 let mut out = Vec::new();
-                for r in t.range::<u64>((start, end)).map_err(read_err)? {
-                    let (k, v) = r.map_err(read_err)?;
-                    out.push(decode_entry(k.value(), v.value())?);
+                // The tail is contiguous: disk supplies only what comes before it.
+                let disk_end = match tail.first() {
+                    Some(e) if starts_at_or_after(start, e.log_id.index) => None,
+                    Some(e) => Some(Bound::Excluded(e.log_id.index)),
+                    None => Some(end),
+                };
+                if let Some(disk_end) = disk_end {
+                    let txn = r.db.begin_read().map_err(read_err)?;
+                    let t = txn.open_table(LOG).map_err(read_err)?;
+                    for item in t.range::<u64>((start, disk_end)).map_err(read_err)? {
+                        let (k, v) = item.map_err(read_err)?;
+                        out.push(decode_entry(k.value(), v.value())?);
+                    }
                 }
+                out.extend(tail);
                 Ok(out)
-            }
-        }
-    }
-
-    /// Remove every entry in `range` and return the id of the last remaining entry.
-    async fn remove_range(
-        &self,
-        start: Bound<u64>,
-        end: Bound<u64>,
-    ) -> Result<Option<LogId>, StorageError> {
-        match &*self.backend {
-            Backend::Mem(m) => {
-                let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
-                let doomed: Vec<u64> = m.range((start, end)).map(|(k, _)| *k).collect();
-                for k in doomed {
-                    m.remove(&k);
-                }
-                Ok(m.last_key_value().map(|(_, e)| e.log_id))
-            }
-            Backend::Redb(db) => {
-                let db = db.clone();
-                blocking(move || {
-                    let mut txn = db.begin_write().map_err(write_err)?;
-                    txn.set_durability(Durability::Immediate)
-                        .map_err(write_err)?;
-                    let last = {
-                        let mut t = txn.open_table(LOG).map_err(write_err)?;
-                        t.retain_in::<u64, _>((start, end), |_, _| false)
-                            .map_err(write_err)?;
-                        last_log_id(&t)?
-                    };
-                    txn.commit().map_err(write_err)?;
-                    Ok(last)
-                })
-                .await
             }
         }
     }
@@ -280,8 +654,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         let bytes = encode(vote).map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
-        self.put_meta(KEY_VOTE, bytes, Durability::Immediate)
-            .await?;
+        // Queued behind every earlier append: durable once this returns, and so are they.
+        self.put_meta(KEY_VOTE, bytes, true)
+            .await
+            .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
         self.meta().vote = Some(*vote);
         Ok(())
     }
@@ -291,11 +667,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not fsync'd on its own: losing it only means replaying less on restart; the next
-        // durable append persists it too.
+        // Not fsync'd on its own: it rides in the writer's next transaction, which (queue order)
+        // also holds or follows the entries it names. Losing it only means replaying less.
         let bytes = encode(&committed).map_err(write_err)?;
-        self.put_meta(KEY_COMMITTED, bytes, Durability::None)
-            .await?;
+        self.put_meta(KEY_COMMITTED, bytes, false)
+            .await
+            .map_err(write_err)?;
         self.meta().committed = committed;
         Ok(())
     }
@@ -313,70 +690,105 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut last = None;
         match &*self.backend {
             Backend::Mem(m) => {
-                let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
-                for e in entries {
-                    last = Some(e.log_id);
-                    m.insert(e.log_id.index, e);
+                let mut last = None;
+                {
+                    let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+                    for e in entries {
+                        last = Some(e.log_id);
+                        m.insert(e.log_id.index, e);
+                    }
                 }
+                if let Some(last) = last {
+                    self.meta().last_entry = Some(last);
+                }
+                callback.log_io_completed(Ok(()));
             }
-            Backend::Redb(db) => {
-                let mut encoded = Vec::new();
-                for e in entries {
-                    let bytes = encode(&e).map_err(|err| {
+            Backend::Redb(r) => {
+                let entries: Vec<Entry> = entries.into_iter().collect();
+                let mut encoded = Vec::with_capacity(entries.len());
+                for e in &entries {
+                    let bytes = encode(e).map_err(|err| {
                         StorageIOError::write_log_entry(e.log_id, AnyError::new(&err))
                     })?;
-                    last = Some(e.log_id);
-                    encoded.push((e.log_id.index, bytes));
+                    encoded.push((e.log_id, bytes));
                 }
-                if !encoded.is_empty() {
-                    let db = db.clone();
-                    blocking(move || {
-                        let mut txn = db.begin_write().map_err(write_err)?;
-                        txn.set_durability(Durability::Immediate)
-                            .map_err(write_err)?;
-                        {
-                            let mut t = txn.open_table(LOG).map_err(write_err)?;
-                            for (index, bytes) in &encoded {
-                                t.insert(*index, bytes.as_slice()).map_err(write_err)?;
-                            }
-                        }
-                        txn.commit().map_err(write_err)
-                    })
-                    .await?;
+                let early = !entries.is_empty() && self.is_own_leader_append(&entries);
+                let last = entries.last().map(|e| e.log_id);
+                {
+                    let mut tail = r.tail();
+                    for e in entries {
+                        tail.insert(e.log_id.index, e);
+                    }
+                }
+                if let Some(last) = last {
+                    self.meta().last_entry = Some(last);
+                }
+                if early {
+                    r.submit(Op::Append {
+                        entries: encoded,
+                        flushed: None,
+                    })?;
+                    callback.log_io_completed(Ok(()));
+                } else {
+                    r.submit(Op::Append {
+                        entries: encoded,
+                        flushed: Some(callback),
+                    })?;
                 }
             }
         }
-        if let Some(last) = last {
-            self.meta().last_entry = Some(last);
-        }
-        callback.log_io_completed(Ok(()));
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(index = log_id.index, "truncate raft log");
-        let last = self
-            .remove_range(Bound::Included(log_id.index), Bound::Unbounded)
-            .await?;
+        let last = match &*self.backend {
+            Backend::Mem(m) => {
+                let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+                m.split_off(&log_id.index);
+                m.last_key_value().map(|(_, e)| e.log_id)
+            }
+            Backend::Redb(r) => {
+                r.tail().split_off(&log_id.index);
+                let (tx, rx) = oneshot::channel();
+                r.submit(Op::Truncate {
+                    from: log_id.index,
+                    done: tx,
+                })?;
+                reply(rx).await.map_err(write_err)?
+            }
+        };
         self.meta().last_entry = last;
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(index = log_id.index, "purge raft log");
-        // Record the purge point first: a crash between the two steps leaves extra entries
-        // (harmless, purged again later), never a log whose start is unknown.
-        let bytes = encode(&Some(log_id)).map_err(write_err)?;
-        self.put_meta(KEY_PURGED, bytes, Durability::Immediate)
-            .await?;
-        self.meta().last_purged = Some(log_id);
-        let last = self
-            .remove_range(Bound::Unbounded, Bound::Included(log_id.index))
-            .await?;
-        self.meta().last_entry = last;
+        // The purge point and the deletion commit in one transaction.
+        let last = match &*self.backend {
+            Backend::Mem(m) => {
+                let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+                *m = m.split_off(&(log_id.index + 1));
+                m.last_key_value().map(|(_, e)| e.log_id)
+            }
+            Backend::Redb(r) => {
+                {
+                    let mut tail = r.tail();
+                    *tail = tail.split_off(&(log_id.index + 1));
+                }
+                let (tx, rx) = oneshot::channel();
+                r.submit(Op::Purge {
+                    upto: log_id,
+                    done: tx,
+                })?;
+                reply(rx).await.map_err(write_err)?
+            }
+        };
+        let mut m = self.meta();
+        m.last_purged = Some(log_id);
+        m.last_entry = last;
         Ok(())
     }
 }
@@ -419,5 +831,64 @@ mod tests {
         let mut store = LogStore::open(&path).unwrap();
         assert!(store.try_get_log_entries(2..3).await.is_ok());
         assert!(store.try_get_log_entries(1..3).await.is_err());
+    }
+
+    fn blank(term: u64, leader: u64, index: u64) -> Entry {
+        Entry::new_blank(openraft::LogId::new(
+            openraft::CommittedLeaderId::new(term, leader),
+            index,
+        ))
+    }
+
+    async fn indexes(store: &mut LogStore) -> Vec<u64> {
+        let all = store.try_get_log_entries(0..u64::MAX).await.unwrap();
+        all.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_operations_are_visible_ordered_and_durable() {
+        use openraft::storage::RaftLogStorageExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        {
+            let mut store = LogStore::open(&path).unwrap();
+            store.set_node_id(1);
+            store.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
+            let gate = store.durable_gate().unwrap();
+            let syncs = store.meta_handle().sync_count();
+
+            // Own leader appends: acknowledged at once, readable from the tail, durable behind
+            // the gate.
+            for i in 1..=5 {
+                store.blocking_append([blank(1, 1, i)]).await.unwrap();
+            }
+            assert_eq!(indexes(&mut store).await, vec![1, 2, 3, 4, 5]);
+            let state = store.get_log_state().await.unwrap();
+            assert_eq!(state.last_log_id.map(|l| l.index), Some(5));
+            gate.wait(5).await.unwrap();
+            assert!(store.meta_handle().sync_count() > syncs);
+
+            // Truncate and purge are ordered behind the queued appends.
+            store.blocking_append([blank(1, 1, 6)]).await.unwrap();
+            store.truncate(blank(1, 1, 4).log_id).await.unwrap();
+            assert_eq!(indexes(&mut store).await, vec![1, 2, 3]);
+            store.purge(blank(1, 1, 1).log_id).await.unwrap();
+            assert_eq!(indexes(&mut store).await, vec![2, 3]);
+
+            // Another leader's entries (a follower append) are acknowledged only once durable.
+            store.save_vote(&Vote::new_committed(2, 2)).await.unwrap();
+            store.blocking_append([blank(2, 2, 4)]).await.unwrap();
+            assert_eq!(indexes(&mut store).await, vec![2, 3, 4]);
+        }
+        // Dropping the store flushed and closed the database: it reopens with everything.
+        let mut store = LogStore::open(&path).unwrap();
+        assert_eq!(indexes(&mut store).await, vec![2, 3, 4]);
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(1));
+        assert_eq!(
+            store.read_vote().await.unwrap(),
+            Some(Vote::new_committed(2, 2))
+        );
     }
 }

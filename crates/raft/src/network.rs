@@ -28,6 +28,7 @@ use openraft::{AnyError, BasicNode, RPCTypes};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::log_store::DurableGate;
 use crate::node::RaftNode;
 use crate::types::{decode, encode, TypeConfig};
 
@@ -99,6 +100,8 @@ pub trait RaftTransport: Send + Sync + 'static {
 pub(crate) struct NetFactory {
     pub(crate) id: u64,
     pub(crate) transport: Arc<dyn RaftTransport>,
+    /// With a durable log: log entries leave this node only once durable here.
+    pub(crate) gate: Option<DurableGate>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetFactory {
@@ -110,6 +113,7 @@ impl RaftNetworkFactory<TypeConfig> for NetFactory {
             target,
             node: node.clone(),
             transport: self.transport.clone(),
+            gate: self.gate.clone(),
         }
     }
 }
@@ -120,6 +124,7 @@ pub(crate) struct NetClient {
     target: u64,
     node: BasicNode,
     transport: Arc<dyn RaftTransport>,
+    gate: Option<DurableGate>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<u64, BasicNode, OrRaftError<u64, E>>>;
@@ -177,6 +182,31 @@ impl RaftNetwork<TypeConfig> for NetClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>, Infallible> {
+        // The leader acknowledges its own appends to openraft before they are fsync'd (group
+        // commit, see `log_store`): never ship an entry that is not durable here yet. So a
+        // follower's ack always implies the leader's own copy is durable.
+        let needed = rpc
+            .entries
+            .last()
+            .map(|e| e.log_id.index)
+            .max(rpc.prev_log_id.map(|l| l.index));
+        if let (Some(gate), Some(needed)) = (&self.gate, needed) {
+            let ttl = option.hard_ttl();
+            match tokio::time::timeout(ttl, gate.wait(needed)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return Err(RPCError::Unreachable(Unreachable::new(&AnyError::error(e))))
+                }
+                Err(_) => {
+                    return Err(RPCError::Timeout(Timeout {
+                        action: RPCTypes::AppendEntries,
+                        id: self.id,
+                        target: self.target,
+                        timeout: ttl,
+                    }))
+                }
+            }
+        }
         let bytes = self.call_raw(RpcKind::AppendEntries, &rpc, &option).await?;
         self.decode_reply(&bytes)
     }

@@ -227,11 +227,16 @@ impl RaftNode {
         .map_err(|e| RaftError::Other(e.to_string()))?
         .map_err(|e| RaftError::Storage(e.to_string()))?;
 
+        let (mut log, mut sm_store) = (log, sm_store);
+        log.set_node_id(opts.node_id);
+        let gate = log.durable_gate();
+        sm_store.set_durable_gate(gate.clone());
         let log_meta = log.meta_handle();
         let shared = sm_store.shared();
         let network = NetFactory {
             id: opts.node_id,
             transport,
+            gate,
         };
         let raft = Raft::new(opts.node_id, config, network, log, sm_store)
             .await
@@ -502,6 +507,13 @@ impl RaftNode {
             latest_configuration_index: m.membership_config.log_id().map(|l| l.index).unwrap_or(0),
             last_contact_ms,
         }
+    }
+
+    /// How many durable write transactions (one fsync each) the Raft log has committed since
+    /// start: with group commit, far fewer than the entries written under concurrent load.
+    /// Always 0 for the in-memory log.
+    pub fn log_sync_count(&self) -> u64 {
+        self.inner.log.sync_count()
     }
 
     /// Stop Raft. Idempotent; later calls on this node return [`RaftError::Shutdown`].

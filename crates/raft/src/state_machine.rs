@@ -23,6 +23,7 @@ use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use serde::{Deserialize, Serialize};
 
+use crate::log_store::DurableGate;
 use crate::types::{
     decode, encode, Blob, Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership,
     TypeConfig,
@@ -170,6 +171,9 @@ pub(crate) struct SmStore {
     shared: Arc<SmShared>,
     last_applied: Option<LogId>,
     membership: StoredMembership,
+    /// With a durable log: entries are applied only once durable on this node (the leader
+    /// acknowledges its own appends to openraft before the fsync; see `log_store`).
+    gate: Option<DurableGate>,
 }
 
 impl SmStore {
@@ -209,7 +213,13 @@ impl SmStore {
             }),
             last_applied,
             membership,
+            gate: None,
         })
+    }
+
+    /// Apply entries only after the log has made them durable.
+    pub(crate) fn set_durable_gate(&mut self, gate: Option<DurableGate>) {
+        self.gate = gate;
     }
 
     pub(crate) fn shared(&self) -> Arc<SmShared> {
@@ -267,8 +277,14 @@ impl RaftStateMachine<TypeConfig> for SmStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if let (Some(gate), Some(last)) = (&self.gate, entries.last()) {
+            gate.wait(last.log_id.index)
+                .await
+                .map_err(|e| StorageIOError::write_logs(AnyError::error(e)))?;
+        }
         let sm = &self.shared.sm;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             let index = e.log_id.index;
             self.last_applied = Some(e.log_id);

@@ -354,3 +354,25 @@ async fn connections_per_client_are_bounded() {
     .await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_by_a_blocking_query() {
+    let a = TestAgent::dev().await;
+    a.put("/v1/kv/w", b"1").await;
+    let idx = a.get("/v1/kv/w").await.index();
+    let http = a.http;
+    let waiter = tokio::spawn(async move {
+        request(http, "GET", &format!("/v1/kv/w?index={idx}&wait=5m"), &[]).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), a.stop())
+        .await
+        .expect("agent stopped promptly");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        t0.elapsed()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+}

@@ -327,3 +327,89 @@ fn aggregate_statuses<'a>(statuses: impl Iterator<Item = &'a str>) -> &'static s
     }
     worst
 }
+
+/// Log levels by severity, as `?loglevel=` names them.
+fn level_rank(level: &str) -> Option<u8> {
+    match level.to_ascii_lowercase().as_str() {
+        "trace" => Some(0),
+        "debug" => Some(1),
+        "" | "info" => Some(2),
+        "warn" => Some(3),
+        "err" | "error" => Some(4),
+        _ => None,
+    }
+}
+
+/// The severity of a formatted line: `[INFO]` in text lines, `"level":"INFO"` in JSON ones.
+fn line_rank(line: &str) -> u8 {
+    for (tag, rank) in [
+        ("TRACE", 0),
+        ("DEBUG", 1),
+        ("INFO", 2),
+        ("WARN", 3),
+        ("ERROR", 4),
+    ] {
+        if line.contains(&format!("[{tag}]")) || line.contains(&format!("\"level\":\"{tag}\"")) {
+            return rank;
+        }
+    }
+    2
+}
+
+/// `GET /v1/agent/monitor?loglevel=`: stream log lines at or above the level until the client
+/// goes away. Lines below the agent's own `-log-level` are never produced, so never streamed.
+pub async fn monitor<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    let asked = p.get("loglevel").unwrap_or("info");
+    let Some(min) = level_rank(asked) else {
+        return reply::text(
+            StatusCode::BAD_REQUEST,
+            format!("Unknown log level: {asked}"),
+        );
+    };
+    let Some(rx) = st.agent_monitor() else {
+        return reply::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "log streaming is not available on this agent",
+        );
+    };
+    let stop = st.shutdown_token();
+    let stream = futures_util::stream::unfold(rx, move |mut rx| {
+        let stop = stop.clone();
+        async move {
+            loop {
+                let next = tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    r = rx.recv() => r,
+                };
+                match next {
+                    Ok(line) if line_rank(&line) >= min => {
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(
+                                line.to_string(),
+                            )),
+                            rx,
+                        ))
+                    }
+                    Ok(_) => continue,
+                    // A slow reader lost lines: say so and carry on, like Consul's dropped-logs note.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        return Some((
+                            Ok(axum::body::Bytes::from(format!(
+                                "[WARN] monitor: {n} log lines dropped\n"
+                            ))),
+                            rx,
+                        ))
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    let mut r = Reply::new(Body::from_stream(stream));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain"),
+    );
+    r
+}

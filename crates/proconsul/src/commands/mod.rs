@@ -3,12 +3,19 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod info;
 pub mod join;
 pub mod kv;
 pub mod leave;
+pub mod lock;
+pub mod maint;
 pub mod members;
+pub mod monitor;
 pub mod reload;
+pub mod services;
+pub mod validate;
 pub mod version;
+pub mod watch;
 
 use proconsul_api::{Client, Config, QueryOptions};
 
@@ -85,7 +92,12 @@ pub const COMMANDS: &[Command] = &[
         "force-leave",
         "Forces a member of the cluster to enter the \"left\" state",
     ),
-    todo("info", "Provides debugging information for operators."),
+    Command {
+        name: "info",
+        synopsis: "Provides debugging information for operators.",
+        help: info::help,
+        run: Run::Exec(info::run),
+    },
     Command {
         name: "join",
         synopsis: "Tell Consul agent to join cluster",
@@ -107,10 +119,22 @@ pub const COMMANDS: &[Command] = &[
         run: Run::Exec(kv::delete),
     },
     Command {
+        name: "kv export",
+        synopsis: "Exports a tree from the KV store as JSON",
+        help: kv::export_help,
+        run: Run::Exec(kv::export),
+    },
+    Command {
         name: "kv get",
         synopsis: "Retrieves or lists data from the KV store",
         help: kv::get_help,
         run: Run::Exec(kv::get),
+    },
+    Command {
+        name: "kv import",
+        synopsis: "Imports a tree stored as JSON to the KV store",
+        help: kv::import_help,
+        run: Run::Exec(kv::import),
     },
     Command {
         name: "kv put",
@@ -124,15 +148,30 @@ pub const COMMANDS: &[Command] = &[
         help: leave::help,
         run: Run::Exec(leave::run),
     },
-    todo("lock", "Execute a command holding a lock"),
-    todo("maint", "Controls node or service maintenance mode"),
+    Command {
+        name: "lock",
+        synopsis: "Execute a command holding a lock",
+        help: lock::help,
+        run: Run::Exec(lock::run),
+    },
+    Command {
+        name: "maint",
+        synopsis: "Controls node or service maintenance mode",
+        help: maint::help,
+        run: Run::Exec(maint::run),
+    },
     Command {
         name: "members",
         synopsis: "Lists the members of a Consul cluster",
         help: members::help,
         run: Run::Exec(members::run),
     },
-    todo("monitor", "Stream logs from a Consul agent"),
+    Command {
+        name: "monitor",
+        synopsis: "Stream logs from a Consul agent",
+        help: monitor::help,
+        run: Run::Exec(monitor::run),
+    },
     todo(
         "operator",
         "Provides cluster-level tools for Consul operators",
@@ -144,18 +183,46 @@ pub const COMMANDS: &[Command] = &[
         run: Run::Exec(reload::run),
     },
     todo("rtt", "Estimates network round trip time between nodes"),
+    Command {
+        name: "services",
+        synopsis: "Interact with services",
+        help: services::help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "services deregister",
+        synopsis: "Deregister services with the local agent",
+        help: services::deregister_help,
+        run: Run::Exec(services::deregister),
+    },
+    Command {
+        name: "services register",
+        synopsis: "Register services with the local agent",
+        help: services::register_help,
+        run: Run::Exec(services::register),
+    },
     todo(
         "snapshot",
         "Saves, restores and inspects snapshots of Consul server state",
     ),
-    todo("validate", "Validate config files/directories"),
+    Command {
+        name: "validate",
+        synopsis: "Validate config files/directories",
+        help: validate::help,
+        run: Run::Exec(validate::run),
+    },
     Command {
         name: "version",
         synopsis: "Prints the Consul version",
         help: version::help,
         run: Run::Exec(version::run),
     },
-    todo("watch", "Watch for changes in Consul"),
+    Command {
+        name: "watch",
+        synopsis: "Watch for changes in Consul",
+        help: watch::help,
+        run: Run::Exec(watch::run),
+    },
 ];
 
 /// The stderr text of a listed but unbuilt command.

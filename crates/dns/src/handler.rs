@@ -1,0 +1,404 @@
+//! One DNS message in, at most one out: decode, dispatch on the query name, build records from
+//! the backend, set codes, fit to the transport, encode.
+//!
+//! Transport-agnostic and free of sockets (except forwarding to recursors), so the fuzz tests and
+//! benchmarks call [`Handler::handle`] directly. It must never panic on any input: undecodable packets with a
+//! readable header get FORMERR, shorter ones are dropped, and responses are never answered.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+use rand::seq::SliceRandom;
+
+use crate::answer::{self, Records, ServiceCtx};
+use crate::limits::{self, MAX_TCP_SIZE, MAX_UDP_ANSWER_LIMIT, MAX_UDP_SIZE};
+use crate::name::{self, Domain, Query, Target};
+use crate::recursor;
+use crate::{DnsBackend, DnsBackendError, DnsError, DnsServerConfig, ReverseMatch};
+
+/// The transport a query came over; it sets the response size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Answers DNS messages from a [`DnsBackend`]. Cheap to clone (shared state behind an `Arc`).
+pub struct Handler<B> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B> Clone for Handler<B> {
+    fn clone(&self) -> Self {
+        Handler {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<B> {
+    config: DnsServerConfig,
+    domain: Domain,
+    alt_domain: Option<Domain>,
+    backend: Arc<B>,
+}
+
+/// How a lookup ended, before it becomes a response code and sections.
+enum Outcome {
+    Found(Records),
+    /// With the SOA as authority: NXDOMAIN.
+    NameError,
+    /// The name exists but has no records of the type asked: NOERROR + SOA (RFC 2308 NODATA).
+    NoData,
+    ServFail,
+}
+
+impl From<DnsBackendError> for Outcome {
+    fn from(e: DnsBackendError) -> Self {
+        if e.is_name_error() {
+            Outcome::NameError
+        } else {
+            tracing::warn!(error = %e, "dns: backend lookup failed");
+            Outcome::ServFail
+        }
+    }
+}
+
+impl<B: DnsBackend> Handler<B> {
+    /// Validate the domains and build a handler.
+    pub fn new(config: DnsServerConfig, backend: Arc<B>) -> Result<Self, DnsError> {
+        let domain = Domain::parse(&config.domain)
+            .ok_or_else(|| DnsError::InvalidDomain(config.domain.clone()))?;
+        let alt_domain = match &config.alt_domain {
+            Some(a) => Some(Domain::parse(a).ok_or_else(|| DnsError::InvalidDomain(a.clone()))?),
+            None => None,
+        };
+        Ok(Handler {
+            inner: Arc::new(Inner {
+                config,
+                domain,
+                alt_domain,
+                backend,
+            }),
+        })
+    }
+
+    /// Answer one wire-format message. `None` means send nothing (not a query, or too mangled
+    /// to address a reply to).
+    pub async fn handle(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let req = match Message::from_vec(packet) {
+            Ok(m) => m,
+            Err(_) => return format_error(packet),
+        };
+        if req.metadata.message_type != MessageType::Query {
+            return None;
+        }
+        let mut resp = match self.inner.answer(&req).await {
+            Some(m) => m,
+            // Not ours: ask the recursors, and answer SERVFAIL if none of them does.
+            None => {
+                let cfg = &self.inner.config;
+                let forwarded = recursor::forward(
+                    packet,
+                    transport,
+                    &cfg.recursors,
+                    cfg.recursor_strategy,
+                    cfg.recursor_timeout,
+                )
+                .await;
+                if forwarded.is_some() {
+                    return forwarded;
+                }
+                self.inner.reply_to(&req, ResponseCode::ServFail)
+            }
+        };
+        let max = match (transport, &req.edns) {
+            (Transport::Tcp, _) => MAX_TCP_SIZE,
+            (Transport::Udp, Some(e)) => usize::from(e.max_payload()).clamp(512, MAX_UDP_SIZE),
+            (Transport::Udp, None) => 512,
+        };
+        let cap = (transport == Transport::Udp && req.edns.is_none()).then(|| {
+            self.inner
+                .config
+                .udp_answer_limit
+                .clamp(1, MAX_UDP_ANSWER_LIMIT)
+        });
+        if limits::fit(&mut resp, max, cap) {
+            tracing::debug!(
+                answers = resp.answers.len(),
+                ?transport,
+                "dns: response truncated"
+            );
+            resp.metadata.truncation = self.inner.config.enable_truncate;
+        }
+        match limits::encode(&resp) {
+            Some(bytes) => Some(bytes),
+            None => {
+                tracing::warn!("dns: encoding response failed");
+                let mut fail = Message::error_msg(
+                    req.metadata.id,
+                    req.metadata.op_code,
+                    ResponseCode::ServFail,
+                );
+                fail.queries = req.queries.clone();
+                fail.to_vec().ok()
+            }
+        }
+    }
+}
+
+/// FORMERR for a packet whose header we can read; nothing for shorter ones or responses.
+fn format_error(packet: &[u8]) -> Option<Vec<u8>> {
+    if packet.len() < 12 || packet[2] & 0x80 != 0 {
+        return None;
+    }
+    let id = u16::from_be_bytes([packet[0], packet[1]]);
+    let op = OpCode::from_u8((packet[2] >> 3) & 0x0f);
+    let mut m = Message::error_msg(id, op, ResponseCode::FormErr);
+    m.metadata.recursion_desired = packet[2] & 0x01 != 0;
+    m.to_vec().ok()
+}
+
+impl<B: DnsBackend> Inner<B> {
+    /// An empty response to `req` (ID, flags, question, OPT when the query had one).
+    fn reply_to(&self, req: &Message, code: ResponseCode) -> Message {
+        let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+        resp.metadata.recursion_desired = req.metadata.recursion_desired;
+        resp.metadata.checking_disabled = req.metadata.checking_disabled;
+        resp.metadata.recursion_available = !self.config.recursors.is_empty();
+        resp.metadata.response_code = code;
+        if let Some(e) = &req.edns {
+            let mut out = Edns::new();
+            out.set_max_payload(e.max_payload().max(512));
+            resp.set_edns(out);
+        }
+        if let [q] = req.queries.as_slice() {
+            resp.add_query(q.clone());
+        }
+        resp
+    }
+
+    /// The local answer, or `None` when the query should go to the recursors.
+    async fn answer(&self, req: &Message) -> Option<Message> {
+        let recursors = !self.config.recursors.is_empty();
+        if req.metadata.op_code != OpCode::Query {
+            return Some(self.reply_to(req, ResponseCode::NotImp));
+        }
+        let [q] = req.queries.as_slice() else {
+            return Some(self.reply_to(req, ResponseCode::FormErr));
+        };
+        let mut resp = self.reply_to(req, ResponseCode::NoError);
+        if !matches!(q.query_class(), DNSClass::IN | DNSClass::ANY) {
+            resp.metadata.response_code = ResponseCode::Refused;
+            return Some(resp);
+        }
+        let qname = q.name();
+        let qtype = q.query_type();
+        let labels = name::labels(qname.iter());
+        let target = name::classify(
+            &labels,
+            &self.domain,
+            self.alt_domain.as_ref(),
+            qtype == RecordType::SRV,
+        );
+        let (outcome, domain) = match target {
+            Target::Foreign if recursors => return None,
+            // Without recursors we answer for our own domains only.
+            Target::Foreign => {
+                resp.metadata.response_code = ResponseCode::Refused;
+                return Some(resp);
+            }
+            Target::Reverse(ip) => match self.reverse(qname, qtype, ip).await {
+                // Addresses we do not know are the recursors' business, as in Consul.
+                Outcome::NameError if recursors => return None,
+                outcome => {
+                    resp.metadata.authoritative = true;
+                    (outcome, &self.domain.text)
+                }
+            },
+            Target::Zone { query, alt } => {
+                let domain = match (&self.alt_domain, alt) {
+                    (Some(a), true) => &a.text,
+                    _ => &self.domain.text,
+                };
+                resp.metadata.authoritative = true;
+                match qtype {
+                    RecordType::AXFR | RecordType::IXFR => {
+                        resp.metadata.response_code = ResponseCode::NotImp;
+                        return Some(resp);
+                    }
+                    // Like Consul: SOA and NS are answered for any name in the zone.
+                    RecordType::SOA => {
+                        resp.answers.extend(self.soa(domain));
+                        let ns = self.nameservers(domain);
+                        resp.authorities = ns.answers;
+                        resp.additionals = ns.additionals;
+                        return Some(resp);
+                    }
+                    RecordType::NS => {
+                        let ns = self.nameservers(domain);
+                        resp.answers = ns.answers;
+                        resp.additionals = ns.additionals;
+                        return Some(resp);
+                    }
+                    _ => (self.lookup(qname, qtype, query, domain).await, domain),
+                }
+            }
+        };
+        match outcome {
+            Outcome::Found(r) if !r.answers.is_empty() => {
+                resp.answers = r.answers;
+                resp.additionals = r.additionals;
+            }
+            Outcome::Found(_) | Outcome::NoData => {
+                resp.authorities.extend(self.soa(domain));
+            }
+            Outcome::NameError => {
+                resp.metadata.response_code = ResponseCode::NXDomain;
+                resp.authorities.extend(self.soa(domain));
+            }
+            Outcome::ServFail => resp.metadata.response_code = ResponseCode::ServFail,
+        }
+        Some(resp)
+    }
+
+    fn soa(&self, domain: &str) -> Option<hickory_proto::rr::Record> {
+        // Like Consul, the serial is the current time: answers are computed, never transferred.
+        let serial = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as u32);
+        answer::soa(domain, &self.config.soa, serial)
+    }
+
+    fn nameservers(&self, domain: &str) -> Records {
+        let mut servers = self.backend.servers();
+        servers.shuffle(&mut rand::rng());
+        answer::nameservers(
+            &servers,
+            &self.backend.datacenter(),
+            domain,
+            answer::secs(self.config.node_ttl),
+        )
+    }
+
+    async fn lookup(&self, qname: &Name, qtype: RecordType, query: Query, domain: &str) -> Outcome {
+        match query {
+            Query::Apex => Outcome::NoData,
+            Query::Invalid => Outcome::NameError,
+            Query::Addr { ip } => {
+                let ttl = answer::secs(self.config.node_ttl);
+                match answer::addr_record(qname, ip, ttl, qtype) {
+                    Some(r) if qtype != RecordType::SRV => Outcome::Found(Records {
+                        answers: vec![r],
+                        additionals: Vec::new(),
+                    }),
+                    _ => Outcome::NoData,
+                }
+            }
+            Query::Node { datacenter, node } => {
+                // Other types are NODATA, but only once the node is known to exist, so a
+                // typo is NXDOMAIN.
+                let dc = datacenter.unwrap_or_default();
+                match self.backend.node(&dc, &node).await {
+                    Err(e) => e.into(),
+                    Ok(None) => Outcome::NameError,
+                    Ok(Some(n)) => {
+                        if !matches!(
+                            qtype,
+                            RecordType::A | RecordType::AAAA | RecordType::ANY | RecordType::TXT
+                        ) {
+                            return Outcome::NoData;
+                        }
+                        Outcome::Found(answer::node_records(
+                            qname,
+                            qtype,
+                            &n,
+                            answer::secs(self.config.node_ttl),
+                            self.config.node_meta_txt,
+                        ))
+                    }
+                }
+            }
+            Query::Service {
+                datacenter,
+                service,
+                tag,
+            } => {
+                let dc_arg = datacenter.as_deref().unwrap_or("");
+                let instances = match self
+                    .backend
+                    .service_nodes(dc_arg, &service, tag.as_deref())
+                    .await
+                {
+                    Ok(v) => v,
+                    Err(e) => return e.into(),
+                };
+                let mut healthy: Vec<_> = instances
+                    .into_iter()
+                    .filter(|i| answer::is_healthy(i, self.config.only_passing))
+                    .collect();
+                if healthy.is_empty() {
+                    return Outcome::NameError;
+                }
+                healthy.shuffle(&mut rand::rng());
+                let local;
+                let dc = match &datacenter {
+                    Some(dc) => dc.as_str(),
+                    None => {
+                        local = self.backend.datacenter();
+                        local.as_str()
+                    }
+                };
+                let ctx = ServiceCtx {
+                    qname,
+                    qtype,
+                    datacenter: dc,
+                    domain,
+                    ttl: answer::service_ttl(&self.config.service_ttl, &service),
+                    a_record_limit: self.config.a_record_limit,
+                };
+                match qtype {
+                    RecordType::SRV => Outcome::Found(answer::service_srv(&ctx, &healthy)),
+                    RecordType::A | RecordType::AAAA | RecordType::ANY | RecordType::CNAME => {
+                        Outcome::Found(answer::service_addrs(&ctx, &healthy))
+                    }
+                    _ => Outcome::NoData,
+                }
+            }
+        }
+    }
+
+    async fn reverse(&self, qname: &Name, qtype: RecordType, ip: Option<IpAddr>) -> Outcome {
+        let Some(ip) = ip else {
+            return Outcome::NameError;
+        };
+        let found = match self.backend.reverse(ip).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Outcome::NameError,
+            Err(e) => return e.into(),
+        };
+        if !matches!(qtype, RecordType::PTR | RecordType::ANY) {
+            return Outcome::NoData;
+        }
+        let domain = &self.domain.text;
+        let target = match &found {
+            ReverseMatch::Node { node, datacenter } => {
+                answer::fqdn(&[node, "node", datacenter, domain])
+            }
+            ReverseMatch::Service {
+                service,
+                datacenter,
+            } => answer::fqdn(&[service, "service", datacenter, domain]),
+        };
+        match target {
+            Some(t) => Outcome::Found(Records {
+                answers: vec![answer::ptr(qname, t)],
+                additionals: Vec::new(),
+            }),
+            None => Outcome::NameError,
+        }
+    }
+}

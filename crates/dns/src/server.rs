@@ -1,0 +1,235 @@
+//! Sockets: one UDP and one TCP listener per bind address, on the same port.
+//!
+//! Every task is spawned into the server's [`TaskTracker`] and watches the shutdown token, which
+//! is checked first in every `select!`. Work is bounded: UDP queries in flight (excess packets are
+//! dropped; the client retries), concurrent TCP connections (excess ones are closed on accept)
+//! and TCP idle time (a connection without a complete query for `tcp_idle_timeout` is closed).
+//! TCP messages carry RFC 1035's 2-byte length prefix; queries on one connection are answered
+//! in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::handler::{Handler, Transport};
+use crate::{DnsBackend, DnsError, DnsServerConfig};
+
+/// A running DNS server. Dropping it does not stop it; cancel the shutdown token passed to
+/// [`DnsServer::start`], then [`DnsServer::wait`].
+#[derive(Debug)]
+pub struct DnsServer {
+    udp: Vec<SocketAddr>,
+    tcp: Vec<SocketAddr>,
+    tracker: TaskTracker,
+}
+
+impl DnsServer {
+    /// Bind every address in `config.bind` (UDP and TCP) and start serving until `shutdown`.
+    pub async fn start<B: DnsBackend>(
+        config: DnsServerConfig,
+        backend: Arc<B>,
+        shutdown: CancellationToken,
+    ) -> Result<DnsServer, DnsError> {
+        let handler = Handler::new(config.clone(), backend)?;
+        let mut sockets = Vec::new();
+        for addr in &config.bind {
+            sockets.push(bind_pair(*addr).await?);
+        }
+        let tracker = TaskTracker::new();
+        let mut server = DnsServer {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            tracker: tracker.clone(),
+        };
+        let tcp_slots = Arc::new(Semaphore::new(config.max_tcp_connections.max(1)));
+        for (udp, tcp) in sockets {
+            // Both were just bound, so local_addr cannot fail in practice.
+            let (u, t) = (udp.local_addr(), tcp.local_addr());
+            server.udp.extend(u.ok());
+            server.tcp.extend(t.ok());
+            tracing::info!(udp = ?server.udp.last(), tcp = ?server.tcp.last(), "dns: listening");
+            tracker.spawn(udp_loop(
+                Arc::new(udp),
+                handler.clone(),
+                Arc::new(Semaphore::new(config.max_udp_in_flight.max(1))),
+                tracker.clone(),
+                shutdown.clone(),
+            ));
+            tracker.spawn(tcp_loop(
+                tcp,
+                handler.clone(),
+                tcp_slots.clone(),
+                config.tcp_idle_timeout,
+                tracker.clone(),
+                shutdown.clone(),
+            ));
+        }
+        tracker.close();
+        Ok(server)
+    }
+
+    /// The bound UDP addresses, in `config.bind` order.
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp
+    }
+
+    /// The bound TCP addresses, in `config.bind` order (same ports as UDP).
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp
+    }
+
+    /// Wait until every listener and in-flight query has finished (after shutdown).
+    pub async fn wait(self) {
+        self.tracker.wait().await;
+    }
+}
+
+/// Bind UDP and TCP on `addr`. For port 0, retry until TCP gets the port UDP was given.
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
+    let err = |source| DnsError::Bind { addr, source };
+    if addr.port() != 0 {
+        let udp = UdpSocket::bind(addr).await.map_err(err)?;
+        let tcp = TcpListener::bind(addr).await.map_err(err)?;
+        return Ok((udp, tcp));
+    }
+    let mut last = None;
+    for _ in 0..16 {
+        let udp = UdpSocket::bind(addr).await.map_err(err)?;
+        let port = udp.local_addr().map_err(err)?.port();
+        match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(err(
+        last.unwrap_or_else(|| std::io::Error::other("no free port"))
+    ))
+}
+
+async fn udp_loop<B: DnsBackend>(
+    socket: Arc<UdpSocket>,
+    handler: Handler<B>,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let (n, peer) = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // e.g. ECONNREFUSED from an earlier send: per packet, not fatal.
+                    tracing::debug!(error = %e, "dns: udp receive failed");
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "dns: too many udp queries in flight, dropping");
+            continue;
+        };
+        let packet = buf[..n].to_vec();
+        let (socket, handler, shutdown) = (socket.clone(), handler.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            let _permit = permit;
+            let reply = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                r = handler.handle(&packet, Transport::Udp) => r,
+            };
+            if let Some(reply) = reply {
+                if let Err(e) = socket.send_to(&reply, peer).await {
+                    tracing::debug!(error = %e, %peer, "dns: udp send failed");
+                }
+            }
+        });
+    }
+}
+
+async fn tcp_loop<B: DnsBackend>(
+    listener: TcpListener,
+    handler: Handler<B>,
+    slots: Arc<Semaphore>,
+    idle: Duration,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "dns: tcp accept failed");
+                    // Out of file descriptors and the like: back off a little.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "dns: too many tcp connections, closing");
+            continue;
+        };
+        let (handler, shutdown) = (handler.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {}
+                r = serve_conn(stream, &handler, idle) => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, %peer, "dns: tcp connection ended");
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Answer length-prefixed queries until EOF, an error, or `idle` without a complete query.
+async fn serve_conn<B: DnsBackend>(
+    mut stream: TcpStream,
+    handler: &Handler<B>,
+    idle: Duration,
+) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::new();
+    loop {
+        let mut len = [0u8; 2];
+        let read = async {
+            stream.read_exact(&mut len).await?;
+            buf.resize(usize::from(u16::from_be_bytes(len)), 0);
+            stream.read_exact(&mut buf).await
+        };
+        match tokio::time::timeout(idle, read).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()),
+        }
+        let Some(reply) = handler.handle(&buf, Transport::Tcp).await else {
+            continue;
+        };
+        let Ok(n) = u16::try_from(reply.len()) else {
+            continue;
+        };
+        let mut out = Vec::with_capacity(reply.len() + 2);
+        out.extend_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(&reply);
+        match tokio::time::timeout(idle, stream.write_all(&out)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()),
+        }
+    }
+}

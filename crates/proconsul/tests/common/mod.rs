@@ -1,0 +1,154 @@
+//! Helpers shared by the process-level tests: start the real binary as an agent on free
+//! ports, run CLI commands against it, poll conditions with a deadline, and kill every
+//! started process when the test ends (Drop guards).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_proconsul");
+
+/// Kills the process when the test ends, whatever happens.
+pub struct Proc(pub Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A config file giving the HTTP API `port` and turning DNS and gRPC off.
+pub fn ports_config(dir: &Path, port: u16) -> PathBuf {
+    let p = dir.join("ports.json");
+    std::fs::write(
+        &p,
+        format!(r#"{{"ports": {{"http": {port}, "dns": -1, "grpc": -1}}}}"#),
+    )
+    .unwrap();
+    p
+}
+
+/// Like [`ports_config`], but every port (server RPC, Serf LAN/WAN too) is a free one, so
+/// several agents can run side by side.
+pub fn isolated_config(dir: &Path, http: u16) -> PathBuf {
+    let p = dir.join("ports.json");
+    std::fs::write(
+        &p,
+        format!(
+            r#"{{"ports": {{"http": {http}, "dns": -1, "grpc": -1, "server": {}, "serf_lan": {}, "serf_wan": {}}}}}"#,
+            free_port(),
+            free_port(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status = raw.split(' ').nth(1)?.parse().ok()?;
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+pub fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn cli_command(port: u16, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env("CONSUL_HTTP_ADDR", format!("http://127.0.0.1:{port}"))
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .env_remove("CONSUL_HTTP_TOKEN_FILE");
+    c
+}
+
+pub fn cli(port: u16, args: &[&str]) -> Output {
+    cli_command(port, args).output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn start(args: &[&str], log: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Proc(
+        Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Start `agent -dev` with the given config file; returns once it has a leader.
+pub fn start_dev(cfg: &Path, http: u16, log: &Path) -> Proc {
+    let agent = start(
+        &[
+            "agent",
+            "-dev",
+            "-node=n1",
+            &format!("-config-file={}", cfg.display()),
+        ],
+        log,
+    );
+    wait_leader_any(http);
+    // Sessions need the node's serfHealth check, which the leader registers shortly after
+    // its election (Consul's tests wait for it the same way).
+    wait_for("serfHealth", Duration::from_secs(20), || {
+        http_get(http, "/v1/health/node/n1")
+            .is_some_and(|(s, b)| s == 200 && b.contains("serfHealth"))
+    });
+    agent
+}
+
+pub fn wait_leader(port: u16) {
+    wait_for("a leader", Duration::from_secs(20), || {
+        http_get(port, "/v1/status/leader").is_some_and(|(s, b)| s == 200 && b.contains(":8300"))
+    });
+}
+
+/// A leader on whatever RPC port.
+pub fn wait_leader_any(port: u16) {
+    wait_for("a leader", Duration::from_secs(20), || {
+        http_get(port, "/v1/status/leader").is_some_and(|(s, b)| s == 200 && b.len() > 2)
+    });
+}
