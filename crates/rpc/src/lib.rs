@@ -1,1 +1,47 @@
-//! proconsul-rpc (placeholder)
+//! Server RPC (port 8300): framed, multiplexed request/response over TCP.
+//!
+//! This is proconsul's own protocol between proconsul agents (DESIGN.md §1: not Consul's).
+//! Layers, bottom up: [`frame`] turns bytes into length-prefixed frames with a method tag and a
+//! request id; [`Client`] multiplexes many concurrent calls over one connection (a reader task
+//! routes answers to waiting callers by id); [`serve`] accepts connections and answers each
+//! request through a [`Handler`], concurrently. Bodies are opaque bytes: callers choose their
+//! encoding (rmp-serde). Everything is bounded: frame size, in-flight calls per connection,
+//! per-call timeouts.
+
+mod client;
+pub mod frame;
+mod server;
+
+pub use client::Client;
+pub use frame::{Frame, FrameKind, MAX_FRAME};
+pub use server::{serve, Handler};
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    #[error("connect {addr}: {message}")]
+    Connect { addr: String, message: String },
+    #[error("rpc timed out")]
+    Timeout,
+    #[error("connection closed")]
+    Closed,
+    #[error("frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    #[error("too many calls in flight on this connection")]
+    Busy,
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The remote handler answered with an error.
+    #[error("{0}")]
+    Remote(String),
+}
+
+impl RpcError {
+    /// Worth retrying on a fresh connection or another server?
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            RpcError::Connect { .. } | RpcError::Timeout | RpcError::Closed | RpcError::Busy
+        )
+    }
+}

@@ -1,0 +1,136 @@
+//! One multiplexed connection: callers send requests tagged with fresh ids and wait for the
+//! answer with that id; a reader task routes answers. When the connection dies, every waiting
+//! caller gets `Closed` and the client reports itself dead so a pool can replace it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use crate::frame::{read_frame, write_frame, Frame, FrameKind, MAX_FRAME};
+use crate::RpcError;
+
+/// Most calls waiting on one connection at once.
+const MAX_IN_FLIGHT: usize = 1024;
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>, RpcError>>>>>;
+
+/// A connection to one server. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct Client {
+    writer: Arc<tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>>,
+    pending: Pending,
+    next_id: Arc<AtomicU64>,
+    dead: Arc<AtomicBool>,
+    reader: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // The last clone stops the reader task.
+        if Arc::strong_count(&self.reader) == 1 {
+            self.reader.abort();
+        }
+    }
+}
+
+impl Client {
+    /// Connect within `timeout`.
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<Client, RpcError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| RpcError::Timeout)?
+            .map_err(|e| RpcError::Connect {
+                addr: addr.to_string(),
+                message: e.to_string(),
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (mut read, write) = stream.into_split();
+        let pending: Pending = Arc::default();
+        let dead = Arc::new(AtomicBool::new(false));
+        let (p, d) = (pending.clone(), dead.clone());
+        let reader = tokio::spawn(async move {
+            loop {
+                match read_frame(&mut read, MAX_FRAME).await {
+                    Ok(Some(f)) => {
+                        let waiter = p.lock().unwrap().remove(&f.id);
+                        if let Some(tx) = waiter {
+                            let _ = tx.send(match f.kind {
+                                FrameKind::Response => Ok(f.body),
+                                FrameKind::Error => Err(RpcError::Remote(
+                                    String::from_utf8_lossy(&f.body).into_owned(),
+                                )),
+                                FrameKind::Request => {
+                                    Err(RpcError::Protocol("request frame from a server".into()))
+                                }
+                            });
+                        }
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            d.store(true, Ordering::SeqCst);
+            for (_, tx) in p.lock().unwrap().drain() {
+                let _ = tx.send(Err(RpcError::Closed));
+            }
+        });
+        Ok(Client {
+            writer: Arc::new(tokio::sync::Mutex::new(write)),
+            pending,
+            next_id: Arc::new(AtomicU64::new(1)),
+            dead,
+            reader: Arc::new(reader),
+        })
+    }
+
+    /// Has the connection failed (so a pool should open a new one)?
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+
+    /// Send `body` to `method` and wait at most `timeout` for the answer.
+    pub async fn call(
+        &self,
+        method: u8,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RpcError> {
+        if self.is_dead() {
+            return Err(RpcError::Closed);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut p = self.pending.lock().unwrap();
+            if p.len() >= MAX_IN_FLIGHT {
+                return Err(RpcError::Busy);
+            }
+            p.insert(id, tx);
+        }
+        let frame = Frame {
+            kind: FrameKind::Request,
+            id,
+            method,
+            body,
+        };
+        let sent = {
+            let mut w = self.writer.lock().await;
+            write_frame(&mut *w, &frame).await
+        };
+        if let Err(e) = sent {
+            self.pending.lock().unwrap().remove(&id);
+            return Err(e);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(RpcError::Closed),
+            Err(_) => {
+                self.pending.lock().unwrap().remove(&id);
+                Err(RpcError::Timeout)
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The accepting side: one task per connection reads requests and answers each one in its own
+//! task (so a slow call does not block the others), writing answers through a shared writer.
+//! Connections and in-flight requests per connection are bounded.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::frame::{read_frame, write_frame, Frame, FrameKind, MAX_FRAME};
+
+/// Most connections served at once.
+const MAX_CONNECTIONS: usize = 512;
+/// Most requests handled at once on one connection.
+const MAX_IN_FLIGHT_PER_CONN: usize = 256;
+
+/// Answers requests: `Ok(body)` or `Err(text)`.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        method: u8,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
+}
+
+/// Serve `listener` until `shutdown`; every task is tracked and stops with it.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) {
+    let tasks = TaskTracker::new();
+    let conns = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(target: "agent.rpc", error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = conns.clone().try_acquire_owned() else {
+            tracing::warn!(target: "agent.rpc", %peer, "too many RPC connections; closing");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (handler, stop, inner) = (handler.clone(), shutdown.clone(), tasks.clone());
+        tasks.spawn(async move {
+            let _permit = permit;
+            let (mut read, write) = stream.into_split();
+            let write = Arc::new(tokio::sync::Mutex::new(write));
+            let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONN));
+            loop {
+                let frame = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    f = read_frame(&mut read, MAX_FRAME) => f,
+                };
+                let Ok(Some(f)) = frame else { break };
+                if f.kind != FrameKind::Request {
+                    break;
+                }
+                let Ok(slot) = in_flight.clone().acquire_owned().await else {
+                    break;
+                };
+                let (h, w) = (handler.clone(), write.clone());
+                inner.spawn(async move {
+                    let _slot = slot;
+                    let (kind, body) = match h.handle(f.method, f.body).await {
+                        Ok(b) => (FrameKind::Response, b),
+                        Err(e) => (FrameKind::Error, e.into_bytes()),
+                    };
+                    let answer = Frame {
+                        kind,
+                        id: f.id,
+                        method: f.method,
+                        body,
+                    };
+                    let mut w = w.lock().await;
+                    let _ = write_frame(&mut *w, &answer).await;
+                });
+            }
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Client, RpcError};
+    use std::time::Duration;
+
+    /// Method 1 echoes after a delay given in the body's first byte (ms); method 2 fails.
+    struct Echo;
+    impl Handler for Echo {
+        async fn handle(&self, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
+            match method {
+                1 => {
+                    tokio::time::sleep(Duration::from_millis(
+                        body.first().copied().unwrap_or(0) as u64
+                    ))
+                    .await;
+                    Ok(body)
+                }
+                _ => Err(format!("unknown method {method}")),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn multiplexed_calls_errors_and_timeouts() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let stop = CancellationToken::new();
+        let srv = tokio::spawn(serve(l, Arc::new(Echo), stop.clone()));
+        let c = Client::connect(&addr, Duration::from_secs(2))
+            .await
+            .unwrap();
+
+        // answers come back to the right caller even out of order: the slow one is sent first
+        let slow = {
+            let c = c.clone();
+            tokio::spawn(async move { c.call(1, vec![200, 1], Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut fast = Vec::new();
+        for i in 0..50u8 {
+            let c = c.clone();
+            fast.push(tokio::spawn(async move {
+                c.call(1, vec![0, i], Duration::from_secs(5)).await
+            }));
+        }
+        for (i, f) in fast.into_iter().enumerate() {
+            assert_eq!(f.await.unwrap().unwrap(), vec![0, i as u8]);
+        }
+        assert!(!slow.is_finished(), "the slow call should still be running");
+        assert_eq!(slow.await.unwrap().unwrap(), vec![200, 1]);
+
+        assert_eq!(
+            c.call(2, vec![], Duration::from_secs(1)).await,
+            Err(RpcError::Remote("unknown method 2".into()))
+        );
+        assert_eq!(
+            c.call(1, vec![250], Duration::from_millis(50)).await,
+            Err(RpcError::Timeout)
+        );
+
+        // the server stops: callers see the connection close, and it is reported dead
+        stop.cancel();
+        srv.await.unwrap();
+        let r = c.call(1, vec![0], Duration::from_secs(1)).await;
+        assert!(
+            matches!(r, Err(RpcError::Closed) | Err(RpcError::Timeout)),
+            "{r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(c.is_dead());
+        match Client::connect(&addr, Duration::from_secs(1)).await {
+            Err(e) => assert!(e.is_retryable(), "{e}"),
+            Ok(_) => panic!("connected to a stopped server"),
+        }
+    }
+}
