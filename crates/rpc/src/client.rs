@@ -53,23 +53,18 @@ impl Client {
         let dead = Arc::new(AtomicBool::new(false));
         let (p, d) = (pending.clone(), dead.clone());
         let reader = tokio::spawn(async move {
-            loop {
-                match read_frame(&mut read, MAX_FRAME).await {
-                    Ok(Some(f)) => {
-                        let waiter = p.lock().unwrap().remove(&f.id);
-                        if let Some(tx) = waiter {
-                            let _ = tx.send(match f.kind {
-                                FrameKind::Response => Ok(f.body),
-                                FrameKind::Error => Err(RpcError::Remote(
-                                    String::from_utf8_lossy(&f.body).into_owned(),
-                                )),
-                                FrameKind::Request => {
-                                    Err(RpcError::Protocol("request frame from a server".into()))
-                                }
-                            });
+            while let Ok(Some(f)) = read_frame(&mut read, MAX_FRAME).await {
+                let waiter = p.lock().unwrap().remove(&f.id);
+                if let Some(tx) = waiter {
+                    let _ = tx.send(match f.kind {
+                        FrameKind::Response => Ok(f.body),
+                        FrameKind::Error => Err(RpcError::Remote(
+                            String::from_utf8_lossy(&f.body).into_owned(),
+                        )),
+                        FrameKind::Request => {
+                            Err(RpcError::Protocol("request frame from a server".into()))
                         }
-                    }
-                    Ok(None) | Err(_) => break,
+                    });
                 }
             }
             d.store(true, Ordering::SeqCst);
