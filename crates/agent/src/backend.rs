@@ -12,6 +12,23 @@ use serde_json::json;
 
 use crate::Agent;
 
+impl Agent {
+    /// Script checks from the API only with `enable_script_checks` (not the `local` variant):
+    /// an open HTTP API must not mean remote code execution.
+    fn allow_api_checks<'a>(
+        &self,
+        defs: impl Iterator<Item = &'a CheckDefinition>,
+    ) -> Result<(), RpcError> {
+        let scripts = defs.into_iter().any(|d| d.kind() == "script");
+        if scripts && !self.config().enable_script_checks {
+            return Err(RpcError::Internal(
+                "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Backend for Agent {
     async fn read(
         &self,
@@ -131,6 +148,12 @@ impl Backend for Agent {
     }
 
     async fn agent_register_service(&self, reg: ServiceRegistration) -> Result<(), RpcError> {
+        let defs = reg
+            .definition
+            .check
+            .iter()
+            .chain(reg.definition.checks.iter());
+        self.allow_api_checks(defs)?;
         let node = &self.inner.node_name;
         let checks = self.inner.local.add_service(
             node,
@@ -176,6 +199,7 @@ impl Backend for Agent {
     }
 
     async fn agent_register_check(&self, def: CheckDefinition) -> Result<(), RpcError> {
+        self.allow_api_checks(std::iter::once(&def))?;
         let def = self
             .inner
             .local

@@ -25,6 +25,10 @@ const MAX_BODY: usize = 64 * 1024;
 /// What a runner probes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
+    /// `args`: run a program; exit 0 passing, 1 warning, anything else critical.
+    Script {
+        args: Vec<String>,
+    },
     Http {
         url: String,
         method: String,
@@ -57,7 +61,11 @@ impl Probe {
                 Ok(Some(Probe::Http { url: def.http.clone(), method, headers, body: def.body.clone() }))
             }
             "tcp" => Ok(Some(Probe::Tcp { addr: def.tcp.clone() })),
-            other => Err(format!("{other} checks are not supported by this proconsul release yet (TTL, HTTP and TCP checks are)")),
+            "script" => {
+                let args = if def.args.is_empty() { def.script_args.clone() } else { def.args.clone() };
+                Ok(Some(Probe::Script { args }))
+            }
+            other => Err(format!("{other} checks are not supported by this proconsul release yet (TTL, HTTP, TCP and script checks are)")),
         }
     }
 
@@ -73,6 +81,9 @@ impl Probe {
                         duration::format(timeout)
                     ),
                     Probe::Tcp { addr } => format!("dial tcp {addr}: i/o timeout"),
+                    Probe::Script { .. } => {
+                        format!("Timed out ({}) running check", duration::format(timeout))
+                    }
                 },
             ),
         }
@@ -80,6 +91,7 @@ impl Probe {
 
     async fn run_inner(&self) -> (String, String) {
         match self {
+            Probe::Script { args } => run_script(args).await,
             Probe::Tcp { addr } => match tokio::net::TcpStream::connect(addr.as_str()).await {
                 Ok(_) => (
                     health::PASSING.into(),
@@ -109,6 +121,32 @@ impl Probe {
                 }
                 Err(e) => (health::CRITICAL.into(), format!("{method} {url}: {e}")),
             },
+        }
+    }
+}
+
+/// Run a script check's program (killed if the check times out: `kill_on_drop`).
+async fn run_script(args: &[String]) -> (String, String) {
+    let Some((prog, rest)) = args.split_first() else {
+        return (health::CRITICAL.into(), "no command given".into());
+    };
+    let out = tokio::process::Command::new(prog)
+        .args(rest)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await;
+    match out {
+        Err(e) => (health::CRITICAL.into(), format!("Failed to start: {e}")),
+        Ok(o) => {
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&o.stderr));
+            let status = match o.status.code() {
+                Some(0) => health::PASSING,
+                Some(1) => health::WARNING,
+                _ => health::CRITICAL,
+            };
+            (status.into(), text)
         }
     }
 }

@@ -265,12 +265,26 @@ impl Agent {
             return;
         };
         let node = &self.inner.node_name;
+        let scripts_ok = self.config().enable_script_checks;
         for s in p.services() {
+            if !scripts_ok
+                && s.checks
+                    .iter()
+                    .chain(s.check.iter())
+                    .any(|c| c.kind() == "script")
+            {
+                tracing::warn!(target: "agent", service = %s.name, "skipping persisted service with a script check: enable_script_checks is off");
+                continue;
+            }
             if let Err(e) = self.inner.local.add_service(node, &s, false, false) {
                 tracing::warn!(target: "agent", service = %s.name, error = %e, "skipping persisted service");
             }
         }
         for c in p.checks() {
+            if !scripts_ok && c.kind() == "script" {
+                tracing::warn!(target: "agent", check = %c.given_id(), "skipping persisted script check: enable_script_checks is off");
+                continue;
+            }
             if let Err(e) = self.inner.local.add_check(node, &c, false) {
                 tracing::warn!(target: "agent", check = %c.given_id(), error = %e, "skipping persisted check");
             }
@@ -391,7 +405,16 @@ impl Agent {
                 _ = self.inner.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
-            if self.inner.local.expire_ttls(tokio::time::Instant::now()) {
+            let now = tokio::time::Instant::now();
+            let mut changed = self.inner.local.expire_ttls(now);
+            for id in self.inner.local.reap_critical(now) {
+                tracing::info!(target: "agent", service = %id, "removed service: critical longer than deregister_critical_service_after");
+                if let Some(p) = &self.inner.persisted {
+                    p.remove_service(&id, &[]);
+                }
+                changed = true;
+            }
+            if changed {
                 self.sync_changes().await;
             }
         }

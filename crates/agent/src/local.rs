@@ -36,6 +36,8 @@ pub struct LocalCheck {
     /// HTTP/TCP checks: what to probe, and the running prober's stop token.
     pub probe: Option<Probe>,
     pub runner: Option<CancellationToken>,
+    /// When the check last turned critical (for `deregister_critical_service_after`).
+    pub critical_since: Option<Instant>,
 }
 
 impl LocalCheck {
@@ -253,6 +255,7 @@ impl LocalState {
                 ttl_deadline: None,
                 probe: None,
                 runner: None,
+                critical_since: None,
             },
         );
         Ok(changed)
@@ -338,6 +341,40 @@ impl LocalState {
             }
         }
         changed
+    }
+
+    /// Services whose check set `deregister_critical_service_after` and has been critical that
+    /// long: removed here, their IDs returned (Consul's critical-service reaper).
+    pub fn reap_critical(&self, now: Instant) -> Vec<String> {
+        let mut t = self.inner.lock().unwrap();
+        let mut reap = Vec::new();
+        for c in t.checks.values_mut() {
+            if c.check.status != health::CRITICAL {
+                c.critical_since = None;
+                continue;
+            }
+            let since = *c.critical_since.get_or_insert(now);
+            let Ok(after) = duration::parse(&c.definition.deregister_critical_service_after) else {
+                continue;
+            };
+            if !c.check.service_id.is_empty()
+                && now.duration_since(since) >= after
+                && !reap.contains(&c.check.service_id)
+            {
+                reap.push(c.check.service_id.clone());
+            }
+        }
+        for id in &reap {
+            t.services.remove(id);
+            t.checks.retain(|_, c| {
+                let keep = &c.check.service_id != id;
+                if !keep {
+                    c.stop();
+                }
+                keep
+            });
+        }
+        reap
     }
 
     /// Drop every config-sourced service and check (before a reload re-adds them).
@@ -503,5 +540,6 @@ pub fn check_from_definition(
         ttl_deadline: ttl.map(|t| Instant::now() + t),
         probe,
         runner: None,
+        critical_since: None,
     })
 }

@@ -218,3 +218,96 @@ async fn config_dir_services_load_and_reload() {
     stop.cancel();
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_checks_need_enable_script_checks() {
+    // refused over the API by default (the Consul RCE lesson), nothing registered
+    let a = TestAgent::dev().await;
+    let body = br#"{"Name":"s","Args":["/bin/true"],"Interval":"1s"}"#;
+    let r = a.put("/v1/agent/check/register", body).await;
+    assert_eq!(r.status, 500);
+    assert!(
+        r.text().contains("Scripts are disabled on this agent"),
+        "{}",
+        r.text()
+    );
+    let r = a
+        .put(
+            "/v1/agent/service/register",
+            br#"{"Name":"w","Check":{"Args":["/bin/true"],"Interval":"1s"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 500);
+    assert_eq!(a.get("/v1/agent/checks").await.json(), json!({}));
+    assert_eq!(a.get("/v1/agent/services").await.json(), json!({}));
+    a.stop().await;
+
+    // with enable_script_checks: exit 0 passing, 1 warning, other critical; output recorded
+    let mut flags = dev_flags();
+    flags.enable_script_checks = true;
+    let a = TestAgent::start_with(flags, |_| {}).await;
+    for (name, code, want) in [
+        ("ok", 0, "passing"),
+        ("warn", 1, "warning"),
+        ("bad", 2, "critical"),
+    ] {
+        let body = json!({"Name": name, "Args": ["/bin/sh", "-c", format!("echo out-{name}; exit {code}")], "Interval": "1s", "Status": "passing"});
+        assert_eq!(
+            a.put("/v1/agent/check/register", body.to_string().as_bytes())
+                .await
+                .status,
+            200
+        );
+        if want == "passing" {
+            wait_until(Duration::from_secs(10), "script ran", || async {
+                a.get("/v1/agent/checks").await.json()[name]["Output"] == format!("out-{name}\n")
+            })
+            .await;
+        }
+        wait_until(Duration::from_secs(10), "script status", || async {
+            check_status(&a, name).await == want
+        })
+        .await;
+    }
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_services_are_deregistered_after_the_deadline() {
+    let a = TestAgent::dev().await;
+    let body =
+        br#"{"Name":"flaky","Port":1,"Check":{"TTL":"30s","DeregisterCriticalServiceAfter":"1s"}}"#;
+    assert_eq!(a.put("/v1/agent/service/register", body).await.status, 200);
+    assert!(a
+        .get("/v1/agent/services")
+        .await
+        .json()
+        .get("flaky")
+        .is_some());
+    // critical from the start (no status given): gone after ~1 s, from the agent and the catalog
+    wait_until(Duration::from_secs(10), "flaky reaped", || async {
+        a.get("/v1/agent/services")
+            .await
+            .json()
+            .get("flaky")
+            .is_none()
+    })
+    .await;
+    wait_until(
+        Duration::from_secs(10),
+        "flaky gone from catalog",
+        || async { a.get("/v1/catalog/service/flaky").await.json() == json!([]) },
+    )
+    .await;
+    // a passing one stays
+    let body = br#"{"Name":"steady","Port":1,"Check":{"TTL":"30s","Status":"passing","DeregisterCriticalServiceAfter":"1s"}}"#;
+    a.put("/v1/agent/service/register", body).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(a
+        .get("/v1/agent/services")
+        .await
+        .json()
+        .get("steady")
+        .is_some());
+    a.stop().await;
+}
