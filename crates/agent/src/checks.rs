@@ -25,6 +25,12 @@ const MAX_BODY: usize = 64 * 1024;
 /// What a runner probes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
+    /// `alias_node`/`alias_service`: mirror the health of another node or service (empty node =
+    /// this agent's node), read from the catalog each interval.
+    Alias {
+        node: String,
+        service: String,
+    },
     /// `args`: run a program; exit 0 passing, 1 warning, anything else critical.
     Script {
         args: Vec<String>,
@@ -65,7 +71,8 @@ impl Probe {
                 let args = if def.args.is_empty() { def.script_args.clone() } else { def.args.clone() };
                 Ok(Some(Probe::Script { args }))
             }
-            other => Err(format!("{other} checks are not supported by this proconsul release yet (TTL, HTTP, TCP and script checks are)")),
+            "alias" => Ok(Some(Probe::Alias { node: def.alias_node.clone(), service: def.alias_service.clone() })),
+            other => Err(format!("{other} checks are not supported by this proconsul release yet (TTL, HTTP, TCP, script and alias checks are)")),
         }
     }
 
@@ -84,6 +91,7 @@ impl Probe {
                     Probe::Script { .. } => {
                         format!("Timed out ({}) running check", duration::format(timeout))
                     }
+                    Probe::Alias { .. } => "timed out reading the aliased checks".to_string(),
                 },
             ),
         }
@@ -92,6 +100,11 @@ impl Probe {
     async fn run_inner(&self) -> (String, String) {
         match self {
             Probe::Script { args } => run_script(args).await,
+            // Needs the agent's read path: run by `Agent::alias_status` instead.
+            Probe::Alias { .. } => (
+                health::CRITICAL.into(),
+                "alias checks run through the agent".into(),
+            ),
             Probe::Tcp { addr } => match tokio::net::TcpStream::connect(addr.as_str()).await {
                 Ok(_) => (
                     health::PASSING.into(),
@@ -245,6 +258,60 @@ impl Thresholds {
 }
 
 impl Agent {
+    /// The aggregate health of the aliased node (and service): critical beats warning beats
+    /// passing; nothing found is critical.
+    async fn alias_status(&self, node: &str, service: &str) -> (String, String) {
+        use proconsul_types::{Consistency, QueryOptions, ReadRequest, ReadResponse};
+        let node = if node.is_empty() {
+            self.inner.node_name.clone()
+        } else {
+            node.to_string()
+        };
+        let opts = QueryOptions {
+            consistency: Consistency::Stale,
+            ..Default::default()
+        };
+        let checks = match self
+            .rpc_read(ReadRequest::HealthNodeChecks { node }, opts)
+            .await
+        {
+            Ok((_, ReadResponse::Checks(c))) => c,
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                return (
+                    health::CRITICAL.into(),
+                    format!("failed to read the aliased checks: {e}"),
+                )
+            }
+        };
+        let relevant: Vec<_> = checks
+            .iter()
+            .filter(|c| c.service_id.is_empty() || service.is_empty() || c.service_id == service)
+            .collect();
+        if !service.is_empty() && !checks.iter().any(|c| c.service_id == service) {
+            return (
+                health::CRITICAL.into(),
+                format!("Service {service} could not be found"),
+            );
+        }
+        if relevant.is_empty() {
+            return (health::CRITICAL.into(), "No checks found.".into());
+        }
+        if relevant.iter().any(|c| c.status == health::CRITICAL) {
+            (
+                health::CRITICAL.into(),
+                "At least one check is critical.".into(),
+            )
+        } else if relevant.iter().any(|c| c.status == health::WARNING) {
+            (
+                health::WARNING.into(),
+                "At least one check is warning.".into(),
+            )
+        } else {
+            (health::PASSING.into(), "All checks passing.".into())
+        }
+    }
+
     /// Start a runner for every running-type check that has none.
     pub(crate) fn start_check_runners(&self) {
         for (id, def, probe, token) in self.inner.local.take_unstarted(&self.inner.shutdown) {
@@ -262,8 +329,13 @@ impl Agent {
         probe: Probe,
         token: CancellationToken,
     ) {
+        // Alias checks have no interval in Consul (they watch); we poll each second.
+        let default_interval = match probe {
+            Probe::Alias { .. } => Duration::from_secs(1),
+            _ => Duration::from_secs(10),
+        };
         let interval = duration::parse(&def.interval)
-            .unwrap_or(Duration::from_secs(10))
+            .unwrap_or(default_interval)
             .max(Duration::from_secs(1));
         let timeout = match duration::parse(&def.timeout) {
             Ok(t) if !t.is_zero() => t,
@@ -281,7 +353,10 @@ impl Agent {
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = interval;
-            let (status, output) = probe.run(timeout).await;
+            let (status, output) = match &probe {
+                Probe::Alias { node, service } => self.alias_status(node, service).await,
+                _ => probe.run(timeout).await,
+            };
             if token.is_cancelled() {
                 return;
             }

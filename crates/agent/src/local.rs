@@ -494,7 +494,7 @@ pub fn check_from_definition(
             ));
         }
         ttl = Some(t);
-    } else {
+    } else if kind != "alias" {
         let interval = duration::parse(&def.interval).unwrap_or_default();
         if interval.is_zero() {
             return Err(RpcError::BadRequest(

@@ -311,3 +311,51 @@ async fn critical_services_are_deregistered_after_the_deadline() {
         .is_some());
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alias_check_mirrors_the_aliased_service() {
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    a.put(
+        "/v1/agent/service/register",
+        br#"{"Name":"db","Port":5432,"Check":{"TTL":"60s","Status":"passing"}}"#,
+    )
+    .await;
+    let r = a
+        .put(
+            "/v1/agent/service/register",
+            br#"{"Name":"api","Port":80,"Check":{"AliasService":"db"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until(Duration::from_secs(10), "alias passing", || async {
+        check_status(&a, "service:api").await == "passing"
+    })
+    .await;
+    assert_eq!(
+        a.get("/v1/agent/checks").await.json()["service:api"]["Type"],
+        "alias"
+    );
+    a.put("/v1/agent/check/fail/service:db", b"").await;
+    wait_until(Duration::from_secs(10), "alias critical", || async {
+        check_status(&a, "service:api").await == "critical"
+    })
+    .await;
+    // an alias of a service that does not exist is critical
+    a.put(
+        "/v1/agent/check/register",
+        br#"{"Name":"ghost","AliasService":"nope"}"#,
+    )
+    .await;
+    wait_until(
+        Duration::from_secs(10),
+        "ghost critical with output",
+        || async {
+            a.get("/v1/agent/checks").await.json()["ghost"]["Output"]
+                .as_str()
+                .is_some_and(|o| o.contains("could not be found"))
+        },
+    )
+    .await;
+    a.stop().await;
+}
