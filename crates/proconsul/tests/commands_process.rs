@@ -491,3 +491,42 @@ fn monitor_streams_the_agents_logs() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("Unknown log level"), "{}", stderr(&o));
 }
+
+#[test]
+fn lock_waiter_proceeds_after_the_lock_delay_when_the_holder_session_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = isolated_config(dir.path(), port);
+    let _agent = start_dev(&cfg, port, &dir.path().join("agent.log"));
+    let log = dir.path().join("delay.log");
+    let child = |name: &str| format!("echo {name} >> {l}; sleep 60", l = log.display());
+    let mut a = lock(port, &["delay/job", &child("A")]);
+    wait_for("A holds the lock", Duration::from_secs(10), || {
+        read(&log).contains("A")
+    });
+    let mut b = lock(port, &["delay/job", &child("B")]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(read(&log), "A\n", "B must wait while A holds the lock");
+
+    // kill the holder's session: A's child is stopped; B gets the lock only after the
+    // session's lock-delay (Consul's default, 15 s) has passed
+    let (_, entry) = common::http_get(port, "/v1/kv/delay/job/.lock").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&entry).unwrap();
+    let session = v[0]["Session"].as_str().unwrap().to_string();
+    let destroyed = Instant::now();
+    assert_eq!(
+        http_put(port, &format!("/v1/session/destroy/{session}")),
+        Some(200)
+    );
+    wait_exit(&mut a, Duration::from_secs(10));
+    wait_for("B takes over", Duration::from_secs(40), || {
+        read(&log).contains("B")
+    });
+    let waited = destroyed.elapsed();
+    assert!(
+        waited >= Duration::from_secs(14),
+        "B acquired {waited:?} after the session died, inside the lock-delay"
+    );
+    assert_eq!(read(&log), "A\nB\n");
+    let _ = b.0.kill();
+}
