@@ -139,20 +139,23 @@ pub fn pretty_entry(e: &KvEntry, base64: bool) -> Vec<u8> {
     ui::tabwrite(&rows, 6)
 }
 
-pub fn get(args: &[String]) -> anyhow::Result<()> {
-    let p = parse_flags(&get_flags(), args, get_help)?;
-    let mut key = match p.args.len() {
+/// The one optional KEY argument of `kv get`/`kv delete`, without a leading `/` (Consul strips it).
+fn single_key(args: &[String]) -> anyhow::Result<String> {
+    let key = match args.len() {
         0 => String::new(),
-        1 => p.args[0].clone(),
+        1 => args[0].clone(),
         n => {
             return Err(ui::fail(format!(
                 "Too many arguments (expected 1, got {n})"
             )))
         }
     };
-    if let Some(stripped) = key.strip_prefix('/') {
-        key = stripped.to_string();
-    }
+    Ok(key.strip_prefix('/').map(str::to_string).unwrap_or(key))
+}
+
+pub fn get(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&get_flags(), args, get_help)?;
+    let key = single_key(&p.args)?;
     let (keys, recurse, detailed, b64) = (
         p.bool("keys"),
         p.bool("recurse"),
@@ -433,18 +436,7 @@ Usage: proconsul kv delete [options] KEY_OR_PREFIX
 
 pub fn delete(args: &[String]) -> anyhow::Result<()> {
     let p = parse_flags(&delete_flags(), args, delete_help)?;
-    let mut key = match p.args.len() {
-        0 => String::new(),
-        1 => p.args[0].clone(),
-        n => {
-            return Err(ui::fail(format!(
-                "Too many arguments (expected 1, got {n})"
-            )))
-        }
-    };
-    if let Some(stripped) = key.strip_prefix('/') {
-        key = stripped.to_string();
-    }
+    let key = single_key(&p.args)?;
     let (cas, recurse) = (p.bool("cas"), p.bool("recurse"));
     let modify_index = p.u64("modify-index").unwrap_or(0);
     if key.is_empty() && !recurse {
