@@ -26,5 +26,6 @@ pub mod memberlist;
 pub mod msgpack;
 pub mod security;
 pub mod serf;
+pub mod swim;
 
 pub use error::{Error, Result};

@@ -1,0 +1,961 @@
+//! Sans-I/O SWIM + Lifeguard membership core (hashicorp/memberlist `state.go`
+//! semantics) on top of the [`memberlist`](crate::memberlist) message types.
+//!
+//! A [`Swim`] owns the node table, our incarnation, the probe cycle, suspicion
+//! timers, the awareness score and the broadcast queue. It never reads a clock
+//! or draws randomness: the driver feeds [`Input`]s (including [`Input::Tick`]
+//! with the current time) plus a random-number closure, and performs the
+//! returned [`Output`]s (send a UDP packet, run a TCP push/pull, deliver an
+//! event). [`Swim::next_deadline`] says when the next `Tick` is due.
+//!
+//! Push/pull itself is driver work: the core emits [`Output::PushPull`] (on
+//! join and every `push_pull_interval`), offers [`Swim::local_state`] to send,
+//! and merges a received state with [`Input::PushPull`]. The TCP ping fallback
+//! is not implemented.
+
+mod broadcast;
+mod config;
+mod suspicion;
+#[cfg(test)]
+mod tests;
+
+pub use broadcast::{
+    retransmit_limit, BroadcastQueue, COMPOUND_HEADER_OVERHEAD, COMPOUND_PART_OVERHEAD,
+};
+pub use config::SwimConfig;
+pub use suspicion::{remaining_timeout, suspicion_timeout, Awareness, Suspicion};
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
+
+use crate::memberlist::{
+    node_state, AckResp, Alive, Dead, IndirectPingReq, Message, NackResp, Ping, PushNodeState,
+    PushPull, Suspect,
+};
+
+/// A member's state as memberlist tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Answering probes.
+    Alive,
+    /// Missed a probe; will be declared dead unless it refutes.
+    Suspect,
+    /// Declared dead by someone else (failed).
+    Dead,
+    /// Declared dead by itself (graceful leave).
+    Left,
+}
+
+/// One row of [`Swim::members`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    /// Node name.
+    pub name: String,
+    /// Gossip address.
+    pub addr: SocketAddr,
+    /// Metadata (Serf tags).
+    pub meta: Vec<u8>,
+    /// Highest known incarnation.
+    pub incarnation: u32,
+    /// State.
+    pub state: State,
+}
+
+/// What happened to a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A new (or previously dead/left) node is alive.
+    Join,
+    /// An alive node changed its address or metadata.
+    Update,
+    /// The node left gracefully (dead message from itself).
+    Leave,
+    /// The node was declared dead by others.
+    Failed,
+}
+
+/// A membership change, for the Serf layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberEvent {
+    /// Kind of change.
+    pub kind: EventKind,
+    /// Node name.
+    pub name: String,
+    /// Node address.
+    pub addr: SocketAddr,
+    /// Node metadata.
+    pub meta: Vec<u8>,
+}
+
+/// Inputs to [`Swim::handle`].
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Time passes; run due timers (probe, gossip, suspicion, push/pull).
+    Tick(Instant),
+    /// A decoded UDP packet arrived (compound/CRC/compress wrappers allowed).
+    Packet {
+        /// Sender's address.
+        from: SocketAddr,
+        /// The decoded message.
+        msg: Message,
+        /// Receive time.
+        now: Instant,
+    },
+    /// Join a pool through these seeds (emits [`Output::PushPull`] for each).
+    Join(Vec<SocketAddr>, Instant),
+    /// A push/pull exchange delivered a remote state; merge it.
+    PushPull(PushPull, Instant),
+    /// Leave gracefully: broadcast a dead message about ourselves from ourselves.
+    Leave(Instant),
+    /// Our metadata (Serf tags) changed: bump the incarnation and broadcast alive.
+    UpdateMeta(Vec<u8>, Instant),
+}
+
+/// Effects for the driver to perform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send this message as a UDP packet.
+    SendPacket {
+        /// Destination.
+        to: SocketAddr,
+        /// Message (possibly compound, carrying piggybacked broadcasts).
+        msg: Message,
+    },
+    /// Run a TCP push/pull with `to`: send [`Swim::local_state`], feed the
+    /// answer back as [`Input::PushPull`].
+    PushPull {
+        /// Peer.
+        to: SocketAddr,
+        /// True when this is part of a join.
+        join: bool,
+    },
+    /// A membership change.
+    MemberEvent(MemberEvent),
+    /// A user (Serf) message arrived.
+    User {
+        /// Sender.
+        from: SocketAddr,
+        /// Raw Serf bytes.
+        payload: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    addr: SocketAddr,
+    meta: Vec<u8>,
+    vsn: Vec<u8>,
+    incarnation: u32,
+    state: State,
+    state_change: Instant,
+}
+
+/// The probe in flight.
+#[derive(Debug, Clone)]
+struct Probe {
+    seq: u32,
+    target: String,
+    direct_deadline: Instant,
+    end: Instant,
+    indirect_sent: bool,
+    expected_nacks: usize,
+    nacks: usize,
+}
+
+/// An indirect ping we relay for someone else.
+#[derive(Debug, Clone)]
+struct Relay {
+    orig_seq: u32,
+    requester: SocketAddr,
+    nack: bool,
+    deadline: Instant,
+}
+
+/// The SWIM state machine. See the module docs.
+#[derive(Debug)]
+pub struct Swim {
+    cfg: SwimConfig,
+    incarnation: u32,
+    leaving: bool,
+    nodes: BTreeMap<String, Node>,
+    suspicions: HashMap<String, Suspicion>,
+    awareness: Awareness,
+    queue: BroadcastQueue,
+    seq: u32,
+    probe: Option<Probe>,
+    relays: HashMap<u32, Relay>,
+    probe_order: Vec<String>,
+    probe_index: usize,
+    next_probe: Instant,
+    next_gossip: Instant,
+    next_push_pull: Instant,
+}
+
+fn addr_bytes(a: SocketAddr) -> (Vec<u8>, u16) {
+    match a.ip() {
+        IpAddr::V4(ip) => (ip.octets().to_vec(), a.port()),
+        IpAddr::V6(ip) => (ip.octets().to_vec(), a.port()),
+    }
+}
+
+fn parse_addr(ip: &[u8], port: u16) -> Option<SocketAddr> {
+    let ip = match ip.len() {
+        4 => IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
+        16 => {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(ip);
+            IpAddr::V6(Ipv6Addr::from(o))
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Pick up to `k` items at random (partial Fisher–Yates).
+fn pick<T>(mut v: Vec<T>, k: usize, rng: &mut impl FnMut() -> u64) -> Vec<T> {
+    let k = k.min(v.len());
+    for i in 0..k {
+        let j = i + (rng() % (v.len() - i) as u64) as usize;
+        v.swap(i, j);
+    }
+    v.truncate(k);
+    v
+}
+
+impl Swim {
+    /// A fresh instance knowing only itself (incarnation 1); our alive
+    /// message is queued for broadcast.
+    pub fn new(cfg: SwimConfig, now: Instant) -> Self {
+        let me = Node {
+            addr: cfg.addr,
+            meta: cfg.meta.clone(),
+            vsn: cfg.vsn.clone(),
+            incarnation: 1,
+            state: State::Alive,
+            state_change: now,
+        };
+        let mut nodes = BTreeMap::new();
+        nodes.insert(cfg.name.clone(), me);
+        let mut s = Swim {
+            awareness: Awareness::new(cfg.awareness_max_multiplier),
+            incarnation: 1,
+            leaving: false,
+            nodes,
+            suspicions: HashMap::new(),
+            queue: BroadcastQueue::default(),
+            seq: 0,
+            probe: None,
+            relays: HashMap::new(),
+            probe_order: Vec::new(),
+            probe_index: 0,
+            next_probe: now + cfg.probe_interval,
+            next_gossip: now + cfg.gossip_interval,
+            next_push_pull: now + cfg.push_pull_interval,
+            cfg,
+        };
+        let a = s.self_alive();
+        s.queue.queue(&s.cfg.name.clone(), Message::Alive(a));
+        s
+    }
+
+    /// Our configuration.
+    pub fn config(&self) -> &SwimConfig {
+        &self.cfg
+    }
+
+    /// Our current incarnation.
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+
+    /// Lifeguard awareness score (0 = healthy).
+    pub fn awareness(&self) -> i64 {
+        self.awareness.score()
+    }
+
+    /// Broadcasts still waiting to be (re)transmitted.
+    pub fn pending_broadcasts(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// All known members, ourselves included, sorted by name.
+    pub fn members(&self) -> Vec<MemberView> {
+        self.nodes
+            .iter()
+            .map(|(name, n)| MemberView {
+                name: name.clone(),
+                addr: n.addr,
+                meta: n.meta.clone(),
+                incarnation: n.incarnation,
+                state: n.state,
+            })
+            .collect()
+    }
+
+    /// One member by name.
+    pub fn member(&self, name: &str) -> Option<MemberView> {
+        self.members().into_iter().find(|m| m.name == name)
+    }
+
+    /// The earliest time a [`Input::Tick`] has work to do.
+    pub fn next_deadline(&self) -> Instant {
+        let mut t = self.next_probe.min(self.next_gossip);
+        if !self.cfg.push_pull_interval.is_zero() {
+            t = t.min(self.next_push_pull);
+        }
+        if let Some(p) = &self.probe {
+            t = t.min(if p.indirect_sent {
+                p.end
+            } else {
+                p.direct_deadline
+            });
+        }
+        for s in self.suspicions.values() {
+            t = t.min(s.deadline());
+        }
+        for r in self.relays.values() {
+            t = t.min(r.deadline);
+        }
+        t
+    }
+
+    /// Our node table as push/pull node states (memberlist `sendLocalState`).
+    pub fn local_state(&self) -> Vec<PushNodeState> {
+        self.nodes
+            .iter()
+            .map(|(name, n)| {
+                let (addr, port) = addr_bytes(n.addr);
+                PushNodeState {
+                    name: name.clone(),
+                    addr,
+                    port,
+                    meta: n.meta.clone(),
+                    incarnation: n.incarnation,
+                    state: match n.state {
+                        State::Alive => node_state::ALIVE,
+                        State::Suspect => node_state::SUSPECT,
+                        State::Dead => node_state::DEAD,
+                        State::Left => node_state::LEFT,
+                    },
+                    vsn: n.vsn.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Feed one input; returns the effects to perform, in order.
+    pub fn handle(&mut self, input: Input, rng: &mut impl FnMut() -> u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Tick(now) => self.tick(now, rng, &mut out),
+            Input::Packet { from, msg, now } => {
+                for m in msg.flatten() {
+                    self.handle_msg(from, m, now, &mut out);
+                }
+            }
+            Input::Join(seeds, _now) => {
+                for to in seeds {
+                    out.push(Output::PushPull { to, join: true });
+                }
+            }
+            Input::PushPull(pp, now) => self.merge_remote(pp, now, &mut out),
+            Input::Leave(now) => {
+                self.leaving = true;
+                let d = Dead {
+                    incarnation: self.incarnation,
+                    node: self.cfg.name.clone(),
+                    from: self.cfg.name.clone(),
+                };
+                self.dead_node(d, now, &mut out);
+            }
+            Input::UpdateMeta(meta, now) if !self.leaving => {
+                self.cfg.meta = meta.clone();
+                if let Some(me) = self.nodes.get_mut(&self.cfg.name) {
+                    me.meta = meta;
+                }
+                let inc = self.incarnation;
+                self.bump_and_announce(inc, now);
+            }
+            Input::UpdateMeta(..) => {}
+        }
+        out
+    }
+
+    fn self_alive(&self) -> Alive {
+        let (addr, port) = addr_bytes(self.cfg.addr);
+        Alive {
+            incarnation: self.incarnation,
+            node: self.cfg.name.clone(),
+            addr,
+            port,
+            meta: self.cfg.meta.clone(),
+            vsn: self.cfg.vsn.clone(),
+        }
+    }
+
+    /// memberlist `estNumNodes`: members that still count (not long dead).
+    fn num_nodes(&self, now: Instant) -> usize {
+        self.nodes
+            .values()
+            .filter(|n| match n.state {
+                State::Alive | State::Suspect => true,
+                State::Dead | State::Left => {
+                    now.saturating_duration_since(n.state_change) < self.cfg.gossip_to_the_dead_time
+                }
+            })
+            .count()
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn event(&self, kind: EventKind, name: &str, out: &mut Vec<Output>) {
+        if let Some(n) = self.nodes.get(name) {
+            out.push(Output::MemberEvent(MemberEvent {
+                kind,
+                name: name.to_string(),
+                addr: n.addr,
+                meta: n.meta.clone(),
+            }));
+        }
+    }
+
+    /// Send `msg`, piggybacking queued broadcasts when they fit.
+    fn send(&mut self, to: SocketAddr, msg: Message, now: Instant, out: &mut Vec<Output>) {
+        self.send_all(to, vec![msg], now, out);
+    }
+
+    /// Send `msgs` (at least one) in one packet, as a compound with as many
+    /// queued broadcasts as fit in the packet budget (memberlist `sendMsg`).
+    fn send_all(
+        &mut self,
+        to: SocketAddr,
+        mut msgs: Vec<Message>,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let size: usize = msgs
+            .iter()
+            .map(|m| m.encode_packet().map(|b| b.len()).unwrap_or(0) + COMPOUND_PART_OVERHEAD)
+            .sum();
+        let budget = self
+            .cfg
+            .packet_budget
+            .saturating_sub(self.cfg.packet_overhead);
+        let avail = budget.saturating_sub(size + COMPOUND_HEADER_OVERHEAD);
+        let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes(now));
+        msgs.extend(self.queue.take(COMPOUND_PART_OVERHEAD, avail, limit));
+        let msg = if msgs.len() == 1 {
+            msgs.remove(0)
+        } else {
+            Message::Compound(msgs)
+        };
+        out.push(Output::SendPacket { to, msg });
+    }
+
+    fn handle_msg(&mut self, from: SocketAddr, msg: Message, now: Instant, out: &mut Vec<Output>) {
+        match msg {
+            Message::Ping(p) => {
+                if !p.node.is_empty() && p.node != self.cfg.name {
+                    return; // meant for someone else (address reuse)
+                }
+                let to = if p.source_port > 0 {
+                    parse_addr(&p.source_addr, p.source_port)
+                } else {
+                    None
+                };
+                let ack = AckResp {
+                    seq_no: p.seq_no,
+                    payload: Vec::new(),
+                };
+                self.send(to.unwrap_or(from), Message::Ack(ack), now, out);
+            }
+            Message::IndirectPing(ind) => {
+                let Some(target) = parse_addr(&ind.target, ind.port) else {
+                    return;
+                };
+                let requester = if ind.source_port > 0 {
+                    parse_addr(&ind.source_addr, ind.source_port)
+                } else {
+                    None
+                };
+                let seq = self.next_seq();
+                self.relays.insert(
+                    seq,
+                    Relay {
+                        orig_seq: ind.seq_no,
+                        requester: requester.unwrap_or(from),
+                        nack: ind.nack,
+                        deadline: now + self.cfg.probe_timeout,
+                    },
+                );
+                let ping = self.make_ping(seq, &ind.node);
+                self.send(target, Message::Ping(ping), now, out);
+            }
+            Message::Ack(a) => {
+                if let Some(p) = self.probe.as_mut() {
+                    if p.seq == a.seq_no {
+                        // Direct or relayed ack: the probe succeeded.
+                        self.awareness.apply_delta(-1);
+                        self.probe = None;
+                        return;
+                    }
+                }
+                if let Some(r) = self.relays.remove(&a.seq_no) {
+                    let ack = AckResp {
+                        seq_no: r.orig_seq,
+                        payload: a.payload,
+                    };
+                    self.send(r.requester, Message::Ack(ack), now, out);
+                }
+            }
+            Message::Nack(n) => {
+                if let Some(p) = self.probe.as_mut() {
+                    if p.seq == n.seq_no {
+                        p.nacks += 1;
+                    }
+                }
+            }
+            Message::Alive(a) => self.alive_node(a, now, out),
+            Message::Suspect(s) => self.suspect_node(s, now, out),
+            Message::Dead(d) => self.dead_node(d, now, out),
+            Message::User(payload) => out.push(Output::User { from, payload }),
+            // Stream-only or wrappers already flattened; errors are ignored.
+            _ => {}
+        }
+    }
+
+    fn make_ping(&self, seq: u32, node: &str) -> Ping {
+        let (source_addr, source_port) = addr_bytes(self.cfg.addr);
+        Ping {
+            seq_no: seq,
+            node: node.to_string(),
+            source_addr,
+            source_port,
+            source_node: self.cfg.name.clone(),
+        }
+    }
+
+    /// Bump our incarnation past `accused` and broadcast alive (memberlist
+    /// `refute`); refuting counts against our awareness.
+    fn refute(&mut self, accused: u32, now: Instant) {
+        self.awareness.apply_delta(1);
+        self.bump_and_announce(accused, now);
+    }
+
+    fn bump_and_announce(&mut self, accused: u32, now: Instant) {
+        self.incarnation = self
+            .incarnation
+            .saturating_add(1)
+            .max(accused.saturating_add(1));
+        if let Some(me) = self.nodes.get_mut(&self.cfg.name) {
+            me.incarnation = self.incarnation;
+            me.state = State::Alive;
+            me.state_change = now;
+        }
+        let a = self.self_alive();
+        self.queue.queue(&self.cfg.name.clone(), Message::Alive(a));
+    }
+
+    fn alive_node(&mut self, a: Alive, now: Instant, out: &mut Vec<Output>) {
+        let Some(addr) = parse_addr(&a.addr, a.port) else {
+            return;
+        };
+        if a.node == self.cfg.name {
+            let same = addr == self.cfg.addr && a.meta == self.cfg.meta;
+            if self.leaving
+                || a.incarnation < self.incarnation
+                || (a.incarnation == self.incarnation && same)
+            {
+                return;
+            }
+            // Someone claims to be us with a newer or different view: refute.
+            self.refute(a.incarnation, now);
+            return;
+        }
+        match self.nodes.get_mut(&a.node) {
+            None => {
+                self.nodes.insert(
+                    a.node.clone(),
+                    Node {
+                        addr,
+                        meta: a.meta.clone(),
+                        vsn: a.vsn.clone(),
+                        incarnation: a.incarnation,
+                        state: State::Alive,
+                        state_change: now,
+                    },
+                );
+                self.event(EventKind::Join, &a.node, out);
+            }
+            Some(n) => {
+                if a.incarnation <= n.incarnation {
+                    return;
+                }
+                let was = n.state;
+                let changed = n.addr != addr || n.meta != a.meta;
+                n.addr = addr;
+                n.meta = a.meta.clone();
+                n.vsn = a.vsn.clone();
+                n.incarnation = a.incarnation;
+                if was != State::Alive {
+                    n.state = State::Alive;
+                    n.state_change = now;
+                }
+                self.suspicions.remove(&a.node);
+                match was {
+                    State::Dead | State::Left => self.event(EventKind::Join, &a.node, out),
+                    _ if changed => self.event(EventKind::Update, &a.node, out),
+                    _ => {}
+                }
+            }
+        }
+        let key = a.node.clone();
+        self.queue.queue(&key, Message::Alive(a));
+    }
+
+    fn suspect_node(&mut self, s: Suspect, now: Instant, out: &mut Vec<Output>) {
+        let _ = out;
+        let n_nodes = self.num_nodes(now);
+        let Some(n) = self.nodes.get(&s.node) else {
+            return;
+        };
+        if s.incarnation < n.incarnation {
+            return;
+        }
+        if let Some(susp) = self.suspicions.get_mut(&s.node) {
+            if susp.confirm(&s.from) {
+                let key = s.node.clone();
+                self.queue.queue(&key, Message::Suspect(s));
+            }
+            return;
+        }
+        if n.state != State::Alive {
+            return;
+        }
+        if s.node == self.cfg.name {
+            if !self.leaving {
+                self.refute(s.incarnation, now);
+            }
+            return;
+        }
+        let k = if n_nodes.saturating_sub(2) < (self.cfg.suspicion_mult as usize).saturating_sub(2)
+        {
+            0
+        } else {
+            self.cfg.suspicion_mult.saturating_sub(2)
+        };
+        let min = suspicion_timeout(self.cfg.suspicion_mult, n_nodes, self.cfg.probe_interval);
+        let max = min * self.cfg.suspicion_max_timeout_mult;
+        if let Some(n) = self.nodes.get_mut(&s.node) {
+            n.incarnation = s.incarnation;
+            n.state = State::Suspect;
+            n.state_change = now;
+        }
+        self.suspicions.insert(
+            s.node.clone(),
+            Suspicion::new(&s.from, s.incarnation, k, min, max, now),
+        );
+        let key = s.node.clone();
+        self.queue.queue(&key, Message::Suspect(s));
+    }
+
+    fn dead_node(&mut self, d: Dead, now: Instant, out: &mut Vec<Output>) {
+        let Some(n) = self.nodes.get(&d.node) else {
+            return;
+        };
+        if d.incarnation < n.incarnation || matches!(n.state, State::Dead | State::Left) {
+            return;
+        }
+        if d.node == self.cfg.name && !self.leaving {
+            self.refute(d.incarnation, now);
+            return;
+        }
+        let left = d.node == d.from;
+        if let Some(n) = self.nodes.get_mut(&d.node) {
+            n.incarnation = d.incarnation;
+            n.state = if left { State::Left } else { State::Dead };
+            n.state_change = now;
+        }
+        self.suspicions.remove(&d.node);
+        let key = d.node.clone();
+        self.event(
+            if left {
+                EventKind::Leave
+            } else {
+                EventKind::Failed
+            },
+            &key,
+            out,
+        );
+        self.queue.queue(&key, Message::Dead(d));
+    }
+
+    /// memberlist `mergeRemoteState`: alive as alive, suspect and dead as
+    /// suspicion (prefer suspicion to dead), left as dead-from-itself.
+    fn merge_remote(&mut self, pp: PushPull, now: Instant, out: &mut Vec<Output>) {
+        for ns in pp.nodes {
+            match ns.state {
+                node_state::ALIVE => self.alive_node(
+                    Alive {
+                        incarnation: ns.incarnation,
+                        node: ns.name,
+                        addr: ns.addr,
+                        port: ns.port,
+                        meta: ns.meta,
+                        vsn: ns.vsn,
+                    },
+                    now,
+                    out,
+                ),
+                node_state::LEFT => {
+                    let d = Dead {
+                        incarnation: ns.incarnation,
+                        node: ns.name.clone(),
+                        from: ns.name,
+                    };
+                    self.dead_node(d, now, out);
+                }
+                _ => {
+                    let s = Suspect {
+                        incarnation: ns.incarnation,
+                        node: ns.name,
+                        from: self.cfg.name.clone(),
+                    };
+                    self.suspect_node(s, now, out);
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant, rng: &mut impl FnMut() -> u64, out: &mut Vec<Output>) {
+        // Relayed indirect pings that timed out: nack the requester.
+        let mut expired: Vec<u32> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| now >= r.deadline)
+            .map(|(s, _)| *s)
+            .collect();
+        expired.sort_unstable();
+        for seq in expired {
+            if let Some(r) = self.relays.remove(&seq) {
+                if r.nack {
+                    self.send(
+                        r.requester,
+                        Message::Nack(NackResp { seq_no: r.orig_seq }),
+                        now,
+                        out,
+                    );
+                }
+            }
+        }
+        // Suspicion timers.
+        let mut due: Vec<String> = self
+            .suspicions
+            .iter()
+            .filter(|(_, s)| now >= s.deadline())
+            .map(|(n, _)| n.clone())
+            .collect();
+        due.sort();
+        for name in due {
+            if let Some(s) = self.suspicions.remove(&name) {
+                let still = self
+                    .nodes
+                    .get(&name)
+                    .is_some_and(|n| n.state == State::Suspect && n.incarnation == s.incarnation);
+                if still {
+                    let d = Dead {
+                        incarnation: s.incarnation,
+                        node: name,
+                        from: self.cfg.name.clone(),
+                    };
+                    self.dead_node(d, now, out);
+                }
+            }
+        }
+        self.tick_probe(now, rng, out);
+        if now >= self.next_gossip {
+            self.next_gossip = now + self.cfg.gossip_interval;
+            self.gossip(now, rng, out);
+        }
+        if !self.cfg.push_pull_interval.is_zero() && now >= self.next_push_pull {
+            self.next_push_pull = now + self.cfg.push_pull_interval;
+            let peers: Vec<SocketAddr> = self
+                .nodes
+                .iter()
+                .filter(|(name, n)| **name != self.cfg.name && n.state == State::Alive)
+                .map(|(_, n)| n.addr)
+                .collect();
+            if let Some(to) = pick(peers, 1, rng).pop() {
+                out.push(Output::PushPull { to, join: false });
+            }
+        }
+    }
+
+    fn tick_probe(&mut self, now: Instant, rng: &mut impl FnMut() -> u64, out: &mut Vec<Output>) {
+        if let Some(p) = self.probe.clone() {
+            if !p.indirect_sent && now >= p.direct_deadline {
+                self.send_indirect(p, now, rng, out);
+            } else if p.indirect_sent && now >= p.end {
+                // Probe failed: Lifeguard penalty, then suspect the target.
+                let delta = if p.expected_nacks > 0 {
+                    p.expected_nacks.saturating_sub(p.nacks) as i64
+                } else {
+                    1
+                };
+                self.awareness.apply_delta(delta);
+                self.probe = None;
+                if let Some(n) = self.nodes.get(&p.target) {
+                    let s = Suspect {
+                        incarnation: n.incarnation,
+                        node: p.target.clone(),
+                        from: self.cfg.name.clone(),
+                    };
+                    self.suspect_node(s, now, out);
+                }
+            }
+        }
+        if self.probe.is_some() || now < self.next_probe || self.leaving {
+            return;
+        }
+        self.next_probe = now + self.cfg.probe_interval;
+        let Some(target) = self.next_target(rng) else {
+            return;
+        };
+        let Some(addr) = self.nodes.get(&target).map(|n| n.addr) else {
+            return;
+        };
+        let seq = self.next_seq();
+        let interval = self.awareness.scale(self.cfg.probe_interval);
+        self.probe = Some(Probe {
+            seq,
+            target: target.clone(),
+            direct_deadline: now + self.cfg.probe_timeout,
+            end: now + interval,
+            indirect_sent: false,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+        // A successful probe lets the next round start on the fixed
+        // interval; a failing one holds it until its (awareness-scaled) end.
+        let mut msgs = vec![Message::Ping(self.make_ping(seq, &target))];
+        if let Some(n) = self
+            .nodes
+            .get(&target)
+            .filter(|n| n.state == State::Suspect)
+        {
+            // Tell a suspect node directly so it can refute quickly.
+            msgs.push(Message::Suspect(Suspect {
+                incarnation: n.incarnation,
+                node: target.clone(),
+                from: self.cfg.name.clone(),
+            }));
+        }
+        self.send_all(addr, msgs, now, out);
+    }
+
+    fn send_indirect(
+        &mut self,
+        mut p: Probe,
+        now: Instant,
+        rng: &mut impl FnMut() -> u64,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(target) = self.nodes.get(&p.target) else {
+            self.probe = None;
+            return;
+        };
+        let (taddr, tport) = addr_bytes(target.addr);
+        let peers: Vec<SocketAddr> = self
+            .nodes
+            .iter()
+            .filter(|(name, n)| {
+                **name != self.cfg.name && **name != p.target && n.state == State::Alive
+            })
+            .map(|(_, n)| n.addr)
+            .collect();
+        let peers = pick(peers, self.cfg.indirect_checks, rng);
+        let (source_addr, source_port) = addr_bytes(self.cfg.addr);
+        for to in &peers {
+            let ind = IndirectPingReq {
+                seq_no: p.seq,
+                target: taddr.clone(),
+                port: tport,
+                node: p.target.clone(),
+                nack: true,
+                source_addr: source_addr.clone(),
+                source_port,
+                source_node: self.cfg.name.clone(),
+            };
+            self.send(*to, Message::IndirectPing(ind), now, out);
+        }
+        p.indirect_sent = true;
+        p.expected_nacks = peers.len();
+        self.probe = Some(p);
+    }
+
+    /// Round-robin over a shuffled list of probeable nodes (memberlist
+    /// `probe` + `resetNodes`), skipping ourselves and dead/left nodes.
+    fn next_target(&mut self, rng: &mut impl FnMut() -> u64) -> Option<String> {
+        for _ in 0..2 {
+            while self.probe_index < self.probe_order.len() {
+                let name = self.probe_order[self.probe_index].clone();
+                self.probe_index += 1;
+                if name == self.cfg.name {
+                    continue;
+                }
+                if self
+                    .nodes
+                    .get(&name)
+                    .is_some_and(|n| matches!(n.state, State::Alive | State::Suspect))
+                {
+                    return Some(name);
+                }
+            }
+            let names: Vec<String> = self.nodes.keys().cloned().collect();
+            let len = names.len();
+            self.probe_order = pick(names, len, rng);
+            self.probe_index = 0;
+        }
+        None
+    }
+
+    fn gossip(&mut self, now: Instant, rng: &mut impl FnMut() -> u64, out: &mut Vec<Output>) {
+        let peers: Vec<SocketAddr> = self
+            .nodes
+            .iter()
+            .filter(|(name, n)| {
+                **name != self.cfg.name
+                    && match n.state {
+                        State::Alive | State::Suspect => true,
+                        State::Dead => {
+                            now.saturating_duration_since(n.state_change)
+                                < self.cfg.gossip_to_the_dead_time
+                        }
+                        State::Left => false,
+                    }
+            })
+            .map(|(_, n)| n.addr)
+            .collect();
+        let budget = self
+            .cfg
+            .packet_budget
+            .saturating_sub(self.cfg.packet_overhead + COMPOUND_HEADER_OVERHEAD);
+        let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes(now));
+        for to in pick(peers, self.cfg.gossip_nodes, rng) {
+            let mut msgs = self.queue.take(COMPOUND_PART_OVERHEAD, budget, limit);
+            if msgs.is_empty() {
+                return;
+            }
+            let msg = if msgs.len() == 1 {
+                msgs.pop().unwrap_or(Message::Compound(Vec::new()))
+            } else {
+                Message::Compound(msgs)
+            };
+            out.push(Output::SendPacket { to, msg });
+        }
+    }
+}
