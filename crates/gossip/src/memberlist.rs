@@ -356,39 +356,29 @@ impl AckResp {
     }
 }
 
-impl Suspect {
-    fn decode(f: &Fields) -> Result<Self> {
-        Ok(Suspect {
-            incarnation: f.u32("Incarnation")?,
-            node: f.string("Node")?,
-            from: f.string("From")?,
-        })
-    }
-    fn encode(&self, w: &mut Writer) {
-        let mut s = StructWriter::default();
-        s.field("Incarnation").uint(self.incarnation.into());
-        s.field("Node").str(&self.node);
-        s.field("From").str(&self.from);
-        s.write_to(w);
-    }
+/// `suspect` and `dead` carry the same three fields (who, about whom, at which incarnation).
+macro_rules! accusation_codec {
+    ($t:ident) => {
+        impl $t {
+            fn decode(f: &Fields) -> Result<Self> {
+                Ok($t {
+                    incarnation: f.u32("Incarnation")?,
+                    node: f.string("Node")?,
+                    from: f.string("From")?,
+                })
+            }
+            fn encode(&self, w: &mut Writer) {
+                let mut s = StructWriter::default();
+                s.field("Incarnation").uint(self.incarnation.into());
+                s.field("Node").str(&self.node);
+                s.field("From").str(&self.from);
+                s.write_to(w);
+            }
+        }
+    };
 }
-
-impl Dead {
-    fn decode(f: &Fields) -> Result<Self> {
-        Ok(Dead {
-            incarnation: f.u32("Incarnation")?,
-            node: f.string("Node")?,
-            from: f.string("From")?,
-        })
-    }
-    fn encode(&self, w: &mut Writer) {
-        let mut s = StructWriter::default();
-        s.field("Incarnation").uint(self.incarnation.into());
-        s.field("Node").str(&self.node);
-        s.field("From").str(&self.from);
-        s.write_to(w);
-    }
-}
+accusation_codec!(Suspect);
+accusation_codec!(Dead);
 
 impl Alive {
     fn decode(f: &Fields) -> Result<Self> {
