@@ -47,11 +47,11 @@ impl Backend for Agent {
     }
 
     fn datacenter(&self) -> String {
-        self.config().datacenter
+        self.inner.datacenter.clone()
     }
 
     async fn datacenters(&self) -> Result<Vec<String>, RpcError> {
-        Ok(vec![self.config().datacenter])
+        Ok(vec![self.inner.datacenter.clone()])
     }
 
     fn node_name(&self) -> String {
@@ -59,7 +59,9 @@ impl Backend for Agent {
     }
 
     fn kv_max_value_size(&self) -> u64 {
-        self.config().kv_max_value_size
+        self.inner
+            .kv_max_value_size
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn status_leader(&self) -> Result<String, RpcError> {
@@ -140,7 +142,7 @@ impl Backend for Agent {
     }
 
     fn agent_services(&self) -> BTreeMap<String, AgentService> {
-        self.inner.local.agent_services(&self.config().datacenter)
+        self.inner.local.agent_services(&self.inner.datacenter)
     }
 
     fn agent_checks(&self) -> BTreeMap<String, HealthCheck> {

@@ -61,8 +61,7 @@ fn unavailable(e: RpcError) -> DnsBackendError {
 
 impl Agent {
     fn check_dc(&self, dc: &str) -> Result<(), DnsBackendError> {
-        let local = self.config().datacenter;
-        if dc.is_empty() || dc.eq_ignore_ascii_case(&local) {
+        if dc.is_empty() || dc.eq_ignore_ascii_case(&self.inner.datacenter) {
             Ok(())
         } else {
             Err(DnsBackendError::UnknownDatacenter(dc.to_string()))
@@ -111,7 +110,7 @@ impl DnsBackend for Agent {
         };
         match self.rpc_read(req, stale()).await.map_err(unavailable)?.1 {
             ReadResponse::NodeServices(found) => Ok(found.map(|(mut n, _)| {
-                n.datacenter = self.config().datacenter;
+                n.datacenter = self.inner.datacenter.clone();
                 n
             })),
             _ => Err(DnsBackendError::Unavailable(
@@ -121,7 +120,7 @@ impl DnsBackend for Agent {
     }
 
     async fn reverse(&self, ip: IpAddr) -> Result<Option<ReverseMatch>, DnsBackendError> {
-        let dc = self.config().datacenter;
+        let dc = self.inner.datacenter.clone();
         let want = ip.to_string();
         if let Some(n) = self
             .all_nodes()
@@ -163,7 +162,7 @@ impl DnsBackend for Agent {
     }
 
     fn datacenter(&self) -> String {
-        self.config().datacenter
+        self.inner.datacenter.clone()
     }
 
     fn servers(&self) -> Vec<(String, IpAddr)> {

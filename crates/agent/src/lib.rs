@@ -68,6 +68,11 @@ struct AgentInner {
     flags: AgentFlags,
     node_name: String,
     node_id: String,
+    /// Fixed for the agent's life (a reload cannot move it); read on every request, so kept
+    /// here rather than cloned out of the config.
+    datacenter: String,
+    /// `limits.kv_max_value_size`, refreshed on reload; read on every KV write.
+    kv_max_value_size: AtomicU64,
     server: Option<Server>,
     local: LocalState,
     /// Where API-registered services and checks are kept across restarts (None in `-dev`).
@@ -190,6 +195,8 @@ impl Agent {
                 flags,
                 node_name,
                 node_id,
+                datacenter: config.datacenter.clone(),
+                kv_max_value_size: AtomicU64::new(config.kv_max_value_size),
                 server,
                 local: LocalState::default(),
                 persisted: match (&config.data_dir, config.dev_mode) {
@@ -490,6 +497,9 @@ impl Agent {
         for c in &new.checks {
             self.inner.local.add_check(&self.inner.node_name, c, true)?;
         }
+        self.inner
+            .kv_max_value_size
+            .store(new.kv_max_value_size, Ordering::Relaxed);
         *self.inner.config.write().unwrap() = new;
         self.start_check_runners();
         tracing::info!(target: "agent", "configuration reloaded");
