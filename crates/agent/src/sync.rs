@@ -73,8 +73,17 @@ impl Agent {
         let address = cfg.advertise_addr.to_string();
 
         // The node itself.
+        let tagged_addresses: proconsul_types::StrMap = [
+            ("lan".to_string(), address.clone()),
+            ("wan".to_string(), address.clone()),
+        ]
+        .into_iter()
+        .collect();
         let node_in_sync = remote_node.as_ref().is_some_and(|n| {
-            n.address == address && n.meta == cfg.node_meta && n.id == self.inner.node_id
+            n.address == address
+                && n.meta == cfg.node_meta
+                && n.id == self.inner.node_id
+                && n.tagged_addresses == tagged_addresses
         });
         if !node_in_sync {
             let req = RegisterRequest {
@@ -82,12 +91,7 @@ impl Agent {
                 node: node.clone(),
                 address: address.clone(),
                 node_meta: cfg.node_meta.clone(),
-                tagged_addresses: [
-                    ("lan".to_string(), address.clone()),
-                    ("wan".to_string(), address.clone()),
-                ]
-                .into_iter()
-                .collect(),
+                tagged_addresses,
                 ..Default::default()
             };
             self.rpc_write(WriteRequest::Register(req)).await?;

@@ -243,11 +243,14 @@ async fn ensure_consul_service(
     if present {
         return;
     }
+    // Leave an existing node entry alone (its tagged addresses and meta belong to the agent's
+    // anti-entropy); only a missing node is created here.
     let req = RegisterRequest {
         id: m.id.clone(),
         node: m.name.clone(),
         address: m.addr.clone(),
         node_meta: m.meta.clone(),
+        skip_node_update: found.is_some(),
         service: Some(NodeService {
             id: CONSUL_SERVICE.into(),
             service: CONSUL_SERVICE.into(),
