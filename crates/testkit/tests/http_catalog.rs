@@ -40,8 +40,40 @@ async fn leader_registers_itself_with_serf_health() {
     let a = TestAgent::dev().await;
     let node = a.agent.node_name().to_string();
     a.wait_registered().await;
+    let nodes = a.get("/v1/catalog/nodes").await.json();
+    assert_eq!(nodes[0]["Node"], node.as_str());
+    assert_eq!(nodes[0]["Address"], "127.0.0.1");
+    assert_eq!(nodes[0]["Datacenter"], "dc1");
+    assert_eq!(nodes[0]["ID"], a.agent.node_id());
+    let checks = a.get(&format!("/v1/health/node/{node}")).await.json();
+    let serf = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["CheckID"] == "serfHealth")
+        .expect("serfHealth");
+    assert_eq!(serf["Status"], "passing");
+    assert_eq!(serf["Name"], "Serf Health Status");
+    assert_eq!(serf["Output"], "Agent alive and reachable");
+    // servers carry the `consul` service, on the server RPC port
+    wait_until(Duration::from_secs(5), "consul service", || async {
+        a.get("/v1/catalog/service/consul")
+            .await
+            .json()
+            .as_array()
+            .is_some_and(|v| v.len() == 1)
+    })
+    .await;
+    // whichever of the leader and anti-entropy registered the node first, it ends up with the
+    // agent's tagged addresses
+    wait_until(Duration::from_secs(5), "tagged addresses", || async {
+        a.get("/v1/catalog/nodes").await.json()[0]["TaggedAddresses"]
+            == serde_json::json!({"lan": "127.0.0.1", "wan": "127.0.0.1"})
+    })
+    .await;
     let c = a.get("/v1/catalog/service/consul").await.json();
     assert_eq!(c[0]["ServicePort"], 8300);
+    assert_eq!(c[0]["TaggedAddresses"]["lan"], "127.0.0.1");
     assert_eq!(c[0]["Node"], node.as_str());
     a.stop().await;
 }
