@@ -15,15 +15,23 @@
 //! * [`serf`] — Serf messages carried in memberlist user messages, Lamport
 //!   time, member tags in node meta.
 //!
-//! No sockets, clocks or randomness live here: callers pass bytes (and
-//! nonces) in and get bytes out.
+//! * [`swim`] — the SWIM + Lifeguard membership core (sans-I/O).
+//! * [`membership`] — the Serf layer on top: tags, statuses, intents, user
+//!   events, reaping (sans-I/O).
+//! * [`net`] — the tokio driver: sockets, timers, push/pull over TCP, the
+//!   member snapshot file. The only module that does I/O.
+//!
+//! Below [`net`], no sockets, clocks or randomness live here: callers pass
+//! bytes, time and random numbers in and get bytes and effects out.
 
 #![warn(missing_docs)]
 
 pub mod codec;
 pub mod error;
 pub mod memberlist;
+pub mod membership;
 pub mod msgpack;
+pub mod net;
 pub mod security;
 pub mod serf;
 pub mod swim;

@@ -60,6 +60,8 @@ pub struct MemberView {
     pub incarnation: u32,
     /// State.
     pub state: State,
+    /// Protocol versions `[pmin, pmax, pcur, dmin, dmax, dcur]` (may be empty).
+    pub vsn: Vec<u8>,
 }
 
 /// What happened to a member.
@@ -86,6 +88,8 @@ pub struct MemberEvent {
     pub addr: SocketAddr,
     /// Node metadata.
     pub meta: Vec<u8>,
+    /// Protocol versions `[pmin, pmax, pcur, dmin, dmax, dcur]` (may be empty).
+    pub vsn: Vec<u8>,
 }
 
 /// Inputs to [`Swim::handle`].
@@ -110,6 +114,14 @@ pub enum Input {
     Leave(Instant),
     /// Our metadata (Serf tags) changed: bump the incarnation and broadcast alive.
     UpdateMeta(Vec<u8>, Instant),
+    /// Piggyback a user (Serf) message on outgoing packets; a newer broadcast
+    /// with the same `key` replaces an older one.
+    UserBroadcast {
+        /// Invalidation key (kept apart from node names).
+        key: String,
+        /// Raw Serf bytes.
+        payload: Vec<u8>,
+    },
 }
 
 /// Effects for the driver to perform.
@@ -199,7 +211,8 @@ fn addr_bytes(a: SocketAddr) -> (Vec<u8>, u16) {
     }
 }
 
-fn parse_addr(ip: &[u8], port: u16) -> Option<SocketAddr> {
+/// An IP (4 or 16 bytes) and port from the wire as a socket address.
+pub fn parse_addr(ip: &[u8], port: u16) -> Option<SocketAddr> {
     let ip = match ip.len() {
         4 => IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
         16 => {
@@ -289,6 +302,7 @@ impl Swim {
                 meta: n.meta.clone(),
                 incarnation: n.incarnation,
                 state: n.state,
+                vsn: n.vsn.clone(),
             })
             .collect()
     }
@@ -378,6 +392,10 @@ impl Swim {
                 self.bump_and_announce(inc, now);
             }
             Input::UpdateMeta(..) => {}
+            Input::UserBroadcast { key, payload } => {
+                self.queue
+                    .queue(&format!("\u{0}user:{key}"), Message::User(payload));
+            }
         }
         out
     }
@@ -419,6 +437,7 @@ impl Swim {
                 name: name.to_string(),
                 addr: n.addr,
                 meta: n.meta.clone(),
+                vsn: n.vsn.clone(),
             }));
         }
     }
@@ -776,6 +795,15 @@ impl Swim {
                 }
             }
         }
+        // Forget nodes dead for longer than we keep gossiping to them (memberlist
+        // `resetNodes`); the Serf layer keeps its own record of failed members.
+        let me = self.cfg.name.clone();
+        let keep = self.cfg.gossip_to_the_dead_time;
+        self.nodes.retain(|name, n| {
+            *name == me
+                || matches!(n.state, State::Alive | State::Suspect)
+                || now.saturating_duration_since(n.state_change) < keep
+        });
         self.tick_probe(now, rng, out);
         if now >= self.next_gossip {
             self.next_gossip = now + self.cfg.gossip_interval;

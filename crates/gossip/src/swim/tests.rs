@@ -323,9 +323,14 @@ fn leaving_node_is_seen_as_left_not_failed() {
             .all(|&v| s.state(v, 2) == Some(State::Left))
     })
     .expect("left");
-    sim.run(Duration::from_secs(30));
+    sim.run(Duration::from_secs(20));
     for v in [0, 1, 3] {
         assert_eq!(sim.state(v, 2), Some(State::Left));
+    }
+    // Once past gossip_to_the_dead_time the node is forgotten (the Serf layer keeps it).
+    sim.run(Duration::from_secs(15));
+    for v in [0, 1, 3] {
+        assert_eq!(sim.state(v, 2), None);
     }
     let about2: Vec<_> = sim
         .events
