@@ -10,7 +10,7 @@ use proconsul_types::{
 };
 use serde_json::json;
 
-use crate::Agent;
+use crate::{gossip, Agent};
 
 impl Agent {
     /// Script checks from the API only with `enable_script_checks` (not the `local` variant):
@@ -129,16 +129,7 @@ impl Backend for Agent {
     }
 
     fn agent_members(&self, wan: bool) -> Vec<AgentMember> {
-        let mut m = self.self_member();
-        if wan {
-            let cfg = self.config();
-            if !cfg.server {
-                return Vec::new();
-            }
-            m.name = format!("{}.{}", m.name, cfg.datacenter);
-            m.port = cfg.serf_wan_port.unwrap_or(8302);
-        }
-        vec![m]
+        self.pool_members(wan)
     }
 
     fn agent_services(&self) -> BTreeMap<String, AgentService> {
@@ -238,15 +229,22 @@ impl Backend for Agent {
         Ok(())
     }
 
-    async fn agent_join(&self, addr: String, _wan: bool) -> Result<(), RpcError> {
-        // Joining needs the gossip layer; say so plainly instead of pretending.
-        Err(RpcError::Internal(format!(
-            "Error joining address '{addr}': gossip membership is not available in this proconsul release yet"
-        )))
+    async fn agent_join(&self, addr: String, wan: bool) -> Result<(), RpcError> {
+        tracing::info!(target: "agent", cluster = if wan { "WAN" } else { "LAN" }, addresses = %addr, "joining");
+        match self.join_pool(std::slice::from_ref(&addr), wan).await {
+            Ok(n) => {
+                tracing::info!(target: "agent", num_agents = n, "joined");
+                Ok(())
+            }
+            Err(e) => Err(RpcError::Internal(format!(
+                "1 error occurred:\n\t* Failed to join {addr}: {e}\n\n"
+            ))),
+        }
     }
 
     async fn agent_leave(&self) -> Result<(), RpcError> {
         tracing::info!(target: "agent", "requesting graceful leave");
+        self.inner.gossip.leave().await;
         // Answer first, then stop: the caller's HTTP request must complete.
         let token = self.inner.shutdown.clone();
         self.inner.tasks.spawn(async move {
@@ -254,6 +252,27 @@ impl Backend for Agent {
             token.cancel();
         });
         Ok(())
+    }
+
+    async fn agent_force_leave(
+        &self,
+        node: String,
+        prune: bool,
+        wan: bool,
+    ) -> Result<(), RpcError> {
+        let Some(pool) = self.inner.gossip.pool(wan) else {
+            return Err(RpcError::Internal(
+                "WAN force-leave requires a server agent".into(),
+            ));
+        };
+        tracing::info!(target: "agent", node = %node, prune, "force leaving node");
+        match pool.force_leave(&node, prune).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RpcError::Internal(format!(
+                "agent: No node found with name '{node}'"
+            ))),
+            Err(e) => Err(RpcError::Internal(e)),
+        }
     }
 
     async fn agent_reload(&self) -> Result<(), RpcError> {
@@ -293,7 +312,16 @@ impl Backend for Agent {
         if ev.name.is_empty() {
             return Err(RpcError::BadRequest("Missing name".into()));
         }
-        Ok(self.record_event(ev))
+        gossip::validate_user_event(&ev).map_err(RpcError::BadRequest)?;
+        let ev = gossip::prepare_user_event(ev);
+        let name = format!("{}{}", gossip::USER_EVENT_PREFIX, ev.name);
+        self.inner
+            .gossip
+            .lan
+            .user_event(name, gossip::encode_user_event(&ev), false)
+            .await
+            .map_err(RpcError::Internal)?;
+        Ok(ev)
     }
 
     fn shutdown_token(&self) -> tokio_util::sync::CancellationToken {

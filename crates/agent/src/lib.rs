@@ -9,20 +9,21 @@
 mod backend;
 mod checks;
 mod dns;
+mod gossip;
 mod local;
 pub mod logging;
 mod node_id;
 mod persist;
 mod sync;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use proconsul_config::{AgentFlags, RuntimeConfig};
-use proconsul_server::{LanMember, MemberSource, MemberStatus, Server, ServerOptions};
+use proconsul_server::{Server, ServerOptions};
 use proconsul_types::{
     member_status, AgentMember, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RpcError,
     UserEvent, WriteRequest, WriteResponse,
@@ -74,6 +75,8 @@ struct AgentInner {
     /// `limits.kv_max_value_size`, refreshed on reload; read on every KV write.
     kv_max_value_size: AtomicU64,
     server: Option<Server>,
+    /// Serf LAN (and WAN on servers).
+    gossip: gossip::Gossip,
     local: LocalState,
     /// Where API-registered services and checks are kept across restarts (None in `-dev`).
     persisted: Option<persist::Persisted>,
@@ -83,35 +86,12 @@ struct AgentInner {
     events: Mutex<VecDeque<UserEvent>>,
     /// The process's log stream, when the binary installed one (for `/v1/agent/monitor`).
     log_tap: Mutex<Option<logging::LogTap>>,
-    event_ltime: AtomicU64,
     http_addrs: Vec<SocketAddr>,
     /// Where the DNS interface answers (UDP; TCP is on the same ports).
     dns_addrs: Mutex<Vec<SocketAddr>>,
     /// Cancelled to stop the agent (leave, signal, test teardown).
     shutdown: CancellationToken,
     tasks: TaskTracker,
-}
-
-/// This agent as the only LAN member, until the gossip layer supplies the pool.
-struct SelfMember {
-    name: String,
-    id: String,
-    addr: String,
-    meta: BTreeMap<String, String>,
-    server_port: Option<u16>,
-}
-
-impl MemberSource for SelfMember {
-    fn members(&self) -> Vec<LanMember> {
-        vec![LanMember {
-            name: self.name.clone(),
-            id: self.id.clone(),
-            addr: self.addr.clone(),
-            status: MemberStatus::Alive,
-            meta: self.meta.clone(),
-            server_port: self.server_port,
-        }]
-    }
 }
 
 /// Raft transport for a server with no peers yet: every call fails as unreachable. Server RPC
@@ -143,13 +123,13 @@ impl Agent {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
 
+        let gossip = gossip::Gossip::start(&config, &node_name, &node_id, &shutdown)
+            .await
+            .map_err(AgentError::Config)?;
         let server = if config.server {
-            let members = Arc::new(SelfMember {
-                name: node_name.clone(),
-                id: node_id.clone(),
-                addr: config.advertise_addr.to_string(),
-                meta: config.node_meta.clone(),
-                server_port: Some(config.server_port),
+            let members = Arc::new(gossip::LanMembers {
+                pool: gossip.lan.clone(),
+                datacenter: config.datacenter.clone(),
             });
             let opts = ServerOptions {
                 node_name: node_name.clone(),
@@ -198,6 +178,7 @@ impl Agent {
                 datacenter: config.datacenter.clone(),
                 kv_max_value_size: AtomicU64::new(config.kv_max_value_size),
                 server,
+                gossip,
                 local: LocalState::default(),
                 persisted: match (&config.data_dir, config.dev_mode) {
                     (Some(d), false) => Some(persist::Persisted::new(d)),
@@ -207,7 +188,6 @@ impl Agent {
                 sync_lock: tokio::sync::Mutex::new(()),
                 events: Mutex::new(VecDeque::new()),
                 log_tap: Mutex::new(None),
-                event_ltime: AtomicU64::new(0),
                 http_addrs,
                 dns_addrs: Mutex::new(Vec::new()),
                 shutdown,
@@ -246,6 +226,12 @@ impl Agent {
         }
         let a = agent.clone();
         agent.inner.tasks.spawn(async move { a.ttl_loop().await });
+        let a = agent.clone();
+        agent
+            .inner
+            .tasks
+            .spawn(async move { a.gossip_event_loop().await });
+        agent.start_retry_join(&config);
         Ok(agent)
     }
 
@@ -308,6 +294,11 @@ impl Agent {
         self.inner.dns_addrs.lock().unwrap().clone()
     }
 
+    /// Where the Serf LAN pool listens (UDP and TCP; useful with port 0 in tests).
+    pub fn serf_lan_addr(&self) -> SocketAddr {
+        self.inner.gossip.lan.local_addr()
+    }
+
     /// The addresses the HTTP API listens on (useful with port 0 in tests).
     pub fn http_addrs(&self) -> &[SocketAddr] {
         &self.inner.http_addrs
@@ -336,6 +327,7 @@ impl Agent {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+        self.inner.gossip.shutdown().await;
         if let Some(s) = &self.inner.server {
             s.shutdown().await;
         }
@@ -429,47 +421,147 @@ impl Agent {
 
     /// This agent as `/v1/agent/members` shows it.
     fn self_member(&self) -> AgentMember {
-        let cfg = self.config();
-        let mut tags = BTreeMap::new();
-        tags.insert(
-            "role".into(),
-            if cfg.server { "consul" } else { "node" }.to_string(),
-        );
-        tags.insert("dc".into(), cfg.datacenter.clone());
-        tags.insert("segment".into(), String::new());
-        tags.insert("id".into(), self.inner.node_id.clone());
-        tags.insert("vsn".into(), "2".into());
-        tags.insert("vsn_min".into(), "2".into());
-        tags.insert("vsn_max".into(), "3".into());
-        tags.insert(
-            "build".into(),
-            format!(
-                "{}:proconsul-{}",
-                proconsul_types::CONSUL_COMPAT_VERSION,
-                proconsul_types::PROCONSUL_VERSION
-            ),
-        );
-        if cfg.server {
-            tags.insert("port".into(), cfg.server_port.to_string());
-            if cfg.bootstrap || cfg.dev_mode {
-                tags.insert("bootstrap".into(), "1".into());
-            } else if cfg.bootstrap_expect > 0 {
-                tags.insert("expect".into(), cfg.bootstrap_expect.to_string());
+        let lan = &self.inner.gossip.lan;
+        lan.members()
+            .iter()
+            .find(|m| m.name == lan.name())
+            .map(gossip::agent_member)
+            .unwrap_or_else(|| AgentMember {
+                name: self.inner.node_name.clone(),
+                addr: lan.advertise_addr().ip().to_string(),
+                port: lan.advertise_addr().port(),
+                tags: gossip::lan_tags(&self.config(), &self.inner.node_id),
+                status: member_status::ALIVE,
+                ..Default::default()
+            })
+    }
+
+    /// Members of the LAN (or WAN) pool as `/v1/agent/members` shows them.
+    fn pool_members(&self, wan: bool) -> Vec<AgentMember> {
+        self.inner
+            .gossip
+            .pool(wan)
+            .map(|p| p.members().iter().map(gossip::agent_member).collect())
+            .unwrap_or_default()
+    }
+
+    /// Join the LAN (or WAN) pool through `addrs`.
+    async fn join_pool(&self, addrs: &[String], wan: bool) -> Result<usize, String> {
+        let Some(pool) = self.inner.gossip.pool(wan) else {
+            return Err("WAN join requires a server agent".into());
+        };
+        let port = if wan { 8302 } else { 8301 };
+        pool.join(addrs, port).await
+    }
+
+    /// `retry_join` (and `start_join`, which Consul folded into it): keep trying in the
+    /// background every `retry_interval`; give up (and stop the agent) after `retry_max`.
+    fn start_retry_join(&self, cfg: &RuntimeConfig) {
+        let mut addrs = cfg.start_join.clone();
+        addrs.extend(cfg.retry_join.iter().cloned());
+        if addrs.is_empty() {
+            return;
+        }
+        let (interval, max) = (cfg.retry_interval, cfg.retry_max);
+        let a = self.clone();
+        self.inner.tasks.spawn(async move {
+            let mut attempt = 0u32;
+            loop {
+                tracing::info!(target: "agent", cluster = "LAN", "Joining cluster...");
+                match a.join_pool(&addrs, false).await {
+                    Ok(n) => {
+                        tracing::info!(target: "agent", cluster = "LAN", num_agents = n, "Join cluster completed. Synced with initial agents");
+                        return;
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        if max > 0 && attempt >= max {
+                            tracing::error!(target: "agent", cluster = "LAN", error = %e, "Could not join cluster, exiting");
+                            a.inner.shutdown.cancel();
+                            return;
+                        }
+                        tracing::warn!(target: "agent", cluster = "LAN", retry_interval = ?interval, error = %e, "Join cluster failed, will retry");
+                    }
+                }
+                tokio::select! {
+                    _ = a.inner.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        });
+    }
+
+    /// Consul user events arriving over LAN gossip: decode, filter, remember.
+    async fn gossip_event_loop(&self) {
+        use proconsul_gossip::membership::SerfEvent;
+        let mut rx = self.inner.gossip.lan.subscribe();
+        loop {
+            let ev = tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                r = rx.recv() => match r {
+                    Ok(ev) => ev,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(target: "agent", missed = n, "gossip events dropped");
+                        continue;
+                    }
+                    Err(_) => return,
+                },
+            };
+            let SerfEvent::User {
+                name,
+                payload,
+                ltime,
+                ..
+            } = ev
+            else {
+                continue;
+            };
+            let Some(raw) = name.strip_prefix(gossip::USER_EVENT_PREFIX) else {
+                tracing::debug!(target: "agent", event = %name, "ignoring a user event not sent by a Consul agent");
+                continue;
+            };
+            let Some(mut ev) = gossip::decode_user_event(&payload) else {
+                tracing::error!(target: "agent", event = %raw, "Failed to decode event");
+                continue;
+            };
+            ev.ltime = ltime;
+            if self.should_process_event(&ev) {
+                tracing::debug!(target: "agent", name = %ev.name, id = %ev.id, "new event");
+                self.record_event(ev);
             }
         }
-        AgentMember {
-            name: self.inner.node_name.clone(),
-            addr: cfg.advertise_addr.to_string(),
-            port: cfg.serf_lan_port,
-            tags,
-            status: member_status::ALIVE,
-            protocol_min: 1,
-            protocol_max: 5,
-            protocol_cur: 2,
-            delegate_min: 2,
-            delegate_max: 5,
-            delegate_cur: 4,
+    }
+
+    /// Consul's `shouldProcessUserEvent`: node, service and tag filters.
+    fn should_process_event(&self, ev: &UserEvent) -> bool {
+        let re = |f: &str| regex_lite::Regex::new(f).ok();
+        if !ev.node_filter.is_empty() {
+            match re(&ev.node_filter) {
+                Some(r) if r.is_match(&self.inner.node_name) => {}
+                _ => return false,
+            }
         }
+        if !ev.service_filter.is_empty() {
+            let Some(svc) = re(&ev.service_filter) else {
+                return false;
+            };
+            let tag = if ev.tag_filter.is_empty() {
+                None
+            } else {
+                match re(&ev.tag_filter) {
+                    Some(t) => Some(t),
+                    None => return false,
+                }
+            };
+            let services = self.inner.local.agent_services(&self.inner.datacenter);
+            return services.values().any(|s| {
+                svc.is_match(&s.service)
+                    && tag
+                        .as_ref()
+                        .is_none_or(|t| s.tags.iter().any(|x| t.is_match(x)))
+            });
+        }
+        true
     }
 
     /// Re-read config files and apply service/check changes.
@@ -507,15 +599,12 @@ impl Agent {
         Ok(())
     }
 
-    fn record_event(&self, mut ev: UserEvent) -> UserEvent {
-        ev.id = uuid::Uuid::new_v4().to_string();
-        ev.ltime = self.inner.event_ltime.fetch_add(1, Ordering::SeqCst) + 1;
+    fn record_event(&self, ev: UserEvent) {
         let mut ring = self.inner.events.lock().unwrap();
         if ring.len() == EVENT_RING {
             ring.pop_front();
         }
-        ring.push_back(ev.clone());
-        ev
+        ring.push_back(ev);
     }
 }
 
@@ -598,10 +687,18 @@ async fn run_async(config: RuntimeConfig, flags: AgentFlags) -> i32 {
             }
             _ = tokio::signal::ctrl_c() => {
                 tracing::info!(target: "agent", "caught signal: interrupt");
+                if !config.skip_leave_on_interrupt {
+                    tracing::info!(target: "agent", "gracefully leaving the cluster");
+                    agent.inner.gossip.leave().await;
+                }
                 break;
             }
             _ = term_recv => {
                 tracing::info!(target: "agent", "caught signal: terminated");
+                if config.leave_on_terminate {
+                    tracing::info!(target: "agent", "gracefully leaving the cluster");
+                    agent.inner.gossip.leave().await;
+                }
                 break;
             }
             _ = hup_recv => {

@@ -44,6 +44,19 @@ impl Client {
         self.put("/v1/agent/reload", &[], b"").map(drop)
     }
 
+    /// Force a failed member into the left state (`prune`: forget it at once).
+    pub fn agent_force_leave(&self, node: &str, prune: bool, wan: bool) -> Result<()> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if prune {
+            q.push(("prune", "1".into()));
+        }
+        if wan {
+            q.push(("wan", "1".into()));
+        }
+        let path = format!("/v1/agent/force-leave/{}", encode::path(node));
+        self.put(&path, &q, b"").map(drop)
+    }
+
     /// Ask the agent to join the member at `addr` (LAN, or WAN with `wan`).
     pub fn agent_join(&self, addr: &str, wan: bool) -> Result<()> {
         let q: Vec<(&str, String)> = if wan {

@@ -5,6 +5,26 @@ use proconsul_types::UserEvent;
 use crate::{Client, QueryMeta, QueryOptions, Result};
 
 impl Client {
+    /// Fire a user event (`node`, `service`, `tag` are regexp filters); returns it with its ID.
+    pub fn event_fire(
+        &self,
+        name: &str,
+        payload: &[u8],
+        node: &str,
+        service: &str,
+        tag: &str,
+    ) -> Result<UserEvent> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        for (k, v) in [("node", node), ("service", service), ("tag", tag)] {
+            if !v.is_empty() {
+                q.push((k, v.to_string()));
+            }
+        }
+        let path = format!("/v1/event/fire/{}", crate::encode::path(name));
+        let body = self.put(&path, &q, payload)?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+
     /// Recent user events known to the agent, oldest first, optionally only those named `name`.
     pub fn event_list(
         &self,

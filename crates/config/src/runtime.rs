@@ -69,6 +69,12 @@ pub struct RuntimeConfig {
     pub start_join: Vec<String>,
     /// Base64 gossip key (`encrypt`), validated as 16, 24 or 32 bytes.
     pub encrypt_key: Option<String>,
+    /// `encrypt_verify_incoming` (default true).
+    pub encrypt_verify_incoming: bool,
+    /// `encrypt_verify_outgoing` (default true).
+    pub encrypt_verify_outgoing: bool,
+    /// `reconnect_timeout`: failed LAN members are reaped after this (default 72h, min 8m).
+    pub reconnect_timeout: Duration,
     /// `performance.raft_multiplier`, 1..=10.
     pub raft_multiplier: u32,
     pub enable_script_checks: bool,
@@ -388,6 +394,14 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         ));
     }
 
+    let reconnect_timeout = dur_or(
+        "reconnect_timeout",
+        u.reconnect_timeout.as_deref(),
+        Duration::from_secs(72 * 3600),
+    )?;
+    if reconnect_timeout < Duration::from_secs(8 * 60) {
+        return Err("reconnect_timeout must be >= 8m".to_string());
+    }
     let encrypt_key = non_empty(u.encrypt);
     if let Some(k) = &encrypt_key {
         values::encrypt_key(k)?;
@@ -508,6 +522,9 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         retry_max: retry_max as u32,
         start_join: u.start_join.unwrap_or_default(),
         encrypt_key,
+        encrypt_verify_incoming: u.encrypt_verify_incoming.unwrap_or(true),
+        encrypt_verify_outgoing: u.encrypt_verify_outgoing.unwrap_or(true),
+        reconnect_timeout,
         raft_multiplier,
         enable_script_checks,
         enable_local_script_checks,

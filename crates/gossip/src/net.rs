@@ -32,6 +32,8 @@ pub const MAX_STREAM_MESSAGE: usize = 8 << 20;
 const MAX_TCP_CONNS: usize = 128;
 /// Deadline of one TCP exchange (memberlist's `TCPTimeout`).
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Serf's default `UserEventSizeLimit` (name + payload).
+pub const USER_EVENT_SIZE_LIMIT: usize = 512;
 /// Largest UDP datagram read.
 const UDP_BUFFER: usize = 65_536;
 /// How long a leave waits for its broadcasts to go out, per phase.
@@ -312,13 +314,20 @@ impl Pool {
         self.send(Cmd::Merge(remote)).await
     }
 
-    /// Fire a user event.
+    /// Fire a user event. Like Serf, name plus payload may not exceed
+    /// [`USER_EVENT_SIZE_LIMIT`] bytes.
     pub async fn user_event(
         &self,
         name: String,
         payload: Vec<u8>,
         coalesce: bool,
     ) -> Result<(), String> {
+        let size = name.len() + payload.len();
+        if size > USER_EVENT_SIZE_LIMIT {
+            return Err(format!(
+                "user event exceeds configured limit of {USER_EVENT_SIZE_LIMIT} bytes before encoding"
+            ));
+        }
         self.send(Cmd::UserEvent {
             name,
             payload,

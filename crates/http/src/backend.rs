@@ -85,6 +85,13 @@ pub trait Backend: Send + Sync + 'static {
         wan: bool,
     ) -> impl Future<Output = Result<(), RpcError>> + Send;
     fn agent_leave(&self) -> impl Future<Output = Result<(), RpcError>> + Send;
+    /// `force-leave`: mark a failed member left (`prune`: forget it now).
+    fn agent_force_leave(
+        &self,
+        node: String,
+        prune: bool,
+        wan: bool,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
     fn agent_reload(&self) -> impl Future<Output = Result<(), RpcError>> + Send;
     /// Node maintenance mode on/off (`_node_maintenance` check).
     fn agent_node_maintenance(

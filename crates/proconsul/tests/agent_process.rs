@@ -40,11 +40,8 @@ fn dev_agent_kv_members_and_leave() {
     let mut lines = out.lines();
     assert!(lines.next().unwrap().starts_with("Node  Address"), "{out}");
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(
-        &row[..4],
-        &["n1", "127.0.0.1:8301", "alive", "server"],
-        "{out}"
-    );
+    assert_eq!((row[0], row[2], row[3]), ("n1", "alive", "server"), "{out}");
+    assert!(row[1].starts_with("127.0.0.1:"), "{out}");
 
     wait_for("n1 in the catalog", Duration::from_secs(10), || {
         stdout(&cli(port, &["catalog", "nodes"])).contains("n1")

@@ -42,9 +42,15 @@ impl TestAgent {
         tweak: impl FnOnce(&mut RuntimeConfig),
     ) -> TestAgent {
         let dir = tempfile::tempdir().expect("tempdir");
+        let mut flags = flags;
+        if !flags.dev && flags.data_dir.is_none() {
+            flags.data_dir = Some(dir.path().to_path_buf());
+        }
         let mut cfg = proconsul_config::load(&flags).expect("config");
         cfg.http_addrs = vec!["127.0.0.1:0".parse().unwrap()];
         cfg.dns_addrs = Vec::new();
+        cfg.serf_lan_port = 0;
+        cfg.serf_wan_port = Some(0);
         if cfg.data_dir.is_none() && !cfg.dev_mode {
             cfg.data_dir = Some(dir.path().to_path_buf());
         }

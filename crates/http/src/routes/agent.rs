@@ -159,6 +159,19 @@ pub async fn join<B: Backend>(st: St<B>, Path(addr): Path<String>, RawQuery(q): 
     reply::or_error(st.agent_join(addr, p.has("wan")).await.map(|_| ok_empty()))
 }
 
+pub async fn force_leave<B: Backend>(
+    st: St<B>,
+    Path(node): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    let p = Params::parse(q.as_deref());
+    reply::or_error(
+        st.agent_force_leave(node, p.has("prune"), p.has("wan"))
+            .await
+            .map(|_| ok_empty()),
+    )
+}
+
 pub async fn leave<B: Backend>(st: St<B>) -> Reply {
     reply::or_error(st.agent_leave().await.map(|_| ok_empty()))
 }

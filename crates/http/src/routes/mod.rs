@@ -101,6 +101,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/agent/check/update/{id}", put(agent::check_update::<B>))
         .route("/v1/agent/join/{addr}", put(agent::join::<B>))
         .route("/v1/agent/leave", put(agent::leave::<B>))
+        .route("/v1/agent/force-leave/{node}", put(agent::force_leave::<B>))
         .route("/v1/agent/reload", put(agent::reload::<B>))
         .route("/v1/agent/monitor", get(agent::monitor::<B>))
         .route("/v1/agent/maintenance", put(agent::node_maintenance::<B>))

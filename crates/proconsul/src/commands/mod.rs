@@ -3,8 +3,11 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod event;
+pub mod force_leave;
 pub mod info;
 pub mod join;
+pub mod keygen;
 pub mod kv;
 pub mod leave;
 pub mod lock;
@@ -86,12 +89,19 @@ pub const COMMANDS: &[Command] = &[
         help: catalog::services_help,
         run: Run::Exec(catalog::services),
     },
-    todo("event", "Fire a new event"),
+    Command {
+        name: "event",
+        synopsis: "Fire a new event",
+        help: event::help,
+        run: Run::Exec(event::run),
+    },
     todo("exec", "Executes a command on Consul nodes"),
-    todo(
-        "force-leave",
-        "Forces a member of the cluster to enter the \"left\" state",
-    ),
+    Command {
+        name: "force-leave",
+        synopsis: "Forces a member of the cluster to enter the \"left\" state",
+        help: force_leave::help,
+        run: Run::Exec(force_leave::run),
+    },
     Command {
         name: "info",
         synopsis: "Provides debugging information for operators.",
@@ -104,7 +114,12 @@ pub const COMMANDS: &[Command] = &[
         help: join::help,
         run: Run::Exec(join::run),
     },
-    todo("keygen", "Generates a new encryption key"),
+    Command {
+        name: "keygen",
+        synopsis: "Generates a new encryption key",
+        help: keygen::help,
+        run: Run::Exec(keygen::run),
+    },
     todo("keyring", "Manages gossip layer encryption keys"),
     Command {
         name: "kv",

@@ -33,7 +33,11 @@ pub fn ports_config(dir: &Path, port: u16) -> PathBuf {
     let p = dir.join("ports.json");
     std::fs::write(
         &p,
-        format!(r#"{{"ports": {{"http": {port}, "dns": -1, "grpc": -1}}}}"#),
+        format!(
+            r#"{{"ports": {{"http": {port}, "dns": -1, "grpc": -1, "serf_lan": {}, "serf_wan": {}}}}}"#,
+            free_port(),
+            free_port()
+        ),
     )
     .unwrap();
     p
