@@ -65,21 +65,17 @@ impl Backend for Agent {
     }
 
     async fn status_leader(&self) -> Result<String, RpcError> {
-        Ok(self
-            .inner
-            .server
-            .as_ref()
-            .map(|s| s.leader_addr())
-            .unwrap_or_default())
+        match &self.inner.server {
+            Some(s) => Ok(s.leader_addr()),
+            None => self.remote_status().await.map(|s| s.leader),
+        }
     }
 
     async fn status_peers(&self) -> Result<Vec<String>, RpcError> {
-        Ok(self
-            .inner
-            .server
-            .as_ref()
-            .map(|s| s.peers())
-            .unwrap_or_default())
+        match &self.inner.server {
+            Some(s) => Ok(s.peers()),
+            None => self.remote_status().await.map(|s| s.peers),
+        }
     }
 
     fn agent_self(&self) -> serde_json::Value {

@@ -75,6 +75,8 @@ struct AgentInner {
     /// `limits.kv_max_value_size`, refreshed on reload; read on every KV write.
     kv_max_value_size: AtomicU64,
     server: Option<Server>,
+    /// Connections to servers (Raft, forwarding, a client agent's calls).
+    pool: proconsul_server::remote::SharedPool,
     /// Serf LAN (and WAN on servers).
     gossip: gossip::Gossip,
     local: LocalState,
@@ -94,26 +96,9 @@ struct AgentInner {
     tasks: TaskTracker,
 }
 
-/// Raft transport for a server with no peers yet: every call fails as unreachable. Server RPC
-/// between agents arrives with the cluster issue.
-struct NoPeers;
-
-impl proconsul_raft::RaftTransport for NoPeers {
-    fn call(
-        &self,
-        _target: u64,
-        addr: &str,
-        _kind: proconsul_raft::RpcKind,
-        _body: Vec<u8>,
-    ) -> proconsul_raft::TransportFuture {
-        let addr = addr.to_string();
-        Box::pin(async move { Err(proconsul_raft::TransportError::Unreachable(addr)) })
-    }
-}
-
 impl Agent {
     /// Start every part of the agent. Returns once the HTTP listeners are bound.
-    pub async fn start(config: RuntimeConfig, flags: AgentFlags) -> Result<Agent, AgentError> {
+    pub async fn start(mut config: RuntimeConfig, flags: AgentFlags) -> Result<Agent, AgentError> {
         if let Some(dir) = &config.data_dir {
             std::fs::create_dir_all(dir)?;
         }
@@ -123,6 +108,19 @@ impl Agent {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
 
+        // Servers answer RPC (Raft, forwarded reads and writes) on the server port; bind it
+        // first so a port of 0 is known before it is advertised in gossip tags and Raft.
+        let rpc_listener = if config.server {
+            let addr = config.rpc_bind();
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| AgentError::Listen { addr, source })?;
+            config.server_port = l.local_addr()?.port();
+            Some(l)
+        } else {
+            None
+        };
+        let pool = proconsul_server::remote::SharedPool::new();
         let gossip = gossip::Gossip::start(&config, &node_name, &node_id, &shutdown)
             .await
             .map_err(AgentError::Config)?;
@@ -146,9 +144,15 @@ impl Agent {
                 session_ttl_min: config.session_ttl_min,
                 tombstone_ttl: Duration::from_secs(15 * 60),
                 members,
-                transport: Arc::new(NoPeers),
+                transport: Arc::new(pool.clone()),
+                pool: pool.clone(),
             };
-            Some(Server::start(opts).await?)
+            let server = Server::start(opts).await?;
+            if let Some(l) = rpc_listener {
+                let handler = Arc::new(proconsul_server::remote::RpcHandler(server.clone()));
+                tasks.spawn(proconsul_rpc::serve(l, handler, shutdown.clone()));
+            }
+            Some(server)
         } else {
             None
         };
@@ -178,6 +182,7 @@ impl Agent {
                 datacenter: config.datacenter.clone(),
                 kv_max_value_size: AtomicU64::new(config.kv_max_value_size),
                 server,
+                pool,
                 gossip,
                 local: LocalState::default(),
                 persisted: match (&config.data_dir, config.dev_mode) {
@@ -343,12 +348,21 @@ impl Agent {
         req: ReadRequest,
         opts: QueryOptions,
     ) -> Result<(QueryMeta, ReadResponse), RpcError> {
-        let Some(s) = &self.inner.server else {
-            return Err(RpcError::Internal("No known Consul servers".into()));
-        };
         // A blocking query ends when the agent stops, so it cannot delay shutdown.
+        let work = async {
+            match &self.inner.server {
+                Some(s) => s.read(req, opts).await,
+                None => {
+                    self.on_some_server(|pool, addr| {
+                        let (req, opts) = (req.clone(), opts.clone());
+                        async move { pool.read(&addr, req, opts).await }
+                    })
+                    .await
+                }
+            }
+        };
         tokio::select! {
-            r = s.read(req, opts) => r,
+            r = work => r,
             _ = self.inner.shutdown.cancelled() => Err(RpcError::Unavailable("agent is shutting down".into())),
         }
     }
@@ -368,8 +382,68 @@ impl Agent {
     ) -> Result<(u64, WriteResponse), RpcError> {
         match &self.inner.server {
             Some(s) => s.write(req, dc).await,
-            None => Err(RpcError::Internal("No known Consul servers".into())),
+            None => {
+                self.on_some_server(|pool, addr| {
+                    let (req, dc) = (req.clone(), dc.to_string());
+                    async move { pool.write(&addr, req, dc).await }
+                })
+                .await
+            }
         }
+    }
+
+    /// The servers of our datacenter a client agent can call, from the LAN pool, shuffled
+    /// (Consul's client agents also spread their calls over the servers they know).
+    pub(crate) fn known_servers(&self) -> Vec<String> {
+        use proconsul_gossip::membership::MemberStatus as S;
+        use rand::seq::SliceRandom;
+        let mut v: Vec<String> = self
+            .inner
+            .gossip
+            .lan
+            .members()
+            .into_iter()
+            .filter(|m| m.status == S::Alive)
+            .filter(|m| m.tags.get("role").map(String::as_str) == Some("consul"))
+            .filter(|m| m.tags.get("dc") == Some(&self.inner.datacenter))
+            .filter_map(|m| {
+                let port: u16 = m.tags.get("port")?.parse().ok()?;
+                Some(SocketAddr::new(m.addr.ip(), port).to_string())
+            })
+            .collect();
+        v.shuffle(&mut rand::rng());
+        v
+    }
+
+    /// A server's view of leader and peers (client agents).
+    pub(crate) async fn remote_status(
+        &self,
+    ) -> Result<proconsul_server::remote::StatusReply, RpcError> {
+        self.on_some_server(|pool, addr| async move { pool.status(&addr).await.map(Ok) })
+            .await
+    }
+
+    /// Run a call on one server after another until one answers (client agents).
+    async fn on_some_server<T, F, Fut>(&self, f: F) -> Result<T, RpcError>
+    where
+        F: Fn(proconsul_server::remote::SharedPool, String) -> Fut,
+        Fut: std::future::Future<Output = Result<Result<T, RpcError>, proconsul_rpc::RpcError>>,
+    {
+        let servers = self.known_servers();
+        if servers.is_empty() {
+            return Err(RpcError::Internal("No known Consul servers".into()));
+        }
+        let mut last = String::new();
+        for addr in servers {
+            match f(self.inner.pool.clone(), addr.clone()).await {
+                Ok(answer) => return answer,
+                Err(e) => {
+                    tracing::debug!(target: "agent", server = %addr, error = %e, "RPC to server failed; trying another");
+                    last = e.to_string();
+                }
+            }
+        }
+        Err(RpcError::Internal(format!("rpc error making call: {last}")))
     }
 
     /// Sync now, and make sure the background loop will retry if this fails.

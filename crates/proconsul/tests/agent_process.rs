@@ -96,7 +96,10 @@ fn server_state_survives_a_restart() {
         node_id
     );
     let (_, peers) = http_get(port, "/v1/status/peers").unwrap();
-    assert_eq!(peers, r#"["127.0.0.1:8300"]"#);
+    assert!(
+        peers.starts_with(r#"["127.0.0.1:"#) && !peers.contains(','),
+        "{peers}"
+    );
 }
 
 #[test]

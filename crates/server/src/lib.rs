@@ -10,6 +10,7 @@
 mod fsm;
 mod leader;
 mod read;
+pub mod remote;
 mod write;
 
 use std::net::SocketAddr;
@@ -19,7 +20,13 @@ use std::time::Duration;
 
 use proconsul_raft::{RaftNode, RaftOptions, RaftTransport};
 use proconsul_state::Store;
-use proconsul_types::RpcError;
+use proconsul_types::{
+    Consistency, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RpcError, WriteRequest,
+    WriteResponse,
+};
+
+/// How long a request waits for a leader during an election (Consul's `rpc_hold_timeout`).
+const RPC_HOLD_TIMEOUT: Duration = Duration::from_secs(7);
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -48,6 +55,8 @@ pub struct ServerOptions {
     pub members: Arc<dyn MemberSource>,
     /// Carries Raft RPCs to peers.
     pub transport: Arc<dyn RaftTransport>,
+    /// Connections to other servers, for forwarding to the leader.
+    pub pool: remote::SharedPool,
 }
 
 /// Errors starting a server.
@@ -125,6 +134,11 @@ impl Server {
         &self.inner.store
     }
 
+    /// This server's RPC address as published to Raft peers.
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.inner.opts.rpc_addr
+    }
+
     pub fn datacenter(&self) -> &str {
         &self.inner.opts.datacenter
     }
@@ -163,6 +177,63 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         false
+    }
+
+    /// Serve a read: `stale` reads here; default and consistent reads on the leader, forwarded
+    /// to it from a follower.
+    pub async fn read(
+        &self,
+        req: ReadRequest,
+        opts: QueryOptions,
+    ) -> Result<(QueryMeta, ReadResponse), RpcError> {
+        if opts.consistency == Consistency::Stale || self.is_leader() {
+            return self.read_here(req, opts).await;
+        }
+        let leader = self.wait_leader_addr().await?;
+        match self.inner.opts.pool.read(&leader, req, opts).await {
+            Ok(r) => r,
+            Err(e) => Err(RpcError::Internal(format!("rpc error making call: {e}"))),
+        }
+    }
+
+    /// Commit a write on the leader (forwarded there from a follower).
+    pub async fn write(
+        &self,
+        req: WriteRequest,
+        datacenter: &str,
+    ) -> Result<(u64, WriteResponse), RpcError> {
+        if self.is_leader() {
+            return self.write_here(req, datacenter).await;
+        }
+        let leader = self.wait_leader_addr().await?;
+        match self
+            .inner
+            .opts
+            .pool
+            .write(&leader, req, datacenter.to_string())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => Err(RpcError::Internal(format!("rpc error making call: {e}"))),
+        }
+    }
+
+    /// The leader's RPC address, waiting up to Consul's `rpc_hold_timeout` (7 s) during an
+    /// election; `No cluster leader` after that.
+    async fn wait_leader_addr(&self) -> Result<String, RpcError> {
+        let deadline = tokio::time::Instant::now() + RPC_HOLD_TIMEOUT;
+        loop {
+            if let Some((_, addr)) = self.inner.raft.leader() {
+                return Ok(addr);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RpcError::NoLeader);
+            }
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return Err(RpcError::NoLeader),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
     }
 
     /// Stop the leader loop and Raft.

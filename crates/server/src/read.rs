@@ -16,8 +16,8 @@ use rand::Rng;
 use crate::{raft_error, Server};
 
 impl Server {
-    /// Serve a read in the local datacenter.
-    pub async fn read(
+    /// Serve a read here, without forwarding (a non-leader answers an error unless `stale`).
+    pub(crate) async fn read_here(
         &self,
         req: ReadRequest,
         opts: QueryOptions,

@@ -22,8 +22,9 @@ const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
 const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
 
 impl Server {
-    /// Commit a write; returns the Raft index it was committed at and its answer.
-    pub async fn write(
+    /// Commit a write here, without forwarding (a follower answers an error); returns the
+    /// Raft index it was committed at and its answer.
+    pub(crate) async fn write_here(
         &self,
         req: WriteRequest,
         datacenter: &str,

@@ -50,6 +50,7 @@ impl TestAgent {
         cfg.http_addrs = vec!["127.0.0.1:0".parse().unwrap()];
         cfg.dns_addrs = Vec::new();
         cfg.serf_lan_port = 0;
+        cfg.server_port = 0;
         cfg.serf_wan_port = Some(0);
         if cfg.data_dir.is_none() && !cfg.dev_mode {
             cfg.data_dir = Some(dir.path().to_path_buf());

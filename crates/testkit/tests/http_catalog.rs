@@ -8,10 +8,11 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_self() {
     let a = TestAgent::dev().await;
+    let rpc = a.agent.server().unwrap().rpc_addr().to_string();
     let r = a.get("/v1/status/leader").await;
-    assert_eq!(r.json(), json!("127.0.0.1:8300"));
+    assert_eq!(r.json(), json!(rpc));
     let r = a.get("/v1/status/peers").await;
-    assert_eq!(r.json(), json!(["127.0.0.1:8300"]));
+    assert_eq!(r.json(), json!([rpc]));
     let v = a.get("/v1/agent/self").await.json();
     assert_eq!(v["Config"]["Datacenter"], "dc1");
     assert_eq!(v["Config"]["Server"], true);
@@ -28,7 +29,7 @@ async fn status_and_self() {
     assert_eq!(m[0]["DelegateCur"], 4);
     // ?pretty indents by four spaces and ends with a newline
     let r = a.get("/v1/status/peers?pretty").await;
-    assert_eq!(r.text(), "[\n    \"127.0.0.1:8300\"\n]\n");
+    assert_eq!(r.text(), format!("[\n    \"{rpc}\"\n]\n"));
     assert_eq!(
         a.get("/v1/catalog/datacenters").await.json(),
         json!(["dc1"])
@@ -74,7 +75,10 @@ async fn leader_registers_itself_with_serf_health() {
     })
     .await;
     let c = a.get("/v1/catalog/service/consul").await.json();
-    assert_eq!(c[0]["ServicePort"], 8300);
+    assert_eq!(
+        c[0]["ServicePort"],
+        a.agent.server().unwrap().rpc_addr().port()
+    );
     assert_eq!(c[0]["TaggedAddresses"]["lan"], "127.0.0.1");
     assert_eq!(c[0]["Node"], node.as_str());
     a.stop().await;

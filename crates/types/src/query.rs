@@ -11,7 +11,7 @@ pub const DEFAULT_BLOCKING_WAIT: Duration = Duration::from_secs(300);
 pub const MAX_BLOCKING_WAIT: Duration = Duration::from_secs(600);
 
 /// How fresh a read must be.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Consistency {
     /// Served by the leader while it believes it leads.
     #[default]
@@ -34,7 +34,7 @@ impl Consistency {
 }
 
 /// Options every read accepts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueryOptions {
     /// Target datacenter; empty means the agent's own.
     pub datacenter: String,
@@ -46,7 +46,7 @@ pub struct QueryOptions {
 }
 
 /// What a read reports back besides its result.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueryMeta {
     /// Raft index the result reflects; never 0 on the wire.
     pub index: Index,

@@ -28,23 +28,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A config file giving the HTTP API `port` and turning DNS and gRPC off.
+/// A config file giving the HTTP API `port`, turning DNS and gRPC off, and putting the server
+/// RPC and Serf ports on free ones so tests can run side by side.
 pub fn ports_config(dir: &Path, port: u16) -> PathBuf {
-    let p = dir.join("ports.json");
-    std::fs::write(
-        &p,
-        format!(
-            r#"{{"ports": {{"http": {port}, "dns": -1, "grpc": -1, "serf_lan": {}, "serf_wan": {}}}}}"#,
-            free_port(),
-            free_port()
-        ),
-    )
-    .unwrap();
-    p
+    isolated_config(dir, port)
 }
 
-/// Like [`ports_config`], but every port (server RPC, Serf LAN/WAN too) is a free one, so
-/// several agents can run side by side.
+/// Every port of an agent: HTTP as given, server RPC and Serf LAN/WAN on free ones.
 pub fn isolated_config(dir: &Path, http: u16) -> PathBuf {
     let p = dir.join("ports.json");
     std::fs::write(
@@ -145,9 +135,7 @@ pub fn start_dev(cfg: &Path, http: u16, log: &Path) -> Proc {
 }
 
 pub fn wait_leader(port: u16) {
-    wait_for("a leader", Duration::from_secs(20), || {
-        http_get(port, "/v1/status/leader").is_some_and(|(s, b)| s == 200 && b.contains(":8300"))
-    });
+    wait_leader_any(port)
 }
 
 /// A leader on whatever RPC port.

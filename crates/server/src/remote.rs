@@ -1,0 +1,242 @@
+//! Server RPC between agents (port 8300): the methods, their msgpack bodies, a pool of
+//! connections, and the calls built on it.
+//!
+//! One [`ConnPool`] per agent keeps one multiplexed `proconsul-rpc` connection per peer
+//! address and reconnects when a connection dies. It carries three kinds of traffic:
+//! Raft's own RPCs (it implements [`RaftTransport`]), reads and writes a follower forwards
+//! to the leader, and reads and writes a client agent sends to a server. The receiving side
+//! is [`Server::handle_rpc`], behind [`RpcHandler`].
+//!
+//! Forwarded calls are executed where they land without forwarding again, so a leadership
+//! change mid-call ends in an error rather than a loop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proconsul_raft::{RaftTransport, RpcKind, TransportError, TransportFuture};
+use proconsul_rpc::{Client, RpcError as WireError};
+use proconsul_types::{
+    QueryMeta, QueryOptions, ReadRequest, ReadResponse, RpcError, WriteRequest, WriteResponse,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::Server;
+
+/// Method numbers on the wire. 0–2 are Raft's (`RpcKind`).
+pub mod method {
+    /// A read ([`super::ReadCall`]).
+    pub const READ: u8 = 10;
+    /// A write ([`super::WriteCall`]).
+    pub const WRITE: u8 = 11;
+    /// Leader and peers ([`super::StatusReply`]).
+    pub const STATUS: u8 = 12;
+}
+
+/// How long to wait to connect to a peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Deadline of a non-blocking call.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Raft calls get openraft's own deadline on top; this only bounds a stuck connection.
+const RAFT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A read sent to a server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadCall {
+    pub req: ReadRequest,
+    pub opts: QueryOptions,
+}
+
+/// A write sent to a server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteCall {
+    pub req: WriteRequest,
+    pub datacenter: String,
+}
+
+/// A server's view of the Raft cluster.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StatusReply {
+    /// `ip:port` of the leader, or empty.
+    pub leader: String,
+    /// Voters' RPC addresses.
+    pub peers: Vec<String>,
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(v).expect("in-memory msgpack encoding cannot fail")
+}
+
+fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+    rmp_serde::from_slice(b).map_err(|e| format!("bad RPC body: {e}"))
+}
+
+/// One connection per peer address, reconnected on failure.
+#[derive(Default)]
+pub struct ConnPool {
+    conns: Mutex<HashMap<String, Client>>,
+}
+
+impl ConnPool {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    async fn client(&self, addr: &str) -> Result<Client, WireError> {
+        if let Some(c) = self.conns.lock().unwrap().get(addr) {
+            if !c.is_dead() {
+                return Ok(c.clone());
+            }
+        }
+        let c = Client::connect(addr, CONNECT_TIMEOUT).await?;
+        self.conns
+            .lock()
+            .unwrap()
+            .insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Call `method` on `addr`; a connection that failed is dropped so the next call redials.
+    pub async fn call(
+        &self,
+        addr: &str,
+        method: u8,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, WireError> {
+        let c = self.client(addr).await?;
+        let r = c.call(method, body, timeout).await;
+        if matches!(&r, Err(e) if e.is_retryable()) {
+            self.conns.lock().unwrap().remove(addr);
+        }
+        r
+    }
+
+    /// A typed call: `Ok(answer)` when the server answered (the answer may itself be an
+    /// error), `Err` when the call never got an answer (try another server).
+    async fn typed<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        method: u8,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Result<Resp, RpcError>, WireError> {
+        let bytes = self.call(addr, method, encode(req), timeout).await?;
+        let r: Result<Resp, RpcError> = decode(&bytes).map_err(WireError::Protocol)?;
+        Ok(r)
+    }
+
+    /// A read on the server at `addr`.
+    pub async fn read(
+        &self,
+        addr: &str,
+        req: ReadRequest,
+        opts: QueryOptions,
+    ) -> Result<Result<(QueryMeta, ReadResponse), RpcError>, WireError> {
+        // A blocking query may legitimately take its whole wait (plus Consul's jitter).
+        let timeout = opts
+            .max_wait
+            .map(|w| w + w / 16 + CALL_TIMEOUT)
+            .unwrap_or(CALL_TIMEOUT);
+        self.typed(addr, method::READ, &ReadCall { req, opts }, timeout)
+            .await
+    }
+
+    /// A write on the server at `addr`.
+    pub async fn write(
+        &self,
+        addr: &str,
+        req: WriteRequest,
+        datacenter: String,
+    ) -> Result<Result<(u64, WriteResponse), RpcError>, WireError> {
+        self.typed(
+            addr,
+            method::WRITE,
+            &WriteCall { req, datacenter },
+            CALL_TIMEOUT,
+        )
+        .await
+    }
+
+    /// The server at `addr`'s view of leader and peers.
+    pub async fn status(&self, addr: &str) -> Result<StatusReply, WireError> {
+        let r: Result<StatusReply, RpcError> =
+            self.typed(addr, method::STATUS, &(), CALL_TIMEOUT).await?;
+        r.map_err(|e| WireError::Remote(e.to_string()))
+    }
+}
+
+/// The pool shared by Raft's transport, forwarding and a client agent's calls.
+#[derive(Clone, Default)]
+pub struct SharedPool(pub Arc<ConnPool>);
+
+impl SharedPool {
+    pub fn new() -> Self {
+        SharedPool(Arc::new(ConnPool::new()))
+    }
+}
+
+impl std::ops::Deref for SharedPool {
+    type Target = ConnPool;
+    fn deref(&self) -> &ConnPool {
+        &self.0
+    }
+}
+
+impl RaftTransport for SharedPool {
+    fn call(&self, _target: u64, addr: &str, kind: RpcKind, body: Vec<u8>) -> TransportFuture {
+        let pool = self.0.clone();
+        let addr = addr.to_string();
+        Box::pin(async move {
+            pool.call(&addr, kind.as_u8(), body, RAFT_CALL_TIMEOUT)
+                .await
+                .map_err(|e| match e {
+                    WireError::Connect { .. } => TransportError::Unreachable(addr.clone()),
+                    WireError::Timeout => TransportError::Timeout,
+                    WireError::Remote(m) => TransportError::Remote(m),
+                    other => TransportError::Network(other.to_string()),
+                })
+        })
+    }
+}
+
+/// The RPC listener's handler: everything a server answers on port 8300.
+pub struct RpcHandler(pub Server);
+
+impl proconsul_rpc::Handler for RpcHandler {
+    async fn handle(&self, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        self.0.handle_rpc(method, body).await
+    }
+}
+
+impl Server {
+    /// Answer one RPC: Raft's, or a read/write/status call executed here (never forwarded).
+    pub async fn handle_rpc(&self, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        if let Some(kind) = RpcKind::from_u8(method) {
+            return self
+                .inner
+                .raft
+                .handle_rpc(kind, &body)
+                .await
+                .map_err(|e| e.to_string());
+        }
+        match method {
+            method::READ => {
+                let c: ReadCall = decode(&body)?;
+                Ok(encode(&self.read_here(c.req, c.opts).await))
+            }
+            method::WRITE => {
+                let c: WriteCall = decode(&body)?;
+                Ok(encode(&self.write_here(c.req, &c.datacenter).await))
+            }
+            method::STATUS => {
+                let r: Result<StatusReply, RpcError> = Ok(StatusReply {
+                    leader: self.leader_addr(),
+                    peers: self.peers(),
+                });
+                Ok(encode(&r))
+            }
+            other => Err(format!("unknown RPC method {other}")),
+        }
+    }
+}
