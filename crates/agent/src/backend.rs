@@ -240,7 +240,7 @@ impl Backend for Agent {
 
     async fn agent_leave(&self) -> Result<(), RpcError> {
         tracing::info!(target: "agent", "requesting graceful leave");
-        self.inner.gossip.leave().await;
+        self.leave_cluster().await;
         // Answer first, then stop: the caller's HTTP request must complete.
         let token = self.inner.shutdown.clone();
         self.inner.tasks.spawn(async move {

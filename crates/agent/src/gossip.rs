@@ -279,6 +279,7 @@ impl MemberSource for LanMembers {
                     Some("consul") => m.tags.get("port").and_then(|p| p.parse().ok()),
                     _ => None,
                 },
+                expect: m.tags.get("expect").and_then(|e| e.parse().ok()),
                 meta: BTreeMap::new(),
                 name: m.name,
             })

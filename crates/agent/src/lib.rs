@@ -140,6 +140,7 @@ impl Agent {
                     config.data_dir.as_ref().map(|d| d.join("raft"))
                 },
                 bootstrap: config.dev_mode || config.bootstrap || config.bootstrap_expect == 1,
+                bootstrap_expect: config.bootstrap_expect,
                 raft_multiplier: config.raft_multiplier,
                 session_ttl_min: config.session_ttl_min,
                 tombstone_ttl: Duration::from_secs(15 * 60),
@@ -510,6 +511,15 @@ impl Agent {
             })
     }
 
+    /// Leave gracefully: a server first leaves the Raft configuration (while it still answers
+    /// Raft), then every agent leaves its gossip pools.
+    pub(crate) async fn leave_cluster(&self) {
+        if let Some(s) = &self.inner.server {
+            s.leave_raft(Duration::from_secs(5)).await;
+        }
+        self.inner.gossip.leave().await;
+    }
+
     /// Members of the LAN (or WAN) pool as `/v1/agent/members` shows them.
     fn pool_members(&self, wan: bool) -> Vec<AgentMember> {
         self.inner
@@ -763,7 +773,7 @@ async fn run_async(config: RuntimeConfig, flags: AgentFlags) -> i32 {
                 tracing::info!(target: "agent", "caught signal: interrupt");
                 if !config.skip_leave_on_interrupt {
                     tracing::info!(target: "agent", "gracefully leaving the cluster");
-                    agent.inner.gossip.leave().await;
+                    agent.leave_cluster().await;
                 }
                 break;
             }
@@ -771,7 +781,7 @@ async fn run_async(config: RuntimeConfig, flags: AgentFlags) -> i32 {
                 tracing::info!(target: "agent", "caught signal: terminated");
                 if config.leave_on_terminate {
                     tracing::info!(target: "agent", "gracefully leaving the cluster");
-                    agent.inner.gossip.leave().await;
+                    agent.leave_cluster().await;
                 }
                 break;
             }

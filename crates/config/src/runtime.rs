@@ -231,6 +231,11 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
+/// `performance.raft_multiplier` when not set. Consul defaults to 5 (for slow shared hosts) and
+/// recommends 1 for production; proconsul defaults to 1: leader failure is detected and a new
+/// leader elected in about 1–4 s instead of 5–20 s. Set 5 to get Consul's timing.
+pub const DEFAULT_RAFT_MULTIPLIER: u32 = 1;
+
 /// Defaults + merged layers → validated runtime config. Errors use Consul's wording.
 pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, String> {
     let Layer {
@@ -406,8 +411,11 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
     if let Some(k) = &encrypt_key {
         values::encrypt_key(k)?;
     }
-    let raft_multiplier =
-        values::raft_multiplier(u.performance.and_then(|p| p.raft_multiplier).unwrap_or(5))?;
+    let raft_multiplier = values::raft_multiplier(
+        u.performance
+            .and_then(|p| p.raft_multiplier)
+            .unwrap_or(i64::from(DEFAULT_RAFT_MULTIPLIER)),
+    )?;
 
     let enable_script_checks = u.enable_script_checks.unwrap_or(false);
     let enable_local_script_checks = u.enable_local_script_checks.unwrap_or(false);

@@ -183,7 +183,7 @@ fn defaults_for_a_client() {
     assert_eq!(c.serf_wan_port, Some(8302));
     assert_eq!((c.grpc_port, c.https_port), (None, None));
     assert_eq!(c.log_level, "INFO");
-    assert_eq!(c.raft_multiplier, 5);
+    assert_eq!(c.raft_multiplier, 1);
     assert!(c.leave_on_terminate && !c.skip_leave_on_interrupt);
     assert!(c.disable_remote_exec);
     assert_eq!(c.session_ttl_min, Duration::from_secs(10));

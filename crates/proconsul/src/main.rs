@@ -62,6 +62,7 @@ fn resolve(argv: &[String], known: &[&str]) -> Invocation {
                 }
                 inv.command = name;
                 inv.args = argv[i + words..].to_vec();
+                hoist_subcommand(&mut inv, known);
                 i += words;
                 continue;
             }
@@ -69,6 +70,31 @@ fn resolve(argv: &[String], known: &[&str]) -> Invocation {
         i += 1;
     }
     inv
+}
+
+/// `kv -http-addr=X put k v`: a parent command, `-flag=value` flags, then one of its
+/// subcommands. Consul's CLI would print the parent's help; scripts (and our acceptance
+/// walk-through) put the common flags there, so run the subcommand with the flags moved after
+/// it. Only `=`-form flags are moved, so a flag's separate value is never taken for a command.
+fn hoist_subcommand(inv: &mut Invocation, known: &[&str]) {
+    let flags = inv
+        .args
+        .iter()
+        .take_while(|a| a.starts_with('-') && a.contains('=') && a.as_str() != "--")
+        .count();
+    if flags == 0 {
+        return;
+    }
+    let Some(word) = inv.args.get(flags) else {
+        return;
+    };
+    let candidate = format!("{} {word}", inv.command);
+    if known.contains(&candidate.as_str()) {
+        let mut args: Vec<String> = inv.args[..flags].to_vec();
+        args.extend_from_slice(&inv.args[flags + 1..]);
+        inv.command = candidate;
+        inv.args = args;
+    }
 }
 
 /// The command list (`BasicHelpFunc`): top-level commands, names padded to the longest.
@@ -204,6 +230,21 @@ mod tests {
             (inv.command.as_str(), inv.args.clone()),
             ("kv put", a(&["version"]))
         );
+    }
+
+    #[test]
+    fn flags_between_parent_and_subcommand() {
+        let inv = resolve(
+            &a(&["kv", "-http-addr=http://x:1", "put", "k", "v"]),
+            &known(),
+        );
+        assert_eq!(
+            (inv.command.as_str(), inv.args.clone()),
+            ("kv put", a(&["-http-addr=http://x:1", "k", "v"]))
+        );
+        // a flag with a separate value is left alone (the parent prints its help)
+        let inv = resolve(&a(&["kv", "-http-addr", "put", "k"]), &known());
+        assert_eq!(inv.command.as_str(), "kv");
     }
 
     #[test]

@@ -43,6 +43,19 @@ pub struct LanMember {
     pub meta: BTreeMap<String, String>,
     /// The server RPC port when the member is a server (`role=consul`), else `None`.
     pub server_port: Option<u16>,
+    /// A server's `expect` tag (`-bootstrap-expect`), if any.
+    pub expect: Option<u32>,
+}
+
+impl LanMember {
+    /// A server's Raft id and RPC address.
+    pub fn raft_peer(&self) -> Option<(u64, String)> {
+        let port = self.server_port?;
+        Some((
+            crate::raft_id_from_node_id(&self.id),
+            format!("{}:{port}", self.addr),
+        ))
+    }
 }
 
 /// Where the leader learns the LAN pool's members (the gossip layer, or just this agent).
@@ -124,6 +137,7 @@ pub(crate) async fn run(server: Server) {
         if now.duration_since(last_reconcile) >= RECONCILE_EVERY {
             last_reconcile = now;
             reconcile(&server).await;
+            reconcile_servers(&server);
         }
         if now.duration_since(last_mark) >= TOMBSTONE_GRANULARITY {
             last_mark = now;
@@ -142,6 +156,87 @@ pub(crate) async fn run(server: Server) {
             {
                 reaped_up_to = idx;
             }
+        }
+    }
+}
+
+/// Make the Raft configuration follow the servers in the LAN pool: an alive server that is not
+/// a voter is added (it joins as a learner, catches up, is promoted), a server that left is
+/// removed. Failed servers stay: they may come back, and removing them could cost quorum
+/// (`force-leave` or `operator raft remove-peer` removes them). Membership changes run in the
+/// background, one per server at a time, so the leader loop keeps its pace.
+fn reconcile_servers(server: &Server) {
+    let inner = &server.inner;
+    let voters: BTreeMap<u64, String> = inner.raft.voters().into_iter().collect();
+    let me = crate::raft_id_from_node_id(&inner.opts.node_id);
+    for m in inner.opts.members.members() {
+        let Some((id, addr)) = m.raft_peer() else {
+            continue;
+        };
+        let change = match m.status {
+            MemberStatus::Alive if voters.get(&id) != Some(&addr) => Some(true),
+            MemberStatus::Left if id != me && voters.contains_key(&id) => Some(false),
+            _ => None,
+        };
+        let Some(add) = change else { continue };
+        if !inner.membership_changes.lock().unwrap().insert(id) {
+            continue; // already in progress
+        }
+        let s = server.clone();
+        inner.tasks.spawn(async move {
+            let r = if add {
+                tracing::info!(target: "agent.server", server = %m.name, %addr, "adding server to the raft configuration");
+                s.inner.raft.add_voter(id, addr).await
+            } else {
+                tracing::info!(target: "agent.server", server = %m.name, "removing server that left from the raft configuration");
+                s.inner.raft.remove_voter(id).await
+            };
+            if let Err(e) = r {
+                tracing::warn!(target: "agent.server", server = %m.name, error = %e, "raft membership change failed");
+            }
+            s.inner.membership_changes.lock().unwrap().remove(&id);
+        });
+    }
+}
+
+/// `-bootstrap-expect=N`: once N servers expecting N are alive in the LAN pool and this server
+/// has no Raft state, bootstrap with all of them (each of them does the same with the same
+/// configuration, which Raft accepts). A server with Raft state never bootstraps again.
+pub(crate) async fn bootstrap_when_expected(server: Server, expect: u32) {
+    let inner = &server.inner;
+    loop {
+        if inner.raft.is_initialized().await {
+            return;
+        }
+        let mut peers: Vec<(u64, String)> = inner
+            .opts
+            .members
+            .members()
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Alive)
+            .filter_map(|m| {
+                let peer = m.raft_peer()?;
+                match m.expect {
+                    Some(e) if e != expect => {
+                        tracing::error!(target: "agent.server", server = %m.name, expect = e, "member has a conflicting expect value; all servers should expect the same number");
+                        None
+                    }
+                    _ => Some(peer),
+                }
+            })
+            .collect();
+        peers.sort();
+        peers.dedup();
+        if peers.len() >= expect as usize {
+            tracing::info!(target: "agent.server", servers = peers.len(), "found expected number of peers, attempting bootstrap");
+            if let Err(e) = inner.raft.bootstrap(peers).await {
+                tracing::warn!(target: "agent.server", error = %e, "bootstrap failed");
+            }
+            return;
+        }
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
 }

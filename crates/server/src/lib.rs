@@ -46,6 +46,8 @@ pub struct ServerOptions {
     /// Bootstrap a single-voter cluster if there is no Raft state yet (`-dev`, `-bootstrap`,
     /// `-bootstrap-expect=1`).
     pub bootstrap: bool,
+    /// `-bootstrap-expect` above 1: bootstrap once that many servers are in the LAN pool.
+    pub bootstrap_expect: u32,
     /// Consul's `performance.raft_multiplier`.
     pub raft_multiplier: u32,
     pub session_ttl_min: Duration,
@@ -77,6 +79,8 @@ struct Inner {
     store: Store,
     raft: RaftNode,
     sessions: leader::SessionTimers,
+    /// Raft ids with a membership change in flight (leader only).
+    membership_changes: std::sync::Mutex<std::collections::HashSet<u64>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -117,6 +121,7 @@ impl Server {
                 store,
                 raft,
                 sessions: leader::SessionTimers::default(),
+                membership_changes: Default::default(),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -126,6 +131,14 @@ impl Server {
             .inner
             .tasks
             .spawn(async move { leader::run(s).await });
+        let expect = server.inner.opts.bootstrap_expect;
+        if expect > 1 && !server.inner.opts.bootstrap {
+            let s = server.clone();
+            server
+                .inner
+                .tasks
+                .spawn(leader::bootstrap_when_expected(s, expect));
+        }
         Ok(server)
     }
 
@@ -233,6 +246,49 @@ impl Server {
                 _ = self.inner.shutdown.cancelled() => return Err(RpcError::NoLeader),
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
+        }
+    }
+
+    /// This server's Raft id.
+    pub fn raft_id(&self) -> u64 {
+        raft_id_from_node_id(&self.inner.opts.node_id)
+    }
+
+    /// Remove a server from the Raft configuration, on the leader (forwarded there from a
+    /// follower).
+    pub async fn remove_peer(&self, id: u64) -> Result<(), RpcError> {
+        if self.is_leader() {
+            return self.inner.raft.remove_voter(id).await.map_err(raft_error);
+        }
+        let leader = self.wait_leader_addr().await?;
+        match self.inner.opts.pool.remove_peer(&leader, id).await {
+            Ok(r) => r,
+            Err(e) => Err(RpcError::Internal(format!("rpc error making call: {e}"))),
+        }
+    }
+
+    /// A graceful leave of a server: ask the leader to take us out of the Raft configuration
+    /// while we still answer Raft (Consul's `Server.Leave`), and wait up to `within` for it.
+    pub async fn leave_raft(&self, within: Duration) {
+        let me = self.raft_id();
+        let voters = self.inner.raft.voters();
+        if voters.len() <= 1 || !voters.iter().any(|(id, _)| *id == me) {
+            return;
+        }
+        tracing::info!(target: "agent.server", "removing ourselves from the raft configuration before leaving");
+        let deadline = tokio::time::Instant::now() + within;
+        if let Err(e) = tokio::time::timeout(within, self.remove_peer(me))
+            .await
+            .unwrap_or(Err(RpcError::Internal("timed out".into())))
+        {
+            tracing::warn!(target: "agent.server", error = %e, "failed to leave the raft configuration");
+            return;
+        }
+        while tokio::time::Instant::now() < deadline {
+            if !self.inner.raft.voters().iter().any(|(id, _)| *id == me) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -31,6 +31,8 @@ pub mod method {
     pub const WRITE: u8 = 11;
     /// Leader and peers ([`super::StatusReply`]).
     pub const STATUS: u8 = 12;
+    /// Remove a server from the Raft configuration (a Raft id, on the leader).
+    pub const REMOVE_PEER: u8 = 13;
 }
 
 /// How long to wait to connect to a peer.
@@ -158,6 +160,16 @@ impl ConnPool {
         .await
     }
 
+    /// Remove the server with Raft id `id`, on the leader at `addr`.
+    pub async fn remove_peer(
+        &self,
+        addr: &str,
+        id: u64,
+    ) -> Result<Result<(), RpcError>, WireError> {
+        self.typed(addr, method::REMOVE_PEER, &id, CALL_TIMEOUT)
+            .await
+    }
+
     /// The server at `addr`'s view of leader and peers.
     pub async fn status(&self, addr: &str) -> Result<StatusReply, WireError> {
         let r: Result<StatusReply, RpcError> =
@@ -234,6 +246,19 @@ impl Server {
                     leader: self.leader_addr(),
                     peers: self.peers(),
                 });
+                Ok(encode(&r))
+            }
+            method::REMOVE_PEER => {
+                let id: u64 = decode(&body)?;
+                let r = if self.is_leader() {
+                    self.inner
+                        .raft
+                        .remove_voter(id)
+                        .await
+                        .map_err(crate::raft_error)
+                } else {
+                    Err(RpcError::NoLeader)
+                };
                 Ok(encode(&r))
             }
             other => Err(format!("unknown RPC method {other}")),
