@@ -356,7 +356,7 @@ impl Agent {
                 None => {
                     self.on_some_server(|pool, addr| {
                         let (req, opts) = (req.clone(), opts.clone());
-                        async move { pool.read(&addr, req, opts).await }
+                        async move { pool.read(&addr, req, opts, false).await }
                     })
                     .await
                 }
@@ -386,7 +386,7 @@ impl Agent {
             None => {
                 self.on_some_server(|pool, addr| {
                     let (req, dc) = (req.clone(), dc.to_string());
-                    async move { pool.write(&addr, req, dc).await }
+                    async move { pool.write(&addr, req, dc, false).await }
                 })
                 .await
             }

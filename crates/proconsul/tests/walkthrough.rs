@@ -9,7 +9,10 @@ use std::process::Command;
 
 #[test]
 fn cluster_walkthrough() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/acceptance/walkthrough.sh");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/acceptance/walkthrough.sh"
+    );
     let out = Command::new("bash")
         .arg(script)
         .arg(env!("CARGO_BIN_EXE_proconsul"))

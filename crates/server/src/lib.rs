@@ -203,7 +203,7 @@ impl Server {
             return self.read_here(req, opts).await;
         }
         let leader = self.wait_leader_addr().await?;
-        match self.inner.opts.pool.read(&leader, req, opts).await {
+        match self.inner.opts.pool.read(&leader, req, opts, true).await {
             Ok(r) => r,
             Err(e) => Err(RpcError::Internal(format!("rpc error making call: {e}"))),
         }
@@ -223,7 +223,7 @@ impl Server {
             .inner
             .opts
             .pool
-            .write(&leader, req, datacenter.to_string())
+            .write(&leader, req, datacenter.to_string(), true)
             .await
         {
             Ok(r) => r,

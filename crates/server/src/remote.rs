@@ -7,8 +7,9 @@
 //! to the leader, and reads and writes a client agent sends to a server. The receiving side
 //! is [`Server::handle_rpc`], behind [`RpcHandler`].
 //!
-//! Forwarded calls are executed where they land without forwarding again, so a leadership
-//! change mid-call ends in an error rather than a loop.
+//! A client agent's call may be forwarded once more by the server it reaches (to the leader);
+//! a call a server forwarded is executed where it lands without forwarding again, so a
+//! leadership change mid-call ends in an error rather than a loop.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,9 @@ const RAFT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct ReadCall {
     pub req: ReadRequest,
     pub opts: QueryOptions,
+    /// Already forwarded by a server: execute here, never forward again.
+    #[serde(default)]
+    pub forwarded: bool,
 }
 
 /// A write sent to a server.
@@ -54,6 +58,9 @@ pub struct ReadCall {
 pub struct WriteCall {
     pub req: WriteRequest,
     pub datacenter: String,
+    /// Already forwarded by a server: execute here, never forward again.
+    #[serde(default)]
+    pub forwarded: bool,
 }
 
 /// A server's view of the Raft cluster.
@@ -128,36 +135,41 @@ impl ConnPool {
         Ok(r)
     }
 
-    /// A read on the server at `addr`.
+    /// A read on the server at `addr` (`forwarded`: by a server, to the leader).
     pub async fn read(
         &self,
         addr: &str,
         req: ReadRequest,
         opts: QueryOptions,
+        forwarded: bool,
     ) -> Result<Result<(QueryMeta, ReadResponse), RpcError>, WireError> {
         // A blocking query may legitimately take its whole wait (plus Consul's jitter).
         let timeout = opts
             .max_wait
             .map(|w| w + w / 16 + CALL_TIMEOUT)
             .unwrap_or(CALL_TIMEOUT);
-        self.typed(addr, method::READ, &ReadCall { req, opts }, timeout)
-            .await
+        let call = ReadCall {
+            req,
+            opts,
+            forwarded,
+        };
+        self.typed(addr, method::READ, &call, timeout).await
     }
 
-    /// A write on the server at `addr`.
+    /// A write on the server at `addr` (`forwarded`: by a server, to the leader).
     pub async fn write(
         &self,
         addr: &str,
         req: WriteRequest,
         datacenter: String,
+        forwarded: bool,
     ) -> Result<Result<(u64, WriteResponse), RpcError>, WireError> {
-        self.typed(
-            addr,
-            method::WRITE,
-            &WriteCall { req, datacenter },
-            CALL_TIMEOUT,
-        )
-        .await
+        let call = WriteCall {
+            req,
+            datacenter,
+            forwarded,
+        };
+        self.typed(addr, method::WRITE, &call, CALL_TIMEOUT).await
     }
 
     /// Remove the server with Raft id `id`, on the leader at `addr`.
@@ -235,11 +247,21 @@ impl Server {
         match method {
             method::READ => {
                 let c: ReadCall = decode(&body)?;
-                Ok(encode(&self.read_here(c.req, c.opts).await))
+                let r = if c.forwarded {
+                    self.read_here(c.req, c.opts).await
+                } else {
+                    self.read(c.req, c.opts).await
+                };
+                Ok(encode(&r))
             }
             method::WRITE => {
                 let c: WriteCall = decode(&body)?;
-                Ok(encode(&self.write_here(c.req, &c.datacenter).await))
+                let r = if c.forwarded {
+                    self.write_here(c.req, &c.datacenter).await
+                } else {
+                    self.write(c.req, &c.datacenter).await
+                };
+                Ok(encode(&r))
             }
             method::STATUS => {
                 let r: Result<StatusReply, RpcError> = Ok(StatusReply {

@@ -1,0 +1,178 @@
+//! Real server clusters, as processes on 127.0.0.x with default ports per address:
+//!
+//! * three servers formed with `-bootstrap-expect=3` and `-retry-join`, a client agent; writes
+//!   through the client; kill -9 of the leader → a new leader within 10 s, every acknowledged
+//!   write still readable; the old leader restarts and catches up;
+//! * durability: 100 acknowledged writes, kill -9 of all three servers, restart, all read back
+//!   with `?consistent`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{start, wait_for, Proc};
+
+fn http(ip: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect((ip, 8500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status = raw.split(' ').nth(1)?.parse().ok()?;
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+fn leader(ip: &str) -> Option<String> {
+    let (s, b) = http(ip, "GET", "/v1/status/leader", "")?;
+    let l = b.trim().trim_matches('"').to_string();
+    (s == 200 && !l.is_empty()).then_some(l)
+}
+
+fn server(dir: &Path, name: &str, ip: &str, join: &str) -> Proc {
+    let data = dir.join(name);
+    start(
+        &[
+            "agent",
+            "-server",
+            "-bootstrap-expect=3",
+            &format!("-node={name}"),
+            &format!("-bind={ip}"),
+            &format!("-client={ip}"),
+            &format!("-data-dir={}", data.display()),
+            &format!("-retry-join={join}"),
+            "-retry-interval=1s",
+        ],
+        &dir.join(format!("{name}.log")),
+    )
+}
+
+fn put(ip: &str, key: &str, value: &str) -> bool {
+    matches!(http(ip, "PUT", &format!("/v1/kv/{key}"), value), Some((200, b)) if b.trim() == "true")
+}
+
+fn get_raw(ip: &str, key: &str, mode: &str) -> Option<String> {
+    match http(ip, "GET", &format!("/v1/kv/{key}?raw&{mode}"), "")? {
+        (200, b) => Some(b),
+        _ => None,
+    }
+}
+
+#[test]
+fn three_servers_and_a_client_survive_a_leader_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let ips = ["127.0.0.41", "127.0.0.42", "127.0.0.43"];
+    let mut servers: Vec<Option<Proc>> = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| Some(server(dir.path(), &format!("s{}", i + 1), ip, ips[0])))
+        .collect();
+    let _client = start(
+        &[
+            "agent",
+            "-node=c1",
+            "-bind=127.0.0.44",
+            "-client=127.0.0.44",
+            &format!("-data-dir={}", dir.path().join("c1").display()),
+            "-retry-join=127.0.0.41",
+            "-retry-interval=1s",
+        ],
+        &dir.path().join("c1.log"),
+    );
+    // bootstrap-expect: one leader, known to every server and the client, three peers.
+    wait_for("a leader everywhere", Duration::from_secs(30), || {
+        let l: Vec<Option<String>> = ips
+            .iter()
+            .chain(["127.0.0.44"].iter())
+            .map(|ip| leader(ip))
+            .collect();
+        l[0].is_some() && l.iter().all(|x| x == &l[0])
+    });
+    wait_for("three peers", Duration::from_secs(10), || {
+        http(ips[0], "GET", "/v1/status/peers", "")
+            .is_some_and(|(_, b)| b.matches(":8300").count() == 3)
+    });
+
+    // Writes through the client (forwarded to a server, then to the leader).
+    for i in 0..50 {
+        assert!(
+            put("127.0.0.44", &format!("k/{i}"), &format!("v{i}")),
+            "write {i}"
+        );
+    }
+    // Reads through a follower are forwarded to the leader (default consistency).
+    let old = leader(ips[0]).unwrap();
+    let follower = ips.iter().find(|ip| !old.starts_with(**ip)).unwrap();
+    assert_eq!(get_raw(follower, "k/49", "").as_deref(), Some("v49"));
+
+    // kill -9 the leader.
+    let li = ips.iter().position(|ip| old.starts_with(ip)).unwrap();
+    drop(servers[li].take());
+    let t = Instant::now();
+    let other = ips[(li + 1) % 3];
+    wait_for("a new leader", Duration::from_secs(10), || {
+        leader(other).is_some_and(|l| l != old)
+    });
+    eprintln!(
+        "new leader after kill -9 of the old one: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    for i in 0..50 {
+        let v = get_raw("127.0.0.44", &format!("k/{i}"), "consistent");
+        assert_eq!(v, Some(format!("v{i}")), "acknowledged write {i} lost");
+    }
+    for i in 50..60 {
+        assert!(
+            put("127.0.0.44", &format!("k/{i}"), &format!("v{i}")),
+            "write {i}"
+        );
+    }
+
+    // The old leader restarts and catches up (stale reads from its own state).
+    servers[li] = Some(server(dir.path(), &format!("s{}", li + 1), ips[li], other));
+    wait_for("old leader caught up", Duration::from_secs(20), || {
+        get_raw(ips[li], "k/59", "stale").as_deref() == Some("v59")
+    });
+}
+
+#[test]
+fn acknowledged_writes_survive_killing_every_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let ips = ["127.0.0.46", "127.0.0.47", "127.0.0.48"];
+    let start_all = || -> Vec<Proc> {
+        ips.iter()
+            .enumerate()
+            .map(|(i, ip)| server(dir.path(), &format!("d{}", i + 1), ip, ips[0]))
+            .collect()
+    };
+    let servers = start_all();
+    wait_for("a leader", Duration::from_secs(30), || {
+        ips.iter().all(|ip| leader(ip).is_some())
+    });
+    for i in 0..100 {
+        assert!(
+            put(ips[i % 3], &format!("d/{i}"), &format!("v{i}")),
+            "write {i}"
+        );
+    }
+    drop(servers); // kill -9 all three
+    let _servers = start_all();
+    wait_for("a leader after restart", Duration::from_secs(30), || {
+        ips.iter().all(|ip| leader(ip).is_some())
+    });
+    for i in 0..100 {
+        let v = get_raw(ips[(i + 1) % 3], &format!("d/{i}"), "consistent");
+        assert_eq!(v, Some(format!("v{i}")), "acknowledged write {i} lost");
+    }
+}
