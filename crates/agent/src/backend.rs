@@ -271,6 +271,47 @@ impl Backend for Agent {
         }
     }
 
+    async fn operator_raft_configuration(
+        &self,
+    ) -> Result<proconsul_types::RaftConfiguration, RpcError> {
+        match &self.inner.server {
+            Some(s) => Ok(s.raft_configuration()),
+            None => {
+                self.on_some_server(
+                    |pool, addr| async move { pool.raft_configuration(&addr).await },
+                )
+                .await
+            }
+        }
+    }
+
+    async fn operator_raft_remove_peer(&self, id: String, address: String) -> Result<(), RpcError> {
+        let config = self.operator_raft_configuration().await?;
+        let found = config.servers.iter().find(|s| {
+            (!id.is_empty() && s.id == id) || (!address.is_empty() && s.address == address)
+        });
+        let Some(target) = found else {
+            return Err(RpcError::Internal(if id.is_empty() {
+                format!("address {address:?} was not found in the Raft configuration")
+            } else {
+                format!("id {id:?} was not found in the Raft configuration")
+            }));
+        };
+        // Node IDs (and the hex fallback for servers gossip does not know) map back to the
+        // Raft id they were derived from.
+        let raft_id = proconsul_server::raft_id_from_node_id(&target.id);
+        tracing::info!(target: "agent", peer = %target.address, "removing peer from the raft configuration");
+        match &self.inner.server {
+            Some(s) => s.remove_peer(raft_id).await,
+            None => {
+                self.on_some_server(|pool, addr| async move {
+                    pool.remove_peer(&addr, raft_id, false).await
+                })
+                .await
+            }
+        }
+    }
+
     async fn agent_reload(&self) -> Result<(), RpcError> {
         self.reload().await
     }

@@ -425,7 +425,7 @@ impl Agent {
     }
 
     /// Run a call on one server after another until one answers (client agents).
-    async fn on_some_server<T, F, Fut>(&self, f: F) -> Result<T, RpcError>
+    pub(crate) async fn on_some_server<T, F, Fut>(&self, f: F) -> Result<T, RpcError>
     where
         F: Fn(proconsul_server::remote::SharedPool, String) -> Fut,
         Fut: std::future::Future<Output = Result<Result<T, RpcError>, proconsul_rpc::RpcError>>,

@@ -18,6 +18,7 @@ mod error;
 mod event;
 mod health;
 mod kv;
+mod operator;
 mod session;
 mod status;
 

@@ -107,6 +107,17 @@ pub trait Backend: Send + Sync + 'static {
         reason: String,
     ) -> impl Future<Output = Result<(), RpcError>> + Send;
 
+    /// `/v1/operator/raft/configuration`.
+    fn operator_raft_configuration(
+        &self,
+    ) -> impl Future<Output = Result<proconsul_types::RaftConfiguration, RpcError>> + Send;
+    /// `DELETE /v1/operator/raft/peer?id=|?address=` (exactly one is non-empty).
+    fn operator_raft_remove_peer(
+        &self,
+        id: String,
+        address: String,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+
     /// Fire a user event; returns it with ID and LTime filled.
     fn event_fire(&self, ev: UserEvent)
         -> impl Future<Output = Result<UserEvent, RpcError>> + Send;

@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{start, wait_for, Proc};
+use common::{start, stderr, stdout, wait_for, Proc, BIN};
 
 fn http(ip: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect((ip, 8500)).ok()?;
@@ -104,6 +104,51 @@ fn three_servers_and_a_client_survive_a_leader_kill() {
             .is_some_and(|(_, b)| b.matches(":8300").count() == 3)
     });
 
+    // operator raft list-peers, through the client: three voters, one leader, node names.
+    let o = std::process::Command::new(BIN)
+        .args([
+            "operator",
+            "raft",
+            "list-peers",
+            "-http-addr=127.0.0.44:8500",
+        ])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["Node", "ID", "Address", "State", "Voter", "RaftProtocol"],
+        "{out}"
+    );
+    let mut nodes: Vec<&str> = rows[1..].iter().map(|r| r[0]).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["s1", "s2", "s3"], "{out}");
+    assert_eq!(rows.iter().filter(|r| r[3] == "leader").count(), 1, "{out}");
+    let o = std::process::Command::new(BIN)
+        .args([
+            "operator",
+            "raft",
+            "remove-peer",
+            "-address=127.0.0.99:8300",
+            "-http-addr=127.0.0.44:8500",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("address \"127.0.0.99:8300\" was not found in the Raft configuration"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        http("127.0.0.44", "DELETE", "/v1/operator/raft/peer", "").map(|r| r.0),
+        Some(400)
+    );
+
     // Writes through the client (forwarded to a server, then to the leader).
     for i in 0..50 {
         assert!(
@@ -143,6 +188,31 @@ fn three_servers_and_a_client_survive_a_leader_kill() {
     servers[li] = Some(server(dir.path(), &format!("s{}", li + 1), ips[li], other));
     wait_for("old leader caught up", Duration::from_secs(20), || {
         get_raw(ips[li], "k/59", "stale").as_deref() == Some("v59")
+    });
+
+    // A dead server removed by address leaves two voters.
+    let gone = (li + 1) % 3;
+    drop(servers[gone].take());
+    let survivor = ips[(gone + 1) % 3];
+    let o = std::process::Command::new(BIN)
+        .args([
+            "operator",
+            "raft",
+            "remove-peer",
+            &format!("-address={}:8300", ips[gone]),
+            &format!("-http-addr={survivor}:8500"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&o),
+        format!("Removed peer with address \"{}:8300\"\n", ips[gone]),
+        "{}",
+        stderr(&o)
+    );
+    wait_for("two peers", Duration::from_secs(10), || {
+        http(survivor, "GET", "/v1/status/peers", "")
+            .is_some_and(|(_, b)| b.matches(":8300").count() == 2)
     });
 }
 

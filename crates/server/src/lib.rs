@@ -249,6 +249,37 @@ impl Server {
         }
     }
 
+    /// The Raft configuration (`/v1/operator/raft/configuration`): voters with the node name
+    /// and ID the LAN pool knows them by.
+    pub fn raft_configuration(&self) -> proconsul_types::RaftConfiguration {
+        let members = self.inner.opts.members.members();
+        let leader = self.inner.raft.leader().map(|(id, _)| id);
+        let index = self.inner.raft.metrics().last_log_index;
+        let servers = self
+            .inner
+            .raft
+            .voters()
+            .into_iter()
+            .map(|(id, address)| {
+                let m = members
+                    .iter()
+                    .find(|m| m.server_port.is_some() && raft_id_from_node_id(&m.id) == id);
+                proconsul_types::RaftServer {
+                    id: m
+                        .map(|m| m.id.clone())
+                        .unwrap_or_else(|| format!("{id:016x}")),
+                    node: m.map(|m| m.name.clone()).unwrap_or_default(),
+                    address,
+                    leader: leader == Some(id),
+                    voter: true,
+                    protocol_version: "3".into(),
+                    last_index: index,
+                }
+            })
+            .collect();
+        proconsul_types::RaftConfiguration { servers, index }
+    }
+
     /// This server's Raft id.
     pub fn raft_id(&self) -> u64 {
         raft_id_from_node_id(&self.inner.opts.node_id)
@@ -261,7 +292,7 @@ impl Server {
             return self.inner.raft.remove_voter(id).await.map_err(raft_error);
         }
         let leader = self.wait_leader_addr().await?;
-        match self.inner.opts.pool.remove_peer(&leader, id).await {
+        match self.inner.opts.pool.remove_peer(&leader, id, true).await {
             Ok(r) => r,
             Err(e) => Err(RpcError::Internal(format!("rpc error making call: {e}"))),
         }

@@ -32,8 +32,10 @@ pub mod method {
     pub const WRITE: u8 = 11;
     /// Leader and peers ([`super::StatusReply`]).
     pub const STATUS: u8 = 12;
-    /// Remove a server from the Raft configuration (a Raft id, on the leader).
+    /// Remove a server from the Raft configuration (`(raft id, forwarded)`).
     pub const REMOVE_PEER: u8 = 13;
+    /// The Raft configuration ([`proconsul_types::RaftConfiguration`]).
+    pub const RAFT_CONFIG: u8 = 14;
 }
 
 /// How long to wait to connect to a peer.
@@ -177,8 +179,18 @@ impl ConnPool {
         &self,
         addr: &str,
         id: u64,
+        forwarded: bool,
     ) -> Result<Result<(), RpcError>, WireError> {
-        self.typed(addr, method::REMOVE_PEER, &id, CALL_TIMEOUT)
+        self.typed(addr, method::REMOVE_PEER, &(id, forwarded), CALL_TIMEOUT)
+            .await
+    }
+
+    /// The Raft configuration as the server at `addr` knows it.
+    pub async fn raft_configuration(
+        &self,
+        addr: &str,
+    ) -> Result<Result<proconsul_types::RaftConfiguration, RpcError>, WireError> {
+        self.typed(addr, method::RAFT_CONFIG, &(), CALL_TIMEOUT)
             .await
     }
 
@@ -271,16 +283,23 @@ impl Server {
                 Ok(encode(&r))
             }
             method::REMOVE_PEER => {
-                let id: u64 = decode(&body)?;
+                let (id, forwarded): (u64, bool) = decode(&body)?;
                 let r = if self.is_leader() {
                     self.inner
                         .raft
                         .remove_voter(id)
                         .await
                         .map_err(crate::raft_error)
-                } else {
+                } else if forwarded {
                     Err(RpcError::NoLeader)
+                } else {
+                    self.remove_peer(id).await
                 };
+                Ok(encode(&r))
+            }
+            method::RAFT_CONFIG => {
+                let r: Result<proconsul_types::RaftConfiguration, RpcError> =
+                    Ok(self.raft_configuration());
                 Ok(encode(&r))
             }
             other => Err(format!("unknown RPC method {other}")),

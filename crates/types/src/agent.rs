@@ -172,3 +172,27 @@ pub struct UserEvent {
     #[serde(rename = "LTime")]
     pub ltime: u64,
 }
+
+/// One server of `/v1/operator/raft/configuration`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RaftServer {
+    /// The server's node ID (UUID).
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub node: String,
+    /// Server RPC address (`ip:8300`).
+    pub address: String,
+    pub leader: bool,
+    pub voter: bool,
+    pub protocol_version: String,
+    pub last_index: u64,
+}
+
+/// `/v1/operator/raft/configuration`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RaftConfiguration {
+    pub servers: Vec<RaftServer>,
+    pub index: u64,
+}

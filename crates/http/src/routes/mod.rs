@@ -6,6 +6,7 @@ mod catalog;
 mod event;
 mod health;
 mod kv;
+mod operator;
 mod session;
 mod status;
 mod txn;
@@ -102,6 +103,14 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/agent/join/{addr}", put(agent::join::<B>))
         .route("/v1/agent/leave", put(agent::leave::<B>))
         .route("/v1/agent/force-leave/{node}", put(agent::force_leave::<B>))
+        .route(
+            "/v1/operator/raft/configuration",
+            get(operator::raft_configuration::<B>),
+        )
+        .route(
+            "/v1/operator/raft/peer",
+            axum::routing::delete(operator::raft_remove_peer::<B>),
+        )
         .route("/v1/agent/reload", put(agent::reload::<B>))
         .route("/v1/agent/monitor", get(agent::monitor::<B>))
         .route("/v1/agent/maintenance", put(agent::node_maintenance::<B>))

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod maint;
 pub mod members;
 pub mod monitor;
+pub mod operator;
 pub mod reload;
 pub mod services;
 pub mod validate;
@@ -187,10 +188,30 @@ pub const COMMANDS: &[Command] = &[
         help: monitor::help,
         run: Run::Exec(monitor::run),
     },
-    todo(
-        "operator",
-        "Provides cluster-level tools for Consul operators",
-    ),
+    Command {
+        name: "operator",
+        synopsis: "Provides cluster-level tools for Consul operators",
+        help: operator::help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "operator raft",
+        synopsis: "Provides cluster-level tools for Consul operators",
+        help: operator::raft_help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "operator raft list-peers",
+        synopsis: "Display the current Raft peer configuration",
+        help: operator::list_peers_help,
+        run: Run::Exec(operator::list_peers),
+    },
+    Command {
+        name: "operator raft remove-peer",
+        synopsis: "Remove a Consul server from the Raft configuration",
+        help: operator::remove_peer_help,
+        run: Run::Exec(operator::remove_peer),
+    },
     Command {
         name: "reload",
         synopsis: "Triggers the agent to reload configuration files",
