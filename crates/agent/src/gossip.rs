@@ -8,12 +8,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use proconsul_config::RuntimeConfig;
 use proconsul_gossip::codec::WireConfig;
 use proconsul_gossip::membership::{Member, MemberStatus as SerfStatus, SerfConfig};
 use proconsul_gossip::msgpack::{Fields, Writer};
-use proconsul_gossip::net::{Pool, PoolOptions};
+use proconsul_gossip::net::{MergeCheck, Pool, PoolOptions};
 use proconsul_gossip::security::{self, Keyring};
 use proconsul_gossip::swim::SwimConfig;
 use proconsul_server::{LanMember, MemberSource, MemberStatus};
@@ -62,6 +63,44 @@ pub(crate) fn lan_tags(cfg: &RuntimeConfig, node_id: &str) -> BTreeMap<String, S
         }
     }
     tags
+}
+
+/// Consul's LAN merge delegate: refuse members of another datacenter, and a member whose node
+/// ID is already held by a different member (or by us).
+fn lan_merge_check(dc: &str, my_name: &str, my_id: &str) -> MergeCheck {
+    let (dc, my_name, my_id) = (dc.to_string(), my_name.to_string(), my_id.to_string());
+    MergeCheck(Arc::new(move |name, tags, members| {
+        if !matches!(
+            tags.get("role").map(String::as_str),
+            Some("consul" | "node")
+        ) {
+            return Ok(()); // not a Consul agent (a plain Serf member)
+        }
+        if let Some(theirs) = tags.get("dc") {
+            if *theirs != dc {
+                return Err(format!(
+                    "Member '{name}' part of wrong datacenter '{theirs}'"
+                ));
+            }
+        }
+        let Some(id) = tags.get("id").filter(|i| !i.is_empty()) else {
+            return Ok(());
+        };
+        if *id == my_id && name != my_name {
+            return Err(format!(
+                "Member '{name}' has conflicting node ID '{id}' with member '{my_name}'"
+            ));
+        }
+        for m in members {
+            if m.name != name && m.tags.get("id") == Some(id) && m.status != SerfStatus::Left {
+                return Err(format!(
+                    "Member '{name}' has conflicting node ID '{id}' with member '{}'",
+                    m.name
+                ));
+            }
+        }
+        Ok(())
+    }))
 }
 
 /// The keyring: `<data-dir>/serf/local.keyring` when it exists (Consul keeps installed
@@ -163,6 +202,7 @@ impl Gossip {
                 snapshot: serf_dir(cfg).map(|d| d.join("local.snapshot")),
                 rejoin_after_leave: cfg.rejoin_after_leave,
                 pool: "lan",
+                merge_check: Some(lan_merge_check(&cfg.datacenter, node_name, node_id)),
             },
             shutdown.clone(),
         )
@@ -188,6 +228,7 @@ impl Gossip {
                             snapshot: serf_dir(cfg).map(|d| d.join("remote.snapshot")),
                             rejoin_after_leave: cfg.rejoin_after_leave,
                             pool: "wan",
+                            merge_check: None,
                         },
                         shutdown.clone(),
                     )

@@ -55,6 +55,21 @@ pub struct PoolOptions {
     pub rejoin_after_leave: bool,
     /// Name for logs ("lan" or "wan").
     pub pool: &'static str,
+    /// Consulted before merging a remote state (Serf's merge delegate): an error refuses the
+    /// whole exchange, so a join fails with it.
+    pub merge_check: Option<MergeCheck>,
+}
+
+/// Serf's merge delegate: `(name, tags, our members)` → refuse with a reason.
+#[derive(Clone)]
+pub struct MergeCheck(
+    pub Arc<dyn Fn(&str, &BTreeMap<String, String>, &[Member]) -> Result<(), String> + Send + Sync>,
+);
+
+impl std::fmt::Debug for MergeCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MergeCheck")
+    }
 }
 
 enum Cmd {
@@ -91,6 +106,7 @@ struct Shared {
     tasks: tokio_util::task::TaskTracker,
     left: std::sync::atomic::AtomicBool,
     snapshot: Option<Arc<SnapshotFile>>,
+    merge_check: Option<MergeCheck>,
 }
 
 /// A running gossip pool. Cheap to clone.
@@ -187,6 +203,7 @@ impl Pool {
             tasks: tokio_util::task::TaskTracker::new(),
             left: std::sync::atomic::AtomicBool::new(false),
             snapshot,
+            merge_check: opts.merge_check.clone(),
         });
         let pool = Pool { inner };
         let actor = Actor {
@@ -311,7 +328,24 @@ impl Pool {
         let remote = tokio::time::timeout(TCP_TIMEOUT, exchange(to, local, &wire))
             .await
             .map_err(|_| "i/o timeout".to_string())??;
+        self.check_merge(&remote)?;
         self.send(Cmd::Merge(remote)).await
+    }
+
+    /// Run the merge check over every node of a remote state.
+    fn check_merge(&self, pp: &memberlist::PushPull) -> Result<(), String> {
+        let Some(check) = &self.inner.merge_check else {
+            return Ok(());
+        };
+        let ours = self.members();
+        for n in &pp.nodes {
+            if n.state != memberlist::node_state::ALIVE {
+                continue;
+            }
+            let tags = crate::serf::decode_tags(&n.meta).unwrap_or_default();
+            (check.0)(&n.name, &tags, &ours)?;
+        }
+        Ok(())
     }
 
     /// Fire a user event. Like Serf, name plus payload may not exceed
@@ -447,6 +481,7 @@ impl Pool {
                     self.send(Cmd::LocalState(remote.join, tx)).await?;
                     let local = rx.await.map_err(|_| "shut down".to_string())?;
                     write_message(&mut stream, &Message::PushPull(local), &wire, true).await?;
+                    self.check_merge(&remote)?;
                     self.send(Cmd::Merge(remote)).await?;
                 }
                 Message::Ping(p) => {

@@ -33,6 +33,7 @@ fn opts(name: &str, ip: &str, key: Option<&str>) -> PoolOptions {
         snapshot: None,
         rejoin_after_leave: false,
         pool: "lan",
+        merge_check: None,
     }
 }
 

@@ -132,6 +132,7 @@ async fn ours(name: &str, ip: &str, key: Option<&str>) -> Pool {
         snapshot: None,
         rejoin_after_leave: false,
         pool: "lan",
+        merge_check: None,
     };
     Pool::start(opts, CancellationToken::new()).await.unwrap()
 }

@@ -142,3 +142,46 @@ async fn join_events_failure_and_force_leave() {
     .await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_datacenter_and_duplicate_node_id_cannot_join() {
+    let a = TestAgent::start_with(client_flags("a1"), |_| {}).await;
+    let other_dc = TestAgent::start_with(
+        AgentFlags {
+            datacenter: Some("dc2".into()),
+            ..client_flags("b1")
+        },
+        |_| {},
+    )
+    .await;
+    let r = other_dc
+        .put(&format!("/v1/agent/join/{}", a.agent.serf_lan_addr()), b"")
+        .await;
+    assert_eq!(r.status, 500);
+    assert!(
+        r.text()
+            .contains("Member 'a1' part of wrong datacenter 'dc1'"),
+        "{}",
+        r.text()
+    );
+    let dup = TestAgent::start_with(
+        AgentFlags {
+            node_id: Some(a.agent.node_id().to_string()),
+            ..client_flags("d1")
+        },
+        |_| {},
+    )
+    .await;
+    let r = dup
+        .put(&format!("/v1/agent/join/{}", a.agent.serf_lan_addr()), b"")
+        .await;
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("conflicting node ID"), "{}", r.text());
+    // Neither became a member on either side.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(member_status(&a, "b1").await, None);
+    assert_eq!(member_status(&a, "d1").await, None);
+    for t in [a, other_dc, dup] {
+        t.stop().await;
+    }
+}
