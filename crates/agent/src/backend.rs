@@ -94,6 +94,18 @@ impl Backend for Agent {
                 "last_contact": format!("{}ms", m.last_contact_ms),
             })
         });
+        // Servers report `raft` and `serf_wan`; every agent `serf_lan` (Consul's sections).
+        let mut stats = serde_json::Map::new();
+        if let Some(r) = raft {
+            stats.insert("raft".into(), r);
+        }
+        stats.insert(
+            "serf_lan".into(),
+            gossip::Gossip::stats(&self.inner.gossip.lan),
+        );
+        if let Some(w) = &self.inner.gossip.wan {
+            stats.insert("serf_wan".into(), gossip::Gossip::stats(w));
+        }
         json!({
             "Config": {
                 "Datacenter": cfg.datacenter,
@@ -118,7 +130,7 @@ impl Backend for Agent {
             },
             "Coord": null,
             "Member": member,
-            "Stats": { "raft": raft },
+            "Stats": stats,
             "Meta": cfg.node_meta,
             "xDS": null,
         })

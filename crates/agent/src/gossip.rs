@@ -250,6 +250,27 @@ impl Gossip {
         }
     }
 
+    /// Serf's `Stats` for one pool, as `info` prints them (string values, Consul's keys).
+    pub(crate) fn stats(pool: &Pool) -> serde_json::Value {
+        let members = pool.members();
+        let count = |s: SerfStatus| members.iter().filter(|m| m.status == s).count().to_string();
+        let st = pool.stats();
+        serde_json::json!({
+            "coordinate_resets": "0",
+            "encrypted": pool.keyring().is_some().to_string(),
+            "event_queue": "0",
+            "event_time": st.event_time.to_string(),
+            "failed": count(SerfStatus::Failed),
+            "health_score": st.health_score.to_string(),
+            "intent_queue": "0",
+            "left": count(SerfStatus::Left),
+            "member_time": st.member_time.to_string(),
+            "members": members.len().to_string(),
+            "query_queue": "0",
+            "query_time": st.query_time.to_string(),
+        })
+    }
+
     /// Leave both pools gracefully.
     pub(crate) async fn leave(&self) {
         if let Some(w) = &self.wan {

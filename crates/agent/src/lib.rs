@@ -305,6 +305,11 @@ impl Agent {
         self.inner.gossip.lan.local_addr()
     }
 
+    /// Where the Serf WAN pool listens (servers only).
+    pub fn serf_wan_addr(&self) -> Option<SocketAddr> {
+        self.inner.gossip.wan.as_ref().map(|w| w.local_addr())
+    }
+
     /// The addresses the HTTP API listens on (useful with port 0 in tests).
     pub fn http_addrs(&self) -> &[SocketAddr] {
         &self.inner.http_addrs

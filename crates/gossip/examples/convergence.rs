@@ -77,7 +77,10 @@ async fn main() {
         if done {
             break;
         }
-        assert!(t1.elapsed() < Duration::from_secs(120), "failure not detected");
+        assert!(
+            t1.elapsed() < Duration::from_secs(120),
+            "failure not detected"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     println!(

@@ -107,6 +107,22 @@ struct Shared {
     left: std::sync::atomic::AtomicBool,
     snapshot: Option<Arc<SnapshotFile>>,
     merge_check: Option<MergeCheck>,
+    stats: Mutex<PoolStats>,
+}
+
+/// Figures for `info` / `/v1/agent/self` (Serf's `Stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Member Lamport clock.
+    pub member_time: u64,
+    /// Event Lamport clock.
+    pub event_time: u64,
+    /// Query Lamport clock.
+    pub query_time: u64,
+    /// Lifeguard awareness (0 = healthy).
+    pub health_score: i64,
+    /// Broadcasts waiting to be sent.
+    pub pending_broadcasts: usize,
 }
 
 /// A running gossip pool. Cheap to clone.
@@ -204,6 +220,7 @@ impl Pool {
             left: std::sync::atomic::AtomicBool::new(false),
             snapshot,
             merge_check: opts.merge_check.clone(),
+            stats: Mutex::new(PoolStats::default()),
         });
         let pool = Pool { inner };
         let actor = Actor {
@@ -250,6 +267,11 @@ impl Pool {
     /// Every known member (ourselves included), sorted by name.
     pub fn members(&self) -> Vec<Member> {
         self.inner.members.read().unwrap().clone()
+    }
+
+    /// Clocks and health, as of the last protocol step.
+    pub fn stats(&self) -> PoolStats {
+        *self.inner.stats.lock().unwrap()
     }
 
     /// Membership and user events from now on.
@@ -765,6 +787,14 @@ impl Actor {
         if changed {
             *self.pool.inner.members.write().unwrap() = self.serf.members();
         }
+        let (member_time, event_time, query_time) = self.serf.clocks();
+        *self.pool.inner.stats.lock().unwrap() = PoolStats {
+            member_time,
+            event_time,
+            query_time,
+            health_score: self.serf.swim().awareness(),
+            pending_broadcasts: self.serf.swim().pending_broadcasts(),
+        };
     }
 
     fn log_event(&self, ev: &SerfEvent) {

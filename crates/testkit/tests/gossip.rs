@@ -185,3 +185,48 @@ async fn wrong_datacenter_and_duplicate_node_id_cannot_join() {
         t.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_join_over_wan_and_report_serf_stats() {
+    let a = TestAgent::start_with(
+        AgentFlags {
+            node_name: Some("w1".into()),
+            ..dev_flags()
+        },
+        |_| {},
+    )
+    .await;
+    let b = TestAgent::start_with(
+        AgentFlags {
+            node_name: Some("w2".into()),
+            ..dev_flags()
+        },
+        |_| {},
+    )
+    .await;
+    let wan = b.agent.serf_wan_addr().expect("servers have a WAN pool");
+    let r = a.put(&format!("/v1/agent/join/{wan}?wan"), b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until(Duration::from_secs(5), "both in the WAN pool", || async {
+        let m = a.get("/v1/agent/members?wan").await.json();
+        let mut names: Vec<String> = m
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["Status"] == 1)
+            .map(|m| m["Name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names == ["w1.dc1", "w2.dc1"]
+    })
+    .await;
+    // The LAN pools stayed apart.
+    assert_eq!(member_status(&a, "w2").await, None);
+    let stats = a.get("/v1/agent/self").await.json()["Stats"].clone();
+    assert_eq!(stats["serf_lan"]["members"], "1");
+    assert_eq!(stats["serf_wan"]["members"], "2");
+    assert_eq!(stats["serf_lan"]["encrypted"], "false");
+    assert!(stats["raft"].is_object());
+    a.stop().await;
+    b.stop().await;
+}
