@@ -138,15 +138,7 @@ fn load_keyring(cfg: &RuntimeConfig, file: Option<&Path>) -> Result<Option<Keyri
 
 /// Write the keyring file (primary key first).
 pub(crate) fn save_keyring(f: &Path, kr: &Keyring) {
-    let keys: Vec<String> = kr
-        .keys()
-        .iter()
-        .map(|k| security::encode_key_base64(k))
-        .collect();
-    if let Some(d) = f.parent() {
-        let _ = std::fs::create_dir_all(d);
-    }
-    if let Err(e) = std::fs::write(f, serde_json::to_vec(&keys).unwrap_or_default()) {
+    if let Err(e) = proconsul_gossip::net::save_keyring(f, kr) {
         tracing::warn!(target: "agent", error = %e, "could not write the keyring file");
     }
 }
@@ -203,6 +195,7 @@ impl Gossip {
                 rejoin_after_leave: cfg.rejoin_after_leave,
                 pool: "lan",
                 merge_check: Some(lan_merge_check(&cfg.datacenter, node_name, node_id)),
+                keyring_file: keyring_file(cfg, false),
             },
             shutdown.clone(),
         )
@@ -229,6 +222,7 @@ impl Gossip {
                             rejoin_after_leave: cfg.rejoin_after_leave,
                             pool: "wan",
                             merge_check: None,
+                            keyring_file: keyring_file(cfg, true),
                         },
                         shutdown.clone(),
                     )

@@ -35,6 +35,7 @@ async fn main() {
             rejoin_after_leave: false,
             pool: "lan",
             merge_check: None,
+            keyring_file: None,
         };
         pools.push(Pool::start(opts, CancellationToken::new()).await.unwrap());
     }

@@ -124,6 +124,19 @@ pub enum SerfInput {
         /// Coalescable.
         coalesce: bool,
     },
+    /// Start a query (`id` random, responses to `reply_to`).
+    Query {
+        /// Name.
+        name: String,
+        /// Payload.
+        payload: Vec<u8>,
+        /// Query id.
+        id: u32,
+        /// Our address for responses.
+        reply_to: SocketAddr,
+        /// How long the querier waits.
+        timeout: Duration,
+    },
     /// Force a failed member to left (`force-leave`), optionally forgetting it at once.
     ForceLeave {
         /// Member name.
@@ -154,7 +167,24 @@ pub enum SerfOutput {
     },
     /// Something happened.
     Event(SerfEvent),
+    /// A keyring query (`_serf_install-key`, ...) to execute and answer at `reply_to`.
+    KeyQuery {
+        /// The query.
+        query: serf::Query,
+        /// Where the response goes.
+        reply_to: SocketAddr,
+    },
+    /// A response to a query (ours, presumably).
+    QueryResponse(serf::QueryResponse),
 }
+
+/// Serf's internal keyring queries.
+pub const KEY_QUERIES: [&str; 4] = [
+    "_serf_install-key",
+    "_serf_use-key",
+    "_serf_remove-key",
+    "_serf_list-keys",
+];
 
 /// Serf settings (hashicorp/serf `Config` names; Consul's values as defaults).
 #[derive(Debug, Clone)]
@@ -446,6 +476,13 @@ impl Serf {
                 };
                 self.handle_user_event(ev, &mut out);
             }
+            SerfInput::Query {
+                name,
+                payload,
+                id,
+                reply_to,
+                timeout,
+            } => self.start_query(name, payload, id, reply_to, timeout, &mut out),
             SerfInput::ForceLeave { name, prune, now } => {
                 let ltime = self.clock.increment();
                 let msg = serf::Leave {
@@ -552,6 +589,7 @@ impl Serf {
             SerfMessage::Join(j) => self.handle_join_intent(j),
             SerfMessage::UserEvent(e) => self.handle_user_event(e, out),
             SerfMessage::Query(q) => self.handle_query(q, from, out),
+            SerfMessage::QueryResponse(r) => out.push(SerfOutput::QueryResponse(r)),
             _ => {}
         }
     }
@@ -667,23 +705,49 @@ impl Serf {
                 msg: Message::User(ack.encode()),
             });
         }
-        if q.name == "_serf_ping" {
-            let resp = SerfMessage::QueryResponse(serf::QueryResponse {
-                ltime: q.ltime,
-                id: q.id,
-                from: me,
-                flags: 0,
-                payload: Vec::new(),
-            });
-            out.push(SerfOutput::Send {
-                to,
-                msg: Message::User(resp.encode()),
+        // `_serf_ping` needs nothing but the ack; key queries act on the keyring, which the
+        // driver owns.
+        if KEY_QUERIES.contains(&q.name.as_str()) {
+            out.push(SerfOutput::KeyQuery {
+                query: q.clone(),
+                reply_to: to,
             });
         }
         if q.flags & serf::QUERY_FLAG_NO_BROADCAST == 0 {
             let key = format!("query:{}:{}", q.ltime, q.id);
             self.broadcast(&key, SerfMessage::Query(q));
         }
+    }
+
+    /// Start a query of our own: handled here too, then broadcast (Serf's `Query`).
+    fn start_query(
+        &mut self,
+        name: String,
+        payload: Vec<u8>,
+        id: u32,
+        reply_to: SocketAddr,
+        timeout: Duration,
+        out: &mut Vec<SerfOutput>,
+    ) {
+        let ltime = self.query_clock.increment();
+        let (addr, port) = match reply_to.ip() {
+            std::net::IpAddr::V4(ip) => (ip.octets().to_vec(), reply_to.port()),
+            std::net::IpAddr::V6(ip) => (ip.octets().to_vec(), reply_to.port()),
+        };
+        let q = serf::Query {
+            ltime,
+            id,
+            addr,
+            port,
+            source_node: Some(self.cfg.swim.name.clone()),
+            filters: Vec::new(),
+            flags: 0,
+            relay_factor: 0,
+            timeout: timeout.as_nanos().min(i64::MAX as u128) as i64,
+            name,
+            payload,
+        };
+        self.handle_query(q, reply_to, out);
     }
 
     fn merge_user_state(

@@ -58,6 +58,63 @@ pub struct PoolOptions {
     /// Consulted before merging a remote state (Serf's merge delegate): an error refuses the
     /// whole exchange, so a join fails with it.
     pub merge_check: Option<MergeCheck>,
+    /// Where keyring changes made by key queries are saved (JSON list of base64 keys,
+    /// primary first).
+    pub keyring_file: Option<PathBuf>,
+}
+
+/// A cluster-wide keyring operation (Serf's key manager).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOp {
+    /// Install a key everywhere (not primary).
+    Install,
+    /// Make an installed key the primary everywhere.
+    Use,
+    /// Remove a non-primary key everywhere.
+    Remove,
+    /// Ask every member for its keys.
+    List,
+}
+
+impl KeyOp {
+    fn query_name(self) -> &'static str {
+        match self {
+            KeyOp::Install => "_serf_install-key",
+            KeyOp::Use => "_serf_use-key",
+            KeyOp::Remove => "_serf_remove-key",
+            KeyOp::List => "_serf_list-keys",
+        }
+    }
+}
+
+/// What the members answered to a [`KeyOp`] (Serf's `KeyResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyResponse {
+    /// Members asked (alive ones).
+    pub num_nodes: usize,
+    /// Members that answered.
+    pub num_resp: usize,
+    /// Members that answered with an error.
+    pub num_err: usize,
+    /// Error messages by member.
+    pub messages: BTreeMap<String, String>,
+    /// Installed keys (base64) → how many members hold them.
+    pub keys: BTreeMap<String, usize>,
+    /// Primary keys → how many members use them.
+    pub primary_keys: BTreeMap<String, usize>,
+}
+
+/// Write a keyring file: a JSON list of base64 keys, primary first (Serf's format).
+pub fn save_keyring(path: &std::path::Path, kr: &Keyring) -> std::io::Result<()> {
+    let keys: Vec<String> = kr
+        .keys()
+        .iter()
+        .map(|k| format!("\"{}\"", crate::security::encode_key_base64(k)))
+        .collect();
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(path, format!("[{}]", keys.join(",")))
 }
 
 /// Serf's merge delegate: `(name, tags, our members)` → refuse with a reason.
@@ -90,6 +147,14 @@ enum Cmd {
     LeaveIntent,
     Leave,
     Pending(oneshot::Sender<(usize, usize)>),
+    Query {
+        name: String,
+        payload: Vec<u8>,
+        timeout: Duration,
+        responses: mpsc::UnboundedSender<crate::serf::QueryResponse>,
+        id: oneshot::Sender<u32>,
+    },
+    QueryDone(u32),
     Stop,
 }
 
@@ -108,6 +173,8 @@ struct Shared {
     snapshot: Option<Arc<SnapshotFile>>,
     merge_check: Option<MergeCheck>,
     stats: Mutex<PoolStats>,
+    keyring_file: Option<PathBuf>,
+    gossip_interval: Duration,
 }
 
 /// Figures for `info` / `/v1/agent/self` (Serf's `Stats`).
@@ -221,6 +288,8 @@ impl Pool {
             snapshot,
             merge_check: opts.merge_check.clone(),
             stats: Mutex::new(PoolStats::default()),
+            keyring_file: opts.keyring_file.clone(),
+            gossip_interval: opts.serf.swim.gossip_interval,
         });
         let pool = Pool { inner };
         let actor = Actor {
@@ -230,6 +299,7 @@ impl Pool {
             pool: pool.clone(),
             rng: rand::rngs::StdRng::from_os_rng(),
             last_clocks: (0, 0, 0),
+            queries: std::collections::HashMap::new(),
         };
         pool.inner.tasks.spawn(actor.run());
         let p = pool.clone();
@@ -403,6 +473,97 @@ impl Pool {
         })
         .await?;
         rx.await.map_err(|_| "gossip pool is shut down".to_string())
+    }
+
+    /// Run a keyring operation on every member (Serf's key manager): a query that each
+    /// member answers with its result (and, for `List`, its keys). Waits until every alive
+    /// member answered or the query timeout passed.
+    pub async fn key_operation(&self, op: KeyOp, key: &str) -> Result<KeyResponse, String> {
+        let raw = if op == KeyOp::List {
+            Vec::new()
+        } else {
+            crate::security::decode_key_base64(key).map_err(|e| format!("Invalid key: {e}"))?
+        };
+        let mut w = crate::msgpack::Writer::with_prefix(&[crate::serf::SerfType::KeyRequest as u8]);
+        w.map_len(1);
+        w.str("Key").bytes(&raw);
+        let alive: Vec<String> = self
+            .members()
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Alive)
+            .map(|m| m.name)
+            .collect();
+        // Serf's default: gossip interval × 16 × ceil(log10(N + 1)).
+        let scale = ((alive.len() as f64) + 1.0).log10().ceil().max(1.0) as u32;
+        let timeout = self.inner.gossip_interval * 16 * scale;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (idtx, idrx) = oneshot::channel();
+        self.send(Cmd::Query {
+            name: op.query_name().to_string(),
+            payload: w.finish(),
+            timeout,
+            responses: tx,
+            id: idtx,
+        })
+        .await?;
+        let id = idrx
+            .await
+            .map_err(|_| "gossip pool is shut down".to_string())?;
+        let mut out = KeyResponse {
+            num_nodes: alive.len(),
+            ..KeyResponse::default()
+        };
+        let mut seen = std::collections::HashSet::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while seen.len() < alive.len() {
+            let r = tokio::select! {
+                r = rx.recv() => r,
+                _ = tokio::time::sleep_until(deadline) => None,
+            };
+            let Some(r) = r else { break };
+            if r.flags & crate::serf::QUERY_FLAG_ACK != 0 || !seen.insert(r.from.clone()) {
+                continue;
+            }
+            out.num_resp += 1;
+            let f = r
+                .payload
+                .get(1..)
+                .and_then(|b| crate::msgpack::Fields::decode(b).ok());
+            let Some(f) = f else {
+                out.num_err += 1;
+                out.messages
+                    .insert(r.from, "failed to decode the response".into());
+                continue;
+            };
+            let ok = f.bool("Result").unwrap_or(false);
+            let msg = if f.has("Message") {
+                f.string("Message").unwrap_or_default()
+            } else {
+                String::new()
+            };
+            if !ok {
+                out.num_err += 1;
+            }
+            if !msg.is_empty() {
+                out.messages.insert(r.from.clone(), msg);
+            }
+            if let Ok(keys) = f.array("Keys") {
+                for k in keys {
+                    if let Ok(k) = crate::msgpack::value_string(Some(&k), "Keys") {
+                        *out.keys.entry(k).or_default() += 1;
+                    }
+                }
+            }
+            if f.has("PrimaryKey") {
+                if let Ok(p) = f.string("PrimaryKey") {
+                    if !p.is_empty() {
+                        *out.primary_keys.entry(p).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let _ = self.send(Cmd::QueryDone(id)).await;
+        Ok(out)
     }
 
     /// Replace our tags (broadcast with a new incarnation).
@@ -671,6 +832,8 @@ struct Actor {
     pool: Pool,
     rng: rand::rngs::StdRng,
     last_clocks: (u64, u64, u64),
+    /// Our queries in flight: id → where their responses go.
+    queries: std::collections::HashMap<u32, mpsc::UnboundedSender<crate::serf::QueryResponse>>,
 }
 
 impl Actor {
@@ -758,9 +921,112 @@ impl Actor {
                     .count();
                 let _ = tx.send((self.serf.swim().pending_broadcasts(), peers));
             }
+            Cmd::Query {
+                name,
+                payload,
+                timeout,
+                responses,
+                id,
+            } => {
+                let qid: u32 = self.rng.random();
+                self.queries.insert(qid, responses);
+                let _ = id.send(qid);
+                let reply_to = self.pool.inner.advertise;
+                self.step(SerfInput::Query {
+                    name,
+                    payload,
+                    id: qid,
+                    reply_to,
+                    timeout,
+                })
+                .await;
+            }
+            Cmd::QueryDone(id) => {
+                self.queries.remove(&id);
+            }
             Cmd::Stop => return false,
         }
         true
+    }
+
+    /// Execute a keyring query on our keyring and answer it (Serf's `serfQueries`).
+    async fn answer_key_query(&mut self, q: crate::serf::Query, reply_to: SocketAddr) {
+        let mut result = false;
+        let mut message = String::new();
+        let mut keys = Vec::new();
+        let mut primary = String::new();
+        let key = q
+            .payload
+            .get(1..)
+            .and_then(|b| crate::msgpack::Fields::decode(b).ok())
+            .and_then(|f| f.bytes("Key").ok())
+            .unwrap_or_default();
+        {
+            let mut wire = self.pool.inner.wire.write().unwrap();
+            match wire.keyring.as_mut() {
+                None => {
+                    message = if q.name == "_serf_list-keys" {
+                        "Keyring is empty (encryption not enabled)".into()
+                    } else {
+                        "No keyring to modify (encryption not enabled)".into()
+                    };
+                }
+                Some(kr) => {
+                    let r = match q.name.as_str() {
+                        "_serf_install-key" => kr.add_key(key),
+                        "_serf_use-key" => kr.use_key(&key),
+                        "_serf_remove-key" => kr.remove_key(&key),
+                        _ => Ok(()),
+                    };
+                    match r {
+                        Err(Error::Crypto(m)) => message = m,
+                        Err(e) => message = e.to_string(),
+                        Ok(()) => {
+                            result = true;
+                            keys = kr
+                                .keys()
+                                .iter()
+                                .map(|k| crate::security::encode_key_base64(k))
+                                .collect();
+                            primary = kr
+                                .primary()
+                                .map(crate::security::encode_key_base64)
+                                .unwrap_or_default();
+                            if q.name != "_serf_list-keys" {
+                                tracing::info!(target: "agent", pool = self.pool.inner.pool, "serf: Received {} query", q.name.trim_start_matches("_serf_"));
+                                if let Some(f) = &self.pool.inner.keyring_file {
+                                    if let Err(e) = save_keyring(f, kr) {
+                                        result = false;
+                                        message = e.to_string();
+                                    }
+                                }
+                                keys.clear();
+                                primary.clear();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut w =
+            crate::msgpack::Writer::with_prefix(&[crate::serf::SerfType::KeyResponse as u8]);
+        w.map_len(4);
+        w.str("Keys").array_len(keys.len() as u32);
+        for k in &keys {
+            w.str(k);
+        }
+        w.str("Message").str(&message);
+        w.str("PrimaryKey").str(&primary);
+        w.str("Result").bool(result);
+        let resp = crate::serf::SerfMessage::QueryResponse(crate::serf::QueryResponse {
+            ltime: q.ltime,
+            id: q.id,
+            from: self.serf.name().to_string(),
+            flags: 0,
+            payload: w.finish(),
+        });
+        self.send_packet(reply_to, &Message::User(resp.encode()))
+            .await;
     }
 
     async fn step(&mut self, input: SerfInput) {
@@ -776,6 +1042,14 @@ impl Actor {
                             tracing::debug!(target: "agent", pool = p.inner.pool, %to, error = %e, "memberlist: push/pull failed");
                         }
                     });
+                }
+                SerfOutput::KeyQuery { query, reply_to } => {
+                    Box::pin(self.answer_key_query(query, reply_to)).await
+                }
+                SerfOutput::QueryResponse(r) => {
+                    if let Some(tx) = self.queries.get(&r.id) {
+                        let _ = tx.send(r);
+                    }
                 }
                 SerfOutput::Event(ev) => {
                     changed = true;

@@ -34,6 +34,7 @@ fn opts(name: &str, ip: &str, key: Option<&str>) -> PoolOptions {
         rejoin_after_leave: false,
         pool: "lan",
         merge_check: None,
+        keyring_file: None,
     }
 }
 
@@ -244,4 +245,63 @@ async fn hostile_packets_change_nothing() {
     .await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_rotation_across_the_pool() {
+    use proconsul_gossip::net::KeyOp;
+    const K1: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=";
+    const K2: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=";
+    let dir = tempfile::tempdir().unwrap();
+    let mut pools = Vec::new();
+    for (i, ip) in ["127.0.0.93", "127.0.0.94", "127.0.0.95"]
+        .iter()
+        .enumerate()
+    {
+        let mut o = opts(&format!("k{i}"), ip, Some(K1));
+        o.keyring_file = Some(dir.path().join(format!("k{i}.keyring")));
+        pools.push(Pool::start(o, CancellationToken::new()).await.unwrap());
+    }
+    let seed = vec![pools[0].local_addr().to_string()];
+    for p in &pools[1..] {
+        p.join(&seed, 0).await.unwrap();
+    }
+    wait("three alive", Duration::from_secs(5), || {
+        pools.iter().all(|p| {
+            p.members()
+                .iter()
+                .filter(|m| m.status == MemberStatus::Alive)
+                .count()
+                == 3
+        })
+    })
+    .await;
+    let r = pools[1].key_operation(KeyOp::Install, K2).await.unwrap();
+    assert_eq!((r.num_nodes, r.num_resp, r.num_err), (3, 3, 0), "{r:?}");
+    let r = pools[2].key_operation(KeyOp::List, "").await.unwrap();
+    assert_eq!(r.keys.get(K1), Some(&3), "{r:?}");
+    assert_eq!(r.keys.get(K2), Some(&3), "{r:?}");
+    assert_eq!(r.primary_keys.get(K1), Some(&3), "{r:?}");
+    let r = pools[0].key_operation(KeyOp::Use, K2).await.unwrap();
+    assert_eq!(r.num_err, 0, "{r:?}");
+    // Removing the primary is refused by every member, with the reason.
+    let r = pools[0].key_operation(KeyOp::Remove, K2).await.unwrap();
+    assert_eq!(r.num_err, 3, "{r:?}");
+    assert!(r.messages.values().all(|m| m.contains("primary")), "{r:?}");
+    let r = pools[0].key_operation(KeyOp::Remove, K1).await.unwrap();
+    assert_eq!(r.num_err, 0, "{r:?}");
+    let saved = std::fs::read_to_string(dir.path().join("k2.keyring")).unwrap();
+    assert_eq!(saved, format!("[\"{K2}\"]"));
+    // Only the new key now: a member with the old one cannot join.
+    let old = start("old", "127.0.0.96", Some(K1)).await;
+    assert!(old.join(&seed, 0).await.is_err());
+    let new = start("new", "127.0.0.97", Some(K2)).await;
+    new.join(&seed, 0).await.unwrap();
+    assert!(pools[0]
+        .key_operation(KeyOp::Install, "not-base64")
+        .await
+        .is_err());
+    for p in pools.into_iter().chain([old, new]) {
+        p.shutdown().await;
+    }
 }

@@ -133,6 +133,7 @@ async fn ours(name: &str, ip: &str, key: Option<&str>) -> Pool {
         rejoin_after_leave: false,
         pool: "lan",
         merge_check: None,
+        keyring_file: None,
     };
     Pool::start(opts, CancellationToken::new()).await.unwrap()
 }
@@ -273,6 +274,16 @@ async fn encrypted_pool_with_hashicorp_serf() {
     let m = s.members().unwrap();
     assert_eq!(m.len(), 2, "membership changed: {m:?}");
     assert_eq!(bad.members().len(), 1);
+
+    // Key rotation from our side reaches HashiCorp's serf, and serf answers our list query.
+    use proconsul_gossip::net::KeyOp;
+    let r = good.key_operation(KeyOp::Install, OTHER_KEY).await.unwrap();
+    assert_eq!((r.num_nodes, r.num_resp, r.num_err), (2, 2, 0), "{r:?}");
+    let listed = s.rpc(&["keys", "-list"]).expect("serf keys -list");
+    assert!(listed.contains(OTHER_KEY), "{listed}");
+    let r = good.key_operation(KeyOp::List, "").await.unwrap();
+    assert_eq!(r.keys.get(OTHER_KEY), Some(&2), "{r:?}");
+    assert_eq!(r.keys.get(KEY), Some(&2), "{r:?}");
     for p in [good, bad, plain] {
         p.shutdown().await;
     }
