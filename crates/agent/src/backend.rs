@@ -324,6 +324,58 @@ impl Backend for Agent {
         }
     }
 
+    async fn operator_keyring(
+        &self,
+        op: &str,
+        key: String,
+    ) -> Result<Vec<proconsul_types::KeyringResponse>, RpcError> {
+        use proconsul_gossip::net::KeyOp;
+        let kop = match op {
+            "install" => KeyOp::Install,
+            "use" => KeyOp::Use,
+            "remove" => KeyOp::Remove,
+            _ => KeyOp::List,
+        };
+        if kop != KeyOp::List && key.is_empty() {
+            return Err(RpcError::BadRequest("Key must be provided".into()));
+        }
+        let mut pools: Vec<(bool, &proconsul_gossip::net::Pool)> = Vec::new();
+        if let Some(w) = &self.inner.gossip.wan {
+            pools.push((true, w));
+        }
+        pools.push((false, &self.inner.gossip.lan));
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for (wan, pool) in pools {
+            let r = pool
+                .key_operation(kop, &key)
+                .await
+                .map_err(RpcError::BadRequest)?;
+            for (node, msg) in &r.messages {
+                if r.num_err > 0 {
+                    errors.push(format!("{node}: {msg}"));
+                }
+            }
+            out.push(proconsul_types::KeyringResponse {
+                wan,
+                datacenter: self.inner.datacenter.clone(),
+                segment: String::new(),
+                keys: r.keys,
+                primary_keys: r.primary_keys,
+                num_nodes: r.num_nodes,
+                messages: r.messages,
+            });
+        }
+        if kop != KeyOp::List && !errors.is_empty() {
+            return Err(RpcError::Internal(format!(
+                "{} error(s) occurred:\n\t* {}",
+                errors.len(),
+                errors.join("\n\t* ")
+            )));
+        }
+        Ok(out)
+    }
+
     async fn agent_reload(&self) -> Result<(), RpcError> {
         self.reload().await
     }

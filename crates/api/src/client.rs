@@ -94,6 +94,7 @@ impl Reply {
 pub(crate) enum Method {
     Get,
     Put,
+    Post,
     Delete,
 }
 
@@ -103,6 +104,7 @@ impl Method {
         match self {
             Method::Get => "Get",
             Method::Put => "Put",
+            Method::Post => "Post",
             Method::Delete => "Delete",
         }
     }
@@ -111,6 +113,7 @@ impl Method {
         match self {
             Method::Get => http::Method::GET,
             Method::Put => http::Method::PUT,
+            Method::Post => http::Method::POST,
             Method::Delete => http::Method::DELETE,
         }
     }

@@ -24,3 +24,26 @@ impl crate::Client {
         self.delete("/v1/operator/raft/peer", &q).map(drop)
     }
 }
+
+impl crate::Client {
+    /// `GET /v1/operator/keyring`: the installed keys, one answer per gossip pool.
+    pub fn operator_keyring_list(&self) -> crate::Result<Vec<proconsul_types::KeyringResponse>> {
+        self.get_json("/v1/operator/keyring", &[], &crate::QueryOptions::default())
+            .map(|(r, _)| r)
+    }
+
+    /// `POST` (install), `PUT` (use) or `DELETE` (remove) `/v1/operator/keyring`.
+    pub fn operator_keyring_change(&self, op: &str, key: &str) -> crate::Result<()> {
+        let body = serde_json::to_vec(&proconsul_types::KeyringRequest {
+            key: key.to_string(),
+        })?;
+        let method = match op {
+            "install" => crate::client::Method::Post,
+            "use" => crate::client::Method::Put,
+            _ => crate::client::Method::Delete,
+        };
+        self.request(method, "/v1/operator/keyring", &[], Some(&body))?
+            .require_ok()
+            .map(drop)
+    }
+}

@@ -118,6 +118,14 @@ pub trait Backend: Send + Sync + 'static {
         address: String,
     ) -> impl Future<Output = Result<(), RpcError>> + Send;
 
+    /// `/v1/operator/keyring`: `op` is `list`, `install`, `use` or `remove` (with `key`);
+    /// one answer per gossip pool (WAN first on servers).
+    fn operator_keyring(
+        &self,
+        op: &str,
+        key: String,
+    ) -> impl Future<Output = Result<Vec<proconsul_types::KeyringResponse>, RpcError>> + Send;
+
     /// Fire a user event; returns it with ID and LTime filled.
     fn event_fire(&self, ev: UserEvent)
         -> impl Future<Output = Result<UserEvent, RpcError>> + Send;

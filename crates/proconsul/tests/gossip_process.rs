@@ -140,3 +140,86 @@ fn join_members_event_leave_force_leave_keygen() {
     assert_eq!(raw.len(), 32);
     assert_ne!(stdout(&cli(hs, &["keygen"])), key);
 }
+
+#[test]
+fn keyring_rotation_with_the_cli() {
+    const K1: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=";
+    const K2: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=";
+    let dir = tempfile::tempdir().unwrap();
+    let (hs, hc) = (free_port(), free_port());
+    let scfg = config(dir.path(), "s", hs);
+    let ccfg = config(dir.path(), "c", hc);
+    let _s = start(
+        &[
+            "agent",
+            "-dev",
+            "-node=ks1",
+            "-bind=127.0.0.33",
+            "-client=127.0.0.1",
+            &format!("-encrypt={K1}"),
+            &format!("-config-file={}", scfg.display()),
+        ],
+        &dir.path().join("s.log"),
+    );
+    wait_leader_any(hs);
+    let saddr = stdout(&cli(hs, &["members"]))
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .unwrap();
+    let data = dir.path().join("c-data");
+    let client_args = [
+        "agent".to_string(),
+        "-node=kc1".into(),
+        "-bind=127.0.0.34".into(),
+        "-client=127.0.0.1".into(),
+        format!("-encrypt={K1}"),
+        format!("-data-dir={}", data.display()),
+        format!("-config-file={}", ccfg.display()),
+        format!("-retry-join={saddr}"),
+    ];
+    let args: Vec<&str> = client_args.iter().map(String::as_str).collect();
+    let c = start(&args, &dir.path().join("c.log"));
+    wait_for("two members", Duration::from_secs(10), || {
+        stdout(&cli(hs, &["members"])).matches(" alive ").count() == 2
+    });
+    let o = cli(hc, &["keyring", "-list"]);
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("==> Gathering installed encryption keys..."),
+        "{out}"
+    );
+    assert!(out.contains(&format!("dc1 (LAN):\n  {K1} [2/2]")), "{out}");
+
+    for (op, key, said) in [
+        ("-install", K2, "Installing new gossip encryption key"),
+        ("-use", K2, "Changing primary gossip encryption key"),
+        ("-remove", K1, "Removing gossip encryption key"),
+    ] {
+        let o = cli(hs, &["keyring", op, key]);
+        assert_eq!(o.status.code(), Some(0), "{op}: {}", stderr(&o));
+        assert!(stdout(&o).contains(said), "{}", stdout(&o));
+    }
+    let out = stdout(&cli(hc, &["keyring", "-list"]));
+    assert!(
+        out.contains(&format!("{K2} [2/2]")) && !out.contains(K1),
+        "{out}"
+    );
+    let o = cli(hc, &["keyring", "-remove", K2]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("primary key is not allowed"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cli(hc, &["keyring", "-list", "-install", K1]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Exactly one operation must be specified"));
+
+    // The client's keyring file holds the new key: after a restart it rejoins with it.
+    drop(c);
+    let _c = start(&args, &dir.path().join("c2.log"));
+    wait_for("client back", Duration::from_secs(15), || {
+        stdout(&cli(hc, &["keyring", "-list"])).contains(&format!("{K2} [2/2]"))
+    });
+}

@@ -196,3 +196,27 @@ pub struct RaftConfiguration {
     pub servers: Vec<RaftServer>,
     pub index: u64,
 }
+
+/// One pool's answer in `/v1/operator/keyring`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct KeyringResponse {
+    #[serde(rename = "WAN")]
+    pub wan: bool,
+    pub datacenter: String,
+    pub segment: String,
+    /// Installed keys → how many members hold them.
+    pub keys: BTreeMap<String, usize>,
+    /// Primary keys → how many members use them.
+    pub primary_keys: BTreeMap<String, usize>,
+    pub num_nodes: usize,
+    /// Per-member error messages.
+    pub messages: BTreeMap<String, String>,
+}
+
+/// The body of keyring writes: `{"Key": "<base64>"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct KeyringRequest {
+    pub key: String,
+}

@@ -111,6 +111,13 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             "/v1/operator/raft/peer",
             axum::routing::delete(operator::raft_remove_peer::<B>),
         )
+        .route(
+            "/v1/operator/keyring",
+            get(operator::keyring::<B>)
+                .post(operator::keyring::<B>)
+                .put(operator::keyring::<B>)
+                .delete(operator::keyring::<B>),
+        )
         .route("/v1/agent/reload", put(agent::reload::<B>))
         .route("/v1/agent/monitor", get(agent::monitor::<B>))
         .route("/v1/agent/maintenance", put(agent::node_maintenance::<B>))

@@ -34,3 +34,36 @@ pub async fn raft_remove_peer<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> R
             .map(|_| reply::text(StatusCode::OK, "")),
     )
 }
+
+/// `GET` lists the keys; `POST` installs, `PUT` makes primary, `DELETE` removes the body's key.
+pub async fn keyring<B: Backend>(
+    st: St<B>,
+    method: axum::http::Method,
+    RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Reply {
+    use axum::http::Method;
+    let p = Params::parse(q.as_deref());
+    reply::or_error(
+        async {
+            let op = match method {
+                Method::GET => {
+                    return st
+                        .operator_keyring("list", String::new())
+                        .await
+                        .map(|r| reply::json(&r, p.pretty()))
+                }
+                Method::POST => "install",
+                Method::PUT => "use",
+                Method::DELETE => "remove",
+                _ => return Err(RpcError::BadRequest("method not allowed".into())),
+            };
+            let body = super::read_body(&headers, body, super::MAX_BODY).await?;
+            let req: proconsul_types::KeyringRequest = super::decode(&body)?;
+            st.operator_keyring(op, req.key).await?;
+            Ok(reply::text(StatusCode::OK, ""))
+        }
+        .await,
+    )
+}

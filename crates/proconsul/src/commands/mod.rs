@@ -8,6 +8,7 @@ pub mod force_leave;
 pub mod info;
 pub mod join;
 pub mod keygen;
+pub mod keyring;
 pub mod kv;
 pub mod leave;
 pub mod lock;
@@ -121,7 +122,12 @@ pub const COMMANDS: &[Command] = &[
         help: keygen::help,
         run: Run::Exec(keygen::run),
     },
-    todo("keyring", "Manages gossip layer encryption keys"),
+    Command {
+        name: "keyring",
+        synopsis: "Manages gossip layer encryption keys",
+        help: keyring::help,
+        run: Run::Exec(keyring::run),
+    },
     Command {
         name: "kv",
         synopsis: "Interact with the key-value store",
