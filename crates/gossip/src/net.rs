@@ -117,11 +117,13 @@ pub fn save_keyring(path: &std::path::Path, kr: &Keyring) -> std::io::Result<()>
     std::fs::write(path, format!("[{}]", keys.join(",")))
 }
 
-/// Serf's merge delegate: `(name, tags, our members)` → refuse with a reason.
+/// The check a [`MergeCheck`] runs: `(name, tags, our members)` → refuse with a reason.
+pub type MergeFn =
+    dyn Fn(&str, &BTreeMap<String, String>, &[Member]) -> Result<(), String> + Send + Sync;
+
+/// Serf's merge delegate.
 #[derive(Clone)]
-pub struct MergeCheck(
-    pub Arc<dyn Fn(&str, &BTreeMap<String, String>, &[Member]) -> Result<(), String> + Send + Sync>,
-);
+pub struct MergeCheck(pub Arc<MergeFn>);
 
 impl std::fmt::Debug for MergeCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
