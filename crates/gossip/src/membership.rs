@@ -167,6 +167,15 @@ pub enum SerfOutput {
     },
     /// Something happened.
     Event(SerfEvent),
+    /// memberlist's TCP fallback ping (see [`swim::Output::TcpPing`]).
+    TcpPing {
+        /// Target.
+        to: SocketAddr,
+        /// The ping.
+        ping: crate::memberlist::Ping,
+        /// Give up after this.
+        deadline: Instant,
+    },
     /// A keyring query (`_serf_install-key`, ...) to execute and answer at `reply_to`.
     KeyQuery {
         /// The query.
@@ -521,6 +530,9 @@ impl Serf {
             match o {
                 Output::SendPacket { to, msg } => out.push(SerfOutput::Send { to, msg }),
                 Output::PushPull { to, join } => out.push(SerfOutput::PushPull { to, join }),
+                Output::TcpPing { to, ping, deadline } => {
+                    out.push(SerfOutput::TcpPing { to, ping, deadline })
+                }
                 Output::MemberEvent(ev) => self.member_event(ev, now, out),
                 Output::User { from, payload } => self.user_message(from, &payload, now, out),
             }

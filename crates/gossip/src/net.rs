@@ -157,6 +157,8 @@ enum Cmd {
         id: oneshot::Sender<u32>,
     },
     QueryDone(u32),
+    /// An ack that came back over TCP (fallback ping).
+    TcpAck(SocketAddr, AckResp),
     Stop,
 }
 
@@ -779,6 +781,32 @@ async fn write_message(
     stream.flush().await.map_err(|e| e.to_string())
 }
 
+/// memberlist's TCP fallback probe: send a ping as a stream message, read the ack.
+async fn tcp_ping(
+    to: SocketAddr,
+    ping: crate::memberlist::Ping,
+    pool: &Pool,
+) -> Result<AckResp, String> {
+    let wire = pool.inner.wire.read().unwrap().clone();
+    let mut stream = TcpStream::connect(to).await.map_err(|e| e.to_string())?;
+    let mut out = wire.stream_prelude().map_err(|e| e.to_string())?;
+    let n = nonce(&mut rand::rng());
+    out.extend(
+        wire.encode_stream(&Message::Ping(ping), false, n)
+            .map_err(|e| e.to_string())?,
+    );
+    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    let msg = read_message(&mut stream, &mut buf, &wire).await?;
+    msg.flatten()
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Ack(a) => Some(a),
+            _ => None,
+        })
+        .ok_or_else(|| "no ack over TCP".to_string())
+}
+
 /// Outbound push/pull: connect, send our state, read theirs.
 async fn exchange(
     to: SocketAddr,
@@ -946,6 +974,10 @@ impl Actor {
             Cmd::QueryDone(id) => {
                 self.queries.remove(&id);
             }
+            Cmd::TcpAck(from, ack) => {
+                let msg = Message::Ack(ack);
+                self.step(SerfInput::Packet { from, msg, now }).await
+            }
             Cmd::Stop => return false,
         }
         true
@@ -1042,6 +1074,20 @@ impl Actor {
                     self.pool.inner.tasks.spawn(async move {
                         if let Err(e) = p.push_pull(to, join).await {
                             tracing::debug!(target: "agent", pool = p.inner.pool, %to, error = %e, "memberlist: push/pull failed");
+                        }
+                    });
+                }
+                SerfOutput::TcpPing { to, ping, deadline } => {
+                    let p = self.pool.clone();
+                    self.pool.inner.tasks.spawn(async move {
+                        let deadline = tokio::time::Instant::from_std(deadline);
+                        let seq = ping.seq_no;
+                        match tokio::time::timeout_at(deadline, tcp_ping(to, ping, &p)).await {
+                            Ok(Ok(ack)) if ack.seq_no == seq => {
+                                tracing::warn!(target: "agent", pool = p.inner.pool, %to, "memberlist: was able to connect over TCP but UDP probes failed, network may be misconfigured");
+                                let _ = p.send(Cmd::TcpAck(to, ack)).await;
+                            }
+                            _ => {}
                         }
                     });
                 }

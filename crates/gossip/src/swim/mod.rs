@@ -10,8 +10,8 @@
 //!
 //! Push/pull itself is driver work: the core emits [`Output::PushPull`] (on
 //! join and every `push_pull_interval`), offers [`Swim::local_state`] to send,
-//! and merges a received state with [`Input::PushPull`]. The TCP ping fallback
-//! is not implemented.
+//! and merges a received state with [`Input::PushPull`]. Likewise the TCP
+//! fallback ping ([`Output::TcpPing`]) is the driver's to perform.
 
 mod broadcast;
 mod config;
@@ -144,6 +144,16 @@ pub enum Output {
     },
     /// A membership change.
     MemberEvent(MemberEvent),
+    /// Ping `to` over TCP (memberlist's fallback probe) before `deadline`; feed the
+    /// answering ack back as an [`Input::Packet`].
+    TcpPing {
+        /// Target.
+        to: SocketAddr,
+        /// The ping to send.
+        ping: Ping,
+        /// Give up after this.
+        deadline: Instant,
+    },
     /// A user (Serf) message arrived.
     User {
         /// Sender.
@@ -611,6 +621,11 @@ impl Swim {
                 self.event(EventKind::Join, &a.node, out);
             }
             Some(n) => {
+                // A live node claimed from another address is a name conflict: keep the one
+                // we know (memberlist's "Conflicting address"); a dead or left one may move.
+                if n.addr != addr && matches!(n.state, State::Alive | State::Suspect) {
+                    return;
+                }
                 if a.incarnation <= n.incarnation {
                     return;
                 }
@@ -897,6 +912,7 @@ impl Swim {
             return;
         };
         let (taddr, tport) = addr_bytes(target.addr);
+        let tcp_to = target.addr;
         let peers: Vec<SocketAddr> = self
             .nodes
             .iter()
@@ -920,6 +936,14 @@ impl Swim {
             };
             self.send(*to, Message::IndirectPing(ind), now, out);
         }
+        // memberlist's TCP fallback: also ping the target over TCP; an ack that comes back
+        // that way (fed in as a packet) saves it from suspicion when only UDP is broken.
+        let deadline = p.end;
+        out.push(Output::TcpPing {
+            to: tcp_to,
+            ping: self.make_ping(p.seq, &p.target),
+            deadline,
+        });
         p.indirect_sent = true;
         p.expected_nacks = peers.len();
         self.probe = Some(p);

@@ -30,6 +30,8 @@ struct Sim {
     blocked: HashSet<(usize, usize)>,
     seed: u64,
     events: Vec<(usize, Instant, MemberEvent)>,
+    /// TCP works between live nodes even where UDP is blocked.
+    tcp: bool,
 }
 
 impl Sim {
@@ -45,6 +47,7 @@ impl Sim {
             blocked: HashSet::new(),
             seed: 0x9e37_79b9_7f4a_7c15,
             events: Vec::new(),
+            tcp: false,
         }
     }
 
@@ -78,6 +81,24 @@ impl Sim {
                             Input::Packet {
                                 from: addr(from),
                                 msg,
+                                now,
+                            },
+                        );
+                    }
+                }
+                Output::TcpPing { to, ping, .. } => {
+                    let Some(j) = self.idx(to) else { continue };
+                    if self.tcp && !self.down.contains(&j) && !self.down.contains(&from) {
+                        let now = self.now;
+                        let ack = AckResp {
+                            seq_no: ping.seq_no,
+                            payload: Vec::new(),
+                        };
+                        self.input(
+                            from,
+                            Input::Packet {
+                                from: addr(j),
+                                msg: Message::Ack(ack),
                                 now,
                             },
                         );
@@ -339,6 +360,47 @@ fn leaving_node_is_seen_as_left_not_failed() {
         .collect();
     assert_eq!(about2.len(), 3);
     assert!(about2.iter().all(|(_, _, e)| e.kind == EventKind::Leave));
+}
+
+#[test]
+fn a_live_name_claimed_from_another_address_is_ignored() {
+    let mut sim = Sim::new(2);
+    sim.join_all();
+    let now = sim.now;
+    let (ip, port) = addr_bytes("127.0.9.9:7946".parse().unwrap());
+    let impostor = Alive {
+        incarnation: 100,
+        node: name(1),
+        addr: ip,
+        port,
+        meta: Vec::new(),
+        vsn: Vec::new(),
+    };
+    sim.input(
+        0,
+        Input::Packet {
+            from: "127.0.9.9:7946".parse().unwrap(),
+            msg: Message::Alive(impostor),
+            now,
+        },
+    );
+    let m = sim.nodes[0].member(&name(1)).unwrap();
+    assert_eq!(m.addr, addr(1));
+    assert!(m.incarnation < 100);
+}
+
+#[test]
+fn tcp_fallback_ping_keeps_a_node_alive_when_udp_is_blocked() {
+    for tcp in [true, false] {
+        let mut sim = Sim::new(2);
+        sim.join_all();
+        sim.tcp = tcp;
+        sim.blocked.insert((0, 1));
+        sim.blocked.insert((1, 0));
+        sim.run(Duration::from_secs(30));
+        let want = if tcp { State::Alive } else { State::Dead };
+        assert_eq!(sim.state(0, 1), Some(want), "tcp = {tcp}");
+    }
 }
 
 #[test]
