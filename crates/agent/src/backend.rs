@@ -376,6 +376,32 @@ impl Backend for Agent {
         Ok(out)
     }
 
+    async fn snapshot_save(&self, stale: bool) -> Result<(u64, Vec<u8>), RpcError> {
+        let snap = match &self.inner.server {
+            Some(s) => s.snapshot(stale).await?,
+            None => {
+                self.on_some_server(
+                    |pool, addr| async move { pool.snapshot(&addr, stale, false).await },
+                )
+                .await?
+            }
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let archive = proconsul_types::archive::write(snap.index, snap.term, &snap.state, now_ms);
+        Ok((snap.index, archive))
+    }
+
+    async fn snapshot_restore(&self, archive: Vec<u8>) -> Result<(), RpcError> {
+        let (meta, state) = proconsul_types::archive::read(&archive)
+            .map_err(|e| RpcError::BadRequest(format!("failed to read snapshot: {e}")))?;
+        tracing::info!(target: "agent", index = meta.index, id = %meta.id, "restoring snapshot");
+        self.rpc_write(WriteRequest::SnapshotRestore(state)).await?;
+        Ok(())
+    }
+
     async fn agent_reload(&self) -> Result<(), RpcError> {
         self.reload().await
     }

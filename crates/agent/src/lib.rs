@@ -85,6 +85,8 @@ struct AgentInner {
     /// Wakes the anti-entropy task after a local change.
     sync_wake: tokio::sync::Notify,
     sync_lock: tokio::sync::Mutex<()>,
+    /// When each check's output-only change was last synced (`check_update_interval`).
+    output_synced: Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
     events: Mutex<VecDeque<UserEvent>>,
     /// The process's log stream, when the binary installed one (for `/v1/agent/monitor`).
     log_tap: Mutex<Option<logging::LogTap>>,
@@ -192,6 +194,7 @@ impl Agent {
                 },
                 sync_wake: tokio::sync::Notify::new(),
                 sync_lock: tokio::sync::Mutex::new(()),
+                output_synced: Mutex::new(std::collections::HashMap::new()),
                 events: Mutex::new(VecDeque::new()),
                 log_tap: Mutex::new(None),
                 http_addrs,
@@ -469,7 +472,12 @@ impl Agent {
                 _ = tokio::time::sleep(next) => {}
             }
             next = match self.sync_once().await {
-                Ok(()) => AE_INTERVAL,
+                Ok(()) => {
+                    let n = self.inner.gossip.lan.members().len();
+                    let d = ae_scale(AE_INTERVAL, n);
+                    // Consul staggers full syncs so a restart of many agents does not align them.
+                    d + Duration::from_millis(rand::random::<u64>() % d.as_millis().max(1) as u64)
+                }
                 Err(e) => {
                     tracing::debug!(target: "agent", error = %e, "anti-entropy sync failed");
                     AE_RETRY
@@ -697,6 +705,17 @@ impl Agent {
     }
 }
 
+/// Consul's `aeScale`: the full-sync interval grows with the cluster past 128 nodes (one step
+/// per doubling), so servers see a bounded rate of anti-entropy syncs.
+fn ae_scale(interval: Duration, nodes: usize) -> Duration {
+    const THRESHOLD: usize = 128;
+    if nodes <= THRESHOLD {
+        return interval;
+    }
+    let mult = ((nodes as f64).log2() - (THRESHOLD as f64).log2()).ceil() as u32 + 1;
+    interval * mult
+}
+
 /// `proconsul agent`: load config, start, run until a signal or `leave`; returns the exit code.
 pub fn run(flags: AgentFlags) -> i32 {
     let config = match proconsul_config::load(&flags) {
@@ -852,4 +871,20 @@ fn print_banner(agent: &Agent, c: &RuntimeConfig) {
     println!();
     println!("==> Log data will now stream in as it occurs:");
     println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anti_entropy_interval_scales_with_cluster_size() {
+        let d = Duration::from_secs(60);
+        assert_eq!(ae_scale(d, 1), d);
+        assert_eq!(ae_scale(d, 128), d);
+        assert_eq!(ae_scale(d, 129), d * 2);
+        assert_eq!(ae_scale(d, 256), d * 2);
+        assert_eq!(ae_scale(d, 257), d * 3);
+        assert_eq!(ae_scale(d, 10_000), d * 8);
+    }
 }

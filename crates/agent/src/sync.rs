@@ -130,11 +130,27 @@ impl Agent {
             self.rpc_write(WriteRequest::Deregister(req)).await?;
         }
 
-        // Checks likewise; serfHealth belongs to the servers.
+        // Checks likewise; serfHealth belongs to the servers. A change of output alone is
+        // synced at most every `check_update_interval` (Consul's rate limit on chatty checks).
+        let now = tokio::time::Instant::now();
         for (id, c) in &local.checks {
             let remote = remote_checks.iter().find(|r| &r.check_id == id);
             if remote.is_some_and(|r| same_check(r, &c.check)) {
                 continue;
+            }
+            let output_only = remote.is_some_and(|r| {
+                let mut r = r.clone();
+                r.output = c.check.output.clone();
+                same_check(&r, &c.check)
+            });
+            if output_only && !cfg.check_update_interval.is_zero() {
+                let mut synced = self.inner.output_synced.lock().unwrap();
+                match synced.get(id) {
+                    Some(at) if now.duration_since(*at) < cfg.check_update_interval => continue,
+                    _ => {
+                        synced.insert(id.clone(), now);
+                    }
+                }
             }
             let req = RegisterRequest {
                 checks: vec![c.check.clone()],

@@ -47,3 +47,19 @@ impl crate::Client {
             .map(drop)
     }
 }
+
+impl crate::Client {
+    /// `GET /v1/snapshot`: a snapshot archive (the leader's state unless `stale`).
+    pub fn snapshot_save(&self, stale: bool) -> crate::Result<Vec<u8>> {
+        let opts = crate::QueryOptions {
+            stale,
+            ..Default::default()
+        };
+        Ok(self.get("/v1/snapshot", &[], &opts)?.require_ok()?.body)
+    }
+
+    /// `PUT /v1/snapshot`: restore an archive on the servers.
+    pub fn snapshot_restore(&self, archive: &[u8]) -> crate::Result<()> {
+        self.put("/v1/snapshot", &[], archive).map(drop)
+    }
+}

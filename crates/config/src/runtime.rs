@@ -84,6 +84,9 @@ pub struct RuntimeConfig {
     /// Top-level checks from config files.
     pub checks: Vec<CheckDefinition>,
     pub session_ttl_min: Duration,
+    /// `check_update_interval`: a check whose output changed but status did not is synced to
+    /// the catalog at most this often (Consul: 5m; 0 in `-dev`).
+    pub check_update_interval: Duration,
     pub kv_max_value_size: u64,
     pub txn_max_req_len: u64,
     /// `limits.http_max_conns_per_client` (0 = unlimited).
@@ -193,6 +196,7 @@ pub(crate) fn dev_layer() -> Layer {
             bootstrap: Some(true),
             enable_debug: Some(true),
             ui: Some(true),
+            check_update_interval: Some("0s".into()),
             performance: Some(Performance {
                 raft_multiplier: Some(1),
             }),
@@ -538,6 +542,11 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         enable_local_script_checks,
         services,
         checks,
+        check_update_interval: dur_or(
+            "check_update_interval",
+            u.check_update_interval.as_deref(),
+            Duration::from_secs(300),
+        )?,
         session_ttl_min: dur_or(
             "session_ttl_min",
             u.session_ttl_min.as_deref(),

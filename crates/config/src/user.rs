@@ -50,6 +50,7 @@ pub(crate) struct UserConfig {
     pub enable_script_checks: Option<bool>,
     pub enable_local_script_checks: Option<bool>,
     pub session_ttl_min: Option<String>,
+    pub check_update_interval: Option<String>,
     pub limits: Option<Limits>,
     pub dns_config: Option<DnsUser>,
     pub recursors: Option<Vec<String>>,
@@ -180,7 +181,8 @@ impl Merge for UserConfig {
             data_dir, server, bootstrap, bootstrap_expect, bind_addr, advertise_addr, client_addr,
             log_level, log_json, rejoin_after_leave, retry_interval, retry_max, encrypt,
             encrypt_verify_incoming, encrypt_verify_outgoing, reconnect_timeout,
-            enable_script_checks, enable_local_script_checks, session_ttl_min, leave_on_terminate,
+            enable_script_checks, enable_local_script_checks, session_ttl_min, check_update_interval,
+            leave_on_terminate,
             skip_leave_on_interrupt, disable_remote_exec, pid_file, enable_debug,
             disable_host_node_id, ui, ui_config, disable_update_check, disable_anonymous_signature,
             telemetry, raft_protocol);
@@ -371,6 +373,8 @@ pub(crate) fn check_user(u: &UserConfig) -> Result<(), String> {
     use crate::values::{duration, ip_list, one_ip, port};
     duration("retry_interval", u.retry_interval.as_deref())?;
     duration("session_ttl_min", u.session_ttl_min.as_deref())?;
+    duration("check_update_interval", u.check_update_interval.as_deref())?;
+    duration("reconnect_timeout", u.reconnect_timeout.as_deref())?;
     if let Some(d) = &u.dns_config {
         duration("dns_config.max_stale", d.max_stale.as_deref())?;
         duration("dns_config.node_ttl", d.node_ttl.as_deref())?;

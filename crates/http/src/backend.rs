@@ -126,6 +126,17 @@ pub trait Backend: Send + Sync + 'static {
         key: String,
     ) -> impl Future<Output = Result<Vec<proconsul_types::KeyringResponse>, RpcError>> + Send;
 
+    /// `GET /v1/snapshot`: the index it reflects and the archive bytes.
+    fn snapshot_save(
+        &self,
+        stale: bool,
+    ) -> impl Future<Output = Result<(u64, Vec<u8>), RpcError>> + Send;
+    /// `PUT /v1/snapshot`: verify the archive and restore it on every server.
+    fn snapshot_restore(
+        &self,
+        archive: Vec<u8>,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+
     /// Fire a user event; returns it with ID and LTime filled.
     fn event_fire(&self, ev: UserEvent)
         -> impl Future<Output = Result<UserEvent, RpcError>> + Send;

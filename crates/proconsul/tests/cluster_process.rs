@@ -156,6 +156,40 @@ fn three_servers_and_a_client_survive_a_leader_kill() {
             "write {i}"
         );
     }
+    // snapshot save through the client, a change, restore: every server has the old state.
+    let snap = dir.path().join("backup.snap");
+    let o = std::process::Command::new(BIN)
+        .args([
+            "snapshot",
+            "save",
+            "-http-addr=127.0.0.44:8500",
+            snap.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).starts_with("Saved and verified snapshot to index "),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(put("127.0.0.44", "k/0", "changed"));
+    let o = std::process::Command::new(BIN)
+        .args([
+            "snapshot",
+            "restore",
+            "-http-addr=127.0.0.44:8500",
+            snap.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "Restored snapshot\n", "{}", stderr(&o));
+    for ip in ips {
+        wait_for("restored everywhere", Duration::from_secs(10), || {
+            get_raw(ip, "k/0", "stale").as_deref() == Some("v0")
+        });
+    }
+
     // Reads through a follower are forwarded to the leader (default consistency).
     let old = leader(ips[0]).unwrap();
     let follower = ips.iter().find(|ip| !old.starts_with(**ip)).unwrap();

@@ -242,7 +242,7 @@ pub(crate) async fn bootstrap_when_expected(server: Server, expect: u32) {
 }
 
 /// A new leader gives every TTL session a full TTL from now.
-fn init_session_timers(server: &Server) {
+pub(crate) fn init_session_timers(server: &Server) {
     let view = server.inner.store.view();
     let (_, sessions) = view.sessions(&mut WatchSet::new());
     for s in sessions {

@@ -202,11 +202,11 @@ impl Server {
         if opts.consistency == Consistency::Stale || self.is_leader() {
             return self.read_here(req, opts).await;
         }
-        let leader = self.wait_leader_addr().await?;
-        match self.inner.opts.pool.read(&leader, req, opts, true).await {
-            Ok(r) => r,
-            Err(e) => Err(RpcError::Internal(format!("rpc error making call: {e}"))),
-        }
+        self.forward(true, |pool, leader| {
+            let (req, opts) = (req.clone(), opts.clone());
+            async move { pool.read(&leader, req, opts, true).await }
+        })
+        .await
     }
 
     /// Commit a write on the leader (forwarded there from a follower).
@@ -218,23 +218,49 @@ impl Server {
         if self.is_leader() {
             return self.write_here(req, datacenter).await;
         }
-        let leader = self.wait_leader_addr().await?;
-        match self
-            .inner
-            .opts
-            .pool
-            .write(&leader, req, datacenter.to_string(), true)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => Err(RpcError::Internal(format!("rpc error making call: {e}"))),
+        self.forward(false, |pool, leader| {
+            let (req, dc) = (req.clone(), datacenter.to_string());
+            async move { pool.write(&leader, req, dc, true).await }
+        })
+        .await
+    }
+
+    /// Run `call` on the leader. During a leadership change it is retried until Consul's
+    /// `rpc_hold_timeout` (7 s): an `idempotent` call after any transport failure or a "no
+    /// leader" answer, any other only when the request cannot have been sent (connect failed).
+    async fn forward<T, F, Fut>(&self, idempotent: bool, call: F) -> Result<T, RpcError>
+    where
+        F: Fn(remote::SharedPool, String) -> Fut,
+        Fut: std::future::Future<Output = Result<Result<T, RpcError>, proconsul_rpc::RpcError>>,
+    {
+        let deadline = tokio::time::Instant::now() + RPC_HOLD_TIMEOUT;
+        loop {
+            let leader = self.wait_leader_addr(deadline).await?;
+            let (retry, err) = match call(self.inner.opts.pool.clone(), leader).await {
+                Ok(Err(RpcError::NoLeader)) if idempotent => (true, RpcError::NoLeader),
+                Ok(r) => return r,
+                Err(e) => {
+                    let sent = !matches!(e, proconsul_rpc::RpcError::Connect { .. });
+                    let retry = !sent || (idempotent && e.is_retryable());
+                    (
+                        retry,
+                        RpcError::Internal(format!("rpc error making call: {e}")),
+                    )
+                }
+            };
+            if !retry || tokio::time::Instant::now() >= deadline {
+                return Err(err);
+            }
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return Err(err),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
         }
     }
 
-    /// The leader's RPC address, waiting up to Consul's `rpc_hold_timeout` (7 s) during an
-    /// election; `No cluster leader` after that.
-    async fn wait_leader_addr(&self) -> Result<String, RpcError> {
-        let deadline = tokio::time::Instant::now() + RPC_HOLD_TIMEOUT;
+    /// The leader's RPC address, waiting until `deadline` during an election; `No cluster
+    /// leader` after that.
+    async fn wait_leader_addr(&self, deadline: tokio::time::Instant) -> Result<String, RpcError> {
         loop {
             if let Some((_, addr)) = self.inner.raft.leader() {
                 return Ok(addr);
@@ -280,6 +306,26 @@ impl Server {
         proconsul_types::RaftConfiguration { servers, index }
     }
 
+    /// A snapshot of this server's state.
+    pub(crate) fn snapshot_here(&self) -> remote::SnapshotReply {
+        remote::SnapshotReply {
+            index: self.inner.store.last_index(),
+            term: self.inner.raft.metrics().term,
+            state: self.inner.store.dump(),
+        }
+    }
+
+    /// A snapshot of the state: the leader's (forwarded there) unless `stale`.
+    pub async fn snapshot(&self, stale: bool) -> Result<remote::SnapshotReply, RpcError> {
+        if stale || self.is_leader() {
+            return Ok(self.snapshot_here());
+        }
+        self.forward(true, |pool, leader| async move {
+            pool.snapshot(&leader, stale, true).await
+        })
+        .await
+    }
+
     /// This server's Raft id.
     pub fn raft_id(&self) -> u64 {
         raft_id_from_node_id(&self.inner.opts.node_id)
@@ -291,11 +337,10 @@ impl Server {
         if self.is_leader() {
             return self.inner.raft.remove_voter(id).await.map_err(raft_error);
         }
-        let leader = self.wait_leader_addr().await?;
-        match self.inner.opts.pool.remove_peer(&leader, id, true).await {
-            Ok(r) => r,
-            Err(e) => Err(RpcError::Internal(format!("rpc error making call: {e}"))),
-        }
+        self.forward(true, |pool, leader| async move {
+            pool.remove_peer(&leader, id, true).await
+        })
+        .await
     }
 
     /// A graceful leave of a server: ask the leader to take us out of the Raft configuration

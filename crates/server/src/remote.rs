@@ -36,6 +36,8 @@ pub mod method {
     pub const REMOVE_PEER: u8 = 13;
     /// The Raft configuration ([`proconsul_types::RaftConfiguration`]).
     pub const RAFT_CONFIG: u8 = 14;
+    /// A state snapshot (`(stale, forwarded)` → `(index, term, state)`).
+    pub const SNAPSHOT: u8 = 15;
 }
 
 /// How long to wait to connect to a peer.
@@ -63,6 +65,15 @@ pub struct WriteCall {
     /// Already forwarded by a server: execute here, never forward again.
     #[serde(default)]
     pub forwarded: bool,
+}
+
+/// A state snapshot: the index and term it reflects, and [`proconsul_state::Store::dump`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotReply {
+    pub index: u64,
+    pub term: u64,
+    #[serde(with = "proconsul_types::rpc::raw_bytes")]
+    pub state: Vec<u8>,
 }
 
 /// A server's view of the Raft cluster.
@@ -194,6 +205,17 @@ impl ConnPool {
             .await
     }
 
+    /// A snapshot of the state from the server at `addr` (the leader's unless `stale`).
+    pub async fn snapshot(
+        &self,
+        addr: &str,
+        stale: bool,
+        forwarded: bool,
+    ) -> Result<Result<SnapshotReply, RpcError>, WireError> {
+        self.typed(addr, method::SNAPSHOT, &(stale, forwarded), CALL_TIMEOUT)
+            .await
+    }
+
     /// The server at `addr`'s view of leader and peers.
     pub async fn status(&self, addr: &str) -> Result<StatusReply, WireError> {
         let r: Result<StatusReply, RpcError> =
@@ -294,6 +316,15 @@ impl Server {
                     Err(RpcError::NoLeader)
                 } else {
                     self.remove_peer(id).await
+                };
+                Ok(encode(&r))
+            }
+            method::SNAPSHOT => {
+                let (stale, forwarded): (bool, bool) = decode(&body)?;
+                let r = if forwarded {
+                    Ok(self.snapshot_here())
+                } else {
+                    self.snapshot(stale).await
                 };
                 Ok(encode(&r))
             }

@@ -118,6 +118,14 @@ impl Server {
                 self.inner.sessions.clear(&id);
                 Ok((idx, WriteResponse::Ok))
             }
+            WriteRequest::SnapshotRestore(state) => {
+                let (idx, _) = self
+                    .propose_ok(Command::Restore { state: Some(state) })
+                    .await?;
+                // Session TTL timers follow the restored sessions.
+                crate::leader::init_session_timers(self);
+                Ok((idx, WriteResponse::Ok))
+            }
             WriteRequest::SessionRenew { id } => {
                 // Renewal is leader-local in Consul too: it resets the TTL timer, not the log.
                 if !self.inner.raft.is_leader() {

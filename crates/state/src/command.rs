@@ -57,6 +57,13 @@ pub enum Command {
     /// Forget KV tombstones with index `<= up_to_index`.
     #[serde(rename = "tombstone_reap")]
     TombstoneReap { up_to_index: u64 },
+    /// Replace the whole state with a snapshot (`PUT /v1/snapshot`); `state` is a
+    /// [`Store::dump`](crate::Store::dump). Applied at its log index, so indexes stay monotonic.
+    #[serde(rename = "restore")]
+    Restore {
+        #[serde(with = "opt_bytes", default)]
+        state: Option<Vec<u8>>,
+    },
 }
 
 /// One KV operation.

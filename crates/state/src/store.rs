@@ -226,6 +226,10 @@ impl Tx {
                 self.tombstone_reap(*up_to_index);
                 ApplyResult::Ok
             }
+            // Whole-state replacement happens in `Store::apply`, never inside a transaction.
+            Command::Restore { .. } => ApplyResult::Err(StateError::Message(
+                "a restore cannot run inside a transaction".into(),
+            )),
         }
     }
 }
@@ -295,6 +299,9 @@ impl Store {
 
     /// Apply one committed log entry. Single writer (the Raft state machine); deterministic.
     pub fn apply(&self, index: u64, proposal: &Proposal) -> ApplyResult {
+        if let crate::Command::Restore { state } = &proposal.command {
+            return self.restore_at(index, state.as_deref().unwrap_or_default());
+        }
         let _w = lock(&self.inner.writer);
         let base = self.inner.root();
         debug_assert!(
@@ -354,6 +361,27 @@ impl Store {
     /// Deterministic snapshot bytes of every table.
     pub fn dump(&self) -> Vec<u8> {
         crate::snapshot::encode(&self.inner.root())
+    }
+
+    /// A restore that arrived through the log at `index`: the snapshot's data, with every
+    /// table index raised to `index` so blocking queries on newer indexes still wake. A
+    /// snapshot that does not decode changes nothing.
+    fn restore_at(&self, index: u64, bytes: &[u8]) -> ApplyResult {
+        let mut s = match crate::snapshot::decode(bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                self.note_index(index);
+                return ApplyResult::Err(e);
+            }
+        };
+        let _w = lock(&self.inner.writer);
+        s.epoch = self.inner.root().epoch + 1;
+        s.index = s.index.max(index);
+        let at = s.index;
+        self.inner.publish(s);
+        lock(&self.inner.lock_delays).clear();
+        self.inner.hub.restored(at);
+        ApplyResult::Ok
     }
 
     /// Replace everything with a snapshot, then wake every watcher.

@@ -359,3 +359,59 @@ async fn alias_check_mirrors_the_aliased_service() {
     .await;
     a.stop().await;
 }
+
+/// The catalog's copy of one of this agent's checks: (status, output).
+async fn catalog_check(a: &TestAgent, id: &str) -> Option<(String, String)> {
+    let path = format!("/v1/health/node/{}", a.agent.node_name());
+    a.get(&path)
+        .await
+        .json()
+        .as_array()?
+        .iter()
+        .find(|c| c["CheckID"] == id)
+        .map(|c| {
+            (
+                c["Status"].as_str().unwrap_or("").to_string(),
+                c["Output"].as_str().unwrap_or("").to_string(),
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_only_changes_wait_for_check_update_interval() {
+    let a = TestAgent::start_with(dev_flags(), |c| {
+        c.check_update_interval = Duration::from_secs(3600)
+    })
+    .await;
+    a.wait_registered().await;
+    let r = a
+        .put(
+            "/v1/agent/check/register",
+            br#"{"Name":"chatty","TTL":"60s"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    a.put("/v1/agent/check/pass/chatty?note=first", b"").await;
+    wait_until(Duration::from_secs(5), "status change synced", || async {
+        catalog_check(&a, "chatty").await == Some(("passing".into(), "first".into()))
+    })
+    .await;
+    // Same status, new output: the agent has it, the catalog keeps the old one for now.
+    a.put("/v1/agent/check/pass/chatty?note=second", b"").await;
+    assert_eq!(
+        a.get("/v1/agent/checks").await.json()["chatty"]["Output"],
+        "second"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        catalog_check(&a, "chatty").await,
+        Some(("passing".into(), "first".into()))
+    );
+    // A status change goes out at once, with its output.
+    a.put("/v1/agent/check/fail/chatty?note=third", b"").await;
+    wait_until(Duration::from_secs(5), "status change synced", || async {
+        catalog_check(&a, "chatty").await == Some(("critical".into(), "third".into()))
+    })
+    .await;
+    a.stop().await;
+}

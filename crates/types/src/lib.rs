@@ -8,6 +8,7 @@
 //! Consul's own decoder accepts `{"name": "web"}` from py-consul.
 
 pub mod agent;
+pub mod archive;
 pub mod catalog;
 pub mod duration;
 pub mod json;

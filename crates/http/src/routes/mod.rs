@@ -8,6 +8,7 @@ mod health;
 mod kv;
 mod operator;
 mod session;
+mod snapshot;
 mod status;
 mod txn;
 
@@ -110,6 +111,10 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route(
             "/v1/operator/raft/peer",
             axum::routing::delete(operator::raft_remove_peer::<B>),
+        )
+        .route(
+            "/v1/snapshot",
+            get(snapshot::save::<B>).put(snapshot::restore::<B>),
         )
         .route(
             "/v1/operator/keyring",

@@ -18,6 +18,7 @@ pub mod monitor;
 pub mod operator;
 pub mod reload;
 pub mod services;
+pub mod snapshot;
 pub mod validate;
 pub mod version;
 pub mod watch;
@@ -243,10 +244,30 @@ pub const COMMANDS: &[Command] = &[
         help: services::register_help,
         run: Run::Exec(services::register),
     },
-    todo(
-        "snapshot",
-        "Saves, restores and inspects snapshots of Consul server state",
-    ),
+    Command {
+        name: "snapshot",
+        synopsis: "Saves, restores and inspects snapshots of Consul server state",
+        help: snapshot::help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "snapshot inspect",
+        synopsis: "Displays information about a Consul snapshot file",
+        help: snapshot::inspect_help,
+        run: Run::Exec(snapshot::inspect),
+    },
+    Command {
+        name: "snapshot restore",
+        synopsis: "Restores snapshot of Consul server state",
+        help: snapshot::restore_help,
+        run: Run::Exec(snapshot::restore),
+    },
+    Command {
+        name: "snapshot save",
+        synopsis: "Saves snapshot of Consul server state",
+        help: snapshot::save_help,
+        run: Run::Exec(snapshot::save),
+    },
     Command {
         name: "validate",
         synopsis: "Validate config files/directories",

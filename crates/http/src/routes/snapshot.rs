@@ -1,0 +1,39 @@
+//! `/v1/snapshot`: `GET` streams a snapshot archive of the servers' state (the leader's unless
+//! `?stale`), `PUT` restores one (checksums verified first).
+
+use axum::body::Body;
+use axum::extract::RawQuery;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+
+use super::{read_body, St};
+use crate::params::Params;
+use crate::reply::{self, Reply};
+use crate::Backend;
+use proconsul_types::archive::MAX_ARCHIVE;
+
+pub async fn save<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    reply::or_error(
+        st.snapshot_save(p.has("stale"))
+            .await
+            .map(|(index, archive)| {
+                let mut r = axum::http::Response::new(Body::from(archive));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-gzip"),
+                );
+                reply::with_index(r, index)
+            }),
+    )
+}
+
+pub async fn restore<B: Backend>(st: St<B>, headers: HeaderMap, body: Body) -> Reply {
+    reply::or_error(
+        async {
+            let archive = read_body(&headers, body, MAX_ARCHIVE).await?;
+            st.snapshot_restore(archive.to_vec()).await?;
+            Ok(reply::text(StatusCode::OK, ""))
+        }
+        .await,
+    )
+}
