@@ -376,6 +376,16 @@ impl Backend for Agent {
         Ok(out)
     }
 
+    async fn operator_autopilot_health(&self) -> Result<proconsul_types::OperatorHealth, RpcError> {
+        match &self.inner.server {
+            Some(s) => s.autopilot_health().await,
+            None => {
+                self.on_some_server(|pool, addr| async move { pool.autopilot_health(&addr).await })
+                    .await
+            }
+        }
+    }
+
     async fn snapshot_save(&self, stale: bool) -> Result<(u64, Vec<u8>), RpcError> {
         let snap = match &self.inner.server {
             Some(s) => s.snapshot(stale).await?,

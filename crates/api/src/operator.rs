@@ -63,3 +63,17 @@ impl crate::Client {
         self.put("/v1/snapshot", &[], archive).map(drop)
     }
 }
+
+impl crate::Client {
+    /// `/v1/operator/autopilot/configuration`.
+    pub fn operator_autopilot_configuration(
+        &self,
+    ) -> crate::Result<proconsul_types::AutopilotConfiguration> {
+        self.get_json(
+            "/v1/operator/autopilot/configuration",
+            &[],
+            &crate::QueryOptions::default(),
+        )
+        .map(|(c, _)| c)
+    }
+}

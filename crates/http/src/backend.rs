@@ -126,6 +126,10 @@ pub trait Backend: Send + Sync + 'static {
         key: String,
     ) -> impl Future<Output = Result<Vec<proconsul_types::KeyringResponse>, RpcError>> + Send;
 
+    /// `/v1/operator/autopilot/health` (the leader's view).
+    fn operator_autopilot_health(
+        &self,
+    ) -> impl Future<Output = Result<proconsul_types::OperatorHealth, RpcError>> + Send;
     /// `GET /v1/snapshot`: the index it reflects and the archive bytes.
     fn snapshot_save(
         &self,

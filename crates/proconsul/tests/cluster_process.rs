@@ -62,6 +62,20 @@ fn put(ip: &str, key: &str, value: &str) -> bool {
     matches!(http(ip, "PUT", &format!("/v1/kv/{key}"), value), Some((200, b)) if b.trim() == "true")
 }
 
+/// A read that must find `key`: retried through transient errors (an election, a forward to
+/// a leader that just went away) for up to 10 s; a 404 is a definite answer.
+fn read_acknowledged(ip: &str, key: &str) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match http(ip, "GET", &format!("/v1/kv/{key}?raw&consistent"), "") {
+            Some((200, b)) => return Ok(b),
+            Some((404, _)) => return Err(format!("{key}: not found")),
+            other if Instant::now() >= deadline => return Err(format!("{key}: {other:?}")),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
 fn get_raw(ip: &str, key: &str, mode: &str) -> Option<String> {
     match http(ip, "GET", &format!("/v1/kv/{key}?raw&{mode}"), "")? {
         (200, b) => Some(b),
@@ -156,6 +170,20 @@ fn three_servers_and_a_client_survive_a_leader_kill() {
             "write {i}"
         );
     }
+    // Autopilot: three healthy voters, one failure tolerated.
+    wait_for("autopilot healthy", Duration::from_secs(10), || {
+        http("127.0.0.44", "GET", "/v1/operator/autopilot/health", "")
+            .is_some_and(|(s, b)| s == 200 && b.contains(r#""Healthy":true,"FailureTolerance":1"#))
+    });
+    let (_, conf) = http(
+        "127.0.0.44",
+        "GET",
+        "/v1/operator/autopilot/configuration",
+        "",
+    )
+    .unwrap();
+    assert!(conf.contains(r#""CleanupDeadServers":true"#), "{conf}");
+
     // snapshot save through the client, a change, restore: every server has the old state.
     let snap = dir.path().join("backup.snap");
     let o = std::process::Command::new(BIN)
@@ -208,8 +236,8 @@ fn three_servers_and_a_client_survive_a_leader_kill() {
         t.elapsed().as_secs_f64()
     );
     for i in 0..50 {
-        let v = get_raw("127.0.0.44", &format!("k/{i}"), "consistent");
-        assert_eq!(v, Some(format!("v{i}")), "acknowledged write {i} lost");
+        let v = read_acknowledged("127.0.0.44", &format!("k/{i}"));
+        assert_eq!(v, Ok(format!("v{i}")), "acknowledged write {i}");
     }
     for i in 50..60 {
         assert!(
@@ -217,6 +245,11 @@ fn three_servers_and_a_client_survive_a_leader_kill() {
             "write {i}"
         );
     }
+    // With a voter down, autopilot reports unhealthy (429) and no failure tolerance.
+    wait_for("autopilot unhealthy", Duration::from_secs(15), || {
+        http("127.0.0.44", "GET", "/v1/operator/autopilot/health", "")
+            .is_some_and(|(s, b)| s == 429 && b.contains(r#""Healthy":false,"FailureTolerance":0"#))
+    });
 
     // The old leader restarts and catches up (stale reads from its own state).
     servers[li] = Some(server(dir.path(), &format!("s{}", li + 1), ips[li], other));
@@ -276,7 +309,7 @@ fn acknowledged_writes_survive_killing_every_server() {
         ips.iter().all(|ip| leader(ip).is_some())
     });
     for i in 0..100 {
-        let v = get_raw(ips[(i + 1) % 3], &format!("d/{i}"), "consistent");
-        assert_eq!(v, Some(format!("v{i}")), "acknowledged write {i} lost");
+        let v = read_acknowledged(ips[(i + 1) % 3], &format!("d/{i}"));
+        assert_eq!(v, Ok(format!("v{i}")), "acknowledged write {i}");
     }
 }

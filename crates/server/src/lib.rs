@@ -79,6 +79,10 @@ struct Inner {
     store: Store,
     raft: RaftNode,
     sessions: leader::SessionTimers,
+    /// When each voter last became healthy (autopilot's `StableSince`).
+    stable_since: std::sync::Mutex<std::collections::HashMap<u64, std::time::SystemTime>>,
+    /// Raft heartbeat interval in ms (autopilot's last-contact threshold is at least twice it).
+    raft_heartbeat_ms: u64,
     /// Raft ids with a membership change in flight (leader only).
     membership_changes: std::sync::Mutex<std::collections::HashSet<u64>>,
     shutdown: CancellationToken,
@@ -108,6 +112,7 @@ impl Server {
             ropts.election_max_ms = 300;
             ropts.heartbeat_ms = 50;
         }
+        let raft_heartbeat_ms = ropts.heartbeat_ms;
         let sm = Arc::new(fsm::StoreMachine::new(store.clone()));
         let raft = RaftNode::start(ropts, sm, opts.transport.clone()).await?;
         if opts.bootstrap && !raft.is_initialized().await {
@@ -122,6 +127,8 @@ impl Server {
                 raft,
                 sessions: leader::SessionTimers::default(),
                 membership_changes: Default::default(),
+                stable_since: Default::default(),
+                raft_heartbeat_ms,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -324,6 +331,104 @@ impl Server {
             pool.snapshot(&leader, stale, true).await
         })
         .await
+    }
+
+    /// This server's Raft figures for a peer asking (`STATUS`).
+    pub(crate) fn status_here(&self) -> remote::StatusReply {
+        let m = self.inner.raft.metrics();
+        remote::StatusReply {
+            leader: self.leader_addr(),
+            peers: self.peers(),
+            last_contact_ms: if self.is_leader() {
+                0
+            } else {
+                m.last_contact_ms
+            },
+            last_index: m.last_log_index,
+            term: m.term,
+        }
+    }
+
+    /// Autopilot's health view (`/v1/operator/autopilot/health`), computed on the leader
+    /// (forwarded there): every voter is asked for its Raft figures; a server is healthy when
+    /// its gossip status is alive, it answers, it heard from the leader recently and its log
+    /// trails the leader's by at most `MaxTrailingLogs`.
+    pub async fn autopilot_health(&self) -> Result<proconsul_types::OperatorHealth, RpcError> {
+        if !self.is_leader() {
+            return self
+                .forward(true, |pool, leader| async move {
+                    pool.autopilot_health(&leader).await
+                })
+                .await;
+        }
+        let cfg = proconsul_types::AutopilotConfiguration::default();
+        let threshold_ms = 200u64.max(2 * self.inner.raft_heartbeat_ms);
+        let members = self.inner.opts.members.members();
+        let me = self.raft_id();
+        let mine = self.status_here();
+        let mut servers = Vec::new();
+        for (id, address) in self.inner.raft.voters() {
+            let m = members
+                .iter()
+                .find(|m| m.server_port.is_some() && raft_id_from_node_id(&m.id) == id);
+            let stats = if id == me {
+                Some(mine.clone())
+            } else {
+                tokio::time::timeout(
+                    Duration::from_secs(1),
+                    self.inner.opts.pool.status(&address),
+                )
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+            };
+            let serf_status = match m.map(|m| m.status) {
+                Some(MemberStatus::Alive) => "alive",
+                Some(MemberStatus::Failed) => "failed",
+                Some(MemberStatus::Left) => "left",
+                None => "none",
+            };
+            let healthy = serf_status == "alive"
+                && stats.as_ref().is_some_and(|s| {
+                    (id == me || s.last_contact_ms <= threshold_ms)
+                        && mine.last_index.saturating_sub(s.last_index) <= cfg.max_trailing_logs
+                });
+            let since = {
+                let mut stable = self.inner.stable_since.lock().unwrap();
+                if healthy {
+                    *stable.entry(id).or_insert_with(std::time::SystemTime::now)
+                } else {
+                    stable.remove(&id);
+                    std::time::SystemTime::now()
+                }
+            };
+            servers.push(proconsul_types::ServerHealth {
+                id: m
+                    .map(|m| m.id.clone())
+                    .unwrap_or_else(|| format!("{id:016x}")),
+                name: m.map(|m| m.name.clone()).unwrap_or_default(),
+                address,
+                serf_status: serf_status.into(),
+                version: proconsul_types::CONSUL_COMPAT_VERSION.into(),
+                leader: id == me,
+                last_contact: stats
+                    .as_ref()
+                    .map(|s| format!("{}ms", s.last_contact_ms))
+                    .unwrap_or_else(|| "-1ns".into()),
+                last_term: stats.as_ref().map(|s| s.term).unwrap_or(0),
+                last_index: stats.as_ref().map(|s| s.last_index).unwrap_or(0),
+                healthy,
+                voter: true,
+                stable_since: proconsul_types::time::rfc3339(since),
+            });
+        }
+        let healthy_voters = servers.iter().filter(|s| s.healthy).count();
+        let quorum = servers.len() / 2 + 1;
+        Ok(proconsul_types::OperatorHealth {
+            healthy: servers.iter().all(|s| s.healthy),
+            failure_tolerance: healthy_voters.saturating_sub(quorum),
+            servers,
+        })
     }
 
     /// This server's Raft id.

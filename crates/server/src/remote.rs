@@ -38,6 +38,8 @@ pub mod method {
     pub const RAFT_CONFIG: u8 = 14;
     /// A state snapshot (`(stale, forwarded)` → `(index, term, state)`).
     pub const SNAPSHOT: u8 = 15;
+    /// Autopilot's view of server health ([`proconsul_types::OperatorHealth`]).
+    pub const AUTOPILOT_HEALTH: u8 = 16;
 }
 
 /// How long to wait to connect to a peer.
@@ -83,6 +85,14 @@ pub struct StatusReply {
     pub leader: String,
     /// Voters' RPC addresses.
     pub peers: Vec<String>,
+    /// Milliseconds since this server last heard from the leader (0 on the leader).
+    #[serde(default)]
+    pub last_contact_ms: u64,
+    /// This server's last log index and current term.
+    #[serde(default)]
+    pub last_index: u64,
+    #[serde(default)]
+    pub term: u64,
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -216,6 +226,15 @@ impl ConnPool {
             .await
     }
 
+    /// Autopilot's server health, as the server at `addr` (forwarding to the leader) sees it.
+    pub async fn autopilot_health(
+        &self,
+        addr: &str,
+    ) -> Result<Result<proconsul_types::OperatorHealth, RpcError>, WireError> {
+        self.typed(addr, method::AUTOPILOT_HEALTH, &(), CALL_TIMEOUT)
+            .await
+    }
+
     /// The server at `addr`'s view of leader and peers.
     pub async fn status(&self, addr: &str) -> Result<StatusReply, WireError> {
         let r: Result<StatusReply, RpcError> =
@@ -298,10 +317,11 @@ impl Server {
                 Ok(encode(&r))
             }
             method::STATUS => {
-                let r: Result<StatusReply, RpcError> = Ok(StatusReply {
-                    leader: self.leader_addr(),
-                    peers: self.peers(),
-                });
+                let r: Result<StatusReply, RpcError> = Ok(self.status_here());
+                Ok(encode(&r))
+            }
+            method::AUTOPILOT_HEALTH => {
+                let r = self.autopilot_health().await;
                 Ok(encode(&r))
             }
             method::REMOVE_PEER => {

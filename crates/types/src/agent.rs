@@ -220,3 +220,66 @@ pub struct KeyringResponse {
 pub struct KeyringRequest {
     pub key: String,
 }
+
+/// `/v1/operator/autopilot/configuration` (Consul's defaults; not settable yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AutopilotConfiguration {
+    pub cleanup_dead_servers: bool,
+    pub last_contact_threshold: String,
+    pub max_trailing_logs: u64,
+    pub min_quorum: u64,
+    pub server_stabilization_time: String,
+    pub redundancy_zone_tag: String,
+    pub disable_upgrade_migration: bool,
+    pub upgrade_version_tag: String,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl Default for AutopilotConfiguration {
+    fn default() -> Self {
+        AutopilotConfiguration {
+            cleanup_dead_servers: true,
+            last_contact_threshold: "200ms".into(),
+            max_trailing_logs: 250,
+            min_quorum: 0,
+            server_stabilization_time: "10s".into(),
+            redundancy_zone_tag: String::new(),
+            disable_upgrade_migration: false,
+            upgrade_version_tag: String::new(),
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+}
+
+/// One server in `/v1/operator/autopilot/health`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ServerHealth {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub serf_status: String,
+    pub version: String,
+    pub leader: bool,
+    /// Go duration text (`"12ms"`).
+    pub last_contact: String,
+    pub last_term: u64,
+    pub last_index: u64,
+    pub healthy: bool,
+    pub voter: bool,
+    /// RFC 3339 time since which the server has been healthy.
+    pub stable_since: String,
+}
+
+/// `/v1/operator/autopilot/health`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct OperatorHealth {
+    pub healthy: bool,
+    pub failure_tolerance: usize,
+    pub servers: Vec<ServerHealth>,
+}

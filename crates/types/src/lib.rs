@@ -16,6 +16,7 @@ pub mod kv;
 pub mod query;
 pub mod rpc;
 pub mod session;
+pub mod time;
 pub mod txn;
 
 pub use agent::*;

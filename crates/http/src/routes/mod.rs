@@ -113,6 +113,14 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             axum::routing::delete(operator::raft_remove_peer::<B>),
         )
         .route(
+            "/v1/operator/autopilot/configuration",
+            get(operator::autopilot_configuration::<B>),
+        )
+        .route(
+            "/v1/operator/autopilot/health",
+            get(operator::autopilot_health::<B>),
+        )
+        .route(
             "/v1/snapshot",
             get(snapshot::save::<B>).put(snapshot::restore::<B>),
         )

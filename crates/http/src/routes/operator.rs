@@ -67,3 +67,24 @@ pub async fn keyring<B: Backend>(
         .await,
     )
 }
+
+pub async fn autopilot_configuration<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    let _ = &st;
+    reply::json(
+        &proconsul_types::AutopilotConfiguration::default(),
+        p.pretty(),
+    )
+}
+
+/// 200 when every server is healthy, 429 otherwise (Consul's codes), the body either way.
+pub async fn autopilot_health<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    reply::or_error(st.operator_autopilot_health().await.map(|h| {
+        let mut r = reply::json(&h, p.pretty());
+        if !h.healthy {
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        }
+        r
+    }))
+}

@@ -202,6 +202,18 @@ pub const COMMANDS: &[Command] = &[
         run: Run::Parent,
     },
     Command {
+        name: "operator autopilot",
+        synopsis: "Provides tools for modifying Autopilot configuration",
+        help: operator::autopilot_help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "operator autopilot get-config",
+        synopsis: "Display the current Autopilot configuration",
+        help: operator::get_config_help,
+        run: Run::Exec(operator::get_config),
+    },
+    Command {
         name: "operator raft",
         synopsis: "Provides cluster-level tools for Consul operators",
         help: operator::raft_help,

@@ -125,3 +125,66 @@ pub fn remove_peer(args: &[String]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+pub fn autopilot_help() -> String {
+    "Usage: proconsul operator autopilot <subcommand> [options]
+
+  The Autopilot operator command is used to interact with Consul's Autopilot
+  subsystem. The command can be used to view the current Autopilot
+  configuration.
+
+  Display the current Autopilot configuration:
+
+      $ proconsul operator autopilot get-config"
+        .to_string()
+}
+
+fn get_config_flags() -> Vec<Flag> {
+    flags::with(&[], &[CLIENT_FLAGS, SERVER_FLAGS])
+}
+
+pub fn get_config_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul operator autopilot get-config [options]
+
+  Displays the current Autopilot configuration.
+",
+        &get_config_flags(),
+    )
+}
+
+pub fn get_config(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&get_config_flags(), args, get_config_help)?;
+    let c = client(&p)?;
+    let conf = c
+        .operator_autopilot_configuration()
+        .map_err(|e| ui::fail(format!("Error querying Autopilot configuration: {e}")))?;
+    ui::out(&format!(
+        "CleanupDeadServers = {}",
+        conf.cleanup_dead_servers
+    ));
+    ui::out(&format!(
+        "LastContactThreshold = {}",
+        conf.last_contact_threshold
+    ));
+    ui::out(&format!("MaxTrailingLogs = {}", conf.max_trailing_logs));
+    ui::out(&format!("MinQuorum = {}", conf.min_quorum));
+    ui::out(&format!(
+        "ServerStabilizationTime = {}",
+        conf.server_stabilization_time
+    ));
+    ui::out(&format!(
+        "RedundancyZoneTag = {:?}",
+        conf.redundancy_zone_tag
+    ));
+    ui::out(&format!(
+        "DisableUpgradeMigration = {}",
+        conf.disable_upgrade_migration
+    ));
+    ui::out(&format!(
+        "UpgradeVersionTag = {:?}",
+        conf.upgrade_version_tag
+    ));
+    Ok(())
+}
