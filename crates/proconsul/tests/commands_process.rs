@@ -153,7 +153,8 @@ fn kv_export_import_info_lock_services_and_maint() {
             "consul:",
             "raft:",
             "runtime:",
-            "serf_lan:"
+            "serf_lan:",
+            "serf_wan:"
         ],
         "{info}"
     );
