@@ -85,7 +85,7 @@ struct AgentInner {
     /// Wakes the anti-entropy task after a local change.
     sync_wake: tokio::sync::Notify,
     sync_lock: tokio::sync::Mutex<()>,
-    /// When each check's output-only change was last synced (`check_update_interval`).
+    /// When each check was last written to the catalog (`check_update_interval`).
     output_synced: Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
     events: Mutex<VecDeque<UserEvent>>,
     /// The process's log stream, when the binary installed one (for `/v1/agent/monitor`).

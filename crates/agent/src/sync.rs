@@ -143,14 +143,18 @@ impl Agent {
                 r.output = c.check.output.clone();
                 same_check(&r, &c.check)
             });
-            if output_only && !cfg.check_update_interval.is_zero() {
+            {
+                // Remember when each check was last written, for any reason; an output-only
+                // change within `check_update_interval` of that waits for a later pass.
                 let mut synced = self.inner.output_synced.lock().unwrap();
-                match synced.get(id) {
-                    Some(at) if now.duration_since(*at) < cfg.check_update_interval => continue,
-                    _ => {
-                        synced.insert(id.clone(), now);
+                if output_only && !cfg.check_update_interval.is_zero() {
+                    if let Some(at) = synced.get(id) {
+                        if now.duration_since(*at) < cfg.check_update_interval {
+                            continue;
+                        }
                     }
                 }
+                synced.insert(id.clone(), now);
             }
             let req = RegisterRequest {
                 checks: vec![c.check.clone()],
