@@ -285,20 +285,21 @@ impl Backend for Agent {
 
     async fn operator_raft_configuration(
         &self,
+        stale: bool,
     ) -> Result<proconsul_types::RaftConfiguration, RpcError> {
         match &self.inner.server {
-            Some(s) => Ok(s.raft_configuration()),
+            Some(s) => s.raft_configuration_read(stale).await,
             None => {
-                self.on_some_server(
-                    |pool, addr| async move { pool.raft_configuration(&addr).await },
-                )
+                self.on_some_server(|pool, addr| async move {
+                    pool.raft_configuration(&addr, stale, false).await
+                })
                 .await
             }
         }
     }
 
     async fn operator_raft_remove_peer(&self, id: String, address: String) -> Result<(), RpcError> {
-        let config = self.operator_raft_configuration().await?;
+        let config = self.operator_raft_configuration(false).await?;
         let found = config.servers.iter().find(|s| {
             (!id.is_empty() && s.id == id) || (!address.is_empty() && s.address == address)
         });

@@ -107,9 +107,10 @@ pub trait Backend: Send + Sync + 'static {
         reason: String,
     ) -> impl Future<Output = Result<(), RpcError>> + Send;
 
-    /// `/v1/operator/raft/configuration`.
+    /// `/v1/operator/raft/configuration` (the leader's view unless `stale`).
     fn operator_raft_configuration(
         &self,
+        stale: bool,
     ) -> impl Future<Output = Result<proconsul_types::RaftConfiguration, RpcError>> + Send;
     /// `DELETE /v1/operator/raft/peer?id=|?address=` (exactly one is non-empty).
     fn operator_raft_remove_peer(

@@ -8,30 +8,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{start, stderr, stdout, wait_for, Proc, BIN};
 
+/// A request to the agent's HTTP API on `ip`:8500.
 fn http(ip: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect((ip, 8500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split(' ').nth(1)?.parse().ok()?;
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+    common::http_request(ip, 8500, method, path, body)
 }
 
 fn leader(ip: &str) -> Option<String> {
@@ -135,9 +119,32 @@ fn three_servers_and_a_client_survive_a_leader_kill() {
         .collect();
     assert_eq!(
         rows[0],
-        ["Node", "ID", "Address", "State", "Voter", "RaftProtocol"],
+        [
+            "Node",
+            "ID",
+            "Address",
+            "State",
+            "Voter",
+            "RaftProtocol",
+            "Commit",
+            "Index",
+            "Trails",
+            "Leader",
+            "By"
+        ],
         "{out}"
     );
+    // The leader trails itself by "-"; followers by "N commits", N from its view of them.
+    for r in &rows[1..] {
+        let idx: u64 = r[6].parse().unwrap();
+        if r[3] == "leader" {
+            assert_eq!(r[7..], ["-"], "{out}");
+            assert!(idx > 0, "{out}");
+        } else {
+            assert_eq!(r[8], "commits", "{out}");
+            assert!(r[7].parse::<u64>().is_ok(), "{out}");
+        }
+    }
     let mut nodes: Vec<&str> = rows[1..].iter().map(|r| r[0]).collect();
     nodes.sort();
     assert_eq!(nodes, ["s1", "s2", "s3"], "{out}");
@@ -183,6 +190,21 @@ fn three_servers_and_a_client_survive_a_leader_kill() {
     )
     .unwrap();
     assert!(conf.contains(r#""CleanupDeadServers":true"#), "{conf}");
+    let o = std::process::Command::new(BIN)
+        .args([
+            "operator",
+            "autopilot",
+            "get-config",
+            "-http-addr=127.0.0.44:8500",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&o),
+        "CleanupDeadServers = true\nLastContactThreshold = 200ms\nMaxTrailingLogs = 250\nMinQuorum = 0\nServerStabilizationTime = 10s\nRedundancyZoneTag = \"\"\nDisableUpgradeMigration = false\nUpgradeVersionTag = \"\"\n",
+        "{}",
+        stderr(&o)
+    );
 
     // snapshot save through the client, a change, restore: every server has the old state.
     let snap = dir.path().join("backup.snap");
@@ -201,6 +223,22 @@ fn three_servers_and_a_client_survive_a_leader_kill() {
         stdout(&o),
         stderr(&o)
     );
+    let o = std::process::Command::new(BIN)
+        .args(["snapshot", "inspect", snap.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let inspect: Vec<Vec<String>> = stdout(&o)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    let names: Vec<&str> = inspect.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        names,
+        ["ID", "Size", "Index", "Term", "Version"],
+        "{inspect:?}"
+    );
+    assert!(inspect[2][1].parse::<u64>().unwrap() > 0);
+    assert_eq!(inspect[4][1], "1");
     assert!(put("127.0.0.44", "k/0", "changed"));
     let o = std::process::Command::new(BIN)
         .args([

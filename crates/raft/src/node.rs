@@ -479,6 +479,17 @@ impl RaftNode {
         out.map_err(|e| RaftError::Other(format!("encode {kind:?} reply: {e}")))
     }
 
+    /// On the leader: the last log index each follower is known to hold (openraft's
+    /// replication progress). Empty on other servers.
+    pub fn matched_indexes(&self) -> BTreeMap<u64, u64> {
+        let m = self.inner.metrics.borrow();
+        m.replication
+            .iter()
+            .flatten()
+            .map(|(id, log)| (*id, log.map(|l| l.index).unwrap_or(0)))
+            .collect()
+    }
+
     /// A copy of the node's Raft status.
     pub fn metrics(&self) -> RaftMetricsSummary {
         let last_contact_ms = self.last_contact_ms();

@@ -288,6 +288,9 @@ impl Server {
         let members = self.inner.opts.members.members();
         let leader = self.inner.raft.leader().map(|(id, _)| id);
         let index = self.inner.raft.metrics().last_log_index;
+        // The leader knows how far each follower's log reaches; elsewhere only our own.
+        let matched = self.inner.raft.matched_indexes();
+        let me = self.raft_id();
         let servers = self
             .inner
             .raft
@@ -306,7 +309,11 @@ impl Server {
                     leader: leader == Some(id),
                     voter: true,
                     protocol_version: "3".into(),
-                    last_index: index,
+                    last_index: if id == me {
+                        index
+                    } else {
+                        matched.get(&id).copied().unwrap_or(0)
+                    },
                 }
             })
             .collect();
@@ -429,6 +436,21 @@ impl Server {
             failure_tolerance: healthy_voters.saturating_sub(quorum),
             servers,
         })
+    }
+
+    /// The Raft configuration as the leader sees it (forwarded there), or this server's view
+    /// with `stale`: only the leader knows how far each follower's log reaches.
+    pub async fn raft_configuration_read(
+        &self,
+        stale: bool,
+    ) -> Result<proconsul_types::RaftConfiguration, RpcError> {
+        if stale || self.is_leader() {
+            return Ok(self.raft_configuration());
+        }
+        self.forward(true, |pool, leader| async move {
+            pool.raft_configuration(&leader, stale, true).await
+        })
+        .await
     }
 
     /// This server's Raft id.

@@ -206,12 +206,14 @@ impl ConnPool {
             .await
     }
 
-    /// The Raft configuration as the server at `addr` knows it.
+    /// The Raft configuration from the server at `addr` (the leader's view unless `stale`).
     pub async fn raft_configuration(
         &self,
         addr: &str,
+        stale: bool,
+        forwarded: bool,
     ) -> Result<Result<proconsul_types::RaftConfiguration, RpcError>, WireError> {
-        self.typed(addr, method::RAFT_CONFIG, &(), CALL_TIMEOUT)
+        self.typed(addr, method::RAFT_CONFIG, &(stale, forwarded), CALL_TIMEOUT)
             .await
     }
 
@@ -349,8 +351,12 @@ impl Server {
                 Ok(encode(&r))
             }
             method::RAFT_CONFIG => {
-                let r: Result<proconsul_types::RaftConfiguration, RpcError> =
-                    Ok(self.raft_configuration());
+                let (stale, forwarded): (bool, bool) = decode(&body)?;
+                let r = if forwarded {
+                    Ok(self.raft_configuration())
+                } else {
+                    self.raft_configuration_read(stale).await
+                };
                 Ok(encode(&r))
             }
             other => Err(format!("unknown RPC method {other}")),

@@ -12,7 +12,7 @@ use proconsul_types::RpcError;
 pub async fn raft_configuration<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
-        st.operator_raft_configuration()
+        st.operator_raft_configuration(p.has("stale"))
             .await
             .map(|c| reply::json(&c, p.pretty())),
     )

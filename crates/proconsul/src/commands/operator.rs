@@ -61,7 +61,15 @@ pub fn list_peers(args: &[String]) -> anyhow::Result<()> {
         "State".into(),
         "Voter".into(),
         "RaftProtocol".into(),
+        "Commit Index".into(),
+        "Trails Leader By".into(),
     ]];
+    let leader_index = config
+        .servers
+        .iter()
+        .find(|s| s.leader)
+        .map(|s| s.last_index)
+        .unwrap_or(0);
     for s in &config.servers {
         rows.push(vec![
             s.node.clone(),
@@ -70,6 +78,12 @@ pub fn list_peers(args: &[String]) -> anyhow::Result<()> {
             if s.leader { "leader" } else { "follower" }.to_string(),
             s.voter.to_string(),
             s.protocol_version.clone(),
+            s.last_index.to_string(),
+            if s.leader {
+                "-".to_string()
+            } else {
+                format!("{} commits", leader_index.saturating_sub(s.last_index))
+            },
         ]);
     }
     ui::out(&ui::columnize(&rows));
