@@ -165,6 +165,12 @@ impl DnsBackend for Agent {
         self.inner.datacenter.clone()
     }
 
+    fn generation(&self) -> Option<u64> {
+        // A server answers from its own store, so its answers can be cached until it changes;
+        // a client agent's come from a server and are not.
+        self.inner.server.as_ref().map(|s| s.store().generation())
+    }
+
     fn servers(&self) -> Vec<(String, IpAddr)> {
         // Until the gossip pool lists the other servers, this agent names itself when it is one.
         let c = self.config();

@@ -171,7 +171,7 @@ pub(crate) struct ServiceCtx<'a> {
 
 /// SRV answers for healthy instances, with glue A/AAAA for `<node>.node.` and `<hex>.addr.`
 /// targets in the additional section. Instances on the same node, address and port collapse.
-pub(crate) fn service_srv(ctx: &ServiceCtx<'_>, instances: &[CheckServiceNode]) -> Records {
+pub(crate) fn service_srv(ctx: &ServiceCtx<'_>, instances: &[&CheckServiceNode]) -> Records {
     let mut out = Records::default();
     let mut seen = HashSet::new();
     let mut glued = HashSet::new();
@@ -219,7 +219,7 @@ pub(crate) fn service_srv(ctx: &ServiceCtx<'_>, instances: &[CheckServiceNode]) 
 
 /// A/AAAA (and ANY) answers for healthy instances: the service address, else the node's. A
 /// hostname address becomes a CNAME, used only when no instance has an IP (as Consul does).
-pub(crate) fn service_addrs(ctx: &ServiceCtx<'_>, instances: &[CheckServiceNode]) -> Records {
+pub(crate) fn service_addrs(ctx: &ServiceCtx<'_>, instances: &[&CheckServiceNode]) -> Records {
     let mut out = Records::default();
     let mut seen = HashSet::new();
     let mut cname: Option<Record> = None;

@@ -12,8 +12,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use rand::seq::SliceRandom;
+use rand::Rng;
 
 use crate::answer::{self, Records, ServiceCtx};
+use crate::cache::{self, AnswerCache, Lifetime};
 use crate::limits::{self, MAX_TCP_SIZE, MAX_UDP_ANSWER_LIMIT, MAX_UDP_SIZE};
 use crate::name::{self, Domain, Query, Target};
 use crate::recursor;
@@ -44,11 +46,14 @@ struct Inner<B> {
     domain: Domain,
     alt_domain: Option<Domain>,
     backend: Arc<B>,
+    cache: AnswerCache,
 }
 
 /// How a lookup ended, before it becomes a response code and sections.
 enum Outcome {
     Found(Records),
+    /// Found, in several orderings of the same records (a shuffled answer; see `cache`).
+    Shuffled(Vec<Records>),
     /// With the SOA as authority: NXDOMAIN.
     NameError,
     /// The name exists but has no records of the type asked: NOERROR + SOA (RFC 2308 NODATA).
@@ -82,6 +87,7 @@ impl<B: DnsBackend> Handler<B> {
                 domain,
                 alt_domain,
                 backend,
+                cache: AnswerCache::default(),
             }),
         })
     }
@@ -89,6 +95,10 @@ impl<B: DnsBackend> Handler<B> {
     /// Answer one wire-format message. `None` means send nothing (not a query, or too mangled
     /// to address a reply to).
     pub async fn handle(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let generation = self.inner.backend.generation();
+        if let Some(hit) = generation.and_then(|g| self.inner.cache.get(transport, packet, g)) {
+            return Some(hit);
+        }
         let req = match Message::from_vec(packet) {
             Ok(m) => m,
             Err(_) => return format_error(packet),
@@ -96,8 +106,8 @@ impl<B: DnsBackend> Handler<B> {
         if req.metadata.message_type != MessageType::Query {
             return None;
         }
-        let mut resp = match self.inner.answer(&req).await {
-            Some(m) => m,
+        let (responses, lifetime) = match self.inner.answer(&req, generation.is_some()).await {
+            Some(found) => found,
             // Not ours: ask the recursors, and answer SERVFAIL if none of them does.
             None => {
                 let cfg = &self.inner.config;
@@ -112,41 +122,33 @@ impl<B: DnsBackend> Handler<B> {
                 if forwarded.is_some() {
                     return forwarded;
                 }
-                self.inner.reply_to(&req, ResponseCode::ServFail)
+                (
+                    vec![self.inner.reply_to(&req, ResponseCode::ServFail)],
+                    Lifetime::None,
+                )
             }
         };
-        let max = match (transport, &req.edns) {
-            (Transport::Tcp, _) => MAX_TCP_SIZE,
-            (Transport::Udp, Some(e)) => usize::from(e.max_payload()).clamp(512, MAX_UDP_SIZE),
-            (Transport::Udp, None) => 512,
-        };
-        let cap = (transport == Transport::Udp && req.edns.is_none()).then(|| {
+        let mut encoded: Vec<Vec<u8>> = responses
+            .into_iter()
+            .filter_map(|resp| self.inner.finish(&req, resp, transport))
+            .collect();
+        if let Some(g) = generation {
             self.inner
-                .config
-                .udp_answer_limit
-                .clamp(1, MAX_UDP_ANSWER_LIMIT)
-        });
-        if limits::fit(&mut resp, max, cap) {
-            tracing::debug!(
-                answers = resp.answers.len(),
-                ?transport,
-                "dns: response truncated"
-            );
-            resp.metadata.truncation = self.inner.config.enable_truncate;
+                .cache
+                .put(transport, packet, g, lifetime, &encoded);
         }
-        match limits::encode(&resp) {
-            Some(bytes) => Some(bytes),
-            None => {
-                tracing::warn!("dns: encoding response failed");
-                let mut fail = Message::error_msg(
-                    req.metadata.id,
-                    req.metadata.op_code,
-                    ResponseCode::ServFail,
-                );
-                fail.queries = req.queries.clone();
-                fail.to_vec().ok()
-            }
+        match encoded.len() {
+            0 => None,
+            1 => encoded.pop(),
+            n => Some(encoded.swap_remove(rand::rng().random_range(0..n))),
         }
+    }
+
+    /// Cheap answers only: the cached response to `packet`, or `None` when it has to be built
+    /// by [`Handler::handle`]. Lets a socket loop answer hits without spawning a task.
+    pub fn cached(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let g = self.inner.backend.generation()?;
+        self.inner.cache.get(transport, packet, g)
     }
 }
 
@@ -163,6 +165,39 @@ fn format_error(packet: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl<B: DnsBackend> Inner<B> {
+    /// Fit `resp` to the transport (512 bytes, the EDNS size or 64 KiB; `udp_answer_limit`
+    /// answers without EDNS) and encode it; SERVFAIL if it cannot be encoded.
+    fn finish(&self, req: &Message, mut resp: Message, transport: Transport) -> Option<Vec<u8>> {
+        let max = match (transport, &req.edns) {
+            (Transport::Tcp, _) => MAX_TCP_SIZE,
+            (Transport::Udp, Some(e)) => usize::from(e.max_payload()).clamp(512, MAX_UDP_SIZE),
+            (Transport::Udp, None) => 512,
+        };
+        let cap = (transport == Transport::Udp && req.edns.is_none())
+            .then(|| self.config.udp_answer_limit.clamp(1, MAX_UDP_ANSWER_LIMIT));
+        if limits::fit(&mut resp, max, cap) {
+            tracing::debug!(
+                answers = resp.answers.len(),
+                ?transport,
+                "dns: response truncated"
+            );
+            resp.metadata.truncation = self.config.enable_truncate;
+        }
+        match limits::encode(&resp) {
+            Some(bytes) => Some(bytes),
+            None => {
+                tracing::warn!("dns: encoding response failed");
+                let mut fail = Message::error_msg(
+                    req.metadata.id,
+                    req.metadata.op_code,
+                    ResponseCode::ServFail,
+                );
+                fail.queries = req.queries.clone();
+                fail.to_vec().ok()
+            }
+        }
+    }
+
     /// An empty response to `req` (ID, flags, question, OPT when the query had one).
     fn reply_to(&self, req: &Message, code: ResponseCode) -> Message {
         let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
@@ -181,19 +216,22 @@ impl<B: DnsBackend> Inner<B> {
         resp
     }
 
-    /// The local answer, or `None` when the query should go to the recursors.
-    async fn answer(&self, req: &Message) -> Option<Message> {
+    /// The local answer (in one or more orderings) and how long it may be cached, or `None`
+    /// when the query should go to the recursors. `cached`: the caller will cache the result,
+    /// so a shuffled answer is built in several orderings instead of one.
+    async fn answer(&self, req: &Message, cached: bool) -> Option<(Vec<Message>, Lifetime)> {
+        let one = |m: Message| Some((vec![m], Lifetime::None));
         let recursors = !self.config.recursors.is_empty();
         if req.metadata.op_code != OpCode::Query {
-            return Some(self.reply_to(req, ResponseCode::NotImp));
+            return one(self.reply_to(req, ResponseCode::NotImp));
         }
         let [q] = req.queries.as_slice() else {
-            return Some(self.reply_to(req, ResponseCode::FormErr));
+            return one(self.reply_to(req, ResponseCode::FormErr));
         };
         let mut resp = self.reply_to(req, ResponseCode::NoError);
         if !matches!(q.query_class(), DNSClass::IN | DNSClass::ANY) {
             resp.metadata.response_code = ResponseCode::Refused;
-            return Some(resp);
+            return one(resp);
         }
         let qname = q.name();
         let qtype = q.query_type();
@@ -209,7 +247,7 @@ impl<B: DnsBackend> Inner<B> {
             // Without recursors we answer for our own domains only.
             Target::Foreign => {
                 resp.metadata.response_code = ResponseCode::Refused;
-                return Some(resp);
+                return one(resp);
             }
             Target::Reverse(ip) => match self.reverse(qname, qtype, ip).await {
                 // Addresses we do not know are the recursors' business, as in Consul.
@@ -228,41 +266,57 @@ impl<B: DnsBackend> Inner<B> {
                 match qtype {
                     RecordType::AXFR | RecordType::IXFR => {
                         resp.metadata.response_code = ResponseCode::NotImp;
-                        return Some(resp);
+                        return one(resp);
                     }
-                    // Like Consul: SOA and NS are answered for any name in the zone.
+                    // Like Consul: SOA and NS are answered for any name in the zone. Not
+                    // cached: the servers come from gossip, not the catalog.
                     RecordType::SOA => {
                         resp.answers.extend(self.soa(domain));
                         let ns = self.nameservers(domain);
                         resp.authorities = ns.answers;
                         resp.additionals = ns.additionals;
-                        return Some(resp);
+                        return one(resp);
                     }
                     RecordType::NS => {
                         let ns = self.nameservers(domain);
                         resp.answers = ns.answers;
                         resp.additionals = ns.additionals;
-                        return Some(resp);
+                        return one(resp);
                     }
-                    _ => (self.lookup(qname, qtype, query, domain).await, domain),
+                    _ => (
+                        self.lookup(qname, qtype, query, domain, cached).await,
+                        domain,
+                    ),
                 }
             }
         };
-        match outcome {
-            Outcome::Found(r) if !r.answers.is_empty() => {
-                resp.answers = r.answers;
-                resp.additionals = r.additionals;
-            }
-            Outcome::Found(_) | Outcome::NoData => {
+        let variants = match outcome {
+            Outcome::Found(r) if !r.answers.is_empty() => vec![r],
+            Outcome::Shuffled(v) if v.iter().all(|r| !r.answers.is_empty()) => v,
+            Outcome::Found(_) | Outcome::Shuffled(_) | Outcome::NoData => {
                 resp.authorities.extend(self.soa(domain));
+                return Some((vec![resp], Lifetime::ThisSecond));
             }
             Outcome::NameError => {
                 resp.metadata.response_code = ResponseCode::NXDomain;
                 resp.authorities.extend(self.soa(domain));
+                return Some((vec![resp], Lifetime::ThisSecond));
             }
-            Outcome::ServFail => resp.metadata.response_code = ResponseCode::ServFail,
-        }
-        Some(resp)
+            Outcome::ServFail => {
+                resp.metadata.response_code = ResponseCode::ServFail;
+                return one(resp);
+            }
+        };
+        let responses = variants
+            .into_iter()
+            .map(|r| {
+                let mut m = resp.clone();
+                m.answers = r.answers;
+                m.additionals = r.additionals;
+                m
+            })
+            .collect();
+        Some((responses, Lifetime::Generation))
     }
 
     fn soa(&self, domain: &str) -> Option<hickory_proto::rr::Record> {
@@ -284,7 +338,14 @@ impl<B: DnsBackend> Inner<B> {
         )
     }
 
-    async fn lookup(&self, qname: &Name, qtype: RecordType, query: Query, domain: &str) -> Outcome {
+    async fn lookup(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        query: Query,
+        domain: &str,
+        cached: bool,
+    ) -> Outcome {
         match query {
             Query::Apex => Outcome::NoData,
             Query::Invalid => Outcome::NameError,
@@ -336,14 +397,13 @@ impl<B: DnsBackend> Inner<B> {
                     Ok(v) => v,
                     Err(e) => return e.into(),
                 };
-                let mut healthy: Vec<_> = instances
+                let healthy: Vec<_> = instances
                     .into_iter()
                     .filter(|i| answer::is_healthy(i, self.config.only_passing))
                     .collect();
                 if healthy.is_empty() {
                     return Outcome::NameError;
                 }
-                healthy.shuffle(&mut rand::rng());
                 let local;
                 let dc = match &datacenter {
                     Some(dc) => dc.as_str(),
@@ -360,13 +420,22 @@ impl<B: DnsBackend> Inner<B> {
                     ttl: answer::service_ttl(&self.config.service_ttl, &service),
                     a_record_limit: self.config.a_record_limit,
                 };
-                match qtype {
-                    RecordType::SRV => Outcome::Found(answer::service_srv(&ctx, &healthy)),
+                let build = match qtype {
+                    RecordType::SRV => answer::service_srv,
                     RecordType::A | RecordType::AAAA | RecordType::ANY | RecordType::CNAME => {
-                        Outcome::Found(answer::service_addrs(&ctx, &healthy))
+                        answer::service_addrs
                     }
-                    _ => Outcome::NoData,
-                }
+                    _ => return Outcome::NoData,
+                };
+                // Answers are shuffled per query: build the orderings to pick from.
+                let variants = cache::orderings(healthy.len(), cached)
+                    .into_iter()
+                    .map(|order| {
+                        let ordered: Vec<_> = order.iter().map(|&i| &healthy[i]).collect();
+                        build(&ctx, &ordered)
+                    })
+                    .collect();
+                Outcome::Shuffled(variants)
             }
         }
     }

@@ -11,10 +11,14 @@
 //! sockets and framing → decode with hickory-proto → parse the query name into a typed
 //! `Query` → build records from backend data → fit the response to the transport → encode.
 //!
+//! Answers are pre-encoded per (query bytes, transport, catalog generation) and re-served with
+//! the query's ID (`cache.rs`); shuffled answers keep several orderings to pick from.
+//!
 //! Not here (yet): prepared queries (`.query.`),
-//! `connect`/`ingress`/`virtual` names, WAN address translation, pre-encoded answer caching.
+//! `connect`/`ingress`/`virtual` names, WAN address translation.
 
 mod answer;
+mod cache;
 mod handler;
 mod limits;
 mod name;
@@ -94,6 +98,14 @@ pub trait DnsBackend: Send + Sync + 'static {
 
     /// The local datacenter's servers (node name, address), for NS and SOA answers.
     fn servers(&self) -> Vec<(String, IpAddr)>;
+
+    /// A number that changes whenever anything the lookups above read may have changed (the
+    /// local state store's publish counter), or `None` when answers must not be cached (the
+    /// data comes from another agent). Answers built at one generation are re-served, with only
+    /// the ID changed, until it moves on.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// `dns_config.soa`, in seconds.

@@ -1,4 +1,5 @@
-//! Sockets: one UDP and one TCP listener per bind address, on the same port.
+//! Sockets: one TCP listener and a few UDP worker sockets (`SO_REUSEPORT`, one per core) per
+//! bind address, on the same port.
 //!
 //! Every task is spawned into the server's [`TaskTracker`] and watches the shutdown token, which
 //! is checked first in every `select!`. Work is bounded: UDP queries in flight (excess packets are
@@ -48,19 +49,23 @@ impl DnsServer {
             tracker: tracker.clone(),
         };
         let tcp_slots = Arc::new(Semaphore::new(config.max_tcp_connections.max(1)));
+        let udp_slots = Arc::new(Semaphore::new(config.max_udp_in_flight.max(1)));
         for (udp, tcp) in sockets {
-            // Both were just bound, so local_addr cannot fail in practice.
-            let (u, t) = (udp.local_addr(), tcp.local_addr());
-            server.udp.extend(u.ok());
-            server.tcp.extend(t.ok());
-            tracing::info!(udp = ?server.udp.last(), tcp = ?server.tcp.last(), "dns: listening");
-            tracker.spawn(udp_loop(
-                Arc::new(udp),
-                handler.clone(),
-                Arc::new(Semaphore::new(config.max_udp_in_flight.max(1))),
-                tracker.clone(),
-                shutdown.clone(),
-            ));
+            // All were just bound, so local_addr cannot fail in practice.
+            server
+                .udp
+                .extend(udp.first().and_then(|u| u.local_addr().ok()));
+            server.tcp.extend(tcp.local_addr().ok());
+            tracing::info!(udp = ?server.udp.last(), tcp = ?server.tcp.last(), workers = udp.len(), "dns: listening");
+            for socket in udp {
+                tracker.spawn(udp_loop(
+                    Arc::new(socket),
+                    handler.clone(),
+                    udp_slots.clone(),
+                    tracker.clone(),
+                    shutdown.clone(),
+                ));
+            }
             tracker.spawn(tcp_loop(
                 tcp,
                 handler.clone(),
@@ -90,21 +95,41 @@ impl DnsServer {
     }
 }
 
-/// Bind UDP and TCP on `addr`. For port 0, retry until TCP gets the port UDP was given.
-async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
-    let err = |source| DnsError::Bind { addr, source };
-    if addr.port() != 0 {
-        let udp = UdpSocket::bind(addr).await.map_err(err)?;
-        let tcp = TcpListener::bind(addr).await.map_err(err)?;
-        return Ok((udp, tcp));
+/// UDP sockets per bind address, sharing the port through `SO_REUSEPORT` so the kernel spreads
+/// queries over them (by source address and port) and each core can answer on its own.
+fn udp_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
+}
+
+/// A UDP socket on `addr` that shares its port with the other workers' sockets.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
     }
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Bind TCP and the UDP worker sockets on `addr`. TCP is bound without `SO_REUSEPORT`, first, so
+/// a port another server holds is still an error. For port 0, retry until TCP gets a port whose
+/// UDP side is free too.
+async fn bind_pair(addr: SocketAddr) -> Result<(Vec<UdpSocket>, TcpListener), DnsError> {
+    let err = |source| DnsError::Bind { addr, source };
     let mut last = None;
     for _ in 0..16 {
-        let udp = UdpSocket::bind(addr).await.map_err(err)?;
-        let port = udp.local_addr().map_err(err)?.port();
-        match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
-            Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) => last = Some(e),
+        let tcp = TcpListener::bind(addr).await.map_err(err)?;
+        let port = tcp.local_addr().map_err(err)?.port();
+        let at = SocketAddr::new(addr.ip(), port);
+        let udp: std::io::Result<Vec<UdpSocket>> =
+            (0..udp_workers()).map(|_| bind_udp(at)).collect();
+        match udp {
+            Ok(udp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 => last = Some(e),
+            Err(e) => return Err(err(e)),
         }
     }
     Err(err(
@@ -133,6 +158,13 @@ async fn udp_loop<B: DnsBackend>(
                 }
             },
         };
+        // Cached answers are cheap and need no task: reply inline.
+        if let Some(reply) = handler.cached(&buf[..n], Transport::Udp) {
+            if let Err(e) = socket.send_to(&reply, peer).await {
+                tracing::debug!(error = %e, %peer, "dns: udp send failed");
+            }
+            continue;
+        }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "dns: too many udp queries in flight, dropping");
             continue;

@@ -664,3 +664,42 @@ async fn recursors_answer_foreign_names_in_order() {
     assert!(m.metadata.recursion_available);
     drop(dead);
 }
+
+#[tokio::test]
+async fn cached_answers_keep_the_query_id_and_both_orders() {
+    // Two answers: over enough queries both orders must show up, each with its own query ID,
+    // from the cache (the fake reports a generation) and without it.
+    for uncached in [false, true] {
+        let mut f = catalog();
+        f.uncached = uncached;
+        let s = start_with(f, |_| {}).await;
+        let mut orders = BTreeSet::new();
+        for i in 0..64u16 {
+            let mut q = query("web.service.consul.", RecordType::SRV, None);
+            q.metadata.id = 1000 + i;
+            let m = udp(s.addr, &q).await; // asserts the ID
+            assert_eq!(m.answers.len(), 2);
+            orders.insert(format!(
+                "{:?}",
+                m.answers.iter().map(|r| r.data.clone()).collect::<Vec<_>>()
+            ));
+        }
+        assert_eq!(orders.len(), 2, "uncached={uncached}: {orders:?}");
+        s.shutdown.cancel();
+    }
+}
+
+#[tokio::test]
+async fn a_dns_port_in_use_is_an_error() {
+    let s = start().await;
+    let second = proconsul_dns::DnsServer::start(
+        proconsul_dns::DnsServerConfig {
+            bind: vec![s.addr],
+            ..Default::default()
+        },
+        std::sync::Arc::new(catalog()),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    assert!(second.is_err(), "a second server bound the same DNS port");
+}

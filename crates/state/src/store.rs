@@ -10,7 +10,7 @@
 //! (`at_ms`); the Raft index arrives with every write and becomes every `ModifyIndex`.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use imbl::{OrdMap, OrdSet};
@@ -244,6 +244,8 @@ pub(crate) struct Inner {
     writer: Mutex<()>,
     /// key → unix ms until which `acquire` must fail. In memory only, like Consul's `Delay`.
     lock_delays: Mutex<HashMap<String, u64>>,
+    /// Bumped after every publish of a new root: a cheap "has anything changed" for caches.
+    generation: AtomicU64,
     pub hub: Hub,
 }
 
@@ -259,6 +261,7 @@ impl Inner {
         let index = s.index;
         *self.root.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(s);
         self.hub.last_index.store(index, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -292,6 +295,7 @@ impl Store {
                 root: RwLock::new(Arc::new(State::default())),
                 writer: Mutex::new(()),
                 lock_delays: Mutex::new(HashMap::new()),
+                generation: AtomicU64::new(0),
                 hub: Hub::new(),
             }),
         }
@@ -342,6 +346,13 @@ impl Store {
     }
 
     /// Index of the last applied entry.
+    /// Changes (grows) every time a new state is published: by a command, an index-only
+    /// entry or a restore. Read it *before* reading the state, and a cache entry tagged with it
+    /// can only be older than the data it holds, never newer.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
+    }
+
     pub fn last_index(&self) -> u64 {
         self.inner.hub.last_index.load(Ordering::SeqCst)
     }

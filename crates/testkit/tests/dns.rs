@@ -8,7 +8,15 @@ use proconsul_testkit::{dev_flags, wait_until, TestAgent};
 
 fn dig(port: u16, args: &[&str]) -> String {
     let out = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=2", "+tries=1"])
+        // No client cookie: with a fresh one per query, no two queries would share a cached answer.
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+time=2",
+            "+tries=1",
+            "+nocookie",
+        ])
         .args(args)
         .output()
         .expect("dig is installed (apt-get install -y bind9-dnsutils)");
@@ -77,5 +85,53 @@ async fn srv_answers_follow_health() {
         dig(port, &["+short", "web.service.consul", "SRV"]).trim() == want
     })
     .await;
+    a.stop().await;
+}
+
+/// The agent caches encoded answers per catalog generation: once the catalog shows a change,
+/// the very next DNS answer must show it too — no waiting, no stale window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_answers_never_lag_the_catalog() {
+    let a = TestAgent::start_with(dev_flags(), |c| {
+        c.dns_addrs = vec!["127.0.0.1:0".parse().unwrap()]
+    })
+    .await;
+    let port = a.agent.dns_addrs()[0].port();
+    a.wait_registered().await;
+    let r = a
+        .put(
+            "/v1/agent/service/register",
+            br#"{"Name":"web","Port":9999,"Check":{"TTL":"60s","Status":"passing"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let passing = || async {
+        let r = a.get("/v1/health/service/web?passing").await;
+        String::from_utf8_lossy(&r.body).contains("\"Port\":9999")
+    };
+    wait_until(Duration::from_secs(10), "web passing", passing).await;
+    for round in 0..6 {
+        // Warm the cache with the current answer, several times over.
+        for _ in 0..3 {
+            assert!(
+                dig(port, &["+short", "web.service.consul", "SRV"]).contains("9999"),
+                "round {round}: passing web missing from DNS"
+            );
+        }
+        a.put("/v1/agent/check/fail/service:web", b"").await;
+        wait_until(Duration::from_secs(10), "web critical", || async {
+            !passing().await
+        })
+        .await;
+        for _ in 0..3 {
+            let out = dig(port, &["web.service.consul", "SRV"]);
+            assert!(
+                out.contains("status: NXDOMAIN"),
+                "round {round}: stale answer\n{out}"
+            );
+        }
+        a.put("/v1/agent/check/pass/service:web", b"").await;
+        wait_until(Duration::from_secs(10), "web passing again", passing).await;
+    }
     a.stop().await;
 }

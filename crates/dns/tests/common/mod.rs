@@ -1,6 +1,7 @@
 //! A fake in-memory catalog and a tiny hickory-proto client for the DNS tests.
 #![allow(dead_code)]
 
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +20,8 @@ pub struct Fake {
     pub instances: Mutex<Vec<CheckServiceNode>>,
     pub servers: Vec<(String, IpAddr)>,
     pub fail: Mutex<bool>,
+    /// Report no generation, so the handler builds every answer afresh (a client agent).
+    pub uncached: bool,
 }
 
 fn known_dc(dc: &str) -> Result<(), DnsBackendError> {
@@ -180,6 +183,23 @@ impl DnsBackend for Fake {
 
     fn servers(&self) -> Vec<(String, IpAddr)> {
         self.servers.clone()
+    }
+
+    /// A digest of everything the lookups read, so tests that poke the fields directly still
+    /// move the generation on (a stale cached answer would fail them).
+    fn generation(&self) -> Option<u64> {
+        if self.uncached {
+            return None;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!(
+            "{:?}{:?}{:?}",
+            self.nodes.lock().unwrap(),
+            self.instances.lock().unwrap(),
+            self.fail.lock().unwrap()
+        )
+        .hash(&mut h);
+        Some(h.finish())
     }
 }
 
