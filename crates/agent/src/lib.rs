@@ -14,6 +14,7 @@ mod local;
 pub mod logging;
 mod node_id;
 mod persist;
+mod remote_exec;
 mod sync;
 
 use std::collections::VecDeque;
@@ -97,6 +98,8 @@ struct AgentInner {
     /// When each check was last written to the catalog (`check_update_interval`).
     output_synced: Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
     events: Mutex<VecDeque<UserEvent>>,
+    /// Remote exec jobs running now (bounded by `remote_exec::MAX_RUNNING`).
+    rexec_running: std::sync::atomic::AtomicUsize,
     /// The process's log stream, when the binary installed one (for `/v1/agent/monitor`).
     log_tap: Mutex<Option<logging::LogTap>>,
     http_addrs: Vec<SocketAddr>,
@@ -207,6 +210,7 @@ impl Agent {
                 sync_lock: tokio::sync::Mutex::new(()),
                 output_synced: Mutex::new(std::collections::HashMap::new()),
                 events: Mutex::new(VecDeque::new()),
+                rexec_running: std::sync::atomic::AtomicUsize::new(0),
                 log_tap: Mutex::new(None),
                 http_addrs,
                 observers: Mutex::new(Vec::new()),
@@ -652,7 +656,15 @@ impl Agent {
                 continue;
             };
             ev.ltime = ltime;
-            if self.should_process_event(&ev) {
+            if !self.should_process_event(&ev) {
+                continue;
+            }
+            // Consul's internal event: handled here, not listed by /v1/event/list.
+            if ev.name == remote_exec::EVENT_NAME {
+                self.ingest_remote_exec(ev);
+                continue;
+            }
+            {
                 tracing::debug!(target: "agent", name = %ev.name, id = %ev.id, "new event");
                 self.record_event(ev);
             }
