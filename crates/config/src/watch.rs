@@ -239,7 +239,9 @@ fn http_handler_config(v: Value) -> Result<HttpHandlerConfig, String> {
     if let Some(h) = m.remove("header") {
         let h = one_object(h).ok_or_else(|| wrap("header must be a map of lists".into()))?;
         for (k, v) in h {
-            let vals = string_list(v, || wrap(format!("header {k:?} must be a list of strings")))?;
+            let vals = string_list(v, || {
+                wrap(format!("header {k:?} must be a list of strings"))
+            })?;
             header.insert(k, vals);
         }
     }
@@ -398,9 +400,14 @@ mod tests {
     fn config_watches_follow_consuls_rules() {
         let w = one(json!({"type": "key", "key": "a/b", "args": ["/bin/h", "x"]})).unwrap();
         assert_eq!(w.plan, Plan::Key("a/b".into()));
-        assert_eq!(w.handler, WatchHandler::Args(vec!["/bin/h".into(), "x".into()]));
-        let w = one(json!({"type": "service", "service": "web", "tag": ["a", "b"],
-            "passingonly": true, "handler": "cat"}))
+        assert_eq!(
+            w.handler,
+            WatchHandler::Args(vec!["/bin/h".into(), "x".into()])
+        );
+        let w = one(
+            json!({"type": "service", "service": "web", "tag": ["a", "b"],
+            "passingonly": true, "handler": "cat"}),
+        )
         .unwrap();
         assert_eq!(
             w.plan,
@@ -455,9 +462,11 @@ mod tests {
             err(json!({"type": "key", "key": 3, "args": ["b"]})),
             "watches[0]: Failed to parse watch: Expecting key to be a string"
         );
-        assert!(err(json!({"type": "key", "key": "k", "handler_type": "http",
+        assert!(
+            err(json!({"type": "key", "key": "k", "handler_type": "http",
             "http_handler_config": {"method": "PUT"}}))
-        .ends_with("Failed to parse 'http_handler_config': Requires 'path' to be set"));
+            .ends_with("Failed to parse 'http_handler_config': Requires 'path' to be set")
+        );
         assert_eq!(
             err(json!({"type": "connect_roots", "args": ["b"]})),
             "watches[0]: Failed to parse watch: Watch type connect_roots is not allowed in agent config"

@@ -42,7 +42,10 @@ fn exec_is_refused_by_default() {
         stderr(&o)
     );
     let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
-    assert!(log.contains("ignoring remote exec event, disabled."), "{log}");
+    assert!(
+        log.contains("ignoring remote exec event, disabled."),
+        "{log}"
+    );
     // The job's data is gone.
     assert_eq!(
         http_get(port, "/v1/kv/_rexec?recurse").map(|r| r.0),
@@ -63,18 +66,34 @@ fn exec_runs_when_enabled_and_cleans_up() {
     );
 
     // A failing command: its code is reported, exec exits 2 (Consul's).
-    let o = cli(port, &["exec", "-wait=1s", "echo out; echo err >&2; exit 3"]);
+    let o = cli(
+        port,
+        &["exec", "-wait=1s", "echo out; echo err >&2; exit 3"],
+    );
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     let out = stdout(&o);
     assert!(out.contains("    n1: out\n"), "{out}");
     assert!(out.contains("n1: err"), "{out}");
     assert!(
-        out.ends_with("==> n1: finished with exit code 3\n1 / 1 node(s) completed / acknowledged\n"),
+        out.ends_with(
+            "==> n1: finished with exit code 3\n1 / 1 node(s) completed / acknowledged\n"
+        ),
         "{out}"
     );
 
     // Without a shell, the arguments run as they are; a script can come from stdin.
-    let o = cli(port, &["exec", "-shell=false", "-verbose", "printf", "%s-%s", "a b", "c"]);
+    let o = cli(
+        port,
+        &[
+            "exec",
+            "-shell=false",
+            "-verbose",
+            "printf",
+            "%s-%s",
+            "a b",
+            "c",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let out = stdout(&o);
     assert!(out.contains("==> n1: acknowledged\n"), "{out}");
@@ -93,7 +112,11 @@ fn exec_runs_when_enabled_and_cleans_up() {
         .unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{o:?}");
-    assert!(stdout(&o).contains("    n1: from-script\n"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("    n1: from-script\n"),
+        "{}",
+        stdout(&o)
+    );
 
     // A node filter that matches nothing: no node takes the job.
     let o = cli(port, &["exec", "-wait=500ms", "-node=^nomatch$", "true"]);
@@ -150,7 +173,8 @@ fn hook_server() -> (u16, mpsc::Receiver<Seen>) {
                 .unwrap_or(0);
             let mut body = vec![0; len];
             let _ = r.read_exact(&mut body);
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
             if tx
                 .send(Seen {
                     head,
@@ -209,13 +233,19 @@ fn config_watches_run_handlers_and_follow_reload() {
     wait_leader_any(http);
 
     // The key watch fires once at start (no key yet: null), then on the write.
-    assert_eq!(cli(http, &["kv", "put", "app/x", "first"]).status.code(), Some(0));
+    assert_eq!(
+        cli(http, &["kv", "put", "app/x", "first"]).status.code(),
+        Some(0)
+    );
     wait_for("the key handler", Duration::from_secs(15), || {
         read(&out_x).contains(r#""Key":"app/x""#) && read(&out_x).contains(r#""Value":"Zmlyc3Q=""#)
     });
 
     // The HTTP handler gets the data as JSON, with Consul's headers and the configured ones.
-    assert_eq!(cli(http, &["kv", "put", "web/a", "1"]).status.code(), Some(0));
+    assert_eq!(
+        cli(http, &["kv", "put", "web/a", "1"]).status.code(),
+        Some(0)
+    );
     let seen = loop {
         let s = hooks
             .recv_timeout(Duration::from_secs(15))
@@ -224,12 +254,23 @@ fn config_watches_run_handlers_and_follow_reload() {
             break s;
         }
     };
-    assert!(seen.head.starts_with("PUT /hook HTTP/1.1\r\n"), "{}", seen.head);
+    assert!(
+        seen.head.starts_with("PUT /hook HTTP/1.1\r\n"),
+        "{}",
+        seen.head
+    );
     let head = seen.head.to_ascii_lowercase();
     assert!(head.contains("x-test: yes\r\n"), "{head}");
-    assert!(head.contains("content-type: application/json\r\n"), "{head}");
+    assert!(
+        head.contains("content-type: application/json\r\n"),
+        "{head}"
+    );
     assert!(head.contains("x-consul-index: "), "{head}");
-    assert!(seen.body.starts_with('[') && seen.body.contains(r#""Value":"MQ==""#), "{}", seen.body);
+    assert!(
+        seen.body.starts_with('[') && seen.body.contains(r#""Value":"MQ==""#),
+        "{}",
+        seen.body
+    );
 
     // Reload with only a new watch: the old ones stop, the new one runs.
     std::fs::write(
@@ -242,25 +283,46 @@ fn config_watches_run_handlers_and_follow_reload() {
     .unwrap();
     assert_eq!(cli(http, &["reload"]).status.code(), Some(0));
     let before = read(&out_x);
-    assert_eq!(cli(http, &["kv", "put", "app/x", "second"]).status.code(), Some(0));
-    assert_eq!(cli(http, &["kv", "put", "web/b", "2"]).status.code(), Some(0));
-    assert_eq!(cli(http, &["kv", "put", "app/y", "why"]).status.code(), Some(0));
+    assert_eq!(
+        cli(http, &["kv", "put", "app/x", "second"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        cli(http, &["kv", "put", "web/b", "2"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        cli(http, &["kv", "put", "app/y", "why"]).status.code(),
+        Some(0)
+    );
     wait_for("the new watch's handler", Duration::from_secs(15), || {
         read(&out_y).contains(r#""Value":"d2h5""#)
     });
     // Give a stale watch the time it would need to fire as well.
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(read(&out_x), before, "a removed watch still ran its handler");
+    assert_eq!(
+        read(&out_x),
+        before,
+        "a removed watch still ran its handler"
+    );
     while let Ok(s) = hooks.try_recv() {
-        assert!(!s.body.contains("web/b"), "a removed http watch still fired");
+        assert!(
+            !s.body.contains("web/b"),
+            "a removed http watch still fired"
+        );
     }
 
     // An invalid watch makes the reload fail with Consul's message; the agent keeps running.
-    std::fs::write(&watches, r#"{"watches": [{"type": "key", "args": ["true"]}]}"#).unwrap();
+    std::fs::write(
+        &watches,
+        r#"{"watches": [{"type": "key", "args": ["true"]}]}"#,
+    )
+    .unwrap();
     let o = cli(http, &["reload"]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(
-        stderr(&o).contains("watches[0]: Failed to parse watch: Must specify a single key to watch"),
+        stderr(&o)
+            .contains("watches[0]: Failed to parse watch: Must specify a single key to watch"),
         "{}",
         stderr(&o)
     );
@@ -278,7 +340,8 @@ fn agent_refuses_an_invalid_watch_naming_file_and_key() {
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let text = format!("{}{}", stdout(&o), stderr(&o));
     assert!(
-        text.contains("bad.json") && text.contains("watches[0]: Failed to parse watch: Unsupported watch type: nope"),
+        text.contains("bad.json")
+            && text.contains("watches[0]: Failed to parse watch: Unsupported watch type: nope"),
         "{text}"
     );
 }

@@ -150,15 +150,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     };
     if spec.command == "-" {
         if !shell {
-            return Err(ui::fail("Cannot configure -shell=false when reading from stdin"));
+            return Err(ui::fail(
+                "Cannot configure -shell=false when reading from stdin",
+            ));
         }
         spec.command.clear();
         let mut buf = Vec::new();
         if let Err(e) = std::io::stdin().read_to_end(&mut buf) {
-            return Err(ui::fail(format!(
-                "Failed to read stdin: {e}\n\n{}",
-                help()
-            )));
+            return Err(ui::fail(format!("Failed to read stdin: {e}\n\n{}", help())));
         }
         use base64::Engine;
         spec.script = base64::engine::general_purpose::STANDARD.encode(buf);
@@ -193,7 +192,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .agent_self()
         .map_err(|e| ui::fail(format!("Error querying Consul agent: {e}")))?;
     let local_dc = info["Config"]["Datacenter"].as_str().unwrap_or_default();
-    if let Some(dc) = p.str("datacenter").filter(|d| !d.is_empty() && *d != local_dc) {
+    if let Some(dc) = p
+        .str("datacenter")
+        .filter(|d| !d.is_empty() && *d != local_dc)
+    {
         return Err(ui::fail(format!(
             "Remote exec in foreign datacenter {dc:?} is not supported by proconsul"
         )));
@@ -307,13 +309,7 @@ impl Job {
         let payload = serde_json::json!({"Prefix": self.prefix, "Session": self.session});
         let ev = self
             .client
-            .event_fire(
-                "_rexec",
-                payload.to_string().as_bytes(),
-                node,
-                service,
-                tag,
-            )
+            .event_fire("_rexec", payload.to_string().as_bytes(), node, service, tag)
             .map_err(|e| ui::fail(format!("Failed to fire event: {e}")))?;
         if verbose {
             ui::out(&format!("Fired remote execution event: {}", ev.id));
@@ -326,7 +322,11 @@ impl Job {
         let (tx, rx) = mpsc::sync_channel::<Update>(128);
         let done = Arc::new(AtomicBool::new(false));
         {
-            let (c, dir, done) = (self.client.clone(), format!("{}/", self.dir()), done.clone());
+            let (c, dir, done) = (
+                self.client.clone(),
+                format!("{}/", self.dir()),
+                done.clone(),
+            );
             std::thread::spawn(move || stream_results(&c, &dir, wait, &done, &tx));
         }
         let (mut acks, mut exits, mut bad) = (0usize, 0usize, 0usize);
@@ -475,9 +475,7 @@ fn stream_results(
                             match text.parse::<i32>() {
                                 Ok(code) => Update::Exit(n.to_string(), code),
                                 Err(e) => {
-                                    ui::err(&format!(
-                                        "Failed to parse exit code '{text}': {e}"
-                                    ));
+                                    ui::err(&format!("Failed to parse exit code '{text}': {e}"));
                                     continue;
                                 }
                             }

@@ -235,7 +235,11 @@ fn params_from(p: &Parsed) -> anyhow::Result<Params> {
         key: s("key"),
         prefix: s("prefix"),
         service: s("service"),
-        tags: p.str("tag").filter(|t| !t.is_empty()).map(|t| vec![t.to_string()]).unwrap_or_default(),
+        tags: p
+            .str("tag")
+            .filter(|t| !t.is_empty())
+            .map(|t| vec![t.to_string()])
+            .unwrap_or_default(),
         passing,
         state: s("state"),
         name: s("name"),
@@ -284,17 +288,24 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     process::on_shutdown(|| std::process::exit(0));
 
     let mut outcome: anyhow::Result<()> = Ok(());
-    run_plan(&c, &plan, params.stale, &params.watch_type, &|| false, |index, data| {
-        if p.args.is_empty() {
-            ui::out(&ui::go_json(data, Some("    ")));
-            return ControlFlow::Break(());
-        }
-        if let Err(e) = run_handler(&p.args, shell, index, data) {
-            outcome = Err(ui::fail(e));
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    });
+    run_plan(
+        &c,
+        &plan,
+        params.stale,
+        &params.watch_type,
+        &|| false,
+        |index, data| {
+            if p.args.is_empty() {
+                ui::out(&ui::go_json(data, Some("    ")));
+                return ControlFlow::Break(());
+            }
+            if let Err(e) = run_handler(&p.args, shell, index, data) {
+                outcome = Err(ui::fail(e));
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        },
+    );
     outcome
 }
 
