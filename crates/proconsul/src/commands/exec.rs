@@ -215,6 +215,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         })
         .map_err(|e| ui::fail(format!("Failed to create session: {e}")))?;
     let job = Job::start(c.clone(), prefix, session);
+    {
+        // Interrupted: clean up as Consul's deferred calls do, then exit 1.
+        let (c, dir, id) = (c.clone(), job.dir(), job.session.clone());
+        crate::process::on_shutdown(move || {
+            let _ = c.session_destroy(&id);
+            let _ = c.kv_delete(&dir, true, None);
+            std::process::exit(1);
+        });
+    }
     if verbose {
         ui::out(&format!(
             "Created remote execution session: {}",
