@@ -16,6 +16,10 @@
 //! Without a handler the first result is printed as indented JSON and the command exits. With
 //! one, the handler gets the result as JSON on stdin and `CONSUL_INDEX` in its environment; a
 //! failing handler stops the watch with exit 1.
+//!
+//! [`run_plan`] is the one loop: the agent's configured `watches` (`crate::config_watches`)
+//! run through it too. The parameter rules (`Params::plan`) live in `proconsul_config::watch`,
+//! shared with config-file validation.
 
 use std::collections::BTreeMap;
 use std::io::Write;
