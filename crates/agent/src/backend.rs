@@ -127,6 +127,7 @@ impl Backend for Agent {
                 "DataDir": cfg.data_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
                 "SessionTTLMin": proconsul_types::duration::format(cfg.session_ttl_min),
                 "KVMaxValueSize": cfg.kv_max_value_size,
+                "DisableRemoteExec": cfg.disable_remote_exec,
             },
             "Coord": null,
             "Member": member,

@@ -14,6 +14,7 @@ mod local;
 pub mod logging;
 mod node_id;
 mod persist;
+mod remote_exec;
 mod sync;
 
 use std::collections::VecDeque;
@@ -32,6 +33,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use local::LocalState;
+
+/// Something run beside the agent that follows its configuration: told the config once the HTTP
+/// API is up and again after every successful reload, and told when the agent stops. The binary
+/// runs the config's `watches` this way (they query this agent over HTTP, as Consul's do), so
+/// this crate needs no HTTP client. Calls must return quickly.
+pub trait ConfigObserver: Send + Sync + 'static {
+    fn configured(&self, cfg: &RuntimeConfig, http_addrs: &[SocketAddr]);
+    fn stopped(&self);
+}
 
 /// How often anti-entropy runs a full sync even without local changes (Consul scales this with
 /// cluster size from 1 minute; a single node uses the base).
@@ -88,9 +98,13 @@ struct AgentInner {
     /// When each check was last written to the catalog (`check_update_interval`).
     output_synced: Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
     events: Mutex<VecDeque<UserEvent>>,
+    /// Remote exec jobs running now (bounded by `remote_exec::MAX_RUNNING`).
+    rexec_running: std::sync::atomic::AtomicUsize,
     /// The process's log stream, when the binary installed one (for `/v1/agent/monitor`).
     log_tap: Mutex<Option<logging::LogTap>>,
     http_addrs: Vec<SocketAddr>,
+    /// Told about the config on start and on every reload.
+    observers: Mutex<Vec<Arc<dyn ConfigObserver>>>,
     /// Where the DNS interface answers (UDP; TCP is on the same ports).
     dns_addrs: Mutex<Vec<SocketAddr>>,
     /// Cancelled to stop the agent (leave, signal, test teardown).
@@ -196,8 +210,10 @@ impl Agent {
                 sync_lock: tokio::sync::Mutex::new(()),
                 output_synced: Mutex::new(std::collections::HashMap::new()),
                 events: Mutex::new(VecDeque::new()),
+                rexec_running: std::sync::atomic::AtomicUsize::new(0),
                 log_tap: Mutex::new(None),
                 http_addrs,
+                observers: Mutex::new(Vec::new()),
                 dns_addrs: Mutex::new(Vec::new()),
                 shutdown,
                 tasks,
@@ -293,6 +309,20 @@ impl Agent {
         }
     }
 
+    /// Tell `o` the current config now and after every reload (the HTTP API is already up).
+    pub fn observe_config(&self, o: Arc<dyn ConfigObserver>) {
+        o.configured(&self.config(), &self.inner.http_addrs);
+        self.inner.observers.lock().unwrap().push(o);
+    }
+
+    fn notify_observers(&self) {
+        let cfg = self.config();
+        let observers = self.inner.observers.lock().unwrap().clone();
+        for o in observers {
+            o.configured(&cfg, &self.inner.http_addrs);
+        }
+    }
+
     /// Let `/v1/agent/monitor` stream this process's logs.
     pub fn attach_log_tap(&self, tap: logging::LogTap) {
         *self.inner.log_tap.lock().unwrap() = Some(tap);
@@ -338,6 +368,10 @@ impl Agent {
 
     /// Stop everything and wait for every task.
     pub async fn shutdown(&self) {
+        let observers = std::mem::take(&mut *self.inner.observers.lock().unwrap());
+        for o in observers {
+            o.stopped();
+        }
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
@@ -622,7 +656,15 @@ impl Agent {
                 continue;
             };
             ev.ltime = ltime;
-            if self.should_process_event(&ev) {
+            if !self.should_process_event(&ev) {
+                continue;
+            }
+            // Consul's internal event: handled here, not listed by /v1/event/list.
+            if ev.name == remote_exec::EVENT_NAME {
+                self.ingest_remote_exec(ev);
+                continue;
+            }
+            {
                 tracing::debug!(target: "agent", name = %ev.name, id = %ev.id, "new event");
                 self.record_event(ev);
             }
@@ -691,6 +733,7 @@ impl Agent {
             .store(new.kv_max_value_size, Ordering::Relaxed);
         *self.inner.config.write().unwrap() = new;
         self.start_check_runners();
+        self.notify_observers();
         tracing::info!(target: "agent", "configuration reloaded");
         self.sync_changes().await;
         Ok(())
@@ -718,6 +761,11 @@ fn ae_scale(interval: Duration, nodes: usize) -> Duration {
 
 /// `proconsul agent`: load config, start, run until a signal or `leave`; returns the exit code.
 pub fn run(flags: AgentFlags) -> i32 {
+    run_with(flags, Vec::new())
+}
+
+/// [`run`] with observers that follow the agent's configuration (see [`ConfigObserver`]).
+pub fn run_with(flags: AgentFlags, observers: Vec<Arc<dyn ConfigObserver>>) -> i32 {
     let config = match proconsul_config::load(&flags) {
         Ok(c) => c,
         Err(e) => {
@@ -735,10 +783,14 @@ pub fn run(flags: AgentFlags) -> i32 {
             return 1;
         }
     };
-    rt.block_on(run_async(config, flags))
+    rt.block_on(run_async(config, flags, observers))
 }
 
-async fn run_async(config: RuntimeConfig, flags: AgentFlags) -> i32 {
+async fn run_async(
+    config: RuntimeConfig,
+    flags: AgentFlags,
+    observers: Vec<Arc<dyn ConfigObserver>>,
+) -> i32 {
     let tap = logging::init(&config.log_level, config.log_json);
     println!("==> Starting Proconsul agent...");
     let agent = match Agent::start(config.clone(), flags).await {
@@ -767,6 +819,9 @@ async fn run_async(config: RuntimeConfig, flags: AgentFlags) -> i32 {
     }
     for a in agent.http_addrs() {
         tracing::info!(target: "agent", address = %a, network = "tcp", "started HTTP server");
+    }
+    for o in observers {
+        agent.observe_config(o);
     }
     let token = agent.shutdown_token();
     #[cfg(unix)]

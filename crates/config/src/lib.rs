@@ -17,6 +17,7 @@ mod host;
 mod runtime;
 mod user;
 mod values;
+pub mod watch;
 
 pub use error::ConfigError;
 pub use flags::AgentFlags;

@@ -83,6 +83,8 @@ pub struct RuntimeConfig {
     pub services: Vec<ServiceDefinition>,
     /// Top-level checks from config files.
     pub checks: Vec<CheckDefinition>,
+    /// `watches`: watch plans the agent runs against its own HTTP API.
+    pub watches: Vec<crate::watch::WatchDefinition>,
     pub session_ttl_min: Duration,
     /// `check_update_interval`: a check whose output changed but status did not is synced to
     /// the catalog at most this often (Consul: 5m; 0 in `-dev`).
@@ -246,6 +248,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         user: u,
         services,
         checks,
+        watches,
     } = layer;
     let mut warnings = Vec::new();
     let dev = opts.dev;
@@ -387,6 +390,17 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         if dns_addrs.iter().any(|d| d == h) {
             return Err(format!("HTTP address {h} already configured for DNS"));
         }
+    }
+    // Watches query this agent's own HTTP API (Consul's rule).
+    if !watches.is_empty() && http_addrs.is_empty() {
+        return Err("watch plans require an HTTP or HTTPS endpoint".into());
+    }
+    if watches.len() > crate::watch::MAX_WATCHES {
+        return Err(format!(
+            "watches: at most {} watches are supported, got {}",
+            crate::watch::MAX_WATCHES,
+            watches.len()
+        ));
     }
 
     let log_level = values::log_level(u.log_level.as_deref().unwrap_or("INFO"))?;
@@ -542,6 +556,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         enable_local_script_checks,
         services,
         checks,
+        watches,
         check_update_interval: dur_or(
             "check_update_interval",
             u.check_update_interval.as_deref(),

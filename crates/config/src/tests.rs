@@ -515,3 +515,63 @@ fn validate_files_collects_every_error() {
     let errs = validate_files(&[dir.path().into()]).unwrap_err();
     assert_eq!(errs.len(), 2);
 }
+
+#[test]
+fn watches_and_remote_exec_from_json_and_hcl_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(
+        dir.path(),
+        "a.json",
+        r#"{"data_dir": "/tmp/x", "disable_remote_exec": false,
+            "watches": [{"type": "key", "key": "k", "args": ["/bin/h"]}]}"#,
+    );
+    let b = write(
+        dir.path(),
+        "b.hcl",
+        r#"watches = [
+  {
+    type = "keyprefix"
+    prefix = "app/"
+    handler_type = "http"
+    http_handler_config {
+      path = "http://127.0.0.1:9/hook"
+      method = "PUT"
+      header = { "x-token" = ["t"] }
+      timeout = "3s"
+      tls_skip_verify = true
+    }
+  }
+]
+"#,
+    );
+    let c = load_with(&with_files(vec![a.clone(), b]), &HOST).unwrap();
+    assert!(!c.disable_remote_exec);
+    assert_eq!(c.watches.len(), 2, "lists from files append");
+    assert_eq!(c.watches[0].plan, watch::Plan::Key("k".into()));
+    assert_eq!(c.watches[1].plan, watch::Plan::KeyPrefix("app/".into()));
+    let watch::WatchHandler::Http(h) = &c.watches[1].handler else {
+        panic!("{:?}", c.watches[1].handler)
+    };
+    assert_eq!(h.method, "PUT");
+    assert_eq!(h.header["x-token"], vec!["t".to_string()]);
+    assert_eq!(h.timeout, Duration::from_secs(3));
+    assert!(h.tls_skip_verify);
+
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        r#"{"watches": [{"type": "key", "args": ["x"]}]}"#,
+    );
+    let e = err_text(&with_files(vec![a.clone(), bad.clone()]));
+    assert!(
+        e.contains("bad.json")
+            && e.ends_with("watches[0]: Failed to parse watch: Must specify a single key to watch"),
+        "{e}"
+    );
+    let no_http = write(dir.path(), "nohttp.json", r#"{"ports": {"http": -1}}"#);
+    let e = err_text(&with_files(vec![a, no_http]));
+    assert!(
+        e.ends_with("watch plans require an HTTP or HTTPS endpoint"),
+        "{e}"
+    );
+}

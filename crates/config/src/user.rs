@@ -144,6 +144,7 @@ pub(crate) struct Layer {
     pub user: UserConfig,
     pub services: Vec<ServiceDefinition>,
     pub checks: Vec<CheckDefinition>,
+    pub watches: Vec<crate::watch::WatchDefinition>,
 }
 
 /// Later layers win: scalars are replaced, lists append, maps merge, sections merge key by key.
@@ -243,6 +244,7 @@ impl Merge for Layer {
         self.user.merge(o.user);
         self.services.extend(o.services);
         self.checks.extend(o.checks);
+        self.watches.extend(o.watches);
     }
 }
 
@@ -308,6 +310,9 @@ pub(crate) fn parse_str(text: &str, format: Format) -> Result<Layer, String> {
         if let Some(v) = map.remove(key) {
             layer.checks.extend(definitions::checks(v)?);
         }
+    }
+    if let Some(v) = map.remove("watches") {
+        layer.watches.extend(crate::watch::watches(v)?);
     }
     flatten_blocks(&mut map);
     layer.user = decode(map)?;

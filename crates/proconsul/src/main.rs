@@ -8,6 +8,7 @@
 //! stderr and exits 1. Errors reach this file as `anyhow` values and become exit codes here.
 
 mod commands;
+mod config_watches;
 mod flags;
 mod process;
 mod regex;

@@ -221,7 +221,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     parse_flags(FLAGS, args, help)?;
     let flags =
         parse_agent_flags(args).map_err(|e| ui::fail(format!("error parsing flags: {e}")))?;
-    std::process::exit(proconsul_agent::run(flags));
+    let watches: std::sync::Arc<dyn proconsul_agent::ConfigObserver> =
+        std::sync::Arc::new(crate::config_watches::ConfigWatches::default());
+    std::process::exit(proconsul_agent::run_with(flags, vec![watches]));
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod catalog;
 pub mod event;
+pub mod exec;
 pub mod force_leave;
 pub mod info;
 pub mod join;
@@ -98,7 +99,12 @@ pub const COMMANDS: &[Command] = &[
         help: event::help,
         run: Run::Exec(event::run),
     },
-    todo("exec", "Executes a command on Consul nodes"),
+    Command {
+        name: "exec",
+        synopsis: "Executes a command on Consul nodes",
+        help: exec::help,
+        run: Run::Exec(exec::run),
+    },
     Command {
         name: "force-leave",
         synopsis: "Forces a member of the cluster to enter the \"left\" state",

@@ -16,9 +16,14 @@
 //! Without a handler the first result is printed as indented JSON and the command exits. With
 //! one, the handler gets the result as JSON on stdin and `CONSUL_INDEX` in its environment; a
 //! failing handler stops the watch with exit 1.
+//!
+//! [`run_plan`] is the one loop: the agent's configured `watches` (`crate::config_watches`)
+//! run through it too. The parameter rules (`Params::plan`) live in `proconsul_config::watch`,
+//! shared with config-file validation.
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -27,6 +32,8 @@ use proconsul_api::{
     UserEvent,
 };
 use serde::Serialize;
+
+pub use proconsul_config::watch::{Params, Plan};
 
 use super::{client, parse_flags};
 use crate::flags::{self, Flag, Parsed, CLIENT_FLAGS, SERVER_FLAGS};
@@ -42,6 +49,8 @@ const MIN_QUERY_GAP: Duration = Duration::from_millis(100);
 /// A pause between an answer and the next query longer than this makes the next query a
 /// non-blocking look at the current state.
 const PROBE_AFTER: Duration = Duration::from_millis(50);
+/// How long one blocking query waits at most, so a stopped plan (a reloaded agent's) ends soon.
+const BLOCK_WAIT: Duration = Duration::from_secs(60);
 
 const FLAGS: &[Flag] = &[
     Flag::string("key", "Specifies the key to watch. Only for 'key' type."),
@@ -105,26 +114,6 @@ Usage: proconsul watch [options] [child...]
     )
 }
 
-/// What is watched, with its parameters (Consul's watch types).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
-    Key(String),
-    KeyPrefix(String),
-    Services,
-    Nodes,
-    Service {
-        service: String,
-        tags: Vec<String>,
-        passing: bool,
-    },
-    Checks {
-        service: String,
-        state: String,
-        tags: Vec<String>,
-    },
-    Event(String),
-}
-
 /// A watch's result, serialized as Consul's Go client encodes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -136,101 +125,6 @@ pub enum Data {
     Service(Vec<CheckServiceNode>),
     Checks(Vec<HealthCheck>),
     Events(Vec<UserEvent>),
-}
-
-/// The watch parameters given on the command line, in Consul's parameter names.
-#[derive(Debug, Default)]
-pub struct Params {
-    pub watch_type: String,
-    pub key: String,
-    pub prefix: String,
-    pub service: String,
-    pub tag: String,
-    pub passing: Option<bool>,
-    pub state: String,
-    pub name: String,
-    pub stale: bool,
-}
-
-impl Params {
-    /// Validate like Consul's `watch.Parse`: required parameters per type, and every given
-    /// parameter must be used by the type (`Invalid parameters: [key]`).
-    pub fn plan(&self) -> Result<Plan, String> {
-        let mut given: Vec<&str> = Vec::new();
-        for (name, set) in [
-            ("key", !self.key.is_empty()),
-            ("prefix", !self.prefix.is_empty()),
-            ("service", !self.service.is_empty()),
-            ("tag", !self.tag.is_empty()),
-            ("stale", self.stale),
-            ("state", !self.state.is_empty()),
-            ("name", !self.name.is_empty()),
-            ("passingonly", self.passing.is_some()),
-        ] {
-            if set {
-                given.push(name);
-            }
-        }
-        let tags: Vec<String> = if self.tag.is_empty() {
-            Vec::new()
-        } else {
-            vec![self.tag.clone()]
-        };
-        let (plan, used): (Plan, &[&str]) = match self.watch_type.as_str() {
-            "key" => {
-                if self.key.is_empty() {
-                    return Err("Must specify a single key to watch".into());
-                }
-                (Plan::Key(self.key.clone()), &["stale", "key"])
-            }
-            "keyprefix" => {
-                if self.prefix.is_empty() {
-                    return Err("Must specify a single prefix to watch".into());
-                }
-                (Plan::KeyPrefix(self.prefix.clone()), &["stale", "prefix"])
-            }
-            "services" => (Plan::Services, &["stale"]),
-            "nodes" => (Plan::Nodes, &["stale"]),
-            "service" => {
-                if self.service.is_empty() {
-                    return Err("Must specify a single service to watch".into());
-                }
-                (
-                    Plan::Service {
-                        service: self.service.clone(),
-                        tags,
-                        passing: self.passing.unwrap_or(false),
-                    },
-                    &["stale", "service", "tag", "passingonly"],
-                )
-            }
-            "checks" => {
-                if !self.service.is_empty() && !self.state.is_empty() {
-                    return Err("Cannot specify service and state".into());
-                }
-                let state = if self.service.is_empty() && self.state.is_empty() {
-                    "any".to_string()
-                } else {
-                    self.state.clone()
-                };
-                (
-                    Plan::Checks {
-                        service: self.service.clone(),
-                        state,
-                        tags,
-                    },
-                    &["stale", "service", "state", "tag"],
-                )
-            }
-            "event" => (Plan::Event(self.name.clone()), &["name"]),
-            other => return Err(format!("Unsupported watch type: {other}")),
-        };
-        let bad: Vec<&str> = given.into_iter().filter(|g| !used.contains(g)).collect();
-        if !bad.is_empty() {
-            return Err(format!("Invalid parameters: [{}]", bad.join(" ")));
-        }
-        Ok(plan)
-    }
 }
 
 /// Run one query of `plan`; returns the result's index and data. `last` is the index the
@@ -345,7 +239,11 @@ fn params_from(p: &Parsed) -> anyhow::Result<Params> {
         key: s("key"),
         prefix: s("prefix"),
         service: s("service"),
-        tag: s("tag"),
+        tags: p
+            .str("tag")
+            .filter(|t| !t.is_empty())
+            .map(|t| vec![t.to_string()])
+            .unwrap_or_default(),
         passing,
         state: s("state"),
         name: s("name"),
@@ -393,10 +291,43 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     // Consul exits 0 on SIGINT/SIGTERM.
     process::on_shutdown(|| std::process::exit(0));
 
+    let mut outcome: anyhow::Result<()> = Ok(());
+    run_plan(
+        &c,
+        &plan,
+        params.stale,
+        &params.watch_type,
+        &|| false,
+        |index, data| {
+            if p.args.is_empty() {
+                ui::out(&ui::go_json(data, Some("    ")));
+                return ControlFlow::Break(());
+            }
+            if let Err(e) = run_handler(&p.args, shell, index, data) {
+                outcome = Err(ui::fail(e));
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    outcome
+}
+
+/// Consul's watch loop: query, block for changes, call `on_change` when the data changed,
+/// back off on errors. Returns when `on_change` breaks or `stopped()` says so (checked before
+/// every query and again before every call, so a stopped plan never fires).
+pub fn run_plan(
+    c: &Client,
+    plan: &Plan,
+    stale: bool,
+    watch_type: &str,
+    stopped: &dyn Fn() -> bool,
+    mut on_change: impl FnMut(u64, &Data) -> ControlFlow<()>,
+) {
     let mut t = Tracker::default();
     let mut last_block: Option<Instant> = None;
     let mut last_answer: Option<Instant> = None;
-    loop {
+    while !stopped() {
         if let Some(s) = last_block {
             let since = s.elapsed();
             if since < MIN_QUERY_GAP {
@@ -411,83 +342,40 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             last_block = Some(Instant::now());
         }
         let opts = QueryOptions {
-            stale: params.stale,
+            stale,
             wait_index: if probe { 0 } else { t.wait_index.unwrap_or(0) },
+            wait_time: Some(BLOCK_WAIT),
             ..QueryOptions::default()
         };
-        let (index, data) = match fetch(&c, &plan, &opts, t.wait_index) {
+        let (index, data) = match fetch(c, plan, &opts, t.wait_index) {
             Ok(r) => r,
             Err(e) => {
                 last_answer = None;
                 let retry = t.failed();
                 ui::err(&format!(
-                    "[ERROR] watch: Watch errored: type={} error=\"{e}\" retry={}s",
-                    params.watch_type,
+                    "[ERROR] watch: Watch errored: type={watch_type} error=\"{e}\" retry={}s",
                     retry.as_secs()
                 ));
-                std::thread::sleep(retry);
+                let until = Instant::now() + retry;
+                while Instant::now() < until && !stopped() {
+                    std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
+                }
                 continue;
             }
         };
         last_answer = Some(Instant::now());
-        if !t.answered(index, data.clone()) {
+        if !t.answered(index, data.clone()) || stopped() {
             continue;
         }
-        if p.args.is_empty() {
-            ui::out(&ui::go_json(&data, Some("    ")));
-            return Ok(());
+        if on_change(index, &data).is_break() {
+            return;
         }
-        run_handler(&p.args, shell, index, &data).map_err(ui::fail)?;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(t: &str) -> Params {
-        Params {
-            watch_type: t.into(),
-            ..Params::default()
-        }
-    }
-
-    #[test]
-    fn parameters_are_checked_like_consul() {
-        assert_eq!(
-            params("key").plan().unwrap_err(),
-            "Must specify a single key to watch"
-        );
-        assert_eq!(
-            params("nope").plan().unwrap_err(),
-            "Unsupported watch type: nope"
-        );
-        let p = Params {
-            key: "k".into(),
-            prefix: "x".into(),
-            ..params("key")
-        };
-        assert_eq!(p.plan().unwrap_err(), "Invalid parameters: [prefix]");
-        let p = Params {
-            stale: true,
-            ..params("event")
-        };
-        assert_eq!(p.plan().unwrap_err(), "Invalid parameters: [stale]");
-        assert_eq!(
-            params("checks").plan().unwrap(),
-            Plan::Checks {
-                service: String::new(),
-                state: "any".into(),
-                tags: vec![]
-            }
-        );
-        let p = Params {
-            service: "web".into(),
-            state: "passing".into(),
-            ..params("checks")
-        };
-        assert_eq!(p.plan().unwrap_err(), "Cannot specify service and state");
-    }
 
     #[test]
     fn tracker_follows_consuls_rules() {
