@@ -10,6 +10,8 @@ use proconsul_types::{
     CheckServiceNode, Consistency, Node, QueryOptions, ReadRequest, ReadResponse, RpcError,
 };
 
+use std::sync::atomic::Ordering;
+
 use crate::Agent;
 
 /// Build the DNS server's settings from the agent's config.
@@ -55,6 +57,10 @@ fn stale() -> QueryOptions {
     }
 }
 
+fn unexpected() -> DnsBackendError {
+    DnsBackendError::Unavailable("unexpected read response".into())
+}
+
 fn unavailable(e: RpcError) -> DnsBackendError {
     DnsBackendError::Unavailable(e.to_string())
 }
@@ -68,15 +74,45 @@ impl Agent {
         }
     }
 
+    /// `dns_config.allow_stale` and `max_stale` in milliseconds.
+    fn dns_staleness(&self) -> (bool, u64) {
+        (
+            self.inner.dns_allow_stale.load(Ordering::Relaxed),
+            self.inner.dns_max_stale_ms.load(Ordering::Relaxed),
+        )
+    }
+
+    /// A catalog read for DNS, Consul's way: stale (any server answers) when `allow_stale`,
+    /// asked again of the leader when the answering server's last contact with it is older than
+    /// `max_stale`; from the leader only otherwise.
+    async fn dns_read(&self, req: ReadRequest) -> Result<ReadResponse, DnsBackendError> {
+        let (allow_stale, max_stale_ms) = self.dns_staleness();
+        if !allow_stale {
+            let r = self.rpc_read(req, QueryOptions::default()).await;
+            return Ok(r.map_err(unavailable)?.1);
+        }
+        let (meta, resp) = self
+            .rpc_read(req.clone(), stale())
+            .await
+            .map_err(unavailable)?;
+        if meta.last_contact_ms <= max_stale_ms {
+            return Ok(resp);
+        }
+        tracing::debug!(
+            last_contact_ms = meta.last_contact_ms,
+            "dns: stale answer too old (max_stale), asking the leader"
+        );
+        let r = self.rpc_read(req, QueryOptions::default()).await;
+        Ok(r.map_err(unavailable)?.1)
+    }
+
     async fn all_nodes(&self) -> Result<Vec<Node>, DnsBackendError> {
         let req = ReadRequest::CatalogNodes {
             node_meta: Vec::new(),
         };
-        match self.rpc_read(req, stale()).await.map_err(unavailable)?.1 {
+        match self.dns_read(req).await? {
             ReadResponse::Nodes(n) => Ok(n),
-            _ => Err(DnsBackendError::Unavailable(
-                "unexpected read response".into(),
-            )),
+            _ => Err(unexpected()),
         }
     }
 }
@@ -95,11 +131,9 @@ impl DnsBackend for Agent {
             passing: false,
             node_meta: Vec::new(),
         };
-        match self.rpc_read(req, stale()).await.map_err(unavailable)?.1 {
+        match self.dns_read(req).await? {
             ReadResponse::CheckServiceNodes(rows) => Ok(rows),
-            _ => Err(DnsBackendError::Unavailable(
-                "unexpected read response".into(),
-            )),
+            _ => Err(unexpected()),
         }
     }
 
@@ -108,14 +142,12 @@ impl DnsBackend for Agent {
         let req = ReadRequest::CatalogNodeServices {
             node: name.to_string(),
         };
-        match self.rpc_read(req, stale()).await.map_err(unavailable)?.1 {
+        match self.dns_read(req).await? {
             ReadResponse::NodeServices(found) => Ok(found.map(|(mut n, _)| {
                 n.datacenter = self.inner.datacenter.clone();
                 n
             })),
-            _ => Err(DnsBackendError::Unavailable(
-                "unexpected read response".into(),
-            )),
+            _ => Err(unexpected()),
         }
     }
 
@@ -136,9 +168,7 @@ impl DnsBackend for Agent {
         let req = ReadRequest::CatalogServices {
             node_meta: Vec::new(),
         };
-        let ReadResponse::Services(names) =
-            self.rpc_read(req, stale()).await.map_err(unavailable)?.1
-        else {
+        let ReadResponse::Services(names) = self.dns_read(req).await? else {
             return Ok(None);
         };
         for name in names.keys() {
@@ -147,9 +177,7 @@ impl DnsBackend for Agent {
                 tags: Vec::new(),
                 node_meta: Vec::new(),
             };
-            if let ReadResponse::ServiceNodes(rows) =
-                self.rpc_read(req, stale()).await.map_err(unavailable)?.1
-            {
+            if let ReadResponse::ServiceNodes(rows) = self.dns_read(req).await? {
                 if rows.iter().any(|r| r.service_address == want) {
                     return Ok(Some(ReverseMatch::Service {
                         service: name.clone(),
@@ -166,9 +194,14 @@ impl DnsBackend for Agent {
     }
 
     fn generation(&self) -> Option<u64> {
-        // A server answers from its own store, so its answers can be cached until it changes;
-        // a client agent's come from a server and are not.
-        self.inner.server.as_ref().map(|s| s.store().generation())
+        // A server that reads its own store (the leader, or a follower allowed stale reads whose
+        // leader contact is recent enough) can re-serve answers until the store changes. A
+        // client agent's answers come from a server, and a follower past max_stale asks the
+        // leader: neither is cached.
+        let server = self.inner.server.as_ref()?;
+        let (allow_stale, max_stale_ms) = self.dns_staleness();
+        let local = server.is_leader() || (allow_stale && server.last_contact_ms() <= max_stale_ms);
+        local.then(|| server.store().generation())
     }
 
     fn servers(&self) -> Vec<(String, IpAddr)> {

@@ -84,6 +84,9 @@ struct AgentInner {
     datacenter: String,
     /// `limits.kv_max_value_size`, refreshed on reload; read on every KV write.
     kv_max_value_size: AtomicU64,
+    /// `dns_config.allow_stale` and `max_stale` (ms), refreshed on reload; read per DNS query.
+    dns_allow_stale: std::sync::atomic::AtomicBool,
+    dns_max_stale_ms: AtomicU64,
     server: Option<Server>,
     /// Connections to servers (Raft, forwarding, a client agent's calls).
     pool: proconsul_server::remote::SharedPool,
@@ -198,6 +201,8 @@ impl Agent {
                 node_id,
                 datacenter: config.datacenter.clone(),
                 kv_max_value_size: AtomicU64::new(config.kv_max_value_size),
+                dns_allow_stale: std::sync::atomic::AtomicBool::new(config.dns.allow_stale),
+                dns_max_stale_ms: AtomicU64::new(millis(config.dns.max_stale)),
                 server,
                 pool,
                 gossip,
@@ -731,6 +736,12 @@ impl Agent {
         self.inner
             .kv_max_value_size
             .store(new.kv_max_value_size, Ordering::Relaxed);
+        self.inner
+            .dns_allow_stale
+            .store(new.dns.allow_stale, Ordering::Relaxed);
+        self.inner
+            .dns_max_stale_ms
+            .store(millis(new.dns.max_stale), Ordering::Relaxed);
         *self.inner.config.write().unwrap() = new;
         self.start_check_runners();
         self.notify_observers();
@@ -942,4 +953,9 @@ mod tests {
         assert_eq!(ae_scale(d, 257), d * 3);
         assert_eq!(ae_scale(d, 10_000), d * 8);
     }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -351,3 +351,129 @@ fn acknowledged_writes_survive_killing_every_server() {
         assert_eq!(v, Ok(format!("v{i}")), "acknowledged write {i}");
     }
 }
+
+/// `dig` one SRV question at `ip`:8600 with a fixed query (no cookie); returns dig's output.
+fn dig_srv(ip: &str, name: &str) -> String {
+    dig_srv_within(ip, name, 2)
+}
+
+fn dig_srv_within(ip: &str, name: &str, secs: u32) -> String {
+    let out = std::process::Command::new("dig")
+        .args([
+            &format!("@{ip}"),
+            "-p",
+            "8600",
+            "+nocookie",
+            &format!("+time={secs}"),
+            "+tries=1",
+            name,
+            "SRV",
+        ])
+        .output()
+        .expect("dig is installed (apt-get install -y bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn signal(p: &Proc, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &p.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+/// Resumes stopped servers whatever happens, so Drop can kill them.
+struct Resume<'a>(Vec<&'a Proc>);
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &p.0.id().to_string()])
+                .status();
+        }
+    }
+}
+
+/// DNS on a server cut off from its leader: stale answers by default (Consul's `allow_stale`
+/// with an unlimited `max_stale`); with `max_stale=1s` (set by a reload) it asks the leader
+/// instead, and with none to ask answers SERVFAIL rather than data of unknown age.
+#[test]
+fn dns_on_a_follower_honours_max_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let ips = ["127.0.0.61", "127.0.0.62", "127.0.0.63"];
+    let cfg = |i: usize| dir.path().join(format!("m{i}.json"));
+    let servers: Vec<Proc> = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            std::fs::write(cfg(i), "{}").unwrap();
+            let data = dir.path().join(format!("m{i}"));
+            start(
+                &[
+                    "agent",
+                    "-server",
+                    "-bootstrap-expect=3",
+                    &format!("-node=m{i}"),
+                    &format!("-bind={ip}"),
+                    &format!("-client={ip}"),
+                    &format!("-data-dir={}", data.display()),
+                    &format!("-retry-join={}", ips[0]),
+                    "-retry-interval=1s",
+                    &format!("-config-file={}", cfg(i).display()),
+                ],
+                &dir.path().join(format!("m{i}.log")),
+            )
+        })
+        .collect();
+    wait_for("a leader", Duration::from_secs(30), || {
+        ips.iter().all(|ip| leader(ip).is_some())
+    });
+    let register = r#"{"Node":"ext","Address":"10.9.9.9","Service":{"Service":"web","Port":80},
+        "Check":{"CheckID":"web","Name":"web","Status":"passing","ServiceID":"web"}}"#;
+    wait_for("web registered", Duration::from_secs(10), || {
+        matches!(
+            http(ips[0], "PUT", "/v1/catalog/register", register),
+            Some((200, _))
+        )
+    });
+    // A follower, and the two others to stop.
+    let lead = leader(ips[0]).unwrap();
+    let f = (0..3).find(|&i| !lead.starts_with(ips[i])).unwrap();
+    let others: Vec<&Proc> = (0..3).filter(|&i| i != f).map(|i| &servers[i]).collect();
+    wait_for("web in the follower's DNS", Duration::from_secs(10), || {
+        dig_srv(ips[f], "web.service.consul").contains("80 ext.node.dc1.consul.")
+    });
+
+    let _resume = Resume(others.clone());
+    for p in &others {
+        signal(p, "-STOP");
+    }
+    // Cut off for longer than the max_stale about to be set: still answered, from stale state.
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = dig_srv(ips[f], "web.service.consul");
+    assert!(
+        out.contains("80 ext.node.dc1.consul."),
+        "stale answer expected:\n{out}"
+    );
+
+    std::fs::write(cfg(f), r#"{"dns_config": {"max_stale": "1s"}}"#).unwrap();
+    let o = std::process::Command::new(BIN)
+        .args(["reload", &format!("-http-addr={}:8500", ips[f])])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "reload: {}", stderr(&o));
+    // The leader read waits out rpc_hold_timeout (7 s) for an election before giving up.
+    wait_for("SERVFAIL past max_stale", Duration::from_secs(30), || {
+        dig_srv_within(ips[f], "web.service.consul", 12).contains("status: SERVFAIL")
+    });
+
+    for p in &others {
+        signal(p, "-CONT");
+    }
+    wait_for(
+        "answers again with a leader",
+        Duration::from_secs(30),
+        || dig_srv(ips[f], "web.service.consul").contains("80 ext.node.dc1.consul."),
+    );
+}

@@ -172,6 +172,15 @@ impl Server {
         self.inner.raft.is_leader()
     }
 
+    /// Milliseconds since this server last heard from the leader; 0 on the leader itself.
+    pub fn last_contact_ms(&self) -> u64 {
+        if self.is_leader() {
+            0
+        } else {
+            self.inner.raft.last_contact_ms()
+        }
+    }
+
     /// Raft voters' addresses.
     pub fn peers(&self) -> Vec<String> {
         self.inner
