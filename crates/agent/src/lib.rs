@@ -939,6 +939,11 @@ fn print_banner(agent: &Agent, c: &RuntimeConfig) {
     println!();
 }
 
+/// A duration in whole milliseconds, saturating.
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -953,9 +958,4 @@ mod tests {
         assert_eq!(ae_scale(d, 257), d * 3);
         assert_eq!(ae_scale(d, 10_000), d * 8);
     }
-}
-
-/// A duration in whole milliseconds, saturating.
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
