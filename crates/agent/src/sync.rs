@@ -1,9 +1,12 @@
 //! Anti-entropy: make the catalog's entry for this node match the agent's local state.
 //!
-//! A full diff each time (the node, each service, each check), so one routine serves the
-//! immediate sync after a change and the periodic repair. Catalog entries for this node that
+//! A full diff each time (the node, each service, each check; linear in their number), so one
+//! routine serves the immediate sync after a change and the periodic repair. Changed checks go
+//! to the catalog in batches. Catalog entries for this node that
 //! the agent does not know are removed, except what servers own: the `serfHealth` check and the
 //! `consul` service.
+
+use std::collections::HashMap;
 
 use proconsul_types::{
     health, Consistency, DeregisterRequest, HealthCheck, NodeService, QueryOptions, ReadRequest,
@@ -11,6 +14,9 @@ use proconsul_types::{
 };
 
 use crate::Agent;
+
+/// Checks written to the catalog in one registration, at most.
+const CHECKS_PER_WRITE: usize = 128;
 
 /// The service servers register for themselves; anti-entropy leaves it alone.
 const CONSUL_SERVICE_ID: &str = "consul";
@@ -107,8 +113,10 @@ impl Agent {
         };
 
         // Services: register what differs, remove what the agent does not have.
+        let remote_by_id: HashMap<&str, &NodeService> =
+            remote_services.iter().map(|r| (r.id.as_str(), r)).collect();
         for (id, s) in &local.services {
-            let remote = remote_services.iter().find(|r| &r.id == id);
+            let remote = remote_by_id.get(id.as_str()).copied();
             if remote.is_some_and(|r| same_service(r, &s.service)) {
                 continue;
             }
@@ -133,8 +141,13 @@ impl Agent {
         // Checks likewise; serfHealth belongs to the servers. A change of output alone is
         // synced at most every `check_update_interval` (Consul's rate limit on chatty checks).
         let now = tokio::time::Instant::now();
+        let remote_by_id: HashMap<&str, &HealthCheck> = remote_checks
+            .iter()
+            .map(|r| (r.check_id.as_str(), r))
+            .collect();
+        let mut changed = Vec::new();
         for (id, c) in &local.checks {
-            let remote = remote_checks.iter().find(|r| &r.check_id == id);
+            let remote = remote_by_id.get(id.as_str()).copied();
             if remote.is_some_and(|r| same_check(r, &c.check)) {
                 continue;
             }
@@ -156,8 +169,14 @@ impl Agent {
                 }
                 synced.insert(id.clone(), now);
             }
+            changed.push(c.check.clone());
+        }
+        // Many checks change together (a reload, a restart, a burst of registrations): write
+        // them in batches rather than one Raft entry each.
+        while !changed.is_empty() {
+            let rest = changed.split_off(changed.len().min(CHECKS_PER_WRITE));
             let req = RegisterRequest {
-                checks: vec![c.check.clone()],
+                checks: std::mem::replace(&mut changed, rest),
                 ..entry_of_node.clone()
             };
             self.rpc_write(WriteRequest::Register(req)).await?;
