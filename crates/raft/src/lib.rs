@@ -13,6 +13,7 @@
 // add conversions at every trait boundary.
 #![allow(clippy::result_large_err)]
 
+mod lease;
 mod log_store;
 mod network;
 mod node;

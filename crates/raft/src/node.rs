@@ -7,6 +7,10 @@
 //!
 //! A node is a value, not a global: tests start several in one process over a [`MemRouter`].
 //!
+//! Leadership as reported here is openraft's plus a quorum lease ([`crate::lease`]): a leader
+//! that has not heard from a quorum for the minimum election timeout reports no leader and
+//! refuses leader work, the way a hashicorp/raft leader steps down.
+//!
 //! [`MemRouter`]: crate::MemRouter
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,6 +30,7 @@ use openraft::{BasicNode, ChangeMembers, Config, Raft, RaftMetrics, ServerState,
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::lease::{self, Lease};
 use crate::log_store::{LogMeta, LogStore};
 use crate::network::{NetFactory, RaftTransport, RpcKind};
 use crate::state_machine::{SmShared, SmStore, StateMachine};
@@ -110,6 +115,10 @@ pub enum RaftError {
     /// There is no known leader (election in progress or quorum lost).
     #[error("no cluster leader")]
     NoLeader,
+    /// The leader lost its lease while the write waited for its commit. The entry may or may
+    /// not be committed later.
+    #[error("leadership lost while committing log")]
+    LeadershipLost,
     /// The node has been shut down.
     #[error("raft is shut down")]
     Shutdown,
@@ -198,6 +207,9 @@ struct NodeInner {
     started: Instant,
     /// When an AppendEntries/InstallSnapshot from a current leader last arrived.
     last_contact: Mutex<Option<Instant>>,
+    lease: Arc<Lease>,
+    /// Keeps `lease` current; ends with Raft, aborted on shutdown.
+    lease_task: tokio::task::JoinHandle<()>,
     shut: AtomicBool,
 }
 
@@ -242,6 +254,8 @@ impl RaftNode {
             .await
             .map_err(from_fatal)?;
         tracing::info!(node_id = opts.node_id, addr = %opts.addr, durable = opts.dir.is_some(), "raft started");
+        let lease = Arc::new(Lease::new(Duration::from_millis(opts.election_min_ms)));
+        let lease_task = tokio::spawn(lease::run(opts.node_id, lease.clone(), raft.metrics()));
         Ok(RaftNode {
             inner: Arc::new(NodeInner {
                 id: opts.node_id,
@@ -251,6 +265,8 @@ impl RaftNode {
                 sm: shared,
                 started: Instant::now(),
                 last_contact: Mutex::new(None),
+                lease,
+                lease_task,
                 shut: AtomicBool::new(false),
             }),
         })
@@ -293,22 +309,58 @@ impl RaftNode {
 
     /// Replicate `payload` and apply it; returns the entry's log index and the state machine's
     /// response. Returns only after the entry is committed and applied on this (leader) node.
+    /// A leader without its lease refuses at once ([`RaftError::NoLeader`]); one that loses it
+    /// while the entry waits for its commit answers [`RaftError::LeadershipLost`].
     pub async fn propose(&self, payload: Vec<u8>) -> Result<(u64, Vec<u8>), RaftError> {
         self.check_running()?;
-        let resp = self
-            .inner
-            .raft
-            .client_write(Request(payload))
-            .await
-            .map_err(from_write_err)?;
+        self.check_lease()?;
+        let write = self.inner.raft.client_write(Request(payload));
+        let resp = if self.inner.lease.held() {
+            tokio::select! {
+                biased;
+                r = write => r,
+                _ = self.inner.lease.lost() => return Err(RaftError::LeadershipLost),
+            }
+        } else {
+            // Not the leader: openraft answers with where to forward.
+            write.await
+        };
+        let resp = resp.map_err(from_write_err)?;
         Ok((resp.log_id.index, resp.data.0))
     }
 
+    /// Whether openraft itself considers this node the leader (lease or not).
+    fn raft_leads(&self) -> bool {
+        let m = self.inner.metrics.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.inner.id)
+    }
+
+    /// A leader whose lease ran out acts as if there were no leader.
+    fn check_lease(&self) -> Result<(), RaftError> {
+        if self.raft_leads() && !self.inner.lease.held() {
+            Err(RaftError::NoLeader)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Confirm leadership with a quorum round and wait until everything committed before the
-    /// call is applied locally (for `?consistent` reads).
+    /// call is applied locally (for `?consistent` reads). [`RaftError::NoLeader`] when no
+    /// quorum answers or the lease is not held.
     pub async fn ensure_linearizable(&self) -> Result<(), RaftError> {
         self.check_running()?;
-        match self.inner.raft.ensure_linearizable().await {
+        self.check_lease()?;
+        let check = self.inner.raft.ensure_linearizable();
+        let res = if self.inner.lease.held() {
+            tokio::select! {
+                biased;
+                r = check => r,
+                _ = self.inner.lease.lost() => return Err(RaftError::NoLeader),
+            }
+        } else {
+            check.await
+        };
+        match res {
             Ok(_) => Ok(()),
             Err(OrRaftError::Fatal(f)) => Err(from_fatal(f)),
             Err(OrRaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
@@ -320,24 +372,36 @@ impl RaftNode {
         }
     }
 
-    /// The current leader (id, RPC address), if known.
+    /// The current leader (id, RPC address), if known. A leader without its lease knows none.
     pub fn leader(&self) -> Option<(u64, String)> {
-        let m = self.inner.metrics.borrow();
-        let id = m.current_leader?;
-        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+        let (id, addr) = {
+            let m = self.inner.metrics.borrow();
+            let id = m.current_leader?;
+            let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+            (id, addr)
+        };
+        if id == self.inner.id && !self.inner.lease.held() {
+            return None;
+        }
         Some((id, addr))
     }
 
+    /// Whether this node is the leader and has heard from a quorum within the lease.
     pub fn is_leader(&self) -> bool {
-        let m = self.inner.metrics.borrow();
-        m.state == ServerState::Leader && m.current_leader == Some(self.inner.id)
+        self.raft_leads() && self.inner.lease.held()
     }
 
-    /// 0 on the leader; on other nodes, milliseconds since the last AppendEntries (heartbeat) or
+    /// 0 on the leader; on a leader without its lease, milliseconds since a quorum last
+    /// answered; on other nodes, milliseconds since the last AppendEntries (heartbeat) or
     /// snapshot chunk from a current leader — or since start if none has arrived yet.
     pub fn last_contact_ms(&self) -> u64 {
         if self.is_leader() {
             return 0;
+        }
+        if self.raft_leads() {
+            if let Some(acked) = self.inner.lease.acked() {
+                return acked.elapsed().as_millis() as u64;
+            }
         }
         let since = self
             .inner
@@ -493,8 +557,11 @@ impl RaftNode {
     /// A copy of the node's Raft status.
     pub fn metrics(&self) -> RaftMetricsSummary {
         let last_contact_ms = self.last_contact_ms();
+        let lease_lost = self.raft_leads() && !self.inner.lease.held();
         let m = self.inner.metrics.borrow();
         let state = match m.state {
+            // Consul's leader steps down to follower when it loses its lease.
+            ServerState::Leader if lease_lost => "Follower",
             ServerState::Leader => "Leader",
             ServerState::Follower => "Follower",
             ServerState::Candidate => "Candidate",
@@ -513,7 +580,7 @@ impl RaftNode {
             applied_index: self.inner.sm.applied_index(),
             last_snapshot_index: snap.map(|l| l.index).unwrap_or(0),
             last_snapshot_term: snap.map(|l| l.leader_id.term).unwrap_or(0),
-            leader_id: m.current_leader,
+            leader_id: m.current_leader.filter(|_| !lease_lost),
             num_voters: m.membership_config.membership().voter_ids().count(),
             latest_configuration_index: m.membership_config.log_id().map(|l| l.index).unwrap_or(0),
             last_contact_ms,
@@ -532,6 +599,7 @@ impl RaftNode {
         if self.inner.shut.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.inner.lease_task.abort();
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }

@@ -508,3 +508,95 @@ async fn durable_cluster_commits_concurrent_proposals() {
         n.node.shutdown().await;
     }
 }
+
+/// A leader cut off from the quorum stops acting as leader once its lease (the minimum election
+/// timeout) runs out: no known leader, writes and linearizable reads refused, a write caught
+/// waiting for its commit fails with `LeadershipLost`. The majority elects a new leader; after
+/// healing, the old leader follows it and every acknowledged write is everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_leader_loses_its_lease_and_rejoins_as_follower() {
+    let router = MemRouter::new();
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        nodes.push(start(&router, opts(id, None)).await);
+    }
+    let all: Vec<(u64, String)> = (1..=3).map(|id| (id, addr(id))).collect();
+    nodes[0].node.bootstrap(all).await.unwrap();
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    let leader = agreed_leader(&refs).await;
+    for i in 0..5 {
+        propose(&refs, &format!("k{i}=v{i}")).await;
+    }
+    let old = nodes
+        .iter()
+        .find(|n| n.node.metrics().node_id == leader)
+        .unwrap();
+    // With a quorum answering, the lease holds across many heartbeats.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(old.node.is_leader());
+    assert_eq!(old.node.last_contact_ms(), 0);
+
+    router.isolate(&addr(leader), true);
+    // A write proposed now cannot commit; it fails when the lease runs out.
+    let stuck = timed(
+        "a write across the partition",
+        old.node.propose(b"lost=1".to_vec()),
+    )
+    .await;
+    assert_eq!(stuck, Err(RaftError::LeadershipLost));
+    assert!(!old.node.is_leader());
+    assert_eq!(old.node.leader(), None);
+    assert_eq!(
+        old.node.propose(b"x=1".to_vec()).await,
+        Err(RaftError::NoLeader)
+    );
+    assert_eq!(
+        old.node.ensure_linearizable().await,
+        Err(RaftError::NoLeader)
+    );
+    let m = old.node.metrics();
+    assert_eq!((m.state, m.leader_id), ("Follower", None));
+    assert!(
+        old.node.last_contact_ms() >= 300,
+        "{}",
+        old.node.last_contact_ms()
+    );
+
+    // The majority elects a new leader and takes writes.
+    let rest: Vec<&TestNode> = nodes
+        .iter()
+        .filter(|n| n.node.metrics().node_id != leader)
+        .collect();
+    let new_leader = agreed_leader(&rest).await;
+    assert_ne!(new_leader, leader);
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        let kv = format!("p{i}=during");
+        propose(&rest, &kv).await;
+        acked.push(kv);
+    }
+    // The old leader still knows no leader while cut off.
+    assert_eq!(old.node.leader(), None);
+
+    router.isolate(&addr(leader), false);
+    wait_until("the old leader to follow the new one", || {
+        old.node.leader().map(|l| l.0) == Some(new_leader) && !old.node.is_leader()
+    })
+    .await;
+    let (last, _) = propose(&refs, "after=heal").await;
+    wait_until("every node to hold every acknowledged write", || {
+        nodes.iter().all(|n| {
+            n.node.applied_index() >= last
+                && (0..5).all(|i| n.kv.get(&format!("k{i}")).is_some())
+                && acked.iter().all(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap();
+                    n.kv.get(k).as_deref() == Some(v)
+                })
+        })
+    })
+    .await;
+    assert_eq!(old.node.metrics().state, "Follower");
+    for n in &nodes {
+        n.node.shutdown().await;
+    }
+}

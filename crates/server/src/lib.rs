@@ -524,6 +524,8 @@ fn raft_error(e: proconsul_raft::RaftError) -> RpcError {
         E::ForwardToLeader {
             leader: Some((_, addr)),
         } => RpcError::Unavailable(format!("not the leader; the leader is {addr}")),
+        // Consul's ErrLeadershipLost: the write may or may not have been committed.
+        E::LeadershipLost => RpcError::Internal(e.to_string()),
         E::Shutdown => RpcError::Unavailable("server is shutting down".into()),
         E::Storage(m) | E::Other(m) => RpcError::Internal(m),
     }

@@ -1,0 +1,123 @@
+//! The leader lease: a leader that has not heard from a quorum for a while stops acting as one.
+//!
+//! Consul's Raft (hashicorp/raft) checks on the leader, every `LeaderLeaseTimeout`, whether a
+//! quorum of voters answered within that time, and steps down to follower if not. openraft 0.9
+//! has no such step-down: a leader cut off from the quorum stays `Leader` until it learns of a
+//! higher term. Left alone, a partitioned leader would keep announcing itself, answer default
+//! reads from state the majority has moved past, and hold writes until the partition heals.
+//!
+//! So the effect lives here, not in openraft. openraft tracks when a quorum last acknowledged
+//! the leader (the send time of the newest AppendEntries, heartbeat or not, that a quorum has
+//! answered) and publishes its age in its metrics (`millis_since_quorum_ack`). One task follows
+//! the metrics and records that instant; a just-elected leader counts its election as the first
+//! acknowledgement. While the instant is older than the lease, [`crate::RaftNode`] reports the
+//! node as not leader with no known leader, refuses writes and linearizable reads with
+//! [`crate::RaftError::NoLeader`], and fails a write still waiting for its commit with
+//! [`crate::RaftError::LeadershipLost`] (Consul's `leadership lost while committing log`: the
+//! entry may still commit, the caller cannot know). openraft itself keeps replicating and
+//! heartbeating: if a quorum answers again before anyone else is elected the lease is back, and
+//! once a newer leader's term reaches the node it becomes a follower the usual way. We never
+//! change membership or the node's vote to force a step-down.
+//!
+//! The lease is the minimum election timeout (1 s at `raft_multiplier` 1: five heartbeats,
+//! like Consul's 500 ms lease over 100 ms heartbeats). A follower campaigns only after openraft's
+//! own follower lease (the maximum election timeout) plus an election timeout have passed since
+//! the last heartbeat it accepted, and every acknowledged heartbeat was sent before it was
+//! accepted, so the old leader stops serving leader reads before a new leader can exist.
+
+use std::time::Duration;
+
+use openraft::{BasicNode, RaftMetrics, ServerState};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// The lease as the node's callers see it. Written only by [`run`].
+pub(crate) struct Lease {
+    len: Duration,
+    /// While openraft says this node leads: when a quorum last acknowledged it; else `None`.
+    /// Receivers are woken only when the lease is gained or lost, not on every refresh.
+    acked: watch::Sender<Option<Instant>>,
+}
+
+fn valid(acked: &Option<Instant>, len: Duration, now: Instant) -> bool {
+    acked.is_some_and(|t| now < t + len)
+}
+
+impl Lease {
+    pub(crate) fn new(len: Duration) -> Self {
+        Self {
+            len,
+            acked: watch::Sender::new(None),
+        }
+    }
+
+    /// Whether this node leads with a quorum heard from within the lease.
+    pub(crate) fn held(&self) -> bool {
+        valid(&self.acked.borrow(), self.len, Instant::now())
+    }
+
+    /// When a quorum last acknowledged this node as leader (`None` unless openraft says it
+    /// leads).
+    pub(crate) fn acked(&self) -> Option<Instant> {
+        *self.acked.borrow()
+    }
+
+    /// Resolves once the lease is not held (at once if it is not held now).
+    pub(crate) async fn lost(&self) {
+        let len = self.len;
+        let mut rx = self.acked.subscribe();
+        // An error means the task ended with Raft: the lease is gone as well.
+        let _ = rx.wait_for(|a| !valid(a, len, Instant::now())).await;
+    }
+}
+
+/// Follow openraft's metrics for node `id` and keep `lease` current until Raft stops.
+pub(crate) async fn run(
+    id: u64,
+    lease: std::sync::Arc<Lease>,
+    mut metrics: watch::Receiver<RaftMetrics<u64, BasicNode>>,
+) {
+    let mut leading_since: Option<Instant> = None;
+    let mut announced = false;
+    loop {
+        let now = Instant::now();
+        let acked = {
+            let m = metrics.borrow_and_update();
+            if m.state == ServerState::Leader && m.current_leader == Some(id) {
+                let elected = *leading_since.get_or_insert(now);
+                let quorum = m
+                    .millis_since_quorum_ack
+                    .and_then(|ms| now.checked_sub(Duration::from_millis(ms)));
+                Some(quorum.map_or(elected, |q| q.max(elected)))
+            } else {
+                leading_since = None;
+                None
+            }
+        };
+        let held = valid(&acked, lease.len, now);
+        if announced && !held && acked.is_some() {
+            tracing::warn!(
+                lease_ms = lease.len.as_millis() as u64,
+                "failed to contact a quorum of servers within the leader lease; no longer acting as leader"
+            );
+        } else if !announced && held && leading_since.is_some_and(|t| t < now) {
+            tracing::info!("a quorum answers again; acting as leader");
+        }
+        lease.acked.send_if_modified(|cur| {
+            *cur = acked;
+            held != announced
+        });
+        announced = held;
+        // Wake at expiry even if openraft reports nothing new.
+        let expiry = acked.map(|t| t + lease.len).filter(|e| *e > now);
+        tokio::select! {
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    lease.acked.send_replace(None);
+                    return;
+                }
+            }
+            _ = tokio::time::sleep_until(expiry.unwrap_or(now)), if expiry.is_some() => {}
+        }
+    }
+}
