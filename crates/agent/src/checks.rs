@@ -1,10 +1,15 @@
-//! Check runners: HTTP and TCP probes on an interval, feeding status into the local state.
+//! Check runners: HTTP(S), TCP, gRPC, script and alias probes on an interval, feeding status
+//! into the local state.
 //!
 //! Each runner is one task owned by the agent's tracker and stopped through its own
 //! cancellation token when the check is removed or replaced. A status change triggers an
 //! immediate anti-entropy sync; output-only changes ride along with the next one. Thresholds
 //! (`success_before_passing`, `failures_before_warning`, `failures_before_critical`) follow
-//! Consul's counters.
+//! Consul's counters. TLS (HTTPS and `grpc_use_tls`) lives in `tls`, the gRPC health protocol in
+//! `grpc`.
+
+mod grpc;
+mod tls;
 
 use std::time::Duration;
 
@@ -12,7 +17,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use proconsul_types::{duration, health, CheckDefinition};
 use rand::Rng;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
+
+pub use tls::TlsOptions;
 
 use crate::local::truncate_output;
 use crate::Agent;
@@ -21,6 +29,8 @@ use crate::Agent;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP check bodies are read up to this much (the output keeps 4 KiB of it).
 const MAX_BODY: usize = 64 * 1024;
+/// Redirects an HTTP check follows unless `disable_redirects` (Go's client default).
+const MAX_REDIRECTS: usize = 10;
 
 /// What a runner probes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,50 +45,90 @@ pub enum Probe {
     Script {
         args: Vec<String>,
     },
+    /// `http`: 2xx passing, 429 warning, anything else critical. `https://` URLs use `tls`.
     Http {
         url: String,
         method: String,
         headers: Vec<(String, String)>,
         body: String,
+        tls: TlsOptions,
+        follow_redirects: bool,
     },
     Tcp {
         addr: String,
+    },
+    /// `grpc`: `grpc.health.v1.Health/Check` for `service` at `addr`; SERVING is passing.
+    Grpc {
+        target: String,
+        addr: String,
+        service: String,
+        tls: Option<TlsOptions>,
     },
 }
 
 impl Probe {
     /// The probe of a check definition; `Ok(None)` for checks that do not run (TTL).
     pub fn from_definition(def: &CheckDefinition) -> Result<Option<Probe>, String> {
+        let tls = TlsOptions {
+            skip_verify: def.tls_skip_verify,
+            server_name: def.tls_server_name.clone(),
+        };
         match def.kind() {
             "ttl" => Ok(None),
             "http" => {
-                if def.http.starts_with("https://") {
-                    return Err("HTTPS checks are not supported by this proconsul release yet".into());
-                }
-                if !def.http.starts_with("http://") {
-                    return Err(format!("invalid HTTP check URL {:?}", def.http));
-                }
+                check_http_url(&def.http)?;
                 let headers = def
                     .header
                     .iter()
                     .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
                     .collect();
-                let method = if def.method.is_empty() { "GET".into() } else { def.method.to_uppercase() };
-                Ok(Some(Probe::Http { url: def.http.clone(), method, headers, body: def.body.clone() }))
+                let method = if def.method.is_empty() {
+                    "GET".into()
+                } else {
+                    def.method.to_uppercase()
+                };
+                Ok(Some(Probe::Http {
+                    url: def.http.clone(),
+                    method,
+                    headers,
+                    body: def.body.clone(),
+                    tls,
+                    follow_redirects: !def.disable_redirects,
+                }))
             }
-            "tcp" => Ok(Some(Probe::Tcp { addr: def.tcp.clone() })),
+            "tcp" => Ok(Some(Probe::Tcp {
+                addr: def.tcp.clone(),
+            })),
+            "grpc" => {
+                let (addr, service) = grpc::split_target(&def.grpc)?;
+                Ok(Some(Probe::Grpc {
+                    target: def.grpc.clone(),
+                    addr: addr.to_string(),
+                    service: service.to_string(),
+                    tls: def.grpc_use_tls.then_some(tls),
+                }))
+            }
             "script" => {
-                let args = if def.args.is_empty() { def.script_args.clone() } else { def.args.clone() };
+                let args = if def.args.is_empty() {
+                    def.script_args.clone()
+                } else {
+                    def.args.clone()
+                };
                 Ok(Some(Probe::Script { args }))
             }
-            "alias" => Ok(Some(Probe::Alias { node: def.alias_node.clone(), service: def.alias_service.clone() })),
-            other => Err(format!("{other} checks are not supported by this proconsul release yet (TTL, HTTP, TCP, script and alias checks are)")),
+            "alias" => Ok(Some(Probe::Alias {
+                node: def.alias_node.clone(),
+                service: def.alias_service.clone(),
+            })),
+            other => Err(format!(
+                "{other} checks are not supported by this proconsul release"
+            )),
         }
     }
 
     /// Run once; returns (status, output).
     pub async fn run(&self, timeout: Duration) -> (String, String) {
-        match tokio::time::timeout(timeout, self.run_inner()).await {
+        match tokio::time::timeout(timeout, self.run_inner(timeout)).await {
             Ok(r) => r,
             Err(_) => (
                 health::CRITICAL.into(),
@@ -88,6 +138,9 @@ impl Probe {
                         duration::format(timeout)
                     ),
                     Probe::Tcp { addr } => format!("dial tcp {addr}: i/o timeout"),
+                    Probe::Grpc { .. } => {
+                        "rpc error: code = DeadlineExceeded desc = context deadline exceeded".into()
+                    }
                     Probe::Script { .. } => {
                         format!("Timed out ({}) running check", duration::format(timeout))
                     }
@@ -97,7 +150,7 @@ impl Probe {
         }
     }
 
-    async fn run_inner(&self) -> (String, String) {
+    async fn run_inner(&self, timeout: Duration) -> (String, String) {
         match self {
             Probe::Script { args } => run_script(args).await,
             // Needs the agent's read path: run by `Agent::alias_status` instead.
@@ -115,26 +168,63 @@ impl Probe {
                     format!("dial tcp {addr}: connect: {e}"),
                 ),
             },
+            Probe::Grpc {
+                target,
+                addr,
+                service,
+                tls,
+            } => match grpc::check(addr, service, tls.as_ref(), timeout).await {
+                Ok(grpc::SERVING) => (
+                    health::PASSING.into(),
+                    format!("gRPC check {target}: success"),
+                ),
+                Ok(status) => (
+                    health::CRITICAL.into(),
+                    format!(
+                        "gRPC {target} serving status: {}",
+                        grpc::status_name(status)
+                    ),
+                ),
+                Err(e) => (health::CRITICAL.into(), e),
+            },
             Probe::Http {
                 url,
                 method,
                 headers,
                 body,
-            } => match http_probe(url, method, headers, body).await {
-                Ok((code, reason, text)) => {
-                    let status = match code {
-                        200..=299 => health::PASSING,
-                        429 => health::WARNING,
-                        _ => health::CRITICAL,
-                    };
-                    (
-                        status.into(),
-                        format!("HTTP {method} {url}: {code} {reason} Output: {text}"),
-                    )
+                tls,
+                follow_redirects,
+            } => {
+                let max_redirects = if *follow_redirects { MAX_REDIRECTS } else { 0 };
+                match http_probe(url, method, headers, body, tls, max_redirects).await {
+                    Ok((code, reason, text)) => {
+                        let status = match code {
+                            200..=299 => health::PASSING,
+                            429 => health::WARNING,
+                            _ => health::CRITICAL,
+                        };
+                        (
+                            status.into(),
+                            format!("HTTP {method} {url}: {code} {reason} Output: {text}"),
+                        )
+                    }
+                    Err(e) => (health::CRITICAL.into(), format!("{method} {url}: {e}")),
                 }
-                Err(e) => (health::CRITICAL.into(), format!("{method} {url}: {e}")),
-            },
+            }
         }
+    }
+}
+
+/// An HTTP check's URL must be absolute `http://` or `https://` with a host.
+fn check_http_url(url: &str) -> Result<(), String> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid HTTP check URL {url:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(()),
+        _ => Err(format!(
+            "invalid HTTP check URL {url:?}: expected http:// or https:// and a host"
+        )),
     }
 }
 
@@ -164,63 +254,176 @@ async fn run_script(args: &[String]) -> (String, String) {
     }
 }
 
-/// One HTTP/1.1 request; redirects are not followed.
+/// A connected stream, plain TCP or TLS.
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+
+/// Aborts a connection task when the probe ends (or is dropped by its timeout).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn has_header(headers: &[(String, String)], name: &str) -> bool {
+    headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+}
+
+/// An HTTP check: the request, then up to `max_redirects` redirects (Go's client rules, which
+/// Consul uses: 301/302/303 continue as GET without a body unless the method was GET or HEAD,
+/// 307/308 repeat the method and body; credentials headers only go to the same host).
+/// Returns the final (code, reason, body text).
 async fn http_probe(
     url: &str,
     method: &str,
     headers: &[(String, String)],
     body: &str,
+    tls: &TlsOptions,
+    max_redirects: usize,
 ) -> Result<(u16, String, String), String> {
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
-    let host = uri.host().ok_or("URL has no host")?.to_string();
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+    let first: hyper::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
+    let mut uri = first.clone();
+    let mut method = method.to_string();
+    let mut body = body.to_string();
+    let mut redirects = 0;
+    loop {
+        let same_host = uri.authority() == first.authority();
+        let (code, reason, location, text) =
+            http_once(&uri, &method, headers, &body, tls, same_host)
+                .await
+                .map_err(|e| {
+                    if redirects == 0 {
+                        e
+                    } else {
+                        format!("{e} (after a redirect to {uri})")
+                    }
+                })?;
+        let location = match location {
+            Some(l) if max_redirects > 0 && matches!(code, 301 | 302 | 303 | 307 | 308) => l,
+            _ => return Ok((code, reason, text)),
+        };
+        redirects += 1;
+        if redirects >= max_redirects {
+            return Err(format!("stopped after {max_redirects} redirects"));
+        }
+        uri = resolve_location(&uri, &location)?;
+        if matches!(code, 301..=303) {
+            if method != "GET" && method != "HEAD" {
+                method = "GET".into();
+            }
+            body.clear();
+        }
+    }
+}
+
+/// The URL a `Location` header points to, relative to the request's.
+fn resolve_location(base: &hyper::Uri, location: &str) -> Result<hyper::Uri, String> {
+    let location = location.trim();
+    let scheme = base.scheme_str().unwrap_or("http");
+    let authority = base.authority().map(|a| a.as_str()).unwrap_or("");
+    let absolute = if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_string()
+    } else if let Some(rest) = location.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else {
+        let path = base.path();
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        let dir = if dir.is_empty() { "/" } else { dir };
+        format!("{scheme}://{authority}{dir}{location}")
+    };
+    check_http_url(&absolute)
+        .map_err(|_| format!("failed to follow the redirect to {location:?}"))?;
+    absolute
+        .parse()
+        .map_err(|_| format!("failed to follow the redirect to {location:?}"))
+}
+
+/// One HTTP/1.1 exchange over a fresh connection (TLS for `https`). `same_host`: the user's
+/// `Host` override and credentials headers apply (Go drops them on a redirect elsewhere).
+/// Returns (code, reason, Location, body text).
+async fn http_once(
+    uri: &hyper::Uri,
+    method: &str,
+    headers: &[(String, String)],
+    body: &str,
+    tls: &TlsOptions,
+    same_host: bool,
+) -> Result<(u16, String, Option<String>, String), String> {
+    let https = uri.scheme_str() == Some("https");
+    let host = uri.host().ok_or("URL has no host")?;
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let dial_host = host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = tokio::net::TcpStream::connect((dial_host, port))
         .await
         .map_err(|e| format!("dial tcp {host}:{port}: connect: {e}"))?;
+    let io: Box<dyn Conn> = if https {
+        Box::new(tls::handshake(tcp, host, tls, &[b"http/1.1"]).await?)
+    } else {
+        Box::new(tcp)
+    };
     let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
             .await
             .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(conn);
+    let _driver = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
     let path = uri
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
+    let host_override = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .filter(|_| same_host)
+        .map(|(_, v)| v.as_str());
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
     let mut req = hyper::Request::builder()
         .method(method)
         .uri(path)
-        .header(
-            hyper::header::HOST,
-            uri.authority().map(|a| a.as_str()).unwrap_or(&host),
-        )
-        .header(hyper::header::USER_AGENT, "Consul Health Check")
-        .header(hyper::header::ACCEPT, "text/plain, text/*, */*");
+        .header(hyper::header::HOST, host_override.unwrap_or(authority));
+    if !has_header(headers, "user-agent") {
+        req = req.header(hyper::header::USER_AGENT, "Consul Health Check");
+    }
+    if !has_header(headers, "accept") {
+        req = req.header(hyper::header::ACCEPT, "text/plain, text/*, */*");
+    }
+    // Consul's check client disables keep-alives.
+    req = req.header(hyper::header::CONNECTION, "close");
+    const CREDENTIALS: [&str; 4] = ["authorization", "www-authenticate", "cookie", "cookie2"];
     for (k, v) in headers {
+        let sensitive = CREDENTIALS.iter().any(|c| k.eq_ignore_ascii_case(c));
+        if k.eq_ignore_ascii_case("host") || (sensitive && !same_host) {
+            continue;
+        }
         req = req.header(k.as_str(), v.as_str());
     }
     let req = req
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string());
-    let result = match resp {
-        Ok(resp) => {
-            let code = resp.status();
-            let body = Limited::new(resp.into_body(), MAX_BODY).collect().await;
-            let text = match body {
-                Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
-                Err(_) => String::from("(body too large)"),
-            };
-            Ok((
-                code.as_u16(),
-                code.canonical_reason().unwrap_or("").to_string(),
-                text,
-            ))
-        }
-        Err(e) => Err(e),
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let code = resp.status();
+    let location = resp
+        .headers()
+        .get(hyper::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string);
+    let body = Limited::new(resp.into_body(), MAX_BODY).collect().await;
+    let text = match body {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(_) => String::from("(body too large)"),
     };
-    driver.abort();
-    result
+    Ok((
+        code.as_u16(),
+        code.canonical_reason().unwrap_or("").to_string(),
+        location,
+        text,
+    ))
 }
 
 /// Consul's flap thresholds: consecutive results needed before a status change takes effect.
@@ -422,6 +625,8 @@ mod tests {
             method: "GET".into(),
             headers: vec![],
             body: String::new(),
+            tls: TlsOptions::default(),
+            follow_redirects: false,
         };
         let (s, o) = http("/ok").run(t).await;
         assert_eq!(s, "passing");
@@ -459,6 +664,8 @@ mod tests {
             method: "GET".into(),
             headers: vec![],
             body: String::new(),
+            tls: TlsOptions::default(),
+            follow_redirects: false,
         }
     }
 }

@@ -33,7 +33,7 @@ pub struct LocalCheck {
     /// TTL checks: the TTL and when it runs out.
     pub ttl: Option<Duration>,
     pub ttl_deadline: Option<Instant>,
-    /// HTTP/TCP checks: what to probe, and the running prober's stop token.
+    /// Running checks (HTTP, TCP, gRPC, script, alias): what to probe.
     pub probe: Option<Probe>,
     pub runner: Option<CancellationToken>,
     /// When the check last turned critical (for `deregister_critical_service_after`).
@@ -468,8 +468,8 @@ pub fn service_from_definition(def: &ServiceDefinition) -> Result<NodeService, R
     })
 }
 
-/// Validate a check definition and build its catalog entry. TTL, HTTP and TCP checks run in
-/// this release; other types are refused with a clear message rather than left silently critical.
+/// Validate a check definition and build its catalog entry (TTL, HTTP(S), TCP, gRPC, script and
+/// alias checks); a bad URL or gRPC target is refused here rather than left silently critical.
 pub fn check_from_definition(
     node: &str,
     def: &CheckDefinition,

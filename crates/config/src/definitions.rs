@@ -213,6 +213,21 @@ fn check(ctx: &str, obj: Map<String, Value>, need_name: bool) -> Result<CheckDef
             def.status
         ));
     }
+    if !def.http.is_empty() {
+        let rest = def
+            .http
+            .strip_prefix("http://")
+            .or_else(|| def.http.strip_prefix("https://"));
+        if !rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) {
+            return Err(format!(
+                "{ctx}: http: invalid URL {:?}: expected http:// or https:// and a host",
+                def.http
+            ));
+        }
+    }
+    if !def.grpc.is_empty() {
+        proconsul_types::split_grpc_target(&def.grpc).map_err(|e| format!("{ctx}: grpc: {e}"))?;
+    }
     Ok(def)
 }
 
@@ -265,6 +280,26 @@ mod tests {
         assert_eq!(e, "check: missing name");
         let e = checks(json!([{"name": "n", "ttl": "1s", "status": "ok"}])).unwrap_err();
         assert!(e.starts_with("check \"n\": status"), "{e}");
+        let e = services(
+            json!({"name": "w", "check": {"http": "localhost:80/health", "interval": "1s"}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "service \"w\": check: http: invalid URL \"localhost:80/health\": expected http:// or https:// and a host"
+        );
+        let e = checks(json!({"name": "g", "grpc": "localhost", "interval": "1s"})).unwrap_err();
+        assert_eq!(
+            e,
+            "check \"g\": grpc: invalid gRPC target \"localhost\": expected host:port or host:port/service"
+        );
+        let ok = checks(
+            json!({"name": "g", "grpc": "127.0.0.1:50051/web", "grpc_use_tls": true,
+            "tls_skip_verify": true, "tls_server_name": "web.local", "interval": "1s"}),
+        )
+        .unwrap();
+        assert!(ok[0].grpc_use_tls && ok[0].tls_skip_verify);
+        assert_eq!(ok[0].tls_server_name, "web.local");
         assert_eq!(
             checks(json!({"name": "mem", "args": ["/bin/true"], "interval": "5s"}))
                 .unwrap()

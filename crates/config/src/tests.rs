@@ -358,6 +358,18 @@ fn errors_name_file_and_key() {
             f.display()
         )
     );
+    let f = write(
+        dir.path(),
+        "g.hcl",
+        "service {\n  name = \"web\"\n  check {\n    grpc = \"web.local/health\"\n    interval = \"10s\"\n  }\n}\n",
+    );
+    assert_eq!(
+        err_text(&with_files(vec![f.clone()])),
+        format!(
+            "config: failed to parse {}: service \"web\": check: grpc: invalid gRPC target \"web.local/health\": expected host:port or host:port/service",
+            f.display()
+        )
+    );
     let f = write(dir.path(), "d.hcl", "retry_interval = \"30\"\n");
     let e = err_text(&with_files(vec![f.clone()]));
     assert!(

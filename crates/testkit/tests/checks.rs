@@ -82,7 +82,7 @@ async fn http_check_follows_the_service() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_check_and_unsupported_types() {
+async fn tcp_check_and_invalid_targets() {
     let a = TestAgent::dev().await;
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -103,7 +103,7 @@ async fn tcp_check_and_unsupported_types() {
     })
     .await;
 
-    // an interval is required; unsupported kinds are refused plainly; nothing is registered
+    // an interval is required; bad targets are refused plainly; nothing is registered
     let r = a
         .put(
             "/v1/agent/check/register",
@@ -115,11 +115,23 @@ async fn tcp_check_and_unsupported_types() {
     let r = a
         .put(
             "/v1/agent/check/register",
-            br#"{"Name":"g","GRPC":"127.0.0.1:1","Interval":"1s"}"#,
+            br#"{"Name":"g","GRPC":"127.0.0.1","Interval":"1s"}"#,
         )
         .await;
     assert_eq!(r.status, 400);
-    assert!(r.text().contains("not supported"), "{}", r.text());
+    assert!(
+        r.text().contains("expected host:port or host:port/service"),
+        "{}",
+        r.text()
+    );
+    let r = a
+        .put(
+            "/v1/agent/check/register",
+            br#"{"Name":"g","HTTP":"ftp://x/","Interval":"1s"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("invalid HTTP check URL"), "{}", r.text());
     assert!(a.get("/v1/agent/checks").await.json().get("x").is_none());
     assert!(a.get("/v1/agent/checks").await.json().get("g").is_none());
 

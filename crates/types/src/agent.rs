@@ -80,6 +80,32 @@ impl CheckDefinition {
     }
 }
 
+/// Split a gRPC check's target, `host:port` or `host:port/service`, into the address to dial
+/// and the service to ask about (empty: the whole server). IPv6 hosts are bracketed.
+pub fn split_grpc_target(target: &str) -> Result<(&str, &str), String> {
+    let (addr, service) = target.split_once('/').unwrap_or((target, ""));
+    let valid = match addr.rsplit_once(':') {
+        Some((host, port)) => {
+            let host_ok = if let Some(inner) = host.strip_prefix('[') {
+                inner.strip_suffix(']').is_some_and(|h| !h.is_empty())
+            } else {
+                !host.is_empty() && !host.contains(':')
+            };
+            host_ok
+                && !host.chars().any(|c| c.is_whitespace())
+                && port.parse::<u16>().is_ok_and(|p| p != 0)
+        }
+        None => false,
+    };
+    if valid {
+        Ok((addr, service))
+    } else {
+        Err(format!(
+            "invalid gRPC target {target:?}: expected host:port or host:port/service"
+        ))
+    }
+}
+
 /// Body of `PUT /v1/agent/service/register` (and a `service {}` block in config files).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -282,4 +308,43 @@ pub struct OperatorHealth {
     pub healthy: bool,
     pub failure_tolerance: usize,
     pub servers: Vec<ServerHealth>,
+}
+
+#[cfg(test)]
+mod grpc_target_tests {
+    use super::split_grpc_target;
+
+    #[test]
+    fn grpc_targets() {
+        assert_eq!(
+            split_grpc_target("127.0.0.1:50051"),
+            Ok(("127.0.0.1:50051", ""))
+        );
+        assert_eq!(
+            split_grpc_target("db.local:9000/web"),
+            Ok(("db.local:9000", "web"))
+        );
+        assert_eq!(
+            split_grpc_target("[::1]:9000/a/b"),
+            Ok(("[::1]:9000", "a/b"))
+        );
+        for bad in [
+            "",
+            "host",
+            ":80",
+            "host:",
+            "host:0",
+            "host:99999",
+            "::1:80",
+            "[]:80",
+            "a b:80",
+            "/web",
+        ] {
+            let e = split_grpc_target(bad).unwrap_err();
+            assert!(
+                e.contains("expected host:port or host:port/service"),
+                "{bad}: {e}"
+            );
+        }
+    }
 }
