@@ -98,6 +98,10 @@ struct AgentInner {
     /// Wakes the anti-entropy task after a local change.
     sync_wake: tokio::sync::Notify,
     sync_lock: tokio::sync::Mutex<()>,
+    /// Immediate syncs asked for so far, and the count the last pass to start covered: a
+    /// caller whose request a later-started pass covers does not run one of its own.
+    sync_requested: AtomicU64,
+    sync_covered: AtomicU64,
     /// When each check was last written to the catalog (`check_update_interval`).
     output_synced: Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
     events: Mutex<VecDeque<UserEvent>>,
@@ -213,6 +217,8 @@ impl Agent {
                 },
                 sync_wake: tokio::sync::Notify::new(),
                 sync_lock: tokio::sync::Mutex::new(()),
+                sync_requested: AtomicU64::new(0),
+                sync_covered: AtomicU64::new(0),
                 output_synced: Mutex::new(std::collections::HashMap::new()),
                 events: Mutex::new(VecDeque::new()),
                 rexec_running: std::sync::atomic::AtomicUsize::new(0),
@@ -495,8 +501,18 @@ impl Agent {
     }
 
     /// Sync now, and make sure the background loop will retry if this fails.
+    /// Sync a local change to the catalog now; returns once a pass that started after the
+    /// change has finished. Concurrent callers share passes: a burst of changes (a thousand
+    /// checks turning passing after start) costs a few full diffs, not one each.
     pub(crate) async fn sync_changes(&self) {
-        if let Err(e) = self.sync_once().await {
+        let ticket = self.inner.sync_requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let _guard = self.inner.sync_lock.lock().await;
+        if self.inner.sync_covered.load(Ordering::SeqCst) >= ticket {
+            return; // a pass that started after our change has run (its failure re-armed AE)
+        }
+        let covered = self.inner.sync_requested.load(Ordering::SeqCst);
+        self.inner.sync_covered.store(covered, Ordering::SeqCst);
+        if let Err(e) = self.sync_pass().await {
             tracing::debug!(target: "agent", error = %e, "immediate sync failed; anti-entropy will retry");
             self.inner.sync_wake.notify_one();
         }

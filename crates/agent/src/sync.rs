@@ -50,6 +50,11 @@ impl Agent {
     /// One anti-entropy pass. Serialised: concurrent callers wait for each other.
     pub(crate) async fn sync_once(&self) -> Result<(), RpcError> {
         let _guard = self.inner.sync_lock.lock().await;
+        self.sync_pass().await
+    }
+
+    /// One pass; the caller holds `sync_lock`.
+    pub(crate) async fn sync_pass(&self) -> Result<(), RpcError> {
         let node = self.inner.node_name.clone();
         let stale = QueryOptions {
             consistency: Consistency::Stale,
