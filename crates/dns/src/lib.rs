@@ -18,6 +18,8 @@
 //! `connect`/`ingress`/`virtual` names, WAN address translation.
 
 mod answer;
+#[cfg(target_os = "linux")]
+mod batch;
 mod cache;
 mod handler;
 mod limits;

@@ -137,6 +137,87 @@ async fn bind_pair(addr: SocketAddr) -> Result<(Vec<UdpSocket>, TcpListener), Dn
     ))
 }
 
+/// Answer one query the slow way, in its own task: bounded by `slots` (dropped when full).
+fn spawn_query<B: DnsBackend>(
+    socket: &Arc<UdpSocket>,
+    handler: &Handler<B>,
+    slots: &Arc<Semaphore>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    packet: Vec<u8>,
+    peer: SocketAddr,
+) {
+    let Ok(permit) = slots.clone().try_acquire_owned() else {
+        tracing::debug!(%peer, "dns: too many udp queries in flight, dropping");
+        return;
+    };
+    let (socket, handler, shutdown) = (socket.clone(), handler.clone(), shutdown.clone());
+    tracker.spawn(async move {
+        let _permit = permit;
+        let reply = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            r = handler.handle(&packet, Transport::Udp) => r,
+        };
+        if let Some(reply) = reply {
+            if let Err(e) = socket.send_to(&reply, peer).await {
+                tracing::debug!(error = %e, %peer, "dns: udp send failed");
+            }
+        }
+    });
+}
+
+/// Take queries in batches (`recvmmsg`), answer cached ones inline and send those answers in
+/// one batch (`sendmmsg`); the rest get a task each.
+#[cfg(target_os = "linux")]
+async fn udp_loop<B: DnsBackend>(
+    socket: Arc<UdpSocket>,
+    handler: Handler<B>,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    use crate::batch::{send_all, RecvBatch, BATCH};
+    let mut batch = RecvBatch::new();
+    let mut replies = Vec::with_capacity(BATCH);
+    loop {
+        let n = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            r = batch.recv(&socket) => match r {
+                Ok(n) => n,
+                Err(e) => {
+                    // e.g. ECONNREFUSED from an earlier send: per packet, not fatal.
+                    tracing::debug!(error = %e, "dns: udp receive failed");
+                    continue;
+                }
+            },
+        };
+        replies.clear();
+        for i in 0..n {
+            let Some((packet, peer)) = batch.get(i) else {
+                continue;
+            };
+            match handler.cached(packet, Transport::Udp) {
+                Some(reply) => replies.push((reply, peer)),
+                None => spawn_query(
+                    &socket,
+                    &handler,
+                    &slots,
+                    &tracker,
+                    &shutdown,
+                    packet.to_vec(),
+                    peer,
+                ),
+            }
+        }
+        if !replies.is_empty() {
+            send_all(&socket, &replies).await;
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
 async fn udp_loop<B: DnsBackend>(
     socket: Arc<UdpSocket>,
     handler: Handler<B>,

@@ -703,3 +703,40 @@ async fn a_dns_port_in_use_is_an_error() {
     .await;
     assert!(second.is_err(), "a second server bound the same DNS port");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_udp_queries_is_answered_in_full() {
+    // Queries sent back to back arrive in batches (recvmmsg) and cached answers leave in
+    // batches (sendmmsg): every one must come back once, to its sender, with its own ID.
+    let s = start().await;
+    let mut socks = Vec::new();
+    for _ in 0..4 {
+        socks.push(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    }
+    for (k, sock) in socks.iter().enumerate() {
+        for i in 0..50u16 {
+            let mut q = query("web.service.consul.", RecordType::SRV, None);
+            q.metadata.id = (k as u16) * 1000 + i;
+            sock.send_to(&q.to_vec().unwrap(), s.addr).await.unwrap();
+        }
+    }
+    for (k, sock) in socks.iter().enumerate() {
+        let mut ids = BTreeSet::new();
+        let mut buf = vec![0u8; 4096];
+        while ids.len() < 50 {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+                .await
+                .expect("every query answered")
+                .unwrap();
+            let m = Message::from_vec(&buf[..n]).unwrap();
+            assert_eq!(m.answers.len(), 2);
+            assert!(
+                ids.insert(m.metadata.id),
+                "duplicate answer {}",
+                m.metadata.id
+            );
+        }
+        let want: BTreeSet<u16> = (0..50u16).map(|i| (k as u16) * 1000 + i).collect();
+        assert_eq!(ids, want);
+    }
+}
