@@ -240,31 +240,22 @@ async fn udp_loop<B: DnsBackend>(
             },
         };
         // Cached answers are cheap and need no task: reply inline.
-        if let Some(reply) = handler.cached(&buf[..n], Transport::Udp) {
-            if let Err(e) = socket.send_to(&reply, peer).await {
-                tracing::debug!(error = %e, %peer, "dns: udp send failed");
-            }
-            continue;
-        }
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "dns: too many udp queries in flight, dropping");
-            continue;
-        };
-        let packet = buf[..n].to_vec();
-        let (socket, handler, shutdown) = (socket.clone(), handler.clone(), shutdown.clone());
-        tracker.spawn(async move {
-            let _permit = permit;
-            let reply = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return,
-                r = handler.handle(&packet, Transport::Udp) => r,
-            };
-            if let Some(reply) = reply {
+        match handler.cached(&buf[..n], Transport::Udp) {
+            Some(reply) => {
                 if let Err(e) = socket.send_to(&reply, peer).await {
                     tracing::debug!(error = %e, %peer, "dns: udp send failed");
                 }
             }
-        });
+            None => spawn_query(
+                &socket,
+                &handler,
+                &slots,
+                &tracker,
+                &shutdown,
+                buf[..n].to_vec(),
+                peer,
+            ),
+        }
     }
 }
 

@@ -4,13 +4,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{
-    cli, cli_command, free_port, isolated_config, start_dev, stderr, stdout, wait_for, Proc, BIN,
+    cli, cli_command, cli_with_stdin, free_port, isolated_config, start_dev, stderr, stdout,
+    wait_for, Proc, BIN,
 };
 
 fn http_put(port: u16, path: &str) -> Option<u16> {
@@ -83,18 +84,7 @@ fn kv_export_import_info_lock_services_and_maint() {
         .success());
     assert_eq!(stdout(&cli(port, &["kv", "export", "app"])), "[]\n");
 
-    let mut child = cli_command(port, &["kv", "import", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exported.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = cli_with_stdin(port, &["kv", "import", "-"], exported.as_bytes());
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(
         stdout(&o),

@@ -14,17 +14,7 @@ use common::*;
 /// A dev agent named n1 with every port free and `extra` top-level JSON fields.
 fn dev_agent(dir: &Path, extra: &str) -> (Proc, u16) {
     let http = free_port();
-    let cfg = dir.join("agent.json");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"{{{extra} "ports": {{"http": {http}, "dns": -1, "grpc": -1, "server": {}, "serf_lan": {}, "serf_wan": {}}}}}"#,
-            free_port(),
-            free_port(),
-            free_port()
-        ),
-    )
-    .unwrap();
+    let cfg = isolated_config_with(dir, http, extra);
     let agent = start_dev(&cfg, http, &dir.join("agent.log"));
     (agent, http)
 }
@@ -98,19 +88,7 @@ fn exec_runs_when_enabled_and_cleans_up() {
     let out = stdout(&o);
     assert!(out.contains("==> n1: acknowledged\n"), "{out}");
     assert!(out.contains("    n1: a b-c\n"), "{out}");
-    let mut child = cli_command(port, &["exec", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"#!/bin/sh\necho from-script\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = cli_with_stdin(port, &["exec", "-"], b"#!/bin/sh\necho from-script\n");
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(
         stdout(&o).contains("    n1: from-script\n"),

@@ -36,11 +36,16 @@ pub fn ports_config(dir: &Path, port: u16) -> PathBuf {
 
 /// Every port of an agent: HTTP as given, server RPC and Serf LAN/WAN on free ones.
 pub fn isolated_config(dir: &Path, http: u16) -> PathBuf {
+    isolated_config_with(dir, http, "")
+}
+
+/// [`isolated_config`] with `extra` top-level JSON fields (each followed by a comma).
+pub fn isolated_config_with(dir: &Path, http: u16, extra: &str) -> PathBuf {
     let p = dir.join("ports.json");
     std::fs::write(
         &p,
         format!(
-            r#"{{"ports": {{"http": {http}, "dns": -1, "grpc": -1, "server": {}, "serf_lan": {}, "serf_wan": {}}}}}"#,
+            r#"{{{extra} "ports": {{"http": {http}, "dns": -1, "grpc": -1, "server": {}, "serf_lan": {}, "serf_wan": {}}}}}"#,
             free_port(),
             free_port(),
             free_port()
@@ -95,6 +100,18 @@ pub fn cli_command(port: u16, args: &[&str]) -> Command {
         .env_remove("CONSUL_HTTP_TOKEN")
         .env_remove("CONSUL_HTTP_TOKEN_FILE");
     c
+}
+
+/// A CLI command against the agent on `port`, given `stdin`.
+pub fn cli_with_stdin(port: u16, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = cli_command(port, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 pub fn cli(port: u16, args: &[&str]) -> Output {
