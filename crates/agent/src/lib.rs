@@ -26,8 +26,8 @@ use std::time::Duration;
 use proconsul_config::{AgentFlags, RuntimeConfig};
 use proconsul_server::{Server, ServerOptions};
 use proconsul_types::{
-    member_status, AgentMember, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RpcError,
-    UserEvent, WriteRequest, WriteResponse,
+    member_status, AgentMember, CheckDefinition, QueryMeta, QueryOptions, ReadRequest,
+    ReadResponse, RpcError, ServiceDefinition, UserEvent, WriteRequest, WriteResponse,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -74,7 +74,10 @@ pub struct Agent {
 }
 
 struct AgentInner {
-    config: RwLock<RuntimeConfig>,
+    /// The running config, shared: callers take an `Arc`, never a deep copy. Its `services`
+    /// and `checks` are empty — once loaded, the definitions live only in `local`, so a
+    /// config declaring thousands of checks is not held twice.
+    config: RwLock<Arc<RuntimeConfig>>,
     /// The flags the agent was started with, re-applied on reload.
     flags: AgentFlags,
     node_name: String,
@@ -197,9 +200,11 @@ impl Agent {
             .filter_map(|l| l.local_addr().ok())
             .collect();
 
+        let services = std::mem::take(&mut config.services);
+        let checks = std::mem::take(&mut config.checks);
         let agent = Agent {
             inner: Arc::new(AgentInner {
-                config: RwLock::new(config.clone()),
+                config: RwLock::new(Arc::new(config.clone())),
                 flags,
                 node_name,
                 node_id,
@@ -230,7 +235,8 @@ impl Agent {
                 tasks,
             }),
         };
-        agent.load_config_definitions(&config)?;
+        agent.load_config_definitions(&services, &checks)?;
+        drop((services, checks));
         agent.load_persisted();
         agent.start_check_runners();
 
@@ -272,14 +278,18 @@ impl Agent {
     }
 
     /// Register the services and checks the config files define.
-    fn load_config_definitions(&self, cfg: &RuntimeConfig) -> Result<(), AgentError> {
-        for s in &cfg.services {
+    fn load_config_definitions(
+        &self,
+        services: &[ServiceDefinition],
+        checks: &[CheckDefinition],
+    ) -> Result<(), AgentError> {
+        for s in services {
             self.inner
                 .local
                 .add_service(&self.inner.node_name, s, true, true)
                 .map_err(|e| AgentError::Config(format!("service {:?}: {e}", s.name)))?;
         }
-        for c in &cfg.checks {
+        for c in checks {
             self.inner
                 .local
                 .add_check(&self.inner.node_name, c, true)
@@ -392,7 +402,7 @@ impl Agent {
         }
     }
 
-    fn config(&self) -> RuntimeConfig {
+    fn config(&self) -> Arc<RuntimeConfig> {
         self.inner.config.read().unwrap().clone()
     }
 
@@ -541,7 +551,10 @@ impl Agent {
         }
     }
 
+    /// TTL expiry every 100 ms (a scan only once a deadline has passed); the critical-service
+    /// reaper, which walks every check, once a second (Consul's runs every 30 s).
     async fn ttl_loop(&self) {
+        let mut tick: u32 = 0;
         loop {
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => return,
@@ -549,7 +562,13 @@ impl Agent {
             }
             let now = tokio::time::Instant::now();
             let mut changed = self.inner.local.expire_ttls(now);
-            for id in self.inner.local.reap_critical(now) {
+            tick = tick.wrapping_add(1);
+            let reaped = if tick % 10 == 0 {
+                self.inner.local.reap_critical(now)
+            } else {
+                Vec::new()
+            };
+            for id in reaped {
                 tracing::info!(target: "agent", service = %id, "removed service: critical longer than deregister_critical_service_after");
                 if let Some(p) = &self.inner.persisted {
                     p.remove_service(&id, &[]);
@@ -726,7 +745,7 @@ impl Agent {
 
     /// Re-read config files and apply service/check changes.
     async fn reload(&self) -> Result<(), RpcError> {
-        let new = proconsul_config::load(&self.inner.flags)
+        let mut new = proconsul_config::load(&self.inner.flags)
             .map_err(|e| RpcError::Internal(format!("Failed to reload configs: {e}")))?;
         // Validate every definition before touching the running state.
         let scratch = LocalState::default();
@@ -758,7 +777,9 @@ impl Agent {
         self.inner
             .dns_max_stale_ms
             .store(millis(new.dns.max_stale), Ordering::Relaxed);
-        *self.inner.config.write().unwrap() = new;
+        new.services.clear();
+        new.checks.clear();
+        *self.inner.config.write().unwrap() = Arc::new(new);
         self.start_check_runners();
         self.notify_observers();
         tracing::info!(target: "agent", "configuration reloaded");
@@ -820,13 +841,15 @@ async fn run_async(
 ) -> i32 {
     let tap = logging::init(&config.log_level, config.log_json);
     println!("==> Starting Proconsul agent...");
-    let agent = match Agent::start(config.clone(), flags).await {
+    let agent = match Agent::start(config, flags).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("==> Error starting agent: {e}");
             return 1;
         }
     };
+    // The agent's own (shared) copy, without the service/check definitions it has loaded.
+    let config = agent.config();
     agent.attach_log_tap(tap);
     print_banner(&agent, &config);
     for w in &config.warnings {

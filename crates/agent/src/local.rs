@@ -5,7 +5,7 @@
 //! only the config-sourced ones.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proconsul_types::{
@@ -15,7 +15,7 @@ use proconsul_types::{
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::checks::Probe;
+use crate::checks::{Probe, Schedule};
 
 /// A service registered on this agent.
 #[derive(Debug, Clone)]
@@ -28,13 +28,18 @@ pub struct LocalService {
 #[derive(Debug, Clone)]
 pub struct LocalCheck {
     pub check: HealthCheck,
-    pub definition: CheckDefinition,
     pub from_config: bool,
+    /// Whether the definition gave a status (re-registering without one keeps the current).
+    pub status_given: bool,
+    /// `deregister_critical_service_after`, parsed.
+    pub deregister_after: Option<Duration>,
     /// TTL checks: the TTL and when it runs out.
     pub ttl: Option<Duration>,
     pub ttl_deadline: Option<Instant>,
-    /// Running checks (HTTP, TCP, gRPC, script, alias): what to probe.
-    pub probe: Option<Probe>,
+    /// Running checks (HTTP, TCP, gRPC, script, alias): what to probe and how often. Boxed:
+    /// an agent may hold thousands of TTL checks, which have none. Only what the runner and
+    /// the catalog need is kept, not the whole definition.
+    pub probe: Option<Box<(Probe, Schedule)>>,
     pub runner: Option<CancellationToken>,
     /// When the check last turned critical (for `deregister_critical_service_after`).
     pub critical_since: Option<Instant>,
@@ -54,10 +59,24 @@ pub struct LocalState {
     inner: Mutex<Tables>,
 }
 
+/// Checks are shared (`Arc`) so a snapshot for anti-entropy costs a pointer per check rather
+/// than a deep copy of thousands of them; a check changed while a snapshot is out is copied
+/// then (`Arc::make_mut`), and only that one.
 #[derive(Default, Clone)]
 pub struct Tables {
     pub services: BTreeMap<String, LocalService>,
-    pub checks: BTreeMap<String, LocalCheck>,
+    pub checks: BTreeMap<String, Arc<LocalCheck>>,
+    /// No TTL runs out before this: the 100 ms expiry tick skips its scan of every check until
+    /// then. Only ever moved earlier outside `expire_ttls` (a deadline set anywhere lowers it).
+    next_ttl_expiry: Option<Instant>,
+}
+
+impl Tables {
+    fn note_ttl_deadline(&mut self, deadline: Option<Instant>) {
+        if let Some(d) = deadline {
+            self.next_ttl_expiry = Some(self.next_ttl_expiry.map_or(d, |n| n.min(d)));
+        }
+    }
 }
 
 /// The check ID of node maintenance mode.
@@ -69,7 +88,7 @@ pub const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
 pub const TTL_EXPIRED: &str = "TTL expired";
 
 impl LocalState {
-    /// A copy of everything (for sync and listings).
+    /// A copy of everything (for sync and listings); checks are shared, not copied.
     pub fn snapshot(&self) -> Tables {
         self.inner.lock().unwrap().clone()
     }
@@ -120,7 +139,7 @@ impl LocalState {
             let id = c.check.check_id.clone();
             // Re-registering keeps the current status of an existing check unless one is given.
             let c = match t.checks.get(&id) {
-                Some(old) if c.definition.status.is_empty() => LocalCheck {
+                Some(old) if !c.status_given => LocalCheck {
                     check: HealthCheck {
                         status: old.check.status.clone(),
                         output: old.check.output.clone(),
@@ -131,7 +150,8 @@ impl LocalState {
                 },
                 _ => c,
             };
-            if let Some(old) = t.checks.insert(id, c) {
+            t.note_ttl_deadline(c.ttl_deadline);
+            if let Some(old) = t.checks.insert(id, Arc::new(c)) {
                 old.stop();
             }
         }
@@ -190,7 +210,8 @@ impl LocalState {
             }
         };
         let c = check_from_definition(node, &def, svc.as_ref(), from_config)?;
-        if let Some(old) = t.checks.insert(c.check.check_id.clone(), c) {
+        t.note_ttl_deadline(c.ttl_deadline);
+        if let Some(old) = t.checks.insert(c.check.check_id.clone(), Arc::new(c)) {
             old.stop();
         }
         Ok(def)
@@ -247,16 +268,17 @@ impl LocalState {
         let changed = t.checks.get(&id).is_none_or(|c| c.check != check);
         t.checks.insert(
             id,
-            LocalCheck {
+            Arc::new(LocalCheck {
                 check,
-                definition: CheckDefinition::default(),
                 from_config: false,
+                status_given: true,
+                deregister_after: None,
                 ttl: None,
                 ttl_deadline: None,
                 probe: None,
                 runner: None,
                 critical_since: None,
-            },
+            }),
         );
         Ok(changed)
     }
@@ -277,14 +299,15 @@ impl LocalState {
     pub fn take_unstarted(
         &self,
         parent: &CancellationToken,
-    ) -> Vec<(String, CheckDefinition, Probe, CancellationToken)> {
+    ) -> Vec<(String, Schedule, Probe, CancellationToken)> {
         let mut t = self.inner.lock().unwrap();
         let mut out = Vec::new();
         for (id, c) in t.checks.iter_mut() {
-            if let (Some(probe), None) = (&c.probe, &c.runner) {
+            if let (Some(run), None) = (&c.probe, &c.runner) {
+                let (probe, schedule) = (**run).clone();
                 let token = parent.child_token();
-                c.runner = Some(token.clone());
-                out.push((id.clone(), c.definition.clone(), probe.clone(), token));
+                Arc::make_mut(c).runner = Some(token.clone());
+                out.push((id.clone(), schedule, probe, token));
             }
         }
         out
@@ -297,13 +320,20 @@ impl LocalState {
         let Some(c) = t.checks.get_mut(id) else {
             return false;
         };
-        c.check.output = output.to_string();
-        match status {
-            Some(s) if s != c.check.status => {
+        let new_status = status.filter(|s| *s != c.check.status);
+        if new_status.is_none() && c.check.output == output {
+            return false; // the common case: nothing to write
+        }
+        let c = Arc::make_mut(c);
+        if c.check.output != output {
+            c.check.output = output.to_string();
+        }
+        match new_status {
+            Some(s) => {
                 c.check.status = s.to_string();
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
@@ -318,9 +348,12 @@ impl LocalState {
                 "CheckID \"{id}\" does not have associated TTL"
             )));
         };
+        let c = Arc::make_mut(c);
         c.check.status = status.to_string();
         c.check.output = truncate_output(output);
         c.ttl_deadline = Some(Instant::now() + ttl);
+        let deadline = c.ttl_deadline;
+        t.note_ttl_deadline(deadline);
         Ok(())
     }
 
@@ -328,9 +361,16 @@ impl LocalState {
     pub fn expire_ttls(&self, now: Instant) -> bool {
         let mut changed = false;
         let mut t = self.inner.lock().unwrap();
+        if t.next_ttl_expiry.is_none_or(|n| n > now) {
+            return false;
+        }
+        let mut next: Option<Instant> = None;
         for c in t.checks.values_mut() {
             if let Some(deadline) = c.ttl_deadline {
-                if deadline <= now {
+                if deadline > now {
+                    next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                } else {
+                    let c = Arc::make_mut(c);
                     c.ttl_deadline = None;
                     if c.check.status != health::CRITICAL || c.check.output != TTL_EXPIRED {
                         c.check.status = health::CRITICAL.to_string();
@@ -340,6 +380,7 @@ impl LocalState {
                 }
             }
         }
+        t.next_ttl_expiry = next;
         changed
     }
 
@@ -349,13 +390,19 @@ impl LocalState {
         let mut t = self.inner.lock().unwrap();
         let mut reap = Vec::new();
         for c in t.checks.values_mut() {
+            // Only checks that can reap their service track how long they have been critical.
+            let Some(after) = c.deregister_after else {
+                continue;
+            };
             if c.check.status != health::CRITICAL {
-                c.critical_since = None;
+                if c.critical_since.is_some() {
+                    Arc::make_mut(c).critical_since = None;
+                }
                 continue;
             }
-            let since = *c.critical_since.get_or_insert(now);
-            let Ok(after) = duration::parse(&c.definition.deregister_critical_service_after) else {
-                continue;
+            let since = match c.critical_since {
+                Some(since) => since,
+                None => *Arc::make_mut(c).critical_since.insert(now),
             };
             if !c.check.service_id.is_empty()
                 && now.duration_since(since) >= after
@@ -532,13 +579,18 @@ pub fn check_from_definition(
         timeout: def.timeout.clone(),
         ..Default::default()
     };
+    let deregister_after = duration::parse(&def.deregister_critical_service_after).ok();
     Ok(LocalCheck {
         check,
-        definition: def.clone(),
         from_config,
+        status_given: !def.status.is_empty(),
+        deregister_after,
         ttl,
         ttl_deadline: ttl.map(|t| Instant::now() + t),
-        probe,
+        probe: probe.map(|p| {
+            let schedule = Schedule::of(def, &p);
+            Box::new((p, schedule))
+        }),
         runner: None,
         critical_since: None,
     })

@@ -10,6 +10,7 @@
 mod commands;
 mod config_watches;
 mod flags;
+mod malloc;
 mod process;
 mod regex;
 mod ui;

@@ -276,8 +276,7 @@ async fn reconcile(server: &Server) {
             ensure_consul_service(server, &view, m, port).await;
         }
         let node = nodes.iter().find(|n| n.node == m.name);
-        let (_, checks) = view.node_checks(&mut ws, &m.name);
-        let serf = checks.iter().find(|c| c.check_id == health::SERF_CHECK_ID);
+        let serf = view.node_check(&m.name, health::SERF_CHECK_ID);
         let node_ok = node.is_some_and(|n| n.address == m.addr && n.id == m.id);
         let check_ok = serf.is_some_and(|c| c.status == status && c.output == output);
         if node_ok && check_ok {
@@ -316,8 +315,7 @@ async fn reconcile(server: &Server) {
         if known.contains_key(n.node.as_str()) {
             continue;
         }
-        let (_, checks) = view.node_checks(&mut ws, &n.node);
-        if checks.iter().any(|c| c.check_id == health::SERF_CHECK_ID) {
+        if view.node_check(&n.node, health::SERF_CHECK_ID).is_some() {
             deregister(server, &n.node).await;
         }
     }

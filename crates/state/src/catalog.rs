@@ -587,6 +587,15 @@ impl View {
         (idx, Some((n.to_api(), services)))
     }
 
+    /// One check of a node, looked up directly (the leader's reconcile asks for `serfHealth`
+    /// of every member each second; a node may carry thousands of other checks).
+    pub fn node_check(&self, node: &str, check_id: &str) -> Option<HealthCheck> {
+        self.state()
+            .checks
+            .get(&(fold(node), fold(check_id)))
+            .map(CheckRec::to_api)
+    }
+
     /// Checks on a node, ordered by check ID. Index: the checks table.
     pub fn node_checks(&self, ws: &mut WatchSet, node: &str) -> (u64, Vec<HealthCheck>) {
         self.watch_node_checks(ws, node);

@@ -221,6 +221,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     parse_flags(FLAGS, args, help)?;
     let flags =
         parse_agent_flags(args).map_err(|e| ui::fail(format!("error parsing flags: {e}")))?;
+    crate::malloc::tune_for_agent();
     let watches: std::sync::Arc<dyn proconsul_agent::ConfigObserver> =
         std::sync::Arc::new(crate::config_watches::ConfigWatches::default());
     std::process::exit(proconsul_agent::run_with(flags, vec![watches]));

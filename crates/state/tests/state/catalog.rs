@@ -260,6 +260,14 @@ fn deregister_service_check_and_node() {
 
     h.ok(dereg("n1", "", "db-c"));
     assert_eq!(h.store.view().node_checks(&mut ws(), "n1").1.len(), 1);
+    // one check by ID, case-insensitively like the node_checks listing
+    let v = h.store.view();
+    assert_eq!(
+        v.node_check("N1", "SERFHEALTH").map(|c| c.check_id),
+        Some("serfHealth".to_string())
+    );
+    assert!(v.node_check("n1", "db-c").is_none());
+    assert!(v.node_check("n2", "serfHealth").is_none());
     // unknown things are a no-op
     h.ok(dereg("n1", "", "nope"));
     h.ok(dereg("ghost", "", ""));
