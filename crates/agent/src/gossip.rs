@@ -250,7 +250,7 @@ impl Gossip {
         let count = |s: SerfStatus| members.iter().filter(|m| m.status == s).count().to_string();
         let st = pool.stats();
         serde_json::json!({
-            "coordinate_resets": "0",
+            "coordinate_resets": st.coordinate_resets.to_string(),
             "encrypted": pool.keyring().is_some().to_string(),
             "event_queue": "0",
             "event_time": st.event_time.to_string(),
