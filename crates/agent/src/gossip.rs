@@ -185,6 +185,7 @@ impl Gossip {
             lan_tags(cfg, node_id),
         );
         serf.reconnect_timeout = cfg.reconnect_timeout;
+        serf.disable_coordinates = cfg.disable_coordinates;
         let lan_keys = load_keyring(cfg, keyring_file(cfg, false).as_deref())?;
         let lan = Pool::start(
             PoolOptions {
@@ -211,7 +212,8 @@ impl Gossip {
                     Some(k) => Some(k),
                     None => lan_keys,
                 };
-                let serf = SerfConfig::new(SwimConfig::wan(name, advertise), tags);
+                let mut serf = SerfConfig::new(SwimConfig::wan(name, advertise), tags);
+                serf.disable_coordinates = cfg.disable_coordinates;
                 Some(
                     Pool::start(
                         PoolOptions {

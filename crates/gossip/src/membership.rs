@@ -320,6 +320,12 @@ impl Serf {
         };
         let mut members = BTreeMap::new();
         members.insert(me.name.clone(), me);
+        // Like Serf, our own (origin) coordinate is in the cache from the start, so a lone
+        // node still reports one.
+        let mut coord_cache = BTreeMap::new();
+        if let Some(v) = &vivaldi {
+            coord_cache.insert(cfg.swim.name.clone(), v.coordinate().clone());
+        }
         Serf {
             next_reap: now + cfg.reap_interval,
             next_reconnect: now + cfg.reconnect_interval,
@@ -333,8 +339,8 @@ impl Serf {
             events: EventBuffer::default(),
             queries_seen: VecDeque::new(),
             leaving: false,
+            coord_cache,
             vivaldi,
-            coord_cache: BTreeMap::new(),
             coord_version: 0,
         }
     }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::{
-    CheckServiceNode, CoordinateEntry, CoordinateUpdateRequest, DeregisterRequest, HealthCheck, KvEntry, Node, NodeService, RegisterRequest,
-    ServiceNode, SessionEntry, TxnKvOp, TxnResponse,
+    CheckServiceNode, CoordinateEntry, CoordinateUpdateRequest, DeregisterRequest, HealthCheck,
+    KvEntry, Node, NodeService, RegisterRequest, ServiceNode, SessionEntry, TxnKvOp, TxnResponse,
 };
 
 /// A read against the datacenter's state.

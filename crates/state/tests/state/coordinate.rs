@@ -30,7 +30,11 @@ fn batch_update_keeps_known_valid_nodes_only() {
     let (i, all) = v.coordinates(&mut ws());
     assert_eq!(i, idx);
     let names: Vec<&str> = all.iter().map(|c| c.node.as_str()).collect();
-    assert_eq!(names, ["n1", "N2"], "unknown node and NaN skipped; catalog spelling kept");
+    assert_eq!(
+        names,
+        ["n1", "N2"],
+        "unknown node and NaN skipped; catalog spelling kept"
+    );
     assert_eq!(all[0].coord.vec[0], 0.001);
     let (_, one) = v.node_coordinates(&mut ws(), "N1");
     assert_eq!(one.len(), 1);
@@ -58,7 +62,10 @@ fn coordinates_leave_with_their_node_and_wake_watchers() {
     let mut catalog = ws();
     h.store.view().nodes(&mut catalog);
     h.ok(Command::CoordinateBatchUpdate(vec![coord("n1", 0.004)]));
-    assert!(w.is_changed(), "a coordinate write wakes coordinate queries");
+    assert!(
+        w.is_changed(),
+        "a coordinate write wakes coordinate queries"
+    );
     assert!(!catalog.is_changed(), "but not catalog queries");
 
     let mut w = ws();
@@ -67,7 +74,10 @@ fn coordinates_leave_with_their_node_and_wake_watchers() {
     assert!(w.is_changed());
     let v = h.store.view();
     let (i, all) = v.coordinates(&mut ws());
-    assert_eq!(i, idx, "deleting the node's coordinates moves the table index");
+    assert_eq!(
+        i, idx,
+        "deleting the node's coordinates moves the table index"
+    );
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].node, "n2");
     assert_eq!(v.table_index(Table::Coordinates), idx);
