@@ -61,8 +61,9 @@ impl Agent {
         }
     }
 
-    /// One `Coordinate.Update` with our current LAN coordinate.
-    pub(crate) async fn send_coordinate(&self) -> Result<(), RpcError> {
+    /// One `Coordinate.Update` with our current LAN coordinate (what the loop does every
+    /// interval; public so tests can send one without waiting).
+    pub async fn send_coordinate(&self) -> Result<(), RpcError> {
         let Some(c) = self.inner.gossip.lan.coordinate() else {
             return Ok(());
         };
