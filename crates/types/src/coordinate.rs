@@ -95,7 +95,7 @@ mod tests {
         let j = serde_json::to_string(&e).unwrap();
         assert_eq!(
             j,
-            r#"{"Node":"a","Segment":"","Coord":{"Vec":[0.0,0.0],"Error":1.5,"Adjustment":0.0,"Height":1e-5}}"#
+            r#"{"Node":"a","Segment":"","Coord":{"Vec":[0.0,0.0],"Error":1.5,"Adjustment":0.0,"Height":0.00001}}"#
         );
     }
 
