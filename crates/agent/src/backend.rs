@@ -479,4 +479,14 @@ impl Backend for Agent {
     fn event_list(&self) -> Vec<UserEvent> {
         self.inner.events.lock().unwrap().iter().cloned().collect()
     }
+
+    fn coordinates_disabled(&self) -> bool {
+        self.config().disable_coordinates
+    }
+
+    async fn coordinate_datacenters(
+        &self,
+    ) -> Result<Vec<proconsul_types::DatacenterCoordinates>, RpcError> {
+        Ok(self.wan_coordinates())
+    }
 }

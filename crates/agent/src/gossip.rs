@@ -185,6 +185,7 @@ impl Gossip {
             lan_tags(cfg, node_id),
         );
         serf.reconnect_timeout = cfg.reconnect_timeout;
+        serf.disable_coordinates = cfg.disable_coordinates;
         let lan_keys = load_keyring(cfg, keyring_file(cfg, false).as_deref())?;
         let lan = Pool::start(
             PoolOptions {
@@ -211,7 +212,8 @@ impl Gossip {
                     Some(k) => Some(k),
                     None => lan_keys,
                 };
-                let serf = SerfConfig::new(SwimConfig::wan(name, advertise), tags);
+                let mut serf = SerfConfig::new(SwimConfig::wan(name, advertise), tags);
+                serf.disable_coordinates = cfg.disable_coordinates;
                 Some(
                     Pool::start(
                         PoolOptions {
@@ -250,7 +252,7 @@ impl Gossip {
         let count = |s: SerfStatus| members.iter().filter(|m| m.status == s).count().to_string();
         let st = pool.stats();
         serde_json::json!({
-            "coordinate_resets": "0",
+            "coordinate_resets": st.coordinate_resets.to_string(),
             "encrypted": pool.keyring().is_some().to_string(),
             "event_queue": "0",
             "event_time": st.event_time.to_string(),

@@ -8,6 +8,7 @@
 
 mod backend;
 mod checks;
+mod coordinate;
 mod dns;
 mod gossip;
 mod local;
@@ -173,6 +174,11 @@ impl Agent {
                 members,
                 transport: Arc::new(pool.clone()),
                 pool: pool.clone(),
+                coordinate: proconsul_server::CoordinateOptions {
+                    update_period: config.coordinate_update_period,
+                    batch_size: config.coordinate_update_batch_size,
+                    max_batches: config.coordinate_update_max_batches,
+                },
             };
             let server = Server::start(opts).await?;
             if let Some(l) = rpc_listener {
@@ -268,6 +274,13 @@ impl Agent {
         }
         let a = agent.clone();
         agent.inner.tasks.spawn(async move { a.ttl_loop().await });
+        if !config.disable_coordinates {
+            let a = agent.clone();
+            agent
+                .inner
+                .tasks
+                .spawn(async move { a.coordinate_loop().await });
+        }
         let a = agent.clone();
         agent
             .inner

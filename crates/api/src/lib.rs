@@ -13,6 +13,7 @@ mod agent;
 mod catalog;
 mod client;
 mod config;
+mod coordinate;
 mod encode;
 mod error;
 mod event;

@@ -99,6 +99,18 @@ pub struct RuntimeConfig {
     pub disable_remote_exec: bool,
     /// `disable_host_node_id` (default true): do not derive the node ID from host data.
     pub disable_host_node_id: bool,
+    /// `disable_coordinates`: no network coordinates are sent, and `/v1/coordinate/*`
+    /// answers 401 `Coordinate support disabled`.
+    pub disable_coordinates: bool,
+    /// Each agent sends its LAN coordinate every `max(min, members / rate_target)` seconds
+    /// plus up to as much again of random stagger (Consul: 15 s and 64 updates/s).
+    pub sync_coordinate_interval_min: Duration,
+    pub sync_coordinate_rate_target: f64,
+    /// `consul.coordinate.*` (servers): how coordinate updates are batched into Raft
+    /// (Consul: every 5 s, 128 per entry, 5 entries per period).
+    pub coordinate_update_period: Duration,
+    pub coordinate_update_batch_size: usize,
+    pub coordinate_update_max_batches: usize,
     pub enable_debug: bool,
     /// `ui` / `ui_config.enabled`: accepted; proconsul serves no web UI.
     pub ui: bool,
@@ -575,6 +587,33 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         skip_leave_on_interrupt: u.skip_leave_on_interrupt.unwrap_or(server),
         disable_remote_exec: u.disable_remote_exec.unwrap_or(true),
         disable_host_node_id: u.disable_host_node_id.unwrap_or(true),
+        disable_coordinates: u.disable_coordinates.unwrap_or(false),
+        sync_coordinate_interval_min: dur_or(
+            "sync_coordinate_interval_min",
+            u.sync_coordinate_interval_min.as_deref(),
+            Duration::from_secs(15),
+        )?,
+        sync_coordinate_rate_target: u.sync_coordinate_rate_target.unwrap_or(64.0),
+        coordinate_update_period: dur_or(
+            "consul.coordinate.update_period",
+            u.consul
+                .as_ref()
+                .and_then(|c| c.coordinate.as_ref())
+                .and_then(|c| c.update_period.as_deref()),
+            Duration::from_secs(5),
+        )?,
+        coordinate_update_batch_size: u
+            .consul
+            .as_ref()
+            .and_then(|c| c.coordinate.as_ref())
+            .and_then(|c| c.update_batch_size)
+            .unwrap_or(128) as usize,
+        coordinate_update_max_batches: u
+            .consul
+            .as_ref()
+            .and_then(|c| c.coordinate.as_ref())
+            .and_then(|c| c.update_max_batches)
+            .unwrap_or(5) as usize,
         enable_debug: u.enable_debug.unwrap_or(false),
         ui,
         config_files: opts.config_files,

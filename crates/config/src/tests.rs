@@ -587,3 +587,68 @@ fn watches_and_remote_exec_from_json_and_hcl_files() {
         "{e}"
     );
 }
+
+#[test]
+fn coordinate_settings_from_json_and_hcl() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = |files: Vec<PathBuf>| AgentFlags {
+        data_dir: Some("/tmp/pc".into()),
+        ..with_files(files)
+    };
+    let c = load_with(&flags(vec![]), &HOST).unwrap();
+    assert!(!c.disable_coordinates);
+    assert_eq!(c.sync_coordinate_interval_min, Duration::from_secs(15));
+    assert_eq!(c.sync_coordinate_rate_target, 64.0);
+    assert_eq!(c.coordinate_update_period, Duration::from_secs(5));
+    assert_eq!(
+        (
+            c.coordinate_update_batch_size,
+            c.coordinate_update_max_batches
+        ),
+        (128, 5)
+    );
+    let json = write(
+        dir.path(),
+        "a.json",
+        r#"{"disable_coordinates": true, "sync_coordinate_interval_min": "100ms",
+            "sync_coordinate_rate_target": 10.5,
+            "consul": {"coordinate": {"update_period": "50ms", "update_batch_size": 10,
+                                      "update_max_batches": 2}}}"#,
+    );
+    let hcl = write(
+        dir.path(),
+        "b.hcl",
+        r#"disable_coordinates = true
+sync_coordinate_interval_min = "100ms"
+sync_coordinate_rate_target = 10.5
+consul {
+  coordinate {
+    update_period = "50ms"
+    update_batch_size = 10
+    update_max_batches = 2
+  }
+}"#,
+    );
+    for f in [json, hcl] {
+        let c = load_with(&flags(vec![f]), &HOST).unwrap();
+        assert!(c.disable_coordinates);
+        assert_eq!(c.sync_coordinate_interval_min, Duration::from_millis(100));
+        assert_eq!(c.sync_coordinate_rate_target, 10.5);
+        assert_eq!(c.coordinate_update_period, Duration::from_millis(50));
+        assert_eq!(
+            (
+                c.coordinate_update_batch_size,
+                c.coordinate_update_max_batches
+            ),
+            (10, 2)
+        );
+    }
+    let bad = write(
+        dir.path(),
+        "c.json",
+        r#"{"consul": {"coordinate": {"update_batch_size": 0}}}"#,
+    );
+    assert!(err_text(&flags(vec![bad])).contains("consul.coordinate.update_batch_size"));
+    let bad = write(dir.path(), "d.json", r#"{"consul": {"raft": {}}}"#);
+    assert!(err_text(&flags(vec![bad])).contains("raft"));
+}

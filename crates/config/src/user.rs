@@ -60,6 +60,13 @@ pub(crate) struct UserConfig {
     pub pid_file: Option<PathBuf>,
     pub enable_debug: Option<bool>,
     pub disable_host_node_id: Option<bool>,
+    pub disable_coordinates: Option<bool>,
+    /// Consul's (undocumented) pacing of coordinate updates: each agent sends one every
+    /// `max(sync_coordinate_interval_min, members / sync_coordinate_rate_target s)`.
+    pub sync_coordinate_interval_min: Option<String>,
+    pub sync_coordinate_rate_target: Option<f64>,
+    /// `consul { coordinate { ... } }`: Consul's internal server tuning, honoured for tests.
+    pub consul: Option<ConsulInternal>,
     // Accepted and ignored: harmless keys Consul users commonly set.
     pub ui: Option<bool>,
     pub ui_config: Option<Value>,
@@ -91,6 +98,22 @@ pub(crate) struct Addresses {
     pub https: Option<String>,
     pub dns: Option<String>,
     pub grpc: Option<String>,
+}
+
+/// `consul { ... }`: Consul-internal settings; only `coordinate` is modelled.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsulInternal {
+    pub coordinate: Option<ConsulCoordinate>,
+}
+
+/// `consul { coordinate { ... } }`
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsulCoordinate {
+    pub update_period: Option<String>,
+    pub update_batch_size: Option<i64>,
+    pub update_max_batches: Option<i64>,
 }
 
 /// `performance { ... }`
@@ -185,7 +208,8 @@ impl Merge for UserConfig {
             enable_script_checks, enable_local_script_checks, session_ttl_min, check_update_interval,
             leave_on_terminate,
             skip_leave_on_interrupt, disable_remote_exec, pid_file, enable_debug,
-            disable_host_node_id, ui, ui_config, disable_update_check, disable_anonymous_signature,
+            disable_host_node_id, disable_coordinates, sync_coordinate_interval_min,
+            sync_coordinate_rate_target, ui, ui_config, disable_update_check, disable_anonymous_signature,
             telemetry, raft_protocol);
         append(&mut self.retry_join, o.retry_join);
         append(&mut self.start_join, o.start_join);
@@ -194,6 +218,7 @@ impl Merge for UserConfig {
         section(&mut self.ports, o.ports);
         section(&mut self.addresses, o.addresses);
         section(&mut self.performance, o.performance);
+        section(&mut self.consul, o.consul);
         section(&mut self.limits, o.limits);
         section(&mut self.dns_config, o.dns_config);
     }
@@ -208,6 +233,18 @@ impl Merge for Ports {
 impl Merge for Addresses {
     fn merge(&mut self, o: Self) {
         replace!(self, o; http, https, dns, grpc);
+    }
+}
+
+impl Merge for ConsulInternal {
+    fn merge(&mut self, o: Self) {
+        section(&mut self.coordinate, o.coordinate);
+    }
+}
+
+impl Merge for ConsulCoordinate {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; update_period, update_batch_size, update_max_batches);
     }
 }
 
@@ -380,6 +417,33 @@ pub(crate) fn check_user(u: &UserConfig) -> Result<(), String> {
     duration("session_ttl_min", u.session_ttl_min.as_deref())?;
     duration("check_update_interval", u.check_update_interval.as_deref())?;
     duration("reconnect_timeout", u.reconnect_timeout.as_deref())?;
+    duration(
+        "sync_coordinate_interval_min",
+        u.sync_coordinate_interval_min.as_deref(),
+    )?;
+    if let Some(r) = u.sync_coordinate_rate_target {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(format!(
+                "sync_coordinate_rate_target: must be a positive number, got {r}"
+            ));
+        }
+    }
+    if let Some(c) = u.consul.as_ref().and_then(|c| c.coordinate.as_ref()) {
+        duration(
+            "consul.coordinate.update_period",
+            c.update_period.as_deref(),
+        )?;
+        for (key, v) in [
+            ("consul.coordinate.update_batch_size", c.update_batch_size),
+            ("consul.coordinate.update_max_batches", c.update_max_batches),
+        ] {
+            if let Some(v) = v {
+                if !(1..=100_000).contains(&v) {
+                    return Err(format!("{key}: must be between 1 and 100000, got {v}"));
+                }
+            }
+        }
+    }
     if let Some(d) = &u.dns_config {
         duration("dns_config.max_stale", d.max_stale.as_deref())?;
         duration("dns_config.node_ttl", d.node_ttl.as_deref())?;

@@ -15,6 +15,7 @@
 //! * [`serf`] — Serf messages carried in memberlist user messages, Lamport
 //!   time, member tags in node meta.
 //!
+//! * [`coordinate`] — Serf's Vivaldi network coordinates (RTT estimates).
 //! * [`swim`] — the SWIM + Lifeguard membership core (sans-I/O).
 //! * [`membership`] — the Serf layer on top: tags, statuses, intents, user
 //!   events, reaping (sans-I/O).
@@ -27,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod coordinate;
 pub mod error;
 pub mod memberlist;
 pub mod membership;

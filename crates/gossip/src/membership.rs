@@ -7,6 +7,11 @@
 //! user state exchanged in push/pull. Like the SWIM core it never reads a clock or draws
 //! randomness itself: the driver feeds [`SerfInput`]s and performs the [`SerfOutput`]s.
 //!
+//! Network coordinates ride on probes, as in Serf's ping delegate: every ack we send carries
+//! our Vivaldi coordinate, and each answered direct probe of ours moves it by the measured RTT
+//! and caches the peer's coordinate (forgotten when the peer is reaped). See
+//! [`crate::coordinate`].
+//!
 //! Queries are only relayed and acknowledged (with `_serf_ping` answered): proconsul has no
 //! query handlers yet, and answering internal queries wrongly would be worse than silence.
 
@@ -14,6 +19,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::coordinate::{Coordinate, Vivaldi, VivaldiConfig};
 use crate::memberlist::{self, Message};
 use crate::serf::{
     self, decode_tags, encode_tags, LamportClock, LamportTime, SerfMessage, UserEventEntry,
@@ -212,6 +218,10 @@ pub struct SerfConfig {
     pub reconnect_interval: Duration,
     /// User events remembered for de-duplication (Serf: 512).
     pub event_buffer: usize,
+    /// Serf's `DisableCoordinates`: send no coordinate in acks and compute none.
+    pub disable_coordinates: bool,
+    /// The Vivaldi tuning (Serf's defaults).
+    pub vivaldi: VivaldiConfig,
 }
 
 impl SerfConfig {
@@ -225,6 +235,8 @@ impl SerfConfig {
             reap_interval: Duration::from_secs(15),
             reconnect_interval: Duration::from_secs(30),
             event_buffer: 512,
+            disable_coordinates: false,
+            vivaldi: VivaldiConfig::default(),
         }
     }
 }
@@ -272,6 +284,12 @@ pub struct Serf {
     leaving: bool,
     next_reap: Instant,
     next_reconnect: Instant,
+    /// Our coordinate (None when coordinates are disabled).
+    vivaldi: Option<Vivaldi>,
+    /// The last coordinate each peer sent us in an ack, and ours (Serf's `coordCache`).
+    coord_cache: BTreeMap<String, Coordinate>,
+    /// Bumped whenever our coordinate or the cache changes.
+    coord_version: u64,
 }
 
 fn vsn6(v: &[u8]) -> [u8; 6] {
@@ -286,7 +304,11 @@ impl Serf {
     /// A fresh pool of one.
     pub fn new(mut cfg: SerfConfig, now: Instant) -> Self {
         cfg.swim.meta = encode_tags(&cfg.tags);
-        let swim = Swim::new(cfg.swim.clone(), now);
+        let mut swim = Swim::new(cfg.swim.clone(), now);
+        let vivaldi = (!cfg.disable_coordinates).then(|| Vivaldi::new(cfg.vivaldi.clone()));
+        if let Some(v) = &vivaldi {
+            swim.set_ack_payload(serf::encode_ping_payload(v.coordinate()));
+        }
         let me = Member {
             name: cfg.swim.name.clone(),
             addr: cfg.swim.addr,
@@ -298,6 +320,12 @@ impl Serf {
         };
         let mut members = BTreeMap::new();
         members.insert(me.name.clone(), me);
+        // Like Serf, our own (origin) coordinate is in the cache from the start, so a lone
+        // node still reports one.
+        let mut coord_cache = BTreeMap::new();
+        if let Some(v) = &vivaldi {
+            coord_cache.insert(cfg.swim.name.clone(), v.coordinate().clone());
+        }
         Serf {
             next_reap: now + cfg.reap_interval,
             next_reconnect: now + cfg.reconnect_interval,
@@ -311,6 +339,82 @@ impl Serf {
             events: EventBuffer::default(),
             queries_seen: VecDeque::new(),
             leaving: false,
+            coord_cache,
+            vivaldi,
+            coord_version: 0,
+        }
+    }
+
+    /// Our network coordinate (Serf's `GetCoordinate`); None when coordinates are disabled.
+    pub fn coordinate(&self) -> Option<&Coordinate> {
+        self.vivaldi.as_ref().map(Vivaldi::coordinate)
+    }
+
+    /// The coordinate a member last sent us, or ours for our own name (Serf's
+    /// `GetCachedCoordinate`).
+    pub fn cached_coordinate(&self, name: &str) -> Option<&Coordinate> {
+        self.coord_cache.get(name)
+    }
+
+    /// Every cached coordinate by member name.
+    pub fn cached_coordinates(&self) -> &BTreeMap<String, Coordinate> {
+        &self.coord_cache
+    }
+
+    /// Changes whenever [`Serf::coordinate`] or the cache changes.
+    pub fn coordinate_version(&self) -> u64 {
+        self.coord_version
+    }
+
+    /// How often our coordinate had to be reset (Serf's `coordinate_resets` stat).
+    pub fn coordinate_resets(&self) -> u64 {
+        self.vivaldi.as_ref().map_or(0, Vivaldi::resets)
+    }
+
+    /// A direct probe of `node` was answered after `rtt` with `payload` (Serf's
+    /// `NotifyPingComplete`). Payloads that are not a coordinate we can use (another version,
+    /// undecodable, other dimensions, NaN, an RTT over 10 s) are ignored.
+    fn ping_complete(
+        &mut self,
+        node: &str,
+        rtt: Duration,
+        payload: &[u8],
+        rng: &mut impl FnMut() -> u64,
+    ) {
+        let Some(v) = self.vivaldi.as_mut() else {
+            return;
+        };
+        if payload.is_empty() {
+            return;
+        }
+        let other = match serf::decode_ping_payload(payload) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(target: "agent", node, error = %e, "serf: bad coordinate in ack");
+                return;
+            }
+        };
+        match v.update(node, &other, rtt, rng) {
+            Ok(mine) => {
+                let mine = mine.clone();
+                self.swim.set_ack_payload(serf::encode_ping_payload(&mine));
+                self.coord_cache.insert(node.to_string(), other);
+                self.coord_cache.insert(self.cfg.swim.name.clone(), mine);
+                self.coord_version += 1;
+            }
+            Err(e) => {
+                tracing::trace!(target: "agent", node, error = %e, "serf: rejected coordinate");
+            }
+        }
+    }
+
+    /// A member was forgotten: so are its coordinate and latency samples.
+    fn forget_coordinate(&mut self, name: &str) {
+        if let Some(v) = self.vivaldi.as_mut() {
+            v.forget_node(name);
+        }
+        if self.coord_cache.remove(name).is_some() {
+            self.coord_version += 1;
         }
     }
 
@@ -402,7 +506,7 @@ impl Serf {
         match input {
             SerfInput::Tick(now) => {
                 let o = self.swim.handle(Input::Tick(now), rng);
-                self.absorb(o, now, &mut out);
+                self.absorb(o, now, rng, &mut out);
                 if now >= self.next_reap {
                     self.next_reap = now + self.cfg.reap_interval;
                     self.reap(now, &mut out);
@@ -414,13 +518,13 @@ impl Serf {
             }
             SerfInput::Packet { from, msg, now } => {
                 let o = self.swim.handle(Input::Packet { from, msg, now }, rng);
-                self.absorb(o, now, &mut out);
+                self.absorb(o, now, rng, &mut out);
             }
             SerfInput::PushPull(pp, now) => {
                 let user = pp.user_state.clone();
                 let join = pp.join;
                 let o = self.swim.handle(Input::PushPull(pp, now), rng);
-                self.absorb(o, now, &mut out);
+                self.absorb(o, now, rng, &mut out);
                 if let Ok(SerfMessage::PushPull(spp)) = SerfMessage::decode(&user) {
                     self.merge_user_state(spp, join, now, &mut out);
                 }
@@ -453,7 +557,7 @@ impl Serf {
             SerfInput::Leave(now) => {
                 self.leaving = true;
                 let o = self.swim.handle(Input::Leave(now), rng);
-                self.absorb(o, now, &mut out);
+                self.absorb(o, now, rng, &mut out);
                 let name = self.cfg.swim.name.clone();
                 if let Some(me) = self.members.get_mut(&name) {
                     me.status = MemberStatus::Left;
@@ -469,7 +573,7 @@ impl Serf {
                 let o = self
                     .swim
                     .handle(Input::UpdateMeta(encode_tags(&tags), now), rng);
-                self.absorb(o, now, &mut out);
+                self.absorb(o, now, rng, &mut out);
             }
             SerfInput::UserEvent {
                 name,
@@ -525,7 +629,13 @@ impl Serf {
     }
 
     /// Turn SWIM outputs into Serf outputs, applying member events and Serf messages.
-    fn absorb(&mut self, outputs: Vec<Output>, now: Instant, out: &mut Vec<SerfOutput>) {
+    fn absorb(
+        &mut self,
+        outputs: Vec<Output>,
+        now: Instant,
+        rng: &mut impl FnMut() -> u64,
+        out: &mut Vec<SerfOutput>,
+    ) {
         for o in outputs {
             match o {
                 Output::SendPacket { to, msg } => out.push(SerfOutput::Send { to, msg }),
@@ -535,6 +645,9 @@ impl Serf {
                 }
                 Output::MemberEvent(ev) => self.member_event(ev, now, out),
                 Output::User { from, payload } => self.user_message(from, &payload, now, out),
+                Output::PingComplete { node, rtt, payload } => {
+                    self.ping_complete(&node, rtt, &payload, rng)
+                }
             }
         }
     }
@@ -640,6 +753,7 @@ impl Serf {
         }
         if prune && matches!(m.status, MemberStatus::Left) {
             if let Some(m) = self.members.remove(&l.node) {
+                self.forget_coordinate(&m.name);
                 out.push(SerfOutput::Event(SerfEvent::Reap(m)));
             }
         }
@@ -829,6 +943,7 @@ impl Serf {
             .collect();
         for name in gone {
             if let Some(m) = self.members.remove(&name) {
+                self.forget_coordinate(&m.name);
                 out.push(SerfOutput::Event(SerfEvent::Reap(m)));
             }
         }

@@ -165,6 +165,7 @@ enum Cmd {
 struct Shared {
     cmd: mpsc::Sender<Cmd>,
     members: RwLock<Vec<Member>>,
+    coordinates: RwLock<Coordinates>,
     events: broadcast::Sender<SerfEvent>,
     local_addr: SocketAddr,
     advertise: SocketAddr,
@@ -194,6 +195,15 @@ pub struct PoolStats {
     pub health_score: i64,
     /// Broadcasts waiting to be sent.
     pub pending_broadcasts: usize,
+    /// Times our coordinate was reset after becoming invalid.
+    pub coordinate_resets: u64,
+}
+
+/// Our coordinate and the peers' as of the last protocol step (published like the members).
+#[derive(Debug, Clone, Default)]
+struct Coordinates {
+    own: Option<crate::coordinate::Coordinate>,
+    cache: BTreeMap<String, crate::coordinate::Coordinate>,
 }
 
 /// A running gossip pool. Cheap to clone.
@@ -280,6 +290,10 @@ impl Pool {
         let inner = Arc::new(Shared {
             cmd: tx,
             members: RwLock::new(serf.members()),
+            coordinates: RwLock::new(Coordinates {
+                own: serf.coordinate().cloned(),
+                cache: serf.cached_coordinates().clone(),
+            }),
             events,
             local_addr,
             advertise,
@@ -304,6 +318,7 @@ impl Pool {
             rng: rand::rngs::StdRng::from_os_rng(),
             last_clocks: (0, 0, 0),
             queries: std::collections::HashMap::new(),
+            coord_version: 0,
         };
         pool.inner.tasks.spawn(actor.run());
         let p = pool.clone();
@@ -341,6 +356,28 @@ impl Pool {
     /// Every known member (ourselves included), sorted by name.
     pub fn members(&self) -> Vec<Member> {
         self.inner.members.read().unwrap().clone()
+    }
+
+    /// Our network coordinate (None when coordinates are disabled).
+    pub fn coordinate(&self) -> Option<crate::coordinate::Coordinate> {
+        self.inner.coordinates.read().unwrap().own.clone()
+    }
+
+    /// The coordinate `name` last sent us in an ack (ours for our own name, once we measured
+    /// anything) — Serf's `GetCachedCoordinate`.
+    pub fn cached_coordinate(&self, name: &str) -> Option<crate::coordinate::Coordinate> {
+        self.inner
+            .coordinates
+            .read()
+            .unwrap()
+            .cache
+            .get(name)
+            .cloned()
+    }
+
+    /// Every cached coordinate by member name.
+    pub fn cached_coordinates(&self) -> BTreeMap<String, crate::coordinate::Coordinate> {
+        self.inner.coordinates.read().unwrap().cache.clone()
     }
 
     /// Clocks and health, as of the last protocol step.
@@ -864,6 +901,8 @@ struct Actor {
     last_clocks: (u64, u64, u64),
     /// Our queries in flight: id → where their responses go.
     queries: std::collections::HashMap<u32, mpsc::UnboundedSender<crate::serf::QueryResponse>>,
+    /// The coordinate version last published.
+    coord_version: u64,
 }
 
 impl Actor {
@@ -1109,6 +1148,13 @@ impl Actor {
         if changed {
             *self.pool.inner.members.write().unwrap() = self.serf.members();
         }
+        if self.serf.coordinate_version() != self.coord_version {
+            self.coord_version = self.serf.coordinate_version();
+            *self.pool.inner.coordinates.write().unwrap() = Coordinates {
+                own: self.serf.coordinate().cloned(),
+                cache: self.serf.cached_coordinates().clone(),
+            };
+        }
         let (member_time, event_time, query_time) = self.serf.clocks();
         *self.pool.inner.stats.lock().unwrap() = PoolStats {
             member_time,
@@ -1116,6 +1162,7 @@ impl Actor {
             query_time,
             health_score: self.serf.swim().awareness(),
             pending_broadcasts: self.serf.swim().pending_broadcasts(),
+            coordinate_resets: self.serf.coordinate_resets(),
         };
     }
 

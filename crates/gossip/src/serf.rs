@@ -531,28 +531,35 @@ pub fn decode_tags(meta: &[u8]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// A Vivaldi network coordinate (Serf's ack payload).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Coordinate {
-    /// Euclidean part.
-    pub vec: Vec<f64>,
-    /// Error estimate.
-    pub error: f64,
-    /// Adjustment.
-    pub adjustment: f64,
-    /// Height.
-    pub height: f64,
-}
+pub use crate::coordinate::Coordinate;
+
+/// Largest ack payload we decode: an 8-dimension coordinate takes about 130 bytes, so anything
+/// near this is not a coordinate, and decoding it would only cost time.
+pub const MAX_PING_PAYLOAD: usize = 1024;
+/// Most dimensions a decoded coordinate may have (Serf uses 8).
+pub const MAX_COORDINATE_DIMENSIONS: usize = 64;
 
 /// Decode Serf's ack payload `[1][msgpack Coordinate]`.
 pub fn decode_ping_payload(buf: &[u8]) -> Result<Coordinate> {
+    if buf.len() > MAX_PING_PAYLOAD {
+        return Err(Error::Msgpack(format!(
+            "ping payload of {} bytes is larger than {MAX_PING_PAYLOAD}",
+            buf.len()
+        )));
+    }
     let (&v, body) = buf.split_first().ok_or(Error::Truncated("ping payload"))?;
     if v != PING_VERSION {
         return Err(Error::Msgpack(format!("unsupported ping version {v}")));
     }
     let f = Fields::decode(body)?;
-    let vec = f
-        .array("Vec")?
+    let vec = f.array("Vec")?;
+    if vec.len() > MAX_COORDINATE_DIMENSIONS {
+        return Err(Error::Msgpack(format!(
+            "coordinate has {} dimensions",
+            vec.len()
+        )));
+    }
+    let vec = vec
         .into_iter()
         .map(|x| match x {
             Value::Float(f) => Ok(f),
@@ -620,6 +627,49 @@ mod tests {
             height: 1e-5,
         };
         assert_eq!(decode_ping_payload(&encode_ping_payload(&c)).unwrap(), c);
+    }
+
+    /// An ack payload HashiCorp's serf sent (golden capture, `plain.udp-tcp-packets.jsonl`):
+    /// we decode it and encode it back byte for byte (keys sorted, float64 throughout).
+    #[test]
+    fn serf_ack_payload_roundtrips_byte_for_byte() {
+        let hex = "0184aa41646a7573746d656e74cb3ef8bb304ad4174ca54572726f72cb3ff6f6acf4af9ec9a6\
+                   486569676874cb3ee4f8b588e368f1a356656398cbbf0efd0b53b94312cbbf0a432bf9371899\
+                   cb3f0a1507ec01b0becbbf07c88303c5fba4cbbf050820d01d74a9cb3f0cfddcc71cb675cb3f\
+                   0c87053c9cd5b0cb3eb287af2a9c495a";
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let c = decode_ping_payload(&bytes).unwrap();
+        assert_eq!(c.vec.len(), 8);
+        assert!(c.is_valid());
+        assert!(c.error > 0.0 && c.error <= 1.5, "{c:?}");
+        assert!(c.height >= 10.0e-6, "{c:?}");
+        assert_eq!(encode_ping_payload(&c), bytes);
+    }
+
+    #[test]
+    fn hostile_ping_payloads_are_refused() {
+        assert!(decode_ping_payload(&[]).is_err());
+        assert!(decode_ping_payload(&[2, 0x80]).is_err(), "unknown version");
+        assert!(decode_ping_payload(&[1, 0xc1]).is_err());
+        let mut big = vec![1u8];
+        big.resize(MAX_PING_PAYLOAD + 1, 0);
+        assert!(decode_ping_payload(&big).is_err());
+        let many = Coordinate {
+            vec: vec![0.0; MAX_COORDINATE_DIMENSIONS + 1],
+            ..Coordinate::default()
+        };
+        let mut w = Writer::with_prefix(&[PING_VERSION]);
+        w.map_len(1).key("Vec").array_len(many.vec.len() as u32);
+        for _ in &many.vec {
+            w.uint(0);
+        }
+        assert!(decode_ping_payload(&w.finish()).is_err());
+        let mut w = Writer::with_prefix(&[PING_VERSION]);
+        w.map_len(1).key("Vec").array_len(1).str("x");
+        assert!(decode_ping_payload(&w.finish()).is_err());
     }
 
     #[test]

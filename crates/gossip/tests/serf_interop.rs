@@ -288,3 +288,57 @@ async fn encrypted_pool_with_hashicorp_serf() {
         p.shutdown().await;
     }
 }
+
+/// Network coordinates both ways: serf's acks carry its coordinate to us and ours carry ours
+/// to serf, so after a few probes each side has moved off the origin, knows the other's
+/// coordinate, and `serf rtt` can estimate the RTT to our node from what we sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinates_with_hashicorp_serf() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SerfAgent::start("cs1", "127.0.5.81", &[], dir.path());
+    let p = ours("cp1", "127.0.5.82", None).await;
+    p.join(&[s.addr()], 0).await.expect("we join serf");
+
+    let moved = |c: &proconsul_gossip::coordinate::Coordinate| {
+        c.vec.len() == 8 && c.vec.iter().any(|x| *x != 0.0) && c.error < 1.5
+    };
+    wait(
+        "we cache serf's coordinate and move our own",
+        Duration::from_secs(20),
+        || {
+            p.cached_coordinate("cs1").as_ref().is_some_and(moved)
+                && p.coordinate().as_ref().is_some_and(moved)
+        },
+    )
+    .await;
+    let theirs = p.cached_coordinate("cs1").unwrap();
+    let mine = p.coordinate().unwrap();
+    assert_eq!(p.cached_coordinate("cp1"), Some(mine.clone()));
+    let est = mine.distance_to(&theirs).unwrap();
+    assert!(
+        est > Duration::ZERO && est < Duration::from_millis(50),
+        "a loopback RTT estimate: {est:?}"
+    );
+
+    // serf learns ours from our acks: `serf rtt` between the two works from its side.
+    let mut out = String::new();
+    wait_blocking("serf rtt cp1 cs1", Duration::from_secs(20), || {
+        out = s.rpc(&["rtt", "cp1", "cs1"]).unwrap_or_default();
+        out.contains("rtt:")
+    });
+    eprintln!(
+        "serf: {} | proconsul: {:.3} ms",
+        out.trim(),
+        est.as_secs_f64() * 1e3
+    );
+    assert!(out.contains("cp1 <-> cs1"), "{out}");
+    let ms: f64 = out
+        .split("rtt:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("an RTT in {out:?}"));
+    assert!(ms > 0.0 && ms < 50.0, "{out}");
+    p.shutdown().await;
+    drop(s);
+}

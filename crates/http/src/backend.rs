@@ -153,4 +153,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Recent events, oldest first.
     fn event_list(&self) -> Vec<UserEvent>;
+
+    /// `disable_coordinates`: every `/v1/coordinate/*` answers 401.
+    fn coordinates_disabled(&self) -> bool;
+    /// `/v1/coordinate/datacenters`: WAN coordinates of servers, per datacenter.
+    fn coordinate_datacenters(
+        &self,
+    ) -> impl Future<Output = Result<Vec<proconsul_types::DatacenterCoordinates>, RpcError>> + Send;
 }

@@ -15,7 +15,7 @@ mod process;
 mod regex;
 mod ui;
 
-use commands::{Command, Run, COMMANDS, NOT_IMPLEMENTED};
+use commands::{Command, Run, COMMANDS};
 
 /// How the first arguments resolved, per mitchellh/cli's `processArgs`.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -114,10 +114,7 @@ fn top_help() -> String {
 
 /// A command's help, with its subcommands listed for parents (mitchellh/cli's template).
 fn command_help(cmd: &Command) -> String {
-    let mut s = match cmd.run {
-        Run::NotImplemented => format!("Usage: proconsul {}\n\n  {}", cmd.name, NOT_IMPLEMENTED),
-        _ => (cmd.help)(),
-    };
+    let mut s = (cmd.help)();
     let prefix = format!("{} ", cmd.name);
     let subs: Vec<&Command> = COMMANDS
         .iter()
@@ -171,10 +168,6 @@ fn run(argv: &[String]) -> i32 {
         Run::Exec(f) => finish(f(&inv.args)),
         Run::Parent => {
             ui::err(&command_help(cmd));
-            1
-        }
-        Run::NotImplemented => {
-            ui::err(NOT_IMPLEMENTED);
             1
         }
     }

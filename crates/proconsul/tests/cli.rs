@@ -354,9 +354,16 @@ fn help_usage_errors_and_exit_codes() {
 
     let o = proconsul("127.0.0.1:1", &["rtt"]);
     assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("One or two node names must be specified\n\nUsage: proconsul rtt")
+    );
+    let o = proconsul("127.0.0.1:1", &["rtt", "-wan", "a", "b"]);
     assert_eq!(
-        stderr(&o),
-        "This command is not implemented yet in proconsul\n"
+        (o.status.code(), stderr(&o)),
+        (
+            Some(1),
+            "Node names must be specified as <node name>.<datacenter> with -wan\n".into()
+        )
     );
 
     let o = proconsul("127.0.0.1:1", &["kv", "get"]);

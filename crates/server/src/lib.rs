@@ -7,6 +7,7 @@
 //! The leader loop ([`leader`]) does what only the leader may: reconcile members into the
 //! catalog, expire session TTLs, reap KV tombstones.
 
+mod coordinate;
 mod fsm;
 mod leader;
 mod read;
@@ -30,6 +31,7 @@ const RPC_HOLD_TIMEOUT: Duration = Duration::from_secs(7);
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use coordinate::CoordinateOptions;
 pub use leader::{LanMember, MemberSource, MemberStatus};
 
 /// What a server needs to start.
@@ -59,6 +61,8 @@ pub struct ServerOptions {
     pub transport: Arc<dyn RaftTransport>,
     /// Connections to other servers, for forwarding to the leader.
     pub pool: remote::SharedPool,
+    /// How coordinate updates are batched into Raft.
+    pub coordinate: CoordinateOptions,
 }
 
 /// Errors starting a server.
@@ -85,6 +89,8 @@ struct Inner {
     raft_heartbeat_ms: u64,
     /// Raft ids with a membership change in flight (leader only).
     membership_changes: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// Coordinate updates waiting for the next batch (leader).
+    coordinates: coordinate::PendingCoordinates,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -129,6 +135,7 @@ impl Server {
                 membership_changes: Default::default(),
                 stable_since: Default::default(),
                 raft_heartbeat_ms,
+                coordinates: Default::default(),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -138,6 +145,8 @@ impl Server {
             .inner
             .tasks
             .spawn(async move { leader::run(s).await });
+        let s = server.clone();
+        server.inner.tasks.spawn(coordinate::flush_loop(s));
         let expect = server.inner.opts.bootstrap_expect;
         if expect > 1 && !server.inner.opts.bootstrap {
             let s = server.clone();

@@ -183,6 +183,14 @@ fn run_read(view: &View, ws: &mut WatchSet, req: &ReadRequest) -> (u64, ReadResp
             let (i, s) = view.node_sessions(ws, node);
             (i, ReadResponse::Sessions(s))
         }
+        ReadRequest::CoordinateNodes => {
+            let (i, c) = view.coordinates(ws);
+            (i, ReadResponse::Coordinates(c))
+        }
+        ReadRequest::CoordinateNode { node } => {
+            let (i, c) = view.node_coordinates(ws, node);
+            (i, ReadResponse::Coordinates(c))
+        }
     }
 }
 

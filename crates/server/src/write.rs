@@ -126,6 +126,10 @@ impl Server {
                 crate::leader::init_session_timers(self);
                 Ok((idx, WriteResponse::Ok))
             }
+            WriteRequest::CoordinateUpdate(req) => {
+                self.queue_coordinate(req)?;
+                Ok((self.inner.store.last_index(), WriteResponse::Ok))
+            }
             WriteRequest::SessionRenew { id } => {
                 // Renewal is leader-local in Consul too: it resets the TTL timer, not the log.
                 if !self.inner.raft.is_leader() {

@@ -347,6 +347,7 @@ impl Tx {
         for (_, cid) in self.s.checks_of_node(&key) {
             self.delete_check(&key, &cid)?;
         }
+        self.delete_node_coordinates(&key);
         self.s.nodes.remove(&key);
         if !node.id.is_empty() && self.s.node_ids.get(&fold(&node.id)) == Some(&key) {
             self.s.node_ids.remove(&fold(&node.id));

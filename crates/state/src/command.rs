@@ -57,6 +57,11 @@ pub enum Command {
     /// Forget KV tombstones with index `<= up_to_index`.
     #[serde(rename = "tombstone_reap")]
     TombstoneReap { up_to_index: u64 },
+    /// Upsert LAN coordinates (Consul's `CoordinateBatchUpdate`). Updates for nodes the
+    /// catalog does not hold, and invalid ones, are skipped: coordinates are cleaned up with
+    /// their node, so one for an unknown node would never go away.
+    #[serde(rename = "coordinate_batch_update")]
+    CoordinateBatchUpdate(Vec<CoordinateUpdate>),
     /// Replace the whole state with a snapshot (`PUT /v1/snapshot`); `state` is a
     /// [`Store::dump`](crate::Store::dump). Applied at its log index, so indexes stay monotonic.
     #[serde(rename = "restore")]
@@ -64,6 +69,29 @@ pub enum Command {
         #[serde(with = "opt_bytes", default)]
         state: Option<Vec<u8>>,
     },
+}
+
+/// One node's coordinate in one network segment (`""` is the default segment); lengths in
+/// seconds. Also the stored row.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct CoordinateUpdate {
+    pub node: String,
+    #[serde(default)]
+    pub segment: String,
+    pub vec: Vec<f64>,
+    pub error: f64,
+    pub adjustment: f64,
+    pub height: f64,
+}
+
+impl CoordinateUpdate {
+    /// No NaN or infinity (serf's `IsValid`).
+    pub fn is_valid(&self) -> bool {
+        self.vec.iter().all(|x| x.is_finite())
+            && self.error.is_finite()
+            && self.adjustment.is_finite()
+            && self.height.is_finite()
+    }
 }
 
 /// One KV operation.

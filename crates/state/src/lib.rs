@@ -8,12 +8,13 @@
 //! applies the same log holds the same state and produces the same [`Store::dump`] bytes.
 //!
 //! Layout: `command` (log entry payload), `store` (root, writer, apply), `catalog`, `kv`,
-//! `session`, `txn` (writes and reads per domain), `view` (read views), `watch` (notifiers and
+//! `session`, `coordinate`, `txn` (writes and reads per domain), `view` (read views), `watch` (notifiers and
 //! watch sets), `snapshot` (dump/restore), `records` (internal rows, kept apart from the API
 //! shapes in `proconsul-types`).
 
 mod catalog;
 mod command;
+mod coordinate;
 mod error;
 mod kv;
 mod records;
@@ -24,7 +25,7 @@ mod txn;
 mod view;
 mod watch;
 
-pub use command::{ApplyResult, Command, KvOp, KvVerb, Proposal};
+pub use command::{ApplyResult, Command, CoordinateUpdate, KvOp, KvVerb, Proposal};
 pub use error::StateError;
 pub use store::{Store, Table};
 pub use view::View;

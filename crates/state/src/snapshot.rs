@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::command::CoordinateUpdate;
 use crate::error::StateError;
 use crate::records::{fold, CheckRec, KvRec, NodeRec, ServiceRec, SessionRec};
 use crate::store::{multi_insert, State};
@@ -25,6 +26,9 @@ struct Snapshot {
     tombstones: Vec<IndexRow>,
     sessions: Vec<SessionRec>,
     indexes: Vec<IndexRow>,
+    /// Added after format 1 went out; older snapshots simply have none.
+    #[serde(default)]
+    coordinates: Vec<CoordinateUpdate>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,6 +69,7 @@ pub(crate) fn encode(s: &State) -> Vec<u8> {
         tombstones: rows(&s.tombstones),
         sessions: s.sessions.values().cloned().collect(),
         indexes: rows(&s.indexes),
+        coordinates: s.coordinates.values().cloned().collect(),
     };
     rmp_serde::to_vec_named(&snap).expect("encoding in-memory records to msgpack cannot fail")
 }
@@ -125,6 +130,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
         }
         multi_insert(&mut s.sessions_by_node, node, sess.id.clone());
         s.sessions.insert(sess.id.clone(), sess);
+    }
+    for c in snap.coordinates {
+        // Like Consul's restore, bad rows from the past are dropped rather than kept.
+        if c.is_valid() {
+            s.coordinates.insert((fold(&c.node), fold(&c.segment)), c);
+        }
     }
     for i in snap.indexes {
         s.indexes.insert(i.key, i.index);

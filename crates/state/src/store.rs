@@ -31,16 +31,18 @@ pub enum Table {
     Kvs = 3,
     Tombstones = 4,
     Sessions = 5,
+    Coordinates = 6,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Nodes,
         Table::Services,
         Table::Checks,
         Table::Kvs,
         Table::Tombstones,
         Table::Sessions,
+        Table::Coordinates,
     ];
 
     /// The index-table key, as Consul names it.
@@ -52,6 +54,7 @@ impl Table {
             Table::Kvs => "kvs",
             Table::Tombstones => "tombstones",
             Table::Sessions => "sessions",
+            Table::Coordinates => "coordinates",
         }
     }
 }
@@ -98,6 +101,8 @@ pub(crate) struct State {
     pub sessions_by_node: OrdMap<String, OrdSet<String>>,
     /// (folded node, folded check ID) → session IDs tied to that check
     pub session_checks: OrdMap<Pair, OrdSet<String>>,
+    /// (folded node, folded segment) → LAN coordinate
+    pub coordinates: OrdMap<Pair, crate::command::CoordinateUpdate>,
     /// Consul's index table: table names, `service.<name>`, `node.<name>`, extinction indexes.
     pub indexes: OrdMap<String, u64>,
 }
@@ -222,6 +227,10 @@ impl Tx {
             Command::Txn(ops) => ApplyResult::Txn(self.txn(ops)),
             Command::SessionCreate(sess) => unit(self.session_create(sess)),
             Command::SessionDestroy { id } => unit(self.session_destroy(id)),
+            Command::CoordinateBatchUpdate(updates) => {
+                self.coordinate_batch_update(updates);
+                ApplyResult::Ok
+            }
             Command::TombstoneReap { up_to_index } => {
                 self.tombstone_reap(*up_to_index);
                 ApplyResult::Ok

@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod archive;
 pub mod catalog;
+pub mod coordinate;
 pub mod duration;
 pub mod json;
 pub mod kv;
@@ -21,6 +22,7 @@ pub mod txn;
 
 pub use agent::*;
 pub use catalog::*;
+pub use coordinate::*;
 pub use kv::*;
 pub use query::*;
 pub use rpc::*;

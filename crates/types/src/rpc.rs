@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::{
-    CheckServiceNode, DeregisterRequest, HealthCheck, KvEntry, Node, NodeService, RegisterRequest,
-    ServiceNode, SessionEntry, TxnKvOp, TxnResponse,
+    CheckServiceNode, CoordinateEntry, CoordinateUpdateRequest, DeregisterRequest, HealthCheck,
+    KvEntry, Node, NodeService, RegisterRequest, ServiceNode, SessionEntry, TxnKvOp, TxnResponse,
 };
 
 /// A read against the datacenter's state.
@@ -61,10 +61,16 @@ pub enum ReadRequest {
     SessionNode {
         node: String,
     },
+    /// Every node's LAN coordinate (`Coordinate.ListNodes`).
+    CoordinateNodes,
+    /// One node's LAN coordinates, one per segment (`Coordinate.Node`).
+    CoordinateNode {
+        node: String,
+    },
 }
 
-/// The answer to a [`ReadRequest`], one variant per shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer to a [`ReadRequest`], one variant per shape (not `Eq`: coordinates are floats).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ReadResponse {
     Nodes(Vec<Node>),
     Services(BTreeMap<String, Vec<String>>),
@@ -76,6 +82,7 @@ pub enum ReadResponse {
     KvList(Vec<KvEntry>),
     Keys(Vec<String>),
     Sessions(Vec<SessionEntry>),
+    Coordinates(Vec<CoordinateEntry>),
 }
 
 /// The KV write verbs of `PUT`/`DELETE /v1/kv`.
@@ -109,7 +116,7 @@ pub struct SessionCreate {
 /// A change to the datacenter's state; committed through Raft. Built once per request and moved,
 /// so the size gap between variants costs nothing worth boxing for.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WriteRequest {
     Register(RegisterRequest),
     Deregister(DeregisterRequest),
@@ -133,6 +140,9 @@ pub enum WriteRequest {
     },
     /// Replace the whole state with a snapshot's (`PUT /v1/snapshot`, already verified).
     SnapshotRestore(#[serde(with = "raw_bytes")] Vec<u8>),
+    /// A node's LAN coordinate (`Coordinate.Update`): queued on the leader, which writes the
+    /// latest of each node in batches, so it is acknowledged before it is committed.
+    CoordinateUpdate(CoordinateUpdateRequest),
 }
 
 /// Byte strings as msgpack/serde bytes rather than an array of numbers

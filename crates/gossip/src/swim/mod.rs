@@ -161,6 +161,18 @@ pub enum Output {
         /// Raw Serf bytes.
         payload: Vec<u8>,
     },
+    /// A direct probe was answered in time (memberlist's `NotifyPingComplete`): the Serf
+    /// layer feeds the RTT and the ack's payload (the peer's coordinate) to Vivaldi. Acks
+    /// that arrive through indirect probes or the TCP fallback do not count: their RTT
+    /// measures a detour.
+    PingComplete {
+        /// The probed node.
+        node: String,
+        /// From sending the ping to receiving the ack.
+        rtt: std::time::Duration,
+        /// The ack's payload (may be empty).
+        payload: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +190,7 @@ struct Node {
 struct Probe {
     seq: u32,
     target: String,
+    sent: Instant,
     direct_deadline: Instant,
     end: Instant,
     indirect_sent: bool,
@@ -212,6 +225,8 @@ pub struct Swim {
     next_probe: Instant,
     next_gossip: Instant,
     next_push_pull: Instant,
+    /// Put in every ack we send (Serf: our coordinate).
+    ack_payload: Vec<u8>,
 }
 
 fn addr_bytes(a: SocketAddr) -> (Vec<u8>, u16) {
@@ -275,6 +290,7 @@ impl Swim {
             next_probe: now + cfg.probe_interval,
             next_gossip: now + cfg.gossip_interval,
             next_push_pull: now + cfg.push_pull_interval,
+            ack_payload: Vec::new(),
             cfg,
         };
         let a = s.self_alive();
@@ -290,6 +306,11 @@ impl Swim {
     /// Our current incarnation.
     pub fn incarnation(&self) -> u32 {
         self.incarnation
+    }
+
+    /// Set what our acks carry from now on (memberlist's `AckPayload` delegate).
+    pub fn set_ack_payload(&mut self, payload: Vec<u8>) {
+        self.ack_payload = payload;
     }
 
     /// Lifeguard awareness score (0 = healthy).
@@ -498,7 +519,7 @@ impl Swim {
                 };
                 let ack = AckResp {
                     seq_no: p.seq_no,
-                    payload: Vec::new(),
+                    payload: self.ack_payload.clone(),
                 };
                 self.send(to.unwrap_or(from), Message::Ack(ack), now, out);
             }
@@ -529,14 +550,23 @@ impl Swim {
                     if p.seq == a.seq_no {
                         // Direct or relayed ack: the probe succeeded.
                         self.awareness.apply_delta(-1);
+                        if !p.indirect_sent {
+                            out.push(Output::PingComplete {
+                                node: p.target.clone(),
+                                rtt: now.saturating_duration_since(p.sent),
+                                payload: a.payload,
+                            });
+                        }
                         self.probe = None;
                         return;
                     }
                 }
                 if let Some(r) = self.relays.remove(&a.seq_no) {
+                    // Like memberlist, a relayed ack carries no payload: the requester learns
+                    // nothing about the target's coordinate from a detour.
                     let ack = AckResp {
                         seq_no: r.orig_seq,
-                        payload: a.payload,
+                        payload: Vec::new(),
                     };
                     self.send(r.requester, Message::Ack(ack), now, out);
                 }
@@ -876,6 +906,7 @@ impl Swim {
         self.probe = Some(Probe {
             seq,
             target: target.clone(),
+            sent: now,
             direct_deadline: now + self.cfg.probe_timeout,
             end: now + interval,
             indirect_sent: false,

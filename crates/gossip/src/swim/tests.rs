@@ -32,6 +32,8 @@ struct Sim {
     events: Vec<(usize, Instant, MemberEvent)>,
     /// TCP works between live nodes even where UDP is blocked.
     tcp: bool,
+    /// (prober, probed node, rtt, ack payload) of every completed direct probe.
+    pings: Vec<(usize, String, Duration, Vec<u8>)>,
 }
 
 impl Sim {
@@ -48,6 +50,7 @@ impl Sim {
             seed: 0x9e37_79b9_7f4a_7c15,
             events: Vec::new(),
             tcp: false,
+            pings: Vec::new(),
         }
     }
 
@@ -124,6 +127,9 @@ impl Sim {
                 }
                 Output::MemberEvent(e) => self.events.push((from, self.now, e)),
                 Output::User { .. } => {}
+                Output::PingComplete { node, rtt, payload } => {
+                    self.pings.push((from, node, rtt, payload))
+                }
             }
         }
     }
@@ -835,4 +841,45 @@ fn meta_update_reaches_peers_as_update_event() {
         0,
         "a voluntary update is not a refutation"
     );
+}
+
+#[test]
+fn acks_carry_the_payload_and_only_direct_probes_complete_pings() {
+    let mut sim = Sim::new(3);
+    for i in 0..3 {
+        sim.nodes[i].set_ack_payload(vec![1, i as u8]);
+    }
+    sim.join_all();
+    sim.run(Duration::from_secs(5));
+    for i in 0..3 {
+        for j in (0..3).filter(|j| *j != i) {
+            let got: Vec<_> = sim
+                .pings
+                .iter()
+                .filter(|(from, node, ..)| *from == i && *node == name(j))
+                .collect();
+            assert!(!got.is_empty(), "{i} completed a probe of {j}");
+            for (_, _, rtt, payload) in got {
+                assert_eq!(payload, &vec![1, j as u8], "the ack carries {j}'s payload");
+                assert!(*rtt < Duration::from_millis(500));
+            }
+        }
+    }
+    // Node 0 can no longer reach node 1 directly: its probes of 1 succeed through node 2,
+    // and such detours say nothing about the RTT.
+    sim.blocked.insert((0, 1));
+    sim.blocked.insert((1, 0));
+    sim.pings.clear();
+    sim.run(Duration::from_secs(10));
+    assert!(
+        !sim.pings
+            .iter()
+            .any(|(from, node, ..)| *from == 0 && *node == name(1)),
+        "indirect acks do not complete pings"
+    );
+    assert_eq!(sim.state(0, 1), Some(State::Alive));
+    assert!(sim
+        .pings
+        .iter()
+        .any(|(from, node, ..)| *from == 0 && *node == name(2)));
 }

@@ -3,6 +3,7 @@
 
 mod agent;
 mod catalog;
+mod coordinate;
 mod event;
 mod health;
 mod kv;
@@ -66,6 +67,14 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             "/v1/catalog/node-services/{name}",
             get(catalog::node_services::<B>),
         )
+        // coordinates
+        .route(
+            "/v1/coordinate/datacenters",
+            get(coordinate::datacenters::<B>),
+        )
+        .route("/v1/coordinate/nodes", get(coordinate::nodes::<B>))
+        .route("/v1/coordinate/node/{node}", get(coordinate::node::<B>))
+        .route("/v1/coordinate/update", put(coordinate::update::<B>))
         // health
         .route("/v1/health/node/{node}", get(health::node::<B>))
         .route("/v1/health/checks/{service}", get(health::checks::<B>))

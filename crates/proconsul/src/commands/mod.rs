@@ -18,6 +18,7 @@ pub mod members;
 pub mod monitor;
 pub mod operator;
 pub mod reload;
+pub mod rtt;
 pub mod services;
 pub mod snapshot;
 pub mod validate;
@@ -36,8 +37,6 @@ pub enum Run {
     Exec(fn(&[String]) -> anyhow::Result<()>),
     /// A parent such as `kv`: running it alone prints its help to stderr and exits 1.
     Parent,
-    /// Listed for compatibility but not built yet.
-    NotImplemented,
 }
 
 /// One entry of the command tree; nested commands are named with spaces (`kv get`).
@@ -46,19 +45,6 @@ pub struct Command {
     pub synopsis: &'static str,
     pub help: fn() -> String,
     pub run: Run,
-}
-
-fn no_help() -> String {
-    String::new()
-}
-
-const fn todo(name: &'static str, synopsis: &'static str) -> Command {
-    Command {
-        name,
-        synopsis,
-        help: no_help,
-        run: Run::NotImplemented,
-    }
 }
 
 /// Every command, Consul's names and synopses.
@@ -243,7 +229,12 @@ pub const COMMANDS: &[Command] = &[
         help: reload::help,
         run: Run::Exec(reload::run),
     },
-    todo("rtt", "Estimates network round trip time between nodes"),
+    Command {
+        name: "rtt",
+        synopsis: "Estimates network round trip time between nodes",
+        help: rtt::help,
+        run: Run::Exec(rtt::run),
+    },
     Command {
         name: "services",
         synopsis: "Interact with services",
@@ -305,9 +296,6 @@ pub const COMMANDS: &[Command] = &[
         run: Run::Exec(watch::run),
     },
 ];
-
-/// The stderr text of a listed but unbuilt command.
-pub const NOT_IMPLEMENTED: &str = "This command is not implemented yet in proconsul";
 
 /// Look a command up by its full name.
 pub fn find(name: &str) -> Option<&'static Command> {

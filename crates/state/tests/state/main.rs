@@ -2,6 +2,7 @@
 
 mod catalog;
 mod common;
+mod coordinate;
 mod kv;
 mod session;
 mod snapshot;
