@@ -436,6 +436,23 @@ impl RaftNode {
             .collect()
     }
 
+    /// The non-voting members (id, RPC address), sorted by id: servers being caught up before
+    /// promotion.
+    pub fn learners(&self) -> Vec<(u64, String)> {
+        let m = self.inner.metrics.borrow();
+        let mem = m.membership_config.membership();
+        mem.learner_ids()
+            .map(|id| {
+                (
+                    id,
+                    mem.get_node(&id)
+                        .map(|n| n.addr.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
     /// The index of the last entry applied to the state machine.
     pub fn applied_index(&self) -> u64 {
         self.inner.sm.applied_index()

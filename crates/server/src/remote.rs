@@ -40,6 +40,8 @@ pub mod method {
     pub const SNAPSHOT: u8 = 15;
     /// Autopilot's view of server health ([`proconsul_types::OperatorHealth`]).
     pub const AUTOPILOT_HEALTH: u8 = 16;
+    /// Autopilot's state ([`proconsul_types::AutopilotState`]).
+    pub const AUTOPILOT_STATE: u8 = 17;
 }
 
 /// How long to wait to connect to a peer.
@@ -237,6 +239,15 @@ impl ConnPool {
             .await
     }
 
+    /// Autopilot's state, as the server at `addr` (forwarding to the leader) sees it.
+    pub async fn autopilot_state(
+        &self,
+        addr: &str,
+    ) -> Result<Result<proconsul_types::AutopilotState, RpcError>, WireError> {
+        self.typed(addr, method::AUTOPILOT_STATE, &(), CALL_TIMEOUT)
+            .await
+    }
+
     /// The server at `addr`'s view of leader and peers.
     pub async fn status(&self, addr: &str) -> Result<StatusReply, WireError> {
         let r: Result<StatusReply, RpcError> =
@@ -324,6 +335,10 @@ impl Server {
             }
             method::AUTOPILOT_HEALTH => {
                 let r = self.autopilot_health().await;
+                Ok(encode(&r))
+            }
+            method::AUTOPILOT_STATE => {
+                let r = self.autopilot_state().await;
                 Ok(encode(&r))
             }
             method::REMOVE_PEER => {

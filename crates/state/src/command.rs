@@ -64,6 +64,13 @@ pub enum Command {
         #[serde(with = "opt_bytes", default)]
         state: Option<Vec<u8>>,
     },
+    /// Store autopilot's configuration; with `cas`, only if the stored `ModifyIndex` equals it.
+    #[serde(rename = "autopilot_set_config")]
+    AutopilotSetConfig {
+        config: crate::AutopilotConfig,
+        #[serde(default)]
+        cas: Option<u64>,
+    },
 }
 
 /// One KV operation.

@@ -25,6 +25,9 @@ struct Snapshot {
     tombstones: Vec<IndexRow>,
     sessions: Vec<SessionRec>,
     indexes: Vec<IndexRow>,
+    /// Absent in snapshots written before autopilot's configuration was stored.
+    #[serde(default)]
+    autopilot: Option<crate::AutopilotConfig>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,6 +68,7 @@ pub(crate) fn encode(s: &State) -> Vec<u8> {
         tombstones: rows(&s.tombstones),
         sessions: s.sessions.values().cloned().collect(),
         indexes: rows(&s.indexes),
+        autopilot: s.autopilot.clone(),
     };
     rmp_serde::to_vec_named(&snap).expect("encoding in-memory records to msgpack cannot fail")
 }
@@ -80,6 +84,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
     }
     let mut s = State {
         index: snap.index,
+        autopilot: snap.autopilot,
         ..State::default()
     };
     for n in snap.nodes {

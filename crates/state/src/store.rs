@@ -100,6 +100,8 @@ pub(crate) struct State {
     pub session_checks: OrdMap<Pair, OrdSet<String>>,
     /// Consul's index table: table names, `service.<name>`, `node.<name>`, extinction indexes.
     pub indexes: OrdMap<String, u64>,
+    /// Autopilot's configuration, once written.
+    pub autopilot: Option<crate::AutopilotConfig>,
 }
 
 impl State {
@@ -222,6 +224,7 @@ impl Tx {
             Command::Txn(ops) => ApplyResult::Txn(self.txn(ops)),
             Command::SessionCreate(sess) => unit(self.session_create(sess)),
             Command::SessionDestroy { id } => unit(self.session_destroy(id)),
+            Command::AutopilotSetConfig { config, cas } => self.autopilot_set(config, *cas),
             Command::TombstoneReap { up_to_index } => {
                 self.tombstone_reap(*up_to_index);
                 ApplyResult::Ok

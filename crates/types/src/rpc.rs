@@ -61,6 +61,8 @@ pub enum ReadRequest {
     SessionNode {
         node: String,
     },
+    /// Autopilot's configuration (`/v1/operator/autopilot/configuration`).
+    AutopilotConfig,
 }
 
 /// The answer to a [`ReadRequest`], one variant per shape.
@@ -76,6 +78,7 @@ pub enum ReadResponse {
     KvList(Vec<KvEntry>),
     Keys(Vec<String>),
     Sessions(Vec<SessionEntry>),
+    AutopilotConfig(crate::AutopilotConfiguration),
 }
 
 /// The KV write verbs of `PUT`/`DELETE /v1/kv`.
@@ -133,6 +136,12 @@ pub enum WriteRequest {
     },
     /// Replace the whole state with a snapshot's (`PUT /v1/snapshot`, already verified).
     SnapshotRestore(#[serde(with = "raw_bytes")] Vec<u8>),
+    /// Set autopilot's configuration; with `cas`, only if its `ModifyIndex` is that value.
+    /// Answers `Bool`.
+    AutopilotSetConfig {
+        config: crate::AutopilotConfiguration,
+        cas: Option<u64>,
+    },
 }
 
 /// Byte strings as msgpack/serde bytes rather than an array of numbers
