@@ -11,6 +11,7 @@ mod autopilot;
 mod fsm;
 mod leader;
 mod read;
+mod recovery;
 pub mod remote;
 mod write;
 
@@ -67,6 +68,9 @@ pub struct ServerOptions {
 pub enum ServerError {
     #[error("raft: {0}")]
     Raft(#[from] proconsul_raft::RaftError),
+    /// `peers.json` outage recovery failed; the message is Consul's.
+    #[error("{0}")]
+    Recovery(String),
 }
 
 /// A running server. Cheap to clone.
@@ -106,6 +110,12 @@ impl Server {
     pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         let store = Store::new();
         let raft_id = raft_id_from_node_id(&opts.node_id);
+        if let Some(dir) = &opts.raft_dir {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || recovery::apply_peers_json(&dir, raft_id))
+                .await
+                .map_err(|e| ServerError::Recovery(e.to_string()))??;
+        }
         let mut ropts = RaftOptions::new(raft_id, opts.rpc_addr.to_string(), opts.raft_dir.clone())
             .with_multiplier(opts.raft_multiplier as u64);
         if opts.raft_dir.is_none() {
