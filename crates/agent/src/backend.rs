@@ -388,6 +388,16 @@ impl Backend for Agent {
         }
     }
 
+    async fn operator_autopilot_state(&self) -> Result<proconsul_types::AutopilotState, RpcError> {
+        match &self.inner.server {
+            Some(s) => s.autopilot_state().await,
+            None => {
+                self.on_some_server(|pool, addr| async move { pool.autopilot_state(&addr).await })
+                    .await
+            }
+        }
+    }
+
     async fn snapshot_save(&self, stale: bool) -> Result<(u64, Vec<u8>), RpcError> {
         let snap = match &self.inner.server {
             Some(s) => s.snapshot(stale).await?,

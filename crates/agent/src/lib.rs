@@ -147,7 +147,7 @@ impl Agent {
         } else {
             None
         };
-        let pool = proconsul_server::remote::SharedPool::new();
+        let pool = proconsul_server::remote::SharedPool::new(&config.datacenter);
         let gossip = gossip::Gossip::start(&config, &node_name, &node_id, &shutdown)
             .await
             .map_err(AgentError::Config)?;

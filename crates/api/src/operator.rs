@@ -76,4 +76,29 @@ impl crate::Client {
         )
         .map(|(c, _)| c)
     }
+
+    /// `PUT /v1/operator/autopilot/configuration?cas=<conf.ModifyIndex>`: whether the
+    /// check-and-set won.
+    pub fn operator_autopilot_cas_configuration(
+        &self,
+        conf: &proconsul_types::AutopilotConfiguration,
+    ) -> crate::Result<bool> {
+        let body = serde_json::to_vec(conf)?;
+        let out = self.put(
+            "/v1/operator/autopilot/configuration",
+            &[("cas", conf.modify_index.to_string())],
+            &body,
+        )?;
+        Ok(String::from_utf8_lossy(&out).trim() == "true")
+    }
+
+    /// `/v1/operator/autopilot/state`.
+    pub fn operator_autopilot_state(&self) -> crate::Result<proconsul_types::AutopilotState> {
+        self.get_json(
+            "/v1/operator/autopilot/state",
+            &[],
+            &crate::QueryOptions::default(),
+        )
+        .map(|(c, _)| c)
+    }
 }

@@ -131,6 +131,10 @@ pub trait Backend: Send + Sync + 'static {
     fn operator_autopilot_health(
         &self,
     ) -> impl Future<Output = Result<proconsul_types::OperatorHealth, RpcError>> + Send;
+    /// `/v1/operator/autopilot/state` (the leader's view).
+    fn operator_autopilot_state(
+        &self,
+    ) -> impl Future<Output = Result<proconsul_types::AutopilotState, RpcError>> + Send;
     /// `GET /v1/snapshot`: the index it reflects and the archive bytes.
     fn snapshot_save(
         &self,

@@ -793,6 +793,78 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
+/// Outage recovery (Consul's `peers.json`): replace the membership of the durable log at `path`
+/// before Raft starts, on a node that cannot reach a quorum of its old configuration.
+///
+/// hashicorp/raft's `RecoverCluster` rewrites the configuration through a snapshot; openraft
+/// takes its membership from the latest membership entry in the log, so the same effect is
+/// had by appending one: a membership entry of `voters` (+ `learners`) after the last log entry,
+/// stamped with a leader id of a term above every term this node has seen (its own, so the log
+/// stays monotonic), and a vote for itself one term later, uncommitted. On start the node is a
+/// follower of the new membership; when it is a voter it campaigns in a newer term still, and
+/// its first leader entry commits the new membership together with every entry before it —
+/// like `RecoverCluster`, uncommitted entries become committed. Returns the entry's log id.
+///
+/// Safe only while Raft is not running on this log, and only when the servers left out have
+/// failed for good (or come back with an empty data directory).
+pub(crate) fn recover_membership(
+    path: &Path,
+    node_id: u64,
+    voters: BTreeMap<u64, String>,
+    learners: BTreeMap<u64, String>,
+) -> Result<LogId, StorageError> {
+    use openraft::{BasicNode, CommittedLeaderId, EntryPayload, Membership};
+    if voters.is_empty() {
+        return Err(write_err(io::Error::other(
+            "need at least one voter in configuration",
+        )));
+    }
+    let db = Database::create(path).map_err(write_err)?;
+    let mut txn = db.begin_write().map_err(write_err)?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(write_err)?;
+    let id = {
+        let mut log = txn.open_table(LOG).map_err(write_err)?;
+        let mut meta = txn.open_table(META).map_err(write_err)?;
+        let vote: Option<Vote<u64>> = match meta.get(KEY_VOTE).map_err(read_err)? {
+            Some(v) => Some(decode_meta(KEY_VOTE, v.value())?),
+            None => None,
+        };
+        let purged: Option<LogId> = match meta.get(KEY_PURGED).map_err(read_err)? {
+            Some(v) => decode_meta(KEY_PURGED, v.value())?,
+            None => None,
+        };
+        let last = last_log_id(&log)?.or(purged);
+        let term = vote
+            .map(|v| v.leader_id().term)
+            .max(last.map(|l| l.leader_id.term))
+            .unwrap_or(0)
+            + 1;
+        let id = LogId::new(
+            CommittedLeaderId::new(term, node_id),
+            last.map(|l| l.index + 1).unwrap_or(1),
+        );
+        let nodes: BTreeMap<u64, BasicNode> = voters
+            .iter()
+            .chain(learners.iter())
+            .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+            .collect();
+        let membership = Membership::new(vec![voters.keys().copied().collect()], nodes);
+        let entry = Entry {
+            log_id: id,
+            payload: EntryPayload::Membership(membership),
+        };
+        let bytes = encode(&entry).map_err(write_err)?;
+        log.insert(id.index, bytes.as_slice()).map_err(write_err)?;
+        let vote = Vote::new(term + 1, node_id);
+        let bytes = encode(&vote).map_err(write_err)?;
+        meta.insert(KEY_VOTE, bytes.as_slice()).map_err(write_err)?;
+        id
+    };
+    txn.commit().map_err(write_err)?;
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -192,6 +192,22 @@ pub struct RaftMetricsSummary {
     pub last_contact_ms: u64,
 }
 
+/// Outage recovery before start: make `voters` (id → RPC address) and `learners` the
+/// membership of the durable log in `dir` (`<data-dir>/raft`), whatever it was. Call only while
+/// no [`RaftNode`] runs on `dir`; see the log store's `recover_membership` for how and why.
+/// Returns the log index of the new membership entry.
+pub fn recover_membership(
+    dir: &std::path::Path,
+    node_id: u64,
+    voters: BTreeMap<u64, String>,
+    learners: BTreeMap<u64, String>,
+) -> Result<u64, RaftError> {
+    std::fs::create_dir_all(dir).map_err(|e| RaftError::Storage(e.to_string()))?;
+    crate::log_store::recover_membership(&dir.join("raft.redb"), node_id, voters, learners)
+        .map(|id| id.index)
+        .map_err(|e| RaftError::Storage(e.to_string()))
+}
+
 /// A running Raft server. Cheap to clone; all clones drive the same node.
 #[derive(Clone)]
 pub struct RaftNode {
@@ -425,6 +441,23 @@ impl RaftNode {
         let m = self.inner.metrics.borrow();
         let mem = m.membership_config.membership();
         mem.voter_ids()
+            .map(|id| {
+                (
+                    id,
+                    mem.get_node(&id)
+                        .map(|n| n.addr.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// The non-voting members (id, RPC address), sorted by id: servers being caught up before
+    /// promotion.
+    pub fn learners(&self) -> Vec<(u64, String)> {
+        let m = self.inner.metrics.borrow();
+        let mem = m.membership_config.membership();
+        mem.learner_ids()
             .map(|id| {
                 (
                     id,

@@ -600,3 +600,80 @@ async fn partitioned_leader_loses_its_lease_and_rejoins_as_follower() {
         n.node.shutdown().await;
     }
 }
+
+/// Outage recovery (`peers.json`): of five durable servers three are lost for good; the two
+/// survivors cannot elect. Stopped, each gets the same new membership written into its log,
+/// and restarted: they elect one of themselves, keep every committed entry, take writes, and the
+/// membership is the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survivors_recover_with_a_new_membership() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |id: u64| tmp.path().join(format!("n{id}"));
+    let router = MemRouter::new();
+    let mut nodes = Vec::new();
+    for id in 1..=5 {
+        nodes.push(start(&router, opts(id, Some(dir(id)))).await);
+    }
+    let all: Vec<(u64, String)> = (1..=5).map(|id| (id, addr(id))).collect();
+    nodes[0].node.bootstrap(all).await.unwrap();
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    agreed_leader(&refs).await;
+    for i in 0..20 {
+        propose(&refs, &format!("k{i}=v{i}")).await;
+    }
+    wait_until("replicated", || nodes.iter().all(|n| n.kv.len() == 20)).await;
+
+    // Three servers are gone; the two left have no quorum.
+    for (i, n) in nodes.iter().enumerate() {
+        n.node.shutdown().await;
+        router.unregister(&addr(i as u64 + 1));
+    }
+    let mut survivors = Vec::new();
+    for id in 1..=2 {
+        survivors.push(start(&router, opts(id, Some(dir(id)))).await);
+    }
+    // Waiting is the point here: for longer than an election timeout, nobody may win.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        survivors.iter().all(|n| !n.node.is_leader()),
+        "no quorum, no leader"
+    );
+    for (i, n) in survivors.iter().enumerate() {
+        n.node.shutdown().await;
+        router.unregister(&addr(i as u64 + 1));
+    }
+
+    // The same new membership on both, then a restart.
+    let voters: BTreeMap<u64, String> = (1..=2).map(|id| (id, addr(id))).collect();
+    for id in 1..=2 {
+        let index =
+            proconsul_raft::recover_membership(&dir(id), id, voters.clone(), BTreeMap::new())
+                .unwrap();
+        assert!(index > 20, "appended after the log: {index}");
+    }
+    let mut survivors = Vec::new();
+    for id in 1..=2 {
+        survivors.push(start(&router, opts(id, Some(dir(id)))).await);
+    }
+    let refs: Vec<&TestNode> = survivors.iter().collect();
+    agreed_leader(&refs).await;
+    propose(&refs, "after=recovery").await;
+    wait_until("both applied everything", || {
+        survivors.iter().all(|n| n.kv.len() == 21)
+    })
+    .await;
+    for n in &survivors {
+        assert_eq!(n.kv.get("k19").as_deref(), Some("v19"));
+        assert_eq!(
+            n.node
+                .voters()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+    }
+    for n in &survivors {
+        n.node.shutdown().await;
+    }
+}

@@ -38,7 +38,22 @@ impl Drop for Client {
 }
 
 impl Client {
-    /// Connect within `timeout`.
+    /// Connect within `timeout` and open with the handshake `hello`; the server's refusal is
+    /// [`RpcError::Rejected`].
+    pub async fn connect_hello(
+        addr: &str,
+        timeout: Duration,
+        hello: Vec<u8>,
+    ) -> Result<Client, RpcError> {
+        let c = Self::connect(addr, timeout).await?;
+        match c.call(crate::HELLO, hello, timeout).await {
+            Ok(_) => Ok(c),
+            Err(RpcError::Remote(m)) => Err(RpcError::Rejected(m)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Connect within `timeout`, without a handshake.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Client, RpcError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await

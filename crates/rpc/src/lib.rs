@@ -7,12 +7,20 @@
 //! request through a [`Handler`], concurrently. Bodies are opaque bytes: callers choose their
 //! encoding (rmp-serde). Everything is bounded: frame size, in-flight calls per connection,
 //! per-call timeouts.
+//!
+//! A connection may open with a handshake: the first request, method [`HELLO`], carries
+//! whatever the caller's identity is to the server (proconsul: its datacenter); the
+//! [`Handler`] accepts it or answers an error and the connection is closed. A handler that
+//! [requires](Handler::requires_hello) one closes connections that start without it.
 
 mod client;
 pub mod frame;
 mod server;
 
 pub use client::Client;
+
+/// The method number of the connection handshake (the first request on a connection).
+pub const HELLO: u8 = 0xFF;
 pub use frame::{Frame, FrameKind, MAX_FRAME};
 pub use server::{serve, Handler};
 
@@ -34,6 +42,10 @@ pub enum RpcError {
     /// The remote handler answered with an error.
     #[error("{0}")]
     Remote(String),
+    /// The server refused the connection's handshake (the text says why); another try with
+    /// the same handshake fails the same way.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 impl RpcError {

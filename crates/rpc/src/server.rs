@@ -24,6 +24,17 @@ pub trait Handler: Send + Sync + 'static {
         method: u8,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
+
+    /// Accept or refuse a connection's handshake ([`crate::HELLO`]); `Err` is sent back as the
+    /// reason and the connection is closed.
+    fn hello(&self, _body: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether a connection must open with a handshake.
+    fn requires_hello(&self) -> bool {
+        false
+    }
 }
 
 /// Serve `listener` until `shutdown`; every task is tracked and stops with it.
@@ -57,14 +68,58 @@ pub async fn serve<H: Handler>(
             let (mut read, write) = stream.into_split();
             let write = Arc::new(tokio::sync::Mutex::new(write));
             let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONN));
+            let mut first = true;
             loop {
                 let frame = tokio::select! {
                     _ = stop.cancelled() => break,
                     f = read_frame(&mut read, MAX_FRAME) => f,
                 };
-                let Ok(Some(f)) = frame else { break };
+                let f = match frame {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(target: "agent.rpc", %peer, error = %e, "closing RPC connection after a malformed frame");
+                        break;
+                    }
+                };
                 if f.kind != FrameKind::Request {
+                    tracing::debug!(target: "agent.rpc", %peer, "closing RPC connection: a peer sent a non-request frame");
                     break;
+                }
+                if std::mem::take(&mut first) {
+                    // The handshake, or its absence, decides whether the connection lives.
+                    let verdict = if f.method == crate::HELLO {
+                        handler.hello(&f.body)
+                    } else if handler.requires_hello() {
+                        Err("RPC connection without a handshake; is the caller a proconsul agent of the same version?".to_string())
+                    } else {
+                        Ok(())
+                    };
+                    let answer = |kind, body| Frame {
+                        kind,
+                        id: f.id,
+                        method: f.method,
+                        body,
+                    };
+                    match verdict {
+                        Err(reason) => {
+                            tracing::warn!(target: "agent.rpc", %peer, reason = %reason, "refusing RPC connection");
+                            let mut w = write.lock().await;
+                            let _ = write_frame(&mut *w, &answer(FrameKind::Error, reason.into_bytes())).await;
+                            break;
+                        }
+                        Ok(()) if f.method == crate::HELLO => {
+                            let mut w = write.lock().await;
+                            if write_frame(&mut *w, &answer(FrameKind::Response, Vec::new()))
+                                .await
+                                .is_err()
+                            {
+                                break;
+                            }
+                            continue;
+                        }
+                        Ok(()) => {}
+                    }
                 }
                 let Ok(slot) = in_flight.clone().acquire_owned().await else {
                     break;
@@ -167,5 +222,82 @@ mod tests {
             Err(e) => assert!(e.is_retryable(), "{e}"),
             Ok(_) => panic!("connected to a stopped server"),
         }
+    }
+
+    /// Accepts only the handshake `b"dc1"`, and requires one.
+    struct Picky;
+    impl Handler for Picky {
+        async fn handle(&self, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
+            Echo.handle(method, body).await
+        }
+        fn hello(&self, body: &[u8]) -> Result<(), String> {
+            if body == b"dc1" {
+                Ok(())
+            } else {
+                Err(format!(
+                    "wrong datacenter {:?}",
+                    String::from_utf8_lossy(body)
+                ))
+            }
+        }
+        fn requires_hello(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn handshake_and_malformed_input() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let stop = CancellationToken::new();
+        let srv = tokio::spawn(serve(l, Arc::new(Picky), stop.clone()));
+        let t = Duration::from_secs(2);
+
+        // The right handshake: calls work.
+        let c = Client::connect_hello(&addr, t, b"dc1".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(c.call(1, vec![0, 7], t).await.unwrap(), vec![0, 7]);
+        // The wrong one: refused with the reason, not retryable, and the connection closed.
+        let r = Client::connect_hello(&addr, t, b"dc2".to_vec()).await;
+        let Err(e) = r else {
+            panic!("accepted a wrong handshake")
+        };
+        assert_eq!(e, RpcError::Rejected("wrong datacenter \"dc2\"".into()));
+        assert!(!e.is_retryable());
+        // None at all: the first call gets the reason, the connection is closed.
+        let bare = Client::connect(&addr, t).await.unwrap();
+        let r = bare.call(1, vec![0], t).await;
+        assert!(
+            matches!(&r, Err(RpcError::Remote(m)) if m.contains("without a handshake")),
+            "{r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(bare.is_dead());
+
+        // Malformed frames close that connection only: an oversized length, a short frame,
+        // an unknown kind, a response where a request belongs, garbage.
+        let bad: [&[u8]; 5] = [
+            &[0xFF, 0xFF, 0xFF, 0xFF, 0, 0],
+            &[0, 0, 0, 2, 0, 0],
+            &[0, 0, 0, 10, 9, 0, 0, 0, 0, 0, 0, 0, 1, 1],
+            &[0, 0, 0, 10, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1],
+            b"GET / HTTP/1.1\r\n\r\n",
+        ];
+        for input in bad {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            s.write_all(input).await.unwrap();
+            let mut buf = Vec::new();
+            let n = tokio::time::timeout(t, s.read_to_end(&mut buf))
+                .await
+                .expect("the server closes a connection with a malformed frame");
+            assert!(n.is_ok(), "{input:?}");
+            assert!(buf.is_empty(), "{input:?}: answered {buf:?}");
+        }
+        // The server is still serving.
+        assert_eq!(c.call(1, vec![0, 8], t).await.unwrap(), vec![0, 8]);
+        stop.cancel();
+        srv.await.unwrap();
     }
 }

@@ -1,5 +1,6 @@
-//! What only the leader does: reconcile gossip members into the catalog (`serfHealth`), expire
-//! session TTLs, and reap KV tombstones.
+//! What only the leader does: reconcile gossip members into the catalog (`serfHealth`) and
+//! servers into the Raft configuration, expire session TTLs, reap KV tombstones, and run
+//! autopilot's dead-server cleanup ([`crate::autopilot`]).
 //!
 //! One task runs for the server's life; each tick it checks whether this server leads and, if
 //! it just became leader, resets every session timer (Consul's `initializeSessionTimers`).
@@ -104,6 +105,7 @@ pub(crate) async fn run(server: Server) {
     let mut tombstone_marks: VecDeque<(Instant, u64)> = VecDeque::new();
     let mut last_mark = Instant::now();
     let mut reaped_up_to = 0u64;
+    let mut led_since = Instant::now();
     loop {
         tokio::select! {
             _ = inner.shutdown.cancelled() => return,
@@ -121,7 +123,9 @@ pub(crate) async fn run(server: Server) {
         if !was_leader {
             tracing::info!(target: "agent.server", "cluster leadership acquired");
             init_session_timers(&server);
+            crate::autopilot::ensure_config(&server).await;
             last_reconcile = Instant::now() - RECONCILE_EVERY;
+            led_since = Instant::now();
             was_leader = true;
         }
         let now = Instant::now();
@@ -138,6 +142,7 @@ pub(crate) async fn run(server: Server) {
             last_reconcile = now;
             reconcile(&server).await;
             reconcile_servers(&server);
+            crate::autopilot::prune_dead_servers(&server, led_since);
         }
         if now.duration_since(last_mark) >= TOMBSTONE_GRANULARITY {
             last_mark = now;
@@ -162,8 +167,8 @@ pub(crate) async fn run(server: Server) {
 
 /// Make the Raft configuration follow the servers in the LAN pool: an alive server that is not
 /// a voter is added (it joins as a learner, catches up, is promoted), a server that left is
-/// removed. Failed servers stay: they may come back, and removing them could cost quorum
-/// (`force-leave` or `operator raft remove-peer` removes them). Membership changes run in the
+/// removed. Failed servers are autopilot's to remove ([`crate::autopilot::prune_dead_servers`],
+/// within its quorum limits). Membership changes run in the
 /// background, one per server at a time, so the leader loop keeps its pace.
 fn reconcile_servers(server: &Server) {
     let inner = &server.inner;

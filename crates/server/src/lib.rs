@@ -5,12 +5,14 @@
 //! ([`Server::write`]) are validated and completed with everything time- or randomness-dependent
 //! (session IDs, `at_ms`, lock-delay checks) *before* they are proposed, so apply stays pure.
 //! The leader loop ([`leader`]) does what only the leader may: reconcile members into the
-//! catalog, expire session TTLs, reap KV tombstones.
+//! catalog, expire session TTLs, reap KV tombstones, and run autopilot ([`autopilot`]).
 
+mod autopilot;
 mod coordinate;
 mod fsm;
 mod leader;
 mod read;
+mod recovery;
 pub mod remote;
 mod write;
 
@@ -70,6 +72,9 @@ pub struct ServerOptions {
 pub enum ServerError {
     #[error("raft: {0}")]
     Raft(#[from] proconsul_raft::RaftError),
+    /// `peers.json` outage recovery failed; the message is Consul's.
+    #[error("{0}")]
+    Recovery(String),
 }
 
 /// A running server. Cheap to clone.
@@ -83,8 +88,9 @@ struct Inner {
     store: Store,
     raft: RaftNode,
     sessions: leader::SessionTimers,
-    /// When each voter last became healthy (autopilot's `StableSince`).
-    stable_since: std::sync::Mutex<std::collections::HashMap<u64, std::time::SystemTime>>,
+    /// Each Raft member's last health verdict and when it last changed (autopilot's
+    /// `StableSince`).
+    stable_since: std::sync::Mutex<std::collections::HashMap<u64, (bool, std::time::SystemTime)>>,
     /// Raft heartbeat interval in ms (autopilot's last-contact threshold is at least twice it).
     raft_heartbeat_ms: u64,
     /// Raft ids with a membership change in flight (leader only).
@@ -110,6 +116,12 @@ impl Server {
     pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         let store = Store::new();
         let raft_id = raft_id_from_node_id(&opts.node_id);
+        if let Some(dir) = &opts.raft_dir {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || recovery::apply_peers_json(&dir, raft_id))
+                .await
+                .map_err(|e| ServerError::Recovery(e.to_string()))??;
+        }
         let mut ropts = RaftOptions::new(raft_id, opts.rpc_addr.to_string(), opts.raft_dir.clone())
             .with_multiplier(opts.raft_multiplier as u64);
         if opts.raft_dir.is_none() {
@@ -372,88 +384,6 @@ impl Server {
             last_index: m.last_log_index,
             term: m.term,
         }
-    }
-
-    /// Autopilot's health view (`/v1/operator/autopilot/health`), computed on the leader
-    /// (forwarded there): every voter is asked for its Raft figures; a server is healthy when
-    /// its gossip status is alive, it answers, it heard from the leader recently and its log
-    /// trails the leader's by at most `MaxTrailingLogs`.
-    pub async fn autopilot_health(&self) -> Result<proconsul_types::OperatorHealth, RpcError> {
-        if !self.is_leader() {
-            return self
-                .forward(true, |pool, leader| async move {
-                    pool.autopilot_health(&leader).await
-                })
-                .await;
-        }
-        let cfg = proconsul_types::AutopilotConfiguration::default();
-        let threshold_ms = 200u64.max(2 * self.inner.raft_heartbeat_ms);
-        let members = self.inner.opts.members.members();
-        let me = self.raft_id();
-        let mine = self.status_here();
-        let mut servers = Vec::new();
-        for (id, address) in self.inner.raft.voters() {
-            let m = members
-                .iter()
-                .find(|m| m.server_port.is_some() && raft_id_from_node_id(&m.id) == id);
-            let stats = if id == me {
-                Some(mine.clone())
-            } else {
-                tokio::time::timeout(
-                    Duration::from_secs(1),
-                    self.inner.opts.pool.status(&address),
-                )
-                .await
-                .ok()
-                .and_then(|r| r.ok())
-            };
-            let serf_status = match m.map(|m| m.status) {
-                Some(MemberStatus::Alive) => "alive",
-                Some(MemberStatus::Failed) => "failed",
-                Some(MemberStatus::Left) => "left",
-                None => "none",
-            };
-            let healthy = serf_status == "alive"
-                && stats.as_ref().is_some_and(|s| {
-                    (id == me || s.last_contact_ms <= threshold_ms)
-                        && mine.last_index.saturating_sub(s.last_index) <= cfg.max_trailing_logs
-                });
-            let since = {
-                let mut stable = self.inner.stable_since.lock().unwrap();
-                if healthy {
-                    *stable.entry(id).or_insert_with(std::time::SystemTime::now)
-                } else {
-                    stable.remove(&id);
-                    std::time::SystemTime::now()
-                }
-            };
-            servers.push(proconsul_types::ServerHealth {
-                id: m
-                    .map(|m| m.id.clone())
-                    .unwrap_or_else(|| format!("{id:016x}")),
-                name: m.map(|m| m.name.clone()).unwrap_or_default(),
-                address,
-                serf_status: serf_status.into(),
-                version: proconsul_types::CONSUL_COMPAT_VERSION.into(),
-                leader: id == me,
-                last_contact: stats
-                    .as_ref()
-                    .map(|s| format!("{}ms", s.last_contact_ms))
-                    .unwrap_or_else(|| "-1ns".into()),
-                last_term: stats.as_ref().map(|s| s.term).unwrap_or(0),
-                last_index: stats.as_ref().map(|s| s.last_index).unwrap_or(0),
-                healthy,
-                voter: true,
-                stable_since: proconsul_types::time::rfc3339(since),
-            });
-        }
-        let healthy_voters = servers.iter().filter(|s| s.healthy).count();
-        let quorum = servers.len() / 2 + 1;
-        Ok(proconsul_types::OperatorHealth {
-            healthy: servers.iter().all(|s| s.healthy),
-            failure_tolerance: healthy_voters.saturating_sub(quorum),
-            servers,
-        })
     }
 
     /// The Raft configuration as the leader sees it (forwarded there), or this server's view

@@ -191,6 +191,20 @@ fn run_read(view: &View, ws: &mut WatchSet, req: &ReadRequest) -> (u64, ReadResp
             let (i, c) = view.node_coordinates(ws, node);
             (i, ReadResponse::Coordinates(c))
         }
+        // Not blocking in Consul either (nothing is added to `ws`). Before the leader stored
+        // one, Consul's defaults with index 0.
+        ReadRequest::AutopilotConfig => {
+            let c = view.autopilot_config().unwrap_or_default();
+            let i = if c.modify_index > 0 {
+                c.modify_index
+            } else {
+                view.index()
+            };
+            (
+                i,
+                ReadResponse::AutopilotConfig(crate::autopilot::to_api(&c)),
+            )
+        }
     }
 }
 

@@ -7,6 +7,12 @@
 //! to the leader, and reads and writes a client agent sends to a server. The receiving side
 //! is [`Server::handle_rpc`], behind [`RpcHandler`].
 //!
+//! Every connection opens with a handshake naming the caller's datacenter ([`Hello`]); a
+//! server refuses callers of another datacenter — Raft peers, forwarding servers and client
+//! agents alike — with an error that says so, before any call is read. (Consul forwards
+//! `?dc=` requests between datacenters over the WAN; proconsul has no WAN federation yet, so
+//! another datacenter has nothing to ask here.)
+//!
 //! A client agent's call may be forwarded once more by the server it reaches (to the leader);
 //! a call a server forwarded is executed where it lands without forwarding again, so a
 //! leadership change mid-call ends in an error rather than a loop.
@@ -40,6 +46,8 @@ pub mod method {
     pub const SNAPSHOT: u8 = 15;
     /// Autopilot's view of server health ([`proconsul_types::OperatorHealth`]).
     pub const AUTOPILOT_HEALTH: u8 = 16;
+    /// Autopilot's state ([`proconsul_types::AutopilotState`]).
+    pub const AUTOPILOT_STATE: u8 = 17;
 }
 
 /// How long to wait to connect to a peer.
@@ -103,15 +111,28 @@ fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
     rmp_serde::from_slice(b).map_err(|e| format!("bad RPC body: {e}"))
 }
 
+/// The connection handshake: who is calling.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Hello {
+    pub datacenter: String,
+}
+
 /// One connection per peer address, reconnected on failure.
-#[derive(Default)]
 pub struct ConnPool {
     conns: Mutex<HashMap<String, Client>>,
+    /// The encoded [`Hello`] every connection opens with.
+    hello: Vec<u8>,
 }
 
 impl ConnPool {
-    pub fn new() -> Self {
-        Self::default()
+    /// A pool for an agent of `datacenter`.
+    pub fn new(datacenter: &str) -> Self {
+        ConnPool {
+            conns: Mutex::default(),
+            hello: encode(&Hello {
+                datacenter: datacenter.to_string(),
+            }),
+        }
     }
 
     async fn client(&self, addr: &str) -> Result<Client, WireError> {
@@ -120,7 +141,7 @@ impl ConnPool {
                 return Ok(c.clone());
             }
         }
-        let c = Client::connect(addr, CONNECT_TIMEOUT).await?;
+        let c = Client::connect_hello(addr, CONNECT_TIMEOUT, self.hello.clone()).await?;
         self.conns
             .lock()
             .unwrap()
@@ -237,6 +258,15 @@ impl ConnPool {
             .await
     }
 
+    /// Autopilot's state, as the server at `addr` (forwarding to the leader) sees it.
+    pub async fn autopilot_state(
+        &self,
+        addr: &str,
+    ) -> Result<Result<proconsul_types::AutopilotState, RpcError>, WireError> {
+        self.typed(addr, method::AUTOPILOT_STATE, &(), CALL_TIMEOUT)
+            .await
+    }
+
     /// The server at `addr`'s view of leader and peers.
     pub async fn status(&self, addr: &str) -> Result<StatusReply, WireError> {
         let r: Result<StatusReply, RpcError> =
@@ -246,12 +276,13 @@ impl ConnPool {
 }
 
 /// The pool shared by Raft's transport, forwarding and a client agent's calls.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SharedPool(pub Arc<ConnPool>);
 
 impl SharedPool {
-    pub fn new() -> Self {
-        SharedPool(Arc::new(ConnPool::new()))
+    /// A pool for an agent of `datacenter`.
+    pub fn new(datacenter: &str) -> Self {
+        SharedPool(Arc::new(ConnPool::new(datacenter)))
     }
 }
 
@@ -285,6 +316,23 @@ pub struct RpcHandler(pub Server);
 impl proconsul_rpc::Handler for RpcHandler {
     async fn handle(&self, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
         self.0.handle_rpc(method, body).await
+    }
+
+    /// Only agents of this server's datacenter may call it.
+    fn hello(&self, body: &[u8]) -> Result<(), String> {
+        let h: Hello = decode(body)?;
+        let ours = self.0.datacenter();
+        if h.datacenter != ours {
+            return Err(format!(
+                "refusing RPC from datacenter {:?}: this server is in datacenter {ours:?}",
+                h.datacenter
+            ));
+        }
+        Ok(())
+    }
+
+    fn requires_hello(&self) -> bool {
+        true
     }
 }
 
@@ -324,6 +372,10 @@ impl Server {
             }
             method::AUTOPILOT_HEALTH => {
                 let r = self.autopilot_health().await;
+                Ok(encode(&r))
+            }
+            method::AUTOPILOT_STATE => {
+                let r = self.autopilot_state().await;
                 Ok(encode(&r))
             }
             method::REMOVE_PEER => {

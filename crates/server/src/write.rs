@@ -130,6 +130,16 @@ impl Server {
                 self.queue_coordinate(req)?;
                 Ok((self.inner.store.last_index(), WriteResponse::Ok))
             }
+            WriteRequest::AutopilotSetConfig { config, cas } => {
+                let config = crate::autopilot::from_api(&config)?;
+                let (idx, applied) = self
+                    .propose_ok(Command::AutopilotSetConfig { config, cas })
+                    .await?;
+                Ok((
+                    idx,
+                    WriteResponse::Bool(matches!(applied, Applied::Bool(true))),
+                ))
+            }
             WriteRequest::SessionRenew { id } => {
                 // Renewal is leader-local in Consul too: it resets the TTL timer, not the log.
                 if !self.inner.raft.is_leader() {

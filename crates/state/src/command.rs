@@ -69,6 +69,13 @@ pub enum Command {
         #[serde(with = "opt_bytes", default)]
         state: Option<Vec<u8>>,
     },
+    /// Store autopilot's configuration; with `cas`, only if the stored `ModifyIndex` equals it.
+    #[serde(rename = "autopilot_set_config")]
+    AutopilotSetConfig {
+        config: crate::AutopilotConfig,
+        #[serde(default)]
+        cas: Option<u64>,
+    },
 }
 
 /// One node's coordinate in one network segment (`""` is the default segment); lengths in

@@ -12,6 +12,7 @@
 //! watch sets), `snapshot` (dump/restore), `records` (internal rows, kept apart from the API
 //! shapes in `proconsul-types`).
 
+mod autopilot;
 mod catalog;
 mod command;
 mod coordinate;
@@ -25,6 +26,7 @@ mod txn;
 mod view;
 mod watch;
 
+pub use autopilot::AutopilotConfig;
 pub use command::{ApplyResult, Command, CoordinateUpdate, KvOp, KvVerb, Proposal};
 pub use error::StateError;
 pub use store::{Store, Table};

@@ -29,6 +29,9 @@ struct Snapshot {
     /// Added after format 1 went out; older snapshots simply have none.
     #[serde(default)]
     coordinates: Vec<CoordinateUpdate>,
+    /// Absent in snapshots written before autopilot's configuration was stored.
+    #[serde(default)]
+    autopilot: Option<crate::AutopilotConfig>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,6 +73,7 @@ pub(crate) fn encode(s: &State) -> Vec<u8> {
         sessions: s.sessions.values().cloned().collect(),
         indexes: rows(&s.indexes),
         coordinates: s.coordinates.values().cloned().collect(),
+        autopilot: s.autopilot.clone(),
     };
     rmp_serde::to_vec_named(&snap).expect("encoding in-memory records to msgpack cannot fail")
 }
@@ -85,6 +89,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
     }
     let mut s = State {
         index: snap.index,
+        autopilot: snap.autopilot,
         ..State::default()
     };
     for n in snap.nodes {

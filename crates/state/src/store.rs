@@ -105,6 +105,8 @@ pub(crate) struct State {
     pub coordinates: OrdMap<Pair, crate::command::CoordinateUpdate>,
     /// Consul's index table: table names, `service.<name>`, `node.<name>`, extinction indexes.
     pub indexes: OrdMap<String, u64>,
+    /// Autopilot's configuration, once written.
+    pub autopilot: Option<crate::AutopilotConfig>,
 }
 
 impl State {
@@ -231,6 +233,7 @@ impl Tx {
                 self.coordinate_batch_update(updates);
                 ApplyResult::Ok
             }
+            Command::AutopilotSetConfig { config, cas } => self.autopilot_set(config, *cas),
             Command::TombstoneReap { up_to_index } => {
                 self.tombstone_reap(*up_to_index);
                 ApplyResult::Ok

@@ -247,14 +247,18 @@ pub struct KeyringRequest {
     pub key: String,
 }
 
-/// `/v1/operator/autopilot/configuration` (Consul's defaults; not settable yet).
+/// `/v1/operator/autopilot/configuration`. Missing fields of a `PUT` body take Consul's
+/// defaults (its `api.NewAutopilotConfiguration`); durations are Go duration text on output and
+/// text or integer nanoseconds on input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AutopilotConfiguration {
     pub cleanup_dead_servers: bool,
+    #[serde(deserialize_with = "duration_text")]
     pub last_contact_threshold: String,
     pub max_trailing_logs: u64,
     pub min_quorum: u64,
+    #[serde(deserialize_with = "duration_text")]
     pub server_stabilization_time: String,
     pub redundancy_zone_tag: String,
     pub disable_upgrade_migration: bool,
@@ -278,6 +282,81 @@ impl Default for AutopilotConfiguration {
             modify_index: 0,
         }
     }
+}
+
+/// A duration given as Go text (`"200ms"`) or integer nanoseconds, kept as text.
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(crate::duration::format_nanos(v.min(i64::MAX as u64) as i64))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(crate::duration::format_nanos(v))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(crate::duration::format_nanos(v as i64))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `/v1/operator/autopilot/state`: autopilot's view of the servers (Consul's shape; the
+/// Enterprise-only parts — redundancy zones, upgrades, read replicas — are empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AutopilotState {
+    pub healthy: bool,
+    pub failure_tolerance: usize,
+    pub optimistic_failure_tolerance: usize,
+    /// Server ID → details.
+    pub servers: BTreeMap<String, AutopilotServer>,
+    /// The leader's server ID.
+    pub leader: String,
+    pub voters: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_replicas: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub redundancy_zones: BTreeMap<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<serde_json::Value>,
+}
+
+/// One server in [`AutopilotState`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AutopilotServer {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    /// `alive`, `failed`, `left` or `none` (gossip does not know the server).
+    pub node_status: String,
+    pub version: String,
+    /// Go duration text.
+    pub last_contact: String,
+    pub last_term: u64,
+    pub last_index: u64,
+    pub healthy: bool,
+    /// RFC 3339.
+    pub stable_since: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub redundancy_zone: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub upgrade_version: String,
+    pub read_replica: bool,
+    /// `leader`, `voter`, `non-voter` or `staging`.
+    pub status: String,
+    pub meta: BTreeMap<String, String>,
+    /// What autopilot wants this server to be; always `voter` without Enterprise features.
+    pub node_type: String,
 }
 
 /// One server in `/v1/operator/autopilot/health`.

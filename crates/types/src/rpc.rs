@@ -67,6 +67,8 @@ pub enum ReadRequest {
     CoordinateNode {
         node: String,
     },
+    /// Autopilot's configuration (`/v1/operator/autopilot/configuration`).
+    AutopilotConfig,
 }
 
 /// The answer to a [`ReadRequest`], one variant per shape (not `Eq`: coordinates are floats).
@@ -83,6 +85,7 @@ pub enum ReadResponse {
     Keys(Vec<String>),
     Sessions(Vec<SessionEntry>),
     Coordinates(Vec<CoordinateEntry>),
+    AutopilotConfig(crate::AutopilotConfiguration),
 }
 
 /// The KV write verbs of `PUT`/`DELETE /v1/kv`.
@@ -143,6 +146,12 @@ pub enum WriteRequest {
     /// A node's LAN coordinate (`Coordinate.Update`): queued on the leader, which writes the
     /// latest of each node in batches, so it is acknowledged before it is committed.
     CoordinateUpdate(CoordinateUpdateRequest),
+    /// Set autopilot's configuration; with `cas`, only if its `ModifyIndex` is that value.
+    /// Answers `Bool`.
+    AutopilotSetConfig {
+        config: crate::AutopilotConfiguration,
+        cas: Option<u64>,
+    },
 }
 
 /// Byte strings as msgpack/serde bytes rather than an array of numbers

@@ -123,7 +123,11 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         )
         .route(
             "/v1/operator/autopilot/configuration",
-            get(operator::autopilot_configuration::<B>),
+            get(operator::autopilot_configuration::<B>).put(operator::autopilot_configuration::<B>),
+        )
+        .route(
+            "/v1/operator/autopilot/state",
+            get(operator::autopilot_state::<B>),
         )
         .route(
             "/v1/operator/autopilot/health",

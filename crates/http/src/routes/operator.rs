@@ -1,4 +1,5 @@
-//! `/v1/operator/raft/*`: the Raft configuration and removing a peer from it.
+//! `/v1/operator/*`: the Raft configuration and removing a peer from it, the gossip keyring,
+//! and autopilot's configuration, health and state.
 
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
@@ -7,7 +8,9 @@ use super::St;
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
-use proconsul_types::RpcError;
+use proconsul_types::{
+    AutopilotConfiguration, ReadRequest, ReadResponse, RpcError, WriteRequest, WriteResponse,
+};
 
 pub async fn raft_configuration<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
@@ -68,12 +71,62 @@ pub async fn keyring<B: Backend>(
     )
 }
 
-pub async fn autopilot_configuration<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+/// `GET` reads autopilot's configuration (from the leader unless `?stale`); `PUT` replaces
+/// it, answering `true`, or with `?cas=<ModifyIndex>` whether the check-and-set won.
+pub async fn autopilot_configuration<B: Backend>(
+    st: St<B>,
+    method: axum::http::Method,
+    RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Reply {
     let p = Params::parse(q.as_deref());
-    let _ = &st;
-    reply::json(
-        &proconsul_types::AutopilotConfiguration::default(),
-        p.pretty(),
+    reply::or_error(
+        async {
+            let opts = p.query_options()?;
+            if method == axum::http::Method::GET {
+                let (meta, resp) = st.read(ReadRequest::AutopilotConfig, opts).await?;
+                let ReadResponse::AutopilotConfig(c) = resp else {
+                    return Err(RpcError::Internal("unexpected read response".into()));
+                };
+                return Ok(reply::json_meta(&c, &meta, p.pretty()));
+            }
+            let body = super::read_body(&headers, body, super::MAX_BODY).await?;
+            // Missing fields keep Consul's defaults (its api.NewAutopilotConfiguration).
+            let config: AutopilotConfiguration = if body.iter().all(u8::is_ascii_whitespace) {
+                AutopilotConfiguration::default()
+            } else {
+                proconsul_types::json::from_slice_ci(&body).map_err(|e| {
+                    RpcError::BadRequest(format!("Error parsing autopilot config: {e}"))
+                })?
+            };
+            let cas = match p.get("cas") {
+                None if !p.has("cas") => None,
+                v => {
+                    let v = v.unwrap_or("");
+                    Some(v.parse::<u64>().map_err(|_| {
+                        RpcError::BadRequest(format!(
+                            "Error parsing cas value: strconv.ParseUint: parsing {v:?}: invalid syntax"
+                        ))
+                    })?)
+                }
+            };
+            let req = WriteRequest::AutopilotSetConfig { config, cas };
+            let (_, resp) = st.write(req, opts.datacenter).await?;
+            let ok = cas.is_none() || matches!(resp, WriteResponse::Bool(true));
+            Ok(reply::json(&ok, p.pretty()))
+        }
+        .await,
+    )
+}
+
+/// Autopilot's state (Consul's shape), as the leader sees it.
+pub async fn autopilot_state<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    reply::or_error(
+        st.operator_autopilot_state()
+            .await
+            .map(|s| reply::json(&s, p.pretty())),
     )
 }
 

@@ -206,6 +206,12 @@ pub const COMMANDS: &[Command] = &[
         run: Run::Exec(operator::get_config),
     },
     Command {
+        name: "operator autopilot set-config",
+        synopsis: "Modify the current Autopilot configuration",
+        help: operator::set_config_help,
+        run: Run::Exec(operator::set_config),
+    },
+    Command {
         name: "operator raft",
         synopsis: "Provides cluster-level tools for Consul operators",
         help: operator::raft_help,

@@ -1,7 +1,8 @@
-//! `operator raft list-peers|remove-peer`: the servers' Raft configuration.
+//! `operator raft list-peers|remove-peer` (the servers' Raft configuration) and `operator
+//! autopilot get-config|set-config`.
 
 use super::{client, parse_flags};
-use crate::flags::{self, Flag, CLIENT_FLAGS, SERVER_FLAGS};
+use crate::flags::{self, Flag, Kind, CLIENT_FLAGS, SERVER_FLAGS};
 use crate::ui;
 
 pub fn help() -> String {
@@ -144,12 +145,15 @@ pub fn autopilot_help() -> String {
     "Usage: proconsul operator autopilot <subcommand> [options]
 
   The Autopilot operator command is used to interact with Consul's Autopilot
-  subsystem. The command can be used to view the current Autopilot
-  configuration.
+  subsystem. The command can be used to view or modify the current configuration.
 
   Display the current Autopilot configuration:
 
-      $ proconsul operator autopilot get-config"
+      $ proconsul operator autopilot get-config
+
+  Set a new Autopilot configuration, enabling automatic dead server cleanup:
+
+      $ proconsul operator autopilot set-config -cleanup-dead-servers=true"
         .to_string()
 }
 
@@ -201,4 +205,123 @@ pub fn get_config(args: &[String]) -> anyhow::Result<()> {
         conf.upgrade_version_tag
     ));
     Ok(())
+}
+
+const SET_FLAGS: &[Flag] = &[
+    Flag::new(
+        "cleanup-dead-servers",
+        Kind::Bool,
+        "true|false",
+        "Controls whether Consul will automatically remove dead servers when new ones are successfully added. Must be one of `true|false`.",
+    ),
+    Flag::new(
+        "max-trailing-logs",
+        Kind::Uint,
+        "value",
+        "Controls the maximum number of log entries that a server can trail the leader by before being considered unhealthy.",
+    ),
+    Flag::new(
+        "min-quorum",
+        Kind::Uint,
+        "value",
+        "Sets the minimum number of servers required in a cluster before autopilot is allowed to prune dead servers.",
+    ),
+    Flag::new(
+        "last-contact-threshold",
+        Kind::Str,
+        "200ms",
+        "Controls the maximum amount of time a server can go without contact from the leader before being considered unhealthy. Must be a duration value such as `200ms`.",
+    ),
+    Flag::new(
+        "server-stabilization-time",
+        Kind::Str,
+        "10s",
+        "Controls the minimum amount of time a server must be stable in the 'healthy' state before being added to the cluster. Only takes effect if all servers are running Raft protocol version 3 or higher. Must be a duration value such as `10s`.",
+    ),
+    Flag::string(
+        "redundancy-zone-tag",
+        "(Enterprise-only) Controls the node_meta tag name used for separating servers into different redundancy zones.",
+    ),
+    Flag::new(
+        "disable-upgrade-migration",
+        Kind::Bool,
+        "true|false",
+        "(Enterprise-only) Controls whether Consul will avoid promoting new servers until it can perform a migration. Must be one of `true|false`.",
+    ),
+    Flag::string(
+        "upgrade-version-tag",
+        "(Enterprise-only) The node_meta tag to use for version info when performing upgrade migrations. If left blank, the Consul version will be used.",
+    ),
+];
+
+fn set_config_flags() -> Vec<Flag> {
+    flags::with(SET_FLAGS, &[CLIENT_FLAGS, SERVER_FLAGS])
+}
+
+pub fn set_config_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul operator autopilot set-config [options]
+
+  Modifies the current Autopilot configuration.
+",
+        &set_config_flags(),
+    )
+}
+
+/// Read the configuration, change what the flags name, write it back with a check-and-set on
+/// the `ModifyIndex` read (so a concurrent change is reported, not overwritten).
+pub fn set_config(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&set_config_flags(), args, set_config_help)?;
+    // Durations are checked before anything is sent, as Go's flag package does.
+    let mut durations = Vec::new();
+    for name in ["last-contact-threshold", "server-stabilization-time"] {
+        if let Some(v) = p.str(name) {
+            let d = proconsul_types::duration::parse(v).map_err(|e| {
+                ui::fail(format!(
+                    "invalid value {v:?} for flag -{name}: {e}\n{}",
+                    set_config_help()
+                ))
+            })?;
+            durations.push((name, proconsul_types::duration::format(d)));
+        }
+    }
+    let c = client(&p)?;
+    let mut conf = c
+        .operator_autopilot_configuration()
+        .map_err(|e| ui::fail(format!("Error querying Autopilot configuration: {e}")))?;
+    if p.str("cleanup-dead-servers").is_some() {
+        conf.cleanup_dead_servers = p.bool("cleanup-dead-servers");
+    }
+    if p.str("disable-upgrade-migration").is_some() {
+        conf.disable_upgrade_migration = p.bool("disable-upgrade-migration");
+    }
+    if let Some(v) = p.str("redundancy-zone-tag") {
+        conf.redundancy_zone_tag = v.to_string();
+    }
+    if let Some(v) = p.str("upgrade-version-tag") {
+        conf.upgrade_version_tag = v.to_string();
+    }
+    if let Some(v) = p.u64("max-trailing-logs") {
+        conf.max_trailing_logs = v;
+    }
+    if let Some(v) = p.u64("min-quorum") {
+        conf.min_quorum = v;
+    }
+    for (name, d) in durations {
+        match name {
+            "last-contact-threshold" => conf.last_contact_threshold = d,
+            _ => conf.server_stabilization_time = d,
+        }
+    }
+    let updated = c
+        .operator_autopilot_cas_configuration(&conf)
+        .map_err(|e| ui::fail(format!("Error setting Autopilot configuration: {e}")))?;
+    if updated {
+        ui::out("Configuration updated!");
+        Ok(())
+    } else {
+        ui::out("Configuration could not be atomically updated, please try again");
+        Err(ui::exit_silently(1))
+    }
 }
