@@ -326,6 +326,29 @@ impl Backend for Agent {
         }
     }
 
+    async fn operator_raft_transfer_leader(&self, id: String) -> Result<(), RpcError> {
+        let target = if id.is_empty() {
+            None
+        } else {
+            let config = self.operator_raft_configuration(false).await?;
+            let Some(found) = config.servers.iter().find(|s| s.id == id) else {
+                return Err(RpcError::Internal(format!(
+                    "id {id:?} was not found in the Raft configuration"
+                )));
+            };
+            Some(proconsul_server::raft_id_from_node_id(&found.id))
+        };
+        match &self.inner.server {
+            Some(s) => s.transfer_leader(target, false).await,
+            None => {
+                self.on_some_server(|pool, addr| async move {
+                    pool.transfer_leader(&addr, target, false).await
+                })
+                .await
+            }
+        }
+    }
+
     async fn operator_keyring(
         &self,
         op: &str,

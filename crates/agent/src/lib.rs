@@ -576,7 +576,7 @@ impl Agent {
             let now = tokio::time::Instant::now();
             let mut changed = self.inner.local.expire_ttls(now);
             tick = tick.wrapping_add(1);
-            let reaped = if tick % 10 == 0 {
+            let reaped = if tick.is_multiple_of(10) {
                 self.inner.local.reap_critical(now)
             } else {
                 Vec::new()

@@ -23,6 +23,26 @@ impl crate::Client {
         };
         self.delete("/v1/operator/raft/peer", &q).map(drop)
     }
+
+    /// `POST /v1/operator/raft/transfer-leader`, to the server with node ID `id` (any other
+    /// voter if empty); returns Consul's `Success`.
+    pub fn operator_raft_transfer_leader(&self, id: &str) -> crate::Result<bool> {
+        let q: Vec<(&str, String)> = if id.is_empty() {
+            Vec::new()
+        } else {
+            vec![("id", id.to_string())]
+        };
+        let reply = self
+            .request(
+                crate::client::Method::Post,
+                "/v1/operator/raft/transfer-leader",
+                &q,
+                Some(&[]),
+            )?
+            .require_ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&reply.body)?;
+        Ok(v["Success"].as_bool().unwrap_or(false))
+    }
 }
 
 impl crate::Client {

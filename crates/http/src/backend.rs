@@ -119,6 +119,13 @@ pub trait Backend: Send + Sync + 'static {
         address: String,
     ) -> impl Future<Output = Result<(), RpcError>> + Send;
 
+    /// `POST /v1/operator/raft/transfer-leader?id=`: hand leadership to that server (any
+    /// other voter when `id` is empty).
+    fn operator_raft_transfer_leader(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+
     /// `/v1/operator/keyring`: `op` is `list`, `install`, `use` or `remove` (with `key`);
     /// one answer per gossip pool (WAN first on servers).
     fn operator_keyring(

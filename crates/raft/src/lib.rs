@@ -24,5 +24,7 @@ mod types;
 mod suite_tests;
 
 pub use network::{MemRouter, RaftTransport, RpcKind, TransportError, TransportFuture};
-pub use node::{recover_membership, RaftError, RaftMetricsSummary, RaftNode, RaftOptions};
+pub use node::{
+    recover_membership, RaftError, RaftMetricsSummary, RaftNode, RaftOptions, TransferGuard,
+};
 pub use state_machine::StateMachine;

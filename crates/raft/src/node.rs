@@ -214,6 +214,19 @@ pub struct RaftNode {
     inner: Arc<NodeInner>,
 }
 
+/// Ends a leadership transfer when dropped: heartbeats resume (they matter only if this node
+/// is still the leader) and writes are accepted again.
+pub struct TransferGuard {
+    inner: Arc<NodeInner>,
+}
+
+impl Drop for TransferGuard {
+    fn drop(&mut self) {
+        self.inner.raft.runtime_config().heartbeat(true);
+        self.inner.transferring.store(false, Ordering::Release);
+    }
+}
+
 struct NodeInner {
     id: u64,
     raft: Raft<TypeConfig>,
@@ -227,6 +240,11 @@ struct NodeInner {
     /// Keeps `lease` current; ends with Raft, aborted on shutdown.
     lease_task: tokio::task::JoinHandle<()>,
     shut: AtomicBool,
+    /// A leadership transfer is under way: this leader sends nothing (no heartbeats, no
+    /// entries) so the followers' leader leases run out and the target's election can win.
+    transferring: AtomicBool,
+    /// openraft's leader lease on followers (its `election_timeout_max`).
+    follower_lease: Duration,
 }
 
 impl RaftNode {
@@ -284,6 +302,8 @@ impl RaftNode {
                 lease,
                 lease_task,
                 shut: AtomicBool::new(false),
+                transferring: AtomicBool::new(false),
+                follower_lease: Duration::from_millis(opts.election_max_ms),
             }),
         })
     }
@@ -294,6 +314,52 @@ impl RaftNode {
         } else {
             Ok(())
         }
+    }
+
+    /// Writes and membership changes wait for no one during a leadership transfer: they are
+    /// refused (hashicorp/raft's `ErrLeadershipTransferInProgress`).
+    fn check_not_transferring(&self) -> Result<(), RaftError> {
+        if self.inner.transferring.load(Ordering::Acquire) {
+            Err(RaftError::Other("leadership transfer in progress".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Start handing leadership away (openraft 0.9 has no leadership transfer, so it is built
+    /// from its parts): stop heartbeats and refuse writes until the returned guard is dropped.
+    /// Followers accept a new candidate once they have not heard from this leader for
+    /// [`RaftNode::follower_lease`], and start elections of their own only an election timeout
+    /// after that — the window in which the chosen target calls [`RaftNode::elect`].
+    pub fn begin_transfer(&self) -> Result<TransferGuard, RaftError> {
+        self.check_running()?;
+        if self.inner.transferring.swap(true, Ordering::AcqRel) {
+            return Err(RaftError::Other("leadership transfer in progress".into()));
+        }
+        self.inner.raft.runtime_config().heartbeat(false);
+        Ok(TransferGuard {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// How long followers keep rejecting other candidates after the leader's last message.
+    pub fn follower_lease(&self) -> Duration {
+        self.inner.follower_lease
+    }
+
+    /// Start an election now (the target of a leadership transfer).
+    pub async fn elect(&self) -> Result<(), RaftError> {
+        self.check_running()?;
+        if !self.voters().iter().any(|(id, _)| *id == self.inner.id) {
+            return Err(RaftError::Other("only a voter can take leadership".into()));
+        }
+        self.inner.raft.trigger().elect().await.map_err(from_fatal)
+    }
+
+    /// The last log index this node holds.
+    pub fn last_log_index(&self) -> u64 {
+        let m = self.inner.metrics.borrow();
+        m.last_log_index.unwrap_or(0)
     }
 
     /// Whether this node has any Raft state (a vote, log or snapshot). Such a node must never
@@ -329,6 +395,7 @@ impl RaftNode {
     /// while the entry waits for its commit answers [`RaftError::LeadershipLost`].
     pub async fn propose(&self, payload: Vec<u8>) -> Result<(u64, Vec<u8>), RaftError> {
         self.check_running()?;
+        self.check_not_transferring()?;
         self.check_lease()?;
         let write = self.inner.raft.client_write(Request(payload));
         let resp = if self.inner.lease.held() {
@@ -478,6 +545,7 @@ impl RaftNode {
     /// Must be called on the leader.
     pub async fn add_voter(&self, id: u64, addr: String) -> Result<(), RaftError> {
         self.check_running()?;
+        self.check_not_transferring()?;
         let existing = self.voters().into_iter().find(|(v, _)| *v == id);
         match existing {
             Some((_, a)) if a == addr => return Ok(()),
@@ -507,6 +575,7 @@ impl RaftNode {
     /// Remove a server (voter or learner) from the cluster. Must be called on the leader.
     pub async fn remove_voter(&self, id: u64) -> Result<(), RaftError> {
         self.check_running()?;
+        self.check_not_transferring()?;
         let known = {
             let m = self.inner.metrics.borrow();
             m.membership_config.membership().get_node(&id).is_some()

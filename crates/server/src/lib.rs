@@ -14,6 +14,7 @@ mod leader;
 mod read;
 mod recovery;
 pub mod remote;
+mod transfer;
 mod write;
 
 use std::net::SocketAddr;

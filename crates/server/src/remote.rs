@@ -48,6 +48,10 @@ pub mod method {
     pub const AUTOPILOT_HEALTH: u8 = 16;
     /// Autopilot's state ([`proconsul_types::AutopilotState`]).
     pub const AUTOPILOT_STATE: u8 = 17;
+    /// Transfer leadership (`(Option<raft id>, forwarded)`), on the leader.
+    pub const TRANSFER_LEADER: u8 = 18;
+    /// Stand for election now: the target of a leadership transfer, asked by the leader.
+    pub const ELECT: u8 = 19;
 }
 
 /// How long to wait to connect to a peer.
@@ -267,6 +271,28 @@ impl ConnPool {
             .await
     }
 
+    /// Transfer leadership to the voter `target` (any if `None`), on the leader at `addr`.
+    /// Takes a follower lease and an election, so it gets a longer timeout than most calls.
+    pub async fn transfer_leader(
+        &self,
+        addr: &str,
+        target: Option<u64>,
+        forwarded: bool,
+    ) -> Result<Result<(), RpcError>, WireError> {
+        self.typed(
+            addr,
+            method::TRANSFER_LEADER,
+            &(target, forwarded),
+            CALL_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Ask the server at `addr` to stand for election now.
+    pub async fn elect(&self, addr: &str) -> Result<Result<(), RpcError>, WireError> {
+        self.typed(addr, method::ELECT, &(), CALL_TIMEOUT).await
+    }
+
     /// The server at `addr`'s view of leader and peers.
     pub async fn status(&self, addr: &str) -> Result<StatusReply, WireError> {
         let r: Result<StatusReply, RpcError> =
@@ -376,6 +402,15 @@ impl Server {
             }
             method::AUTOPILOT_STATE => {
                 let r = self.autopilot_state().await;
+                Ok(encode(&r))
+            }
+            method::TRANSFER_LEADER => {
+                let (target, forwarded): (Option<u64>, bool) = decode(&body)?;
+                let r = self.transfer_leader(target, forwarded).await;
+                Ok(encode(&r))
+            }
+            method::ELECT => {
+                let r = self.elect_here().await;
                 Ok(encode(&r))
             }
             method::REMOVE_PEER => {

@@ -122,6 +122,10 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             axum::routing::delete(operator::raft_remove_peer::<B>),
         )
         .route(
+            "/v1/operator/raft/transfer-leader",
+            axum::routing::post(operator::raft_transfer_leader::<B>),
+        )
+        .route(
             "/v1/operator/autopilot/configuration",
             get(operator::autopilot_configuration::<B>).put(operator::autopilot_configuration::<B>),
         )

@@ -38,6 +38,18 @@ pub async fn raft_remove_peer<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> R
     )
 }
 
+/// `POST /v1/operator/raft/transfer-leader[?id=]`: `{"Success": true}` once the chosen server
+/// leads (Consul's `TransferLeaderResponse`).
+pub async fn raft_transfer_leader<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    let id = p.get("id").unwrap_or("").to_string();
+    reply::or_error(
+        st.operator_raft_transfer_leader(id)
+            .await
+            .map(|_| reply::json(&serde_json::json!({ "Success": true }), p.pretty())),
+    )
+}
+
 /// `GET` lists the keys; `POST` installs, `PUT` makes primary, `DELETE` removes the body's key.
 pub async fn keyring<B: Backend>(
     st: St<B>,

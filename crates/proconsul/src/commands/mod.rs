@@ -230,6 +230,12 @@ pub const COMMANDS: &[Command] = &[
         run: Run::Exec(operator::remove_peer),
     },
     Command {
+        name: "operator raft transfer-leader",
+        synopsis: "Transfer raft leadership to another node",
+        help: operator::transfer_leader_help,
+        run: Run::Exec(operator::transfer_leader),
+    },
+    Command {
         name: "reload",
         synopsis: "Triggers the agent to reload configuration files",
         help: reload::help,

@@ -99,6 +99,46 @@ const REMOVE_FLAGS: &[Flag] = &[
     Flag::string("id", "The ID to remove from the Raft configuration."),
 ];
 
+const TRANSFER_FLAGS: &[Flag] = &[Flag::string(
+    "id",
+    "The ID of the node to transfer leadership to.",
+)];
+
+fn transfer_flags() -> Vec<Flag> {
+    flags::with(TRANSFER_FLAGS, &[CLIENT_FLAGS])
+}
+
+pub fn transfer_leader_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul operator raft transfer-leader [options]
+
+  Transfer raft leadership to another node (the server with -id, or the most
+  up-to-date other voter). Writes are refused for the second or two it takes.
+",
+        &transfer_flags(),
+    )
+}
+
+/// Consul's output: `Success`, or `Error transfering leadership: ...` (sic) and exit 1.
+pub fn transfer_leader(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&transfer_flags(), args, transfer_leader_help)?;
+    let id = p.str("id").unwrap_or_default();
+    let c = client(&p)?;
+    match c.operator_raft_transfer_leader(id) {
+        Ok(true) => {
+            ui::out("Success");
+            Ok(())
+        }
+        Ok(false) => Err(ui::fail(
+            "Error transfering leadership: Failed to transfer leadership",
+        )),
+        Err(e) => Err(ui::fail(format!(
+            "Error transfering leadership: Failed to transfer leadership {e}"
+        ))),
+    }
+}
+
 fn remove_flags() -> Vec<Flag> {
     flags::with(REMOVE_FLAGS, &[CLIENT_FLAGS])
 }
