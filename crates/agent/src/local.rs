@@ -595,3 +595,54 @@ pub fn check_from_definition(
         critical_since: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ttl_check(id: &str, ttl: &str) -> CheckDefinition {
+        CheckDefinition {
+            id: id.into(),
+            name: id.into(),
+            ttl: ttl.into(),
+            status: health::PASSING.into(),
+            ..Default::default()
+        }
+    }
+
+    fn status(l: &LocalState, id: &str) -> (String, String) {
+        let c = &l.agent_checks()[id];
+        (c.status.clone(), c.output.clone())
+    }
+
+    #[test]
+    fn ttl_expiry_follows_every_deadline_set() {
+        let l = LocalState::default();
+        let t0 = Instant::now();
+        l.add_check("n1", &ttl_check("a", "10s"), false).unwrap();
+        l.add_check("n1", &ttl_check("b", "20s"), false).unwrap();
+        assert!(!l.expire_ttls(t0 + Duration::from_secs(5)));
+        assert!(l.expire_ttls(t0 + Duration::from_secs(11)));
+        assert_eq!(status(&l, "a"), ("critical".into(), TTL_EXPIRED.into()));
+        assert_eq!(status(&l, "b").0, "passing");
+
+        // A renewal after the scan sets a deadline earlier than the next one the scan saw
+        // (b's): it must still be honoured.
+        l.update_ttl("a", health::PASSING, "ok").unwrap();
+        assert_eq!(status(&l, "a"), ("passing".into(), "ok".into()));
+        assert!(l.expire_ttls(t0 + Duration::from_secs(15)));
+        assert_eq!(status(&l, "a").0, "critical");
+        assert_eq!(status(&l, "b").0, "passing");
+        assert!(
+            !l.expire_ttls(t0 + Duration::from_secs(16)),
+            "nothing left to expire yet"
+        );
+
+        // A check added later, with a shorter TTL than any left, is seen too.
+        l.add_check("n1", &ttl_check("c", "1s"), false).unwrap();
+        assert!(l.expire_ttls(t0 + Duration::from_secs(17)));
+        assert_eq!(status(&l, "c").0, "critical");
+        assert!(l.expire_ttls(t0 + Duration::from_secs(21)));
+        assert_eq!(status(&l, "b").0, "critical");
+    }
+}

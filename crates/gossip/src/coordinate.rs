@@ -531,6 +531,13 @@ mod tests {
         (sum / count as f64, max)
     }
 
+    /// The true RTT (seconds) between every pair of `n` nodes.
+    fn matrix(n: usize, rtt: impl Fn(usize, usize) -> f64) -> Vec<Vec<f64>> {
+        (0..n)
+            .map(|i| (0..n).map(|j| rtt(i, j)).collect())
+            .collect()
+    }
+
     fn clients(n: usize, cfg: &VivaldiConfig) -> Vec<Vivaldi> {
         (0..n).map(|_| Vivaldi::new(cfg.clone())).collect()
     }
@@ -539,13 +546,7 @@ mod tests {
     fn converges_on_a_line() {
         // Ten nodes 10 ms apart on a line (serf's TestPerformance_Line).
         let n = 10;
-        let truth: Vec<Vec<f64>> = (0..n)
-            .map(|i| {
-                (0..n)
-                    .map(|j| 0.010 * (i as f64 - j as f64).abs())
-                    .collect()
-            })
-            .collect();
+        let truth = matrix(n, |i, j| 0.010 * (i as f64 - j as f64).abs());
         for seed in SEEDS {
             let mut c = clients(n, &VivaldiConfig::default());
             let (avg, max) = simulate(&mut c, &truth, 1000, seed);
@@ -561,21 +562,15 @@ mod tests {
         // Two sites: 1 ms inside a site, 1 + 10 ms across (serf's TestPerformance_Split).
         let n = 25;
         let split = n / 2;
-        let truth: Vec<Vec<f64>> = (0..n)
-            .map(|i| {
-                (0..n)
-                    .map(|j| {
-                        if i == j {
-                            0.0
-                        } else if (i <= split) == (j <= split) {
-                            0.001
-                        } else {
-                            0.011
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        let truth = matrix(n, |i, j| {
+            if i == j {
+                0.0
+            } else if (i <= split) == (j <= split) {
+                0.001
+            } else {
+                0.011
+            }
+        });
         for seed in SEEDS {
             let mut c = clients(n, &VivaldiConfig::default());
             let (avg, max) = simulate(&mut c, &truth, 1000, seed);
@@ -594,24 +589,16 @@ mod tests {
         let n = 25;
         let radius = 0.100;
         let angle = |i: usize| 2.0 * std::f64::consts::PI * i as f64 / n as f64;
-        let truth: Vec<Vec<f64>> = (0..n)
-            .map(|i| {
-                (0..n)
-                    .map(|j| {
-                        if i == j {
-                            0.0
-                        } else if i == 0 || j == 0 {
-                            2.0 * radius
-                        } else {
-                            let (a, b) = (angle(i), angle(j));
-                            let d =
-                                ((a.cos() - b.cos()).powi(2) + (a.sin() - b.sin()).powi(2)).sqrt();
-                            d * radius
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        let truth = matrix(n, |i, j| {
+            if i == j {
+                0.0
+            } else if i == 0 || j == 0 {
+                2.0 * radius
+            } else {
+                let (a, b) = (angle(i), angle(j));
+                ((a.cos() - b.cos()).powi(2) + (a.sin() - b.sin()).powi(2)).sqrt() * radius
+            }
+        });
         for seed in SEEDS {
             let mut c = clients(n, &cfg(2));
             let (avg, max) = simulate(&mut c, &truth, 1000, seed);

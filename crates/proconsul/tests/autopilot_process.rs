@@ -7,45 +7,18 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{start, stderr, stdout, wait_for, Proc, BIN};
+use common::cluster::{agreed_leader, cli, http, leader, server};
+use common::{stderr, stdout, wait_for, Proc};
 
 const IPS: [&str; 3] = ["127.0.0.151", "127.0.0.152", "127.0.0.153"];
-
-fn http(ip: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    common::http_request(ip, 8500, method, path, body)
-}
 
 fn json(ip: &str, path: &str) -> Option<serde_json::Value> {
     match http(ip, "GET", path, "")? {
         (200 | 429, b) => serde_json::from_str(&b).ok(),
         _ => None,
     }
-}
-
-fn leader(ip: &str) -> Option<String> {
-    let (s, b) = http(ip, "GET", "/v1/status/leader", "")?;
-    let l = b.trim().trim_matches('"').to_string();
-    (s == 200 && !l.is_empty()).then_some(l)
-}
-
-fn server(dir: &Path, name: &str, ip: &str, join: &str) -> Proc {
-    start(
-        &[
-            "agent",
-            "-server",
-            "-bootstrap-expect=3",
-            &format!("-node={name}"),
-            &format!("-bind={ip}"),
-            &format!("-client={ip}"),
-            &format!("-data-dir={}", dir.join(name).display()),
-            &format!("-retry-join={join}"),
-            "-retry-interval=1s",
-        ],
-        &dir.join(format!("{name}.log")),
-    )
 }
 
 /// Raft member addresses as `ip` sees them (`?stale`: its own view).
@@ -63,14 +36,6 @@ fn raft_addresses(ip: &str) -> Vec<String> {
     out
 }
 
-fn cli(ip: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(BIN)
-        .args(args)
-        .arg(format!("-http-addr={ip}:8500"))
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn autopilot_configuration_state_and_dead_server_cleanup() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,8 +45,7 @@ fn autopilot_configuration_state_and_dead_server_cleanup() {
         .map(|(i, ip)| Some(server(dir.path(), &format!("s{}", i + 1), ip, IPS[0])))
         .collect();
     wait_for("a leader everywhere", Duration::from_secs(30), || {
-        let l: Vec<Option<String>> = IPS.iter().map(|ip| leader(ip)).collect();
-        l[0].is_some() && l.iter().all(|x| x == &l[0])
+        agreed_leader(&IPS).is_some()
     });
     wait_for("three voters", Duration::from_secs(15), || {
         raft_addresses(IPS[0]).len() == 3

@@ -8,39 +8,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::cluster::{http, leader, server};
 use common::{start, stderr, stdout, wait_for, Proc, BIN};
-
-/// A request to the agent's HTTP API on `ip`:8500.
-fn http(ip: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    common::http_request(ip, 8500, method, path, body)
-}
-
-fn leader(ip: &str) -> Option<String> {
-    let (s, b) = http(ip, "GET", "/v1/status/leader", "")?;
-    let l = b.trim().trim_matches('"').to_string();
-    (s == 200 && !l.is_empty()).then_some(l)
-}
-
-fn server(dir: &Path, name: &str, ip: &str, join: &str) -> Proc {
-    let data = dir.join(name);
-    start(
-        &[
-            "agent",
-            "-server",
-            "-bootstrap-expect=3",
-            &format!("-node={name}"),
-            &format!("-bind={ip}"),
-            &format!("-client={ip}"),
-            &format!("-data-dir={}", data.display()),
-            &format!("-retry-join={join}"),
-            "-retry-interval=1s",
-        ],
-        &dir.join(format!("{name}.log")),
-    )
-}
 
 fn put(ip: &str, key: &str, value: &str) -> bool {
     matches!(http(ip, "PUT", &format!("/v1/kv/{key}"), value), Some((200, b)) if b.trim() == "true")

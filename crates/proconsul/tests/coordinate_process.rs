@@ -58,13 +58,7 @@ fn coordinates_and_rtt_between_gossiping_agents() {
     wait_for("client HTTP", Duration::from_secs(10), || {
         common::http_get(hc, "/v1/agent/self").is_some()
     });
-    let m = stdout(&cli(hs, &["members"]));
-    let saddr = m
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
-        .to_string();
+    let saddr = common::own_member_addr(hs);
     let o = cli(hc, &["join", &saddr]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 

@@ -56,14 +56,8 @@ fn join_members_event_leave_force_leave_keygen() {
         common::http_get(hc, "/v1/agent/self").is_some()
     });
     // The server's LAN address, from its own members list.
-    let m = stdout(&cli(hs, &["members"]));
-    let saddr = m
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
-        .to_string();
-    assert!(saddr.starts_with("127.0.0.31:"), "{m}");
+    let saddr = common::own_member_addr(hs);
+    assert!(saddr.starts_with("127.0.0.31:"), "{saddr}");
 
     let o = cli(hc, &["join", &saddr]);
     assert_eq!(
@@ -162,11 +156,7 @@ fn keyring_rotation_with_the_cli() {
         &dir.path().join("s.log"),
     );
     wait_leader_any(hs);
-    let saddr = stdout(&cli(hs, &["members"]))
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        .unwrap();
+    let saddr = common::own_member_addr(hs);
     let data = dir.path().join("c-data");
     let client_args = [
         "agent".to_string(),

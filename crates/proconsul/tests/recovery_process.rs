@@ -5,39 +5,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::{start, stderr, stdout, wait_for, Proc, BIN};
+use common::cluster::{agreed_leader, http, leader, server};
+use common::{stderr, stdout, wait_for, Proc, BIN};
 
 const IPS: [&str; 3] = ["127.0.0.161", "127.0.0.162", "127.0.0.163"];
-
-fn http(ip: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    common::http_request(ip, 8500, method, path, body)
-}
-
-fn leader(ip: &str) -> Option<String> {
-    let (s, b) = http(ip, "GET", "/v1/status/leader", "")?;
-    let l = b.trim().trim_matches('"').to_string();
-    (s == 200 && !l.is_empty()).then_some(l)
-}
-
-fn server(dir: &Path, name: &str, ip: &str) -> Proc {
-    start(
-        &[
-            "agent",
-            "-server",
-            "-bootstrap-expect=3",
-            &format!("-node={name}"),
-            &format!("-bind={ip}"),
-            &format!("-client={ip}"),
-            &format!("-data-dir={}", dir.join(name).display()),
-            &format!("-retry-join={}", IPS[0]),
-            "-retry-interval=1s",
-        ],
-        &dir.join(format!("{name}.log")),
-    )
-}
 
 #[test]
 fn peers_json_recovers_a_lone_survivor() {
@@ -45,11 +18,10 @@ fn peers_json_recovers_a_lone_survivor() {
     let mut servers: Vec<Option<Proc>> = IPS
         .iter()
         .enumerate()
-        .map(|(i, ip)| Some(server(dir.path(), &format!("s{}", i + 1), ip)))
+        .map(|(i, ip)| Some(server(dir.path(), &format!("s{}", i + 1), ip, IPS[0])))
         .collect();
     wait_for("a leader everywhere", Duration::from_secs(30), || {
-        let l: Vec<Option<String>> = IPS.iter().map(|ip| leader(ip)).collect();
-        l[0].is_some() && l.iter().all(|x| x == &l[0])
+        agreed_leader(&IPS).is_some()
     });
     for i in 0..20 {
         assert_eq!(
@@ -94,7 +66,7 @@ fn peers_json_recovers_a_lone_survivor() {
         ),
     )
     .unwrap();
-    servers[0] = Some(server(dir.path(), "s1", IPS[0]));
+    servers[0] = Some(server(dir.path(), "s1", IPS[0], IPS[0]));
     wait_for("the survivor leads", Duration::from_secs(30), || {
         leader(IPS[0]).is_some_and(|l| l == format!("{}:8300", IPS[0]))
     });
@@ -126,7 +98,7 @@ fn peers_json_recovers_a_lone_survivor() {
 
     // A restart keeps the recovered configuration (the file is not read again).
     drop(servers[0].take());
-    servers[0] = Some(server(dir.path(), "s1", IPS[0]));
+    servers[0] = Some(server(dir.path(), "s1", IPS[0], IPS[0]));
     wait_for(
         "leads again after a restart",
         Duration::from_secs(30),

@@ -5,53 +5,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::{start, stderr, stdout, wait_for, Proc, BIN};
+use common::cluster::{agreed_leader, cli, http, server};
+use common::{stderr, stdout, wait_for, Proc};
 
 const IPS: [&str; 3] = ["127.0.0.171", "127.0.0.172", "127.0.0.173"];
-
-fn http(ip: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    common::http_request(ip, 8500, method, path, body)
-}
-
-fn leader(ip: &str) -> Option<String> {
-    let (s, b) = http(ip, "GET", "/v1/status/leader", "")?;
-    let l = b.trim().trim_matches('"').to_string();
-    (s == 200 && !l.is_empty()).then_some(l)
-}
-
-/// Every server names the same leader; returns its RPC address.
-fn agreed_leader() -> Option<String> {
-    let l: Vec<Option<String>> = IPS.iter().map(|ip| leader(ip)).collect();
-    (l[0].is_some() && l.iter().all(|x| x == &l[0])).then(|| l[0].clone().unwrap())
-}
-
-fn server(dir: &Path, name: &str, ip: &str) -> Proc {
-    start(
-        &[
-            "agent",
-            "-server",
-            "-bootstrap-expect=3",
-            &format!("-node={name}"),
-            &format!("-bind={ip}"),
-            &format!("-client={ip}"),
-            &format!("-data-dir={}", dir.join(name).display()),
-            &format!("-retry-join={}", IPS[0]),
-            "-retry-interval=1s",
-        ],
-        &dir.join(format!("{name}.log")),
-    )
-}
-
-fn cli(ip: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(BIN)
-        .args(args)
-        .arg(format!("-http-addr={ip}:8500"))
-        .output()
-        .unwrap()
-}
 
 /// (ID, Address) of every server in the Raft configuration.
 fn servers(ip: &str) -> Vec<(String, String)> {
@@ -76,10 +35,10 @@ fn leadership_moves_where_it_is_sent() {
     let _servers: Vec<Proc> = IPS
         .iter()
         .enumerate()
-        .map(|(i, ip)| server(dir.path(), &format!("s{}", i + 1), ip))
+        .map(|(i, ip)| server(dir.path(), &format!("s{}", i + 1), ip, IPS[0]))
         .collect();
     wait_for("a leader everywhere", Duration::from_secs(30), || {
-        agreed_leader().is_some()
+        agreed_leader(&IPS).is_some()
     });
     wait_for("three voters", Duration::from_secs(15), || {
         servers(IPS[0]).len() == 3
@@ -90,7 +49,7 @@ fn leadership_moves_where_it_is_sent() {
     );
 
     // To a named follower, asked through another follower.
-    let old = agreed_leader().unwrap();
+    let old = agreed_leader(&IPS).unwrap();
     let all = servers(IPS[0]);
     let followers: Vec<&(String, String)> = all.iter().filter(|(_, a)| *a != old).collect();
     let (target_id, target_addr) = followers[0].clone();
@@ -112,7 +71,7 @@ fn leadership_moves_where_it_is_sent() {
     wait_for(
         "every server follows the target",
         Duration::from_secs(10),
-        || agreed_leader().as_deref() == Some(target_addr.as_str()),
+        || agreed_leader(&IPS).as_deref() == Some(target_addr.as_str()),
     );
     assert_eq!(
         http(IPS[1], "PUT", "/v1/kv/after-first", "2").map(|r| r.0),
@@ -123,7 +82,7 @@ fn leadership_moves_where_it_is_sent() {
     let (code, body) = http(IPS[2], "POST", "/v1/operator/raft/transfer-leader", "").unwrap();
     assert_eq!((code, body.trim()), (200, r#"{"Success":true}"#));
     wait_for("a new leader everywhere", Duration::from_secs(10), || {
-        agreed_leader().is_some_and(|l| l != target_addr)
+        agreed_leader(&IPS).is_some_and(|l| l != target_addr)
     });
     assert_eq!(
         http(IPS[2], "PUT", "/v1/kv/after-second", "3").map(|r| r.0),
@@ -142,7 +101,7 @@ fn leadership_moves_where_it_is_sent() {
         "{}",
         stderr(&o)
     );
-    let now = agreed_leader().unwrap();
+    let now = agreed_leader(&IPS).unwrap();
     let own = servers(IPS[0])
         .into_iter()
         .find(|(_, a)| *a == now)
@@ -159,7 +118,7 @@ fn leadership_moves_where_it_is_sent() {
         stderr(&o)
     );
     assert_eq!(
-        agreed_leader(),
+        agreed_leader(&IPS),
         Some(now),
         "a refused transfer moves nothing"
     );

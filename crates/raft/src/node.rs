@@ -26,7 +26,9 @@ use openraft::error::{
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
 };
-use openraft::{BasicNode, ChangeMembers, Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
+use openraft::{
+    BasicNode, ChangeMembers, Config, Membership, Raft, RaftMetrics, ServerState, SnapshotPolicy,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -134,6 +136,18 @@ impl RaftError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::ForwardToLeader { .. } | Self::NoLeader)
     }
+}
+
+/// Members `ids` of `mem` with their RPC addresses.
+fn with_addresses(
+    mem: &Membership<u64, BasicNode>,
+    ids: impl Iterator<Item = u64>,
+) -> Vec<(u64, String)> {
+    ids.map(|id| {
+        let addr = mem.get_node(&id).map(|n| n.addr.clone());
+        (id, addr.unwrap_or_default())
+    })
+    .collect()
 }
 
 fn from_fatal(f: Fatal<u64>) -> RaftError {
@@ -507,16 +521,7 @@ impl RaftNode {
     pub fn voters(&self) -> Vec<(u64, String)> {
         let m = self.inner.metrics.borrow();
         let mem = m.membership_config.membership();
-        mem.voter_ids()
-            .map(|id| {
-                (
-                    id,
-                    mem.get_node(&id)
-                        .map(|n| n.addr.clone())
-                        .unwrap_or_default(),
-                )
-            })
-            .collect()
+        with_addresses(mem, mem.voter_ids())
     }
 
     /// The non-voting members (id, RPC address), sorted by id: servers being caught up before
@@ -524,16 +529,7 @@ impl RaftNode {
     pub fn learners(&self) -> Vec<(u64, String)> {
         let m = self.inner.metrics.borrow();
         let mem = m.membership_config.membership();
-        mem.learner_ids()
-            .map(|id| {
-                (
-                    id,
-                    mem.get_node(&id)
-                        .map(|n| n.addr.clone())
-                        .unwrap_or_default(),
-                )
-            })
-            .collect()
+        with_addresses(mem, mem.learner_ids())
     }
 
     /// The index of the last entry applied to the state machine.

@@ -3,6 +3,8 @@
 //! started process when the test ends (Drop guards).
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -116,6 +118,17 @@ pub fn cli_with_stdin(port: u16, args: &[&str], stdin: &[u8]) -> Output {
 
 pub fn cli(port: u16, args: &[&str]) -> Output {
     cli_command(port, args).output().unwrap()
+}
+
+/// The gossip address (`ip:port`) of the agent whose HTTP API is on `port`, from the first
+/// row of its own `members` list (an agent alone in its pool).
+pub fn own_member_addr(port: u16) -> String {
+    let m = stdout(&cli(port, &["members"]));
+    m.lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no member row in {m:?}"))
+        .to_string()
 }
 
 pub fn stdout(o: &Output) -> String {
