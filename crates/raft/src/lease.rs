@@ -62,6 +62,11 @@ impl Lease {
         *self.acked.borrow()
     }
 
+    /// A receiver woken whenever the lease is gained or lost (not on every refresh).
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Option<Instant>> {
+        self.acked.subscribe()
+    }
+
     /// Resolves once the lease is not held (at once if it is not held now).
     pub(crate) async fn lost(&self) {
         let len = self.len;

@@ -25,6 +25,7 @@ mod suite_tests;
 
 pub use network::{MemRouter, RaftTransport, RpcKind, TransportError, TransportFuture};
 pub use node::{
-    recover_membership, RaftError, RaftMetricsSummary, RaftNode, RaftOptions, TransferGuard,
+    recover_membership, Leadership, RaftError, RaftMetricsSummary, RaftNode, RaftOptions,
+    TransferGuard,
 };
 pub use state_machine::StateMachine;

@@ -222,6 +222,40 @@ pub fn recover_membership(
         .map_err(|e| RaftError::Storage(e.to_string()))
 }
 
+/// A node's leadership as it changes (see [`RaftNode::leadership`]).
+pub struct Leadership {
+    rx: watch::Receiver<Option<Instant>>,
+    node: RaftNode,
+}
+
+impl Leadership {
+    /// Wait until this node leads (lease held); the term it leads in. `None` once Raft has
+    /// stopped.
+    pub async fn leading(&mut self) -> Option<u64> {
+        loop {
+            self.rx.borrow_and_update();
+            if let Some(term) = self.node.leading_term() {
+                return Some(term);
+            }
+            self.rx.changed().await.ok()?;
+        }
+    }
+
+    /// Wait until this node no longer leads in `term`: the lease lapsed, another term began,
+    /// or Raft stopped.
+    pub async fn lost(&mut self, term: u64) {
+        loop {
+            self.rx.borrow_and_update();
+            if self.node.leading_term() != Some(term) {
+                return;
+            }
+            if self.rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// A running Raft server. Cheap to clone; all clones drive the same node.
 #[derive(Clone)]
 pub struct RaftNode {
@@ -481,6 +515,23 @@ impl RaftNode {
             return None;
         }
         Some((id, addr))
+    }
+
+    /// Follow this node's leadership: a [`Leadership`] wakes when the lease is gained or lost,
+    /// so a caller can run leader duties for exactly one term without polling.
+    pub fn leadership(&self) -> Leadership {
+        Leadership {
+            rx: self.inner.lease.subscribe(),
+            node: self.clone(),
+        }
+    }
+
+    /// The term this node leads in, with its lease held; `None` when it does not lead.
+    pub fn leading_term(&self) -> Option<u64> {
+        if !self.is_leader() {
+            return None;
+        }
+        Some(self.inner.metrics.borrow().current_term)
     }
 
     /// Whether this node is the leader and has heard from a quorum within the lease.

@@ -95,17 +95,16 @@ impl Server {
     }
 }
 
-/// Write pending updates every `update_period` while leader; runs for the server's life.
-pub(crate) async fn flush_loop(server: Server) {
+/// Write pending updates every `update_period`; a duty of the leader's term task, which
+/// cancels it when leadership ends. Updates queued on a follower are dropped at its first
+/// flush as leader if they are stale by then — like Consul, coordinates are best effort.
+pub(crate) async fn flush_loop(server: &Server) {
     let opts = server.inner.opts.coordinate;
     let period = opts.update_period.max(Duration::from_millis(10));
     loop {
-        tokio::select! {
-            _ = server.inner.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(period) => {}
-        }
+        tokio::time::sleep(period).await;
         let pending = server.inner.coordinates.take();
-        if pending.is_empty() || !server.is_leader() {
+        if pending.is_empty() {
             continue;
         }
         let mut updates: Vec<CoordinateUpdate> = pending.into_values().collect();

@@ -1,29 +1,39 @@
-//! What only the leader does: reconcile gossip members into the catalog (`serfHealth`) and
-//! servers into the Raft configuration, expire session TTLs, reap KV tombstones, and run
-//! autopilot's dead-server cleanup ([`crate::autopilot`]).
+//! What only the leader does, run as one task per leadership term.
 //!
-//! One task runs for the server's life; each tick it checks whether this server leads and, if
-//! it just became leader, resets every session timer (Consul's `initializeSessionTimers`).
+//! [`run`] follows the Raft node's leadership ([`proconsul_raft::Leadership`]: woken when the
+//! leader lease is gained or lost, never polled). When this server starts leading in a term it
+//! spawns [`term`], and when it stops leading in that term it cancels the task and waits for it.
+//! A term first *establishes* leadership, as Consul's `establishLeadership` does:
+//! 1. a barrier: everything committed before the term is applied here
+//!    (`ensure_linearizable` waits for the term's first entry to be applied);
+//! 2. every TTL session gets a full TTL from now (`initializeSessionTimers`), autopilot's
+//!    configuration exists;
+//! 3. the gossip members are reconciled into the catalog once (this server's own node,
+//!    `serfHealth` and the `consul` service included).
+//!
+//! Only then does the server report itself leader ([`crate::Server::leader_addr`], and so
+//! `/v1/status/leader`, DNS, forwarding): a client that sees a leader can create a session
+//! against the node at once. The term then runs its duties until cancelled: reconcile members
+//! and servers each second, expire session TTLs at their deadline, reap KV tombstones, prune
+//! dead servers (autopilot) and write batched coordinate updates.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use proconsul_state::{Command, WatchSet};
 use proconsul_types::{health, DeregisterRequest, HealthCheck, NodeService, RegisterRequest};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::session_ttl::parse_ttl;
+use crate::Server;
 
 /// The service every server registers for itself.
 const CONSUL_SERVICE: &str = "consul";
-use tokio::time::Instant;
-
-use crate::write::parse_ttl;
-use crate::Server;
-
-/// Consul multiplies a session's TTL by 2 before invalidating it.
-const SESSION_TTL_MULTIPLIER: u32 = 2;
-const TICK: Duration = Duration::from_millis(200);
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 const TOMBSTONE_GRANULARITY: Duration = Duration::from_secs(30);
+/// Between two tries of a failed barrier.
+const BARRIER_RETRY: Duration = Duration::from_millis(100);
 
 /// A gossip member's status as the leader sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,86 +74,81 @@ pub trait MemberSource: Send + Sync + 'static {
     fn members(&self) -> Vec<LanMember>;
 }
 
-/// Leader-local TTL deadlines of sessions.
-#[derive(Default)]
-pub(crate) struct SessionTimers {
-    deadlines: Mutex<HashMap<String, Instant>>,
-}
-
-impl SessionTimers {
-    pub(crate) fn reset(&self, id: &str, ttl: Duration) {
-        let deadline = Instant::now() + ttl * SESSION_TTL_MULTIPLIER;
-        self.deadlines
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), deadline);
-    }
-    pub(crate) fn clear(&self, id: &str) {
-        self.deadlines.lock().unwrap().remove(id);
-    }
-    fn expired(&self, now: Instant) -> Vec<String> {
-        let mut d = self.deadlines.lock().unwrap();
-        let gone: Vec<String> = d
-            .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for id in &gone {
-            d.remove(id);
-        }
-        gone
-    }
-    fn clear_all(&self) {
-        self.deadlines.lock().unwrap().clear();
-    }
-}
-
+/// Follow leadership for the server's life: one [`term`] task per term led.
 pub(crate) async fn run(server: Server) {
     let inner = &server.inner;
-    let mut was_leader = false;
-    let mut last_reconcile = Instant::now() - RECONCILE_EVERY;
+    let mut leadership = inner.raft.leadership();
+    loop {
+        let term = tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            t = leadership.leading() => match t {
+                Some(t) => t,
+                None => return,
+            },
+        };
+        tracing::info!(target: "agent.server", term, "cluster leadership acquired");
+        let cancel = inner.shutdown.child_token();
+        let duties = inner
+            .tasks
+            .spawn(self::term(server.clone(), term, cancel.clone()));
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => {}
+            _ = leadership.lost(term) => {}
+        }
+        cancel.cancel();
+        let _ = duties.await;
+        inner.established.send_replace(None);
+        inner.sessions.clear_all();
+        if inner.shutdown.is_cancelled() {
+            return;
+        }
+        tracing::info!(target: "agent.server", term, "cluster leadership lost");
+    }
+}
+
+/// One leadership term: establish leadership, then run the leader's duties until `cancel`.
+async fn term(server: Server, term: u64, cancel: CancellationToken) {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = lead(&server, term) => {}
+    }
+}
+
+async fn lead(server: &Server, term: u64) {
+    let inner = &server.inner;
+    while let Err(e) = inner.raft.ensure_linearizable().await {
+        tracing::debug!(target: "agent.server", error = %e, "leadership barrier failed; retrying");
+        tokio::time::sleep(BARRIER_RETRY).await;
+    }
+    init_session_timers(server);
+    crate::autopilot::ensure_config(server).await;
+    reconcile(server).await;
+    reconcile_servers(server);
+    let led_since = Instant::now();
+    inner.established.send_replace(Some(term));
+    tracing::info!(target: "agent.server", term, "established leadership");
+    tokio::join!(
+        duties(server, led_since),
+        expire_sessions(server),
+        crate::coordinate::flush_loop(server),
+    );
+}
+
+/// Reconcile each second; mark and reap KV tombstones.
+async fn duties(server: &Server, led_since: Instant) {
+    let inner = &server.inner;
+    let mut tick = tokio::time::interval(RECONCILE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate: just reconciled
     let mut tombstone_marks: VecDeque<(Instant, u64)> = VecDeque::new();
     let mut last_mark = Instant::now();
     let mut reaped_up_to = 0u64;
-    let mut led_since = Instant::now();
     loop {
-        tokio::select! {
-            _ = inner.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(TICK) => {}
-        }
-        let leader = inner.raft.is_leader();
-        if !leader {
-            if was_leader {
-                tracing::info!(target: "agent.server", "lost leadership");
-                inner.sessions.clear_all();
-            }
-            was_leader = false;
-            continue;
-        }
-        if !was_leader {
-            tracing::info!(target: "agent.server", "cluster leadership acquired");
-            init_session_timers(&server);
-            crate::autopilot::ensure_config(&server).await;
-            last_reconcile = Instant::now() - RECONCILE_EVERY;
-            led_since = Instant::now();
-            was_leader = true;
-        }
+        tick.tick().await;
+        reconcile(server).await;
+        reconcile_servers(server);
+        crate::autopilot::prune_dead_servers(server, led_since);
         let now = Instant::now();
-        for id in inner.sessions.expired(now) {
-            tracing::info!(target: "agent.server.session", session = %id, "session TTL expired, invalidating");
-            if let Err(e) = server
-                .propose(Command::SessionDestroy { id: id.clone() })
-                .await
-            {
-                tracing::warn!(target: "agent.server.session", session = %id, error = %e, "failed to invalidate expired session");
-            }
-        }
-        if now.duration_since(last_reconcile) >= RECONCILE_EVERY {
-            last_reconcile = now;
-            reconcile(&server).await;
-            reconcile_servers(&server);
-            crate::autopilot::prune_dead_servers(&server, led_since);
-        }
         if now.duration_since(last_mark) >= TOMBSTONE_GRANULARITY {
             last_mark = now;
             tombstone_marks.push_back((now, inner.store.last_index()));
@@ -160,6 +165,23 @@ pub(crate) async fn run(server: Server) {
                     .is_ok()
             {
                 reaped_up_to = idx;
+            }
+        }
+    }
+}
+
+/// Invalidate TTL sessions at their deadline.
+async fn expire_sessions(server: &Server) {
+    let sessions = &server.inner.sessions;
+    loop {
+        sessions.next_expiry().await;
+        for id in sessions.take_expired(Instant::now()) {
+            tracing::info!(target: "agent.server.session", session = %id, "session TTL expired, invalidating");
+            if let Err(e) = server
+                .propose(Command::SessionDestroy { id: id.clone() })
+                .await
+            {
+                tracing::warn!(target: "agent.server.session", session = %id, error = %e, "failed to invalidate expired session");
             }
         }
     }
@@ -246,15 +268,15 @@ pub(crate) async fn bootstrap_when_expected(server: Server, expect: u32) {
     }
 }
 
-/// A new leader gives every TTL session a full TTL from now.
+/// A new leader (or a restored snapshot) gives every TTL session a full TTL from now.
 pub(crate) fn init_session_timers(server: &Server) {
     let view = server.inner.store.view();
     let (_, sessions) = view.sessions(&mut WatchSet::new());
-    for s in sessions {
-        if let Some(ttl) = parse_ttl(&s.ttl) {
-            server.inner.sessions.reset(&s.id, ttl);
-        }
-    }
+    server.inner.sessions.reset_all(
+        sessions
+            .into_iter()
+            .filter_map(|s| parse_ttl(&s.ttl).map(|ttl| (s.id, ttl))),
+    );
 }
 
 /// Make the catalog agree with the member list: alive members registered with a passing

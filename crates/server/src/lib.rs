@@ -14,6 +14,7 @@ mod leader;
 mod read;
 mod recovery;
 pub mod remote;
+mod session_ttl;
 mod transfer;
 mod write;
 
@@ -88,7 +89,11 @@ struct Inner {
     opts: ServerOptions,
     store: Store,
     raft: RaftNode,
-    sessions: leader::SessionTimers,
+    /// Leader-local session TTL deadlines.
+    sessions: session_ttl::SessionTtls,
+    /// The term in which this server has established leadership (barrier passed, members
+    /// reconciled); `None` while it does not lead or is still establishing.
+    established: tokio::sync::watch::Sender<Option<u64>>,
     /// Each Raft member's last health verdict and when it last changed (autopilot's
     /// `StableSince`).
     stable_since: std::sync::Mutex<std::collections::HashMap<u64, (bool, std::time::SystemTime)>>,
@@ -144,7 +149,8 @@ impl Server {
                 opts,
                 store,
                 raft,
-                sessions: leader::SessionTimers::default(),
+                sessions: Default::default(),
+                established: tokio::sync::watch::Sender::new(None),
                 membership_changes: Default::default(),
                 stable_since: Default::default(),
                 raft_heartbeat_ms,
@@ -158,8 +164,6 @@ impl Server {
             .inner
             .tasks
             .spawn(async move { leader::run(s).await });
-        let s = server.clone();
-        server.inner.tasks.spawn(coordinate::flush_loop(s));
         let expect = server.inner.opts.bootstrap_expect;
         if expect > 1 && !server.inner.opts.bootstrap {
             let s = server.clone();
@@ -187,11 +191,24 @@ impl Server {
 
     /// `ip:port` of the current leader, or empty.
     pub fn leader_addr(&self) -> String {
-        self.inner.raft.leader().map(|(_, a)| a).unwrap_or_default()
+        self.leader().map(|(_, a)| a).unwrap_or_default()
     }
 
+    /// The leader as this server reports it (Raft id, RPC address). This server names itself
+    /// only once it has established leadership in its current term (see [`leader`]): until
+    /// then there is no known leader, and requests wait as during an election.
+    fn leader(&self) -> Option<(u64, String)> {
+        let leader = self.inner.raft.leader()?;
+        if leader.0 == self.raft_id() && !self.is_leader() {
+            return None;
+        }
+        Some(leader)
+    }
+
+    /// Whether this server leads and has established its leadership in the current term.
     pub fn is_leader(&self) -> bool {
-        self.inner.raft.is_leader()
+        let established = *self.inner.established.borrow();
+        established.is_some() && established == self.inner.raft.leading_term()
     }
 
     /// Milliseconds since this server last heard from the leader; 0 on the leader itself.
@@ -222,7 +239,7 @@ impl Server {
     pub async fn wait_for_leader(&self, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
         while tokio::time::Instant::now() < deadline {
-            if self.inner.raft.leader().is_some() {
+            if self.leader().is_some() {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -300,7 +317,7 @@ impl Server {
     /// leader` after that.
     async fn wait_leader_addr(&self, deadline: tokio::time::Instant) -> Result<String, RpcError> {
         loop {
-            if let Some((_, addr)) = self.inner.raft.leader() {
+            if let Some((_, addr)) = self.leader() {
                 return Ok(addr);
             }
             if tokio::time::Instant::now() >= deadline {
@@ -317,7 +334,7 @@ impl Server {
     /// and ID the LAN pool knows them by.
     pub fn raft_configuration(&self) -> proconsul_types::RaftConfiguration {
         let members = self.inner.opts.members.members();
-        let leader = self.inner.raft.leader().map(|(id, _)| id);
+        let leader = self.leader().map(|(id, _)| id);
         let index = self.inner.raft.metrics().last_log_index;
         // The leader knows how far each follower's log reaches; elsewhere only our own.
         let matched = self.inner.raft.matched_indexes();

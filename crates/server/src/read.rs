@@ -29,9 +29,9 @@ impl Server {
         match opts.consistency {
             Consistency::Stale => {}
             Consistency::Default => {
-                if !raft.is_leader() {
+                if !self.is_leader() {
                     return Err(raft_error(proconsul_raft::RaftError::ForwardToLeader {
-                        leader: raft.leader(),
+                        leader: self.leader(),
                     }));
                 }
             }
@@ -67,15 +67,10 @@ impl Server {
     }
 
     fn meta(&self, index: u64, consistency: Consistency) -> QueryMeta {
-        let raft = &self.inner.raft;
         QueryMeta {
             index: index.max(1),
-            known_leader: raft.leader().is_some(),
-            last_contact_ms: if raft.is_leader() {
-                0
-            } else {
-                raft.last_contact_ms()
-            },
+            known_leader: self.leader().is_some(),
+            last_contact_ms: self.last_contact_ms(),
             consistency,
         }
     }

@@ -12,6 +12,7 @@ use proconsul_types::{
 };
 
 use crate::fsm::Applied;
+use crate::session_ttl::parse_ttl;
 use crate::{now_ms, raft_error, Server};
 
 /// Longest session TTL Consul allows.
@@ -142,9 +143,9 @@ impl Server {
             }
             WriteRequest::SessionRenew { id } => {
                 // Renewal is leader-local in Consul too: it resets the TTL timer, not the log.
-                if !self.inner.raft.is_leader() {
+                if !self.is_leader() {
                     return Err(raft_error(proconsul_raft::RaftError::ForwardToLeader {
-                        leader: self.inner.raft.leader(),
+                        leader: self.leader(),
                     }));
                 }
                 let view = self.inner.store.view();
@@ -245,14 +246,6 @@ impl Server {
             modify_index: 0,
         })
     }
-}
-
-/// A session TTL worth a timer (non-empty, non-zero).
-pub(crate) fn parse_ttl(ttl: &str) -> Option<Duration> {
-    if ttl.is_empty() {
-        return None;
-    }
-    duration::parse(ttl).ok().filter(|d| !d.is_zero())
 }
 
 /// Consul's Catalog.Register checks and fix-ups.
