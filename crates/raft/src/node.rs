@@ -36,6 +36,8 @@ use crate::lease::{self, Lease};
 use crate::log_store::{LogMeta, LogStore};
 use crate::network::{NetFactory, RaftTransport, RpcKind};
 use crate::state_machine::{SmShared, SmStore, StateMachine};
+use proconsul_state::{ApplyResult, Proposal};
+
 use crate::types::{decode, encode, Request, TypeConfig};
 
 /// How long `add_voter` waits for a new server to catch up before giving up.
@@ -437,15 +439,15 @@ impl RaftNode {
         }
     }
 
-    /// Replicate `payload` and apply it; returns the entry's log index and the state machine's
+    /// Replicate `entry` and apply it; returns the entry's log index and the state machine's
     /// response. Returns only after the entry is committed and applied on this (leader) node.
     /// A leader without its lease refuses at once ([`RaftError::NoLeader`]); one that loses it
     /// while the entry waits for its commit answers [`RaftError::LeadershipLost`].
-    pub async fn propose(&self, payload: Vec<u8>) -> Result<(u64, Vec<u8>), RaftError> {
+    pub async fn propose(&self, entry: Proposal) -> Result<(u64, ApplyResult), RaftError> {
         self.check_running()?;
         self.check_not_transferring()?;
         self.check_lease()?;
-        let write = self.inner.raft.client_write(Request(payload));
+        let write = self.inner.raft.client_write(Request(Arc::new(entry)));
         let resp = if self.inner.lease.held() {
             tokio::select! {
                 biased;

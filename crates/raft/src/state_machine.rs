@@ -23,17 +23,19 @@ use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use serde::{Deserialize, Serialize};
 
+use proconsul_state::{ApplyResult, Proposal};
+
 use crate::log_store::DurableGate;
 use crate::types::{
     decode, encode, Blob, Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership,
     TypeConfig,
 };
 
-/// The replicated state machine, fed committed payloads. Implemented by the server crate.
+/// The replicated state machine, fed committed entries. Implemented by the server crate.
 pub trait StateMachine: Send + Sync + 'static {
-    /// Apply a committed application payload at `index`; returns the encoded response. Must be
+    /// Apply a committed entry at `index`; returns its result to the proposer. Must be
     /// deterministic.
-    fn apply(&self, index: u64, payload: &[u8]) -> Vec<u8>;
+    fn apply(&self, index: u64, entry: &Proposal) -> ApplyResult;
     /// A non-application entry (blank/membership) was applied at `index`.
     fn note_index(&self, index: u64);
     /// Serialise the whole state (deterministic bytes).

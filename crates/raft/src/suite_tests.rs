@@ -6,26 +6,25 @@ use std::sync::{Arc, Mutex};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
 
+use proconsul_state::{ApplyResult, Command, Proposal};
+
 use crate::log_store::LogStore;
 use crate::state_machine::{SmStore, StateMachine};
 use crate::types::TypeConfig;
 
-/// A toy key/value state machine: payload `key=value`, response = the previous value.
+/// A toy key/value state machine over KV set entries.
 #[derive(Default)]
 struct ToySm {
     map: Mutex<BTreeMap<String, String>>,
 }
 
 impl StateMachine for ToySm {
-    fn apply(&self, _index: u64, payload: &[u8]) -> Vec<u8> {
-        let s = String::from_utf8_lossy(payload);
-        let (k, v) = s.split_once('=').unwrap_or((&s, ""));
-        let prev = self
-            .map
-            .lock()
-            .unwrap()
-            .insert(k.to_string(), v.to_string());
-        prev.unwrap_or_default().into_bytes()
+    fn apply(&self, _index: u64, entry: &Proposal) -> ApplyResult {
+        if let Command::Kv(op) = &entry.command {
+            let v = String::from_utf8_lossy(op.value.as_deref().unwrap_or_default()).into_owned();
+            self.map.lock().unwrap().insert(op.key.clone(), v);
+        }
+        ApplyResult::Ok
     }
     fn note_index(&self, _index: u64) {}
     fn snapshot(&self) -> Vec<u8> {

@@ -9,9 +9,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proconsul_raft::{MemRouter, RaftError, RaftNode, RaftOptions, StateMachine};
+use proconsul_state::{ApplyResult, Command, KvOp, KvVerb, Proposal};
 use tokio::time::Instant;
 
-/// Toy KV: payload `key=value`; the response is the previous value.
+/// A KV set of `key=value`, as a log entry.
+fn set(kv: impl AsRef<[u8]>) -> Proposal {
+    let s = String::from_utf8(kv.as_ref().to_vec()).unwrap();
+    let (k, v) = s.split_once('=').unwrap();
+    Proposal::new(
+        0,
+        Command::Kv(KvOp {
+            verb: KvVerb::Set,
+            key: k.to_string(),
+            value: Some(v.as_bytes().to_vec()),
+            ..Default::default()
+        }),
+    )
+}
+
+/// Toy KV over the KV set entries; the result says whether a value was replaced.
 #[derive(Default)]
 struct Kv {
     map: Mutex<BTreeMap<String, String>>,
@@ -29,16 +45,14 @@ impl Kv {
 }
 
 impl StateMachine for Kv {
-    fn apply(&self, index: u64, payload: &[u8]) -> Vec<u8> {
-        let s = String::from_utf8(payload.to_vec()).unwrap();
-        let (k, v) = s.split_once('=').unwrap();
+    fn apply(&self, index: u64, entry: &Proposal) -> ApplyResult {
+        let Command::Kv(op) = &entry.command else {
+            panic!("unexpected entry {entry:?}")
+        };
+        let v = String::from_utf8(op.value.clone().unwrap_or_default()).unwrap();
         self.last_index.store(index, Ordering::SeqCst);
-        let prev = self
-            .map
-            .lock()
-            .unwrap()
-            .insert(k.to_string(), v.to_string());
-        prev.unwrap_or_default().into_bytes()
+        let prev = self.map.lock().unwrap().insert(op.key.clone(), v);
+        ApplyResult::Bool(prev.is_some())
     }
     fn note_index(&self, index: u64) {
         self.last_index.store(index, Ordering::SeqCst);
@@ -111,12 +125,12 @@ async fn agreed_leader(nodes: &[&TestNode]) -> u64 {
 }
 
 /// Propose on whichever node leads, retrying while leadership settles.
-async fn propose(nodes: &[&TestNode], payload: &str) -> (u64, Vec<u8>) {
+async fn propose(nodes: &[&TestNode], payload: &str) -> (u64, ApplyResult) {
     let end = Instant::now() + DEADLINE;
     loop {
         let leader = nodes.iter().find(|n| n.node.is_leader());
         if let Some(l) = leader {
-            match l.node.propose(payload.as_bytes().to_vec()).await {
+            match l.node.propose(set(payload)).await {
                 Ok(r) => return r,
                 Err(e) if e.is_retryable() => {}
                 Err(e) => panic!("propose {payload}: {e}"),
@@ -152,11 +166,19 @@ async fn single_node_in_memory() {
     assert_eq!(n.node.voters(), vec![(1, addr(1))]);
     assert_eq!(n.node.last_contact_ms(), 0);
 
-    let (i1, r1) = n.node.propose(b"a=1".to_vec()).await.unwrap();
-    let (i2, r2) = n.node.propose(b"a=2".to_vec()).await.unwrap();
-    let (i3, r3) = n.node.propose(b"b=3".to_vec()).await.unwrap();
+    let (i1, r1) = n.node.propose(set("a=1")).await.unwrap();
+    let (i2, r2) = n.node.propose(set("a=2")).await.unwrap();
+    let (i3, r3) = n.node.propose(set("b=3")).await.unwrap();
     assert!(i1 < i2 && i2 < i3, "{i1} {i2} {i3}");
-    assert_eq!((r1, r2, r3), (b"".to_vec(), b"1".to_vec(), b"".to_vec()));
+    // Each answer belongs to its own entry: only the second replaced a value.
+    assert_eq!(
+        (r1, r2, r3),
+        (
+            ApplyResult::Bool(false),
+            ApplyResult::Bool(true),
+            ApplyResult::Bool(false)
+        )
+    );
     assert_eq!(n.kv.get("a").as_deref(), Some("2"));
     assert!(n.node.applied_index() >= i3);
     n.node.ensure_linearizable().await.unwrap();
@@ -175,10 +197,7 @@ async fn single_node_in_memory() {
     assert_eq!(m.num_voters, 1);
 
     n.node.shutdown().await;
-    assert_eq!(
-        n.node.propose(b"c=1".to_vec()).await,
-        Err(RaftError::Shutdown)
-    );
+    assert_eq!(n.node.propose(set("c=1")).await, Err(RaftError::Shutdown));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,12 +215,7 @@ async fn durable_restart_restores_state_and_does_not_rebootstrap() {
         wait_until("leadership", || n.node.is_leader()).await;
         let mut idx = 0;
         for i in 0..25 {
-            idx = n
-                .node
-                .propose(format!("k{i}=v{i}").into_bytes())
-                .await
-                .unwrap()
-                .0;
+            idx = n.node.propose(set(format!("k{i}=v{i}"))).await.unwrap().0;
         }
         last_index = idx;
         wait_until("a snapshot", || n.node.metrics().last_snapshot_index >= 10).await;
@@ -223,9 +237,10 @@ async fn durable_restart_restores_state_and_does_not_rebootstrap() {
     assert_eq!(n.node.voters(), vec![(1, addr(1))], "must not re-bootstrap");
     wait_until("replay of the log tail", || n.kv.len() == 25).await;
     assert_eq!(n.kv.get("k24").as_deref(), Some("v24"));
-    let (idx, prev) = n.node.propose(b"k0=again".to_vec()).await.unwrap();
+    assert_eq!(n.kv.get("k0").as_deref(), Some("v0"));
+    let (idx, replaced) = n.node.propose(set("k0=again")).await.unwrap();
     assert!(idx > last_index);
-    assert_eq!(prev, b"v0".to_vec());
+    assert_eq!(replaced, ApplyResult::Bool(true));
     n.node.shutdown().await;
 }
 
@@ -254,7 +269,7 @@ async fn three_nodes_elect_replicate_and_fail_over() {
 
     // A follower refuses writes and names the leader.
     let follower = nodes.iter().find(|n| !n.node.is_leader()).unwrap();
-    match follower.node.propose(b"x=1".to_vec()).await {
+    match follower.node.propose(set("x=1")).await {
         Err(RaftError::ForwardToLeader {
             leader: Some((id, a)),
         }) => assert_eq!((id, a), (leader, addr(leader))),
@@ -284,9 +299,9 @@ async fn three_nodes_elect_replicate_and_fail_over() {
         .collect();
     let new_leader = agreed_leader(&rest).await;
     assert_ne!(new_leader, leader);
-    let (idx, prev) = propose(&rest, "k0=new").await;
+    let (idx, replaced) = propose(&rest, "k0=new").await;
     assert!(idx > last);
-    assert_eq!(prev, b"v0".to_vec());
+    assert_eq!(replaced, ApplyResult::Bool(true), "the new leader holds k0");
     wait_until("survivors converge", || {
         rest.iter()
             .all(|n| n.kv.get("k0").as_deref() == Some("new") && n.kv.len() == 5)
@@ -399,12 +414,7 @@ async fn concurrent_proposals_get_distinct_indexes() {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..64 {
         let node = n.node.clone();
-        tasks.spawn(async move {
-            node.propose(format!("c{i}=x").into_bytes())
-                .await
-                .unwrap()
-                .0
-        });
+        tasks.spawn(async move { node.propose(set(format!("c{i}=x"))).await.unwrap().0 });
     }
     let mut idx: Vec<u64> = timed("proposals", tasks.join_all()).await;
     idx.sort_unstable();
@@ -425,17 +435,12 @@ async fn concurrent_proposals_on_durable_node_share_fsyncs() {
     n.node.bootstrap(vec![(1, addr(1))]).await.unwrap();
     wait_until("leadership", || n.node.is_leader()).await;
     // Let the leader's blank entry settle before counting.
-    n.node.propose(b"warm=up".to_vec()).await.unwrap();
+    n.node.propose(set("warm=up")).await.unwrap();
     let syncs_before = n.node.log_sync_count();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..N {
         let node = n.node.clone();
-        tasks.spawn(async move {
-            node.propose(format!("g{i}=x").into_bytes())
-                .await
-                .unwrap()
-                .0
-        });
+        tasks.spawn(async move { node.propose(set(format!("g{i}=x"))).await.unwrap().0 });
     }
     let mut idx: Vec<u64> = timed("proposals", tasks.join_all()).await;
     let syncs = n.node.log_sync_count() - syncs_before;
@@ -478,12 +483,7 @@ async fn durable_cluster_commits_concurrent_proposals() {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..N {
         let node = leader.clone();
-        tasks.spawn(async move {
-            node.propose(format!("d{i}=x").into_bytes())
-                .await
-                .unwrap()
-                .0
-        });
+        tasks.spawn(async move { node.propose(set(format!("d{i}=x"))).await.unwrap().0 });
     }
     let mut idx: Vec<u64> = timed("proposals", tasks.join_all()).await;
     idx.sort_unstable();
@@ -540,16 +540,13 @@ async fn partitioned_leader_loses_its_lease_and_rejoins_as_follower() {
     // A write proposed now cannot commit; it fails when the lease runs out.
     let stuck = timed(
         "a write across the partition",
-        old.node.propose(b"lost=1".to_vec()),
+        old.node.propose(set("lost=1")),
     )
     .await;
     assert_eq!(stuck, Err(RaftError::LeadershipLost));
     assert!(!old.node.is_leader());
     assert_eq!(old.node.leader(), None);
-    assert_eq!(
-        old.node.propose(b"x=1".to_vec()).await,
-        Err(RaftError::NoLeader)
-    );
+    assert_eq!(old.node.propose(set("x=1")).await, Err(RaftError::NoLeader));
     assert_eq!(
         old.node.ensure_linearizable().await,
         Err(RaftError::NoLeader)

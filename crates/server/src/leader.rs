@@ -333,7 +333,7 @@ async fn reconcile(server: &Server) {
         if let Some(c) = req.check.take() {
             req.checks.push(c);
         }
-        if let Err(e) = server.propose(Command::Register(req)).await {
+        if let Err(e) = server.propose(Command::register(req)).await {
             tracing::warn!(target: "agent.leader", member = %m.name, error = %e, "failed to reconcile member");
         }
     }
@@ -379,7 +379,7 @@ async fn ensure_consul_service(
         }),
         ..Default::default()
     };
-    if let Err(e) = server.propose(Command::Register(req)).await {
+    if let Err(e) = server.propose(Command::register(req)).await {
         tracing::warn!(target: "agent.leader", member = %m.name, error = %e, "failed to register the consul service");
     }
 }
@@ -389,7 +389,7 @@ async fn deregister(server: &Server, node: &str) {
         node: node.to_string(),
         ..Default::default()
     };
-    if let Err(e) = server.propose(Command::Deregister(req)).await {
+    if let Err(e) = server.propose(Command::deregister(req)).await {
         tracing::warn!(target: "agent.leader", member = %node, error = %e, "failed to deregister member");
     }
 }

@@ -5,13 +5,12 @@
 
 use std::time::Duration;
 
-use proconsul_state::{Command, KvOp, KvVerb, Proposal};
+use proconsul_state::{ApplyResult, Command, KvOp, KvVerb, Proposal};
 use proconsul_types::{
     duration, KvWriteVerb, RegisterRequest, RpcError, SessionCreate, SessionEntry, TxnResponse,
     WriteRequest, WriteResponse, BEHAVIOR_DELETE, BEHAVIOR_RELEASE,
 };
 
-use crate::fsm::Applied;
 use crate::session_ttl::parse_ttl;
 use crate::{now_ms, raft_error, Server};
 
@@ -36,14 +35,14 @@ impl Server {
         match req {
             WriteRequest::Register(r) => {
                 let r = validate_register(r)?;
-                let (idx, _) = self.propose_ok(Command::Register(r)).await?;
+                let (idx, _) = self.propose_ok(Command::register(r)).await?;
                 Ok((idx, WriteResponse::Ok))
             }
             WriteRequest::Deregister(r) => {
                 if r.node.is_empty() {
                     return Err(RpcError::Internal("Must provide node".into()));
                 }
-                let (idx, _) = self.propose_ok(Command::Deregister(r)).await?;
+                let (idx, _) = self.propose_ok(Command::deregister(r)).await?;
                 Ok((idx, WriteResponse::Ok))
             }
             WriteRequest::Kv {
@@ -80,21 +79,21 @@ impl Server {
                     session,
                 };
                 let (idx, applied) = self.propose_ok(Command::Kv(op)).await?;
-                let ok = matches!(applied, Applied::Bool(true) | Applied::Ok);
+                let ok = matches!(applied, ApplyResult::Bool(true) | ApplyResult::Ok);
                 Ok((idx, WriteResponse::Bool(ok)))
             }
             WriteRequest::Txn(ops) => {
-                let (idx, applied) = self.propose(Command::Txn(ops)).await?;
+                let (idx, applied) = self.propose(Command::txn(ops)).await?;
                 let resp = match applied {
-                    Applied::Txn(Ok(results)) => TxnResponse {
+                    ApplyResult::Txn(Ok(results)) => TxnResponse {
                         results: Some(results),
                         errors: None,
                     },
-                    Applied::Txn(Err(errors)) => TxnResponse {
+                    ApplyResult::Txn(Err(errors)) => TxnResponse {
                         results: None,
                         errors: Some(errors),
                     },
-                    Applied::Err(m) => return Err(RpcError::Internal(m)),
+                    ApplyResult::Err(e) => return Err(RpcError::Internal(e.to_string())),
                     _ => return Err(RpcError::Internal("unexpected txn result".into())),
                 };
                 Ok((idx, WriteResponse::Txn(resp)))
@@ -103,7 +102,7 @@ impl Server {
                 let entry = self.complete_session(c)?;
                 let id = entry.id.clone();
                 let ttl = entry.ttl.clone();
-                let (idx, _) = self.propose_ok(Command::SessionCreate(entry)).await?;
+                let (idx, _) = self.propose_ok(Command::session_create(entry)).await?;
                 if let Some(ttl) = parse_ttl(&ttl) {
                     self.inner.sessions.reset(&id, ttl);
                 }
@@ -138,7 +137,7 @@ impl Server {
                     .await?;
                 Ok((
                     idx,
-                    WriteResponse::Bool(matches!(applied, Applied::Bool(true))),
+                    WriteResponse::Bool(matches!(applied, ApplyResult::Bool(true))),
                 ))
             }
             WriteRequest::SessionRenew { id } => {
@@ -162,26 +161,21 @@ impl Server {
     }
 
     /// Propose a command; a rejected command becomes Consul's 500 with the store's text.
-    async fn propose_ok(&self, cmd: Command) -> Result<(u64, Applied), RpcError> {
+    async fn propose_ok(&self, cmd: Command) -> Result<(u64, ApplyResult), RpcError> {
         let (idx, applied) = self.propose(cmd).await?;
         match applied {
-            Applied::Err(m) => Err(RpcError::Internal(m)),
+            ApplyResult::Err(e) => Err(RpcError::Internal(e.to_string())),
             other => Ok((idx, other)),
         }
     }
 
-    /// Encode, propose and wait for commit + apply.
-    pub(crate) async fn propose(&self, cmd: Command) -> Result<(u64, Applied), RpcError> {
-        let proposal = Proposal {
+    /// Propose and wait for commit + apply; the entry and its result stay typed.
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<(u64, ApplyResult), RpcError> {
+        let entry = Proposal {
             at_ms: now_ms(),
             command: cmd,
         };
-        let payload = rmp_serde::to_vec_named(&proposal)
-            .map_err(|e| RpcError::Internal(format!("encode proposal: {e}")))?;
-        let (idx, resp) = self.inner.raft.propose(payload).await.map_err(raft_error)?;
-        let applied: Applied = rmp_serde::from_slice(&resp)
-            .map_err(|e| RpcError::Internal(format!("decode apply result: {e}")))?;
-        Ok((idx, applied))
+        self.inner.raft.propose(entry).await.map_err(raft_error)
     }
 
     /// Consul's Session.Apply checks, and the choices apply must not make (ID, defaults).

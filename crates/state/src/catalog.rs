@@ -11,11 +11,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proconsul_types::{
-    health, CheckServiceNode, DeregisterRequest, HealthCheck, Node, NodeService, RegisterRequest,
-    ServiceNode,
-};
+use proconsul_types::{health, CheckServiceNode, HealthCheck, Node, NodeService, ServiceNode};
 
+use crate::command::{Deregistration, Registration};
 use crate::error::StateError;
 use crate::records::{fold, CheckRec, NodeRec, ServiceRec};
 use crate::store::{
@@ -27,51 +25,50 @@ use crate::watch::WatchSet;
 
 impl Tx {
     /// Consul `ensureRegistrationTxn`.
-    pub(crate) fn ensure_registration(&mut self, req: &RegisterRequest) -> Result<(), StateError> {
-        if req.node.is_empty() {
+    pub(crate) fn ensure_registration(&mut self, reg: &Registration) -> Result<(), StateError> {
+        let node = &reg.node;
+        if node.name.is_empty() {
             return Err(StateError::MissingNodeName);
         }
-        let node = NodeRec::from_register(req);
-        let changes_node = match self.s.nodes.get(&fold(&req.node)) {
+        let changes_node = match self.s.nodes.get(&fold(&node.name)) {
             None => true,
-            Some(_) if req.skip_node_update => false,
+            Some(_) if reg.skip_node_update => false,
             Some(e) => {
-                req.id != e.id
-                    || fold(&req.node) != fold(&e.name)
-                    || req.address != e.address
-                    || req.tagged_addresses != e.tagged_addresses
-                    || req.node_meta != e.meta
+                node.id != e.id
+                    || fold(&node.name) != fold(&e.name)
+                    || node.address != e.address
+                    || node.tagged_addresses != e.tagged_addresses
+                    || node.meta != e.meta
             }
         };
         if changes_node {
-            self.ensure_node(node)
+            self.ensure_node(node.clone())
                 .map_err(|e| e.wrap("failed inserting node"))?;
         }
 
-        if let Some(svc) = &req.service {
-            let rec = ServiceRec::from_api(&req.node, svc);
-            let key = (fold(&req.node), fold(&rec.id));
-            let unchanged = self.s.services.get(&key).is_some_and(|e| e.same(&rec));
+        if let Some(rec) = &reg.service {
+            let key = (fold(&node.name), fold(&rec.id));
+            let unchanged = self.s.services.get(&key).is_some_and(|e| e.same(rec));
             if !unchanged {
-                self.ensure_service(rec)
+                self.ensure_service(rec.clone())
                     .map_err(|e| e.wrap("failed inserting service"))?;
             }
         }
 
-        for check in req.check.iter().chain(req.checks.iter()) {
-            let mut rec = CheckRec::from_api(check);
+        for check in &reg.checks {
+            let mut rec = check.clone();
             if rec.node.is_empty() {
-                rec.node = req.node.clone();
+                rec.node = node.name.clone();
             }
-            if fold(&rec.node) != fold(&req.node) {
+            if fold(&rec.node) != fold(&node.name) {
                 return Err(StateError::Message(format!(
                     "check node {:?} does not match node {:?}",
-                    rec.node, req.node
+                    rec.node, node.name
                 )));
             }
-            let node = rec.node.clone();
+            let check_node = rec.node.clone();
             self.ensure_check(rec)
-                .map_err(|e| e.wrap(format!("failed inserting check on node {node:?}")))?;
+                .map_err(|e| e.wrap(format!("failed inserting check on node {check_node:?}")))?;
         }
         Ok(())
     }
@@ -318,7 +315,7 @@ impl Tx {
     }
 
     /// Consul FSM `applyDeregister`: a service, else a check, else the whole node.
-    pub(crate) fn deregister(&mut self, req: &DeregisterRequest) -> Result<(), StateError> {
+    pub(crate) fn deregister(&mut self, req: &Deregistration) -> Result<(), StateError> {
         if !req.service_id.is_empty() {
             self.delete_service(&req.node, &req.service_id)
         } else if !req.check_id.is_empty() {

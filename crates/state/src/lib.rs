@@ -7,7 +7,7 @@
 //! randomness. Anything time-dependent arrives inside the proposal, so every replica that
 //! applies the same log holds the same state and produces the same [`Store::dump`] bytes.
 //!
-//! Layout: `command` (log entry payload), `store` (root, writer, apply), `catalog`, `kv`,
+//! Layout: `command` (the versioned log entries), `legacy` (reading version 1 entries), `store` (root, writer, apply), `catalog`, `kv`,
 //! `session`, `coordinate`, `txn` (writes and reads per domain), `view` (read views), `watch` (notifiers and
 //! watch sets), `snapshot` (dump/restore), `records` (internal rows, kept apart from the API
 //! shapes in `proconsul-types`).
@@ -18,6 +18,7 @@ mod command;
 mod coordinate;
 mod error;
 mod kv;
+mod legacy;
 mod records;
 mod session;
 mod snapshot;
@@ -27,7 +28,10 @@ mod view;
 mod watch;
 
 pub use autopilot::AutopilotConfig;
-pub use command::{ApplyResult, Command, CoordinateUpdate, KvOp, KvVerb, Proposal};
+pub use command::{
+    ApplyResult, Command, CoordinateUpdate, DecodeError, Deregistration, KvOp, KvVerb, NewSession,
+    Proposal, Registration, TxnOp, TxnVerb, LOG_ENTRY_VERSION,
+};
 pub use error::StateError;
 pub use store::{Store, Table};
 pub use view::View;

@@ -8,6 +8,7 @@
 
 use proconsul_types::{health, SessionEntry, BEHAVIOR_DELETE, BEHAVIOR_RELEASE};
 
+use crate::command::NewSession;
 use crate::error::StateError;
 use crate::records::{fold, SessionRec};
 use crate::store::{multi_insert, multi_remove, Table, Tx, MAX_LOCK_DELAY_NS};
@@ -16,8 +17,8 @@ use crate::watch::WatchSet;
 
 impl Tx {
     /// Consul `sessionCreateTxn`.
-    pub(crate) fn session_create(&mut self, entry: &SessionEntry) -> Result<(), StateError> {
-        let mut sess = SessionRec::from_api(entry);
+    pub(crate) fn session_create(&mut self, entry: &NewSession) -> Result<(), StateError> {
+        let mut sess = entry.0.clone();
         if sess.id.is_empty() {
             return Err(StateError::MissingSessionId);
         }

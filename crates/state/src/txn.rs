@@ -6,7 +6,9 @@
 //! them for: `get` and `get-tree` with values, set-like and check verbs without values, none for
 //! deletes and `check-not-exists`. Error texts are Consul's.
 
-use proconsul_types::{KvEntry, TxnError, TxnKvOp, TxnResult};
+use proconsul_types::{KvEntry, TxnError, TxnResult};
+
+use crate::command::{TxnOp, TxnVerb};
 
 use crate::records::KvRec;
 use crate::store::Tx;
@@ -17,7 +19,7 @@ fn result(e: KvEntry) -> TxnResult {
 
 impl Tx {
     /// Run a transaction: all results, or every error (and the caller discards the copy).
-    pub(crate) fn txn(&mut self, ops: &[TxnKvOp]) -> Result<Vec<TxnResult>, Vec<TxnError>> {
+    pub(crate) fn txn(&mut self, ops: &[TxnOp]) -> Result<Vec<TxnResult>, Vec<TxnError>> {
         let mut results = Vec::with_capacity(ops.len());
         let mut errors = Vec::new();
         for (i, op) in ops.iter().enumerate() {
@@ -34,7 +36,7 @@ impl Tx {
     }
 
     /// Consul `txnKVS`.
-    fn txn_kv(&mut self, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
+    fn txn_kv(&mut self, op: &TxnOp) -> Result<Vec<TxnResult>, String> {
         let key = op.key.as_str();
         let entry = KvRec {
             flags: op.flags,
@@ -44,51 +46,51 @@ impl Tx {
         };
         // For set-like verbs the result is the written entry without its value.
         let written = |e: &KvRec| Ok(vec![result(e.to_api(key, false))]);
-        match op.verb.as_str() {
-            "set" => {
+        match &op.verb {
+            TxnVerb::Set => {
                 let meta = self.kv_set(key, entry, false);
                 written(&meta)
             }
-            "delete" => {
+            TxnVerb::Delete => {
                 self.kv_delete(key);
                 Ok(vec![])
             }
-            "delete-cas" => {
+            TxnVerb::DeleteCas => {
                 if self.kv_delete_cas(key, op.index) {
                     Ok(vec![])
                 } else {
                     Err(format!("failed to delete key {key:?}, index is stale"))
                 }
             }
-            "delete-tree" => {
+            TxnVerb::DeleteTree => {
                 self.kv_delete_tree(key);
                 Ok(vec![])
             }
-            "cas" => match self.kv_set_cas(key, entry, op.index) {
+            TxnVerb::Cas => match self.kv_set_cas(key, entry, op.index) {
                 Some(meta) => written(&meta),
                 None => Err(format!("failed to set key {key:?}, index is stale")),
             },
-            "lock" => match self.kv_lock(key, entry) {
+            TxnVerb::Lock => match self.kv_lock(key, entry) {
                 Ok(Some(meta)) => written(&meta),
                 Ok(None) => Err(format!("failed to lock key {key:?}, lock is already held")),
                 Err(e) => Err(e.to_string()),
             },
-            "unlock" => match self.kv_unlock(key, entry) {
+            TxnVerb::Unlock => match self.kv_unlock(key, entry) {
                 Ok(Some(meta)) => written(&meta),
                 Ok(None) => Err(format!(
                     "failed to unlock key {key:?}, lock isn't held, or is held by another session"
                 )),
                 Err(e) => Err(e.to_string()),
             },
-            "get" => match self.s.kvs.get(key) {
+            TxnVerb::Get => match self.s.kvs.get(key) {
                 Some(e) => Ok(vec![result(e.to_api(key, true))]),
                 None => Err(format!("key {key:?} doesn't exist")),
             },
-            "get-tree" => {
+            TxnVerb::GetTree => {
                 let (_, rows) = self.s.kv_list(key);
                 Ok(rows.into_iter().map(result).collect())
             }
-            "check-session" => match self.s.kvs.get(key) {
+            TxnVerb::CheckSession => match self.s.kvs.get(key) {
                 None => Err(format!(
                     "failed to check session, key {key:?} doesn't exist"
                 )),
@@ -99,7 +101,7 @@ impl Tx {
                 )),
                 Some(e) => written(e),
             },
-            "check-index" => match self.s.kvs.get(key) {
+            TxnVerb::CheckIndex => match self.s.kvs.get(key) {
                 None => Err(format!("failed to check index, key {key:?} doesn't exist")),
                 Some(e) if e.modify_index != op.index => Err(format!(
                     "failed index check for key {key:?}, current modify index {} != {}",
@@ -107,14 +109,14 @@ impl Tx {
                 )),
                 Some(e) => written(e),
             },
-            "check-not-exists" => {
+            TxnVerb::CheckNotExists => {
                 if self.s.kvs.contains_key(key) {
                     Err(format!("key {key:?} exists"))
                 } else {
                     Ok(vec![])
                 }
             }
-            other => Err(format!("unknown KV verb {other:?}")),
+            TxnVerb::Unknown(other) => Err(format!("unknown KV verb {other:?}")),
         }
     }
 }

@@ -51,7 +51,8 @@ impl View {
     /// Run read-only transaction operations (`get`, `get-tree`, `check-*`) against this view,
     /// like Consul's `TxnRO`: no Raft round needed. Write verbs act on a throwaway copy.
     pub fn txn_read(&self, ops: &[TxnKvOp]) -> Result<Vec<TxnResult>, Vec<TxnError>> {
-        Tx::new((*self.root).clone(), 0, 0).txn(ops)
+        let ops: Vec<crate::TxnOp> = ops.iter().cloned().map(crate::TxnOp::from_api).collect();
+        Tx::new((*self.root).clone(), 0, 0).txn(&ops)
     }
 
     fn add(&self, ws: &mut WatchSet, n: Arc<Notifier>) {

@@ -181,9 +181,9 @@ fn checks_fill_service_fields_and_default_critical() {
 #[test]
 fn check_for_missing_service_rolls_back_whole_registration() {
     let mut h = H::new();
-    let mut req = unwrap_reg(reg_node("n1", "10.0.0.1"));
+    let mut req = reg_node("n1", "10.0.0.1");
     req.check = Some(check("n1", "c1", "passing", "nope"));
-    let r = h.apply(Command::Register(req));
+    let r = h.apply(Command::register(req));
     let ApplyResult::Err(e) = r else {
         panic!("{r:?}")
     };
@@ -204,9 +204,9 @@ fn check_for_missing_service_rolls_back_whole_registration() {
 #[test]
 fn check_node_mismatch_is_rejected() {
     let mut h = H::new();
-    let mut req = unwrap_reg(reg_node("n1", "10.0.0.1"));
+    let mut req = reg_node("n1", "10.0.0.1");
     req.checks = vec![check("other", "c1", "passing", "")];
-    let ApplyResult::Err(e) = h.apply(Command::Register(req)) else {
+    let ApplyResult::Err(e) = h.apply(Command::register(req)) else {
         panic!()
     };
     assert_eq!(
@@ -218,7 +218,7 @@ fn check_node_mismatch_is_rejected() {
 #[test]
 fn register_requires_node_name() {
     let mut h = H::new();
-    let r = h.apply(Command::Register(RegisterRequest::default()));
+    let r = h.apply(Command::register(RegisterRequest::default()));
     assert_eq!(r, ApplyResult::Err(StateError::MissingNodeName));
 }
 
@@ -226,9 +226,9 @@ fn register_requires_node_name() {
 fn skip_node_update_keeps_node() {
     let mut h = H::new();
     let i1 = h.node("n1", "10.0.0.1");
-    let mut req = unwrap_reg(reg_node("n1", "10.0.0.99"));
+    let mut req = reg_node("n1", "10.0.0.99");
     req.skip_node_update = true;
-    h.ok(Command::Register(req));
+    h.ok(Command::register(req));
     let n = h.store.view().node(&mut ws(), "n1").1.unwrap();
     assert_eq!((n.address.as_str(), n.modify_index), ("10.0.0.1", i1));
 }
@@ -290,11 +290,11 @@ fn deregister_service_check_and_node() {
 #[test]
 fn node_services_by_name_and_id_prefix() {
     let mut h = H::new();
-    let mut req = unwrap_reg(reg_node("n1", "10.0.0.1"));
+    let mut req = reg_node("n1", "10.0.0.1");
     req.id = "a1b2c3d4-0000-0000-0000-000000000000".into();
-    h.ok(Command::Register(req.clone()));
+    h.ok(Command::register(req.clone()));
     let mut with = |id: &str| {
-        let mut r = Command::Register(req.clone());
+        let mut r = req.clone();
         r_service(&mut r, id, id, &[], 80);
         h.ok(r)
     };
@@ -315,11 +315,11 @@ fn node_services_by_name_and_id_prefix() {
 #[test]
 fn node_id_move_renames_node() {
     let mut h = H::new();
-    let mut req = unwrap_reg(reg_node("old", "10.0.0.1"));
+    let mut req = reg_node("old", "10.0.0.1");
     req.id = "11111111-2222-3333-4444-555555555555".into();
-    let i1 = h.ok(Command::Register(req.clone()));
+    let i1 = h.ok(Command::register(req.clone()));
     req.node = "new".into();
-    h.ok(Command::Register(req));
+    h.ok(Command::register(req));
     let v = h.store.view();
     assert!(v.node(&mut ws(), "old").1.is_none());
     let n = v.node(&mut ws(), "new").1.unwrap();
@@ -329,13 +329,13 @@ fn node_id_move_renames_node() {
 #[test]
 fn healthy_node_name_is_reserved_by_its_id() {
     let mut h = H::new();
-    let mut req = unwrap_reg(reg_node("n1", "10.0.0.1"));
+    let mut req = reg_node("n1", "10.0.0.1");
     req.id = "11111111-2222-3333-4444-555555555555".into();
     req.check = Some(check("n1", "serfHealth", "passing", ""));
-    h.ok(Command::Register(req.clone()));
+    h.ok(Command::register(req.clone()));
     req.id = "99999999-2222-3333-4444-555555555555".into();
     req.check = None;
-    let ApplyResult::Err(e) = h.apply(Command::Register(req)) else {
+    let ApplyResult::Err(e) = h.apply(Command::register(req)) else {
         panic!()
     };
     assert!(

@@ -19,13 +19,14 @@ impl H {
         }
     }
 
-    pub fn apply(&mut self, cmd: Command) -> ApplyResult {
+    pub fn apply(&mut self, cmd: impl Into<Command>) -> ApplyResult {
         self.idx += 1;
-        self.store.apply(self.idx, &Proposal::new(self.now_ms, cmd))
+        self.store
+            .apply(self.idx, &Proposal::new(self.now_ms, cmd.into()))
     }
 
     /// Apply and insist it succeeded.
-    pub fn ok(&mut self, cmd: Command) -> u64 {
+    pub fn ok(&mut self, cmd: impl Into<Command>) -> u64 {
         let r = self.apply(cmd);
         assert!(!r.is_err(), "apply failed: {r:?}");
         self.idx
@@ -38,13 +39,13 @@ impl H {
     pub fn service(&mut self, node: &str, id: &str, name: &str, tags: &[&str]) -> u64 {
         let mut r = reg_node(node, "10.0.0.1");
         r_service(&mut r, id, name, tags, 80);
-        self.ok(Command::Register(unwrap_reg(r)))
+        self.ok(Command::register(r))
     }
 
     pub fn check(&mut self, node: &str, id: &str, status: &str, service_id: &str) -> u64 {
-        let mut req = unwrap_reg(reg_node(node, "10.0.0.1"));
+        let mut req = reg_node(node, "10.0.0.1");
         req.check = Some(check(node, id, status, service_id));
-        self.ok(Command::Register(req))
+        self.ok(Command::register(req))
     }
 
     pub fn set(&mut self, key: &str, val: &str) -> u64 {
@@ -60,7 +61,7 @@ impl H {
         behavior: &str,
         lock_delay_ns: u64,
     ) -> ApplyResult {
-        self.apply(Command::SessionCreate(SessionEntry {
+        self.apply(Command::session_create(SessionEntry {
             id: id.into(),
             node: node.into(),
             behavior: behavior.into(),
@@ -74,31 +75,22 @@ pub fn ws() -> WatchSet {
     WatchSet::new()
 }
 
-pub fn reg_node(name: &str, addr: &str) -> Command {
-    Command::Register(RegisterRequest {
+pub fn reg_node(name: &str, addr: &str) -> RegisterRequest {
+    RegisterRequest {
         node: name.into(),
         address: addr.into(),
         ..Default::default()
-    })
-}
-
-pub fn unwrap_reg(c: Command) -> RegisterRequest {
-    match c {
-        Command::Register(r) => r,
-        _ => unreachable!(),
     }
 }
 
-pub fn r_service(r: &mut Command, id: &str, name: &str, tags: &[&str], port: u16) {
-    if let Command::Register(req) = r {
-        req.service = Some(NodeService {
-            id: id.into(),
-            service: name.into(),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            port,
-            ..Default::default()
-        });
-    }
+pub fn r_service(req: &mut RegisterRequest, id: &str, name: &str, tags: &[&str], port: u16) {
+    req.service = Some(NodeService {
+        id: id.into(),
+        service: name.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        port,
+        ..Default::default()
+    });
 }
 
 pub fn check(node: &str, id: &str, status: &str, service_id: &str) -> HealthCheck {
@@ -113,7 +105,7 @@ pub fn check(node: &str, id: &str, status: &str, service_id: &str) -> HealthChec
 }
 
 pub fn dereg(node: &str, service_id: &str, check_id: &str) -> Command {
-    Command::Deregister(DeregisterRequest {
+    Command::deregister(DeregisterRequest {
         node: node.into(),
         service_id: service_id.into(),
         check_id: check_id.into(),

@@ -14,7 +14,7 @@ fn create_validates_node_and_checks() {
     h.check("n1", "bad", "critical", "");
 
     let mk = |id: &str, checks: &[&str]| {
-        Command::SessionCreate(proconsul_types::SessionEntry {
+        Command::session_create(proconsul_types::SessionEntry {
             id: id.into(),
             node: "n1".into(),
             node_checks: strs(checks),
@@ -124,7 +124,7 @@ fn critical_check_invalidates_sessions() {
     h.node("n1", "10.0.0.1");
     h.check("n1", "serfHealth", "passing", "");
     h.check("n1", "other", "passing", "");
-    h.ok(Command::SessionCreate(proconsul_types::SessionEntry {
+    h.ok(Command::session_create(proconsul_types::SessionEntry {
         id: "s1".into(),
         node: "n1".into(),
         node_checks: strs(&["serfHealth"]),
@@ -152,7 +152,7 @@ fn removing_a_tied_check_invalidates_sessions() {
     let mut h = H::new();
     h.service("n1", "web", "web", &[]);
     h.check("n1", "web-c", "passing", "web");
-    h.ok(Command::SessionCreate(proconsul_types::SessionEntry {
+    h.ok(Command::session_create(proconsul_types::SessionEntry {
         id: "s1".into(),
         node: "n1".into(),
         service_checks: vec![proconsul_types::ServiceCheckRef {

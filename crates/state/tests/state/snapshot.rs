@@ -5,10 +5,10 @@ use crate::common::*;
 
 fn populated() -> H {
     let mut h = H::new();
-    let mut req = unwrap_reg(reg_node("n1", "10.0.0.1"));
+    let mut req = reg_node("n1", "10.0.0.1");
     req.id = "11111111-2222-3333-4444-555555555555".into();
     req.node_meta.insert("rack".into(), "r1".into());
-    h.ok(Command::Register(req));
+    h.ok(Command::register(req));
     h.service("n1", "web1", "web", &["v1", "primary"]);
     h.service("n2", "db", "db", &[]);
     h.check("n1", "serfHealth", "passing", "");
@@ -147,7 +147,7 @@ fn proposals_round_trip_through_msgpack_and_json() {
     let json = serde_json::to_string(&p).unwrap();
     assert!(json.contains("\"kv\""), "{json}");
     assert_eq!(serde_json::from_str::<Proposal>(&json).unwrap(), p);
-    let reg = Proposal::new(1, reg_node("n", "1.2.3.4"));
+    let reg = Proposal::new(1, reg_node("n", "1.2.3.4").into());
     assert_eq!(rmp_serde_roundtrip(&reg), reg);
 }
 

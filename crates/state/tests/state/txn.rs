@@ -4,7 +4,7 @@ use proconsul_types::{TxnError, TxnResult};
 use crate::common::*;
 
 fn txn(h: &mut H, ops: Vec<proconsul_types::TxnKvOp>) -> Result<Vec<TxnResult>, Vec<TxnError>> {
-    match h.apply(Command::Txn(ops)) {
+    match h.apply(Command::txn(ops)) {
         ApplyResult::Txn(r) => r,
         other => panic!("{other:?}"),
     }

@@ -198,7 +198,7 @@ fn blocked_future_wakes_on_later_write() {
         let mut r = reg_node("n1", "10.0.0.1");
         r_service(&mut r, "web", "web", &[], 80);
         h.idx += 1;
-        store.apply(h.idx, &proconsul_state::Proposal::new(0, r));
+        store.apply(h.idx, &proconsul_state::Proposal::new(0, r.into()));
         t.join().unwrap();
     });
     // a dropped, re-polled future leaves no waiter behind and the set stays fired
