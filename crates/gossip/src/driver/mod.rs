@@ -20,10 +20,15 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{SendOptions, WireConfig};
-use crate::memberlist::{self, AckResp, Message, LABEL_TAG};
-use crate::membership::{Member, MemberStatus, Serf, SerfConfig, SerfEvent, SerfInput, SerfOutput};
-use crate::security::{Keyring, NONCE_SIZE};
+use crate::serf::coordinate::Coordinate;
+use crate::serf::membership::{
+    Member, MemberStatus, Serf, SerfConfig, SerfEvent, SerfInput, SerfOutput,
+};
+use crate::serf::messages as serf_messages;
+use crate::wire::codec::{SendOptions, WireConfig};
+use crate::wire::messages::{self, AckResp, Message, LABEL_TAG};
+use crate::wire::msgpack;
+use crate::wire::security::{self, Keyring, NONCE_SIZE};
 use crate::Error;
 
 /// Largest stream message we accept (push/pull of a very large pool fits easily).
@@ -109,7 +114,7 @@ pub fn save_keyring(path: &std::path::Path, kr: &Keyring) -> std::io::Result<()>
     let keys: Vec<String> = kr
         .keys()
         .iter()
-        .map(|k| format!("\"{}\"", crate::security::encode_key_base64(k)))
+        .map(|k| format!("\"{}\"", security::encode_key_base64(k)))
         .collect();
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d)?;
@@ -132,8 +137,8 @@ impl std::fmt::Debug for MergeCheck {
 }
 
 enum Cmd {
-    Merge(memberlist::PushPull),
-    LocalState(bool, oneshot::Sender<memberlist::PushPull>),
+    Merge(messages::PushPull),
+    LocalState(bool, oneshot::Sender<messages::PushPull>),
     Joined,
     UserEvent {
         name: String,
@@ -153,7 +158,7 @@ enum Cmd {
         name: String,
         payload: Vec<u8>,
         timeout: Duration,
-        responses: mpsc::UnboundedSender<crate::serf::QueryResponse>,
+        responses: mpsc::UnboundedSender<serf_messages::QueryResponse>,
         id: oneshot::Sender<u32>,
     },
     QueryDone(u32),
@@ -202,8 +207,8 @@ pub struct PoolStats {
 /// Our coordinate and the peers' as of the last protocol step (published like the members).
 #[derive(Debug, Clone, Default)]
 struct Coordinates {
-    own: Option<crate::coordinate::Coordinate>,
-    cache: BTreeMap<String, crate::coordinate::Coordinate>,
+    own: Option<Coordinate>,
+    cache: BTreeMap<String, Coordinate>,
 }
 
 /// A running gossip pool. Cheap to clone.
@@ -359,13 +364,13 @@ impl Pool {
     }
 
     /// Our network coordinate (None when coordinates are disabled).
-    pub fn coordinate(&self) -> Option<crate::coordinate::Coordinate> {
+    pub fn coordinate(&self) -> Option<Coordinate> {
         self.inner.coordinates.read().unwrap().own.clone()
     }
 
     /// The coordinate `name` last sent us in an ack (ours for our own name, once we measured
     /// anything) — Serf's `GetCachedCoordinate`.
-    pub fn cached_coordinate(&self, name: &str) -> Option<crate::coordinate::Coordinate> {
+    pub fn cached_coordinate(&self, name: &str) -> Option<Coordinate> {
         self.inner
             .coordinates
             .read()
@@ -376,7 +381,7 @@ impl Pool {
     }
 
     /// Every cached coordinate by member name.
-    pub fn cached_coordinates(&self) -> BTreeMap<String, crate::coordinate::Coordinate> {
+    pub fn cached_coordinates(&self) -> BTreeMap<String, Coordinate> {
         self.inner.coordinates.read().unwrap().cache.clone()
     }
 
@@ -466,16 +471,16 @@ impl Pool {
     }
 
     /// Run the merge check over every node of a remote state.
-    fn check_merge(&self, pp: &memberlist::PushPull) -> Result<(), String> {
+    fn check_merge(&self, pp: &messages::PushPull) -> Result<(), String> {
         let Some(check) = &self.inner.merge_check else {
             return Ok(());
         };
         let ours = self.members();
         for n in &pp.nodes {
-            if n.state != memberlist::node_state::ALIVE {
+            if n.state != messages::node_state::ALIVE {
                 continue;
             }
-            let tags = crate::serf::decode_tags(&n.meta).unwrap_or_default();
+            let tags = serf_messages::decode_tags(&n.meta).unwrap_or_default();
             (check.0)(&n.name, &tags, &ours)?;
         }
         Ok(())
@@ -523,9 +528,9 @@ impl Pool {
         let raw = if op == KeyOp::List {
             Vec::new()
         } else {
-            crate::security::decode_key_base64(key).map_err(|e| format!("Invalid key: {e}"))?
+            security::decode_key_base64(key).map_err(|e| format!("Invalid key: {e}"))?
         };
-        let mut w = crate::msgpack::Writer::with_prefix(&[crate::serf::SerfType::KeyRequest as u8]);
+        let mut w = msgpack::Writer::with_prefix(&[serf_messages::SerfType::KeyRequest as u8]);
         w.map_len(1);
         w.str("Key").bytes(&raw);
         let alive: Vec<String> = self
@@ -562,14 +567,14 @@ impl Pool {
                 _ = tokio::time::sleep_until(deadline) => None,
             };
             let Some(r) = r else { break };
-            if r.flags & crate::serf::QUERY_FLAG_ACK != 0 || !seen.insert(r.from.clone()) {
+            if r.flags & serf_messages::QUERY_FLAG_ACK != 0 || !seen.insert(r.from.clone()) {
                 continue;
             }
             out.num_resp += 1;
             let f = r
                 .payload
                 .get(1..)
-                .and_then(|b| crate::msgpack::Fields::decode(b).ok());
+                .and_then(|b| msgpack::Fields::decode(b).ok());
             let Some(f) = f else {
                 out.num_err += 1;
                 out.messages
@@ -590,7 +595,7 @@ impl Pool {
             }
             if let Ok(keys) = f.array("Keys") {
                 for k in keys {
-                    if let Ok(k) = crate::msgpack::value_string(Some(&k), "Keys") {
+                    if let Ok(k) = msgpack::value_string(Some(&k), "Keys") {
                         *out.keys.entry(k).or_default() += 1;
                     }
                 }
@@ -819,11 +824,7 @@ async fn write_message(
 }
 
 /// memberlist's TCP fallback probe: send a ping as a stream message, read the ack.
-async fn tcp_ping(
-    to: SocketAddr,
-    ping: crate::memberlist::Ping,
-    pool: &Pool,
-) -> Result<AckResp, String> {
+async fn tcp_ping(to: SocketAddr, ping: messages::Ping, pool: &Pool) -> Result<AckResp, String> {
     let wire = pool.inner.wire.read().unwrap().clone();
     let mut stream = TcpStream::connect(to).await.map_err(|e| e.to_string())?;
     let mut out = wire.stream_prelude().map_err(|e| e.to_string())?;
@@ -847,9 +848,9 @@ async fn tcp_ping(
 /// Outbound push/pull: connect, send our state, read theirs.
 async fn exchange(
     to: SocketAddr,
-    local: memberlist::PushPull,
+    local: messages::PushPull,
     wire: &WireConfig,
-) -> Result<memberlist::PushPull, String> {
+) -> Result<messages::PushPull, String> {
     let mut stream = TcpStream::connect(to).await.map_err(|e| e.to_string())?;
     let mut out = wire.stream_prelude().map_err(|e| e.to_string())?;
     let n = nonce(&mut rand::rng());
@@ -900,7 +901,7 @@ struct Actor {
     rng: rand::rngs::StdRng,
     last_clocks: (u64, u64, u64),
     /// Our queries in flight: id → where their responses go.
-    queries: std::collections::HashMap<u32, mpsc::UnboundedSender<crate::serf::QueryResponse>>,
+    queries: std::collections::HashMap<u32, mpsc::UnboundedSender<serf_messages::QueryResponse>>,
     /// The coordinate version last published.
     coord_version: u64,
 }
@@ -1023,7 +1024,7 @@ impl Actor {
     }
 
     /// Execute a keyring query on our keyring and answer it (Serf's `serfQueries`).
-    async fn answer_key_query(&mut self, q: crate::serf::Query, reply_to: SocketAddr) {
+    async fn answer_key_query(&mut self, q: serf_messages::Query, reply_to: SocketAddr) {
         let mut result = false;
         let mut message = String::new();
         let mut keys = Vec::new();
@@ -1031,7 +1032,7 @@ impl Actor {
         let key = q
             .payload
             .get(1..)
-            .and_then(|b| crate::msgpack::Fields::decode(b).ok())
+            .and_then(|b| msgpack::Fields::decode(b).ok())
             .and_then(|f| f.bytes("Key").ok())
             .unwrap_or_default();
         {
@@ -1059,11 +1060,11 @@ impl Actor {
                             keys = kr
                                 .keys()
                                 .iter()
-                                .map(|k| crate::security::encode_key_base64(k))
+                                .map(|k| security::encode_key_base64(k))
                                 .collect();
                             primary = kr
                                 .primary()
-                                .map(crate::security::encode_key_base64)
+                                .map(security::encode_key_base64)
                                 .unwrap_or_default();
                             if q.name != "_serf_list-keys" {
                                 tracing::info!(target: "agent", pool = self.pool.inner.pool, "serf: Received {} query", q.name.trim_start_matches("_serf_"));
@@ -1081,8 +1082,7 @@ impl Actor {
                 }
             }
         }
-        let mut w =
-            crate::msgpack::Writer::with_prefix(&[crate::serf::SerfType::KeyResponse as u8]);
+        let mut w = msgpack::Writer::with_prefix(&[serf_messages::SerfType::KeyResponse as u8]);
         w.map_len(4);
         w.str("Keys").array_len(keys.len() as u32);
         for k in &keys {
@@ -1091,7 +1091,7 @@ impl Actor {
         w.str("Message").str(&message);
         w.str("PrimaryKey").str(&primary);
         w.str("Result").bool(result);
-        let resp = crate::serf::SerfMessage::QueryResponse(crate::serf::QueryResponse {
+        let resp = serf_messages::SerfMessage::QueryResponse(serf_messages::QueryResponse {
             ltime: q.ltime,
             id: q.id,
             from: self.serf.name().to_string(),

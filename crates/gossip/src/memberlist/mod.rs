@@ -1,5 +1,5 @@
 //! Sans-I/O SWIM + Lifeguard membership core (hashicorp/memberlist `state.go`
-//! semantics) on top of the [`memberlist`](crate::memberlist) message types.
+//! semantics) on top of memberlist's message types ([`crate::wire::messages`]).
 //!
 //! A [`Swim`] owns the node table, our incarnation, the probe cycle, suspicion
 //! timers, the awareness score and the broadcast queue. It never reads a clock
@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
-use crate::memberlist::{
+use crate::wire::messages::{
     node_state, AckResp, Alive, Dead, IndirectPingReq, Message, NackResp, Ping, PushNodeState,
     PushPull, Suspect,
 };

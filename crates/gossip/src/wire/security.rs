@@ -235,7 +235,7 @@ pub fn decrypt_payload(keys: &Keyring, msg: &[u8], aad: &[u8]) -> Result<Vec<u8>
 
 /// Encrypt a UDP packet with the primary key (label = associated data).
 /// The label header itself is added by the caller
-/// ([`crate::memberlist::add_label`]).
+/// ([`crate::wire::messages::add_label`]).
 pub fn encrypt_packet(
     keys: &Keyring,
     vsn: u8,

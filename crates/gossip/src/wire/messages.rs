@@ -1,7 +1,7 @@
 //! memberlist messages and their framing: bytes → wrappers → typed messages.
 //!
 //! A memberlist UDP packet, outside in, is: optional label header
-//! `[0xF4, len, label]` → optional encryption (see [`crate::security`]) →
+//! `[0xF4, len, label]` → optional encryption (see [`super::security`]) →
 //! optional CRC `[12, crc32 BE]` → optional compression
 //! `[9, msgpack{Algo, Buf}]` (LZW, LSB, 8-bit literals) → either one message
 //! `[type][msgpack body]` or a compound `[7, n, n × u16 BE len, bodies]`.
@@ -15,8 +15,8 @@
 //! (`[6][header][node states...][user state]`) only exists on streams, and a
 //! user message there carries a `{UserMsgLen}` header. Hence [`Transport`].
 
+use super::msgpack::{Fields, StructWriter, Writer};
 use crate::error::{Error, Result};
-use crate::msgpack::{Fields, StructWriter, Writer};
 
 /// Label header tag byte (memberlist `hasLabelMsg`).
 pub const LABEL_TAG: u8 = 244;

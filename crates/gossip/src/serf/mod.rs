@@ -1,0 +1,16 @@
+//! The Serf layer (hashicorp/serf) on top of the memberlist layer, sans-I/O.
+//!
+//! Owns Serf's messages carried in memberlist user messages, member tags and Lamport
+//! clocks ([`messages`]), the Serf state machine with member statuses, intents, user
+//! events, queries and reaping ([`membership`]), and Vivaldi network coordinates
+//! ([`coordinate`]).
+//!
+//! Must never: touch sockets, files or timers, read a clock or draw randomness itself
+//! (time and random numbers come in as inputs), or frame packets (that is
+//! [`crate::wire`]'s job).
+
+pub mod coordinate;
+pub mod membership;
+pub mod messages;
+
+pub use membership::{Member, MemberStatus, Serf, SerfConfig, SerfEvent, SerfInput, SerfOutput};
