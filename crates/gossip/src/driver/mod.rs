@@ -26,7 +26,8 @@ use crate::serf::membership::{
 };
 use crate::serf::messages as serf_messages;
 use crate::wire::codec::{SendOptions, WireConfig};
-use crate::wire::messages::{self, AckResp, Message, LABEL_TAG};
+use crate::wire::framing;
+use crate::wire::messages::{self, AckResp, Message};
 use crate::wire::msgpack;
 use crate::wire::security::{self, Keyring, NONCE_SIZE};
 use crate::Error;
@@ -259,7 +260,7 @@ impl Pool {
         }
         let wire = opts.wire.clone();
         // Room for the label and encryption around each packet.
-        opts.serf.swim.packet_overhead = 2 + wire.label.len() + 1 + NONCE_SIZE + 16;
+        opts.serf.swim.packet_overhead = wire.packet_overhead();
         let advertise = opts.serf.swim.addr;
         let name = opts.serf.swim.name.clone();
         let now = Instant::now();
@@ -744,20 +745,20 @@ async fn read_label(
     buf: &mut Vec<u8>,
     wire: &WireConfig,
 ) -> Result<(), String> {
-    fill(stream, buf, 1).await?;
-    if buf[0] == LABEL_TAG {
-        fill(stream, buf, 2).await?;
-        let need = 2 + buf[1] as usize;
-        fill(stream, buf, need).await?;
-        let rest_len = wire
-            .accept_stream(&buf[..need])
-            .map_err(|e| e.to_string())?
-            .len();
-        debug_assert_eq!(rest_len, 0);
-        buf.drain(..need);
-    } else {
-        wire.accept_stream(&[]).map_err(|e| e.to_string())?;
-    }
+    let need = loop {
+        if let Some(n) = framing::label_header_len(buf) {
+            break n;
+        }
+        let more = buf.len() + 1;
+        fill(stream, buf, more).await?;
+    };
+    fill(stream, buf, need).await?;
+    let rest_len = wire
+        .accept_stream(&buf[..need])
+        .map_err(|e| e.to_string())?
+        .len();
+    debug_assert_eq!(rest_len, 0);
+    buf.drain(..need);
     Ok(())
 }
 
@@ -794,10 +795,7 @@ async fn read_message(
                 Err(e) => return Err(e.to_string()),
             }
         }
-        let announced = match buf.as_slice() {
-            [10, a, b, c, d, ..] => u32::from_be_bytes([*a, *b, *c, *d]) as usize,
-            _ => 0,
-        };
+        let announced = security::announced_stream_len(buf).unwrap_or(0);
         if buf.len() >= MAX_STREAM_MESSAGE || announced > MAX_STREAM_MESSAGE {
             return Err("stream message too large".into());
         }
