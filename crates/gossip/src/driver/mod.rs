@@ -25,6 +25,8 @@ use crate::serf::membership::{
     Member, MemberStatus, Serf, SerfConfig, SerfEvent, SerfInput, SerfOutput,
 };
 use crate::serf::messages as serf_messages;
+use crate::serf::snapshot;
+pub use crate::serf::snapshot::{parse_snapshot, Previous};
 use crate::wire::codec::{SendOptions, WireConfig};
 use crate::wire::framing;
 use crate::wire::messages::{self, AckResp, Message};
@@ -652,7 +654,7 @@ impl Pool {
         }
         self.wait_drained().await;
         if let Some(s) = &self.inner.snapshot {
-            s.append("leave");
+            s.append(&[snapshot::Record::Leave]);
         }
         self.shutdown().await;
     }
@@ -942,10 +944,7 @@ impl Actor {
         if c != self.last_clocks {
             self.last_clocks = c;
             if let Some(s) = &self.pool.inner.snapshot {
-                s.append(&format!(
-                    "clock: {}\nevent-clock: {}\nquery-clock: {}",
-                    c.0, c.1, c.2
-                ));
+                s.append(&snapshot::Record::clocks(c));
             }
         }
     }
@@ -1166,25 +1165,15 @@ impl Actor {
 
     fn log_event(&self, ev: &SerfEvent) {
         let pool = self.pool.inner.pool;
-        let snap = self.pool.inner.snapshot.as_deref();
         match ev {
             SerfEvent::Join(m) => {
                 tracing::info!(target: "agent", pool, "serf: EventMemberJoin: {} {}", m.name, m.addr.ip());
-                if let Some(s) = snap {
-                    s.append(&format!("alive: {} {}", m.name, m.addr));
-                }
             }
             SerfEvent::Leave(m) => {
                 tracing::info!(target: "agent", pool, "serf: EventMemberLeave: {} {}", m.name, m.addr.ip());
-                if let Some(s) = snap {
-                    s.append(&format!("not-alive: {}", m.name));
-                }
             }
             SerfEvent::Failed(m) => {
                 tracing::info!(target: "agent", pool, "serf: EventMemberFailed: {} {}", m.name, m.addr.ip());
-                if let Some(s) = snap {
-                    s.append(&format!("not-alive: {}", m.name));
-                }
             }
             SerfEvent::Update(m) => {
                 tracing::info!(target: "agent", pool, "serf: EventMemberUpdate: {}", m.name)
@@ -1195,6 +1184,9 @@ impl Actor {
             SerfEvent::User { name, ltime, .. } => {
                 tracing::debug!(target: "agent", pool, "serf: EventUser: {name} (ltime {ltime})")
             }
+        }
+        if let (Some(s), Some(r)) = (&self.pool.inner.snapshot, snapshot::Record::for_event(ev)) {
+            s.append(&[r]);
         }
     }
 
@@ -1223,23 +1215,9 @@ impl Actor {
     }
 }
 
-/// What a snapshot file remembers.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Previous {
-    /// Members alive when we last ran, with their addresses.
-    pub alive: Vec<(String, SocketAddr)>,
-    /// Lamport clocks.
-    pub clock: u64,
-    /// Event clock.
-    pub event_clock: u64,
-    /// Query clock.
-    pub query_clock: u64,
-    /// Whether we left gracefully last time.
-    pub left: bool,
-}
-
-/// Serf's member snapshot: an append-only text log (`alive: name addr`, `not-alive: name`,
-/// `clock: n`, `event-clock: n`, `query-clock: n`, `leave`), compacted at start.
+/// Serf's member snapshot file: the log of [`snapshot::Record`]s, compacted at start and
+/// appended to as members come and go. The format is [`crate::serf::snapshot`]'s; this only
+/// reads, writes and appends.
 pub struct SnapshotFile {
     path: PathBuf,
     file: Mutex<Option<std::fs::File>>,
@@ -1266,25 +1244,13 @@ impl SnapshotFile {
 
     /// Rewrite the file with the current state (compaction) and keep it open for appends.
     fn start_fresh(&self, serf: &Serf) {
-        let (c, e, q) = serf.clocks();
-        let mut text = String::new();
-        for m in serf.members() {
-            if m.status == MemberStatus::Alive && m.name != serf.name() {
-                text.push_str(&format!("alive: {} {}\n", m.name, m.addr));
-            }
-        }
-        text.push_str(&format!("clock: {c}\nevent-clock: {e}\nquery-clock: {q}\n"));
         if let Some(dir) = self.path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         let tmp = self.path.with_extension("tmp");
         let prev = self.load().unwrap_or_default();
-        // Keep the previous alive list until we hear from those members again.
-        let mut keep = String::new();
-        for (n, a) in &prev.alive {
-            keep.push_str(&format!("alive: {n} {a}\n"));
-        }
-        if std::fs::write(&tmp, format!("{keep}{text}")).is_ok() {
+        let text = snapshot::compact(&prev, &serf.members(), serf.name(), serf.clocks());
+        if std::fs::write(&tmp, text).is_ok() {
             let _ = std::fs::rename(&tmp, &self.path);
         }
         *self.file.lock().unwrap() = std::fs::OpenOptions::new()
@@ -1294,59 +1260,17 @@ impl SnapshotFile {
             .ok();
     }
 
-    fn append(&self, line: &str) {
+    fn append(&self, records: &[snapshot::Record]) {
         use std::io::Write;
         if let Some(f) = self.file.lock().unwrap().as_mut() {
-            let _ = writeln!(f, "{line}");
+            let _ = f.write_all(snapshot::encode(records).as_bytes());
         }
     }
-}
-
-/// Replay snapshot text.
-pub fn parse_snapshot(text: &str) -> Previous {
-    let mut alive: BTreeMap<String, SocketAddr> = BTreeMap::new();
-    let mut p = Previous::default();
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("alive: ") {
-            if let Some((name, addr)) = rest.rsplit_once(' ') {
-                if let Ok(a) = addr.parse() {
-                    alive.insert(name.to_string(), a);
-                }
-            }
-            p.left = false;
-        } else if let Some(name) = line.strip_prefix("not-alive: ") {
-            alive.remove(name);
-        } else if let Some(n) = line.strip_prefix("clock: ") {
-            p.clock = n.parse().unwrap_or(p.clock);
-        } else if let Some(n) = line.strip_prefix("event-clock: ") {
-            p.event_clock = n.parse().unwrap_or(p.event_clock);
-        } else if let Some(n) = line.strip_prefix("query-clock: ") {
-            p.query_clock = n.parse().unwrap_or(p.query_clock);
-        } else if line == "leave" {
-            p.left = true;
-        }
-    }
-    p.alive = alive.into_iter().collect();
-    p
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn snapshot_replay_follows_alive_not_alive_and_leave() {
-        let p = parse_snapshot(
-            "alive: a 127.0.0.1:8301\nalive: b 127.0.0.2:8301\nnot-alive: a\nclock: 7\nevent-clock: 3\nleave\n",
-        );
-        assert_eq!(
-            p.alive,
-            vec![("b".to_string(), "127.0.0.2:8301".parse().unwrap())]
-        );
-        assert_eq!((p.clock, p.event_clock, p.query_clock), (7, 3, 0));
-        assert!(p.left);
-    }
 
     #[tokio::test]
     async fn resolve_forms() {

@@ -2,8 +2,9 @@
 //!
 //! Owns Serf's messages carried in memberlist user messages, member tags and Lamport
 //! clocks ([`messages`]), the Serf state machine with member statuses, intents, user
-//! events, queries and reaping ([`membership`]), and Vivaldi network coordinates
-//! ([`coordinate`]).
+//! events, queries and reaping ([`membership`]), Vivaldi network coordinates
+//! ([`coordinate`]), and the member snapshot format used to rejoin after a restart
+//! ([`snapshot`]).
 //!
 //! Must never: touch sockets, files or timers, read a clock or draw randomness itself
 //! (time and random numbers come in as inputs), or frame packets (that is
@@ -12,5 +13,6 @@
 pub mod coordinate;
 pub mod membership;
 pub mod messages;
+pub mod snapshot;
 
 pub use membership::{Member, MemberStatus, Serf, SerfConfig, SerfEvent, SerfInput, SerfOutput};
