@@ -21,6 +21,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::serf::coordinate::Coordinate;
+use crate::serf::keyring::{self, KeyTally};
+pub use crate::serf::keyring::{KeyOp, KeyResponse};
+use crate::serf::membership::default_query_timeout;
 use crate::serf::membership::{
     Member, MemberStatus, Serf, SerfConfig, SerfEvent, SerfInput, SerfOutput,
 };
@@ -30,7 +33,6 @@ pub use crate::serf::snapshot::{parse_snapshot, Previous};
 use crate::wire::codec::{SendOptions, WireConfig};
 use crate::wire::framing;
 use crate::wire::messages::{self, AckResp, Message};
-use crate::wire::msgpack;
 use crate::wire::security::{self, Keyring, NONCE_SIZE};
 use crate::Error;
 
@@ -71,58 +73,12 @@ pub struct PoolOptions {
     pub keyring_file: Option<PathBuf>,
 }
 
-/// A cluster-wide keyring operation (Serf's key manager).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyOp {
-    /// Install a key everywhere (not primary).
-    Install,
-    /// Make an installed key the primary everywhere.
-    Use,
-    /// Remove a non-primary key everywhere.
-    Remove,
-    /// Ask every member for its keys.
-    List,
-}
-
-impl KeyOp {
-    fn query_name(self) -> &'static str {
-        match self {
-            KeyOp::Install => "_serf_install-key",
-            KeyOp::Use => "_serf_use-key",
-            KeyOp::Remove => "_serf_remove-key",
-            KeyOp::List => "_serf_list-keys",
-        }
-    }
-}
-
-/// What the members answered to a [`KeyOp`] (Serf's `KeyResponse`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyResponse {
-    /// Members asked (alive ones).
-    pub num_nodes: usize,
-    /// Members that answered.
-    pub num_resp: usize,
-    /// Members that answered with an error.
-    pub num_err: usize,
-    /// Error messages by member.
-    pub messages: BTreeMap<String, String>,
-    /// Installed keys (base64) → how many members hold them.
-    pub keys: BTreeMap<String, usize>,
-    /// Primary keys → how many members use them.
-    pub primary_keys: BTreeMap<String, usize>,
-}
-
 /// Write a keyring file: a JSON list of base64 keys, primary first (Serf's format).
 pub fn save_keyring(path: &std::path::Path, kr: &Keyring) -> std::io::Result<()> {
-    let keys: Vec<String> = kr
-        .keys()
-        .iter()
-        .map(|k| format!("\"{}\"", security::encode_key_base64(k)))
-        .collect();
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d)?;
     }
-    std::fs::write(path, format!("[{}]", keys.join(",")))
+    std::fs::write(path, keyring::keyring_file_contents(kr))
 }
 
 /// The check a [`MergeCheck`] runs: `(name, tags, our members)` → refuse with a reason.
@@ -528,28 +484,19 @@ impl Pool {
     /// member answers with its result (and, for `List`, its keys). Waits until every alive
     /// member answered or the query timeout passed.
     pub async fn key_operation(&self, op: KeyOp, key: &str) -> Result<KeyResponse, String> {
-        let raw = if op == KeyOp::List {
-            Vec::new()
-        } else {
-            security::decode_key_base64(key).map_err(|e| format!("Invalid key: {e}"))?
-        };
-        let mut w = msgpack::Writer::with_prefix(&[serf_messages::SerfType::KeyRequest as u8]);
-        w.map_len(1);
-        w.str("Key").bytes(&raw);
-        let alive: Vec<String> = self
+        let payload =
+            keyring::encode_key_request(op, key).map_err(|e| format!("Invalid key: {e}"))?;
+        let alive = self
             .members()
-            .into_iter()
+            .iter()
             .filter(|m| m.status == MemberStatus::Alive)
-            .map(|m| m.name)
-            .collect();
-        // Serf's default: gossip interval × 16 × ceil(log10(N + 1)).
-        let scale = ((alive.len() as f64) + 1.0).log10().ceil().max(1.0) as u32;
-        let timeout = self.inner.gossip_interval * 16 * scale;
+            .count();
+        let timeout = default_query_timeout(self.inner.gossip_interval, alive);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (idtx, idrx) = oneshot::channel();
         self.send(Cmd::Query {
             name: op.query_name().to_string(),
-            payload: w.finish(),
+            payload,
             timeout,
             responses: tx,
             id: idtx,
@@ -558,61 +505,18 @@ impl Pool {
         let id = idrx
             .await
             .map_err(|_| "gossip pool is shut down".to_string())?;
-        let mut out = KeyResponse {
-            num_nodes: alive.len(),
-            ..KeyResponse::default()
-        };
-        let mut seen = std::collections::HashSet::new();
+        let mut tally = KeyTally::new(alive);
         let deadline = tokio::time::Instant::now() + timeout;
-        while seen.len() < alive.len() {
+        while !tally.is_complete() {
             let r = tokio::select! {
                 r = rx.recv() => r,
                 _ = tokio::time::sleep_until(deadline) => None,
             };
             let Some(r) = r else { break };
-            if r.flags & serf_messages::QUERY_FLAG_ACK != 0 || !seen.insert(r.from.clone()) {
-                continue;
-            }
-            out.num_resp += 1;
-            let f = r
-                .payload
-                .get(1..)
-                .and_then(|b| msgpack::Fields::decode(b).ok());
-            let Some(f) = f else {
-                out.num_err += 1;
-                out.messages
-                    .insert(r.from, "failed to decode the response".into());
-                continue;
-            };
-            let ok = f.bool("Result").unwrap_or(false);
-            let msg = if f.has("Message") {
-                f.string("Message").unwrap_or_default()
-            } else {
-                String::new()
-            };
-            if !ok {
-                out.num_err += 1;
-            }
-            if !msg.is_empty() {
-                out.messages.insert(r.from.clone(), msg);
-            }
-            if let Ok(keys) = f.array("Keys") {
-                for k in keys {
-                    if let Ok(k) = msgpack::value_string(Some(&k), "Keys") {
-                        *out.keys.entry(k).or_default() += 1;
-                    }
-                }
-            }
-            if f.has("PrimaryKey") {
-                if let Ok(p) = f.string("PrimaryKey") {
-                    if !p.is_empty() {
-                        *out.primary_keys.entry(p).or_default() += 1;
-                    }
-                }
-            }
+            tally.add(r);
         }
         let _ = self.send(Cmd::QueryDone(id)).await;
-        Ok(out)
+        Ok(tally.finish())
     }
 
     /// Replace our tags (broadcast with a new incarnation).
@@ -1020,82 +924,26 @@ impl Actor {
         true
     }
 
-    /// Execute a keyring query on our keyring and answer it (Serf's `serfQueries`).
+    /// Execute a keyring query on our keyring, save a changed keyring, and answer it (Serf's
+    /// `serfQueries`).
     async fn answer_key_query(&mut self, q: serf_messages::Query, reply_to: SocketAddr) {
-        let mut result = false;
-        let mut message = String::new();
-        let mut keys = Vec::new();
-        let mut primary = String::new();
-        let key = q
-            .payload
-            .get(1..)
-            .and_then(|b| msgpack::Fields::decode(b).ok())
-            .and_then(|f| f.bytes("Key").ok())
-            .unwrap_or_default();
-        {
+        let answer = {
             let mut wire = self.pool.inner.wire.write().unwrap();
-            match wire.keyring.as_mut() {
-                None => {
-                    message = if q.name == "_serf_list-keys" {
-                        "Keyring is empty (encryption not enabled)".into()
-                    } else {
-                        "No keyring to modify (encryption not enabled)".into()
-                    };
-                }
-                Some(kr) => {
-                    let r = match q.name.as_str() {
-                        "_serf_install-key" => kr.add_key(key),
-                        "_serf_use-key" => kr.use_key(&key),
-                        "_serf_remove-key" => kr.remove_key(&key),
-                        _ => Ok(()),
-                    };
-                    match r {
-                        Err(Error::Crypto(m)) => message = m,
-                        Err(e) => message = e.to_string(),
-                        Ok(()) => {
-                            result = true;
-                            keys = kr
-                                .keys()
-                                .iter()
-                                .map(|k| security::encode_key_base64(k))
-                                .collect();
-                            primary = kr
-                                .primary()
-                                .map(security::encode_key_base64)
-                                .unwrap_or_default();
-                            if q.name != "_serf_list-keys" {
-                                tracing::info!(target: "agent", pool = self.pool.inner.pool, "serf: Received {} query", q.name.trim_start_matches("_serf_"));
-                                if let Some(f) = &self.pool.inner.keyring_file {
-                                    if let Err(e) = save_keyring(f, kr) {
-                                        result = false;
-                                        message = e.to_string();
-                                    }
-                                }
-                                keys.clear();
-                                primary.clear();
-                            }
-                        }
+            let mut answer = keyring::execute(&q.name, &q.payload, wire.keyring.as_mut());
+            if answer.result && keyring::changes_keyring(&q.name) {
+                tracing::info!(target: "agent", pool = self.pool.inner.pool, "serf: Received {} query", q.name.trim_start_matches("_serf_"));
+                if let (Some(f), Some(kr)) = (&self.pool.inner.keyring_file, &wire.keyring) {
+                    if let Err(e) = save_keyring(f, kr) {
+                        answer.result = false;
+                        answer.message = e.to_string();
                     }
                 }
             }
-        }
-        let mut w = msgpack::Writer::with_prefix(&[serf_messages::SerfType::KeyResponse as u8]);
-        w.map_len(4);
-        w.str("Keys").array_len(keys.len() as u32);
-        for k in &keys {
-            w.str(k);
-        }
-        w.str("Message").str(&message);
-        w.str("PrimaryKey").str(&primary);
-        w.str("Result").bool(result);
-        let resp = serf_messages::SerfMessage::QueryResponse(serf_messages::QueryResponse {
-            ltime: q.ltime,
-            id: q.id,
-            from: self.serf.name().to_string(),
-            flags: 0,
-            payload: w.finish(),
-        });
-        self.send_packet(reply_to, &Message::User(resp.encode()))
+            answer
+        };
+        let resp = keyring::response_to(&q, self.serf.name(), &answer);
+        let msg = serf_messages::SerfMessage::QueryResponse(resp);
+        self.send_packet(reply_to, &Message::User(msg.encode()))
             .await;
     }
 

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::coordinate::{Coordinate, Vivaldi, VivaldiConfig};
+use super::keyring::KEY_QUERIES;
 use super::messages::{
     self, decode_tags, encode_tags, LamportClock, LamportTime, SerfMessage, UserEventEntry,
     UserEvents, QUERY_FLAG_ACK,
@@ -193,13 +194,12 @@ pub enum SerfOutput {
     QueryResponse(messages::QueryResponse),
 }
 
-/// Serf's internal keyring queries.
-pub const KEY_QUERIES: [&str; 4] = [
-    "_serf_install-key",
-    "_serf_use-key",
-    "_serf_remove-key",
-    "_serf_list-keys",
-];
+/// Serf's `DefaultQueryTimeout`: how long a query waits for answers from a pool of
+/// `members`, `gossip_interval × 16 × ceil(log10(members + 1))` (at least one step).
+pub fn default_query_timeout(gossip_interval: Duration, members: usize) -> Duration {
+    let scale = ((members as f64) + 1.0).log10().ceil().max(1.0) as u32;
+    gossip_interval * 16 * scale
+}
 
 /// Serf settings (hashicorp/serf `Config` names; Consul's values as defaults).
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! The Serf layer (hashicorp/serf) on top of the memberlist layer, sans-I/O.
 //!
 //! Owns Serf's messages carried in memberlist user messages, member tags and Lamport
-//! clocks ([`messages`]), the Serf state machine with member statuses, intents, user
+//! clocks ([`messages`]), keyring queries ([`keyring`]), the Serf state machine with member statuses, intents, user
 //! events, queries and reaping ([`membership`]), Vivaldi network coordinates
 //! ([`coordinate`]), and the member snapshot format used to rejoin after a restart
 //! ([`snapshot`]).
@@ -11,6 +11,7 @@
 //! [`crate::wire`]'s job).
 
 pub mod coordinate;
+pub mod keyring;
 pub mod membership;
 pub mod messages;
 pub mod snapshot;
