@@ -27,6 +27,7 @@ use crate::serf::membership::default_query_timeout;
 use crate::serf::membership::{
     Member, MemberStatus, Serf, SerfConfig, SerfEvent, SerfInput, SerfOutput,
 };
+pub use crate::serf::merge::{MergeCheck, MergeFn};
 use crate::serf::messages as serf_messages;
 use crate::serf::snapshot;
 pub use crate::serf::snapshot::{parse_snapshot, Previous};
@@ -79,20 +80,6 @@ pub fn save_keyring(path: &std::path::Path, kr: &Keyring) -> std::io::Result<()>
         std::fs::create_dir_all(d)?;
     }
     std::fs::write(path, keyring::keyring_file_contents(kr))
-}
-
-/// The check a [`MergeCheck`] runs: `(name, tags, our members)` → refuse with a reason.
-pub type MergeFn =
-    dyn Fn(&str, &BTreeMap<String, String>, &[Member]) -> Result<(), String> + Send + Sync;
-
-/// Serf's merge delegate.
-#[derive(Clone)]
-pub struct MergeCheck(pub Arc<MergeFn>);
-
-impl std::fmt::Debug for MergeCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MergeCheck")
-    }
 }
 
 enum Cmd {
@@ -429,20 +416,12 @@ impl Pool {
         self.send(Cmd::Merge(remote)).await
     }
 
-    /// Run the merge check over every node of a remote state.
+    /// Run the merge check over a remote state.
     fn check_merge(&self, pp: &messages::PushPull) -> Result<(), String> {
-        let Some(check) = &self.inner.merge_check else {
-            return Ok(());
-        };
-        let ours = self.members();
-        for n in &pp.nodes {
-            if n.state != messages::node_state::ALIVE {
-                continue;
-            }
-            let tags = serf_messages::decode_tags(&n.meta).unwrap_or_default();
-            (check.0)(&n.name, &tags, &ours)?;
+        match &self.inner.merge_check {
+            Some(check) => check.check(pp, &self.members()).map_err(|e| e.0),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Fire a user event. Like Serf, name plus payload may not exceed

@@ -3,7 +3,7 @@
 //! Owns Serf's messages carried in memberlist user messages, member tags and Lamport
 //! clocks ([`messages`]), keyring queries ([`keyring`]), the Serf state machine with member statuses, intents, user
 //! events, queries and reaping ([`membership`]), Vivaldi network coordinates
-//! ([`coordinate`]), and the member snapshot format used to rejoin after a restart
+//! ([`coordinate`]), the merge delegate ([`merge`]), and the member snapshot format used to rejoin after a restart
 //! ([`snapshot`]).
 //!
 //! Must never: touch sockets, files or timers, read a clock or draw randomness itself
@@ -13,6 +13,7 @@
 pub mod coordinate;
 pub mod keyring;
 pub mod membership;
+pub mod merge;
 pub mod messages;
 pub mod snapshot;
 
