@@ -26,7 +26,7 @@ pub mod memberlist;
 pub mod serf;
 pub mod wire;
 
-pub use error::{Error, Result};
+pub use error::{Error, PoolError, Result};
 
 // The flat module paths from before the layering, kept so dependents (crates/agent)
 // compile unchanged. New code should name the layered paths.

@@ -20,10 +20,12 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::error::PoolError;
 use crate::serf::coordinate::Coordinate;
 use crate::serf::keyring::{self, KeyTally};
 pub use crate::serf::keyring::{KeyOp, KeyResponse};
 use crate::serf::membership::default_query_timeout;
+pub use crate::serf::membership::USER_EVENT_SIZE_LIMIT;
 use crate::serf::membership::{
     Member, MemberStatus, Serf, SerfConfig, SerfEvent, SerfInput, SerfOutput,
 };
@@ -43,8 +45,6 @@ pub const MAX_STREAM_MESSAGE: usize = 8 << 20;
 const MAX_TCP_CONNS: usize = 128;
 /// Deadline of one TCP exchange (memberlist's `TCPTimeout`).
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Serf's default `UserEventSizeLimit` (name + payload).
-pub const USER_EVENT_SIZE_LIMIT: usize = 512;
 /// Largest UDP datagram read.
 const UDP_BUFFER: usize = 65_536;
 /// How long a leave waits for its broadcasts to go out, per phase.
@@ -351,17 +351,17 @@ impl Pool {
         self.inner.wire.write().unwrap().keyring = Some(k);
     }
 
-    async fn send(&self, c: Cmd) -> Result<(), String> {
+    async fn send(&self, c: Cmd) -> Result<(), PoolError> {
         self.inner
             .cmd
             .send(c)
             .await
-            .map_err(|_| "gossip pool is shut down".to_string())
+            .map_err(|_| PoolError::ShutDown)
     }
 
     /// Join the pool through `addrs` (`host`, `ip`, `ip:port`; `default_port` when none is
     /// given, or our own port for 0). Returns how many were contacted.
-    pub async fn join(&self, addrs: &[String], default_port: u16) -> Result<usize, String> {
+    pub async fn join(&self, addrs: &[String], default_port: u16) -> Result<usize, PoolError> {
         let port = if default_port == 0 {
             self.inner.local_addr.port()
         } else {
@@ -392,9 +392,9 @@ impl Pool {
         }
         if n == 0 {
             return Err(if errors.is_empty() {
-                "no addresses to join".into()
+                PoolError::NothingToJoin
             } else {
-                errors.join("; ")
+                PoolError::Join(errors)
             });
         }
         self.send(Cmd::Joined).await?;
@@ -402,24 +402,22 @@ impl Pool {
     }
 
     /// One push/pull exchange with `to`, merged into our state.
-    async fn push_pull(&self, to: SocketAddr, join: bool) -> Result<(), String> {
+    async fn push_pull(&self, to: SocketAddr, join: bool) -> Result<(), PoolError> {
         let (tx, rx) = oneshot::channel();
         self.send(Cmd::LocalState(join, tx)).await?;
-        let local = rx
-            .await
-            .map_err(|_| "gossip pool is shut down".to_string())?;
+        let local = rx.await.map_err(|_| PoolError::ShutDown)?;
         let wire = self.inner.wire.read().unwrap().clone();
         let remote = tokio::time::timeout(TCP_TIMEOUT, exchange(to, local, &wire))
             .await
-            .map_err(|_| "i/o timeout".to_string())??;
+            .map_err(|_| PoolError::Timeout)??;
         self.check_merge(&remote)?;
         self.send(Cmd::Merge(remote)).await
     }
 
     /// Run the merge check over a remote state.
-    fn check_merge(&self, pp: &messages::PushPull) -> Result<(), String> {
+    fn check_merge(&self, pp: &messages::PushPull) -> Result<(), PoolError> {
         match &self.inner.merge_check {
-            Some(check) => check.check(pp, &self.members()).map_err(|e| e.0),
+            Some(check) => Ok(check.check(pp, &self.members())?),
             None => Ok(()),
         }
     }
@@ -431,12 +429,10 @@ impl Pool {
         name: String,
         payload: Vec<u8>,
         coalesce: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), PoolError> {
         let size = name.len() + payload.len();
         if size > USER_EVENT_SIZE_LIMIT {
-            return Err(format!(
-                "user event exceeds configured limit of {USER_EVENT_SIZE_LIMIT} bytes before encoding"
-            ));
+            return Err(PoolError::UserEventTooLarge);
         }
         self.send(Cmd::UserEvent {
             name,
@@ -448,7 +444,7 @@ impl Pool {
 
     /// Mark a failed member as left (`force-leave`); `prune` forgets it at once. False when
     /// no such member exists.
-    pub async fn force_leave(&self, name: &str, prune: bool) -> Result<bool, String> {
+    pub async fn force_leave(&self, name: &str, prune: bool) -> Result<bool, PoolError> {
         let (tx, rx) = oneshot::channel();
         self.send(Cmd::ForceLeave {
             name: name.to_string(),
@@ -456,15 +452,14 @@ impl Pool {
             reply: tx,
         })
         .await?;
-        rx.await.map_err(|_| "gossip pool is shut down".to_string())
+        rx.await.map_err(|_| PoolError::ShutDown)
     }
 
     /// Run a keyring operation on every member (Serf's key manager): a query that each
     /// member answers with its result (and, for `List`, its keys). Waits until every alive
     /// member answered or the query timeout passed.
-    pub async fn key_operation(&self, op: KeyOp, key: &str) -> Result<KeyResponse, String> {
-        let payload =
-            keyring::encode_key_request(op, key).map_err(|e| format!("Invalid key: {e}"))?;
+    pub async fn key_operation(&self, op: KeyOp, key: &str) -> Result<KeyResponse, PoolError> {
+        let payload = keyring::encode_key_request(op, key).map_err(PoolError::InvalidKey)?;
         let alive = self
             .members()
             .iter()
@@ -481,9 +476,7 @@ impl Pool {
             id: idtx,
         })
         .await?;
-        let id = idrx
-            .await
-            .map_err(|_| "gossip pool is shut down".to_string())?;
+        let id = idrx.await.map_err(|_| PoolError::ShutDown)?;
         let mut tally = KeyTally::new(alive);
         let deadline = tokio::time::Instant::now() + timeout;
         while !tally.is_complete() {
@@ -499,7 +492,7 @@ impl Pool {
     }
 
     /// Replace our tags (broadcast with a new incarnation).
-    pub async fn set_tags(&self, tags: BTreeMap<String, String>) -> Result<(), String> {
+    pub async fn set_tags(&self, tags: BTreeMap<String, String>) -> Result<(), PoolError> {
         self.send(Cmd::SetTags(tags)).await
     }
 
@@ -584,7 +577,7 @@ impl Pool {
         }
     }
 
-    async fn serve_stream(&self, mut stream: TcpStream) -> Result<(), String> {
+    async fn serve_stream(&self, mut stream: TcpStream) -> Result<(), PoolError> {
         let wire = self.inner.wire.read().unwrap().clone();
         let mut buf = Vec::new();
         read_label(&mut stream, &mut buf, &wire).await?;
@@ -594,14 +587,14 @@ impl Pool {
                 Message::PushPull(remote) => {
                     let (tx, rx) = oneshot::channel();
                     self.send(Cmd::LocalState(remote.join, tx)).await?;
-                    let local = rx.await.map_err(|_| "shut down".to_string())?;
+                    let local = rx.await.map_err(|_| PoolError::ShutDown)?;
                     write_message(&mut stream, &Message::PushPull(local), &wire, true).await?;
                     self.check_merge(&remote)?;
                     self.send(Cmd::Merge(remote)).await?;
                 }
                 Message::Ping(p) => {
                     if !p.node.is_empty() && p.node != self.inner.name {
-                        return Err(format!("got ping for unexpected node {:?}", p.node));
+                        return Err(PoolError::UnexpectedPing(p.node));
                     }
                     let ack = Message::Ack(AckResp {
                         seq_no: p.seq_no,
@@ -612,12 +605,7 @@ impl Pool {
                 Message::User(_) => {
                     // Reliable user messages carry Serf messages; nothing we act on.
                 }
-                other => {
-                    return Err(format!(
-                        "unexpected stream message {:?}",
-                        other.message_type()
-                    ))
-                }
+                other => return Err(PoolError::UnexpectedMessage(other.message_type())),
             }
         }
         Ok(())
@@ -629,7 +617,7 @@ async fn read_label(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     wire: &WireConfig,
-) -> Result<(), String> {
+) -> Result<(), PoolError> {
     let need = loop {
         if let Some(n) = framing::label_header_len(buf) {
             break n;
@@ -638,21 +626,18 @@ async fn read_label(
         fill(stream, buf, more).await?;
     };
     fill(stream, buf, need).await?;
-    let rest_len = wire
-        .accept_stream(&buf[..need])
-        .map_err(|e| e.to_string())?
-        .len();
+    let rest_len = wire.accept_stream(&buf[..need])?.len();
     debug_assert_eq!(rest_len, 0);
     buf.drain(..need);
     Ok(())
 }
 
-async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> Result<(), String> {
+async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> Result<(), PoolError> {
     let mut chunk = [0u8; 16 * 1024];
     while buf.len() < n {
-        let k = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let k = stream.read(&mut chunk).await?;
         if k == 0 {
-            return Err("EOF".into());
+            return Err(PoolError::Eof);
         }
         buf.extend_from_slice(&chunk[..k]);
     }
@@ -664,7 +649,7 @@ async fn read_message(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     wire: &WireConfig,
-) -> Result<Message, String> {
+) -> Result<Message, PoolError> {
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         if !buf.is_empty() {
@@ -672,21 +657,21 @@ async fn read_message(
                 Ok((m, used)) => {
                     buf.drain(..used);
                     if let Message::Err(e) = &m {
-                        return Err(format!("remote error: {}", e.error));
+                        return Err(PoolError::Remote(e.error.clone()));
                     }
                     return Ok(m);
                 }
                 Err(Error::Truncated(_)) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
         }
         let announced = security::announced_stream_len(buf).unwrap_or(0);
         if buf.len() >= MAX_STREAM_MESSAGE || announced > MAX_STREAM_MESSAGE {
-            return Err("stream message too large".into());
+            return Err(PoolError::TooLarge);
         }
-        let k = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let k = stream.read(&mut chunk).await?;
         if k == 0 {
-            return Err("EOF".into());
+            return Err(PoolError::Eof);
         }
         buf.extend_from_slice(&chunk[..k]);
     }
@@ -697,26 +682,21 @@ async fn write_message(
     m: &Message,
     wire: &WireConfig,
     compress: bool,
-) -> Result<(), String> {
+) -> Result<(), PoolError> {
     let n = nonce(&mut rand::rng());
-    let bytes = wire
-        .encode_stream(m, compress, n)
-        .map_err(|e| e.to_string())?;
-    stream.write_all(&bytes).await.map_err(|e| e.to_string())?;
-    stream.flush().await.map_err(|e| e.to_string())
+    let bytes = wire.encode_stream(m, compress, n)?;
+    stream.write_all(&bytes).await?;
+    Ok(stream.flush().await?)
 }
 
 /// memberlist's TCP fallback probe: send a ping as a stream message, read the ack.
-async fn tcp_ping(to: SocketAddr, ping: messages::Ping, pool: &Pool) -> Result<AckResp, String> {
+async fn tcp_ping(to: SocketAddr, ping: messages::Ping, pool: &Pool) -> Result<AckResp, PoolError> {
     let wire = pool.inner.wire.read().unwrap().clone();
-    let mut stream = TcpStream::connect(to).await.map_err(|e| e.to_string())?;
-    let mut out = wire.stream_prelude().map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect(to).await?;
+    let mut out = wire.stream_prelude()?;
     let n = nonce(&mut rand::rng());
-    out.extend(
-        wire.encode_stream(&Message::Ping(ping), false, n)
-            .map_err(|e| e.to_string())?,
-    );
-    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    out.extend(wire.encode_stream(&Message::Ping(ping), false, n)?);
+    stream.write_all(&out).await?;
     let mut buf = Vec::new();
     let msg = read_message(&mut stream, &mut buf, &wire).await?;
     msg.flatten()
@@ -725,7 +705,7 @@ async fn tcp_ping(to: SocketAddr, ping: messages::Ping, pool: &Pool) -> Result<A
             Message::Ack(a) => Some(a),
             _ => None,
         })
-        .ok_or_else(|| "no ack over TCP".to_string())
+        .ok_or(PoolError::NoAck)
 }
 
 /// Outbound push/pull: connect, send our state, read theirs.
@@ -733,15 +713,12 @@ async fn exchange(
     to: SocketAddr,
     local: messages::PushPull,
     wire: &WireConfig,
-) -> Result<messages::PushPull, String> {
-    let mut stream = TcpStream::connect(to).await.map_err(|e| e.to_string())?;
-    let mut out = wire.stream_prelude().map_err(|e| e.to_string())?;
+) -> Result<messages::PushPull, PoolError> {
+    let mut stream = TcpStream::connect(to).await?;
+    let mut out = wire.stream_prelude()?;
     let n = nonce(&mut rand::rng());
-    out.extend(
-        wire.encode_stream(&Message::PushPull(local), true, n)
-            .map_err(|e| e.to_string())?,
-    );
-    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    out.extend(wire.encode_stream(&Message::PushPull(local), true, n)?);
+    stream.write_all(&out).await?;
     let mut buf = Vec::new();
     let msg = read_message(&mut stream, &mut buf, wire).await?;
     msg.flatten()
@@ -750,11 +727,11 @@ async fn exchange(
             Message::PushPull(pp) => Some(pp),
             _ => None,
         })
-        .ok_or_else(|| "remote did not answer with its state".to_string())
+        .ok_or(PoolError::NoRemoteState)
 }
 
 /// `host`, `ip`, `ip:port`, `[v6]:port`, `host:port` → socket addresses.
-pub async fn resolve(s: &str, default_port: u16) -> Result<Vec<SocketAddr>, String> {
+pub async fn resolve(s: &str, default_port: u16) -> Result<Vec<SocketAddr>, PoolError> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(vec![a]);
     }
@@ -766,12 +743,9 @@ pub async fn resolve(s: &str, default_port: u16) -> Result<Vec<SocketAddr>, Stri
     } else {
         format!("{s}:{default_port}")
     };
-    let v: Vec<SocketAddr> = tokio::net::lookup_host(target)
-        .await
-        .map_err(|e| e.to_string())?
-        .collect();
+    let v: Vec<SocketAddr> = tokio::net::lookup_host(target).await?.collect();
     if v.is_empty() {
-        return Err("no addresses found".into());
+        return Err(PoolError::NoAddresses);
     }
     Ok(v)
 }

@@ -194,6 +194,10 @@ pub enum SerfOutput {
     QueryResponse(messages::QueryResponse),
 }
 
+/// Serf's default `UserEventSizeLimit`: the most bytes a user event's name plus payload
+/// may have.
+pub const USER_EVENT_SIZE_LIMIT: usize = 512;
+
 /// Serf's `DefaultQueryTimeout`: how long a query waits for answers from a pool of
 /// `members`, `gossip_interval × 16 × ceil(log10(members + 1))` (at least one step).
 pub fn default_query_timeout(gossip_interval: Duration, members: usize) -> Duration {
