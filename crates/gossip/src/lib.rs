@@ -3,20 +3,24 @@
 //! Consul's membership runs on hashicorp/memberlist (SWIM + Lifeguard) with
 //! hashicorp/serf on top. To form one pool with HashiCorp agents we must speak
 //! their bytes exactly, and no Rust crate does, so this crate implements the
-//! protocol in four layers, each testable on its own:
+//! protocol in four layers, bottom up, each testable on its own:
 //!
-//! * [`wire`] — bytes: the go-msgpack dialect, memberlist's messages, label,
-//!   CRC, compression and AES-GCM framing, and the receive/send pipeline.
-//! * [`memberlist`] — the SWIM + Lifeguard membership core: probes, suspicion,
-//!   awareness, the broadcast queue.
-//! * [`serf`] — the Serf layer: tags, statuses, intents, user events, queries,
-//!   reaping, Vivaldi coordinates.
-//! * [`driver`] — the tokio driver: sockets, timers, push/pull over TCP, the
-//!   member snapshot file. The only layer that does I/O.
+//! * [`wire`] — bytes only: the go-msgpack dialect, memberlist's messages, the
+//!   label/CRC/compression/compound wrappers, AES-GCM and the keyring, and the
+//!   receive/send pipeline ([`wire::WireConfig`]). Checked byte for byte
+//!   against captured HashiCorp traffic (`tests/golden`).
+//! * [`memberlist`] — the SWIM + Lifeguard membership core ([`memberlist::Swim`]):
+//!   probes, suspicion, awareness, the broadcast queue.
+//! * [`serf`] — the Serf layer ([`serf::Serf`]): tags, statuses, intents, user
+//!   events, queries, reaping, Vivaldi coordinates, keyring queries, the merge
+//!   delegate and the member snapshot format.
+//! * [`driver`] — the tokio driver ([`driver::Pool`]): sockets, timers, TCP
+//!   push/pull, the snapshot and keyring files. The only layer that does I/O.
 //!
-//! Below [`driver`], no sockets, clocks or randomness live here: callers pass
-//! bytes, time and random numbers in and get bytes and effects out. Each layer
-//! only uses the ones listed before it.
+//! A layer only uses the layers below it. Below [`driver`] there are no
+//! sockets, files, clocks or randomness: callers pass bytes, time and random
+//! numbers in and get bytes and effects out. Errors are [`Error`] for the
+//! sans-I/O layers and [`PoolError`] for the driver.
 
 #![warn(missing_docs)]
 

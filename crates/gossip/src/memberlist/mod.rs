@@ -1,5 +1,12 @@
-//! Sans-I/O SWIM + Lifeguard membership core (hashicorp/memberlist `state.go`
-//! semantics) on top of memberlist's message types ([`crate::wire::messages`]).
+//! The memberlist layer: the sans-I/O SWIM + Lifeguard membership core
+//! (hashicorp/memberlist `state.go` semantics) on top of memberlist's message
+//! types ([`crate::wire::messages`]).
+//!
+//! Owns the memberlist-level state: nodes and their states, incarnations,
+//! probing, suspicion and awareness ([`Suspicion`], [`Awareness`]), the broadcast
+//! queue ([`BroadcastQueue`]) and the timing configuration ([`SwimConfig`]).
+//! Must never: do I/O, read a clock, draw randomness, frame or encrypt packets
+//! (the wire layer does), or know about Serf (tags are opaque node meta).
 //!
 //! A [`Swim`] owns the node table, our incarnation, the probe cycle, suspicion
 //! timers, the awareness score and the broadcast queue. It never reads a clock
