@@ -4,7 +4,7 @@
 //! with `-encrypt` the same key interoperates and a wrong key changes nothing.
 //!
 //! Both sides run memberlist's LAN timing, so the failure-detection times printed here
-//! compare like with like (`cargo test -p proconsul-gossip --test serf_interop -- --nocapture`).
+//! compare like with like (`cargo test -p proconsul-gossip --test interop -- --nocapture`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
