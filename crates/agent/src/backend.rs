@@ -280,7 +280,7 @@ impl Backend for Agent {
             Ok(false) => Err(RpcError::Internal(format!(
                 "agent: No node found with name '{node}'"
             ))),
-            Err(e) => Err(RpcError::Internal(e)),
+            Err(e) => Err(RpcError::Internal(e.to_string())),
         }
     }
 
@@ -375,7 +375,7 @@ impl Backend for Agent {
             let r = pool
                 .key_operation(kop, &key)
                 .await
-                .map_err(RpcError::BadRequest)?;
+                .map_err(|e| RpcError::BadRequest(e.to_string()))?;
             for (node, msg) in &r.messages {
                 if r.num_err > 0 {
                     errors.push(format!("{node}: {msg}"));
@@ -492,7 +492,7 @@ impl Backend for Agent {
             .lan
             .user_event(name, gossip::encode_user_event(&ev), false)
             .await
-            .map_err(RpcError::Internal)?;
+            .map_err(|e| RpcError::Internal(e.to_string()))?;
         Ok(ev)
     }
 

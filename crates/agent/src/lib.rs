@@ -635,7 +635,7 @@ impl Agent {
             return Err("WAN join requires a server agent".into());
         };
         let port = if wan { 8302 } else { 8301 };
-        pool.join(addrs, port).await
+        pool.join(addrs, port).await.map_err(|e| e.to_string())
     }
 
     /// `retry_join` (and `start_join`, which Consul folded into it): keep trying in the

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use proconsul_gossip::codec::WireConfig;
-use proconsul_gossip::membership::{MemberStatus, SerfConfig};
-use proconsul_gossip::net::{Pool, PoolOptions};
-use proconsul_gossip::swim::SwimConfig;
+use proconsul_gossip::driver::{Pool, PoolOptions};
+use proconsul_gossip::memberlist::SwimConfig;
+use proconsul_gossip::serf::{MemberStatus, SerfConfig};
+use proconsul_gossip::wire::WireConfig;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 

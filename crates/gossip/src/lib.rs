@@ -1,41 +1,44 @@
-//! proconsul-gossip: a sans-I/O codec for HashiCorp's gossip wire format.
+//! proconsul-gossip: HashiCorp-compatible gossip (memberlist + Serf), in layers.
 //!
 //! Consul's membership runs on hashicorp/memberlist (SWIM + Lifeguard) with
 //! hashicorp/serf on top. To form one pool with HashiCorp agents we must speak
 //! their bytes exactly, and no Rust crate does, so this crate implements the
-//! wire format in layers, each testable against captured traffic:
+//! protocol in four layers, bottom up, each testable on its own:
 //!
-//! * [`msgpack`] — the go-msgpack dialect (structs as maps keyed by Go field
-//!   names, old-spec raw strings).
-//! * [`memberlist`] — message types, compound/CRC/compression wrappers, label
-//!   header, push/pull stream messages.
-//! * [`security`] — keyring and AES-GCM packet/stream encryption.
-//! * [`codec`] — the whole receive/send pipeline with memberlist's rules
-//!   (label check, verify incoming/outgoing, CRC, compression).
-//! * [`serf`] — Serf messages carried in memberlist user messages, Lamport
-//!   time, member tags in node meta.
+//! * [`wire`] — bytes only: the go-msgpack dialect, memberlist's messages, the
+//!   label/CRC/compression/compound wrappers, AES-GCM and the keyring, and the
+//!   receive/send pipeline ([`wire::WireConfig`]). Checked byte for byte
+//!   against captured HashiCorp traffic (`tests/golden`).
+//! * [`memberlist`] — the SWIM + Lifeguard membership core ([`memberlist::Swim`]):
+//!   probes, suspicion, awareness, the broadcast queue.
+//! * [`serf`] — the Serf layer ([`serf::Serf`]): tags, statuses, intents, user
+//!   events, queries, reaping, Vivaldi coordinates, keyring queries, the merge
+//!   delegate and the member snapshot format.
+//! * [`driver`] — the tokio driver ([`driver::Pool`]): sockets, timers, TCP
+//!   push/pull, the snapshot and keyring files. The only layer that does I/O.
 //!
-//! * [`coordinate`] — Serf's Vivaldi network coordinates (RTT estimates).
-//! * [`swim`] — the SWIM + Lifeguard membership core (sans-I/O).
-//! * [`membership`] — the Serf layer on top: tags, statuses, intents, user
-//!   events, reaping (sans-I/O).
-//! * [`net`] — the tokio driver: sockets, timers, push/pull over TCP, the
-//!   member snapshot file. The only module that does I/O.
-//!
-//! Below [`net`], no sockets, clocks or randomness live here: callers pass
-//! bytes, time and random numbers in and get bytes and effects out.
+//! A layer only uses the layers below it. Below [`driver`] there are no
+//! sockets, files, clocks or randomness: callers pass bytes, time and random
+//! numbers in and get bytes and effects out. Errors are [`Error`] for the
+//! sans-I/O layers and [`PoolError`] for the driver.
 
 #![warn(missing_docs)]
 
-pub mod codec;
-pub mod coordinate;
+pub mod driver;
 pub mod error;
 pub mod memberlist;
-pub mod membership;
-pub mod msgpack;
-pub mod net;
-pub mod security;
 pub mod serf;
-pub mod swim;
+pub mod wire;
 
-pub use error::{Error, Result};
+pub use error::{Error, PoolError, Result};
+
+// The flat module paths from before the layering, kept so dependents (crates/agent)
+// compile unchanged. New code should name the layered paths.
+#[doc(no_inline)]
+pub use driver as net;
+#[doc(no_inline)]
+pub use memberlist as swim;
+#[doc(no_inline)]
+pub use serf::{coordinate, membership};
+#[doc(no_inline)]
+pub use wire::{codec, msgpack, security};

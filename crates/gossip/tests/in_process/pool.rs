@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use proconsul_gossip::codec::WireConfig;
-use proconsul_gossip::membership::{MemberStatus, SerfConfig, SerfEvent};
-use proconsul_gossip::net::{Pool, PoolOptions};
-use proconsul_gossip::security::Keyring;
-use proconsul_gossip::swim::SwimConfig;
+use proconsul_gossip::driver::{Pool, PoolOptions};
+use proconsul_gossip::memberlist::SwimConfig;
+use proconsul_gossip::serf::{MemberStatus, SerfConfig, SerfEvent};
+use proconsul_gossip::wire::Keyring;
+use proconsul_gossip::wire::WireConfig;
 use tokio_util::sync::CancellationToken;
 
 fn opts(name: &str, ip: &str, key: Option<&str>) -> PoolOptions {
@@ -177,7 +177,7 @@ async fn restart_rejoins_from_the_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_packets_change_nothing() {
-    use proconsul_gossip::memberlist::{Alive, Message};
+    use proconsul_gossip::wire::messages::{Alive, Message};
     use rand::{Rng, SeedableRng};
     const K1: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=";
     const K2: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=";
@@ -249,7 +249,7 @@ async fn hostile_packets_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyring_rotation_across_the_pool() {
-    use proconsul_gossip::net::KeyOp;
+    use proconsul_gossip::driver::KeyOp;
     const K1: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=";
     const K2: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=";
     let dir = tempfile::tempdir().unwrap();

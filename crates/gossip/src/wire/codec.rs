@@ -15,9 +15,10 @@
 //!   `[10][len][...]` when encrypted, and a plaintext message is refused when
 //!   encryption is configured with `verify_incoming`.
 
+use super::framing;
+use super::messages::{self, Message, Transport};
+use super::security::{self, Keyring, NONCE_SIZE};
 use crate::error::{Error, Result};
-use crate::memberlist::{self, Message, Transport};
-use crate::security::{self, Keyring, NONCE_SIZE};
 
 /// Per-pool wire settings (memberlist `Config` fields of the same names).
 #[derive(Debug, Clone)]
@@ -64,7 +65,7 @@ impl WireConfig {
     }
 
     fn check_label<'a>(&'a self, buf: &'a [u8]) -> Result<(&'a [u8], &'a [u8])> {
-        let (label, rest) = memberlist::strip_label(buf)?;
+        let (label, rest) = framing::strip_label(buf)?;
         if self.skip_inbound_label_check {
             if !label.is_empty() {
                 return Err(Error::Label("unexpected packet label header".into()));
@@ -78,6 +79,13 @@ impl WireConfig {
             )));
         }
         Ok((label, rest))
+    }
+
+    /// Bytes to leave free in each packet for the label header and encryption
+    /// (`[0xF4, len, label]`, version byte, nonce, GCM tag), reserved whether
+    /// or not encryption is on.
+    pub fn packet_overhead(&self) -> usize {
+        2 + self.label.len() + 1 + NONCE_SIZE + security::TAG_SIZE
     }
 
     /// Receive a UDP datagram.
@@ -108,13 +116,13 @@ impl WireConfig {
     ) -> Result<Vec<u8>> {
         let mut out = msg.to_vec();
         if opts.compress {
-            let c = memberlist::compress_payload(&out);
+            let c = framing::compress_payload(&out);
             if c.len() < out.len() {
                 out = c;
             }
         }
         if opts.crc {
-            out = memberlist::add_crc(&out);
+            out = framing::add_crc(&out);
         }
         if let (true, true, Some(kr)) = (
             self.encryption_enabled(),
@@ -123,7 +131,7 @@ impl WireConfig {
         ) {
             out = security::encrypt_packet(kr, self.encryption_version, nonce, &out, &self.label)?;
         }
-        memberlist::add_label(&self.label, &out)
+        framing::add_label(&self.label, &out)
     }
 
     /// Check the label header at the start of an incoming TCP connection;
@@ -134,14 +142,14 @@ impl WireConfig {
 
     /// The label header an outgoing TCP connection starts with (may be empty).
     pub fn stream_prelude(&self) -> Result<Vec<u8>> {
-        memberlist::add_label(&self.label, &[])
+        framing::add_label(&self.label, &[])
     }
 
     /// Decode one stream message (after the connection's label header);
     /// returns it and the bytes consumed.
     pub fn decode_stream(&self, buf: &[u8]) -> Result<(Message, usize)> {
         let first = *buf.first().ok_or(Error::Truncated("stream message"))?;
-        if first == memberlist::MessageType::Encrypt as u8 {
+        if first == messages::MessageType::Encrypt as u8 {
             let kr = match (&self.keyring, self.encryption_enabled()) {
                 (Some(kr), true) => kr,
                 _ => {
@@ -172,7 +180,7 @@ impl WireConfig {
     ) -> Result<Vec<u8>> {
         let mut out = msg.encode(Transport::Stream)?;
         if compress {
-            out = memberlist::compress_payload(&out);
+            out = framing::compress_payload(&out);
         }
         if let (true, true, Some(kr)) = (
             self.encryption_enabled(),
@@ -188,7 +196,7 @@ impl WireConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memberlist::{NackResp, Ping};
+    use crate::wire::messages::{NackResp, Ping};
 
     fn ping() -> Message {
         Message::Ping(Ping {
@@ -253,7 +261,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(skip.decode_packet(&plain).unwrap(), ping());
-        let labeled = memberlist::add_label(b"dc1", &plain).unwrap();
+        let labeled = framing::add_label(b"dc1", &plain).unwrap();
         assert!(skip.decode_packet(&labeled).is_err());
         skip.skip_inbound_label_check = false;
         assert_eq!(skip.decode_packet(&labeled).unwrap(), ping());

@@ -1,8 +1,8 @@
 //! Decode HashiCorp serf's captured traffic (../shared/golden/serf, copied to tests/golden).
 
-use proconsul_gossip::memberlist::{Alive, Message, PushPull, Transport};
-use proconsul_gossip::security::{self, Keyring};
-use proconsul_gossip::serf::{self, SerfMessage};
+use proconsul_gossip::serf::messages::{self as serf, SerfMessage};
+use proconsul_gossip::wire::messages::{Alive, Message, PushPull, Transport};
+use proconsul_gossip::wire::security::{self, Keyring};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -487,7 +487,7 @@ fn mutated_golden_packets_never_panic() {
 /// pool that verifies incoming traffic and accepted by one that does not.
 #[test]
 fn wire_config_pipeline_on_golden() {
-    use proconsul_gossip::codec::WireConfig;
+    use proconsul_gossip::wire::WireConfig;
     let encrypted = WireConfig {
         keyring: Some(keyring()),
         ..Default::default()

@@ -13,7 +13,9 @@
 //! unchanged.
 
 use crate::error::{Error, Result};
-use crate::msgpack::{value_bytes, value_string, value_uint, Fields, StructWriter, Value, Writer};
+use crate::wire::msgpack::{
+    value_bytes, value_string, value_uint, Fields, StructWriter, Value, Writer,
+};
 use std::collections::BTreeMap;
 
 /// Serf's logical clock value.
@@ -507,7 +509,7 @@ pub fn decode_tags(meta: &[u8]) -> Result<BTreeMap<String, String>> {
     match meta.split_first() {
         None => {}
         Some((&TAG_MAGIC_BYTE, body)) => {
-            let v = crate::msgpack::decode_value(body)?;
+            let v = crate::wire::msgpack::decode_value(body)?;
             match v {
                 Value::Map(m) => {
                     for (k, v) in m {
@@ -531,7 +533,7 @@ pub fn decode_tags(meta: &[u8]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-pub use crate::coordinate::Coordinate;
+pub use super::coordinate::Coordinate;
 
 /// Largest ack payload we decode: an 8-dimension coordinate takes about 130 bytes, so anything
 /// near this is not a coordinate, and decoding it would only cost time.

@@ -4,7 +4,7 @@
 //! agent places itself in an 8-dimensional Euclidean space plus a non-Euclidean "height" (the
 //! access link), so that the distance between two coordinates approximates their RTT. A node
 //! moves its coordinate each time one of its own probes is answered: the ack carries the
-//! peer's coordinate (see [`crate::serf::encode_ping_payload`]), the probe measured the RTT,
+//! peer's coordinate (see [`super::messages::encode_ping_payload`]), the probe measured the RTT,
 //! and the Vivaldi spring model (Dabek et al., 2004) pulls or pushes us by the error. Serf adds
 //! a moving-median latency filter per peer, an adjustment term averaged over recent samples
 //! (Lee et al., 2010) and a weak gravity towards the origin against drift (Ledlie et al., 2007).

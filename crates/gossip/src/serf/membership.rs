@@ -10,7 +10,7 @@
 //! Network coordinates ride on probes, as in Serf's ping delegate: every ack we send carries
 //! our Vivaldi coordinate, and each answered direct probe of ours moves it by the measured RTT
 //! and caches the peer's coordinate (forgotten when the peer is reaped). See
-//! [`crate::coordinate`].
+//! [`super::coordinate`].
 //!
 //! Queries are only relayed and acknowledged (with `_serf_ping` answered): proconsul has no
 //! query handlers yet, and answering internal queries wrongly would be worse than silence.
@@ -19,13 +19,14 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::coordinate::{Coordinate, Vivaldi, VivaldiConfig};
-use crate::memberlist::{self, Message};
-use crate::serf::{
+use super::coordinate::{Coordinate, Vivaldi, VivaldiConfig};
+use super::keyring::KEY_QUERIES;
+use super::messages::{
     self, decode_tags, encode_tags, LamportClock, LamportTime, SerfMessage, UserEventEntry,
     UserEvents, QUERY_FLAG_ACK,
 };
-use crate::swim::{self, EventKind, Input, Output, Swim, SwimConfig};
+use crate::memberlist::{self, EventKind, Input, Output, Swim, SwimConfig};
+use crate::wire::{self, messages::Message};
 
 /// Serf member status; the numbers are what Consul's `/v1/agent/members` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,7 +113,7 @@ pub enum SerfInput {
         now: Instant,
     },
     /// A push/pull exchange finished; merge the remote state.
-    PushPull(memberlist::PushPull, Instant),
+    PushPull(wire::messages::PushPull, Instant),
     /// We joined through at least one seed: announce a join intent.
     Joined(Instant),
     /// Leave gracefully: leave intent, then memberlist's dead-from-self.
@@ -173,33 +174,36 @@ pub enum SerfOutput {
     },
     /// Something happened.
     Event(SerfEvent),
-    /// memberlist's TCP fallback ping (see [`swim::Output::TcpPing`]).
+    /// memberlist's TCP fallback ping (see [`memberlist::Output::TcpPing`]).
     TcpPing {
         /// Target.
         to: SocketAddr,
         /// The ping.
-        ping: crate::memberlist::Ping,
+        ping: wire::messages::Ping,
         /// Give up after this.
         deadline: Instant,
     },
     /// A keyring query (`_serf_install-key`, ...) to execute and answer at `reply_to`.
     KeyQuery {
         /// The query.
-        query: serf::Query,
+        query: messages::Query,
         /// Where the response goes.
         reply_to: SocketAddr,
     },
     /// A response to a query (ours, presumably).
-    QueryResponse(serf::QueryResponse),
+    QueryResponse(messages::QueryResponse),
 }
 
-/// Serf's internal keyring queries.
-pub const KEY_QUERIES: [&str; 4] = [
-    "_serf_install-key",
-    "_serf_use-key",
-    "_serf_remove-key",
-    "_serf_list-keys",
-];
+/// Serf's default `UserEventSizeLimit`: the most bytes a user event's name plus payload
+/// may have.
+pub const USER_EVENT_SIZE_LIMIT: usize = 512;
+
+/// Serf's `DefaultQueryTimeout`: how long a query waits for answers from a pool of
+/// `members`, `gossip_interval × 16 × ceil(log10(members + 1))` (at least one step).
+pub fn default_query_timeout(gossip_interval: Duration, members: usize) -> Duration {
+    let scale = ((members as f64) + 1.0).log10().ceil().max(1.0) as u32;
+    gossip_interval * 16 * scale
+}
 
 /// Serf settings (hashicorp/serf `Config` names; Consul's values as defaults).
 #[derive(Debug, Clone)]
@@ -307,7 +311,7 @@ impl Serf {
         let mut swim = Swim::new(cfg.swim.clone(), now);
         let vivaldi = (!cfg.disable_coordinates).then(|| Vivaldi::new(cfg.vivaldi.clone()));
         if let Some(v) = &vivaldi {
-            swim.set_ack_payload(serf::encode_ping_payload(v.coordinate()));
+            swim.set_ack_payload(messages::encode_ping_payload(v.coordinate()));
         }
         let me = Member {
             name: cfg.swim.name.clone(),
@@ -387,7 +391,7 @@ impl Serf {
         if payload.is_empty() {
             return;
         }
-        let other = match serf::decode_ping_payload(payload) {
+        let other = match messages::decode_ping_payload(payload) {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(target: "agent", node, error = %e, "serf: bad coordinate in ack");
@@ -397,7 +401,8 @@ impl Serf {
         match v.update(node, &other, rtt, rng) {
             Ok(mine) => {
                 let mine = mine.clone();
-                self.swim.set_ack_payload(serf::encode_ping_payload(&mine));
+                self.swim
+                    .set_ack_payload(messages::encode_ping_payload(&mine));
                 self.coord_cache.insert(node.to_string(), other);
                 self.coord_cache.insert(self.cfg.swim.name.clone(), mine);
                 self.coord_version += 1;
@@ -465,7 +470,7 @@ impl Serf {
     }
 
     /// The push/pull message we send: memberlist node states plus Serf's user state.
-    pub fn local_state(&self, join: bool) -> memberlist::PushPull {
+    pub fn local_state(&self, join: bool) -> wire::messages::PushPull {
         let mut status_ltimes = BTreeMap::new();
         let mut left_members = Vec::new();
         for m in self.members.values() {
@@ -485,7 +490,7 @@ impl Serf {
                 })
             })
             .collect();
-        let user = SerfMessage::PushPull(serf::PushPull {
+        let user = SerfMessage::PushPull(messages::PushPull {
             ltime: self.clock.time(),
             status_ltimes,
             left_members,
@@ -493,7 +498,7 @@ impl Serf {
             events,
             query_ltime: self.query_clock.time(),
         });
-        memberlist::PushPull {
+        wire::messages::PushPull {
             nodes: self.swim.local_state(),
             user_state: user.encode(),
             join,
@@ -547,7 +552,7 @@ impl Serf {
                 }
                 self.broadcast(
                     &format!("leave:{name}"),
-                    SerfMessage::Leave(serf::Leave {
+                    SerfMessage::Leave(messages::Leave {
                         ltime,
                         node: name.clone(),
                         prune: Some(false),
@@ -581,7 +586,7 @@ impl Serf {
                 coalesce,
             } => {
                 let ltime = self.event_clock.increment();
-                let ev = serf::UserEvent {
+                let ev = messages::UserEvent {
                     ltime,
                     name,
                     payload,
@@ -598,7 +603,7 @@ impl Serf {
             } => self.start_query(name, payload, id, reply_to, timeout, &mut out),
             SerfInput::ForceLeave { name, prune, now } => {
                 let ltime = self.clock.increment();
-                let msg = serf::Leave {
+                let msg = messages::Leave {
                     ltime,
                     node: name,
                     prune: Some(prune),
@@ -624,7 +629,7 @@ impl Serf {
         let name = self.cfg.swim.name.clone();
         self.broadcast(
             &format!("join:{name}"),
-            SerfMessage::Join(serf::Join { ltime, node: name }),
+            SerfMessage::Join(messages::Join { ltime, node: name }),
         );
     }
 
@@ -652,7 +657,12 @@ impl Serf {
         }
     }
 
-    fn member_event(&mut self, ev: swim::MemberEvent, now: Instant, out: &mut Vec<SerfOutput>) {
+    fn member_event(
+        &mut self,
+        ev: memberlist::MemberEvent,
+        now: Instant,
+        out: &mut Vec<SerfOutput>,
+    ) {
         let tags = decode_tags(&ev.meta).unwrap_or_default();
         match ev.kind {
             EventKind::Join | EventKind::Update => {
@@ -719,7 +729,7 @@ impl Serf {
         }
     }
 
-    fn handle_leave_intent(&mut self, l: serf::Leave, now: Instant, out: &mut Vec<SerfOutput>) {
+    fn handle_leave_intent(&mut self, l: messages::Leave, now: Instant, out: &mut Vec<SerfOutput>) {
         self.clock.witness(l.ltime);
         let me = self.cfg.swim.name.clone();
         let Some(m) = self.members.get_mut(&l.node) else {
@@ -761,7 +771,7 @@ impl Serf {
         self.broadcast(&key, SerfMessage::Leave(l));
     }
 
-    fn handle_join_intent(&mut self, j: serf::Join) {
+    fn handle_join_intent(&mut self, j: messages::Join) {
         self.clock.witness(j.ltime);
         let Some(m) = self.members.get_mut(&j.node) else {
             return;
@@ -777,7 +787,7 @@ impl Serf {
         self.broadcast(&key, SerfMessage::Join(j));
     }
 
-    fn handle_user_event(&mut self, e: serf::UserEvent, out: &mut Vec<SerfOutput>) {
+    fn handle_user_event(&mut self, e: messages::UserEvent, out: &mut Vec<SerfOutput>) {
         self.event_clock.witness(e.ltime);
         if e.ltime < self.event_min_time {
             return;
@@ -807,7 +817,7 @@ impl Serf {
         self.broadcast(&key, SerfMessage::UserEvent(e));
     }
 
-    fn handle_query(&mut self, q: serf::Query, from: SocketAddr, out: &mut Vec<SerfOutput>) {
+    fn handle_query(&mut self, q: messages::Query, from: SocketAddr, out: &mut Vec<SerfOutput>) {
         self.query_clock.witness(q.ltime);
         if self.queries_seen.contains(&(q.ltime, q.id)) {
             return;
@@ -816,10 +826,10 @@ impl Serf {
         if self.queries_seen.len() > 512 {
             self.queries_seen.pop_front();
         }
-        let to = crate::swim::parse_addr(&q.addr, q.port).unwrap_or(from);
+        let to = memberlist::parse_addr(&q.addr, q.port).unwrap_or(from);
         let me = self.cfg.swim.name.clone();
         if q.flags & QUERY_FLAG_ACK != 0 {
-            let ack = SerfMessage::QueryResponse(serf::QueryResponse {
+            let ack = SerfMessage::QueryResponse(messages::QueryResponse {
                 ltime: q.ltime,
                 id: q.id,
                 from: me.clone(),
@@ -839,7 +849,7 @@ impl Serf {
                 reply_to: to,
             });
         }
-        if q.flags & serf::QUERY_FLAG_NO_BROADCAST == 0 {
+        if q.flags & messages::QUERY_FLAG_NO_BROADCAST == 0 {
             let key = format!("query:{}:{}", q.ltime, q.id);
             self.broadcast(&key, SerfMessage::Query(q));
         }
@@ -860,7 +870,7 @@ impl Serf {
             std::net::IpAddr::V4(ip) => (ip.octets().to_vec(), reply_to.port()),
             std::net::IpAddr::V6(ip) => (ip.octets().to_vec(), reply_to.port()),
         };
-        let q = serf::Query {
+        let q = messages::Query {
             ltime,
             id,
             addr,
@@ -878,7 +888,7 @@ impl Serf {
 
     fn merge_user_state(
         &mut self,
-        pp: serf::PushPull,
+        pp: messages::PushPull,
         join: bool,
         now: Instant,
         out: &mut Vec<SerfOutput>,
@@ -895,14 +905,14 @@ impl Serf {
         let left: HashSet<&String> = pp.left_members.iter().collect();
         for (name, ltime) in &pp.status_ltimes {
             if left.contains(name) {
-                let l = serf::Leave {
+                let l = messages::Leave {
                     ltime: *ltime,
                     node: name.clone(),
                     prune: Some(false),
                 };
                 self.handle_leave_intent(l, now, out);
             } else {
-                self.handle_join_intent(serf::Join {
+                self.handle_join_intent(messages::Join {
                     ltime: *ltime,
                     node: name.clone(),
                 });
@@ -915,7 +925,7 @@ impl Serf {
         for evs in pp.events.into_iter().flatten() {
             for e in evs.events {
                 self.handle_user_event(
-                    serf::UserEvent {
+                    messages::UserEvent {
                         ltime: evs.ltime,
                         name: e.name,
                         payload: e.payload,
@@ -1024,7 +1034,7 @@ mod tests {
         join(&mut a, &mut c, now);
         let mut r = rng();
         // b says it leaves: a sees leaving, then left after memberlist's dead-from-self.
-        let intent = serf::Leave {
+        let intent = messages::Leave {
             ltime: 10,
             node: "b".into(),
             prune: Some(false),
@@ -1041,7 +1051,7 @@ mod tests {
         };
         assert_eq!(st(&a, "b"), MemberStatus::Leaving);
         let inc = b.swim().incarnation();
-        let dead = Message::Dead(memberlist::Dead {
+        let dead = Message::Dead(wire::messages::Dead {
             incarnation: inc,
             node: "b".into(),
             from: "b".into(),
@@ -1056,7 +1066,7 @@ mod tests {
         );
         assert_eq!(st(&a, "b"), MemberStatus::Left);
         // c is declared dead by someone else: failed.
-        let dead = Message::Dead(memberlist::Dead {
+        let dead = Message::Dead(wire::messages::Dead {
             incarnation: c.swim().incarnation(),
             node: "c".into(),
             from: "b".into(),
@@ -1093,7 +1103,7 @@ mod tests {
         let now = Instant::now();
         let mut a = serf("a", 1, now);
         let mut r = rng();
-        let ev = serf::UserEvent {
+        let ev = messages::UserEvent {
             ltime: 3,
             name: "deploy".into(),
             payload: b"v42".to_vec(),
@@ -1130,7 +1140,7 @@ mod tests {
         join(&mut a, &mut b, now);
         let mut r = rng();
         let from: SocketAddr = "127.0.0.1:3".parse().unwrap();
-        let dead = Message::Dead(memberlist::Dead {
+        let dead = Message::Dead(wire::messages::Dead {
             incarnation: b.swim().incarnation(),
             node: "b".into(),
             from: "x".into(),

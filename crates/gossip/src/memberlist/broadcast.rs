@@ -2,7 +2,7 @@
 //! `TransmitLimitedQueue`, simplified): one pending broadcast per node name,
 //! least-transmitted first, dropped after `retransmit_mult * ceil(log10(N+1))` sends.
 
-use crate::memberlist::Message;
+use crate::wire::messages::Message;
 
 /// Bytes of framing a compound message adds per part (u16 length).
 pub const COMPOUND_PART_OVERHEAD: usize = 2;

@@ -235,7 +235,7 @@ pub fn decrypt_payload(keys: &Keyring, msg: &[u8], aad: &[u8]) -> Result<Vec<u8>
 
 /// Encrypt a UDP packet with the primary key (label = associated data).
 /// The label header itself is added by the caller
-/// ([`crate::memberlist::add_label`]).
+/// ([`super::framing::add_label`]).
 pub fn encrypt_packet(
     keys: &Keyring,
     vsn: u8,
@@ -274,6 +274,16 @@ pub fn encrypt_stream(
     let enc = encrypt_payload(vsn, key, nonce, msg, &aad)?;
     out.extend_from_slice(&enc);
     Ok(out)
+}
+
+/// The body length the header of an encrypted stream message announces
+/// (`[10][len u32 BE]`), once those five bytes are in; `None` before that or
+/// when `buf` does not start an encrypted message.
+pub fn announced_stream_len(buf: &[u8]) -> Option<usize> {
+    match buf {
+        [ENCRYPT_MSG, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d]) as usize),
+        _ => None,
+    }
 }
 
 /// Decrypt an encrypted stream message from the front of `buf`; returns the
@@ -354,6 +364,9 @@ mod tests {
         let (p, used) = decrypt_stream(&kr, &s, b"").unwrap();
         assert_eq!(p, b"stream body");
         assert_eq!(&s[used..], b"trailing");
+        assert_eq!(announced_stream_len(&s), Some(used - 5));
+        assert_eq!(announced_stream_len(&s[..4]), None);
+        assert_eq!(announced_stream_len(b"\x06plain"), None);
         s[3] ^= 1; // length is authenticated and now also wrong
         assert!(decrypt_stream(&kr, &s, b"").is_err());
     }

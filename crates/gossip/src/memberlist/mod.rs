@@ -1,5 +1,12 @@
-//! Sans-I/O SWIM + Lifeguard membership core (hashicorp/memberlist `state.go`
-//! semantics) on top of the [`memberlist`](crate::memberlist) message types.
+//! The memberlist layer: the sans-I/O SWIM + Lifeguard membership core
+//! (hashicorp/memberlist `state.go` semantics) on top of memberlist's message
+//! types ([`crate::wire::messages`]).
+//!
+//! Owns the memberlist-level state: nodes and their states, incarnations,
+//! probing, suspicion and awareness ([`Suspicion`], [`Awareness`]), the broadcast
+//! queue ([`BroadcastQueue`]) and the timing configuration ([`SwimConfig`]).
+//! Must never: do I/O, read a clock, draw randomness, frame or encrypt packets
+//! (the wire layer does), or know about Serf (tags are opaque node meta).
 //!
 //! A [`Swim`] owns the node table, our incarnation, the probe cycle, suspicion
 //! timers, the awareness score and the broadcast queue. It never reads a clock
@@ -29,7 +36,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
-use crate::memberlist::{
+use crate::wire::messages::{
     node_state, AckResp, Alive, Dead, IndirectPingReq, Message, NackResp, Ping, PushNodeState,
     PushPull, Suspect,
 };

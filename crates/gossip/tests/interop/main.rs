@@ -4,7 +4,7 @@
 //! with `-encrypt` the same key interoperates and a wrong key changes nothing.
 //!
 //! Both sides run memberlist's LAN timing, so the failure-detection times printed here
-//! compare like with like (`cargo test -p proconsul-gossip --test serf_interop -- --nocapture`).
+//! compare like with like (`cargo test -p proconsul-gossip --test interop -- --nocapture`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,11 +12,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use proconsul_gossip::codec::WireConfig;
-use proconsul_gossip::membership::{MemberStatus, SerfConfig, SerfEvent};
-use proconsul_gossip::net::{Pool, PoolOptions};
-use proconsul_gossip::security::Keyring;
-use proconsul_gossip::swim::SwimConfig;
+use proconsul_gossip::driver::{Pool, PoolOptions};
+use proconsul_gossip::memberlist::SwimConfig;
+use proconsul_gossip::serf::{MemberStatus, SerfConfig, SerfEvent};
+use proconsul_gossip::wire::Keyring;
+use proconsul_gossip::wire::WireConfig;
 use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=";
@@ -276,7 +276,7 @@ async fn encrypted_pool_with_hashicorp_serf() {
     assert_eq!(bad.members().len(), 1);
 
     // Key rotation from our side reaches HashiCorp's serf, and serf answers our list query.
-    use proconsul_gossip::net::KeyOp;
+    use proconsul_gossip::driver::KeyOp;
     let r = good.key_operation(KeyOp::Install, OTHER_KEY).await.unwrap();
     assert_eq!((r.num_nodes, r.num_resp, r.num_err), (2, 2, 0), "{r:?}");
     let listed = s.rpc(&["keys", "-list"]).expect("serf keys -list");
@@ -299,7 +299,7 @@ async fn coordinates_with_hashicorp_serf() {
     let p = ours("cp1", "127.0.5.82", None).await;
     p.join(&[s.addr()], 0).await.expect("we join serf");
 
-    let moved = |c: &proconsul_gossip::coordinate::Coordinate| {
+    let moved = |c: &proconsul_gossip::serf::coordinate::Coordinate| {
         c.vec.len() == 8 && c.vec.iter().any(|x| *x != 0.0) && c.error < 1.5
     };
     wait(
