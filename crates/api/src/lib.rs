@@ -1,7 +1,7 @@
 //! A small blocking client for the Consul HTTP API, as spoken by proconsul agents.
 //!
-//! The CLI (`proconsul kv get`, `members`, ...) and the test kit talk to agents through this crate,
-//! so it mirrors the behaviour of HashiCorp's Go client (`github.com/hashicorp/consul/api`) where a
+//! The CLI (`proconsul kv get`, `members`, ...) talks to agents through this crate, so it
+//! mirrors the behaviour of HashiCorp's Go client (`github.com/hashicorp/consul/api`) where a
 //! user can see it: the same query parameters, `X-Consul-Token` for the ACL token, the same
 //! `CONSUL_HTTP_ADDR`/`CONSUL_HTTP_TOKEN` environment, and errors that print like the Go client's
 //! (`Unexpected response code: 500 (No cluster leader)`), because scripts grep for those texts.
