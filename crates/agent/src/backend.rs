@@ -435,12 +435,12 @@ impl Backend for Agent {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let archive = proconsul_types::archive::write(snap.index, snap.term, &snap.state, now_ms);
+        let archive = proconsul_archive::write(snap.index, snap.term, &snap.state, now_ms);
         Ok((snap.index, archive))
     }
 
     async fn snapshot_restore(&self, archive: Vec<u8>) -> Result<(), RpcError> {
-        let (meta, state) = proconsul_types::archive::read(&archive)
+        let (meta, state) = proconsul_archive::read(&archive)
             .map_err(|e| RpcError::BadRequest(format!("failed to read snapshot: {e}")))?;
         tracing::info!(target: "agent", index = meta.index, id = %meta.id, "restoring snapshot");
         self.rpc_write(WriteRequest::SnapshotRestore(state)).await?;

@@ -44,6 +44,11 @@ impl Error {
     pub fn is_transport(&self) -> bool {
         matches!(self, Error::Transport { .. })
     }
+
+    /// Worth retrying (the Go client's `IsRetryableError`): no answer, or a 500.
+    pub fn is_retryable(&self) -> bool {
+        self.is_transport() || self.status() == Some(500)
+    }
 }
 
 #[cfg(test)]

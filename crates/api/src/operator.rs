@@ -1,4 +1,5 @@
-//! `/v1/operator/raft/*`: the servers' Raft configuration.
+//! Operator endpoints: `/v1/operator/raft/*` (peers, leadership transfer), `/v1/operator/keyring`,
+//! `/v1/operator/autopilot/*`, and `/v1/snapshot` (save and restore).
 
 impl crate::Client {
     /// `/v1/operator/raft/configuration`.

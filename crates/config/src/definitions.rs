@@ -11,6 +11,8 @@ use proconsul_types::json::canonicalize;
 use proconsul_types::{health, CheckDefinition, ServiceDefinition};
 use serde_json::{Map, Value};
 
+use crate::error::DefinitionError;
+
 /// Keys a service block may hold (matched ignoring case and underscores, like the API).
 const SERVICE_KEYS: &[&str] = &[
     "id",
@@ -67,11 +69,18 @@ fn fold(k: &str) -> String {
         .collect()
 }
 
-fn check_keys(ctx: &str, obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
+fn check_keys(
+    ctx: &str,
+    obj: &Map<String, Value>,
+    allowed: &[&str],
+) -> Result<(), DefinitionError> {
     for k in obj.keys() {
         let f = fold(k);
         if !allowed.iter().any(|a| fold(a) == f) {
-            return Err(format!("{ctx}: unknown field \"{k}\""));
+            return Err(DefinitionError::UnknownField {
+                ctx: ctx.into(),
+                key: k.clone(),
+            });
         }
     }
     Ok(())
@@ -79,7 +88,7 @@ fn check_keys(ctx: &str, obj: &Map<String, Value>, allowed: &[&str]) -> Result<(
 
 /// A value that may be one object or a list of them (JSON `service` vs `services`, repeated
 /// HCL blocks).
-fn objects(ctx: &str, v: Value) -> Result<Vec<Map<String, Value>>, String> {
+fn objects(ctx: &str, v: Value) -> Result<Vec<Map<String, Value>>, DefinitionError> {
     let items = match v {
         Value::Array(items) => items,
         other => vec![other],
@@ -88,7 +97,10 @@ fn objects(ctx: &str, v: Value) -> Result<Vec<Map<String, Value>>, String> {
         .into_iter()
         .map(|item| match item {
             Value::Object(m) => Ok(m),
-            other => Err(format!("{ctx}: expected an object, got {}", kind(&other))),
+            other => Err(DefinitionError::NotObject {
+                ctx: ctx.into(),
+                kind: kind(&other),
+            }),
         })
         .collect()
 }
@@ -112,11 +124,11 @@ fn take(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
 }
 
 /// Decode `service`/`services`. A service's checks all end up in `checks` (`check` is `None`).
-pub(crate) fn services(v: Value) -> Result<Vec<ServiceDefinition>, String> {
+pub(crate) fn services(v: Value) -> Result<Vec<ServiceDefinition>, DefinitionError> {
     objects("service", v)?.into_iter().map(service).collect()
 }
 
-fn service(mut obj: Map<String, Value>) -> Result<ServiceDefinition, String> {
+fn service(mut obj: Map<String, Value>) -> Result<ServiceDefinition, DefinitionError> {
     check_keys("service", &obj, SERVICE_KEYS)?;
     let name = obj
         .iter()
@@ -144,34 +156,48 @@ fn service(mut obj: Map<String, Value>) -> Result<ServiceDefinition, String> {
             }
         }
     }
-    let mut def: ServiceDefinition = serde_json::from_value(canonicalize(Value::Object(obj)))
-        .map_err(|e| format!("{ctx}: {}", crate::user::serde_message(&e)))?;
+    let mut def: ServiceDefinition =
+        serde_json::from_value(canonicalize(Value::Object(obj))).map_err(|e| decode(&ctx, &e))?;
     if def.name.trim().is_empty() {
-        return Err("service: missing name".to_string());
+        return Err(DefinitionError::MissingName {
+            ctx: "service".into(),
+        });
     }
     def.checks = checks;
     Ok(def)
 }
 
 /// Decode top-level `check`/`checks` (node checks, or checks bound to a service by `service_id`).
-pub(crate) fn checks(v: Value) -> Result<Vec<CheckDefinition>, String> {
+pub(crate) fn checks(v: Value) -> Result<Vec<CheckDefinition>, DefinitionError> {
     objects("check", v)?
         .into_iter()
         .map(|c| check("check", c, true))
         .collect()
 }
 
-fn check(ctx: &str, obj: Map<String, Value>, need_name: bool) -> Result<CheckDefinition, String> {
+/// The decoder's error for the block at `ctx`.
+fn decode(ctx: &str, e: &serde_json::Error) -> DefinitionError {
+    DefinitionError::Decode {
+        ctx: ctx.into(),
+        message: crate::user::serde_message(e),
+    }
+}
+
+fn check(
+    ctx: &str,
+    obj: Map<String, Value>,
+    need_name: bool,
+) -> Result<CheckDefinition, DefinitionError> {
     check_keys(ctx, &obj, CHECK_KEYS)?;
-    let def: CheckDefinition = serde_json::from_value(canonicalize(Value::Object(obj)))
-        .map_err(|e| format!("{ctx}: {}", crate::user::serde_message(&e)))?;
+    let def: CheckDefinition =
+        serde_json::from_value(canonicalize(Value::Object(obj))).map_err(|e| decode(ctx, &e))?;
     let ctx = match (def.name.as_str(), def.given_id()) {
         ("", "") => ctx.to_string(),
         ("", id) => format!("{ctx} {id:?}"),
         (name, _) => format!("{ctx} {name:?}"),
     };
     if need_name && def.name.trim().is_empty() {
-        return Err(format!("{ctx}: missing name"));
+        return Err(DefinitionError::MissingName { ctx });
     }
     let kinds = [
         !def.http.is_empty(),
@@ -182,9 +208,7 @@ fn check(ctx: &str, obj: Map<String, Value>, need_name: bool) -> Result<CheckDef
         !def.alias_service.is_empty() || !def.alias_node.is_empty(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        return Err(format!(
-            "{ctx}: exactly one of http, tcp, grpc, ttl, args or alias_service/alias_node must be set"
-        ));
+        return Err(DefinitionError::CheckKind { ctx });
     }
     for (key, v) in [
         ("interval", &def.interval),
@@ -203,15 +227,13 @@ fn check(ctx: &str, obj: Map<String, Value>, need_name: bool) -> Result<CheckDef
     let interval_zero = def.interval.is_empty()
         || proconsul_types::duration::parse(&def.interval).is_ok_and(|d| d.is_zero());
     if polls && interval_zero {
-        return Err(format!(
-            "{ctx}: interval must be > 0 for script, http, tcp and grpc checks"
-        ));
+        return Err(DefinitionError::Interval { ctx });
     }
     if !def.status.is_empty() && !health::is_valid_status(&def.status) {
-        return Err(format!(
-            "{ctx}: status must be passing, warning or critical, not {:?}",
-            def.status
-        ));
+        return Err(DefinitionError::Status {
+            ctx,
+            status: def.status,
+        });
     }
     if !def.http.is_empty() {
         let rest = def
@@ -219,14 +241,13 @@ fn check(ctx: &str, obj: Map<String, Value>, need_name: bool) -> Result<CheckDef
             .strip_prefix("http://")
             .or_else(|| def.http.strip_prefix("https://"));
         if !rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) {
-            return Err(format!(
-                "{ctx}: http: invalid URL {:?}: expected http:// or https:// and a host",
-                def.http
-            ));
+            return Err(DefinitionError::HttpUrl { ctx, url: def.http });
         }
     }
     if !def.grpc.is_empty() {
-        proconsul_types::split_grpc_target(&def.grpc).map_err(|e| format!("{ctx}: grpc: {e}"))?;
+        if let Err(message) = proconsul_types::split_grpc_target(&def.grpc) {
+            return Err(DefinitionError::Grpc { ctx, message });
+        }
     }
     Ok(def)
 }
@@ -259,36 +280,49 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = services(json!({"name": "web", "prot": 80})).unwrap_err();
+        let e = services(json!({"name": "web", "prot": 80}))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "service: unknown field \"prot\"");
-        let e =
-            services(json!({"name": "web", "check": {"http": "x", "intervl": "1s"}})).unwrap_err();
+        let e = services(json!({"name": "web", "check": {"http": "x", "intervl": "1s"}}))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "service \"web\": check: unknown field \"intervl\"");
-        let e = services(json!({"port": 1})).unwrap_err();
+        let e = services(json!({"port": 1})).unwrap_err().to_string();
         assert_eq!(e, "service: missing name");
-        let e =
-            services(json!({"name": "w", "check": {"http": "x", "interval": "1x"}})).unwrap_err();
+        let e = services(json!({"name": "w", "check": {"http": "x", "interval": "1x"}}))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("service \"w\": check: interval: invalid duration: \"1x\""),
             "{e}"
         );
-        let e = services(json!({"name": "w", "check": {"http": "x"}})).unwrap_err();
+        let e = services(json!({"name": "w", "check": {"http": "x"}}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("interval must be > 0"), "{e}");
-        let e = services(json!({"name": "w", "check": {"http": "x", "ttl": "1s"}})).unwrap_err();
+        let e = services(json!({"name": "w", "check": {"http": "x", "ttl": "1s"}}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("exactly one of"), "{e}");
-        let e = checks(json!({"ttl": "1s"})).unwrap_err();
+        let e = checks(json!({"ttl": "1s"})).unwrap_err().to_string();
         assert_eq!(e, "check: missing name");
-        let e = checks(json!([{"name": "n", "ttl": "1s", "status": "ok"}])).unwrap_err();
+        let e = checks(json!([{"name": "n", "ttl": "1s", "status": "ok"}]))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("check \"n\": status"), "{e}");
         let e = services(
             json!({"name": "w", "check": {"http": "localhost:80/health", "interval": "1s"}}),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             "service \"w\": check: http: invalid URL \"localhost:80/health\": expected http:// or https:// and a host"
         );
-        let e = checks(json!({"name": "g", "grpc": "localhost", "interval": "1s"})).unwrap_err();
+        let e = checks(json!({"name": "g", "grpc": "localhost", "interval": "1s"}))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "check \"g\": grpc: invalid gRPC target \"localhost\": expected host:port or host:port/service"

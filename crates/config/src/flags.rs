@@ -1,8 +1,9 @@
 //! Command-line flags of `proconsul agent`, as the binary's parser hands them over.
 //!
 //! Every field is optional or empty by default, so flags only override what files and defaults
-//! set (defaults → config files in order → flags). The binary fills this from clap; this crate
-//! turns it, plus the config files it names, into a validated [`crate::RuntimeConfig`].
+//! set (defaults → config files in order → flags). The binary fills this with its Go-style flag
+//! parser (`proconsul agent`, `crates/proconsul/src/commands/agent.rs`); this crate turns it,
+//! plus the config files it names, into a validated [`crate::RuntimeConfig`].
 
 use std::path::PathBuf;
 

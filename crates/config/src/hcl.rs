@@ -14,8 +14,10 @@
 
 use serde_json::{Map, Number, Value};
 
+use crate::error::HclError;
+
 /// Parse an HCL1 document into a JSON object.
-pub fn parse(src: &str) -> Result<Value, String> {
+pub fn parse(src: &str) -> Result<Value, HclError> {
     let mut p = Parser {
         s: src.as_bytes(),
         src,
@@ -32,14 +34,18 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    fn err(&self, msg: impl std::fmt::Display) -> String {
+    fn err(&self, msg: impl std::fmt::Display) -> HclError {
         let before = &self.src[..self.i.min(self.src.len())];
         let line = before.matches('\n').count() + 1;
         let col = before
             .rfind('\n')
             .map_or(before.len(), |n| before.len() - n - 1)
             + 1;
-        format!("line {line}, column {col}: {msg}")
+        HclError {
+            line,
+            column: col,
+            message: msg.to_string(),
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -47,7 +53,7 @@ impl Parser<'_> {
     }
 
     /// Skip spaces, newlines and comments.
-    fn skip_ws(&mut self) -> Result<(), String> {
+    fn skip_ws(&mut self) -> Result<(), HclError> {
         while let Some(c) = self.peek() {
             match c {
                 b' ' | b'\t' | b'\r' | b'\n' => self.i += 1,
@@ -79,7 +85,7 @@ impl Parser<'_> {
     }
 
     /// Items up to `close` (or the end of input for the top level).
-    fn body(&mut self, close: Option<u8>) -> Result<Map<String, Value>, String> {
+    fn body(&mut self, close: Option<u8>) -> Result<Map<String, Value>, HclError> {
         let mut out = Map::new();
         loop {
             self.skip_ws()?;
@@ -102,7 +108,7 @@ impl Parser<'_> {
     }
 
     /// `key = value`, `key { }` or `key "label" ... { }`.
-    fn item(&mut self) -> Result<(String, Value, bool), String> {
+    fn item(&mut self) -> Result<(String, Value, bool), HclError> {
         let key = self.key()?;
         self.skip_ws()?;
         match self.peek() {
@@ -128,7 +134,7 @@ impl Parser<'_> {
         }
     }
 
-    fn key(&mut self) -> Result<String, String> {
+    fn key(&mut self) -> Result<String, HclError> {
         match self.peek() {
             Some(b'"') => self.string(),
             Some(c) if is_ident_start(c) => Ok(self.ident()),
@@ -145,7 +151,7 @@ impl Parser<'_> {
         self.src[start..self.i].to_string()
     }
 
-    fn value(&mut self) -> Result<Value, String> {
+    fn value(&mut self) -> Result<Value, HclError> {
         match self.peek() {
             Some(b'"') => Ok(Value::String(self.string()?)),
             Some(b'<') if self.s.get(self.i + 1) == Some(&b'<') => {
@@ -177,7 +183,7 @@ impl Parser<'_> {
         }
     }
 
-    fn list(&mut self) -> Result<Value, String> {
+    fn list(&mut self) -> Result<Value, HclError> {
         let mut items = Vec::new();
         loop {
             self.skip_ws()?;
@@ -199,7 +205,7 @@ impl Parser<'_> {
         }
     }
 
-    fn number(&mut self) -> Result<Value, String> {
+    fn number(&mut self) -> Result<Value, HclError> {
         let start = self.i;
         if matches!(self.peek(), Some(b'-') | Some(b'+')) {
             self.i += 1;
@@ -241,7 +247,7 @@ impl Parser<'_> {
         }
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<String, HclError> {
         let start = self.i;
         self.i += 1; // opening quote
         let mut out = String::new();
@@ -290,7 +296,7 @@ impl Parser<'_> {
     }
 
     /// `<<EOF\n...\nEOF` and the indented form `<<-EOF` (common leading whitespace removed).
-    fn heredoc(&mut self) -> Result<String, String> {
+    fn heredoc(&mut self) -> Result<String, HclError> {
         let start = self.i;
         self.i += 2;
         let indented = self.peek() == Some(b'-');
@@ -420,10 +426,11 @@ ratio = 1.5
     #[test]
     fn errors_have_positions() {
         let e = parse("a = = 1").unwrap_err();
-        assert!(e.starts_with("line 1, column 5"), "{e}");
-        let e = parse("a {\n b = 1\n").unwrap_err();
+        assert_eq!((e.line, e.column), (1, 5));
+        assert!(e.to_string().starts_with("line 1, column 5: "), "{e}");
+        let e = parse("a {\n b = 1\n").unwrap_err().to_string();
         assert!(e.contains("expected `}`"), "{e}");
-        let e = parse("a = bare").unwrap_err();
+        let e = parse("a = bare").unwrap_err().to_string();
         assert!(e.contains("must be quoted"), "{e}");
     }
 }

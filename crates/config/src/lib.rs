@@ -19,7 +19,10 @@ mod user;
 mod values;
 pub mod watch;
 
-pub use error::ConfigError;
+pub use error::{
+    ConfigError, DefinitionError, FieldError, HclError, HttpHandlerError, InvalidConfig,
+    ParseError, PlanError, ValueError, WatchError,
+};
 pub use flags::AgentFlags;
 pub use host::{HostInfo, SystemHost};
 pub use runtime::{DnsConfig, RuntimeConfig, SoaConfig};
@@ -96,8 +99,8 @@ pub fn validate_files(paths: &[PathBuf]) -> Result<(), Vec<ConfigError>> {
             host: &SystemHost,
             config_files: files,
         };
-        if let Err(msg) = runtime::build(merged, opts) {
-            errors.push(ConfigError::Invalid(msg));
+        if let Err(e) = runtime::build(merged, opts) {
+            errors.push(ConfigError::Invalid(e));
         }
     }
     if errors.is_empty() {
@@ -139,11 +142,7 @@ fn flags_layer(f: &AgentFlags) -> Result<Layer, ConfigError> {
             Some((k, v)) if !k.trim().is_empty() => {
                 node_meta.insert(k.trim().to_string(), v.trim().to_string());
             }
-            _ => {
-                return Err(ConfigError::Flag(format!(
-                    "-node-meta: {kv:?} must be in key:value format"
-                )))
-            }
+            _ => return Err(ConfigError::NodeMeta(kv.clone())),
         }
     }
     let ports = Ports {
@@ -184,7 +183,7 @@ fn flags_layer(f: &AgentFlags) -> Result<Layer, ConfigError> {
         pid_file: f.pid_file.clone(),
         ..UserConfig::default()
     };
-    user::check_user(&u).map_err(|msg| ConfigError::Flag(format!("command line: {msg}")))?;
+    user::check_user(&u).map_err(ConfigError::Flag)?;
     Ok(Layer {
         user: u,
         ..Layer::default()

@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::{InvalidConfig, ValueError};
 use crate::host::HostInfo;
 use crate::user::{Layer, UserConfig};
 use crate::values;
@@ -233,15 +234,15 @@ pub(crate) struct BuildOpts<'a> {
     pub config_files: Vec<PathBuf>,
 }
 
-fn port_or(key: &str, v: Option<i64>, default: i64) -> Result<Option<u16>, String> {
+fn port_or(key: &str, v: Option<i64>, default: i64) -> Result<Option<u16>, ValueError> {
     values::port(key, v.unwrap_or(default))
 }
 
-fn required_port(key: &str, v: Option<i64>, default: i64) -> Result<u16, String> {
-    port_or(key, v, default)?.ok_or_else(|| format!("{key} cannot be disabled"))
+fn required_port(key: &str, v: Option<i64>, default: i64) -> Result<u16, InvalidConfig> {
+    port_or(key, v, default)?.ok_or_else(|| InvalidConfig::PortRequired(key.into()))
 }
 
-fn dur_or(key: &str, v: Option<&str>, default: Duration) -> Result<Duration, String> {
+fn dur_or(key: &str, v: Option<&str>, default: Duration) -> Result<Duration, ValueError> {
     Ok(values::duration(key, v)?.unwrap_or(default))
 }
 
@@ -255,7 +256,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
 pub const DEFAULT_RAFT_MULTIPLIER: u32 = 1;
 
 /// Defaults + merged layers → validated runtime config. Errors use Consul's wording.
-pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, String> {
+pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, InvalidConfig> {
     let Layer {
         user: u,
         services,
@@ -269,7 +270,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         .or_else(|| opts.host.hostname())
         .unwrap_or_else(|| "proconsul".to_string());
     if node_name.is_empty() {
-        return Err("node_name cannot be empty".into());
+        return Err(ValueError::Empty("node_name".into()).into());
     }
     let node_id = non_empty(u.node_id)
         .map(|s| values::node_id(&s))
@@ -290,12 +291,11 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
 
     let data_dir = u.data_dir.filter(|p| !p.as_os_str().is_empty());
     match &data_dir {
-        None if !dev && opts.require_data_dir => return Err("data_dir cannot be empty".into()),
+        None if !dev && opts.require_data_dir => {
+            return Err(ValueError::Empty("data_dir".into()).into())
+        }
         Some(d) if d.exists() && !d.is_dir() => {
-            return Err(format!(
-                "data_dir {:?} is not a directory",
-                d.display().to_string()
-            ))
+            return Err(InvalidConfig::DataDirNotDirectory(d.display().to_string()))
         }
         _ => {}
     }
@@ -304,9 +304,11 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
     let mut bootstrap = u.bootstrap.unwrap_or(false);
     let expect = u.bootstrap_expect.unwrap_or(0);
     if expect < 0 || expect > i64::from(u32::MAX) {
-        return Err(format!(
-            "bootstrap_expect cannot be {expect}. Must be greater than or equal to zero"
-        ));
+        return Err(ValueError::Negative {
+            key: "bootstrap_expect".into(),
+            value: expect,
+        }
+        .into());
     }
     let mut bootstrap_expect = expect as u32;
     if bootstrap_expect == 1 && !bootstrap {
@@ -317,16 +319,16 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         bootstrap_expect = 0;
     }
     if bootstrap && !server {
-        return Err("'bootstrap = true' requires 'server = true'".into());
+        return Err(InvalidConfig::BootstrapNeedsServer);
     }
     if bootstrap_expect > 0 && !server {
-        return Err("'bootstrap_expect > 0' requires 'server = true'".into());
+        return Err(InvalidConfig::BootstrapExpectNeedsServer);
     }
     if bootstrap_expect > 0 && dev {
-        return Err("'bootstrap_expect > 0' not allowed in dev mode".into());
+        return Err(InvalidConfig::BootstrapExpectInDev);
     }
     if bootstrap_expect > 0 && bootstrap {
-        return Err("'bootstrap_expect > 0' and 'bootstrap = true' are mutually exclusive".into());
+        return Err(InvalidConfig::BootstrapAndExpect);
     }
     if server && !dev && bootstrap_expect == 2 {
         warnings.push(
@@ -361,7 +363,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         },
     };
     if advertise_addr.is_unspecified() {
-        return Err("Advertise address cannot be 0.0.0.0, :: or [::]".into());
+        return Err(InvalidConfig::AdvertiseUnspecified);
     }
     let mut client_addrs = match &u.client_addr {
         Some(a) => values::ip_list("client_addr", a)?,
@@ -382,37 +384,38 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
     let serf_wan_port = port_or("ports.serf_wan", p.serf_wan, 8302)?;
 
     let a = u.addresses.unwrap_or_default();
-    let listeners =
-        |key: &str, addrs: &Option<String>, port: Option<u16>| -> Result<Vec<SocketAddr>, String> {
-            let Some(port) = port else {
-                return Ok(Vec::new());
-            };
-            let ips = match addrs {
-                Some(s) if !s.trim().is_empty() => values::ip_list(key, s)?,
-                _ => client_addrs.clone(),
-            };
-            Ok(ips
-                .into_iter()
-                .map(|ip| SocketAddr::new(ip, port))
-                .collect())
+    let listeners = |key: &str,
+                     addrs: &Option<String>,
+                     port: Option<u16>|
+     -> Result<Vec<SocketAddr>, ValueError> {
+        let Some(port) = port else {
+            return Ok(Vec::new());
         };
+        let ips = match addrs {
+            Some(s) if !s.trim().is_empty() => values::ip_list(key, s)?,
+            _ => client_addrs.clone(),
+        };
+        Ok(ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect())
+    };
     let http_addrs = listeners("addresses.http", &a.http, http_port)?;
     let dns_addrs = listeners("addresses.dns", &a.dns, dns_port)?;
     for h in &http_addrs {
         if dns_addrs.iter().any(|d| d == h) {
-            return Err(format!("HTTP address {h} already configured for DNS"));
+            return Err(InvalidConfig::HttpAddressIsDns(*h));
         }
     }
     // Watches query this agent's own HTTP API (Consul's rule).
     if !watches.is_empty() && http_addrs.is_empty() {
-        return Err("watch plans require an HTTP or HTTPS endpoint".into());
+        return Err(InvalidConfig::WatchesNeedHttp);
     }
     if watches.len() > crate::watch::MAX_WATCHES {
-        return Err(format!(
-            "watches: at most {} watches are supported, got {}",
-            crate::watch::MAX_WATCHES,
-            watches.len()
-        ));
+        return Err(InvalidConfig::TooManyWatches {
+            max: crate::watch::MAX_WATCHES,
+            got: watches.len(),
+        });
     }
 
     let log_level = values::log_level(u.log_level.as_deref().unwrap_or("INFO"))?;
@@ -424,9 +427,11 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
     )?;
     let retry_max = u.retry_max.unwrap_or(0);
     if retry_max < 0 || retry_max > i64::from(u32::MAX) {
-        return Err(format!(
-            "retry_max cannot be {retry_max}. Must be greater than or equal to zero"
-        ));
+        return Err(ValueError::Negative {
+            key: "retry_max".into(),
+            value: retry_max,
+        }
+        .into());
     }
 
     let reconnect_timeout = dur_or(
@@ -435,7 +440,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         Duration::from_secs(72 * 3600),
     )?;
     if reconnect_timeout < Duration::from_secs(8 * 60) {
-        return Err("reconnect_timeout must be >= 8m".to_string());
+        return Err(InvalidConfig::ReconnectTimeout);
     }
     let encrypt_key = non_empty(u.encrypt);
     if let Some(k) = &encrypt_key {
@@ -455,15 +460,17 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         .chain(checks.iter())
         .any(|c| !c.args.is_empty() || !c.script_args.is_empty());
     if scripts && !enable_script_checks && !enable_local_script_checks {
-        return Err("Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true".into());
+        return Err(InvalidConfig::ScriptsDisabled);
     }
 
     let limits = u.limits.unwrap_or_default();
     let http_max_conns = limits.http_max_conns_per_client.unwrap_or(200);
     if http_max_conns < 0 || http_max_conns > i64::from(u32::MAX) {
-        return Err(format!(
-            "limits.http_max_conns_per_client cannot be {http_max_conns}. Must be greater than or equal to zero"
-        ));
+        return Err(ValueError::Negative {
+            key: "limits.http_max_conns_per_client".into(),
+            value: http_max_conns,
+        }
+        .into());
     }
 
     let d = u.dns_config.unwrap_or_default();
@@ -473,13 +480,14 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         let key = format!("dns_config.service_ttl.{svc}");
         service_ttl.insert(svc, dur_or(&key, Some(&ttl), Duration::ZERO)?);
     }
-    let limit = |key: &str, v: Option<i64>, default: u32| -> Result<u32, String> {
+    let limit = |key: &str, v: Option<i64>, default: u32| -> Result<u32, ValueError> {
         match v {
             None => Ok(default),
             Some(n) if (0..=i64::from(u32::MAX)).contains(&n) => Ok(n as u32),
-            Some(n) => Err(format!(
-                "dns_config.{key} cannot be {n}. Must be greater than or equal to zero"
-            )),
+            Some(n) => Err(ValueError::Negative {
+                key: format!("dns_config.{key}"),
+                value: n,
+            }),
         }
     };
     let recursors = u.recursors.unwrap_or_default();

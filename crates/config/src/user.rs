@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::definitions;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ParseError, ValueError};
 
 /// Top-level keys of a Consul config file that proconsul understands (Consul's snake_case names).
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -298,9 +298,7 @@ impl Format {
         match s {
             "json" => Ok(Format::Json),
             "hcl" => Ok(Format::Hcl),
-            other => Err(ConfigError::Flag(format!(
-                "-config-format: invalid format {other:?}, must be json or hcl"
-            ))),
+            other => Err(ConfigError::ConfigFormat(other.into())),
         }
     }
 
@@ -322,20 +320,20 @@ pub(crate) fn read_file(path: &Path, format: Format) -> Result<Layer, ConfigErro
         path: path.to_path_buf(),
         source,
     })?;
-    parse_str(&text, format).map_err(|msg| ConfigError::Parse {
+    parse_str(&text, format).map_err(|source| ConfigError::Parse {
         path: path.to_path_buf(),
-        msg,
+        source,
     })
 }
 
 /// Decode config text; the error names the key (the caller adds the file).
-pub(crate) fn parse_str(text: &str, format: Format) -> Result<Layer, String> {
+pub(crate) fn parse_str(text: &str, format: Format) -> Result<Layer, ParseError> {
     let value = match format {
-        Format::Json => serde_json::from_str::<Value>(text).map_err(|e| e.to_string())?,
+        Format::Json => serde_json::from_str::<Value>(text).map_err(ParseError::Json)?,
         Format::Hcl => crate::hcl::parse(text)?,
     };
     let Value::Object(mut map) = value else {
-        return Err("the top level must be an object".to_string());
+        return Err(ParseError::NotObject);
     };
     let mut layer = Layer::default();
     for key in ["service", "services"] {
@@ -379,7 +377,7 @@ fn flatten_blocks(map: &mut Map<String, Value>) {
 }
 
 /// Decode the top-level map; on failure, find the key at fault so the message can name it.
-fn decode(map: Map<String, Value>) -> Result<UserConfig, String> {
+fn decode(map: Map<String, Value>) -> Result<UserConfig, ParseError> {
     match serde_json::from_value::<UserConfig>(Value::Object(map.clone())) {
         Ok(u) => Ok(u),
         Err(whole) => {
@@ -387,14 +385,14 @@ fn decode(map: Map<String, Value>) -> Result<UserConfig, String> {
                 let mut one = Map::new();
                 one.insert(k.clone(), v);
                 if let Err(e) = serde_json::from_value::<UserConfig>(Value::Object(one)) {
-                    let msg = serde_message(&e);
-                    if msg == format!("unknown field \"{k}\"") {
-                        return Err(msg);
+                    let message = serde_message(&e);
+                    if message == format!("unknown field \"{k}\"") {
+                        return Err(ParseError::UnknownField(k));
                     }
-                    return Err(format!("{k}: {msg}"));
+                    return Err(ParseError::Field { key: k, message });
                 }
             }
-            Err(serde_message(&whole))
+            Err(ParseError::Decode(serde_message(&whole)))
         }
     }
 }
@@ -411,7 +409,7 @@ pub(crate) fn serde_message(e: &serde_json::Error) -> String {
 }
 
 /// Value checks that need no other layer, so the error can still name the file.
-pub(crate) fn check_user(u: &UserConfig) -> Result<(), String> {
+pub(crate) fn check_user(u: &UserConfig) -> Result<(), ValueError> {
     use crate::values::{duration, ip_list, one_ip, port};
     duration("retry_interval", u.retry_interval.as_deref())?;
     duration("session_ttl_min", u.session_ttl_min.as_deref())?;
@@ -423,9 +421,10 @@ pub(crate) fn check_user(u: &UserConfig) -> Result<(), String> {
     )?;
     if let Some(r) = u.sync_coordinate_rate_target {
         if !(r.is_finite() && r > 0.0) {
-            return Err(format!(
-                "sync_coordinate_rate_target: must be a positive number, got {r}"
-            ));
+            return Err(ValueError::NotPositive {
+                key: "sync_coordinate_rate_target".into(),
+                value: r,
+            });
         }
     }
     if let Some(c) = u.consul.as_ref().and_then(|c| c.coordinate.as_ref()) {
@@ -439,7 +438,12 @@ pub(crate) fn check_user(u: &UserConfig) -> Result<(), String> {
         ] {
             if let Some(v) = v {
                 if !(1..=100_000).contains(&v) {
-                    return Err(format!("{key}: must be between 1 and 100000, got {v}"));
+                    return Err(ValueError::Range {
+                        key: key.into(),
+                        min: 1,
+                        max: 100_000,
+                        value: v,
+                    });
                 }
             }
         }
@@ -456,9 +460,10 @@ pub(crate) fn check_user(u: &UserConfig) -> Result<(), String> {
             ("a_record_limit", d.a_record_limit),
         ] {
             if let Some(n) = v.filter(|n| *n < 0 || *n > i64::from(u32::MAX)) {
-                return Err(format!(
-                    "dns_config.{key} cannot be {n}. Must be greater than or equal to zero"
-                ));
+                return Err(ValueError::Negative {
+                    key: format!("dns_config.{key}"),
+                    value: n,
+                });
             }
         }
     }
@@ -500,22 +505,22 @@ pub(crate) fn check_user(u: &UserConfig) -> Result<(), String> {
         }
     }
     if let Some(n) = u.bootstrap_expect.filter(|n| *n < 0) {
-        return Err(format!(
-            "bootstrap_expect cannot be {n}. Must be greater than or equal to zero"
-        ));
+        return Err(ValueError::Negative {
+            key: "bootstrap_expect".into(),
+            value: n,
+        });
     }
     if let Some(n) = u.retry_max.filter(|n| *n < 0 || *n > i64::from(u32::MAX)) {
-        return Err(format!(
-            "retry_max cannot be {n}. Must be greater than or equal to zero"
-        ));
+        return Err(ValueError::Negative {
+            key: "retry_max".into(),
+            value: n,
+        });
     }
     if let Some(n) = u.performance.as_ref().and_then(|p| p.raft_multiplier) {
         crate::values::raft_multiplier(n)?;
     }
     if let Some(n) = u.raft_protocol.filter(|n| *n != 3) {
-        return Err(format!(
-            "raft_protocol version {n} is not supported by this version of proconsul"
-        ));
+        return Err(ValueError::RaftProtocol(n));
     }
     if let Some(l) = &u.log_level {
         crate::values::log_level(l)?;
@@ -537,14 +542,33 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = parse_str(r#"{"foo": 1}"#, Format::Json).unwrap_err();
-        assert_eq!(e, "unknown field \"foo\"");
-        let e = parse_str(r#"{"ports": {"htp": 1}}"#, Format::Json).unwrap_err();
-        assert_eq!(e, "ports: unknown field \"htp\"");
-        let e = parse_str("dns_config { soa { expiry = 1 } }", Format::Hcl).unwrap_err();
-        assert_eq!(e, "dns_config: unknown field \"expiry\"");
-        let e = parse_str(r#"{"server": "yes"}"#, Format::Json).unwrap_err();
-        assert!(e.starts_with("server: invalid type"), "{e}");
+        let e = |text: &str, format| parse_str(text, format).unwrap_err().to_string();
+        assert_eq!(e(r#"{"foo": 1}"#, Format::Json), "unknown field \"foo\"");
+        assert_eq!(
+            e(r#"{"ports": {"htp": 1}}"#, Format::Json),
+            "ports: unknown field \"htp\""
+        );
+        assert_eq!(
+            e("dns_config { soa { expiry = 1 } }", Format::Hcl),
+            "dns_config: unknown field \"expiry\""
+        );
+        let s = e(r#"{"server": "yes"}"#, Format::Json);
+        assert!(s.starts_with("server: invalid type"), "{s}");
+        assert!(matches!(
+            parse_str("[1]", Format::Json),
+            Err(ParseError::NotObject)
+        ));
+        assert_eq!(
+            e(r#"{"retry_max": -1}"#, Format::Json),
+            "retry_max cannot be -1. Must be greater than or equal to zero"
+        );
+        assert_eq!(
+            e(
+                r#"{"consul": {"coordinate": {"update_batch_size": 0}}}"#,
+                Format::Json
+            ),
+            "consul.coordinate.update_batch_size: must be between 1 and 100000, got 0"
+        );
     }
 
     #[test]

@@ -8,34 +8,42 @@ use base64::Engine;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::error::ValueError;
+
 /// A Go duration, or `None` when unset.
-pub(crate) fn duration(key: &str, v: Option<&str>) -> Result<Option<Duration>, String> {
+pub(crate) fn duration(key: &str, v: Option<&str>) -> Result<Option<Duration>, ValueError> {
     match v {
         None => Ok(None),
         Some(s) => proconsul_types::duration::parse(s)
             .map(Some)
-            .map_err(|e| format!("{key}: invalid duration: {s:?}: {e}")),
+            .map_err(|source| ValueError::Duration {
+                key: key.into(),
+                value: s.into(),
+                source,
+            }),
     }
 }
 
 /// A port: `Some(port)`, or `None` when disabled (-1; Consul also treats 0 as disabled).
-pub(crate) fn port(key: &str, v: i64) -> Result<Option<u16>, String> {
+pub(crate) fn port(key: &str, v: i64) -> Result<Option<u16>, ValueError> {
     match v {
         -1 | 0 => Ok(None),
         1..=65535 => Ok(Some(v as u16)),
-        _ => Err(format!(
-            "{key}: invalid port: {v} (must be 1-65535, or -1 to disable)"
-        )),
+        _ => Err(ValueError::Port {
+            key: key.into(),
+            value: v,
+        }),
     }
 }
 
 /// One IP address (`[::]` accepted like Consul).
-pub(crate) fn one_ip(key: &str, s: &str) -> Result<IpAddr, String> {
+pub(crate) fn one_ip(key: &str, s: &str) -> Result<IpAddr, ValueError> {
     let t = s.trim();
     if t.contains("{{") {
-        return Err(format!(
-            "{key}: go-sockaddr templates are not supported yet, give an IP address: {s:?}"
-        ));
+        return Err(ValueError::AddressTemplate {
+            key: key.into(),
+            value: s.into(),
+        });
     }
     let t = t
         .strip_prefix('[')
@@ -44,82 +52,85 @@ pub(crate) fn one_ip(key: &str, s: &str) -> Result<IpAddr, String> {
     let ips = ip_list(key, t)?;
     match ips.as_slice() {
         [ip] => Ok(*ip),
-        [] => Err(format!("{key}: no address given")),
-        _ => Err(format!("{key}: multiple addresses found: {t}")),
+        [] => Err(ValueError::NoAddress { key: key.into() }),
+        _ => Err(ValueError::MultipleAddresses {
+            key: key.into(),
+            value: t.into(),
+        }),
     }
 }
 
 /// A space-separated list of IP addresses (`client_addr`, `addresses.*`).
-pub(crate) fn ip_list(key: &str, s: &str) -> Result<Vec<IpAddr>, String> {
+pub(crate) fn ip_list(key: &str, s: &str) -> Result<Vec<IpAddr>, ValueError> {
     if s.contains("{{") {
-        return Err(format!(
-            "{key}: go-sockaddr templates are not supported yet, give IP addresses: {s:?}"
-        ));
+        return Err(ValueError::AddressesTemplate {
+            key: key.into(),
+            value: s.into(),
+        });
     }
     s.split_whitespace()
         .map(|a| {
             if a.starts_with("unix://") {
-                return Err(format!("{key}: unix sockets are not supported: {a}"));
+                return Err(ValueError::UnixSocket {
+                    key: key.into(),
+                    value: a.into(),
+                });
             }
             let a = if a == "[::]" { "::" } else { a };
-            a.parse::<IpAddr>()
-                .map_err(|_| format!("{key}: invalid ip address: {a}"))
+            a.parse::<IpAddr>().map_err(|_| ValueError::Ip {
+                key: key.into(),
+                value: a.into(),
+            })
         })
         .collect()
 }
 
 /// `performance.raft_multiplier`, 1..=10.
-pub(crate) fn raft_multiplier(n: i64) -> Result<u32, String> {
+pub(crate) fn raft_multiplier(n: i64) -> Result<u32, ValueError> {
     if (1..=10).contains(&n) {
         Ok(n as u32)
     } else {
-        Err(format!(
-            "performance.raft_multiplier cannot be {n}. Must be between 1 and 10"
-        ))
+        Err(ValueError::RaftMultiplier(n))
     }
 }
 
 /// A log level, upper-cased (`ERR` is Consul's spelling of `ERROR`; both accepted).
-pub(crate) fn log_level(s: &str) -> Result<String, String> {
+pub(crate) fn log_level(s: &str) -> Result<String, ValueError> {
     let up = s.trim().to_ascii_uppercase();
     match up.as_str() {
         "TRACE" | "DEBUG" | "INFO" | "WARN" | "ERR" | "ERROR" => Ok(up),
-        _ => Err(format!(
-            "log_level: invalid log level {s:?}; valid levels are TRACE, DEBUG, INFO, WARN, ERR"
-        )),
+        _ => Err(ValueError::LogLevel(s.into())),
     }
 }
 
 /// A gossip key: base64 of 16, 24 or 32 bytes.
-pub(crate) fn encrypt_key(s: &str) -> Result<(), String> {
+pub(crate) fn encrypt_key(s: &str) -> Result<(), ValueError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(s.trim())
-        .map_err(|e| format!("encrypt has invalid key: {e}"))?;
+        .map_err(|e| ValueError::EncryptKey(e.to_string()))?;
     match bytes.len() {
         16 | 24 | 32 => Ok(()),
-        n => Err(format!(
-            "encrypt has invalid key: key size must be 16, 24 or 32 bytes, got {n}"
-        )),
+        n => Err(ValueError::EncryptKeySize(n)),
     }
 }
 
 /// A DNS recursor: `ip` or `ip:port`, not the unspecified address.
-pub(crate) fn recursor(s: &str) -> Result<(), String> {
+pub(crate) fn recursor(s: &str) -> Result<(), ValueError> {
     let ip = match s.parse::<IpAddr>() {
         Ok(ip) => ip,
         Err(_) => match s.parse::<SocketAddr>() {
             Ok(sa) => sa.ip(),
-            Err(_) => return Err(format!("recursors: invalid address {s:?}")),
+            Err(_) => return Err(ValueError::Recursor(s.into())),
         },
     };
     if ip.is_unspecified() {
-        return Err("DNS recursor address cannot be 0.0.0.0, :: or [::]".to_string());
+        return Err(ValueError::RecursorUnspecified);
     }
     Ok(())
 }
 
 /// A node ID: a UUID in its 8-4-4-4-12 hex form; returned lower-cased.
-pub(crate) fn node_id(s: &str) -> Result<String, String> {
+pub(crate) fn node_id(s: &str) -> Result<String, ValueError> {
     let t = s.trim().to_ascii_lowercase();
     let groups: Vec<&str> = t.split('-').collect();
     let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
@@ -129,22 +140,23 @@ pub(crate) fn node_id(s: &str) -> Result<String, String> {
     if lens == [8, 4, 4, 4, 12] && hex {
         Ok(t)
     } else {
-        Err(format!("node_id: {s:?} is not a valid UUID"))
+        Err(ValueError::NodeId(s.into()))
     }
 }
 
 /// `datacenter` and `primary_datacenter`: `^[a-z0-9_-]+$` after lower-casing.
-pub(crate) fn basic_name(key: &str, v: &str) -> Result<(), String> {
+pub(crate) fn basic_name(key: &str, v: &str) -> Result<(), ValueError> {
     if v.is_empty() {
-        return Err(format!("{key} cannot be empty"));
+        return Err(ValueError::Empty(key.into()));
     }
     if !v
         .bytes()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
     {
-        return Err(format!(
-            "{key} can only contain lowercase alphanumeric, - or _ characters. received: {v:?}"
-        ));
+        return Err(ValueError::Name {
+            key: key.into(),
+            value: v.into(),
+        });
     }
     Ok(())
 }
@@ -167,9 +179,10 @@ mod tests {
     fn values() {
         assert_eq!(port("ports.http", -1).unwrap(), None);
         assert_eq!(port("ports.http", 8500).unwrap(), Some(8500));
-        assert!(port("ports.http", 70000)
-            .unwrap_err()
-            .contains("ports.http"));
+        assert_eq!(
+            port("ports.http", 70000).unwrap_err().to_string(),
+            "ports.http: invalid port: 70000 (must be 1-65535, or -1 to disable)"
+        );
         assert_eq!(ip_list("c", "127.0.0.1 ::1").unwrap().len(), 2);
         assert_eq!(
             one_ip("b", "[::]").unwrap(),
@@ -187,8 +200,51 @@ mod tests {
         assert!(basic_name("datacenter", "dc-1_a").is_ok());
         assert!(basic_name("datacenter", "dc 1").is_err());
         assert_eq!(fqdn("consul"), "consul.");
+        let text = |e: ValueError| e.to_string();
         assert_eq!(
-            duration("retry_interval", Some("10x")).unwrap_err(),
+            text(log_level("loud").unwrap_err()),
+            "log_level: invalid log level \"loud\"; valid levels are TRACE, DEBUG, INFO, WARN, ERR"
+        );
+        assert_eq!(
+            text(encrypt_key("c2hvcnQ=").unwrap_err()),
+            "encrypt has invalid key: key size must be 16, 24 or 32 bytes, got 5"
+        );
+        assert_eq!(
+            text(recursor("0.0.0.0").unwrap_err()),
+            "DNS recursor address cannot be 0.0.0.0, :: or [::]"
+        );
+        assert_eq!(
+            text(recursor("x").unwrap_err()),
+            "recursors: invalid address \"x\""
+        );
+        assert_eq!(
+            text(basic_name("datacenter", "dc 1").unwrap_err()),
+            "datacenter can only contain lowercase alphanumeric, - or _ characters. received: \"dc 1\""
+        );
+        assert_eq!(
+            text(basic_name("datacenter", "").unwrap_err()),
+            "datacenter cannot be empty"
+        );
+        assert_eq!(
+            text(one_ip("bind_addr", "10.0.0.1 10.0.0.2").unwrap_err()),
+            "bind_addr: multiple addresses found: 10.0.0.1 10.0.0.2"
+        );
+        assert_eq!(
+            text(ip_list("client_addr", "unix:///x").unwrap_err()),
+            "client_addr: unix sockets are not supported: unix:///x"
+        );
+        assert_eq!(
+            text(raft_multiplier(11).unwrap_err()),
+            "performance.raft_multiplier cannot be 11. Must be between 1 and 10"
+        );
+        assert_eq!(
+            text(node_id("nope").unwrap_err()),
+            "node_id: \"nope\" is not a valid UUID"
+        );
+        assert_eq!(
+            duration("retry_interval", Some("10x"))
+                .unwrap_err()
+                .to_string(),
             "retry_interval: invalid duration: \"10x\": time: unknown unit \"x\" in duration \"10x\""
         );
     }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+pub use crate::error::{FieldError, HttpHandlerError, PlanError, WatchError};
+
 /// Consul's default timeout of an HTTP watch handler.
 pub const DEFAULT_HTTP_HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most watches one agent runs (each is a thread with a blocking query).
@@ -52,7 +54,7 @@ pub struct Params {
 impl Params {
     /// Validate like Consul's `watch.Parse`: required parameters per type, and every given
     /// parameter must be used by the type (`Invalid parameters: [key]`).
-    pub fn plan(&self) -> Result<Plan, String> {
+    pub fn plan(&self) -> Result<Plan, PlanError> {
         let mut given: Vec<&str> = Vec::new();
         for (name, set) in [
             ("key", !self.key.is_empty()),
@@ -72,13 +74,13 @@ impl Params {
         let (plan, used): (Plan, &[&str]) = match self.watch_type.as_str() {
             "key" => {
                 if self.key.is_empty() {
-                    return Err("Must specify a single key to watch".into());
+                    return Err(PlanError::MissingKey);
                 }
                 (Plan::Key(self.key.clone()), &["stale", "key"])
             }
             "keyprefix" => {
                 if self.prefix.is_empty() {
-                    return Err("Must specify a single prefix to watch".into());
+                    return Err(PlanError::MissingPrefix);
                 }
                 (Plan::KeyPrefix(self.prefix.clone()), &["stale", "prefix"])
             }
@@ -86,7 +88,7 @@ impl Params {
             "nodes" => (Plan::Nodes, &["stale"]),
             "service" => {
                 if self.service.is_empty() {
-                    return Err("Must specify a single service to watch".into());
+                    return Err(PlanError::MissingService);
                 }
                 (
                     Plan::Service {
@@ -99,7 +101,7 @@ impl Params {
             }
             "checks" => {
                 if !self.service.is_empty() && !self.state.is_empty() {
-                    return Err("Cannot specify service and state".into());
+                    return Err(PlanError::ServiceAndState);
                 }
                 let state = if self.service.is_empty() && self.state.is_empty() {
                     "any".to_string()
@@ -116,11 +118,15 @@ impl Params {
                 )
             }
             "event" => (Plan::Event(self.name.clone()), &["name"]),
-            other => return Err(format!("Unsupported watch type: {other}")),
+            other => return Err(PlanError::UnsupportedType(other.into())),
         };
-        let bad: Vec<&str> = given.into_iter().filter(|g| !used.contains(g)).collect();
+        let bad: Vec<String> = given
+            .into_iter()
+            .filter(|g| !used.contains(g))
+            .map(String::from)
+            .collect();
         if !bad.is_empty() {
-            return Err(format!("Invalid parameters: [{}]", bad.join(" ")));
+            return Err(PlanError::InvalidParameters(bad));
         }
         Ok(plan)
     }
@@ -162,7 +168,8 @@ pub struct WatchDefinition {
 }
 
 /// Decode a config file's `watches` (a list of objects, or one object).
-pub(crate) fn watches(v: Value) -> Result<Vec<WatchDefinition>, String> {
+pub(crate) fn watches(v: Value) -> Result<Vec<WatchDefinition>, crate::error::ParseError> {
+    use crate::error::ParseError;
     let items = match v {
         Value::Array(items) => items,
         other => vec![other],
@@ -172,30 +179,30 @@ pub(crate) fn watches(v: Value) -> Result<Vec<WatchDefinition>, String> {
         .enumerate()
         .map(|(i, item)| {
             let Value::Object(m) = item else {
-                return Err(format!("watches[{i}]: expected an object"));
+                return Err(ParseError::WatchNotObject { index: i });
             };
-            watch(m).map_err(|e| format!("watches[{i}]: Failed to parse watch: {e}"))
+            watch(m).map_err(|source| ParseError::Watch { index: i, source })
         })
         .collect()
 }
 
-fn take_string(m: &mut Map<String, Value>, name: &str) -> Result<String, String> {
+fn take_string(m: &mut Map<String, Value>, name: &str) -> Result<String, FieldError> {
     match m.remove(name) {
         None => Ok(String::new()),
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(format!("Expecting {name} to be a string")),
+        Some(_) => Err(FieldError::NotString(name.into())),
     }
 }
 
-fn take_bool(m: &mut Map<String, Value>, name: &str) -> Result<Option<bool>, String> {
+fn take_bool(m: &mut Map<String, Value>, name: &str) -> Result<Option<bool>, FieldError> {
     match m.remove(name) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(b)),
-        Some(_) => Err(format!("Expecting {name} to be a boolean")),
+        Some(_) => Err(FieldError::NotBool(name.into())),
     }
 }
 
-fn string_list(v: Value, err: impl Fn() -> String) -> Result<Vec<String>, String> {
+fn string_list<E>(v: Value, err: impl Fn() -> E) -> Result<Vec<String>, E> {
     match v {
         Value::String(s) => Ok(vec![s]),
         Value::Array(items) => items
@@ -226,30 +233,25 @@ fn one_object(v: Value) -> Option<Map<String, Value>> {
     }
 }
 
-fn http_handler_config(v: Value) -> Result<HttpHandlerConfig, String> {
-    let wrap = |e: String| format!("Failed to parse 'http_handler_config': {e}");
-    let mut m = one_object(v).ok_or_else(|| wrap("expected an object".into()))?;
-    let path = take_string(&mut m, "path").map_err(wrap)?;
-    let mut method = take_string(&mut m, "method").map_err(wrap)?;
-    let timeout_raw = take_string(&mut m, "timeout").map_err(wrap)?;
-    let tls_skip_verify = take_bool(&mut m, "tls_skip_verify")
-        .map_err(wrap)?
-        .unwrap_or(false);
+fn http_handler_config(v: Value) -> Result<HttpHandlerConfig, HttpHandlerError> {
+    let mut m = one_object(v).ok_or(HttpHandlerError::NotObject)?;
+    let path = take_string(&mut m, "path")?;
+    let mut method = take_string(&mut m, "method")?;
+    let timeout_raw = take_string(&mut m, "timeout")?;
+    let tls_skip_verify = take_bool(&mut m, "tls_skip_verify")?.unwrap_or(false);
     let mut header = BTreeMap::new();
     if let Some(h) = m.remove("header") {
-        let h = one_object(h).ok_or_else(|| wrap("header must be a map of lists".into()))?;
+        let h = one_object(h).ok_or(HttpHandlerError::Header)?;
         for (k, v) in h {
-            let vals = string_list(v, || {
-                wrap(format!("header {k:?} must be a list of strings"))
-            })?;
+            let vals = string_list(v, || HttpHandlerError::HeaderValues(k.clone()))?;
             header.insert(k, vals);
         }
     }
     if let Some(k) = m.keys().next() {
-        return Err(wrap(format!("invalid key {k:?}")));
+        return Err(HttpHandlerError::UnknownKey(k.clone()));
     }
     if path.is_empty() {
-        return Err(wrap("Requires 'path' to be set".into()));
+        return Err(HttpHandlerError::MissingPath);
     }
     if method.is_empty() {
         method = "POST".into();
@@ -257,8 +259,7 @@ fn http_handler_config(v: Value) -> Result<HttpHandlerConfig, String> {
     let timeout = if timeout_raw.is_empty() {
         DEFAULT_HTTP_HANDLER_TIMEOUT
     } else {
-        proconsul_types::duration::parse(&timeout_raw)
-            .map_err(|e| wrap(format!("Failed to parse timeout: {e}")))?
+        proconsul_types::duration::parse(&timeout_raw).map_err(HttpHandlerError::Timeout)?
     };
     Ok(HttpHandlerConfig {
         path,
@@ -270,26 +271,24 @@ fn http_handler_config(v: Value) -> Result<HttpHandlerConfig, String> {
 }
 
 /// One watch object, checked in the order Consul's `ParseExempt` + `makeWatchPlan` check it.
-fn watch(mut m: Map<String, Value>) -> Result<WatchDefinition, String> {
+fn watch(mut m: Map<String, Value>) -> Result<WatchDefinition, WatchError> {
     let datacenter = take_string(&mut m, "datacenter")?;
     let token = take_string(&mut m, "token")?;
     let watch_type = take_string(&mut m, "type")?;
     if watch_type.is_empty() {
-        return Err("Watch type must be specified".into());
+        return Err(WatchError::MissingType);
     }
     if watch_type.starts_with("connect_") {
-        return Err(format!(
-            "Watch type {watch_type} is not allowed in agent config"
-        ));
+        return Err(WatchError::ConnectType(watch_type));
     }
     let handler_type = match take_string(&mut m, "handler_type")?.as_str() {
         "" | "script" => "script",
         "http" => "http",
-        other => return Err(format!("Handler type '{other}' not recognized")),
+        other => return Err(WatchError::HandlerType(other.into())),
     };
     let http = if handler_type == "http" {
         let Some(v) = m.remove("http_handler_config") else {
-            return Err("Handler type 'http' requires 'http_handler_config' to be set".into());
+            return Err(WatchError::MissingHttpHandlerConfig);
         };
         Some(http_handler_config(v)?)
     } else {
@@ -297,7 +296,7 @@ fn watch(mut m: Map<String, Value>) -> Result<WatchDefinition, String> {
     };
     let tags = match m.remove("tag") {
         None => Vec::new(),
-        Some(v) => string_list(v, || "Expecting tag to be a string or []string".into())?,
+        Some(v) => string_list(v, || WatchError::Tags)?,
     };
     let params = Params {
         key: take_string(&mut m, "key")?,
@@ -314,24 +313,24 @@ fn watch(mut m: Map<String, Value>) -> Result<WatchDefinition, String> {
     let handler = m.remove("handler");
     let args = m.remove("args");
     if !m.is_empty() {
-        let bad: Vec<&str> = m.keys().map(String::as_str).collect();
-        return Err(format!("Invalid parameters: [{}]", bad.join(" ")));
+        let bad = m.keys().cloned().collect();
+        return Err(PlanError::InvalidParameters(bad).into());
     }
     let handler = match (handler, args, http) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-            return Err("Only one watch handler allowed".into())
+            return Err(WatchError::SeveralHandlers)
         }
         (Some(Value::String(s)), None, None) => WatchHandler::Shell(s),
-        (Some(_), None, None) => return Err("Watch handler must be a string".into()),
+        (Some(_), None, None) => return Err(WatchError::HandlerNotString),
         (None, Some(a), None) => {
-            let args = string_list(a, || "Watch args must be a list of strings".into())?;
+            let args = string_list(a, || WatchError::Args)?;
             if args.is_empty() {
-                return Err("Must define a watch handler".into());
+                return Err(WatchError::NoHandler);
             }
             WatchHandler::Args(args)
         }
         (None, None, Some(h)) => WatchHandler::Http(h),
-        (None, None, None) => return Err("Must define a watch handler".into()),
+        (None, None, None) => return Err(WatchError::NoHandler),
     };
     Ok(WatchDefinition {
         watch_type,
@@ -358,11 +357,11 @@ mod tests {
     #[test]
     fn parameters_are_checked_like_consul() {
         assert_eq!(
-            params("key").plan().unwrap_err(),
+            params("key").plan().unwrap_err().to_string(),
             "Must specify a single key to watch"
         );
         assert_eq!(
-            params("nope").plan().unwrap_err(),
+            params("nope").plan().unwrap_err().to_string(),
             "Unsupported watch type: nope"
         );
         let p = Params {
@@ -370,12 +369,18 @@ mod tests {
             prefix: "x".into(),
             ..params("key")
         };
-        assert_eq!(p.plan().unwrap_err(), "Invalid parameters: [prefix]");
+        assert_eq!(
+            p.plan().unwrap_err().to_string(),
+            "Invalid parameters: [prefix]"
+        );
         let p = Params {
             stale: true,
             ..params("event")
         };
-        assert_eq!(p.plan().unwrap_err(), "Invalid parameters: [stale]");
+        assert_eq!(
+            p.plan().unwrap_err().to_string(),
+            "Invalid parameters: [stale]"
+        );
         assert_eq!(
             params("checks").plan().unwrap(),
             Plan::Checks {
@@ -389,10 +394,14 @@ mod tests {
             state: "passing".into(),
             ..params("checks")
         };
-        assert_eq!(p.plan().unwrap_err(), "Cannot specify service and state");
+        assert_eq!(p.plan().unwrap_err(), PlanError::ServiceAndState);
+        assert_eq!(
+            p.plan().unwrap_err().to_string(),
+            "Cannot specify service and state"
+        );
     }
 
-    fn one(v: Value) -> Result<WatchDefinition, String> {
+    fn one(v: Value) -> Result<WatchDefinition, crate::error::ParseError> {
         watches(json!([v])).map(|mut w| w.remove(0))
     }
 
@@ -429,7 +438,7 @@ mod tests {
             ("POST", Duration::from_secs(2), vec!["1".to_string()])
         );
 
-        let err = |v: Value| one(v).unwrap_err();
+        let err = |v: Value| one(v).unwrap_err().to_string();
         assert_eq!(
             err(json!({"type": "nope", "args": ["x"]})),
             "watches[0]: Failed to parse watch: Unsupported watch type: nope"
@@ -467,6 +476,19 @@ mod tests {
             "http_handler_config": {"method": "PUT"}}))
             .ends_with("Failed to parse 'http_handler_config': Requires 'path' to be set")
         );
+        assert_eq!(
+            err(json!({"type": "key", "key": "k", "handler_type": "http",
+            "http_handler_config": {"path": "/x", "timeout": "soon"}})),
+            "watches[0]: Failed to parse watch: Failed to parse 'http_handler_config': \
+             Failed to parse timeout: time: invalid duration \"soon\""
+        );
+        assert_eq!(
+            err(json!({"type": "key", "key": "k", "handler_type": "http",
+            "http_handler_config": {"path": 1}})),
+            "watches[0]: Failed to parse watch: Failed to parse 'http_handler_config': \
+             Expecting path to be a string"
+        );
+        assert_eq!(err(json!(3)), "watches[0]: expected an object");
         assert_eq!(
             err(json!({"type": "connect_roots", "args": ["b"]})),
             "watches[0]: Failed to parse watch: Watch type connect_roots is not allowed in agent config"

@@ -3,9 +3,9 @@
 //! `-name value` (never for booleans), parsing stops at the first non-flag argument or `--`,
 //! and the error texts (`flag provided but not defined: -x`).
 //!
-//! clap cannot express "stop at the first positional" together with single-dash long names
-//! without rewriting argv, so this small parser is used instead; it also yields the flag
-//! tables that the help output is generated from.
+//! General-purpose parsers (clap) cannot express "stop at the first positional" together with
+//! single-dash long names without rewriting argv, so every command, `agent` included, uses this
+//! small parser; it also yields the flag tables that the help output is generated from.
 
 /// What a flag holds; decides whether it takes a value and how the value is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

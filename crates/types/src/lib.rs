@@ -8,7 +8,6 @@
 //! Consul's own decoder accepts `{"name": "web"}` from py-consul.
 
 pub mod agent;
-pub mod archive;
 pub mod catalog;
 pub mod coordinate;
 pub mod duration;
@@ -28,6 +27,12 @@ pub use query::*;
 pub use rpc::*;
 pub use session::*;
 pub use txn::*;
+
+/// Deprecated: the snapshot archive moved to the `proconsul-archive` crate, since this crate
+/// holds API shapes only. This re-export remains for callers not yet moved (one integration
+/// test); use `proconsul_archive` directly. (`#[deprecated]` has no effect on a re-export.)
+#[doc(hidden)]
+pub use proconsul_archive as archive;
 
 /// A Raft log index; every `CreateIndex`/`ModifyIndex` is one.
 pub type Index = u64;

@@ -9,7 +9,7 @@ use super::{read_body, St};
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
-use proconsul_types::archive::MAX_ARCHIVE;
+use proconsul_archive::MAX_ARCHIVE;
 
 pub async fn save<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());

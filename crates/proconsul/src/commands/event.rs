@@ -48,7 +48,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         p.str("tag").unwrap_or_default(),
     );
     for (what, re) in [("node", node), ("service", service), ("tag", tag)] {
-        if !re.is_empty() && crate::regex::Regex::new(re).is_err() {
+        if !re.is_empty() && crate::regex::compile(re).is_err() {
             return Err(ui::fail(format!("Failed to compile {what} filter regexp")));
         }
     }

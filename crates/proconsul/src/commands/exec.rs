@@ -173,7 +173,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     for (what, re) in [("node", node), ("service", service), ("tag", tag)] {
         if let Err(e) = (!re.is_empty())
-            .then(|| crate::regex::Regex::new(re))
+            .then(|| crate::regex::compile(re))
             .transpose()
         {
             return Err(ui::fail(format!(

@@ -1,47 +1,34 @@
 //! `lock [-n=N] prefix child...`: run a child process while holding Consul's lock (`-n=1`) or a
-//! slot of Consul's semaphore (`-n>1`) at `prefix`, with the same KV layout and flags as
-//! Consul's Go client, so proconsul and Consul contenders can share a prefix.
+//! slot of Consul's semaphore (`-n>1`) at `prefix`. The algorithms are the api crate's
+//! ([`proconsul_api::lock`], [`proconsul_api::semaphore`], shaped like the Go client's), so
+//! proconsul and Consul contenders can share a prefix; this command adds the flags, the child
+//! and the output of Consul's `lock` command.
 //!
-//! - **Lock**: a TTL session (15 s, renewed every TTL/2) acquires `<prefix>/.lock` with
-//!   `?acquire=` and flags `0x2ddccbc058a50c18`. Contenders block on the key's index; a refused
-//!   acquire with no holder means a lock-delay is running, retried every 5 s.
-//! - **Semaphore**: each contender holds `<prefix>/<session>` (session behavior `delete`), and
-//!   `<prefix>/.lock` holds `{"Limit":N,"Holders":{session:true}}`, updated with CAS; holders
-//!   whose contender key is gone are pruned. Flags `0xe0f69a2baa414de0`.
-//!
-//! The child starts only once the lock is held. A monitor blocks on the lock and reports its
-//! loss (tolerating `-monitor-retry` transient errors, 1 s apart); the child then gets SIGTERM
-//! and, 5 s later, SIGKILL. On every exit path the lock is released, the session destroyed and
-//! an unused lock key removed. Exit codes: 0, 1 on errors, 2 with `-child-exit-code` when the
-//! child failed.
+//! The child starts only once the lock is held. The lock's loss (tolerating `-monitor-retry`
+//! transient errors, 1 s apart) or a shutdown signal sends the child SIGTERM and, 5 s later,
+//! SIGKILL. On every exit path the lock is released, the session destroyed and an unused lock
+//! key removed. Exit codes: 0, 1 on errors, 2 with `-child-exit-code` when the child failed.
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use proconsul_api::{Client, KvEntry, KvWrite, QueryOptions, SessionRequest};
-use serde::{Deserialize, Serialize};
+use proconsul_api::lock::join_key;
+use proconsul_api::semaphore::DEFAULT_SEMAPHORE_KEY;
+use proconsul_api::{
+    Lock, LockError, LockOptions, Lost, Semaphore, SemaphoreError, SemaphoreOptions, Stop,
+};
 
 use super::{client, parse_flags};
 use crate::flags::{self, Flag, Kind, CLIENT_FLAGS, SERVER_FLAGS};
 use crate::process;
 use crate::ui;
 
-/// Flags marking a key as a lock (Consul's `LockFlagValue`).
-pub const LOCK_FLAG: u64 = 0x2ddc_cbc0_58a5_0c18;
-/// Flags marking a key as part of a semaphore (Consul's `SemaphoreFlagValue`).
-pub const SEMAPHORE_FLAG: u64 = 0xe0f6_9a2b_aa41_4de0;
-/// The coordination key inside the prefix (Consul's `DefaultSemaphoreKey`).
-const LOCK_KEY: &str = ".lock";
-const SESSION_TTL: Duration = Duration::from_secs(15);
-/// How long one blocking read waits while contending.
-const WAIT_TIME: Duration = Duration::from_secs(15);
-/// Pause after an acquire refused by a lock-delay.
-const RETRY_TIME: Duration = Duration::from_secs(5);
+/// TTL of the lock's session (Consul's `lockSessionTTL`).
+const SESSION_TTL: &str = "15s";
 /// Time between SIGTERM and SIGKILL for a child that lost its lock.
 const KILL_GRACE: Duration = Duration::from_secs(5);
+/// Pause between retries while monitoring (Consul's `defaultMonitorRetryTime`).
 const MONITOR_RETRY_TIME: Duration = Duration::from_secs(1);
 
 const FLAGS: &[Flag] = &[
@@ -123,444 +110,47 @@ Usage: proconsul lock [options] prefix child...
     )
 }
 
-/// Go's `path.Join(prefix, name)` for the keys used here.
-fn join(prefix: &str, name: &str) -> String {
-    let prefix = prefix.trim_end_matches('/');
-    if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}/{name}")
-    }
-}
-
-/// Worth retrying while monitoring (the Go client's `IsRetryableError`): no answer, or a 500.
-fn retryable(e: &proconsul_api::Error) -> bool {
-    e.is_transport() || e.status() == Some(500)
-}
-
-/// Why the cleanup of a lock key did not happen.
-#[derive(Debug, PartialEq, Eq)]
-pub enum CleanupError {
-    /// Someone else holds or waits on it (not an error for the command).
-    InUse,
-    Other(String),
-}
-
-/// The value of a semaphore's `.lock` key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct SemaphoreLock {
-    pub limit: i64,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub holders: BTreeMap<String, bool>,
-}
-
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<String, bool>, D::Error> {
-    Ok(Option::deserialize(d)?.unwrap_or_default())
-}
-
-impl SemaphoreLock {
-    /// Decode a `.lock` entry; a missing entry or value is an empty lock with our limit.
-    pub fn decode(entry: Option<&KvEntry>, limit: i64) -> Result<SemaphoreLock, String> {
-        match entry.and_then(|e| e.value.as_deref()) {
-            None => Ok(SemaphoreLock {
-                limit,
-                holders: BTreeMap::new(),
-            }),
-            Some(v) => serde_json::from_slice(v).map_err(|e| format!("lock decoding failed: {e}")),
-        }
-    }
-
-    /// Drop holders whose session no longer holds any key under the prefix.
-    pub fn prune(&mut self, pairs: &[KvEntry]) {
-        let alive: Vec<&str> = pairs
-            .iter()
-            .filter_map(|p| p.session.as_deref())
-            .filter(|s| !s.is_empty())
-            .collect();
-        self.holders.retain(|h, _| alive.contains(&h.as_str()));
-    }
-}
-
-/// A lock or a semaphore at a prefix.
-#[derive(Debug, Clone)]
-pub enum Locker {
-    Lock { key: String },
-    Semaphore { prefix: String, limit: i64 },
-}
-
-fn session_of(e: &KvEntry) -> &str {
-    e.session.as_deref().unwrap_or_default()
+/// A lock or a semaphore at the prefix.
+enum Locker {
+    Lock(Lock),
+    Semaphore(Semaphore),
 }
 
 impl Locker {
-    fn session_behavior(&self) -> &'static str {
+    fn acquire(&self, stop: &Stop) -> Result<Option<Lost>, String> {
         match self {
-            Locker::Lock { .. } => "",
-            Locker::Semaphore { .. } => "delete",
+            Locker::Lock(l) => l.acquire(Some(stop)).map_err(|e| e.to_string()),
+            Locker::Semaphore(s) => s.acquire(Some(stop)).map_err(|e| e.to_string()),
         }
     }
 
-    /// Contend until held (`Ok(true)`), until `timeout` ran out (`Ok(false)`), or an error.
-    pub fn acquire(
-        &self,
-        c: &Client,
-        session: &str,
-        timeout: Option<Duration>,
-    ) -> Result<bool, String> {
-        if let Locker::Semaphore { prefix, .. } = self {
-            let made = c
-                .kv_put(
-                    &join(prefix, session),
-                    b"",
-                    &KvWrite {
-                        flags: SEMAPHORE_FLAG,
-                        acquire: Some(session.to_string()),
-                        ..KvWrite::default()
-                    },
-                )
-                .map_err(|e| format!("failed to make contender entry: {e}"))?;
-            if !made {
-                return Err("failed to make contender entry: <nil>".into());
-            }
-        }
-        let start = Instant::now();
-        let mut attempts = 0;
-        let mut wait_index = 0;
-        loop {
-            let mut wait = timeout.unwrap_or(WAIT_TIME);
-            if let Some(limit) = timeout {
-                if attempts > 0 {
-                    let elapsed = start.elapsed();
-                    if elapsed > limit {
-                        return Ok(false);
-                    }
-                    wait = limit - elapsed;
-                }
-            }
-            attempts += 1;
-            let opts = QueryOptions {
-                wait_index,
-                wait_time: Some(wait),
-                ..QueryOptions::default()
-            };
-            match self {
-                Locker::Lock { key } => {
-                    let (pair, meta) = c
-                        .kv_get(key, &opts)
-                        .map_err(|e| format!("failed to read lock: {e}"))?;
-                    if let Some(p) = &pair {
-                        if p.flags != LOCK_FLAG {
-                            return Err("Existing key does not match lock use".into());
-                        }
-                        if session_of(p) == session {
-                            return Ok(true);
-                        }
-                        if !session_of(p).is_empty() {
-                            wait_index = meta.last_index;
-                            continue;
-                        }
-                    }
-                    let locked = c
-                        .kv_put(
-                            key,
-                            b"",
-                            &KvWrite {
-                                flags: LOCK_FLAG,
-                                acquire: Some(session.to_string()),
-                                ..KvWrite::default()
-                            },
-                        )
-                        .map_err(|e| format!("failed to acquire lock: {e}"))?;
-                    if locked {
-                        return Ok(true);
-                    }
-                    // Refused: either someone was faster (block on them) or a lock-delay is
-                    // running (wait it out).
-                    let (pair, meta) = c
-                        .kv_get(key, &QueryOptions::default())
-                        .map_err(|e| format!("failed to read lock: {e}"))?;
-                    if pair.as_ref().is_some_and(|p| !session_of(p).is_empty()) {
-                        wait_index = meta.last_index;
-                    } else {
-                        wait_index = 0;
-                        std::thread::sleep(RETRY_TIME);
-                    }
-                }
-                Locker::Semaphore { prefix, limit } => {
-                    let (pairs, meta) = c
-                        .kv_list(prefix, &opts)
-                        .map_err(|e| format!("failed to read prefix: {e}"))?;
-                    let lock_key = join(prefix, LOCK_KEY);
-                    let lock_pair = pairs.iter().find(|p| p.key == lock_key);
-                    if lock_pair.is_some_and(|p| p.flags != SEMAPHORE_FLAG) {
-                        return Err("Existing key does not match semaphore use".into());
-                    }
-                    let mut lock = SemaphoreLock::decode(lock_pair, *limit)?;
-                    if lock.limit != *limit {
-                        return Err(format!(
-                            "semaphore limit conflict (lock: {}, local: {limit})",
-                            lock.limit
-                        ));
-                    }
-                    lock.prune(&pairs);
-                    if lock.holders.len() as i64 >= lock.limit {
-                        wait_index = meta.last_index;
-                        continue;
-                    }
-                    lock.holders.insert(session.to_string(), true);
-                    let ok = c
-                        .kv_put(
-                            &lock_key,
-                            &serde_json::to_vec(&lock).unwrap_or_default(),
-                            &KvWrite {
-                                flags: SEMAPHORE_FLAG,
-                                cas: Some(lock_pair.map(|p| p.modify_index).unwrap_or(0)),
-                                ..KvWrite::default()
-                            },
-                        )
-                        .map_err(|e| format!("failed to update lock: {e}"))?;
-                    if ok {
-                        return Ok(true);
-                    }
-                    // Lost a race with another contender: read again at once.
-                    wait_index = 0;
-                }
-            }
-        }
-    }
-
-    /// Is `session` still the holder, according to one (blocking) read? Returns the index to
-    /// block on next.
-    fn still_held(
-        &self,
-        c: &Client,
-        session: &str,
-        wait_index: u64,
-    ) -> proconsul_api::Result<(bool, u64)> {
-        let opts = QueryOptions {
-            consistent: true,
-            wait_index,
-            ..QueryOptions::default()
-        };
+    fn release(&self) -> Result<(), String> {
         match self {
-            Locker::Lock { key } => {
-                let (pair, meta) = c.kv_get(key, &opts)?;
-                let held = pair.is_some_and(|p| session_of(&p) == session);
-                Ok((held, meta.last_index))
-            }
-            Locker::Semaphore { prefix, limit } => {
-                let (pairs, meta) = c.kv_list(prefix, &opts)?;
-                let lock_key = join(prefix, LOCK_KEY);
-                let held =
-                    match SemaphoreLock::decode(pairs.iter().find(|p| p.key == lock_key), *limit) {
-                        Ok(mut lock) => {
-                            lock.prune(&pairs);
-                            lock.holders.contains_key(session)
-                        }
-                        Err(_) => false,
-                    };
-                Ok((held, meta.last_index))
-            }
+            Locker::Lock(l) => l.release().map_err(|e| e.to_string()),
+            Locker::Semaphore(s) => s.release().map_err(|e| e.to_string()),
         }
     }
 
-    /// Block until the lock is lost; up to `retries` transient errors in a row are ridden out.
-    pub fn monitor(&self, c: &Client, session: &str, retries: u32) {
-        let mut wait_index = 0;
-        let mut left = retries;
-        loop {
-            match self.still_held(c, session, wait_index) {
-                Ok((true, index)) => {
-                    wait_index = index;
-                    left = retries;
-                }
-                Ok((false, _)) => return,
-                Err(e) if left > 0 && retryable(&e) => {
-                    std::thread::sleep(MONITOR_RETRY_TIME);
-                    left -= 1;
-                    wait_index = 0;
-                }
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Give up the lock or our semaphore slot.
-    pub fn release(&self, c: &Client, session: &str) -> Result<(), String> {
+    /// Remove the lock key: `Ok(false)` when it is still in use (not an error here).
+    fn destroy(&self) -> Result<bool, String> {
         match self {
-            Locker::Lock { key } => {
-                c.kv_put(
-                    key,
-                    b"",
-                    &KvWrite {
-                        flags: LOCK_FLAG,
-                        release: Some(session.to_string()),
-                        ..KvWrite::default()
-                    },
-                )
-                .map_err(|e| format!("failed to release lock: {e}"))?;
-                Ok(())
-            }
-            Locker::Semaphore { prefix, limit } => {
-                let lock_key = join(prefix, LOCK_KEY);
-                loop {
-                    let (pair, _) = c
-                        .kv_get(&lock_key, &QueryOptions::default())
-                        .map_err(|e| e.to_string())?;
-                    let mut lock = SemaphoreLock::decode(pair.as_ref(), *limit)?;
-                    if lock.holders.remove(session).is_none() {
-                        break;
-                    }
-                    let ok = c
-                        .kv_put(
-                            &lock_key,
-                            &serde_json::to_vec(&lock).unwrap_or_default(),
-                            &KvWrite {
-                                flags: SEMAPHORE_FLAG,
-                                cas: Some(pair.map(|p| p.modify_index).unwrap_or(0)),
-                                ..KvWrite::default()
-                            },
-                        )
-                        .map_err(|e| format!("failed to update lock: {e}"))?;
-                    if ok {
-                        break;
-                    }
-                }
-                c.kv_delete(&join(prefix, session), false, None)
-                    .map_err(|e| e.to_string())?;
-                Ok(())
-            }
-        }
-    }
-
-    /// Remove the lock key if nobody uses it.
-    pub fn cleanup(&self, c: &Client) -> Result<(), CleanupError> {
-        let (pair, pairs) = match self {
-            Locker::Lock { key } => {
-                let (pair, _) = c
-                    .kv_get(key, &QueryOptions::default())
-                    .map_err(|e| CleanupError::Other(format!("failed to read lock: {e}")))?;
-                let Some(pair) = pair else { return Ok(()) };
-                if pair.flags != LOCK_FLAG {
-                    return Err(CleanupError::Other(
-                        "Existing key does not match lock use".into(),
-                    ));
-                }
-                if !session_of(&pair).is_empty() {
-                    return Err(CleanupError::InUse);
-                }
-                (pair, Vec::new())
-            }
-            Locker::Semaphore { prefix, limit } => {
-                let (pairs, _) = c
-                    .kv_list(prefix, &QueryOptions::default())
-                    .map_err(|e| CleanupError::Other(format!("failed to read prefix: {e}")))?;
-                let lock_key = join(prefix, LOCK_KEY);
-                let Some(pair) = pairs.iter().find(|p| p.key == lock_key).cloned() else {
-                    return Ok(());
-                };
-                if pair.flags != SEMAPHORE_FLAG {
-                    return Err(CleanupError::Other(
-                        "Existing key does not match semaphore use".into(),
-                    ));
-                }
-                let mut lock =
-                    SemaphoreLock::decode(Some(&pair), *limit).map_err(CleanupError::Other)?;
-                lock.prune(&pairs);
-                if !lock.holders.is_empty() {
-                    return Err(CleanupError::InUse);
-                }
-                (pair, pairs)
-            }
-        };
-        drop(pairs);
-        let removed = c
-            .kv_delete(&pair.key, false, Some(pair.modify_index))
-            .map_err(|e| CleanupError::Other(format!("failed to remove lock: {e}")))?;
-        if removed {
-            Ok(())
-        } else {
-            Err(CleanupError::InUse)
+            Locker::Lock(l) => match l.destroy() {
+                Ok(()) => Ok(true),
+                Err(LockError::InUse) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            },
+            Locker::Semaphore(s) => match s.destroy() {
+                Ok(()) => Ok(true),
+                Err(SemaphoreError::InUse) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            },
         }
     }
 }
 
-/// A TTL session kept alive by a renewal thread until [`Session::close`].
-struct Session {
-    id: String,
-    stop: Option<Sender<()>>,
-    renewer: Option<JoinHandle<()>>,
-}
-
-impl Session {
-    fn create(c: &Client, name: &str, behavior: &str) -> Result<Session, String> {
-        let id = c
-            .session_create(&SessionRequest {
-                name: name.to_string(),
-                ttl: proconsul_types::duration::format(SESSION_TTL),
-                behavior: behavior.to_string(),
-                ..SessionRequest::default()
-            })
-            .map_err(|e| format!("failed to create session: {e}"))?;
-        let (stop, stopped) = mpsc::channel::<()>();
-        let (rc, rid) = (c.clone(), id.clone());
-        let renewer = std::thread::spawn(move || renew(&rc, &rid, &stopped));
-        Ok(Session {
-            id,
-            stop: Some(stop),
-            renewer: Some(renewer),
-        })
-    }
-
-    /// Stop renewing and destroy the session (its locks are released by the agent).
-    fn close(mut self, c: &Client) {
-        drop(self.stop.take());
-        if let Some(h) = self.renewer.take() {
-            let _ = h.join();
-        }
-        let _ = c.session_destroy(&self.id);
-    }
-}
-
-/// Renew every TTL/2; after an error retry each second until a whole TTL passed without a
-/// renewal (then the session is gone anyway). Returns when told to stop or the session vanished.
-fn renew(c: &Client, id: &str, stop: &Receiver<()>) {
-    let mut ttl = SESSION_TTL;
-    let mut wait = ttl / 2;
-    let mut last_ok = Instant::now();
-    loop {
-        match stop.recv_timeout(wait) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        match c.session_renew(id) {
-            Ok(Some(entry)) => {
-                if let Ok(t) = proconsul_types::duration::parse(&entry.ttl) {
-                    if !t.is_zero() {
-                        ttl = t;
-                    }
-                }
-                last_ok = Instant::now();
-                wait = ttl / 2;
-            }
-            Ok(None) => return,
-            Err(_) => {
-                if last_ok.elapsed() > ttl {
-                    return;
-                }
-                wait = Duration::from_secs(1);
-            }
-        }
-    }
-}
-
-/// What the main loop waits for.
+/// What the main loop waits for once the lock is held.
 enum Event {
     Shutdown,
-    Acquired(Result<bool, String>),
     Lost,
     /// The child ended; `true` when it failed (or could not start).
     ChildExited(bool),
@@ -618,50 +208,59 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     c.agent_node_name()
         .map_err(|e| ui::fail(format!("Error querying Consul agent: {e}")))?;
 
+    let setup_failed = |e: String| ui::fail(format!("Lock setup failed: {e}"));
     let locker = if limit == 1 {
-        let key = join(&prefix, LOCK_KEY);
+        let key = join_key(&prefix, DEFAULT_SEMAPHORE_KEY);
         info(&format!("Setting up lock at path: {key}"));
-        Locker::Lock { key }
+        let opts = LockOptions {
+            key,
+            session_name: name,
+            session_ttl: SESSION_TTL.into(),
+            monitor_retries: retries,
+            monitor_retry_time: MONITOR_RETRY_TIME,
+            lock_wait_time: timeout.unwrap_or_default(),
+            lock_try_once: timeout.is_some(),
+            ..LockOptions::default()
+        };
+        Locker::Lock(Lock::new(&c, opts).map_err(|e| setup_failed(e.to_string()))?)
     } else {
         info(&format!(
             "Setting up semaphore (limit {limit}) at prefix: {prefix}"
         ));
-        if prefix.is_empty() {
-            return Err(ui::fail("Lock setup failed: missing prefix"));
-        }
-        Locker::Semaphore { prefix, limit }
+        let opts = SemaphoreOptions {
+            prefix,
+            limit,
+            session_name: name,
+            session_ttl: SESSION_TTL.into(),
+            monitor_retries: retries,
+            monitor_retry_time: MONITOR_RETRY_TIME,
+            semaphore_wait_time: timeout.unwrap_or_default(),
+            semaphore_try_once: timeout.is_some(),
+            ..SemaphoreOptions::default()
+        };
+        Locker::Semaphore(Semaphore::new(&c, opts).map_err(|e| setup_failed(e.to_string()))?)
     };
 
+    let stop = Stop::new();
     let (tx, rx) = mpsc::channel::<Event>();
     {
-        let tx = tx.clone();
+        let (tx, stop) = (tx.clone(), stop.clone());
         process::on_shutdown(move || {
+            stop.stop();
             let _ = tx.send(Event::Shutdown);
         });
     }
 
     info("Attempting lock acquisition");
-    let session = Session::create(&c, &name, locker.session_behavior())
-        .map_err(|e| ui::fail(format!("Lock acquisition failed: {e}")))?;
-    {
-        let (tx, c, locker, sid) = (tx.clone(), c.clone(), locker.clone(), session.id.clone());
-        std::thread::spawn(move || {
-            let _ = tx.send(Event::Acquired(locker.acquire(&c, &sid, timeout)));
-        });
-    }
-    match rx.recv() {
-        Ok(Event::Acquired(Ok(true))) => {}
-        Ok(Event::Acquired(Err(e))) => {
-            session.close(&c);
-            return Err(ui::fail(format!("Lock acquisition failed: {e}")));
-        }
-        _ => {
-            session.close(&c);
+    let lost = match locker.acquire(&stop) {
+        Ok(Some(lost)) => lost,
+        Ok(None) => {
             return Err(ui::fail(
                 "Shutdown triggered or timeout during lock acquisition",
-            ));
+            ))
         }
-    }
+        Err(e) => return Err(ui::fail(format!("Lock acquisition failed: {e}"))),
+    };
 
     let mut child_code = 0;
     let shutdown_pending = matches!(rx.try_recv(), Ok(Event::Shutdown));
@@ -669,43 +268,44 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ui::err("Shutdown triggered during lock acquisition");
     } else {
         {
-            let (tx, c, locker, sid) = (tx.clone(), c.clone(), locker.clone(), session.id.clone());
+            let tx = tx.clone();
             std::thread::spawn(move || {
-                locker.monitor(&c, &sid, retries);
+                lost.wait();
                 let _ = tx.send(Event::Lost);
             });
         }
         let pid = start_child(&child_args, shell, p.bool("pass-stdin"), &tx, &info);
-        loop {
-            match rx.recv() {
-                Ok(Event::Shutdown) => info("Shutdown triggered, killing child"),
-                Ok(Event::Lost) => info("Lock lost, killing child"),
-                Ok(Event::ChildExited(failed)) => {
-                    if failed {
-                        child_code = 2;
-                    }
-                    info("Child terminated, releasing lock");
-                    break;
+        let child_ended = match rx.recv() {
+            Ok(Event::Shutdown) => {
+                info("Shutdown triggered, killing child");
+                false
+            }
+            Ok(Event::Lost) => {
+                info("Lock lost, killing child");
+                false
+            }
+            Ok(Event::ChildExited(failed)) => {
+                if failed {
+                    child_code = 2;
                 }
-                Ok(Event::Acquired(_)) => continue,
-                Err(_) => {}
+                info("Child terminated, releasing lock");
+                true
             }
-            if let Some(pid) = pid {
-                kill_child(pid, &rx, &info);
-            }
-            break;
+            Err(_) => false,
+        };
+        if let (false, Some(pid)) = (child_ended, pid) {
+            kill_child(pid, &rx, &info);
         }
     }
 
-    let released = locker.release(&c, &session.id);
-    session.close(&c);
-    if let Err(e) = released {
+    // Releasing also destroys the session.
+    if let Err(e) = locker.release() {
         return Err(ui::fail(format!("Lock release failed: {e}")));
     }
-    match locker.cleanup(&c) {
-        Ok(()) => info("Cleanup succeeded"),
-        Err(CleanupError::InUse) => info("Cleanup aborted, lock in use"),
-        Err(CleanupError::Other(e)) => {
+    match locker.destroy() {
+        Ok(true) => info("Cleanup succeeded"),
+        Ok(false) => info("Cleanup aborted, lock in use"),
+        Err(e) => {
             return Err(ui::fail(format!("Lock cleanup failed: {e}")));
         }
     }
@@ -797,47 +397,5 @@ fn kill_child(pid: u32, rx: &Receiver<Event>, info: &dyn Fn(&str)) {
     info(&format!("Killing child pid {pid}"));
     if let Err(e) = process::signal(pid, libc::SIGKILL) {
         ui::err(&format!("Failed to kill {pid}: {e}"));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_join_like_go_path() {
-        assert_eq!(join("service/web/", LOCK_KEY), "service/web/.lock");
-        assert_eq!(join("a", "sess"), "a/sess");
-    }
-
-    #[test]
-    fn semaphore_lock_value_and_pruning() {
-        let lock = SemaphoreLock::decode(None, 3).unwrap();
-        assert_eq!((lock.limit, lock.holders.len()), (3, 0));
-        let entry = KvEntry {
-            key: "p/.lock".into(),
-            value: Some(br#"{"Limit":2,"Holders":{"s1":true,"s2":true}}"#.to_vec()),
-            ..KvEntry::default()
-        };
-        let mut lock = SemaphoreLock::decode(Some(&entry), 2).unwrap();
-        let alive = KvEntry {
-            key: "p/s1".into(),
-            session: Some("s1".into()),
-            ..KvEntry::default()
-        };
-        lock.prune(&[entry.clone(), alive]);
-        assert_eq!(lock.holders.keys().collect::<Vec<_>>(), vec!["s1"]);
-        assert_eq!(
-            serde_json::to_string(&lock).unwrap(),
-            r#"{"Limit":2,"Holders":{"s1":true}}"#
-        );
-        let null = KvEntry {
-            value: Some(br#"{"Limit":2,"Holders":null}"#.to_vec()),
-            ..KvEntry::default()
-        };
-        assert!(SemaphoreLock::decode(Some(&null), 2)
-            .unwrap()
-            .holders
-            .is_empty());
     }
 }

@@ -5,10 +5,10 @@ use std::cmp::Ordering;
 
 use proconsul_api::{AgentMember, QueryOptions};
 use proconsul_types::member_status;
+use regex_lite::Regex;
 
 use super::{client, parse_flags};
 use crate::flags::{self, Flag, CLIENT_FLAGS};
-use crate::regex::Regex;
 use crate::ui;
 
 const FLAGS: &[Flag] = &[
@@ -168,7 +168,7 @@ pub fn render(mut members: Vec<AgentMember>, status: &Regex, detailed: bool) -> 
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let p = parse_flags(&all_flags(), args, help)?;
-    let status = Regex::new(p.str("status").unwrap_or(".*"))
+    let status = crate::regex::compile(p.str("status").unwrap_or(".*"))
         .map_err(|e| ui::fail(format!("Failed to compile status regexp: {e}")))?;
     let c = client(&p)?;
     let mut q: Vec<(&str, String)> = Vec::new();

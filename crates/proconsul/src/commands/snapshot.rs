@@ -68,7 +68,7 @@ pub fn save(args: &[String]) -> anyhow::Result<()> {
     let archive = c
         .snapshot_save(p.bool("stale"))
         .map_err(|e| ui::fail(format!("Error saving snapshot: {e}")))?;
-    let (meta, _) = proconsul_types::archive::read(&archive)
+    let (meta, _) = proconsul_archive::read(&archive)
         .map_err(|e| ui::fail(format!("Error verifying snapshot file: {e}")))?;
     let tmp = format!("{file}.part");
     std::fs::write(&tmp, &archive)
@@ -124,7 +124,7 @@ pub fn inspect(args: &[String]) -> anyhow::Result<()> {
     let file = one_file(&p, inspect_help)?;
     let archive =
         std::fs::read(&file).map_err(|e| ui::fail(format!("Error opening snapshot file: {e}")))?;
-    let (meta, _) = proconsul_types::archive::read(&archive)
+    let (meta, _) = proconsul_archive::read(&archive)
         .map_err(|e| ui::fail(format!("Error verifying snapshot: {e}")))?;
     let rows = vec![
         vec![" ID".to_string(), meta.id],

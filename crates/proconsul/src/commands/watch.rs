@@ -282,7 +282,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ui::err(&help());
         return Err(ui::exit_silently(1));
     }
-    let plan = params.plan().map_err(ui::fail)?;
+    let plan = params.plan().map_err(|e| ui::fail(e.to_string()))?;
     let shell = p.str("shell").map(|_| p.bool("shell")).unwrap_or(true);
     let c = client(&p)?.with_fresh_connections();
     c.agent_node_name()
