@@ -44,7 +44,11 @@ fn assert_fixture_state(port: u16) {
     assert_eq!(raw(port, "app/color").as_deref(), Some(&b"blue"[..]));
     assert_eq!(raw(port, "app/binary").as_deref(), Some(&b"a\x01b"[..]));
     assert_eq!(raw(port, "txn/a").as_deref(), Some(&b"aaa"[..]));
-    assert_eq!(http_get(port, "/v1/kv/gone").unwrap().0, 404, "a deleted key");
+    assert_eq!(
+        http_get(port, "/v1/kv/gone").unwrap().0,
+        404,
+        "a deleted key"
+    );
     let flags = json(port, "/v1/kv/app/flags");
     assert_eq!(flags[0]["Flags"], 42);
     assert_eq!(json(port, "/v1/kv/txn/b")[0]["Flags"], 7);
@@ -67,7 +71,10 @@ fn assert_fixture_state(port: u16) {
     assert_eq!(checks[0]["CheckID"], "db-alive", "{checks}");
     assert_eq!(checks[0]["Status"], "passing");
     assert_eq!(checks[0]["Output"], "ok");
-    assert_eq!(json(port, "/v1/catalog/service/cache"), serde_json::json!([]));
+    assert_eq!(
+        json(port, "/v1/catalog/service/cache"),
+        serde_json::json!([])
+    );
 
     let s = json(port, &format!("/v1/session/info/{session}"));
     assert_eq!(s[0]["Name"], "locker", "{s}");
