@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use proconsul_http::{Backend, ServiceRegistration};
 use proconsul_types::{
-    AgentMember, AgentService, CheckDefinition, HealthCheck, QueryMeta, QueryOptions, ReadRequest,
-    ReadResponse, RpcError, UserEvent, WriteRequest, WriteResponse,
+    AgentMember, AgentService, CheckDefinition, HealthCheck, RpcError, ServerCall, UserEvent,
+    WriteRequest,
 };
 use serde_json::json;
 
@@ -30,20 +30,8 @@ impl Agent {
 }
 
 impl Backend for Agent {
-    async fn read(
-        &self,
-        req: ReadRequest,
-        opts: QueryOptions,
-    ) -> Result<(QueryMeta, ReadResponse), RpcError> {
-        self.rpc_read(req, opts).await
-    }
-
-    async fn write(
-        &self,
-        req: WriteRequest,
-        datacenter: String,
-    ) -> Result<(u64, WriteResponse), RpcError> {
-        self.rpc_write_dc(req, &datacenter).await
+    async fn call<R: ServerCall>(&self, req: R) -> Result<R::Reply, RpcError> {
+        Agent::call(self, req).await
     }
 
     fn datacenter(&self) -> String {
@@ -62,20 +50,6 @@ impl Backend for Agent {
         self.inner
             .kv_max_value_size
             .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    async fn status_leader(&self) -> Result<String, RpcError> {
-        match &self.inner.server {
-            Some(s) => Ok(s.leader_addr()),
-            None => self.remote_status().await.map(|s| s.leader),
-        }
-    }
-
-    async fn status_peers(&self) -> Result<Vec<String>, RpcError> {
-        match &self.inner.server {
-            Some(s) => Ok(s.peers()),
-            None => self.remote_status().await.map(|s| s.peers),
-        }
     }
 
     fn agent_self(&self) -> serde_json::Value {
@@ -284,71 +258,6 @@ impl Backend for Agent {
         }
     }
 
-    async fn operator_raft_configuration(
-        &self,
-        stale: bool,
-    ) -> Result<proconsul_types::RaftConfiguration, RpcError> {
-        match &self.inner.server {
-            Some(s) => s.raft_configuration_read(stale).await,
-            None => {
-                self.on_some_server(|pool, addr| async move {
-                    pool.raft_configuration(&addr, stale, false).await
-                })
-                .await
-            }
-        }
-    }
-
-    async fn operator_raft_remove_peer(&self, id: String, address: String) -> Result<(), RpcError> {
-        let config = self.operator_raft_configuration(false).await?;
-        let found = config.servers.iter().find(|s| {
-            (!id.is_empty() && s.id == id) || (!address.is_empty() && s.address == address)
-        });
-        let Some(target) = found else {
-            return Err(RpcError::Internal(if id.is_empty() {
-                format!("address {address:?} was not found in the Raft configuration")
-            } else {
-                format!("id {id:?} was not found in the Raft configuration")
-            }));
-        };
-        // Node IDs (and the hex fallback for servers gossip does not know) map back to the
-        // Raft id they were derived from.
-        let raft_id = proconsul_server::raft_id_from_node_id(&target.id);
-        tracing::info!(target: "agent", peer = %target.address, "removing peer from the raft configuration");
-        match &self.inner.server {
-            Some(s) => s.remove_peer(raft_id).await,
-            None => {
-                self.on_some_server(|pool, addr| async move {
-                    pool.remove_peer(&addr, raft_id, false).await
-                })
-                .await
-            }
-        }
-    }
-
-    async fn operator_raft_transfer_leader(&self, id: String) -> Result<(), RpcError> {
-        let target = if id.is_empty() {
-            None
-        } else {
-            let config = self.operator_raft_configuration(false).await?;
-            let Some(found) = config.servers.iter().find(|s| s.id == id) else {
-                return Err(RpcError::Internal(format!(
-                    "id {id:?} was not found in the Raft configuration"
-                )));
-            };
-            Some(proconsul_server::raft_id_from_node_id(&found.id))
-        };
-        match &self.inner.server {
-            Some(s) => s.transfer_leader(target, false).await,
-            None => {
-                self.on_some_server(|pool, addr| async move {
-                    pool.transfer_leader(&addr, target, false).await
-                })
-                .await
-            }
-        }
-    }
-
     async fn operator_keyring(
         &self,
         op: &str,
@@ -399,44 +308,6 @@ impl Backend for Agent {
             )));
         }
         Ok(out)
-    }
-
-    async fn operator_autopilot_health(&self) -> Result<proconsul_types::OperatorHealth, RpcError> {
-        match &self.inner.server {
-            Some(s) => s.autopilot_health().await,
-            None => {
-                self.on_some_server(|pool, addr| async move { pool.autopilot_health(&addr).await })
-                    .await
-            }
-        }
-    }
-
-    async fn operator_autopilot_state(&self) -> Result<proconsul_types::AutopilotState, RpcError> {
-        match &self.inner.server {
-            Some(s) => s.autopilot_state().await,
-            None => {
-                self.on_some_server(|pool, addr| async move { pool.autopilot_state(&addr).await })
-                    .await
-            }
-        }
-    }
-
-    async fn snapshot_save(&self, stale: bool) -> Result<(u64, Vec<u8>), RpcError> {
-        let snap = match &self.inner.server {
-            Some(s) => s.snapshot(stale).await?,
-            None => {
-                self.on_some_server(
-                    |pool, addr| async move { pool.snapshot(&addr, stale, false).await },
-                )
-                .await?
-            }
-        };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let archive = proconsul_archive::write(snap.index, snap.term, &snap.state, now_ms);
-        Ok((snap.index, archive))
     }
 
     async fn snapshot_restore(&self, archive: Vec<u8>) -> Result<(), RpcError> {

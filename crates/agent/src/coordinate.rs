@@ -74,9 +74,12 @@ impl Agent {
             coord: Some(to_api(&c)),
         };
         let dc = self.inner.datacenter.clone();
-        self.rpc_write_dc(WriteRequest::CoordinateUpdate(req), &dc)
-            .await
-            .map(|_| ())
+        self.call(proconsul_types::Write {
+            req: WriteRequest::CoordinateUpdate(req),
+            datacenter: dc,
+        })
+        .await
+        .map(|_| ())
     }
 
     /// `/v1/coordinate/datacenters`: the servers of every datacenter in our WAN pool with the

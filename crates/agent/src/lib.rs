@@ -27,8 +27,9 @@ use std::time::Duration;
 use proconsul_config::{AgentFlags, RuntimeConfig};
 use proconsul_server::{Server, ServerOptions};
 use proconsul_types::{
-    member_status, AgentMember, CheckDefinition, QueryMeta, QueryOptions, ReadRequest,
-    ReadResponse, RpcError, ServiceDefinition, UserEvent, WriteRequest, WriteResponse,
+    member_status, AgentMember, CheckDefinition, QueryMeta, QueryOptions, Read, ReadRequest,
+    ReadResponse, RpcError, ServerCall, ServiceDefinition, UserEvent, Write, WriteRequest,
+    WriteResponse,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -419,54 +420,52 @@ impl Agent {
         self.inner.config.read().unwrap().clone()
     }
 
-    /// Route a read to a server (the local one; forwarding arrives with the cluster issue).
-    pub(crate) async fn rpc_read(
-        &self,
-        req: ReadRequest,
-        opts: QueryOptions,
-    ) -> Result<(QueryMeta, ReadResponse), RpcError> {
-        // A blocking query ends when the agent stops, so it cannot delay shutdown.
+    /// Serve a request on a server: this agent's own, or (client agents) one it knows from
+    /// gossip, trying another when one does not answer. The one way the agent reaches the
+    /// datacenter's state; it ends when the agent stops, so a blocking query cannot delay
+    /// shutdown.
+    pub async fn call<R: ServerCall>(&self, req: R) -> Result<R::Reply, RpcError> {
+        let req = req.into_request();
         let work = async {
             match &self.inner.server {
-                Some(s) => s.read(req, opts).await,
+                Some(s) => s.call(req, false).await,
                 None => {
                     self.on_some_server(|pool, addr| {
-                        let (req, opts) = (req.clone(), opts.clone());
-                        async move { pool.read(&addr, req, opts, false).await }
+                        let req = req.clone();
+                        async move { pool.request(&addr, req, false).await }
                     })
                     .await
                 }
             }
         };
-        tokio::select! {
-            r = work => r,
-            _ = self.inner.shutdown.cancelled() => Err(RpcError::Unavailable("agent is shutting down".into())),
-        }
+        let reply = tokio::select! {
+            r = work => r?,
+            _ = self.inner.shutdown.cancelled() => {
+                return Err(RpcError::Unavailable("agent is shutting down".into()))
+            }
+        };
+        R::from_reply(reply)
     }
 
-    /// Route a write to a server.
+    /// A read (see [`Agent::call`]).
+    pub(crate) async fn rpc_read(
+        &self,
+        req: ReadRequest,
+        opts: QueryOptions,
+    ) -> Result<(QueryMeta, ReadResponse), RpcError> {
+        self.call(Read { req, opts }).await
+    }
+
+    /// A write to this agent's datacenter (see [`Agent::call`]).
     pub(crate) async fn rpc_write(
         &self,
         req: WriteRequest,
     ) -> Result<(u64, WriteResponse), RpcError> {
-        self.rpc_write_dc(req, "").await
-    }
-
-    pub(crate) async fn rpc_write_dc(
-        &self,
-        req: WriteRequest,
-        dc: &str,
-    ) -> Result<(u64, WriteResponse), RpcError> {
-        match &self.inner.server {
-            Some(s) => s.write(req, dc).await,
-            None => {
-                self.on_some_server(|pool, addr| {
-                    let (req, dc) = (req.clone(), dc.to_string());
-                    async move { pool.write(&addr, req, dc, false).await }
-                })
-                .await
-            }
-        }
+        self.call(Write {
+            req,
+            datacenter: String::new(),
+        })
+        .await
     }
 
     /// The servers of our datacenter a client agent can call, from the LAN pool, shuffled
@@ -490,14 +489,6 @@ impl Agent {
             .collect();
         v.shuffle(&mut rand::rng());
         v
-    }
-
-    /// A server's view of leader and peers (client agents).
-    pub(crate) async fn remote_status(
-        &self,
-    ) -> Result<proconsul_server::remote::StatusReply, RpcError> {
-        self.on_some_server(|pool, addr| async move { pool.status(&addr).await.map(Ok) })
-            .await
     }
 
     /// Run a call on one server after another until one answers (client agents).

@@ -1,14 +1,18 @@
 //! The one interface between the HTTP layer and the agent.
 //!
-//! Datacenter state goes through `read`/`write` (typed requests, the same ones a client agent
-//! forwards to a server); agent-local state (its services, checks, members) has its own calls.
+//! Datacenter state goes through [`Backend::call`]: a typed request
+//! ([`proconsul_types::ServerCall`]) that the agent serves on its own server or sends to one —
+//! the same request a client agent forwards and a follower hands to the leader. `read` and
+//! `write` are that call for the two general requests. Agent-local state (its services,
+//! checks, members, gossip) has its own methods.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 
 use proconsul_types::{
-    AgentMember, AgentService, CheckDefinition, HealthCheck, QueryMeta, QueryOptions, ReadRequest,
-    ReadResponse, RpcError, ServiceDefinition, UserEvent, WriteRequest, WriteResponse,
+    AgentMember, AgentService, CheckDefinition, HealthCheck, QueryMeta, QueryOptions, Read,
+    ReadRequest, ReadResponse, RpcError, ServerCall, ServiceDefinition, UserEvent, Write,
+    WriteRequest, WriteResponse,
 };
 
 /// A service registration through the agent API, with its `?replace-existing-checks` flag.
@@ -20,19 +24,29 @@ pub struct ServiceRegistration {
 
 /// What the HTTP API needs from the agent.
 pub trait Backend: Send + Sync + 'static {
+    /// Serve a request on a server of the datacenter (this agent's, or one it reaches).
+    fn call<R: ServerCall>(
+        &self,
+        req: R,
+    ) -> impl Future<Output = Result<R::Reply, RpcError>> + Send;
+
     /// Serve a read (blocking if `opts.min_index` is set).
     fn read(
         &self,
         req: ReadRequest,
         opts: QueryOptions,
-    ) -> impl Future<Output = Result<(QueryMeta, ReadResponse), RpcError>> + Send;
+    ) -> impl Future<Output = Result<(QueryMeta, ReadResponse), RpcError>> + Send {
+        self.call(Read { req, opts })
+    }
 
     /// Commit a write; returns the Raft index it was committed at.
     fn write(
         &self,
         req: WriteRequest,
         datacenter: String,
-    ) -> impl Future<Output = Result<(u64, WriteResponse), RpcError>> + Send;
+    ) -> impl Future<Output = Result<(u64, WriteResponse), RpcError>> + Send {
+        self.call(Write { req, datacenter })
+    }
 
     /// The agent's datacenter.
     fn datacenter(&self) -> String;
@@ -42,11 +56,6 @@ pub trait Backend: Send + Sync + 'static {
     fn node_name(&self) -> String;
     /// Largest KV value accepted (`limits.kv_max_value_size`).
     fn kv_max_value_size(&self) -> u64;
-
-    /// `"ip:port"` of the Raft leader, or empty.
-    fn status_leader(&self) -> impl Future<Output = Result<String, RpcError>> + Send;
-    /// Raft voters' addresses.
-    fn status_peers(&self) -> impl Future<Output = Result<Vec<String>, RpcError>> + Send;
 
     /// `/v1/agent/self`.
     fn agent_self(&self) -> serde_json::Value;
@@ -107,25 +116,6 @@ pub trait Backend: Send + Sync + 'static {
         reason: String,
     ) -> impl Future<Output = Result<(), RpcError>> + Send;
 
-    /// `/v1/operator/raft/configuration` (the leader's view unless `stale`).
-    fn operator_raft_configuration(
-        &self,
-        stale: bool,
-    ) -> impl Future<Output = Result<proconsul_types::RaftConfiguration, RpcError>> + Send;
-    /// `DELETE /v1/operator/raft/peer?id=|?address=` (exactly one is non-empty).
-    fn operator_raft_remove_peer(
-        &self,
-        id: String,
-        address: String,
-    ) -> impl Future<Output = Result<(), RpcError>> + Send;
-
-    /// `POST /v1/operator/raft/transfer-leader?id=`: hand leadership to that server (any
-    /// other voter when `id` is empty).
-    fn operator_raft_transfer_leader(
-        &self,
-        id: String,
-    ) -> impl Future<Output = Result<(), RpcError>> + Send;
-
     /// `/v1/operator/keyring`: `op` is `list`, `install`, `use` or `remove` (with `key`);
     /// one answer per gossip pool (WAN first on servers).
     fn operator_keyring(
@@ -134,19 +124,6 @@ pub trait Backend: Send + Sync + 'static {
         key: String,
     ) -> impl Future<Output = Result<Vec<proconsul_types::KeyringResponse>, RpcError>> + Send;
 
-    /// `/v1/operator/autopilot/health` (the leader's view).
-    fn operator_autopilot_health(
-        &self,
-    ) -> impl Future<Output = Result<proconsul_types::OperatorHealth, RpcError>> + Send;
-    /// `/v1/operator/autopilot/state` (the leader's view).
-    fn operator_autopilot_state(
-        &self,
-    ) -> impl Future<Output = Result<proconsul_types::AutopilotState, RpcError>> + Send;
-    /// `GET /v1/snapshot`: the index it reflects and the archive bytes.
-    fn snapshot_save(
-        &self,
-        stale: bool,
-    ) -> impl Future<Output = Result<(u64, Vec<u8>), RpcError>> + Send;
     /// `PUT /v1/snapshot`: verify the archive and restore it on every server.
     fn snapshot_restore(
         &self,

@@ -193,17 +193,10 @@ impl Server {
     }
 
     /// Autopilot's health view (`/v1/operator/autopilot/health`), computed on the leader
-    /// (forwarded there). A server is healthy when its gossip status is alive, it answers, it
+    /// (the request is routed there). A server is healthy when its gossip status is alive, it answers, it
     /// heard from the leader within `LastContactThreshold` and its log trails the leader's by
     /// at most `MaxTrailingLogs`.
-    pub async fn autopilot_health(&self) -> Result<OperatorHealth, RpcError> {
-        if !self.is_leader() {
-            return self
-                .forward(true, |pool, leader| async move {
-                    pool.autopilot_health(&leader).await
-                })
-                .await;
-        }
+    pub(crate) async fn autopilot_health(&self) -> Result<OperatorHealth, RpcError> {
         let figures = self.autopilot_figures().await;
         let failure_tolerance = failure_tolerance(&figures);
         Ok(OperatorHealth {
@@ -231,14 +224,7 @@ impl Server {
 
     /// Autopilot's state (`/v1/operator/autopilot/state`), computed on the leader (forwarded
     /// there): the same figures as the health view, keyed by server ID.
-    pub async fn autopilot_state(&self) -> Result<AutopilotState, RpcError> {
-        if !self.is_leader() {
-            return self
-                .forward(true, |pool, leader| async move {
-                    pool.autopilot_state(&leader).await
-                })
-                .await;
-        }
+    pub(crate) async fn autopilot_state(&self) -> Result<AutopilotState, RpcError> {
         let figures = self.autopilot_figures().await;
         let failure_tolerance = failure_tolerance(&figures);
         let mut state = AutopilotState {

@@ -8,6 +8,7 @@
 //! catalog, expire session TTLs, reap KV tombstones, and run autopilot ([`autopilot`]).
 
 mod autopilot;
+mod call;
 mod coordinate;
 mod fsm;
 mod leader;
@@ -25,10 +26,7 @@ use std::time::Duration;
 
 use proconsul_raft::{RaftNode, RaftOptions, RaftTransport};
 use proconsul_state::Store;
-use proconsul_types::{
-    Consistency, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RpcError, WriteRequest,
-    WriteResponse,
-};
+use proconsul_types::RpcError;
 
 /// How long a request waits for a leader during an election (Consul's `rpc_hold_timeout`).
 const RPC_HOLD_TIMEOUT: Duration = Duration::from_secs(7);
@@ -247,39 +245,6 @@ impl Server {
         false
     }
 
-    /// Serve a read: `stale` reads here; default and consistent reads on the leader, forwarded
-    /// to it from a follower.
-    pub async fn read(
-        &self,
-        req: ReadRequest,
-        opts: QueryOptions,
-    ) -> Result<(QueryMeta, ReadResponse), RpcError> {
-        if opts.consistency == Consistency::Stale || self.is_leader() {
-            return self.read_here(req, opts).await;
-        }
-        self.forward(true, |pool, leader| {
-            let (req, opts) = (req.clone(), opts.clone());
-            async move { pool.read(&leader, req, opts, true).await }
-        })
-        .await
-    }
-
-    /// Commit a write on the leader (forwarded there from a follower).
-    pub async fn write(
-        &self,
-        req: WriteRequest,
-        datacenter: &str,
-    ) -> Result<(u64, WriteResponse), RpcError> {
-        if self.is_leader() {
-            return self.write_here(req, datacenter).await;
-        }
-        self.forward(false, |pool, leader| {
-            let (req, dc) = (req.clone(), datacenter.to_string());
-            async move { pool.write(&leader, req, dc, true).await }
-        })
-        .await
-    }
-
     /// Run `call` on the leader. During a leadership change it is retried until Consul's
     /// `rpc_hold_timeout` (7 s): an `idempotent` call after any transport failure or a "no
     /// leader" answer, any other only when the request cannot have been sent (connect failed).
@@ -369,29 +334,23 @@ impl Server {
     }
 
     /// A snapshot of this server's state.
-    pub(crate) fn snapshot_here(&self) -> remote::SnapshotReply {
-        remote::SnapshotReply {
+    pub(crate) fn snapshot_here(&self) -> proconsul_types::SnapshotData {
+        proconsul_types::SnapshotData {
             index: self.inner.store.last_index(),
             term: self.inner.raft.metrics().term,
             state: self.inner.store.dump(),
         }
     }
 
-    /// A snapshot of the state: the leader's (forwarded there) unless `stale`.
-    pub async fn snapshot(&self, stale: bool) -> Result<remote::SnapshotReply, RpcError> {
-        if stale || self.is_leader() {
-            return Ok(self.snapshot_here());
-        }
-        self.forward(true, |pool, leader| async move {
-            pool.snapshot(&leader, stale, true).await
-        })
-        .await
+    /// This server's Raft id.
+    pub fn raft_id(&self) -> u64 {
+        raft_id_from_node_id(&self.inner.opts.node_id)
     }
 
-    /// This server's Raft figures for a peer asking (`STATUS`).
-    pub(crate) fn status_here(&self) -> remote::StatusReply {
+    /// This server's Raft figures for a peer asking (`Status.RaftStats`).
+    pub(crate) fn status_here(&self) -> proconsul_types::RaftStats {
         let m = self.inner.raft.metrics();
-        remote::StatusReply {
+        proconsul_types::RaftStats {
             leader: self.leader_addr(),
             peers: self.peers(),
             last_contact_ms: if self.is_leader() {
@@ -404,38 +363,6 @@ impl Server {
         }
     }
 
-    /// The Raft configuration as the leader sees it (forwarded there), or this server's view
-    /// with `stale`: only the leader knows how far each follower's log reaches.
-    pub async fn raft_configuration_read(
-        &self,
-        stale: bool,
-    ) -> Result<proconsul_types::RaftConfiguration, RpcError> {
-        if stale || self.is_leader() {
-            return Ok(self.raft_configuration());
-        }
-        self.forward(true, |pool, leader| async move {
-            pool.raft_configuration(&leader, stale, true).await
-        })
-        .await
-    }
-
-    /// This server's Raft id.
-    pub fn raft_id(&self) -> u64 {
-        raft_id_from_node_id(&self.inner.opts.node_id)
-    }
-
-    /// Remove a server from the Raft configuration, on the leader (forwarded there from a
-    /// follower).
-    pub async fn remove_peer(&self, id: u64) -> Result<(), RpcError> {
-        if self.is_leader() {
-            return self.inner.raft.remove_voter(id).await.map_err(raft_error);
-        }
-        self.forward(true, |pool, leader| async move {
-            pool.remove_peer(&leader, id, true).await
-        })
-        .await
-    }
-
     /// A graceful leave of a server: ask the leader to take us out of the Raft configuration
     /// while we still answer Raft (Consul's `Server.Leave`), and wait up to `within` for it.
     pub async fn leave_raft(&self, within: Duration) {
@@ -446,7 +373,11 @@ impl Server {
         }
         tracing::info!(target: "agent.server", "removing ourselves from the raft configuration before leaving");
         let deadline = tokio::time::Instant::now() + within;
-        if let Err(e) = tokio::time::timeout(within, self.remove_peer(me))
+        let me_by_address = proconsul_types::RaftRemovePeer {
+            id: String::new(),
+            address: self.inner.opts.rpc_addr.to_string(),
+        };
+        if let Err(e) = tokio::time::timeout(within, self.call_typed(me_by_address))
             .await
             .unwrap_or(Err(RpcError::Internal("timed out".into())))
         {

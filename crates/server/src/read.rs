@@ -66,7 +66,7 @@ impl Server {
         }
     }
 
-    fn meta(&self, index: u64, consistency: Consistency) -> QueryMeta {
+    pub(crate) fn meta(&self, index: u64, consistency: Consistency) -> QueryMeta {
         QueryMeta {
             index: index.max(1),
             known_leader: self.leader().is_some(),

@@ -24,7 +24,7 @@ use std::time::Duration;
 use proconsul_raft::{RaftTransport, RpcKind, TransportError, TransportFuture};
 use proconsul_rpc::{Client, RpcError as WireError};
 use proconsul_types::{
-    QueryMeta, QueryOptions, ReadRequest, ReadResponse, RpcError, WriteRequest, WriteResponse,
+    RaftStats, RpcError, ServerCall, ServerReply, ServerRequest, StatusRaftStats,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -32,26 +32,9 @@ use crate::Server;
 
 /// Method numbers on the wire. 0–2 are Raft's (`RpcKind`).
 pub mod method {
-    /// A read ([`super::ReadCall`]).
-    pub const READ: u8 = 10;
-    /// A write ([`super::WriteCall`]).
-    pub const WRITE: u8 = 11;
-    /// Leader and peers ([`super::StatusReply`]).
-    pub const STATUS: u8 = 12;
-    /// Remove a server from the Raft configuration (`(raft id, forwarded)`).
-    pub const REMOVE_PEER: u8 = 13;
-    /// The Raft configuration ([`proconsul_types::RaftConfiguration`]).
-    pub const RAFT_CONFIG: u8 = 14;
-    /// A state snapshot (`(stale, forwarded)` → `(index, term, state)`).
-    pub const SNAPSHOT: u8 = 15;
-    /// Autopilot's view of server health ([`proconsul_types::OperatorHealth`]).
-    pub const AUTOPILOT_HEALTH: u8 = 16;
-    /// Autopilot's state ([`proconsul_types::AutopilotState`]).
-    pub const AUTOPILOT_STATE: u8 = 17;
-    /// Transfer leadership (`(Option<raft id>, forwarded)`), on the leader.
-    pub const TRANSFER_LEADER: u8 = 18;
-    /// Stand for election now: the target of a leadership transfer, asked by the leader.
-    pub const ELECT: u8 = 19;
+    /// Every other call: a [`proconsul_types::ServerRequest`] ([`super::Call`]) answered with a
+    /// [`proconsul_types::ServerReply`].
+    pub const CALL: u8 = 20;
 }
 
 /// How long to wait to connect to a peer.
@@ -61,50 +44,13 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Raft calls get openraft's own deadline on top; this only bounds a stuck connection.
 const RAFT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A read sent to a server.
+/// A request sent to a server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReadCall {
-    pub req: ReadRequest,
-    pub opts: QueryOptions,
-    /// Already forwarded by a server: execute here, never forward again.
+pub struct Call {
+    pub req: ServerRequest,
+    /// Already forwarded by a server: serve it where it lands, never forward again.
     #[serde(default)]
     pub forwarded: bool,
-}
-
-/// A write sent to a server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WriteCall {
-    pub req: WriteRequest,
-    pub datacenter: String,
-    /// Already forwarded by a server: execute here, never forward again.
-    #[serde(default)]
-    pub forwarded: bool,
-}
-
-/// A state snapshot: the index and term it reflects, and [`proconsul_state::Store::dump`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SnapshotReply {
-    pub index: u64,
-    pub term: u64,
-    #[serde(with = "proconsul_types::rpc::raw_bytes")]
-    pub state: Vec<u8>,
-}
-
-/// A server's view of the Raft cluster.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct StatusReply {
-    /// `ip:port` of the leader, or empty.
-    pub leader: String,
-    /// Voters' RPC addresses.
-    pub peers: Vec<String>,
-    /// Milliseconds since this server last heard from the leader (0 on the leader).
-    #[serde(default)]
-    pub last_contact_ms: u64,
-    /// This server's last log index and current term.
-    #[serde(default)]
-    pub last_index: u64,
-    #[serde(default)]
-    pub term: u64,
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -169,135 +115,38 @@ impl ConnPool {
         r
     }
 
-    /// A typed call: `Ok(answer)` when the server answered (the answer may itself be an
-    /// error), `Err` when the call never got an answer (try another server).
-    async fn typed<Req: Serialize, Resp: DeserializeOwned>(
+    /// Send `req` to the server at `addr` (`forwarded`: by a server, to the leader).
+    /// `Ok(answer)` when the server answered (the answer may itself be an error), `Err` when
+    /// the call never got an answer (try another server).
+    pub async fn request(
         &self,
         addr: &str,
-        method: u8,
-        req: &Req,
-        timeout: Duration,
-    ) -> Result<Result<Resp, RpcError>, WireError> {
-        let bytes = self.call(addr, method, encode(req), timeout).await?;
-        let r: Result<Resp, RpcError> = decode(&bytes).map_err(WireError::Protocol)?;
-        Ok(r)
-    }
-
-    /// A read on the server at `addr` (`forwarded`: by a server, to the leader).
-    pub async fn read(
-        &self,
-        addr: &str,
-        req: ReadRequest,
-        opts: QueryOptions,
+        req: ServerRequest,
         forwarded: bool,
-    ) -> Result<Result<(QueryMeta, ReadResponse), RpcError>, WireError> {
-        // A blocking query may legitimately take its whole wait (plus Consul's jitter).
-        let timeout = opts
-            .max_wait
-            .map(|w| w + w / 16 + CALL_TIMEOUT)
-            .unwrap_or(CALL_TIMEOUT);
-        let call = ReadCall {
-            req,
-            opts,
-            forwarded,
-        };
-        self.typed(addr, method::READ, &call, timeout).await
+    ) -> Result<Result<ServerReply, RpcError>, WireError> {
+        let timeout = req.max_wait().map_or(CALL_TIMEOUT, |w| w + CALL_TIMEOUT);
+        let body = encode(&Call { req, forwarded });
+        let bytes = self.call(addr, method::CALL, body, timeout).await?;
+        decode(&bytes).map_err(WireError::Protocol)
     }
 
-    /// A write on the server at `addr` (`forwarded`: by a server, to the leader).
-    pub async fn write(
+    /// [`ConnPool::request`] with a typed request and reply.
+    pub async fn call_typed<R: ServerCall>(
         &self,
         addr: &str,
-        req: WriteRequest,
-        datacenter: String,
-        forwarded: bool,
-    ) -> Result<Result<(u64, WriteResponse), RpcError>, WireError> {
-        let call = WriteCall {
-            req,
-            datacenter,
-            forwarded,
-        };
-        self.typed(addr, method::WRITE, &call, CALL_TIMEOUT).await
-    }
-
-    /// Remove the server with Raft id `id`, on the leader at `addr`.
-    pub async fn remove_peer(
-        &self,
-        addr: &str,
-        id: u64,
-        forwarded: bool,
-    ) -> Result<Result<(), RpcError>, WireError> {
-        self.typed(addr, method::REMOVE_PEER, &(id, forwarded), CALL_TIMEOUT)
-            .await
-    }
-
-    /// The Raft configuration from the server at `addr` (the leader's view unless `stale`).
-    pub async fn raft_configuration(
-        &self,
-        addr: &str,
-        stale: bool,
-        forwarded: bool,
-    ) -> Result<Result<proconsul_types::RaftConfiguration, RpcError>, WireError> {
-        self.typed(addr, method::RAFT_CONFIG, &(stale, forwarded), CALL_TIMEOUT)
-            .await
-    }
-
-    /// A snapshot of the state from the server at `addr` (the leader's unless `stale`).
-    pub async fn snapshot(
-        &self,
-        addr: &str,
-        stale: bool,
-        forwarded: bool,
-    ) -> Result<Result<SnapshotReply, RpcError>, WireError> {
-        self.typed(addr, method::SNAPSHOT, &(stale, forwarded), CALL_TIMEOUT)
-            .await
-    }
-
-    /// Autopilot's server health, as the server at `addr` (forwarding to the leader) sees it.
-    pub async fn autopilot_health(
-        &self,
-        addr: &str,
-    ) -> Result<Result<proconsul_types::OperatorHealth, RpcError>, WireError> {
-        self.typed(addr, method::AUTOPILOT_HEALTH, &(), CALL_TIMEOUT)
-            .await
-    }
-
-    /// Autopilot's state, as the server at `addr` (forwarding to the leader) sees it.
-    pub async fn autopilot_state(
-        &self,
-        addr: &str,
-    ) -> Result<Result<proconsul_types::AutopilotState, RpcError>, WireError> {
-        self.typed(addr, method::AUTOPILOT_STATE, &(), CALL_TIMEOUT)
-            .await
-    }
-
-    /// Transfer leadership to the voter `target` (any if `None`), on the leader at `addr`.
-    /// Takes a follower lease and an election, so it gets a longer timeout than most calls.
-    pub async fn transfer_leader(
-        &self,
-        addr: &str,
-        target: Option<u64>,
-        forwarded: bool,
-    ) -> Result<Result<(), RpcError>, WireError> {
-        self.typed(
-            addr,
-            method::TRANSFER_LEADER,
-            &(target, forwarded),
-            CALL_TIMEOUT,
-        )
-        .await
-    }
-
-    /// Ask the server at `addr` to stand for election now.
-    pub async fn elect(&self, addr: &str) -> Result<Result<(), RpcError>, WireError> {
-        self.typed(addr, method::ELECT, &(), CALL_TIMEOUT).await
+        req: R,
+    ) -> Result<Result<R::Reply, RpcError>, WireError> {
+        Ok(self
+            .request(addr, req.into_request(), false)
+            .await?
+            .and_then(R::from_reply))
     }
 
     /// The server at `addr`'s view of leader and peers.
-    pub async fn status(&self, addr: &str) -> Result<StatusReply, WireError> {
-        let r: Result<StatusReply, RpcError> =
-            self.typed(addr, method::STATUS, &(), CALL_TIMEOUT).await?;
-        r.map_err(|e| WireError::Remote(e.to_string()))
+    pub async fn status(&self, addr: &str) -> Result<RaftStats, WireError> {
+        self.call_typed(addr, StatusRaftStats {})
+            .await?
+            .map_err(|e| WireError::Remote(e.to_string()))
     }
 }
 
@@ -363,7 +212,7 @@ impl proconsul_rpc::Handler for RpcHandler {
 }
 
 impl Server {
-    /// Answer one RPC: Raft's, or a read/write/status call executed here (never forwarded).
+    /// Answer one RPC: Raft's, or a [`Call`] through [`Server::call`].
     pub async fn handle_rpc(&self, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
         if let Some(kind) = RpcKind::from_u8(method) {
             return self
@@ -374,76 +223,9 @@ impl Server {
                 .map_err(|e| e.to_string());
         }
         match method {
-            method::READ => {
-                let c: ReadCall = decode(&body)?;
-                let r = if c.forwarded {
-                    self.read_here(c.req, c.opts).await
-                } else {
-                    self.read(c.req, c.opts).await
-                };
-                Ok(encode(&r))
-            }
-            method::WRITE => {
-                let c: WriteCall = decode(&body)?;
-                let r = if c.forwarded {
-                    self.write_here(c.req, &c.datacenter).await
-                } else {
-                    self.write(c.req, &c.datacenter).await
-                };
-                Ok(encode(&r))
-            }
-            method::STATUS => {
-                let r: Result<StatusReply, RpcError> = Ok(self.status_here());
-                Ok(encode(&r))
-            }
-            method::AUTOPILOT_HEALTH => {
-                let r = self.autopilot_health().await;
-                Ok(encode(&r))
-            }
-            method::AUTOPILOT_STATE => {
-                let r = self.autopilot_state().await;
-                Ok(encode(&r))
-            }
-            method::TRANSFER_LEADER => {
-                let (target, forwarded): (Option<u64>, bool) = decode(&body)?;
-                let r = self.transfer_leader(target, forwarded).await;
-                Ok(encode(&r))
-            }
-            method::ELECT => {
-                let r = self.elect_here().await;
-                Ok(encode(&r))
-            }
-            method::REMOVE_PEER => {
-                let (id, forwarded): (u64, bool) = decode(&body)?;
-                let r = if self.is_leader() {
-                    self.inner
-                        .raft
-                        .remove_voter(id)
-                        .await
-                        .map_err(crate::raft_error)
-                } else if forwarded {
-                    Err(RpcError::NoLeader)
-                } else {
-                    self.remove_peer(id).await
-                };
-                Ok(encode(&r))
-            }
-            method::SNAPSHOT => {
-                let (stale, forwarded): (bool, bool) = decode(&body)?;
-                let r = if forwarded {
-                    Ok(self.snapshot_here())
-                } else {
-                    self.snapshot(stale).await
-                };
-                Ok(encode(&r))
-            }
-            method::RAFT_CONFIG => {
-                let (stale, forwarded): (bool, bool) = decode(&body)?;
-                let r = if forwarded {
-                    Ok(self.raft_configuration())
-                } else {
-                    self.raft_configuration_read(stale).await
-                };
+            method::CALL => {
+                let c: Call = decode(&body)?;
+                let r = self.call(c.req, c.forwarded).await;
                 Ok(encode(&r))
             }
             other => Err(format!("unknown RPC method {other}")),

@@ -28,25 +28,8 @@ const ELECTION: Duration = Duration::from_secs(5);
 
 impl Server {
     /// Transfer leadership to the voter with Raft id `target` (any other voter if `None`);
-    /// runs on the leader (forwarded there from a follower once).
-    pub async fn transfer_leader(
-        &self,
-        target: Option<u64>,
-        forwarded: bool,
-    ) -> Result<(), RpcError> {
-        if self.is_leader() {
-            return self.transfer_here(target).await;
-        }
-        if forwarded {
-            return Err(RpcError::NoLeader);
-        }
-        self.forward(false, |pool, leader| async move {
-            pool.transfer_leader(&leader, target, true).await
-        })
-        .await
-    }
-
-    async fn transfer_here(&self, target: Option<u64>) -> Result<(), RpcError> {
+    /// runs on the leader (`Operator.RaftTransferLeader` is routed there).
+    pub(crate) async fn transfer_here(&self, target: Option<u64>) -> Result<(), RpcError> {
         let raft = &self.inner.raft;
         let me = self.raft_id();
         let voters = raft.voters();
@@ -96,7 +79,7 @@ impl Server {
 
         // 4. The target stands for election now.
         let pool = self.inner.opts.pool.clone();
-        match pool.elect(&addr).await {
+        match pool.call_typed(&addr, proconsul_types::RaftElect {}).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
             Err(e) => {

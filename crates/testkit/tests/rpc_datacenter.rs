@@ -8,7 +8,7 @@ use std::time::Duration;
 use proconsul_raft::{RaftTransport, RpcKind};
 use proconsul_server::remote::SharedPool;
 use proconsul_testkit::TestAgent;
-use proconsul_types::{KvWriteVerb, WriteRequest};
+use proconsul_types::{KvWriteVerb, Write, WriteRequest};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_datacenters_callers_are_refused() {
@@ -42,7 +42,13 @@ async fn another_datacenters_callers_are_refused() {
         session: None,
     };
     let e = theirs
-        .write(&addr, put.clone(), "dc2".into(), true)
+        .call_typed(
+            &addr,
+            Write {
+                req: put.clone(),
+                datacenter: "dc2".into(),
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(e.to_string(), refused);
@@ -55,7 +61,13 @@ async fn another_datacenters_callers_are_refused() {
         .unwrap_err();
     assert!(e.to_string().contains("bad AppendEntries request"), "{e}");
     let (index, _) = ours
-        .write(&addr, put, "dc1".into(), true)
+        .call_typed(
+            &addr,
+            Write {
+                req: put,
+                datacenter: "dc1".into(),
+            },
+        )
         .await
         .expect("transport")
         .expect("write");

@@ -8,6 +8,7 @@
 //! Consul's own decoder accepts `{"name": "web"}` from py-consul.
 
 pub mod agent;
+pub mod call;
 pub mod catalog;
 pub mod coordinate;
 pub mod duration;
@@ -20,6 +21,7 @@ pub mod time;
 pub mod txn;
 
 pub use agent::*;
+pub use call::*;
 pub use catalog::*;
 pub use coordinate::*;
 pub use kv::*;

@@ -137,6 +137,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             "/v1/operator/autopilot/health",
             get(operator::autopilot_health::<B>),
         )
+        .route("/v1/operator/usage", get(operator::usage::<B>))
         .route(
             "/v1/snapshot",
             get(snapshot::save::<B>).put(snapshot::restore::<B>),

@@ -1,5 +1,5 @@
 //! `/v1/operator/*`: the Raft configuration and removing a peer from it, the gossip keyring,
-//! and autopilot's configuration, health and state.
+//! autopilot's configuration, health and state, and usage counts.
 
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
@@ -9,15 +9,19 @@ use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
 use proconsul_types::{
-    AutopilotConfiguration, ReadRequest, ReadResponse, RpcError, WriteRequest, WriteResponse,
+    AutopilotConfiguration, AutopilotGetState, AutopilotServerHealth, OperatorUsage,
+    RaftGetConfiguration, RaftRemovePeer, RaftTransferLeader, ReadRequest, ReadResponse, RpcError,
+    WriteRequest, WriteResponse,
 };
 
 pub async fn raft_configuration<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
-        st.operator_raft_configuration(p.has("stale"))
-            .await
-            .map(|c| reply::json(&c, p.pretty())),
+        st.call(RaftGetConfiguration {
+            stale: p.has("stale"),
+        })
+        .await
+        .map(|c| reply::json(&c, p.pretty())),
     )
 }
 
@@ -32,7 +36,7 @@ pub async fn raft_remove_peer<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> R
         )));
     }
     reply::or_error(
-        st.operator_raft_remove_peer(id, address)
+        st.call(RaftRemovePeer { id, address })
             .await
             .map(|_| reply::text(StatusCode::OK, "")),
     )
@@ -44,7 +48,7 @@ pub async fn raft_transfer_leader<B: Backend>(st: St<B>, RawQuery(q): RawQuery) 
     let p = Params::parse(q.as_deref());
     let id = p.get("id").unwrap_or("").to_string();
     reply::or_error(
-        st.operator_raft_transfer_leader(id)
+        st.call(RaftTransferLeader { id })
             .await
             .map(|_| reply::json(&serde_json::json!({ "Success": true }), p.pretty())),
     )
@@ -136,7 +140,7 @@ pub async fn autopilot_configuration<B: Backend>(
 pub async fn autopilot_state<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
-        st.operator_autopilot_state()
+        st.call(AutopilotGetState {})
             .await
             .map(|s| reply::json(&s, p.pretty())),
     )
@@ -145,11 +149,31 @@ pub async fn autopilot_state<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Re
 /// 200 when every server is healthy, 429 otherwise (Consul's codes), the body either way.
 pub async fn autopilot_health<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    reply::or_error(st.operator_autopilot_health().await.map(|h| {
+    reply::or_error(st.call(AutopilotServerHealth {}).await.map(|h| {
         let mut r = reply::json(&h, p.pretty());
         if !h.healthy {
             *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         }
         r
+    }))
+}
+
+/// `GET /v1/operator/usage[?stale]`: service, instance and node counts of this datacenter,
+/// in Consul's shape (the query meta is in the body as well as the headers).
+pub async fn usage<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    let stale = p.has("stale");
+    reply::or_error(st.call(OperatorUsage { stale }).await.map(|(meta, usage)| {
+        let body = serde_json::json!({
+            "Usage": { st.datacenter(): usage },
+            "Index": meta.index,
+            "LastContact": meta.last_contact_ms,
+            "KnownLeader": meta.known_leader,
+            "ConsistencyLevel": meta.consistency.header_value(),
+            "NotModified": false,
+            "Backend": 0,
+            "ResultsFilteredByACLs": false,
+        });
+        reply::json_meta(&body, &meta, p.pretty())
     }))
 }

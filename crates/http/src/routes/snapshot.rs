@@ -10,21 +10,36 @@ use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
 use proconsul_archive::MAX_ARCHIVE;
+use proconsul_types::SnapshotSave;
 
 pub async fn save<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
-        st.snapshot_save(p.has("stale"))
-            .await
-            .map(|(index, archive)| {
+        st.call(SnapshotSave {
+            stale: p.has("stale"),
+        })
+        .await
+        .map(|snap| {
+            let archive = proconsul_archive::write(snap.index, snap.term, &snap.state, now_ms());
+            let index = snap.index;
+            {
                 let mut r = axum::http::Response::new(Body::from(archive));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/x-gzip"),
                 );
                 reply::with_index(r, index)
-            }),
+            }
+        }),
     )
+}
+
+/// Wall-clock milliseconds: the archive's creation time in its metadata.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 pub async fn restore<B: Backend>(st: St<B>, headers: HeaderMap, body: Body) -> Reply {

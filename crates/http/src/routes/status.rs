@@ -6,11 +6,12 @@ use super::St;
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
+use proconsul_types::{StatusLeader, StatusPeers};
 
 pub async fn leader<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
-        st.status_leader()
+        st.call(StatusLeader {})
             .await
             .map(|l| reply::json(&l, p.pretty())),
     )
@@ -18,5 +19,9 @@ pub async fn leader<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
 
 pub async fn peers<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    reply::or_error(st.status_peers().await.map(|l| reply::json(&l, p.pretty())))
+    reply::or_error(
+        st.call(StatusPeers {})
+            .await
+            .map(|l| reply::json(&l, p.pretty())),
+    )
 }

@@ -1,0 +1,161 @@
+//! The one place every request to a server passes: [`Server::call`].
+//!
+//! Whether it comes from this agent's HTTP API or DNS, from a client agent over RPC, or from a
+//! follower forwarding it, a [`ServerRequest`] is checked here — the datacenter it names
+//! (`?dc=`) — and routed by [`ServerRequest::route`]: served here, or forwarded to the leader
+//! (waiting out an election up to Consul's `rpc_hold_timeout`). [`Server::serve`] is the table
+//! of handlers, one arm per request. Authorisation (ACLs) and cross-datacenter forwarding hook
+//! in at the top of [`Server::call`], before anything is served.
+
+use proconsul_types::{
+    Consistency, Route, RpcError, ServerCall, ServerReply, ServerRequest, Usage,
+};
+
+use crate::{raft_error, raft_id_from_node_id, Server};
+
+/// Consul's own service, which usage does not bill.
+const CONSUL_SERVICE: &str = "consul";
+/// The Connect service kinds `/v1/operator/usage` reports.
+const CONNECT_KINDS: [&str; 5] = [
+    "connect-native",
+    "connect-proxy",
+    "ingress-gateway",
+    "mesh-gateway",
+    "terminating-gateway",
+];
+
+impl Server {
+    /// Serve a typed request (see [`Server::call`]).
+    pub async fn call_typed<R: ServerCall>(&self, req: R) -> Result<R::Reply, RpcError> {
+        R::from_reply(self.call(req.into_request(), false).await?)
+    }
+
+    /// Serve `req` here or on the leader. A request another server `forwarded` is served where
+    /// it lands, never forwarded again, so a leadership change mid-call ends in an error (the
+    /// forwarder retries idempotent requests) rather than a loop.
+    pub async fn call(&self, req: ServerRequest, forwarded: bool) -> Result<ServerReply, RpcError> {
+        let dc = req.datacenter();
+        if !dc.is_empty() && dc != self.inner.opts.datacenter {
+            return Err(RpcError::Internal("No path to datacenter".into()));
+        }
+        let route = req.route();
+        if forwarded && route == Route::Leader && !self.inner.raft.is_leader() {
+            // Forwarded to a server that no longer leads: the forwarder decides whether to
+            // retry (idempotent requests) once a leader is known again.
+            return Err(RpcError::NoLeader);
+        }
+        if forwarded || route == Route::AnyServer || self.is_leader() {
+            return self.serve(req).await;
+        }
+        let idempotent = req.is_idempotent();
+        let me = self.inner.opts.rpc_addr.to_string();
+        self.forward(idempotent, |pool, leader| {
+            let req = req.clone();
+            let here = (leader == me).then(|| self.clone());
+            async move {
+                match here {
+                    // This server has just established its own leadership.
+                    Some(server) => Ok(server.serve(req).await),
+                    None => pool.request(&leader, req, true).await,
+                }
+            }
+        })
+        .await
+    }
+
+    /// The handlers: serve `req` from this server's own state and Raft node.
+    async fn serve(&self, req: ServerRequest) -> Result<ServerReply, RpcError> {
+        Ok(match req {
+            ServerRequest::StatusLeader(_) => ServerReply::StatusLeader(self.leader_addr()),
+            ServerRequest::StatusPeers(_) => ServerReply::StatusPeers(self.peers()),
+            ServerRequest::StatusRaftStats(_) => ServerReply::StatusRaftStats(self.status_here()),
+            ServerRequest::Read(r) => ServerReply::Read(self.read_here(r.req, r.opts).await?),
+            ServerRequest::Write(w) => {
+                ServerReply::Write(self.write_here(w.req, &w.datacenter).await?)
+            }
+            ServerRequest::RaftGetConfiguration(_) => {
+                ServerReply::RaftGetConfiguration(self.raft_configuration())
+            }
+            ServerRequest::RaftRemovePeer(r) => {
+                let id = self.voter_named(&r.id, &r.address)?;
+                self.inner.raft.remove_voter(id).await.map_err(raft_error)?;
+                ServerReply::RaftRemovePeer(())
+            }
+            ServerRequest::RaftTransferLeader(r) => {
+                let target = if r.id.is_empty() {
+                    None
+                } else {
+                    Some(self.voter_named(&r.id, "")?)
+                };
+                self.transfer_here(target).await?;
+                ServerReply::RaftTransferLeader(())
+            }
+            ServerRequest::AutopilotServerHealth(_) => {
+                ServerReply::AutopilotServerHealth(self.autopilot_health().await?)
+            }
+            ServerRequest::AutopilotGetState(_) => {
+                ServerReply::AutopilotGetState(self.autopilot_state().await?)
+            }
+            ServerRequest::OperatorUsage(r) => {
+                let (index, usage) = self.usage();
+                let consistency = if r.stale {
+                    Consistency::Stale
+                } else {
+                    Consistency::Default
+                };
+                ServerReply::OperatorUsage((self.meta(index, consistency), usage))
+            }
+            ServerRequest::SnapshotSave(_) => ServerReply::SnapshotSave(self.snapshot_here()),
+            ServerRequest::RaftElect(_) => {
+                self.elect_here().await?;
+                ServerReply::RaftElect(())
+            }
+        })
+    }
+
+    /// The Raft id of the voter known by node ID `id` or RPC address `address` (exactly one
+    /// given), with Consul's texts when there is none.
+    fn voter_named(&self, id: &str, address: &str) -> Result<u64, RpcError> {
+        let config = self.raft_configuration();
+        let found = config.servers.iter().find(|s| {
+            (!id.is_empty() && s.id == id) || (!address.is_empty() && s.address == address)
+        });
+        let Some(target) = found else {
+            return Err(RpcError::Internal(if id.is_empty() {
+                format!("address {address:?} was not found in the Raft configuration")
+            } else {
+                format!("id {id:?} was not found in the Raft configuration")
+            }));
+        };
+        // Node IDs (and the hex fallback for servers gossip does not know) map back to the
+        // Raft id they were derived from.
+        Ok(raft_id_from_node_id(&target.id))
+    }
+
+    /// Counts of what the catalog holds, and the index they reflect.
+    fn usage(&self) -> (u64, Usage) {
+        let view = self.inner.store.view();
+        let mut ws = proconsul_state::WatchSet::new();
+        let (index, nodes) = view.nodes(&mut ws);
+        let (_, services) = view.services(&mut ws);
+        let mut instances = 0;
+        let mut consul_instances = 0;
+        for name in services.keys() {
+            let n = view.service_nodes(&mut ws, name, &[]).1.len() as u64;
+            instances += n;
+            if name == CONSUL_SERVICE {
+                consul_instances += n;
+            }
+        }
+        // Consul lists every Connect kind; without Connect each is zero.
+        let connect = CONNECT_KINDS.iter().map(|k| (k.to_string(), 0)).collect();
+        let usage = Usage {
+            services: services.len() as u64,
+            service_instances: instances,
+            connect_service_instances: connect,
+            billable_service_instances: instances - consul_instances,
+            nodes: nodes.len() as u64,
+        };
+        (index, usage)
+    }
+}
