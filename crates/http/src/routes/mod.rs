@@ -1,5 +1,6 @@
 //! The `/v1/*` routes. One module per API area; shared parsing and replies live in
-//! `params` and `reply`, so handlers stay short and alike.
+//! `params` and `reply`, so handlers stay short and alike. An area's module lists its own
+//! paths (`routes()`, merged here) next to its handlers, so an endpoint is added in one file.
 
 mod agent;
 mod catalog;
@@ -34,9 +35,7 @@ pub(crate) type St<B> = axum::extract::State<Arc<B>>;
 /// Build the router for a backend.
 pub fn router<B: Backend>(backend: Arc<B>) -> Router {
     Router::new()
-        // status
-        .route("/v1/status/leader", get(status::leader::<B>))
-        .route("/v1/status/peers", get(status::peers::<B>))
+        .merge(status::routes::<B>())
         // kv: the bare prefix needs its own route besides the catch-all
         .route(
             "/v1/kv",
@@ -113,41 +112,10 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/agent/join/{addr}", put(agent::join::<B>))
         .route("/v1/agent/leave", put(agent::leave::<B>))
         .route("/v1/agent/force-leave/{node}", put(agent::force_leave::<B>))
-        .route(
-            "/v1/operator/raft/configuration",
-            get(operator::raft_configuration::<B>),
-        )
-        .route(
-            "/v1/operator/raft/peer",
-            axum::routing::delete(operator::raft_remove_peer::<B>),
-        )
-        .route(
-            "/v1/operator/raft/transfer-leader",
-            axum::routing::post(operator::raft_transfer_leader::<B>),
-        )
-        .route(
-            "/v1/operator/autopilot/configuration",
-            get(operator::autopilot_configuration::<B>).put(operator::autopilot_configuration::<B>),
-        )
-        .route(
-            "/v1/operator/autopilot/state",
-            get(operator::autopilot_state::<B>),
-        )
-        .route(
-            "/v1/operator/autopilot/health",
-            get(operator::autopilot_health::<B>),
-        )
-        .route("/v1/operator/usage", get(operator::usage::<B>))
+        .merge(operator::routes::<B>())
         .route(
             "/v1/snapshot",
             get(snapshot::save::<B>).put(snapshot::restore::<B>),
-        )
-        .route(
-            "/v1/operator/keyring",
-            get(operator::keyring::<B>)
-                .post(operator::keyring::<B>)
-                .put(operator::keyring::<B>)
-                .delete(operator::keyring::<B>),
         )
         .route("/v1/agent/reload", put(agent::reload::<B>))
         .route("/v1/agent/monitor", get(agent::monitor::<B>))

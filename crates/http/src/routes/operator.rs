@@ -1,8 +1,12 @@
 //! `/v1/operator/*`: the Raft configuration and removing a peer from it, the gossip keyring,
 //! autopilot's configuration, health and state, and usage counts.
 
+use std::sync::Arc;
+
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::Router;
 
 use super::St;
 use crate::params::Params;
@@ -13,6 +17,34 @@ use proconsul_types::{
     RaftGetConfiguration, RaftRemovePeer, RaftTransferLeader, ReadRequest, ReadResponse, RpcError,
     WriteRequest, WriteResponse,
 };
+
+/// The `/v1/operator/*` paths.
+pub(super) fn routes<B: Backend>() -> Router<Arc<B>> {
+    Router::new()
+        .route(
+            "/v1/operator/raft/configuration",
+            get(raft_configuration::<B>),
+        )
+        .route("/v1/operator/raft/peer", delete(raft_remove_peer::<B>))
+        .route(
+            "/v1/operator/raft/transfer-leader",
+            post(raft_transfer_leader::<B>),
+        )
+        .route(
+            "/v1/operator/autopilot/configuration",
+            get(autopilot_configuration::<B>).put(autopilot_configuration::<B>),
+        )
+        .route("/v1/operator/autopilot/state", get(autopilot_state::<B>))
+        .route("/v1/operator/autopilot/health", get(autopilot_health::<B>))
+        .route(
+            "/v1/operator/keyring",
+            get(keyring::<B>)
+                .post(keyring::<B>)
+                .put(keyring::<B>)
+                .delete(keyring::<B>),
+        )
+        .route("/v1/operator/usage", get(usage::<B>))
+}
 
 pub async fn raft_configuration<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());

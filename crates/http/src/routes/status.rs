@@ -1,12 +1,23 @@
 //! `/v1/status/*`: the Raft leader and peers.
 
+use std::sync::Arc;
+
 use axum::extract::RawQuery;
+use axum::routing::get;
+use axum::Router;
 
 use super::St;
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
 use proconsul_types::{StatusLeader, StatusPeers};
+
+/// The `/v1/status/*` paths.
+pub(super) fn routes<B: Backend>() -> Router<Arc<B>> {
+    Router::new()
+        .route("/v1/status/leader", get(leader::<B>))
+        .route("/v1/status/peers", get(peers::<B>))
+}
 
 pub async fn leader<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
