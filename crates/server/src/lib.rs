@@ -101,6 +101,8 @@ struct Inner {
     membership_changes: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Coordinate updates waiting for the next batch (leader).
     coordinates: coordinate::PendingCoordinates,
+    /// Time decided by the proposer ([`Clock`]).
+    clock: Clock,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -153,6 +155,7 @@ impl Server {
                 stable_since: Default::default(),
                 raft_heartbeat_ms,
                 coordinates: Default::default(),
+                clock: Clock::start(),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -419,10 +422,29 @@ fn raft_error(e: proconsul_raft::RaftError) -> RpcError {
     }
 }
 
-/// Wall-clock milliseconds, decided by the proposer and carried in the log entry.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// The server's wall clock in Unix milliseconds, as carried in log entries (`at_ms`) and
+/// compared with lock-delay deadlines. The system clock is read once, at start; after that the
+/// runtime's monotonic clock advances it, so a step of the system clock never moves deadlines
+/// backwards, and tests on paused tokio time move it as they move timers.
+#[derive(Clone, Copy)]
+pub(crate) struct Clock {
+    base_ms: u64,
+    base: tokio::time::Instant,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        let base_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Clock {
+            base_ms,
+            base: tokio::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.base_ms + self.base.elapsed().as_millis() as u64
+    }
 }

@@ -12,7 +12,7 @@ use proconsul_types::{
 };
 
 use crate::session_ttl::parse_ttl;
-use crate::{now_ms, raft_error, Server};
+use crate::{raft_error, Server};
 
 /// Longest session TTL Consul allows.
 const SESSION_TTL_MAX: Duration = Duration::from_secs(86_400);
@@ -65,7 +65,7 @@ impl Server {
                 if verb == KvVerb::Lock {
                     // kvsPreApply: an acquire inside a key's lock-delay window fails at once.
                     if let Some(until) = self.inner.store.lock_delay_until(&key) {
-                        if until > now_ms() {
+                        if until > self.inner.clock.now_ms() {
                             return Ok((self.inner.store.last_index(), WriteResponse::Bool(false)));
                         }
                     }
@@ -172,7 +172,7 @@ impl Server {
     /// Propose and wait for commit + apply; the entry and its result stay typed.
     pub(crate) async fn propose(&self, cmd: Command) -> Result<(u64, ApplyResult), RpcError> {
         let entry = Proposal {
-            at_ms: now_ms(),
+            at_ms: self.inner.clock.now_ms(),
             command: cmd,
         };
         self.inner.raft.propose(entry).await.map_err(raft_error)
