@@ -1,7 +1,6 @@
 //! Helpers shared by the process-level tests: start the real binary as an agent on free
 //! ports, run CLI commands against it, poll conditions with a deadline, and kill every
 //! started process when the test ends (Drop guards).
-#![allow(dead_code)]
 
 pub mod cluster;
 

@@ -17,7 +17,7 @@
 //! namespace (and with it every veth and the bridge) is deleted and every agent killed when the
 //! test ends, panic or not. Names carry the test's pid so parallel runs do not clash.
 
-mod common;
+use crate::common;
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
