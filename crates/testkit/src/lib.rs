@@ -1,12 +1,16 @@
-//! Test helpers: agents in-process on port 0 with temp dirs, a minimal HTTP/1.1 client, and
-//! `wait_until` (poll a condition with a deadline — never a bare sleep as the assertion).
+//! Test helpers: agents in-process on port 0 with temp dirs, the tests' one HTTP/1.1 client
+//! ([`http`]), and `wait_until` (poll a condition with a deadline — never a bare sleep as the
+//! assertion).
+
+pub mod http;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use proconsul_agent::Agent;
 use proconsul_config::{AgentFlags, RuntimeConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub use http::{request, request_blocking, Response};
 
 /// An agent started for a test; shut it down with [`TestAgent::stop`] (dropping it cancels it).
 pub struct TestAgent {
@@ -102,108 +106,6 @@ impl TestAgent {
     pub async fn stop(self) {
         self.agent.shutdown().await;
     }
-}
-
-/// An HTTP response, fully read.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// A header's value (case-insensitive name).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
-    }
-    /// `X-Consul-Index` as a number.
-    pub fn index(&self) -> u64 {
-        self.header("X-Consul-Index")
-            .and_then(|v| v.parse().ok())
-            .expect("X-Consul-Index")
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`; reads the whole answer.
-pub async fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Response {
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return Response {
-            status: 0,
-            headers: Vec::new(),
-            body: Vec::new(),
-        };
-    };
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = s.write_all(head.as_bytes()).await;
-    // A server may answer (413) and close before reading a large body: keep its answer.
-    let _ = s.write_all(body).await;
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw).await;
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> Response {
-    // No complete answer (connection closed or refused): status 0, so callers can poll on it.
-    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Response {
-            status: 0,
-            headers: Vec::new(),
-            body: raw.to_vec(),
-        };
-    };
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    if chunked {
-        body = dechunk(&body);
-    }
-    Response {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = eol + 2;
-        out.extend_from_slice(&b[start..start + size]);
-        b = &b[start + size + 2..];
-    }
-    out
 }
 
 /// Poll `cond` every 20 ms until it holds or `within` passes; panics with `what` on timeout.

@@ -2,7 +2,7 @@
 //! `join`, list each other with `members`, exchange `event`s, and the client's `leave` shows
 //! as left; `force-leave` and `keygen` behave like Consul's.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

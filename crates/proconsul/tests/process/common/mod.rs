@@ -1,12 +1,11 @@
 //! Helpers shared by the process-level tests: start the real binary as an agent on free
 //! ports, run CLI commands against it, poll conditions with a deadline, and kill every
 //! started process when the test ends (Drop guards).
-#![allow(dead_code)]
 
 pub mod cluster;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -61,7 +60,8 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     http_request("127.0.0.1", port, "GET", path, "")
 }
 
-/// One HTTP/1.1 request on a fresh connection: `(status, body)`, or `None` on any failure.
+/// One HTTP/1.1 request on a fresh connection (testkit's client): `(status, body)`, or `None`
+/// when no complete answer came.
 pub fn http_request(
     ip: &str,
     port: u16,
@@ -69,22 +69,8 @@ pub fn http_request(
     path: &str,
     body: &str,
 ) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect((ip, port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split(' ').nth(1)?.parse().ok()?;
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+    let r = proconsul_testkit::request_blocking((ip, port), method, path, body.as_bytes());
+    (r.status != 0).then(|| (r.status, r.text()))
 }
 
 pub fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {

@@ -1,6 +1,6 @@
 //! `dig` (bind9-dnsutils) parses our SRV answers. Skipped when `dig` is not installed.
 
-mod common;
+use crate::common;
 
 use common::*;
 

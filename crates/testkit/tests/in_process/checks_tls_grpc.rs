@@ -1,13 +1,12 @@
 //! HTTPS, gRPC (plain and TLS) checks and HTTP redirects on `agent -dev`, against real local
 //! servers that the tests stop and restart.
 
-mod support;
-
 use std::time::Duration;
 
 use proconsul_testkit::{wait_until, TestAgent};
 use serde_json::{json, Value};
-use support::{Kind, Server};
+
+use crate::support::{Kind, Server};
 
 async fn check(a: &TestAgent, id: &str) -> Value {
     a.get("/v1/agent/checks").await.json()[id].clone()

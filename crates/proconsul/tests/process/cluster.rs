@@ -6,7 +6,7 @@
 //! * durability: 100 acknowledged writes, kill -9 of all three servers, restart, all read back
 //!   with `?consistent`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

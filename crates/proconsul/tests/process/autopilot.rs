@@ -5,7 +5,7 @@
 //! `CleanupDeadServers=false`, is removed once it is turned on, and is added back when it
 //! returns.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

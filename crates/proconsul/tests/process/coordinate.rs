@@ -4,7 +4,7 @@
 //! WAN for the server — with Consul's errors and exit codes. Coordinate pacing is shortened
 //! through Consul's (internal) config keys.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Process tests of `exec` (remote execution over KV + sessions + user events) and of the
 //! agent config's `watches` (script and HTTP handlers, reload), driving the real binary.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

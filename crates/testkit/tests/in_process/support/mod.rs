@@ -1,9 +1,12 @@
 //! Servers the HTTPS and gRPC check tests probe: an HTTPS (or plain HTTP) web service and a
 //! gRPC health server (plain or TLS), each stoppable and restartable on the same port. The TLS
 //! certificate is `fixtures/server.pem` (for `localhost` and `127.0.0.1`, signed by the test CA in
-//! `fixtures/ca.pem`, which no system trusts).
+//! `fixtures/ca.pem`, which no system trusts). And [`in_own_process`], for tests that change
+//! what is process-wide.
 
-#![allow(dead_code)]
+mod own_process;
+
+pub use own_process::in_own_process;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

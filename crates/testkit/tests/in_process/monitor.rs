@@ -1,13 +1,32 @@
-//! `/v1/agent/monitor` streams the agent's log lines (this test binary installs the process-wide
-//! subscriber, so it lives alone in its own file).
+//! `/v1/agent/monitor` streams the agent's log lines. The test installs the process-wide log
+//! subscriber (at debug level), so it runs in a process of its own (`support::in_own_process`).
 
 use std::time::Duration;
 
 use proconsul_testkit::TestAgent;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn monitor_streams_log_lines_at_the_asked_level() {
+use crate::support::in_own_process;
+
+#[test]
+fn monitor_streams_log_lines_at_the_asked_level() {
+    if !in_own_process(
+        module_path!(),
+        "monitor_streams_log_lines_at_the_asked_level",
+        &[],
+        &[],
+    ) {
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run());
+}
+
+async fn run() {
     let tap = proconsul_agent::logging::init("debug", false);
     let a = TestAgent::dev().await;
     a.agent.attach_log_tap(tap);

@@ -3,7 +3,7 @@
 //! given a `raft/peers.json` naming only itself, and started again: it leads alone, the data
 //! written before is there, it takes writes, and the file is gone.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

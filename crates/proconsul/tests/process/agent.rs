@@ -1,7 +1,7 @@
 //! The real binary, driven as an operator would: `agent -dev` and a durable `-server`, the CLI
 //! against them, `leave`, restart with the same data dir, and config errors.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

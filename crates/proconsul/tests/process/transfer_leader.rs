@@ -3,7 +3,7 @@
 //! whichever voter is most up to date without one; every server agrees, writes go on after
 //! each move, and nothing written before is lost. Bad targets get Consul's error line.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The handler never panics: random bytes, truncated valid queries and bit-flipped queries,
 //! fed straight to `Handler::handle` (no sockets) with a fixed-seed PRNG so failures replay.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

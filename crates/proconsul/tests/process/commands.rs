@@ -2,7 +2,7 @@
 //! `info`, `lock` (lock and semaphore, lock loss), `watch` across an agent restart,
 //! `services register|deregister`, `maint`, and `validate`.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::Path;

@@ -17,16 +17,15 @@
 //! namespace (and with it every veth and the bridge) is deleted and every agent killed when the
 //! test ends, panic or not. Names carry the test's pid so parallel runs do not clash.
 
-mod common;
+use crate::common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{wait_for, Proc, BIN};
+use proconsul_testkit::{request_blocking, Response};
 
 const SUBNET: &str = "10.231.0";
 
@@ -130,54 +129,24 @@ fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-}
-
-/// One HTTP request to the agent at 127.0.0.1:8500 inside `ns`; `None` on a transport error.
-fn http(ns: &str, method: &str, path: &str, body: &str) -> Option<Reply> {
+/// One HTTP request to the agent at 127.0.0.1:8500 inside `ns`; `None` without a complete
+/// answer.
+fn http(ns: &str, method: &str, path: &str, body: &str) -> Option<Response> {
     in_netns(ns, || {
-        let mut s = TcpStream::connect(("127.0.0.1", 8500)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .ok()?;
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).ok()?;
-        let (head, body) = raw.split_once("\r\n\r\n")?;
-        let (status_line, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-        Some(Reply {
-            status: status_line.split(' ').nth(1)?.parse().ok()?,
-            headers: headers.to_string(),
-            body: body.to_string(),
-        })
+        let r = request_blocking(("127.0.0.1", 8500), method, path, body.as_bytes());
+        (r.status != 0).then_some(r)
     })
 }
 
 /// The leader `ns`'s agent names (`ip:port`), `Some("")` when it knows none.
 fn leader(ns: &str) -> Option<String> {
     let r = http(ns, "GET", "/v1/status/leader", "")?;
-    (r.status == 200).then(|| r.body.trim().trim_matches('"').to_string())
+    (r.status == 200).then(|| r.text().trim().trim_matches('"').to_string())
 }
 
 fn put(ns: &str, key: &str, value: &str) -> bool {
     http(ns, "PUT", &format!("/v1/kv/{key}"), value)
-        .is_some_and(|r| r.status == 200 && r.body.trim() == "true")
+        .is_some_and(|r| r.status == 200 && r.text().trim() == "true")
 }
 
 /// Write until acknowledged (a PUT is idempotent): retried through an election for up to 20 s.
@@ -254,7 +223,7 @@ fn partitioned_leader_steps_down_and_rejoins_without_losing_writes() {
     );
     wait_for("three voters", Duration::from_secs(10), || {
         http(ns(0), "GET", "/v1/status/peers", "")
-            .is_some_and(|r| r.body.matches(":8300").count() == 3)
+            .is_some_and(|r| r.text().matches(":8300").count() == 3)
     });
     let mut acked: Vec<(String, String)> = Vec::new();
     for i in 0..20 {
@@ -289,7 +258,7 @@ fn partitioned_leader_steps_down_and_rejoins_without_losing_writes() {
             );
             let r = http(old, "GET", "/v1/kv/before/0?stale", "").unwrap();
             assert_eq!(
-                (r.status, r.body.contains("\"Key\":\"before/0\"")),
+                (r.status, r.text().contains("\"Key\":\"before/0\"")),
                 (200, true),
                 "{r:?}"
             );
@@ -306,7 +275,7 @@ fn partitioned_leader_steps_down_and_rejoins_without_losing_writes() {
                     s.spawn(move || {
                         let r = http(old, method, path, "x").unwrap();
                         assert_eq!(
-                            (r.status, r.body.trim()),
+                            (r.status, r.text().trim()),
                             (500, "No cluster leader"),
                             "{method} {path}: {r:?}"
                         );
@@ -356,7 +325,7 @@ fn partitioned_leader_steps_down_and_rejoins_without_losing_writes() {
         Duration::from_secs(20),
         || {
             http(ns(li), "GET", "/v1/kv/during/19?stale&raw", "")
-                .is_some_and(|r| r.status == 200 && r.body == "d19")
+                .is_some_and(|r| r.status == 200 && r.text() == "d19")
         },
     );
     eprintln!(
@@ -371,7 +340,8 @@ fn partitioned_leader_steps_down_and_rejoins_without_losing_writes() {
         for mode in ["stale", "consistent"] {
             let r = http(ns(li), "GET", &format!("/v1/kv/{k}?raw&{mode}"), "");
             assert!(
-                r.as_ref().is_some_and(|r| r.status == 200 && r.body == *v),
+                r.as_ref()
+                    .is_some_and(|r| r.status == 200 && r.text() == *v),
                 "{k} ({mode}): {r:?}"
             );
         }

@@ -1,5 +1,5 @@
-//! The DNS interface of `agent -dev`, queried with `dig` (bind9-dnsutils, installed by .ci/run):
-//! SRV answers follow health, node lookups, NXDOMAIN.
+//! The DNS interface of `agent -dev`, queried with `dig` (bind9-dnsutils, installed by
+//! scripts/test): SRV answers follow health, node lookups, NXDOMAIN.
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,9 +1,8 @@
 //! The seed's cluster walk-through (`tests/acceptance/walkthrough.sh`, the project's
 //! acceptance script, copied from the shared steering files): three servers and a client on
 //! 127.0.0.11–14 with default ports, join/leave/-rejoin, a `web` service with HTTP checks,
-//! discovery over HTTP and DNS, leader failover. Needs curl, dig and python3 (`.ci/run`
-//! installs them). It binds the default ports on those addresses, so it is this binary's only
-//! test.
+//! discovery over HTTP and DNS, leader failover. Needs curl, dig and python3 (`scripts/test`
+//! installs them). It binds the default ports on those addresses, which no other test uses.
 
 use std::process::Command;
 

@@ -1,15 +1,14 @@
 //! HTTPS and gRPC-over-TLS checks that verify the server's certificate against the system trust
 //! store, pointed at the test CA through `SSL_CERT_FILE` (read by rustls-native-certs as by Go's
-//! crypto/x509). Its own test binary: the variable is process-wide and the store is read once,
-//! so it must be set before anything else runs, in this one test.
-
-mod support;
+//! crypto/x509). The variable is process-wide and the store is read once, so the test runs in a
+//! process of its own (`support::in_own_process`) started with the variable set.
 
 use std::time::Duration;
 
 use proconsul_testkit::{wait_until, TestAgent};
 use serde_json::{json, Value};
-use support::{Kind, Server};
+
+use crate::support::{self, in_own_process, Kind, Server};
 
 async fn status_and_output(a: &TestAgent, id: &str) -> (String, String) {
     let c = &a.get("/v1/agent/checks").await.json()[id];
@@ -45,9 +44,15 @@ fn checks_verify_against_the_system_trust_store() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, support::CA_PEM).unwrap();
-    // Before any thread exists: the only safe moment to change the environment.
-    std::env::set_var("SSL_CERT_FILE", &ca);
-    std::env::remove_var("SSL_CERT_DIR");
+    let env = [("SSL_CERT_FILE", ca.as_os_str())];
+    if !in_own_process(
+        module_path!(),
+        "checks_verify_against_the_system_trust_store",
+        &env,
+        &["SSL_CERT_DIR"],
+    ) {
+        return;
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,7 +1,7 @@
 //! A live `DnsServer` on 127.0.0.1:0 over a fake catalog, queried with hickory-proto over UDP
 //! and TCP.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

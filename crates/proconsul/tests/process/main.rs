@@ -1,0 +1,24 @@
+//! The process tier (DESIGN §5): the built `proconsul` binary, started as agents and driven over
+//! its sockets and CLI the way an operator would — single agents on free ports, clusters on
+//! their own 127.0.0.x addresses with default ports, a partition built with `ip netns`, and the
+//! seed's walk-through (`tests/acceptance/walkthrough.sh`). One binary for the tier; each file
+//! is a module, so a test is named `module::test`:
+//! `cargo test -p proconsul --test process -- cluster::`.
+//!
+//! Tests run side by side (two at a time on two cores), so each keeps to addresses and ports no
+//! other test uses: free ports on 127.0.0.1, or a 127.0.0.x range of its own.
+
+mod common;
+
+mod agent;
+mod autopilot;
+mod cli;
+mod cluster;
+mod commands;
+mod coordinate;
+mod exec_watches;
+mod gossip;
+mod partition;
+mod recovery;
+mod transfer_leader;
+mod walkthrough;
