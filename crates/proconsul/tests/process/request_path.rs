@@ -2,7 +2,7 @@
 //! RPC (`Call`) carrying a typed request — `Operator.Usage` (an endpoint added on that path),
 //! `Status.Leader`, reads with a `?dc=` the server checks — and gets the typed reply back.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! the same state — KV values (binary, empty, flags), catalog registrations and
 //! deregistrations, a session holding a lock, a transaction, autopilot's configuration.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! the first moment `/v1/status/leader` names one, the agent's own node, its `serfHealth`
 //! check and the `consul` service are in the catalog, and a session can be created at once.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,3 @@
+//! The server crate's in-process tier: servers on in-memory Raft inside the test process.
+
+mod paused_time;
