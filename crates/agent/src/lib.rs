@@ -495,7 +495,7 @@ impl Agent {
     pub(crate) async fn on_some_server<T, F, Fut>(&self, f: F) -> Result<T, RpcError>
     where
         F: Fn(proconsul_server::remote::SharedPool, String) -> Fut,
-        Fut: std::future::Future<Output = Result<Result<T, RpcError>, proconsul_rpc::RpcError>>,
+        Fut: std::future::Future<Output = Result<Result<T, RpcError>, proconsul_rpc::WireError>>,
     {
         let servers = self.known_servers();
         if servers.is_empty() {

@@ -11,12 +11,12 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::frame::{read_frame, write_frame, Frame, FrameKind, MAX_FRAME};
-use crate::RpcError;
+use crate::WireError;
 
 /// Most calls waiting on one connection at once.
 const MAX_IN_FLIGHT: usize = 1024;
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>, RpcError>>>>>;
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>, WireError>>>>>;
 
 /// A connection to one server. Cheap to clone; clones share the connection.
 #[derive(Clone)]
@@ -39,26 +39,26 @@ impl Drop for Client {
 
 impl Client {
     /// Connect within `timeout` and open with the handshake `hello`; the server's refusal is
-    /// [`RpcError::Rejected`].
+    /// [`WireError::Rejected`].
     pub async fn connect_hello(
         addr: &str,
         timeout: Duration,
         hello: Vec<u8>,
-    ) -> Result<Client, RpcError> {
+    ) -> Result<Client, WireError> {
         let c = Self::connect(addr, timeout).await?;
         match c.call(crate::HELLO, hello, timeout).await {
             Ok(_) => Ok(c),
-            Err(RpcError::Remote(m)) => Err(RpcError::Rejected(m)),
+            Err(WireError::Remote(m)) => Err(WireError::Rejected(m)),
             Err(e) => Err(e),
         }
     }
 
     /// Connect within `timeout`, without a handshake.
-    pub async fn connect(addr: &str, timeout: Duration) -> Result<Client, RpcError> {
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<Client, WireError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| RpcError::Timeout)?
-            .map_err(|e| RpcError::Connect {
+            .map_err(|_| WireError::Timeout)?
+            .map_err(|e| WireError::Connect {
                 addr: addr.to_string(),
                 message: e.to_string(),
             })?;
@@ -73,18 +73,18 @@ impl Client {
                 if let Some(tx) = waiter {
                     let _ = tx.send(match f.kind {
                         FrameKind::Response => Ok(f.body),
-                        FrameKind::Error => Err(RpcError::Remote(
+                        FrameKind::Error => Err(WireError::Remote(
                             String::from_utf8_lossy(&f.body).into_owned(),
                         )),
                         FrameKind::Request => {
-                            Err(RpcError::Protocol("request frame from a server".into()))
+                            Err(WireError::Protocol("request frame from a server".into()))
                         }
                     });
                 }
             }
             d.store(true, Ordering::SeqCst);
             for (_, tx) in p.lock().unwrap().drain() {
-                let _ = tx.send(Err(RpcError::Closed));
+                let _ = tx.send(Err(WireError::Closed));
             }
         });
         Ok(Client {
@@ -107,16 +107,16 @@ impl Client {
         method: u8,
         body: Vec<u8>,
         timeout: Duration,
-    ) -> Result<Vec<u8>, RpcError> {
+    ) -> Result<Vec<u8>, WireError> {
         if self.is_dead() {
-            return Err(RpcError::Closed);
+            return Err(WireError::Closed);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
             let mut p = self.pending.lock().unwrap();
             if p.len() >= MAX_IN_FLIGHT {
-                return Err(RpcError::Busy);
+                return Err(WireError::Busy);
             }
             p.insert(id, tx);
         }
@@ -136,10 +136,10 @@ impl Client {
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(RpcError::Closed),
+            Ok(Err(_)) => Err(WireError::Closed),
             Err(_) => {
                 self.pending.lock().unwrap().remove(&id);
-                Err(RpcError::Timeout)
+                Err(WireError::Timeout)
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::RpcError;
+use crate::WireError;
 
 /// Largest frame either side accepts: Raft snapshot chunks are 1 MiB, KV values 512 KiB.
 pub const MAX_FRAME: usize = 8 * 1024 * 1024;
@@ -41,10 +41,10 @@ pub struct Frame {
 }
 
 /// Write one frame.
-pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, f: &Frame) -> Result<(), RpcError> {
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, f: &Frame) -> Result<(), WireError> {
     let len = HEADER + f.body.len();
     if len > MAX_FRAME {
-        return Err(RpcError::TooLarge(len));
+        return Err(WireError::TooLarge(len));
     }
     let mut buf = Vec::with_capacity(4 + len);
     buf.extend_from_slice(&(len as u32).to_be_bytes());
@@ -52,34 +52,36 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, f: &Frame) -> Result<
     buf.extend_from_slice(&f.id.to_be_bytes());
     buf.push(f.method);
     buf.extend_from_slice(&f.body);
-    w.write_all(&buf).await.map_err(|_| RpcError::Closed)?;
-    w.flush().await.map_err(|_| RpcError::Closed)
+    w.write_all(&buf).await.map_err(|_| WireError::Closed)?;
+    w.flush().await.map_err(|_| WireError::Closed)
 }
 
 /// Read one frame; `Ok(None)` on a clean end of stream between frames.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     limit: usize,
-) -> Result<Option<Frame>, RpcError> {
+) -> Result<Option<Frame>, WireError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(_) => return Err(RpcError::Closed),
+        Err(_) => return Err(WireError::Closed),
     }
     let len = u32::from_be_bytes(len) as usize;
     if len > limit {
-        return Err(RpcError::TooLarge(len));
+        return Err(WireError::TooLarge(len));
     }
     if len < HEADER {
-        return Err(RpcError::Protocol(format!(
+        return Err(WireError::Protocol(format!(
             "frame of {len} bytes is shorter than its header"
         )));
     }
     let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await.map_err(|_| RpcError::Closed)?;
+    r.read_exact(&mut buf)
+        .await
+        .map_err(|_| WireError::Closed)?;
     let kind = FrameKind::from_u8(buf[0])
-        .ok_or_else(|| RpcError::Protocol(format!("unknown frame kind {}", buf[0])))?;
+        .ok_or_else(|| WireError::Protocol(format!("unknown frame kind {}", buf[0])))?;
     let id = u64::from_be_bytes(buf[1..9].try_into().expect("8 bytes"));
     let method = buf[9];
     buf.drain(..HEADER);
@@ -113,21 +115,21 @@ mod tests {
         let mut r = &buf[..];
         assert_eq!(
             read_frame(&mut r, 8).await,
-            Err(RpcError::TooLarge(HEADER + 5))
+            Err(WireError::TooLarge(HEADER + 5))
         );
         // truncated and malformed input
         let mut r = &buf[..buf.len() - 1];
-        assert_eq!(read_frame(&mut r, MAX_FRAME).await, Err(RpcError::Closed));
+        assert_eq!(read_frame(&mut r, MAX_FRAME).await, Err(WireError::Closed));
         let bad = [0u8, 0, 0, 2, 0, 0];
         assert!(matches!(
             read_frame(&mut &bad[..], MAX_FRAME).await,
-            Err(RpcError::Protocol(_))
+            Err(WireError::Protocol(_))
         ));
         let mut unknown = buf.clone();
         unknown[4] = 9;
         assert!(matches!(
             read_frame(&mut &unknown[..], MAX_FRAME).await,
-            Err(RpcError::Protocol(_))
+            Err(WireError::Protocol(_))
         ));
         let huge = Frame {
             kind: FrameKind::Request,
@@ -137,7 +139,7 @@ mod tests {
         };
         assert!(matches!(
             write_frame(&mut Vec::new(), &huge).await,
-            Err(RpcError::TooLarge(_))
+            Err(WireError::TooLarge(_))
         ));
     }
 }

@@ -24,9 +24,10 @@ pub const HELLO: u8 = 0xFF;
 pub use frame::{Frame, FrameKind, MAX_FRAME};
 pub use server::{serve, Handler};
 
-/// Why a call failed.
+/// Why a call failed on the wire (transport errors; the API error a server answers with is
+/// `proconsul_types::RpcError`, carried inside a successful reply).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RpcError {
+pub enum WireError {
     #[error("connect {addr}: {message}")]
     Connect { addr: String, message: String },
     #[error("rpc timed out")]
@@ -48,12 +49,12 @@ pub enum RpcError {
     Rejected(String),
 }
 
-impl RpcError {
+impl WireError {
     /// Worth retrying on a fresh connection or another server?
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            RpcError::Connect { .. } | RpcError::Timeout | RpcError::Closed | RpcError::Busy
+            WireError::Connect { .. } | WireError::Timeout | WireError::Closed | WireError::Busy
         )
     }
 }

@@ -150,7 +150,7 @@ pub async fn serve<H: Handler>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Client, RpcError};
+    use crate::{Client, WireError};
     use std::time::Duration;
 
     /// Method 1 echoes after a delay given in the body's first byte (ms); method 2 fails.
@@ -201,11 +201,11 @@ mod tests {
 
         assert_eq!(
             c.call(2, vec![], Duration::from_secs(1)).await,
-            Err(RpcError::Remote("unknown method 2".into()))
+            Err(WireError::Remote("unknown method 2".into()))
         );
         assert_eq!(
             c.call(1, vec![250], Duration::from_millis(50)).await,
-            Err(RpcError::Timeout)
+            Err(WireError::Timeout)
         );
 
         // the server stops: callers see the connection close, and it is reported dead
@@ -213,7 +213,7 @@ mod tests {
         srv.await.unwrap();
         let r = c.call(1, vec![0], Duration::from_secs(1)).await;
         assert!(
-            matches!(r, Err(RpcError::Closed) | Err(RpcError::Timeout)),
+            matches!(r, Err(WireError::Closed) | Err(WireError::Timeout)),
             "{r:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -264,13 +264,13 @@ mod tests {
         let Err(e) = r else {
             panic!("accepted a wrong handshake")
         };
-        assert_eq!(e, RpcError::Rejected("wrong datacenter \"dc2\"".into()));
+        assert_eq!(e, WireError::Rejected("wrong datacenter \"dc2\"".into()));
         assert!(!e.is_retryable());
         // None at all: the first call gets the reason, the connection is closed.
         let bare = Client::connect(&addr, t).await.unwrap();
         let r = bare.call(1, vec![0], t).await;
         assert!(
-            matches!(&r, Err(RpcError::Remote(m)) if m.contains("without a handshake")),
+            matches!(&r, Err(WireError::Remote(m)) if m.contains("without a handshake")),
             "{r:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -254,7 +254,7 @@ impl Server {
     async fn forward<T, F, Fut>(&self, idempotent: bool, call: F) -> Result<T, RpcError>
     where
         F: Fn(remote::SharedPool, String) -> Fut,
-        Fut: std::future::Future<Output = Result<Result<T, RpcError>, proconsul_rpc::RpcError>>,
+        Fut: std::future::Future<Output = Result<Result<T, RpcError>, proconsul_rpc::WireError>>,
     {
         let deadline = tokio::time::Instant::now() + RPC_HOLD_TIMEOUT;
         loop {
@@ -263,7 +263,7 @@ impl Server {
                 Ok(Err(RpcError::NoLeader)) if idempotent => (true, RpcError::NoLeader),
                 Ok(r) => return r,
                 Err(e) => {
-                    let sent = !matches!(e, proconsul_rpc::RpcError::Connect { .. });
+                    let sent = !matches!(e, proconsul_rpc::WireError::Connect { .. });
                     let retry = !sent || (idempotent && e.is_retryable());
                     (
                         retry,

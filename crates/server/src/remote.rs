@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proconsul_raft::{RaftTransport, RpcKind, TransportError, TransportFuture};
-use proconsul_rpc::{Client, RpcError as WireError};
+use proconsul_rpc::{Client, WireError};
 use proconsul_types::{
     RaftStats, RpcError, ServerCall, ServerReply, ServerRequest, StatusRaftStats,
 };
