@@ -79,6 +79,10 @@ impl TestAgent {
     pub async fn get(&self, path: &str) -> Response {
         request(self.http, "GET", path, &[]).await
     }
+    /// `GET path` and its body as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json()
+    }
     pub async fn put(&self, path: &str, body: &[u8]) -> Response {
         request(self.http, "PUT", path, body).await
     }

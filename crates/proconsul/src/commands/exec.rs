@@ -453,6 +453,11 @@ fn stream_results(
             continue;
         }
         opts.wait_index = meta.last_index;
+        // A node writes its output before its exit code, but the listing is sorted by key and
+        // `<node>/exit` sorts before `<node>/out/…`: report a listing's exit codes last, so
+        // output that arrived with them is never dropped behind a finished node.
+        let mut keys = keys;
+        keys.sort_by_key(|k| k.ends_with("/exit"));
         for full in keys {
             if seen.contains(&full) || seen.len() >= MAX_KEYS {
                 continue;

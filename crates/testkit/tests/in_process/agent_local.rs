@@ -19,9 +19,8 @@ async fn maintenance_takes_instances_out_of_discovery() {
         .await;
     assert_eq!(r.status, 200);
     wait_until(Duration::from_secs(5), "web passing", || async {
-        a.get("/v1/health/service/web?passing")
+        a.get_json("/v1/health/service/web?passing")
             .await
-            .json()
             .as_array()
             .is_some_and(|v| v.len() == 1)
     })
@@ -52,12 +51,12 @@ async fn maintenance_takes_instances_out_of_discovery() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let c = &a.get("/v1/agent/checks").await.json()["_service_maintenance:web"];
+    let c = &a.get_json("/v1/agent/checks").await["_service_maintenance:web"];
     assert_eq!(c["Status"], "critical");
     assert_eq!(c["Notes"], "deploying");
     assert_eq!(c["Name"], "Service Maintenance Mode");
     wait_until(Duration::from_secs(5), "web out of discovery", || async {
-        a.get("/v1/health/service/web?passing").await.json() == json!([])
+        a.get_json("/v1/health/service/web?passing").await == json!([])
     })
     .await;
     // agent health: maintenance → 503
@@ -66,9 +65,8 @@ async fn maintenance_takes_instances_out_of_discovery() {
     a.put("/v1/agent/service/maintenance/web?enable=false", b"")
         .await;
     wait_until(Duration::from_secs(5), "web back", || async {
-        a.get("/v1/health/service/web?passing")
+        a.get_json("/v1/health/service/web?passing")
             .await
-            .json()
             .as_array()
             .is_some_and(|v| v.len() == 1)
     })
@@ -76,21 +74,20 @@ async fn maintenance_takes_instances_out_of_discovery() {
 
     // node maintenance takes every instance of the node out
     a.put("/v1/agent/maintenance?enable=true", b"").await;
-    let c = &a.get("/v1/agent/checks").await.json()["_node_maintenance"];
+    let c = &a.get_json("/v1/agent/checks").await["_node_maintenance"];
     assert_eq!(c["Name"], "Node Maintenance Mode");
     assert!(c["Notes"]
         .as_str()
         .unwrap()
         .contains("no reason was provided"));
     wait_until(Duration::from_secs(5), "node in maintenance", || async {
-        a.get("/v1/health/service/web?passing").await.json() == json!([])
+        a.get_json("/v1/health/service/web?passing").await == json!([])
     })
     .await;
     a.put("/v1/agent/maintenance?enable=false", b"").await;
     assert!(a
-        .get("/v1/agent/checks")
+        .get_json("/v1/agent/checks")
         .await
-        .json()
         .get("_node_maintenance")
         .is_none());
     a.stop().await;
@@ -169,11 +166,11 @@ async fn api_registrations_survive_a_restart() {
     a.stop().await;
 
     let a = TestAgent::start_with(flags, |_| {}).await;
-    let s = a.get("/v1/agent/services").await.json();
+    let s = a.get_json("/v1/agent/services").await;
     assert_eq!(s["web"]["Port"], 80);
     assert_eq!(s["web"]["Tags"], json!(["v1"]));
     assert!(s.get("gone").is_none());
-    let c = a.get("/v1/agent/checks").await.json();
+    let c = a.get_json("/v1/agent/checks").await;
     assert_eq!(c["service:web"]["ServiceID"], "web");
     assert!(c.get("disk").is_some());
     a.stop().await;

@@ -26,7 +26,7 @@ async fn web(listener: tokio::net::TcpListener, stop: CancellationToken) {
 }
 
 async fn check_status(a: &TestAgent, id: &str) -> String {
-    a.get("/v1/agent/checks").await.json()[id]["Status"]
+    a.get_json("/v1/agent/checks").await[id]["Status"]
         .as_str()
         .unwrap_or("")
         .to_string()
@@ -53,16 +53,15 @@ async fn http_check_follows_the_service() {
         check_status(&a, "service:web").await == "passing"
     })
     .await;
-    let c = &a.get("/v1/agent/checks").await.json()["service:web"];
+    let c = &a.get_json("/v1/agent/checks").await["service:web"];
     assert_eq!(c["Type"], "http");
     assert_eq!(
         c["Output"],
         format!("HTTP GET http://{addr}/health: 200 OK Output: ok\n")
     );
     wait_until(Duration::from_secs(10), "catalog passing", || async {
-        a.get("/v1/health/service/web?passing")
+        a.get_json("/v1/health/service/web?passing")
             .await
-            .json()
             .as_array()
             .is_some_and(|v| v.len() == 1)
     })
@@ -75,7 +74,7 @@ async fn http_check_follows_the_service() {
     })
     .await;
     wait_until(Duration::from_secs(10), "catalog critical", || async {
-        a.get("/v1/health/service/web?passing").await.json() == json!([])
+        a.get_json("/v1/health/service/web?passing").await == json!([])
     })
     .await;
     a.stop().await;
@@ -132,8 +131,8 @@ async fn tcp_check_and_invalid_targets() {
         .await;
     assert_eq!(r.status, 400);
     assert!(r.text().contains("invalid HTTP check URL"), "{}", r.text());
-    assert!(a.get("/v1/agent/checks").await.json().get("x").is_none());
-    assert!(a.get("/v1/agent/checks").await.json().get("g").is_none());
+    assert!(a.get_json("/v1/agent/checks").await.get("x").is_none());
+    assert!(a.get_json("/v1/agent/checks").await.get("g").is_none());
 
     // deregistering stops the prober (no resurrection by a late result)
     assert_eq!(
@@ -144,9 +143,8 @@ async fn tcp_check_and_invalid_targets() {
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(a
-        .get("/v1/agent/checks")
+        .get_json("/v1/agent/checks")
         .await
-        .json()
         .get("db-port")
         .is_none());
     a.stop().await;
@@ -177,15 +175,14 @@ async fn config_dir_services_load_and_reload() {
         Duration::from_secs(10),
         "web passing in the catalog",
         || async {
-            a.get("/v1/health/service/web?passing")
+            a.get_json("/v1/health/service/web?passing")
                 .await
-                .json()
                 .as_array()
                 .is_some_and(|v| v.len() == 1)
         },
     )
     .await;
-    let rows = a.get("/v1/catalog/service/web").await.json();
+    let rows = a.get_json("/v1/catalog/service/web").await;
     assert_eq!(rows[0]["ServiceTags"], json!(["master"]));
     assert_eq!(rows[0]["ServiceAddress"], "127.0.0.1");
 
@@ -197,9 +194,8 @@ async fn config_dir_services_load_and_reload() {
     .unwrap();
     assert_eq!(a.put("/v1/agent/reload", b"").await.status, 200);
     wait_until(Duration::from_secs(10), "api in catalog", || async {
-        a.get("/v1/catalog/service/api")
+        a.get_json("/v1/catalog/service/api")
             .await
-            .json()
             .as_array()
             .is_some_and(|v| v.len() == 1)
     })
@@ -213,18 +209,13 @@ async fn config_dir_services_load_and_reload() {
     let r = a.put("/v1/agent/reload", b"").await;
     assert_eq!(r.status, 500);
     assert!(r.text().contains("zz.json"), "{}", r.text());
-    assert!(a
-        .get("/v1/agent/services")
-        .await
-        .json()
-        .get("api")
-        .is_some());
+    assert!(a.get_json("/v1/agent/services").await.get("api").is_some());
     // remove a service file and reload: it leaves the catalog
     std::fs::remove_file(conf.path().join("zz.json")).unwrap();
     std::fs::remove_file(conf.path().join("api.hcl")).unwrap();
     assert_eq!(a.put("/v1/agent/reload", b"").await.status, 200);
     wait_until(Duration::from_secs(10), "api gone", || async {
-        a.get("/v1/catalog/service/api").await.json() == json!([])
+        a.get_json("/v1/catalog/service/api").await == json!([])
     })
     .await;
     stop.cancel();
@@ -250,8 +241,8 @@ async fn script_checks_need_enable_script_checks() {
         )
         .await;
     assert_eq!(r.status, 500);
-    assert_eq!(a.get("/v1/agent/checks").await.json(), json!({}));
-    assert_eq!(a.get("/v1/agent/services").await.json(), json!({}));
+    assert_eq!(a.get_json("/v1/agent/checks").await, json!({}));
+    assert_eq!(a.get_json("/v1/agent/services").await, json!({}));
     a.stop().await;
 
     // with enable_script_checks: exit 0 passing, 1 warning, other critical; output recorded
@@ -272,7 +263,7 @@ async fn script_checks_need_enable_script_checks() {
         );
         if want == "passing" {
             wait_until(Duration::from_secs(10), "script ran", || async {
-                a.get("/v1/agent/checks").await.json()[name]["Output"] == format!("out-{name}\n")
+                a.get_json("/v1/agent/checks").await[name]["Output"] == format!("out-{name}\n")
             })
             .await;
         }
@@ -291,16 +282,14 @@ async fn critical_services_are_deregistered_after_the_deadline() {
         br#"{"Name":"flaky","Port":1,"Check":{"TTL":"30s","DeregisterCriticalServiceAfter":"1s"}}"#;
     assert_eq!(a.put("/v1/agent/service/register", body).await.status, 200);
     assert!(a
-        .get("/v1/agent/services")
+        .get_json("/v1/agent/services")
         .await
-        .json()
         .get("flaky")
         .is_some());
     // critical from the start (no status given): gone after ~1 s, from the agent and the catalog
     wait_until(Duration::from_secs(10), "flaky reaped", || async {
-        a.get("/v1/agent/services")
+        a.get_json("/v1/agent/services")
             .await
-            .json()
             .get("flaky")
             .is_none()
     })
@@ -308,7 +297,7 @@ async fn critical_services_are_deregistered_after_the_deadline() {
     wait_until(
         Duration::from_secs(10),
         "flaky gone from catalog",
-        || async { a.get("/v1/catalog/service/flaky").await.json() == json!([]) },
+        || async { a.get_json("/v1/catalog/service/flaky").await == json!([]) },
     )
     .await;
     // a passing one stays
@@ -316,9 +305,8 @@ async fn critical_services_are_deregistered_after_the_deadline() {
     a.put("/v1/agent/service/register", body).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(a
-        .get("/v1/agent/services")
+        .get_json("/v1/agent/services")
         .await
-        .json()
         .get("steady")
         .is_some());
     a.stop().await;
@@ -345,7 +333,7 @@ async fn alias_check_mirrors_the_aliased_service() {
     })
     .await;
     assert_eq!(
-        a.get("/v1/agent/checks").await.json()["service:api"]["Type"],
+        a.get_json("/v1/agent/checks").await["service:api"]["Type"],
         "alias"
     );
     a.put("/v1/agent/check/fail/service:db", b"").await;
@@ -363,7 +351,7 @@ async fn alias_check_mirrors_the_aliased_service() {
         Duration::from_secs(10),
         "ghost critical with output",
         || async {
-            a.get("/v1/agent/checks").await.json()["ghost"]["Output"]
+            a.get_json("/v1/agent/checks").await["ghost"]["Output"]
                 .as_str()
                 .is_some_and(|o| o.contains("could not be found"))
         },
@@ -375,9 +363,8 @@ async fn alias_check_mirrors_the_aliased_service() {
 /// The catalog's copy of one of this agent's checks: (status, output).
 async fn catalog_check(a: &TestAgent, id: &str) -> Option<(String, String)> {
     let path = format!("/v1/health/node/{}", a.agent.node_name());
-    a.get(&path)
+    a.get_json(&path)
         .await
-        .json()
         .as_array()?
         .iter()
         .find(|c| c["CheckID"] == id)
@@ -411,7 +398,7 @@ async fn output_only_changes_wait_for_check_update_interval() {
     // Same status, new output: the agent has it, the catalog keeps the old one for now.
     a.put("/v1/agent/check/pass/chatty?note=second", b"").await;
     assert_eq!(
-        a.get("/v1/agent/checks").await.json()["chatty"]["Output"],
+        a.get_json("/v1/agent/checks").await["chatty"]["Output"],
         "second"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;

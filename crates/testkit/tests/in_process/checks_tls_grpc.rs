@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::support::{Kind, Server};
 
 async fn check(a: &TestAgent, id: &str) -> Value {
-    a.get("/v1/agent/checks").await.json()[id].clone()
+    a.get_json("/v1/agent/checks").await[id].clone()
 }
 
 async fn wait_status(a: &TestAgent, id: &str, status: &str) -> String {
@@ -37,9 +37,8 @@ async fn register(a: &TestAgent, body: Value) {
 }
 
 async fn passing_instances(a: &TestAgent, service: &str) -> usize {
-    a.get(&format!("/v1/health/service/{service}?passing"))
+    a.get_json(&format!("/v1/health/service/{service}?passing"))
         .await
-        .json()
         .as_array()
         .map_or(0, Vec::len)
 }

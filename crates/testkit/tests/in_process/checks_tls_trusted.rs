@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::support::{self, in_own_process, Kind, Server};
 
 async fn status_and_output(a: &TestAgent, id: &str) -> (String, String) {
-    let c = &a.get("/v1/agent/checks").await.json()[id];
+    let c = &a.get_json("/v1/agent/checks").await[id];
     (
         c["Status"].as_str().unwrap_or("").to_string(),
         c["Output"].as_str().unwrap_or("").to_string(),

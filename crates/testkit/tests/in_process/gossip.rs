@@ -17,9 +17,8 @@ fn client_flags(name: &str) -> AgentFlags {
 }
 
 async fn member_status(a: &TestAgent, name: &str) -> Option<u64> {
-    a.get("/v1/agent/members")
+    a.get_json("/v1/agent/members")
         .await
-        .json()
         .as_array()?
         .iter()
         .find(|m| m["Name"] == name)
@@ -27,9 +26,8 @@ async fn member_status(a: &TestAgent, name: &str) -> Option<u64> {
 }
 
 async fn serf_health(a: &TestAgent, node: &str) -> Option<String> {
-    a.get(&format!("/v1/health/node/{node}"))
+    a.get_json(&format!("/v1/health/node/{node}"))
         .await
-        .json()
         .as_array()?
         .iter()
         .find(|c| c["CheckID"] == "serfHealth")
@@ -57,7 +55,7 @@ async fn join_events_failure_and_force_leave() {
         member_status(&s, "c1").await == Some(1) && member_status(&c, "s1").await == Some(1)
     })
     .await;
-    let m = c.get("/v1/agent/members").await.json();
+    let m = c.get_json("/v1/agent/members").await;
     let me = m
         .as_array()
         .unwrap()
@@ -85,9 +83,8 @@ async fn join_events_failure_and_force_leave() {
     let fired = r.json();
     assert_eq!(fired["Version"], 1);
     wait_until(Duration::from_secs(5), "event on s1", || async {
-        s.get("/v1/event/list?name=deploy")
+        s.get_json("/v1/event/list?name=deploy")
             .await
-            .json()
             .as_array()
             .is_some_and(|l| {
                 l.iter()
@@ -95,7 +92,7 @@ async fn join_events_failure_and_force_leave() {
             })
     })
     .await;
-    let all = s.get("/v1/event/list").await.json();
+    let all = s.get_json("/v1/event/list").await;
     assert!(
         all.as_array()
             .unwrap()
@@ -208,7 +205,7 @@ async fn servers_join_over_wan_and_report_serf_stats() {
     let r = a.put(&format!("/v1/agent/join/{wan}?wan"), b"").await;
     assert_eq!(r.status, 200, "{}", r.text());
     wait_until(Duration::from_secs(5), "both in the WAN pool", || async {
-        let m = a.get("/v1/agent/members?wan").await.json();
+        let m = a.get_json("/v1/agent/members?wan").await;
         let mut names: Vec<String> = m
             .as_array()
             .unwrap()
@@ -222,7 +219,7 @@ async fn servers_join_over_wan_and_report_serf_stats() {
     .await;
     // The LAN pools stayed apart.
     assert_eq!(member_status(&a, "w2").await, None);
-    let stats = a.get("/v1/agent/self").await.json()["Stats"].clone();
+    let stats = a.get_json("/v1/agent/self").await["Stats"].clone();
     assert_eq!(stats["serf_lan"]["members"], "1");
     assert_eq!(stats["serf_wan"]["members"], "2");
     assert_eq!(stats["serf_lan"]["encrypted"], "false");

@@ -13,14 +13,14 @@ async fn status_and_self() {
     assert_eq!(r.json(), json!(rpc));
     let r = a.get("/v1/status/peers").await;
     assert_eq!(r.json(), json!([rpc]));
-    let v = a.get("/v1/agent/self").await.json();
+    let v = a.get_json("/v1/agent/self").await;
     assert_eq!(v["Config"]["Datacenter"], "dc1");
     assert_eq!(v["Config"]["Server"], true);
     assert_eq!(v["Config"]["Version"], "1.22.0");
     assert_eq!(v["Config"]["NodeName"], a.agent.node_name());
     assert_eq!(v["Config"]["NodeID"], a.agent.node_id());
     assert!(v["Config"]["Proconsul"]["Version"].is_string());
-    let m = a.get("/v1/agent/members").await.json();
+    let m = a.get_json("/v1/agent/members").await;
     assert_eq!(m[0]["Name"], a.agent.node_name());
     assert_eq!(m[0]["Status"], 1);
     assert_eq!(m[0]["Tags"]["role"], "consul");
@@ -30,10 +30,7 @@ async fn status_and_self() {
     // ?pretty indents by four spaces and ends with a newline
     let r = a.get("/v1/status/peers?pretty").await;
     assert_eq!(r.text(), format!("[\n    \"{rpc}\"\n]\n"));
-    assert_eq!(
-        a.get("/v1/catalog/datacenters").await.json(),
-        json!(["dc1"])
-    );
+    assert_eq!(a.get_json("/v1/catalog/datacenters").await, json!(["dc1"]));
     assert_eq!(a.get("/v1/no/such/thing").await.status, 404);
     a.stop().await;
 }
@@ -43,12 +40,12 @@ async fn leader_registers_itself_with_serf_health() {
     let a = TestAgent::dev().await;
     let node = a.agent.node_name().to_string();
     a.wait_registered().await;
-    let nodes = a.get("/v1/catalog/nodes").await.json();
+    let nodes = a.get_json("/v1/catalog/nodes").await;
     assert_eq!(nodes[0]["Node"], node.as_str());
     assert_eq!(nodes[0]["Address"], "127.0.0.1");
     assert_eq!(nodes[0]["Datacenter"], "dc1");
     assert_eq!(nodes[0]["ID"], a.agent.node_id());
-    let checks = a.get(&format!("/v1/health/node/{node}")).await.json();
+    let checks = a.get_json(&format!("/v1/health/node/{node}")).await;
     let serf = checks
         .as_array()
         .unwrap()
@@ -60,9 +57,8 @@ async fn leader_registers_itself_with_serf_health() {
     assert_eq!(serf["Output"], "Agent alive and reachable");
     // servers carry the `consul` service, on the server RPC port
     wait_until(Duration::from_secs(5), "consul service", || async {
-        a.get("/v1/catalog/service/consul")
+        a.get_json("/v1/catalog/service/consul")
             .await
-            .json()
             .as_array()
             .is_some_and(|v| v.len() == 1)
     })
@@ -70,11 +66,11 @@ async fn leader_registers_itself_with_serf_health() {
     // whichever of the leader and anti-entropy registered the node first, it ends up with the
     // agent's tagged addresses
     wait_until(Duration::from_secs(5), "tagged addresses", || async {
-        a.get("/v1/catalog/nodes").await.json()[0]["TaggedAddresses"]
+        a.get_json("/v1/catalog/nodes").await[0]["TaggedAddresses"]
             == serde_json::json!({"lan": "127.0.0.1", "wan": "127.0.0.1"})
     })
     .await;
-    let c = a.get("/v1/catalog/service/consul").await.json();
+    let c = a.get_json("/v1/catalog/service/consul").await;
     assert_eq!(
         c[0]["ServicePort"],
         a.agent.server().unwrap().rpc_addr().port()
@@ -98,25 +94,24 @@ async fn agent_service_reaches_catalog_and_health() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 
-    let svcs = a.get("/v1/agent/services").await.json();
+    let svcs = a.get_json("/v1/agent/services").await;
     assert_eq!(svcs["web"]["Service"], "web");
     assert_eq!(svcs["web"]["Port"], 9999);
     assert_eq!(svcs["web"]["Meta"]["version"], "1");
-    let checks = a.get("/v1/agent/checks").await.json();
+    let checks = a.get_json("/v1/agent/checks").await;
     assert_eq!(checks["service:web"]["Status"], "critical");
     assert_eq!(checks["service:web"]["ServiceID"], "web");
     assert_eq!(checks["service:web"]["Type"], "ttl");
 
     // the catalog has it (synced by anti-entropy on registration)
     wait_until(Duration::from_secs(5), "web in catalog", || async {
-        a.get("/v1/catalog/service/web")
+        a.get_json("/v1/catalog/service/web")
             .await
-            .json()
             .as_array()
             .is_some_and(|v| v.len() == 1)
     })
     .await;
-    let rows = a.get("/v1/catalog/service/web?pretty").await.json();
+    let rows = a.get_json("/v1/catalog/service/web?pretty").await;
     let r = &rows[0];
     for f in [
         "ID",
@@ -149,48 +144,45 @@ async fn agent_service_reaches_catalog_and_health() {
     assert_eq!(r["Datacenter"], "dc1");
     assert_eq!(r["ServiceWeights"], json!({"Passing": 1, "Warning": 1}));
     assert_eq!(
-        a.get("/v1/catalog/service/web?tag=master")
+        a.get_json("/v1/catalog/service/web?tag=master")
             .await
-            .json()
             .as_array()
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        a.get("/v1/catalog/service/web?tag=other").await.json(),
+        a.get_json("/v1/catalog/service/web?tag=other").await,
         json!([])
     );
     assert_eq!(
-        a.get("/v1/catalog/services").await.json()["web"],
+        a.get_json("/v1/catalog/services").await["web"],
         json!(["master"])
     );
 
     // critical until the TTL check passes; ?passing filters
     assert_eq!(
-        a.get("/v1/health/service/web")
+        a.get_json("/v1/health/service/web")
             .await
-            .json()
             .as_array()
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        a.get("/v1/health/service/web?passing").await.json(),
+        a.get_json("/v1/health/service/web?passing").await,
         json!([])
     );
     let r = a.put("/v1/agent/check/pass/service:web?note=ok", b"").await;
     assert_eq!(r.status, 200, "{}", r.text());
     wait_until(Duration::from_secs(5), "web passing", || async {
-        a.get("/v1/health/service/web?passing")
+        a.get_json("/v1/health/service/web?passing")
             .await
-            .json()
             .as_array()
             .is_some_and(|v| v.len() == 1)
     })
     .await;
-    let h = a.get("/v1/health/service/web?passing").await.json();
+    let h = a.get_json("/v1/health/service/web?passing").await;
     assert_eq!(h[0]["Service"]["Service"], "web");
     assert_eq!(h[0]["Node"]["Node"], node.as_str());
     let ids: Vec<&str> = h[0]["Checks"]
@@ -211,13 +203,12 @@ async fn agent_service_reaches_catalog_and_health() {
         .unwrap();
     assert_eq!(web_check["Output"], "ok");
     assert_eq!(
-        a.get("/v1/health/checks/web").await.json()[0]["Status"],
+        a.get_json("/v1/health/checks/web").await[0]["Status"],
         "passing"
     );
     assert_eq!(
-        a.get("/v1/health/state/passing")
+        a.get_json("/v1/health/state/passing")
             .await
-            .json()
             .as_array()
             .unwrap()
             .len(),
@@ -235,18 +226,17 @@ async fn agent_service_reaches_catalog_and_health() {
     assert_eq!(r.status, 400);
     a.put("/v1/agent/check/fail/service:web", b"").await;
     wait_until(Duration::from_secs(5), "web critical", || async {
-        a.get("/v1/health/service/web?passing").await.json() == json!([])
+        a.get_json("/v1/health/service/web?passing").await == json!([])
     })
     .await;
 
     // node and node-services views
-    let n = a.get(&format!("/v1/catalog/node/{node}")).await.json();
+    let n = a.get_json(&format!("/v1/catalog/node/{node}")).await;
     assert_eq!(n["Node"]["Node"], node.as_str());
     assert_eq!(n["Services"]["web"]["Port"], 9999);
     let n = a
-        .get(&format!("/v1/catalog/node-services/{node}"))
-        .await
-        .json();
+        .get_json(&format!("/v1/catalog/node-services/{node}"))
+        .await;
     let ids: Vec<&str> = n["Services"]
         .as_array()
         .unwrap()
@@ -254,13 +244,13 @@ async fn agent_service_reaches_catalog_and_health() {
         .map(|s| s["ID"].as_str().unwrap())
         .collect();
     assert_eq!(ids, vec!["consul", "web"]);
-    assert!(a.get("/v1/catalog/node/nobody").await.json().is_null());
+    assert!(a.get_json("/v1/catalog/node/nobody").await.is_null());
 
     // deregistration removes it from the catalog
     let r = a.put("/v1/agent/service/deregister/web", b"").await;
     assert_eq!(r.status, 200);
     wait_until(Duration::from_secs(5), "web gone", || async {
-        a.get("/v1/catalog/service/web").await.json() == json!([])
+        a.get_json("/v1/catalog/service/web").await == json!([])
     })
     .await;
     assert_eq!(
@@ -281,11 +271,11 @@ async fn ttl_check_expires_to_critical() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
-        a.get("/v1/agent/checks").await.json()["heartbeat"]["Status"],
+        a.get_json("/v1/agent/checks").await["heartbeat"]["Status"],
         "passing"
     );
     wait_until(Duration::from_secs(5), "TTL expiry", || async {
-        let c = a.get("/v1/agent/checks").await.json();
+        let c = a.get_json("/v1/agent/checks").await;
         c["heartbeat"]["Status"] == "critical" && c["heartbeat"]["Output"] == "TTL expired"
     })
     .await;
@@ -297,9 +287,8 @@ async fn ttl_check_expires_to_critical() {
         200
     );
     assert!(a
-        .get("/v1/agent/checks")
+        .get_json("/v1/agent/checks")
         .await
-        .json()
         .get("heartbeat")
         .is_none());
     a.stop().await;
@@ -328,7 +317,7 @@ async fn agent_register_bad_input() {
         )
         .await;
     assert_eq!(r.status, 400);
-    assert_eq!(a.get("/v1/agent/services").await.json(), json!({}));
+    assert_eq!(a.get_json("/v1/agent/services").await, json!({}));
     a.stop().await;
 }
 
@@ -340,28 +329,26 @@ async fn catalog_register_and_deregister() {
         "Check":{"CheckID":"db-alive","Name":"db alive","Status":"passing","ServiceID":"db"}}"#;
     let r = a.put("/v1/catalog/register", body).await;
     assert_eq!((r.status, r.text().as_str()), (200, "true"));
-    let rows = a.get("/v1/catalog/service/db").await.json();
+    let rows = a.get_json("/v1/catalog/service/db").await;
     assert_eq!(rows[0]["Node"], "ext");
     assert_eq!(rows[0]["Address"], "10.1.2.3");
     assert_eq!(rows[0]["ServiceID"], "db");
     assert_eq!(rows[0]["NodeMeta"]["rack"], "r1");
     assert_eq!(
-        a.get("/v1/catalog/nodes?node-meta=rack:r1")
+        a.get_json("/v1/catalog/nodes?node-meta=rack:r1")
             .await
-            .json()
             .as_array()
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        a.get("/v1/catalog/nodes?node-meta=rack:r2").await.json(),
+        a.get_json("/v1/catalog/nodes?node-meta=rack:r2").await,
         json!([])
     );
     assert_eq!(
-        a.get("/v1/health/service/db?passing")
+        a.get_json("/v1/health/service/db?passing")
             .await
-            .json()
             .as_array()
             .unwrap()
             .len(),
@@ -375,7 +362,7 @@ async fn catalog_register_and_deregister() {
     assert_eq!((r.status, r.text().as_str()), (500, "Must provide node"));
     let r = a.put("/v1/catalog/register", br#"{"Node":"x"}"#).await;
     assert_eq!(r.status, 500);
-    assert!(a.get("/v1/catalog/node/x").await.json().is_null());
+    assert!(a.get_json("/v1/catalog/node/x").await.is_null());
 
     let r = a
         .put(
@@ -384,9 +371,9 @@ async fn catalog_register_and_deregister() {
         )
         .await;
     assert_eq!(r.text(), "true");
-    assert_eq!(a.get("/v1/catalog/service/db").await.json(), json!([]));
+    assert_eq!(a.get_json("/v1/catalog/service/db").await, json!([]));
     a.put("/v1/catalog/deregister", br#"{"Node":"ext"}"#).await;
-    assert!(a.get("/v1/catalog/node/ext").await.json().is_null());
+    assert!(a.get_json("/v1/catalog/node/ext").await.is_null());
     a.stop().await;
 }
 
@@ -402,7 +389,7 @@ async fn sessions_and_locks() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let id = r.json()["ID"].as_str().unwrap().to_string();
-    let info = a.get(&format!("/v1/session/info/{id}")).await.json();
+    let info = a.get_json(&format!("/v1/session/info/{id}")).await;
     assert_eq!(info[0]["Name"], "patroni");
     assert_eq!(info[0]["Node"], node.as_str());
     assert_eq!(info[0]["TTL"], "15s");
@@ -410,18 +397,16 @@ async fn sessions_and_locks() {
     assert_eq!(info[0]["LockDelay"], 15_000_000_000u64);
     assert_eq!(info[0]["NodeChecks"], json!(["serfHealth"]));
     assert_eq!(
-        a.get("/v1/session/list")
+        a.get_json("/v1/session/list")
             .await
-            .json()
             .as_array()
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        a.get(&format!("/v1/session/node/{node}"))
+        a.get_json(&format!("/v1/session/node/{node}"))
             .await
-            .json()
             .as_array()
             .unwrap()
             .len(),
@@ -435,7 +420,7 @@ async fn sessions_and_locks() {
             .text(),
         "true"
     );
-    let e = a.get("/v1/kv/service/leader").await.json();
+    let e = a.get_json("/v1/kv/service/leader").await;
     assert_eq!(e[0]["Session"], id.as_str());
     assert_eq!(e[0]["LockIndex"], 1);
     let other = a
@@ -457,7 +442,7 @@ async fn sessions_and_locks() {
             .text(),
         "true"
     );
-    assert!(a.get("/v1/kv/service/leader").await.json()[0]
+    assert!(a.get_json("/v1/kv/service/leader").await[0]
         .get("Session")
         .is_none());
     assert_eq!(
@@ -496,19 +481,18 @@ async fn sessions_and_locks() {
             .text(),
         "true"
     );
-    let e = a.get("/v1/kv/service/leader").await.json();
+    let e = a.get_json("/v1/kv/service/leader").await;
     assert!(e[0].get("Session").is_none());
     assert_eq!(e[0]["Value"], "dGhlbQ==");
     assert_eq!(
-        a.get(&format!("/v1/session/info/{other}")).await.json(),
+        a.get_json(&format!("/v1/session/info/{other}")).await,
         json!([])
     );
 
     // invalid TTLs: Consul's error text, nothing created
     let before = a
-        .get("/v1/session/list")
+        .get_json("/v1/session/list")
         .await
-        .json()
         .as_array()
         .unwrap()
         .len();
@@ -522,9 +506,8 @@ async fn sessions_and_locks() {
         .await;
     assert_eq!(r.status, 500);
     assert_eq!(
-        a.get("/v1/session/list")
+        a.get_json("/v1/session/list")
             .await
-            .json()
             .as_array()
             .unwrap()
             .len(),
@@ -552,12 +535,10 @@ async fn session_ttl_expiry_releases_lock() {
     );
     // TTL 10s × 2 = 20 s before the leader invalidates it
     wait_until(Duration::from_secs(30), "session expiry", || async {
-        a.get(&format!("/v1/session/info/{id}")).await.json() == json!([])
+        a.get_json(&format!("/v1/session/info/{id}")).await == json!([])
     })
     .await;
-    assert!(a.get("/v1/kv/lock").await.json()[0]
-        .get("Session")
-        .is_none());
+    assert!(a.get_json("/v1/kv/lock").await[0].get("Session").is_none());
     a.stop().await;
 }
 
@@ -581,23 +562,17 @@ async fn events_fire_and_list() {
     a.put("/v1/event/fire/other", b"").await;
     a.put("/v1/event/fire/filtered?service=nosuch", b"").await;
     wait_until(Duration::from_secs(5), "events delivered", || async {
-        a.get("/v1/event/list")
-            .await
-            .json()
-            .as_array()
-            .unwrap()
-            .len()
-            == 2
+        a.get_json("/v1/event/list").await.as_array().unwrap().len() == 2
     })
     .await;
-    let l = a.get("/v1/event/list").await.json();
+    let l = a.get_json("/v1/event/list").await;
     assert!(l[0]["LTime"].as_u64().unwrap() > 0);
     assert!(l
         .as_array()
         .unwrap()
         .iter()
         .all(|e| e["Name"] != "filtered"));
-    let l = a.get("/v1/event/list?name=deploy").await.json();
+    let l = a.get_json("/v1/event/list?name=deploy").await;
     assert_eq!(l.as_array().unwrap().len(), 1);
     let big = vec![b'x'; 1024];
     assert_eq!(a.put("/v1/event/fire/huge", &big).await.status, 413);

@@ -26,9 +26,8 @@ fn coord(x: f64) -> Value {
 }
 
 async fn nodes(a: &TestAgent) -> Vec<Value> {
-    a.get("/v1/coordinate/nodes")
+    a.get_json("/v1/coordinate/nodes")
         .await
-        .json()
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -101,7 +100,7 @@ async fn coordinates_through_the_http_api() {
         .unwrap()
         .iter()
         .any(|c| c["Node"] == "ext"));
-    let got = a.get("/v1/coordinate/node/ext").await.json();
+    let got = a.get_json("/v1/coordinate/node/ext").await;
     assert_eq!(
         got,
         json!([{"Node": "ext", "Segment": "", "Coord": coord(0.003)}])
@@ -142,7 +141,7 @@ async fn coordinates_through_the_http_api() {
         .all(|c| c["Node"] != "ext" && c["Node"] != "ghost"));
 
     // WAN: this server, in its datacenter, without the `.dc1` suffix.
-    let dcs = a.get("/v1/coordinate/datacenters").await.json();
+    let dcs = a.get_json("/v1/coordinate/datacenters").await;
     assert_eq!(dcs[0]["Datacenter"], "dc1");
     assert_eq!(dcs[0]["AreaID"], "WAN");
     assert_eq!(dcs[0]["Coordinates"][0]["Node"], me.as_str());
@@ -198,7 +197,7 @@ async fn gossiping_agents_learn_real_coordinates() {
     )
     .await;
     // A client has no WAN pool: its datacenter with no coordinates.
-    let dcs = c.get("/v1/coordinate/datacenters").await.json();
+    let dcs = c.get_json("/v1/coordinate/datacenters").await;
     assert_eq!(
         dcs,
         json!([{"Datacenter": "dc1", "AreaID": "WAN", "Coordinates": []}])

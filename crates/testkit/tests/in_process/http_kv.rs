@@ -61,7 +61,7 @@ async fn kv_put_get_delete_with_consul_shapes() {
     // cas: 0 means create-only
     let r = a.put("/v1/kv/app/color?cas=0", b"red").await;
     assert_eq!(r.text(), "false");
-    let idx = a.get("/v1/kv/app/color").await.json()[0]["ModifyIndex"]
+    let idx = a.get_json("/v1/kv/app/color").await[0]["ModifyIndex"]
         .as_u64()
         .unwrap();
     let r = a
@@ -85,7 +85,7 @@ async fn kv_put_get_delete_with_consul_shapes() {
 async fn kv_bad_input_changes_nothing() {
     let a = TestAgent::dev().await;
     a.put("/v1/kv/k", b"v").await;
-    let before = a.get("/v1/kv/k").await.json();
+    let before = a.get_json("/v1/kv/k").await;
 
     // oversize value: 413, Consul's text, nothing written
     let big = vec![b'x'; 512 * 1024 + 1];
@@ -96,7 +96,7 @@ async fn kv_bad_input_changes_nothing() {
         "{}",
         r.text()
     );
-    assert_eq!(a.get("/v1/kv/k").await.json(), before);
+    assert_eq!(a.get_json("/v1/kv/k").await, before);
 
     // bad cas / flags / index / wait / consistency
     let r = a.put("/v1/kv/k?cas=abc", b"z").await;
@@ -122,8 +122,8 @@ async fn kv_bad_input_changes_nothing() {
     let r = a.put("/v1/kv/a/../b", b"z").await;
     assert_ne!(r.status, 200);
 
-    assert_eq!(a.get("/v1/kv/k").await.json(), before);
-    assert_eq!(a.get("/v1/kv/?keys").await.json(), serde_json::json!(["k"]));
+    assert_eq!(a.get_json("/v1/kv/k").await, before);
+    assert_eq!(a.get_json("/v1/kv/?keys").await, serde_json::json!(["k"]));
     a.stop().await;
 }
 
@@ -401,7 +401,7 @@ async fn snapshot_save_and_restore() {
         .unwrap_or("0")
         .parse()
         .unwrap_or(0);
-    let listed = a.get("/v1/kv/after").await.json();
+    let listed = a.get_json("/v1/kv/after").await;
     assert!(
         listed[0]["ModifyIndex"].as_u64().unwrap() > meta.index,
         "{listed} {idx}"
