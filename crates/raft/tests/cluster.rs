@@ -95,13 +95,23 @@ struct TestNode {
 }
 
 async fn start(router: &MemRouter, o: RaftOptions) -> TestNode {
-    let kv = Arc::new(Kv::default());
     let a = o.addr.clone();
-    let node = RaftNode::start(o, kv.clone(), router.transport(&a))
-        .await
-        .unwrap();
-    router.register(&a, node.clone());
-    TestNode { node, kv }
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let kv = Arc::new(Kv::default());
+        match RaftNode::start(o.clone(), kv.clone(), router.transport(&a)).await {
+            Ok(node) => {
+                router.register(&a, node.clone());
+                return TestNode { node, kv };
+            }
+            // Restarted in the same process right after a shutdown, the node's previous
+            // instance may still be closing its log database in the background.
+            Err(e) if e.to_string().contains("already open") && Instant::now() < end => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("start {a}: {e}"),
+        }
+    }
 }
 
 /// The leader all running `nodes` agree on.
