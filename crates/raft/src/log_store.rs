@@ -65,6 +65,15 @@ const KEY_PURGED: &str = "last_purged";
 /// Upper bound on operations folded into one write transaction.
 const MAX_BATCH_OPS: usize = 4096;
 
+/// Whether a log's last handle is gone (its database closed, its writer stopped).
+pub(crate) struct LogClosed(std::sync::Weak<Backend>);
+
+impl LogClosed {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
 /// A log store handle. Clones share the same log (the clone is also the openraft log reader).
 #[derive(Clone)]
 pub(crate) struct LogStore {
@@ -548,6 +557,11 @@ impl LogStore {
     /// A metadata view that does not hold the database open.
     pub(crate) fn meta_handle(&self) -> LogMeta {
         self.meta.clone()
+    }
+
+    /// Tells when every handle of this log is gone, and so its database closed.
+    pub(crate) fn closed_handle(&self) -> LogClosed {
+        LogClosed(Arc::downgrade(&self.backend))
     }
 
     /// Whether `entries` are this node's own appends as the leader of its current term: the

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::lease::{self, Lease};
-use crate::log_store::{LogMeta, LogStore};
+use crate::log_store::{LogClosed, LogMeta, LogStore};
 use crate::network::{NetFactory, RaftTransport, RpcKind};
 use crate::state_machine::{SmShared, SmStore, StateMachine};
 use proconsul_state::{ApplyResult, Proposal};
@@ -282,6 +282,8 @@ struct NodeInner {
     raft: Raft<TypeConfig>,
     metrics: watch::Receiver<RaftMetrics<u64, BasicNode>>,
     log: LogMeta,
+    /// Whether openraft's tasks have let go of the log (see [`RaftNode::shutdown`]).
+    log_closed: LogClosed,
     sm: Arc<SmShared>,
     started: Instant,
     /// When an AppendEntries/InstallSnapshot from a current leader last arrived.
@@ -328,6 +330,7 @@ impl RaftNode {
         let gate = log.durable_gate();
         sm_store.set_durable_gate(gate.clone());
         let log_meta = log.meta_handle();
+        let log_closed = log.closed_handle();
         let shared = sm_store.shared();
         let network = NetFactory {
             id: opts.node_id,
@@ -346,6 +349,7 @@ impl RaftNode {
                 metrics: raft.metrics(),
                 raft,
                 log: log_meta,
+                log_closed,
                 sm: shared,
                 started: Instant::now(),
                 last_contact: Mutex::new(None),
@@ -753,6 +757,13 @@ impl RaftNode {
         self.inner.lease_task.abort();
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
+        }
+        // openraft's replication and snapshot tasks hold log readers and end a moment after
+        // its core: wait for them, so the log database is closed (and can be opened again by
+        // a node started in this process) when shutdown returns.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.inner.log_closed.is_closed() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tracing::info!(node_id = self.inner.id, "raft stopped");
     }

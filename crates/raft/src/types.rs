@@ -13,7 +13,7 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use proconsul_state::{ApplyResult, Proposal};
-use serde::de::{self, SeqAccess, Visitor};
+use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 openraft::declare_raft_types!(
@@ -55,7 +55,7 @@ impl Serialize for Request {
 
 impl<'de> Deserialize<'de> for Request {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let bytes = d.deserialize_byte_buf(BytesVisitor)?;
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
         // An entry this build cannot read stops the node (openraft treats a storage or
         // network decode error as fatal): never skip it.
         Proposal::decode(&bytes)
@@ -89,54 +89,12 @@ impl<'de> Deserialize<'de> for Response {
 }
 
 /// Opaque bytes inside internal envelopes (snapshot files), encoded as one msgpack `bin`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub(crate) struct Blob(pub Vec<u8>);
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Blob(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
 impl fmt::Debug for Blob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Blob({} bytes)", self.0.len())
-    }
-}
-
-impl Serialize for Blob {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Blob {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_byte_buf(BytesVisitor).map(Blob)
-    }
-}
-
-/// Accepts msgpack `bin`, `str` and (for robustness) an array of small integers.
-struct BytesVisitor;
-
-impl<'de> Visitor<'de> for BytesVisitor {
-    type Value = Vec<u8>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a byte string")
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-        Ok(v.to_vec())
-    }
-
-    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-        Ok(v)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
-        Ok(v.as_bytes().to_vec())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
-        while let Some(b) = seq.next_element::<u8>()? {
-            out.push(b);
-        }
-        Ok(out)
     }
 }
 

@@ -653,9 +653,18 @@ async fn survivors_recover_with_a_new_membership() {
     // The same new membership on both, then a restart.
     let voters: BTreeMap<u64, String> = (1..=2).map(|id| (id, addr(id))).collect();
     for id in 1..=2 {
-        let index =
-            proconsul_raft::recover_membership(&dir(id), id, voters.clone(), BTreeMap::new())
-                .unwrap();
+        let end = Instant::now() + DEADLINE;
+        let index = loop {
+            match proconsul_raft::recover_membership(&dir(id), id, voters.clone(), BTreeMap::new())
+            {
+                Ok(index) => break index,
+                // The node shut down a moment ago may still be closing its log database.
+                Err(e) if e.to_string().contains("already open") && Instant::now() < end => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("recover_membership: {e}"),
+            }
+        };
         assert!(index > 20, "appended after the log: {index}");
     }
     let mut survivors = Vec::new();

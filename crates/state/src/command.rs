@@ -24,7 +24,7 @@ use proconsul_types::{
 };
 
 use crate::error::StateError;
-use crate::records::{opt_bytes, CheckRec, NodeRec, ServiceRec, SessionRec};
+use crate::records::{CheckRec, NodeRec, ServiceRec, SessionRec};
 
 /// The log entry format this build writes.
 pub const LOG_ENTRY_VERSION: u8 = 2;
@@ -145,7 +145,7 @@ pub enum Command {
     /// [`Store::dump`](crate::Store::dump). Applied at its log index, so indexes stay monotonic.
     #[serde(rename = "restore")]
     Restore {
-        #[serde(with = "opt_bytes", default)]
+        #[serde(with = "serde_bytes", default)]
         state: Option<Vec<u8>>,
     },
     /// Store autopilot's configuration; with `cas`, only if the stored `ModifyIndex` equals it.
@@ -249,7 +249,7 @@ pub struct NewSession(pub(crate) SessionRec);
 pub struct TxnOp {
     pub verb: TxnVerb,
     pub key: String,
-    #[serde(with = "opt_bytes", default)]
+    #[serde(with = "serde_bytes", default)]
     pub value: Option<Vec<u8>>,
     #[serde(default)]
     pub flags: u64,
@@ -357,7 +357,7 @@ impl CoordinateUpdate {
 pub struct KvOp {
     pub verb: KvVerb,
     pub key: String,
-    #[serde(with = "opt_bytes", default)]
+    #[serde(with = "serde_bytes", default)]
     pub value: Option<Vec<u8>>,
     #[serde(default)]
     pub flags: u64,

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use proconsul_types::{DeregisterRequest, RegisterRequest, SessionEntry, TxnKvOp};
 
 use crate::command::{Command, CoordinateUpdate, KvOp, Proposal};
-use crate::records::opt_bytes;
 
 #[derive(Deserialize)]
 struct ProposalV1 {
@@ -41,7 +40,7 @@ enum CommandV1 {
     CoordinateBatchUpdate(Vec<CoordinateUpdate>),
     #[serde(rename = "restore")]
     Restore {
-        #[serde(with = "opt_bytes", default)]
+        #[serde(with = "serde_bytes", default)]
         state: Option<Vec<u8>>,
     },
     #[serde(rename = "autopilot_set_config")]

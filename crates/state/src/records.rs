@@ -237,7 +237,7 @@ impl CheckRec {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct KvRec {
     pub flags: u64,
-    #[serde(with = "opt_bytes", default)]
+    #[serde(with = "serde_bytes", default)]
     pub value: Option<Vec<u8>>,
     pub session: Option<String>,
     pub lock_index: u64,
@@ -338,75 +338,6 @@ impl SessionRec {
                 .collect(),
             create_index: self.create_index,
             modify_index: self.modify_index,
-        }
-    }
-}
-
-/// `Option<Vec<u8>>` as a msgpack binary (not an array of integers), so KV values cost their
-/// length in the log and in snapshots. Also accepts a sequence of bytes (JSON round-trips).
-pub(crate) mod opt_bytes {
-    use serde::de::{self, Deserializer, SeqAccess, Visitor};
-    use serde::{Serialize, Serializer};
-    use std::fmt;
-
-    struct Raw<'a>(&'a [u8]);
-
-    impl Serialize for Raw<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_bytes(self.0)
-        }
-    }
-
-    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(b) => s.serialize_some(&Raw(b)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        d.deserialize_option(OptVisitor)
-    }
-
-    struct OptVisitor;
-
-    impl<'de> Visitor<'de> for OptVisitor {
-        type Value = Option<Vec<u8>>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("bytes or nil")
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_byte_buf(BytesVisitor).map(Some)
-        }
-    }
-
-    struct BytesVisitor;
-
-    impl<'de> Visitor<'de> for BytesVisitor {
-        type Value = Vec<u8>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("bytes")
-        }
-        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
-        }
-        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(v)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-            while let Some(b) = seq.next_element::<u8>()? {
-                out.push(b);
-            }
-            Ok(out)
         }
     }
 }

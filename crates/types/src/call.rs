@@ -266,7 +266,7 @@ pub struct SnapshotSave {
 pub struct SnapshotData {
     pub index: u64,
     pub term: u64,
-    #[serde(with = "crate::rpc::raw_bytes")]
+    #[serde(with = "serde_bytes")]
     pub state: Vec<u8>,
 }
 

@@ -142,7 +142,7 @@ pub enum WriteRequest {
         id: String,
     },
     /// Replace the whole state with a snapshot's (`PUT /v1/snapshot`, already verified).
-    SnapshotRestore(#[serde(with = "raw_bytes")] Vec<u8>),
+    SnapshotRestore(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A node's LAN coordinate (`Coordinate.Update`): queued on the leader, which writes the
     /// latest of each node in batches, so it is acknowledged before it is committed.
     CoordinateUpdate(CoordinateUpdateRequest),
@@ -152,43 +152,6 @@ pub enum WriteRequest {
         config: crate::AutopilotConfiguration,
         cas: Option<u64>,
     },
-}
-
-/// Byte strings as msgpack/serde bytes rather than an array of numbers
-/// (`#[serde(with = "proconsul_types::rpc::raw_bytes")]`).
-pub mod raw_bytes {
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<Vec<u8>, A::Error> {
-                let mut out = Vec::new();
-                while let Some(b) = a.next_element::<u8>()? {
-                    out.push(b);
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
 }
 
 /// The answer to a [`WriteRequest`].
