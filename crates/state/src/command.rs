@@ -309,22 +309,14 @@ pub enum TxnVerb {
 }
 
 impl TxnVerb {
-    /// Consul's verb names.
+    /// Consul's verb names (the serde tags above, so the two cannot disagree).
     pub fn parse(verb: &str) -> TxnVerb {
-        match verb {
-            "set" => TxnVerb::Set,
-            "cas" => TxnVerb::Cas,
-            "lock" => TxnVerb::Lock,
-            "unlock" => TxnVerb::Unlock,
-            "get" => TxnVerb::Get,
-            "get-tree" => TxnVerb::GetTree,
-            "check-session" => TxnVerb::CheckSession,
-            "check-index" => TxnVerb::CheckIndex,
-            "check-not-exists" => TxnVerb::CheckNotExists,
-            "delete" => TxnVerb::Delete,
-            "delete-cas" => TxnVerb::DeleteCas,
-            "delete-tree" => TxnVerb::DeleteTree,
-            other => TxnVerb::Unknown(other.to_string()),
+        use serde::de::IntoDeserializer;
+        let name: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            verb.into_deserializer();
+        match TxnVerb::deserialize(name) {
+            Ok(TxnVerb::Unknown(_)) | Err(_) => TxnVerb::Unknown(verb.to_string()),
+            Ok(known) => known,
         }
     }
 }
@@ -546,6 +538,19 @@ mod tests {
         };
         assert_eq!(ops[0].verb, TxnVerb::Cas);
         assert_eq!(ops[0].value.as_deref(), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn txn_verbs_parse_by_consul_name() {
+        assert_eq!(TxnVerb::parse("set"), TxnVerb::Set);
+        assert_eq!(TxnVerb::parse("get-tree"), TxnVerb::GetTree);
+        assert_eq!(TxnVerb::parse("check-not-exists"), TxnVerb::CheckNotExists);
+        assert_eq!(TxnVerb::parse("delete-cas"), TxnVerb::DeleteCas);
+        assert_eq!(
+            TxnVerb::parse("unknown"),
+            TxnVerb::Unknown("unknown".into())
+        );
+        assert_eq!(TxnVerb::parse("SET"), TxnVerb::Unknown("SET".into()));
     }
 
     #[test]
