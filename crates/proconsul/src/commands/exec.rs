@@ -401,6 +401,14 @@ impl Job {
 }
 
 /// Classify one key under the job's directory (already trimmed), Consul's rules.
+/// A results listing in the order to report it. A node writes its output before its exit code,
+/// but the listing is sorted by key and `<node>/exit` sorts before `<node>/out/…`: exit codes go
+/// last, so output that arrived with them is never dropped behind a finished node.
+fn in_report_order(mut keys: Vec<String>) -> Vec<String> {
+    keys.sort_by_key(|k| k.ends_with("/exit"));
+    keys
+}
+
 fn classify(key: &str) -> Option<KeyKind<'_>> {
     if key == JOB_FILE {
         return None;
@@ -453,12 +461,7 @@ fn stream_results(
             continue;
         }
         opts.wait_index = meta.last_index;
-        // A node writes its output before its exit code, but the listing is sorted by key and
-        // `<node>/exit` sorts before `<node>/out/…`: report a listing's exit codes last, so
-        // output that arrived with them is never dropped behind a finished node.
-        let mut keys = keys;
-        keys.sort_by_key(|k| k.ends_with("/exit"));
-        for full in keys {
+        for full in in_report_order(keys) {
             if seen.contains(&full) || seen.len() >= MAX_KEYS {
                 continue;
             }
@@ -510,6 +513,28 @@ fn stream_results(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_codes_are_reported_after_the_output_listed_with_them() {
+        let listing = [
+            "p/n1/ack",
+            "p/n1/exit",
+            "p/n1/out/00000",
+            "p/n2/exit",
+            "p/n2/out/00000",
+        ];
+        let ordered = in_report_order(listing.iter().map(|k| k.to_string()).collect());
+        assert_eq!(
+            ordered,
+            [
+                "p/n1/ack",
+                "p/n1/out/00000",
+                "p/n2/out/00000",
+                "p/n1/exit",
+                "p/n2/exit"
+            ]
+        );
+    }
 
     #[test]
     fn lines_are_targeted_like_consul() {
