@@ -147,6 +147,7 @@ impl ServerRequest {
         match self {
             ServerRequest::Read(r) => &r.opts.datacenter,
             ServerRequest::Write(w) => &w.datacenter,
+            ServerRequest::OperatorUsage(u) => &u.datacenter,
             _ => "",
         }
     }
@@ -237,6 +238,9 @@ pub struct AutopilotGetState {}
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OperatorUsage {
     pub stale: bool,
+    /// `?dc=`: empty for the agent's own.
+    #[serde(default)]
+    pub datacenter: String,
 }
 
 /// What `/v1/operator/usage` reports for a datacenter (Consul's `ServiceUsage` and node

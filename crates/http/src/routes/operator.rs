@@ -194,8 +194,11 @@ pub async fn autopilot_health<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> R
 /// in Consul's shape (the query meta is in the body as well as the headers).
 pub async fn usage<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    let stale = p.has("stale");
-    reply::or_error(st.call(OperatorUsage { stale }).await.map(|(meta, usage)| {
+    let req = OperatorUsage {
+        stale: p.has("stale"),
+        datacenter: p.get("dc").unwrap_or("").to_string(),
+    };
+    reply::or_error(st.call(req).await.map(|(meta, usage)| {
         let body = serde_json::json!({
             "Usage": { st.datacenter(): usage },
             "Index": meta.index,

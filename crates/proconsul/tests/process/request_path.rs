@@ -88,6 +88,16 @@ fn a_client_agent_serves_server_requests_over_one_call() {
         http_get(client_http, "/v1/status/leader").unwrap().1,
         http_get(server_http, "/v1/status/leader").unwrap().1
     );
-    let (code, body) = http_get(client_http, "/v1/kv/x?dc=elsewhere").unwrap();
-    assert_eq!((code, body.trim()), (500, "No path to datacenter"));
+    for path in ["/v1/kv/x?dc=elsewhere", "/v1/operator/usage?dc=elsewhere"] {
+        let (code, body) = http_get(client_http, path).unwrap();
+        assert_eq!(
+            (code, body.trim()),
+            (500, "No path to datacenter"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        json(client_http, "/v1/operator/usage?dc=dc1")["Usage"]["dc1"]["Nodes"],
+        2
+    );
 }
