@@ -481,7 +481,7 @@ impl Agent {
     /// The aggregate health of the aliased node (and service): critical beats warning beats
     /// passing; nothing found is critical.
     async fn alias_status(&self, node: &str, service: &str) -> (String, String) {
-        use proconsul_types::{Consistency, QueryOptions, ReadRequest, ReadResponse};
+        use proconsul_types::{Consistency, HealthNodeChecks, QueryOptions};
         let node = if node.is_empty() {
             self.inner.node_name.clone()
         } else {
@@ -491,12 +491,8 @@ impl Agent {
             consistency: Consistency::Stale,
             ..Default::default()
         };
-        let checks = match self
-            .rpc_read(ReadRequest::HealthNodeChecks { node }, opts)
-            .await
-        {
-            Ok((_, ReadResponse::Checks(c))) => c,
-            Ok(_) => Vec::new(),
+        let checks = match self.query(HealthNodeChecks { node }, opts).await {
+            Ok((_, c)) => c,
             Err(e) => {
                 return (
                     health::CRITICAL.into(),

@@ -7,7 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use proconsul_config::RuntimeConfig;
 use proconsul_dns::{DnsBackend, DnsBackendError, DnsServerConfig, ReverseMatch, SoaSettings};
 use proconsul_types::{
-    CheckServiceNode, Consistency, Node, QueryOptions, ReadRequest, ReadResponse, RpcError,
+    CatalogNodeServices, CatalogNodes, CatalogServiceNodes, CatalogServices, CheckServiceNode,
+    Consistency, HealthServiceNodes, Node, Query, QueryOptions, RpcError,
 };
 
 use std::sync::atomic::Ordering;
@@ -57,10 +58,6 @@ fn stale() -> QueryOptions {
     }
 }
 
-fn unexpected() -> DnsBackendError {
-    DnsBackendError::Unavailable("unexpected read response".into())
-}
-
 fn unavailable(e: RpcError) -> DnsBackendError {
     DnsBackendError::Unavailable(e.to_string())
 }
@@ -85,14 +82,14 @@ impl Agent {
     /// A catalog read for DNS, Consul's way: stale (any server answers) when `allow_stale`,
     /// asked again of the leader when the answering server's last contact with it is older than
     /// `max_stale`; from the leader only otherwise.
-    async fn dns_read(&self, req: ReadRequest) -> Result<ReadResponse, DnsBackendError> {
+    async fn dns_read<Q: Query + Clone>(&self, req: Q) -> Result<Q::Out, DnsBackendError> {
         let (allow_stale, max_stale_ms) = self.dns_staleness();
         if !allow_stale {
-            let r = self.rpc_read(req, QueryOptions::default()).await;
+            let r = self.query(req, QueryOptions::default()).await;
             return Ok(r.map_err(unavailable)?.1);
         }
         let (meta, resp) = self
-            .rpc_read(req.clone(), stale())
+            .query(req.clone(), stale())
             .await
             .map_err(unavailable)?;
         if meta.last_contact_ms <= max_stale_ms {
@@ -102,18 +99,12 @@ impl Agent {
             last_contact_ms = meta.last_contact_ms,
             "dns: stale answer too old (max_stale), asking the leader"
         );
-        let r = self.rpc_read(req, QueryOptions::default()).await;
+        let r = self.query(req, QueryOptions::default()).await;
         Ok(r.map_err(unavailable)?.1)
     }
 
     async fn all_nodes(&self) -> Result<Vec<Node>, DnsBackendError> {
-        let req = ReadRequest::CatalogNodes {
-            node_meta: Vec::new(),
-        };
-        match self.dns_read(req).await? {
-            ReadResponse::Nodes(n) => Ok(n),
-            _ => Err(unexpected()),
-        }
+        self.dns_read(CatalogNodes::default()).await
     }
 }
 
@@ -125,30 +116,24 @@ impl DnsBackend for Agent {
         tag: Option<&str>,
     ) -> Result<Vec<CheckServiceNode>, DnsBackendError> {
         self.check_dc(datacenter)?;
-        let req = ReadRequest::HealthServiceNodes {
+        let req = HealthServiceNodes {
             service: service.to_string(),
             tags: tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
-            passing: false,
-            node_meta: Vec::new(),
+            ..Default::default()
         };
-        match self.dns_read(req).await? {
-            ReadResponse::CheckServiceNodes(rows) => Ok(rows),
-            _ => Err(unexpected()),
-        }
+        self.dns_read(req).await
     }
 
     async fn node(&self, datacenter: &str, name: &str) -> Result<Option<Node>, DnsBackendError> {
         self.check_dc(datacenter)?;
-        let req = ReadRequest::CatalogNodeServices {
+        let req = CatalogNodeServices {
             node: name.to_string(),
         };
-        match self.dns_read(req).await? {
-            ReadResponse::NodeServices(found) => Ok(found.map(|(mut n, _)| {
-                n.datacenter = self.inner.datacenter.clone();
-                n
-            })),
-            _ => Err(unexpected()),
-        }
+        let found = self.dns_read(req).await?;
+        Ok(found.map(|(mut n, _)| {
+            n.datacenter = self.inner.datacenter.clone();
+            n
+        }))
     }
 
     async fn reverse(&self, ip: IpAddr) -> Result<Option<ReverseMatch>, DnsBackendError> {
@@ -165,25 +150,18 @@ impl DnsBackend for Agent {
                 datacenter: dc,
             }));
         }
-        let req = ReadRequest::CatalogServices {
-            node_meta: Vec::new(),
-        };
-        let ReadResponse::Services(names) = self.dns_read(req).await? else {
-            return Ok(None);
-        };
+        let names = self.dns_read(CatalogServices::default()).await?;
         for name in names.keys() {
-            let req = ReadRequest::CatalogServiceNodes {
+            let req = CatalogServiceNodes {
                 service: name.clone(),
-                tags: Vec::new(),
-                node_meta: Vec::new(),
+                ..Default::default()
             };
-            if let ReadResponse::ServiceNodes(rows) = self.dns_read(req).await? {
-                if rows.iter().any(|r| r.service_address == want) {
-                    return Ok(Some(ReverseMatch::Service {
-                        service: name.clone(),
-                        datacenter: dc,
-                    }));
-                }
+            let rows = self.dns_read(req).await?;
+            if rows.iter().any(|r| r.service_address == want) {
+                return Ok(Some(ReverseMatch::Service {
+                    service: name.clone(),
+                    datacenter: dc,
+                }));
             }
         }
         Ok(None)

@@ -27,9 +27,8 @@ use std::time::Duration;
 use proconsul_config::{AgentFlags, RuntimeConfig};
 use proconsul_server::{Server, ServerOptions};
 use proconsul_types::{
-    member_status, AgentMember, CheckDefinition, QueryMeta, QueryOptions, Read, ReadRequest,
-    ReadResponse, RpcError, ServerCall, ServiceDefinition, UserEvent, Write, WriteRequest,
-    WriteResponse,
+    member_status, AgentMember, CheckDefinition, Query, QueryMeta, QueryOptions, Read, RpcError,
+    ServerCall, ServiceDefinition, UserEvent, Write, WriteRequest, WriteResponse,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -447,13 +446,19 @@ impl Agent {
         R::from_reply(reply)
     }
 
-    /// A read (see [`Agent::call`]).
-    pub(crate) async fn rpc_read(
+    /// A read and its typed answer (see [`Agent::call`]).
+    pub(crate) async fn query<Q: Query>(
         &self,
-        req: ReadRequest,
+        q: Q,
         opts: QueryOptions,
-    ) -> Result<(QueryMeta, ReadResponse), RpcError> {
-        self.call(Read { req, opts }).await
+    ) -> Result<(QueryMeta, Q::Out), RpcError> {
+        let (meta, resp) = self
+            .call(Read {
+                req: q.into(),
+                opts,
+            })
+            .await?;
+        Ok((meta, Q::from_response(resp)?))
     }
 
     /// A write to this agent's datacenter (see [`Agent::call`]).

@@ -19,8 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use proconsul_types::{
-    Consistency, KvWriteVerb, QueryOptions, ReadRequest, ReadResponse, UserEvent, WriteRequest,
-    WriteResponse,
+    Consistency, KvGet, KvWriteVerb, QueryOptions, UserEvent, WriteRequest, WriteResponse,
 };
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
@@ -162,12 +161,8 @@ impl Agent {
                 consistency,
                 ..QueryOptions::default()
             };
-            let entry = match self
-                .rpc_read(ReadRequest::KvGet { key: key.clone() }, opts)
-                .await
-            {
-                Ok((_, ReadResponse::Kv(e))) => e,
-                Ok(_) => None,
+            let entry = match self.query(KvGet { key: key.clone() }, opts).await {
+                Ok((_, e)) => e,
                 Err(e) => {
                     tracing::error!(target: "agent", error = %e, "failed to get remote exec job");
                     return None;

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use proconsul_types::{
-    health, Consistency, DeregisterRequest, HealthCheck, NodeService, QueryOptions, ReadRequest,
-    ReadResponse, RegisterRequest, RpcError, WriteRequest,
+    health, CatalogNodeServices, Consistency, DeregisterRequest, HealthCheck, HealthNodeChecks,
+    NodeService, QueryOptions, RegisterRequest, RpcError, WriteRequest,
 };
 
 use crate::Agent;
@@ -60,21 +60,12 @@ impl Agent {
             consistency: Consistency::Stale,
             ..Default::default()
         };
-        let (_, resp) = self
-            .rpc_read(
-                ReadRequest::CatalogNodeServices { node: node.clone() },
-                stale.clone(),
-            )
+        let (_, found) = self
+            .query(CatalogNodeServices { node: node.clone() }, stale.clone())
             .await?;
-        let ReadResponse::NodeServices(found) = resp else {
-            return Err(RpcError::Internal("unexpected read response".into()));
-        };
-        let (_, resp) = self
-            .rpc_read(ReadRequest::HealthNodeChecks { node: node.clone() }, stale)
+        let (_, remote_checks) = self
+            .query(HealthNodeChecks { node: node.clone() }, stale)
             .await?;
-        let ReadResponse::Checks(remote_checks) = resp else {
-            return Err(RpcError::Internal("unexpected read response".into()));
-        };
         let (remote_node, remote_services) = match found {
             Some((n, s)) => (Some(n), s),
             None => (None, Vec::new()),

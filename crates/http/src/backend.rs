@@ -2,17 +2,16 @@
 //!
 //! Datacenter state goes through [`Backend::call`]: a typed request
 //! ([`proconsul_types::ServerCall`]) that the agent serves on its own server or sends to one —
-//! the same request a client agent forwards and a follower hands to the leader. `read` and
-//! `write` are that call for the two general requests. Agent-local state (its services,
+//! the same request a client agent forwards and a follower hands to the leader. `query` (a
+//! typed read) and `write` are that call for the two general requests. Agent-local state (its services,
 //! checks, members, gossip) has its own methods.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 
 use proconsul_types::{
-    AgentMember, AgentService, CheckDefinition, HealthCheck, QueryMeta, QueryOptions, Read,
-    ReadRequest, ReadResponse, RpcError, ServerCall, ServiceDefinition, UserEvent, Write,
-    WriteRequest, WriteResponse,
+    AgentMember, AgentService, CheckDefinition, HealthCheck, Query, QueryMeta, QueryOptions, Read,
+    RpcError, ServerCall, ServiceDefinition, UserEvent, Write, WriteRequest, WriteResponse,
 };
 
 /// A service registration through the agent API, with its `?replace-existing-checks` flag.
@@ -30,13 +29,21 @@ pub trait Backend: Send + Sync + 'static {
         req: R,
     ) -> impl Future<Output = Result<R::Reply, RpcError>> + Send;
 
-    /// Serve a read (blocking if `opts.min_index` is set).
-    fn read(
+    /// Serve a read (blocking if `opts.min_index` is set) and take its typed answer.
+    fn query<Q: Query>(
         &self,
-        req: ReadRequest,
+        q: Q,
         opts: QueryOptions,
-    ) -> impl Future<Output = Result<(QueryMeta, ReadResponse), RpcError>> + Send {
-        self.call(Read { req, opts })
+    ) -> impl Future<Output = Result<(QueryMeta, Q::Out), RpcError>> + Send {
+        async move {
+            let (meta, resp) = self
+                .call(Read {
+                    req: q.into(),
+                    opts,
+                })
+                .await?;
+            Ok((meta, Q::from_response(resp)?))
+        }
     }
 
     /// Commit a write; returns the Raft index it was committed at.

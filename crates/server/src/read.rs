@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use proconsul_state::{View, WatchSet};
 use proconsul_types::{
-    health, CheckServiceNode, Consistency, QueryMeta, QueryOptions, ReadRequest, ReadResponse,
-    RpcError,
+    health, CheckServiceNode, Consistency, Query, QueryMeta, QueryOptions, ReadRequest,
+    ReadResponse, RpcError,
 };
 use rand::Rng;
 
@@ -83,18 +83,24 @@ fn meta_matches(
     filter.iter().all(|(k, v)| node_meta.get(k) == Some(v))
 }
 
+/// Answer `q` with `f`, in `q`'s own response variant.
+fn answer<Q: Query>(q: &Q, f: impl FnOnce(&Q) -> (u64, Q::Out)) -> (u64, ReadResponse) {
+    let (index, out) = f(q);
+    (index, Q::reply(out))
+}
+
 /// Run one read against a view, registering what it read in `ws`.
 fn run_read(view: &View, ws: &mut WatchSet, req: &ReadRequest) -> (u64, ReadResponse) {
     match req {
-        ReadRequest::CatalogNodes { node_meta } => {
+        ReadRequest::CatalogNodes(q) => answer(q, |q| {
             let (i, mut nodes) = view.nodes(ws);
-            nodes.retain(|n| meta_matches(&n.meta, node_meta));
-            (i, ReadResponse::Nodes(nodes))
-        }
-        ReadRequest::CatalogServices { node_meta } => {
+            nodes.retain(|n| meta_matches(&n.meta, &q.node_meta));
+            (i, nodes)
+        }),
+        ReadRequest::CatalogServices(q) => answer(q, |q| {
             let (i, services) = view.services(ws);
-            if node_meta.is_empty() {
-                return (i, ReadResponse::Services(services));
+            if q.node_meta.is_empty() {
+                return (i, services);
             }
             // Keep only services with an instance on a matching node.
             let mut out = std::collections::BTreeMap::new();
@@ -102,104 +108,66 @@ fn run_read(view: &View, ws: &mut WatchSet, req: &ReadRequest) -> (u64, ReadResp
                 let (_, rows) = view.service_nodes(ws, name, &[]);
                 let mut tags: Vec<String> = rows
                     .iter()
-                    .filter(|r| meta_matches(&r.node_meta, node_meta))
+                    .filter(|r| meta_matches(&r.node_meta, &q.node_meta))
                     .flat_map(|r| r.service_tags.iter().cloned())
                     .collect();
-                if rows.iter().any(|r| meta_matches(&r.node_meta, node_meta)) {
+                if rows
+                    .iter()
+                    .any(|r| meta_matches(&r.node_meta, &q.node_meta))
+                {
                     tags.sort();
                     tags.dedup();
                     out.insert(name.clone(), tags);
                 }
             }
-            (i, ReadResponse::Services(out))
-        }
-        ReadRequest::CatalogServiceNodes {
-            service,
-            tags,
-            node_meta,
-        } => {
-            let (i, mut rows) = view.service_nodes(ws, service, tags);
-            rows.retain(|r| meta_matches(&r.node_meta, node_meta));
-            (i, ReadResponse::ServiceNodes(rows))
-        }
-        ReadRequest::CatalogNodeServices { node } => {
-            let (i, found) = view.node_services(ws, node);
-            (i, ReadResponse::NodeServices(found))
-        }
-        ReadRequest::HealthNodeChecks { node } => {
-            let (i, c) = view.node_checks(ws, node);
-            (i, ReadResponse::Checks(c))
-        }
-        ReadRequest::HealthServiceChecks { service } => {
-            let (i, c) = view.service_checks(ws, service);
-            (i, ReadResponse::Checks(c))
-        }
-        ReadRequest::HealthChecksInState { state } => {
-            let (i, c) = view.checks_in_state(ws, state);
-            (i, ReadResponse::Checks(c))
-        }
-        ReadRequest::HealthServiceNodes {
-            service,
-            tags,
-            passing,
-            node_meta,
-        } => {
-            let (i, mut rows) = view.check_service_nodes(ws, service, tags);
-            rows.retain(|r| meta_matches(&r.node.meta, node_meta));
-            if *passing {
+            (i, out)
+        }),
+        ReadRequest::CatalogServiceNodes(q) => answer(q, |q| {
+            let (i, mut rows) = view.service_nodes(ws, &q.service, &q.tags);
+            rows.retain(|r| meta_matches(&r.node_meta, &q.node_meta));
+            (i, rows)
+        }),
+        ReadRequest::CatalogNodeServices(q) => answer(q, |q| view.node_services(ws, &q.node)),
+        ReadRequest::HealthNodeChecks(q) => answer(q, |q| view.node_checks(ws, &q.node)),
+        ReadRequest::HealthServiceChecks(q) => answer(q, |q| view.service_checks(ws, &q.service)),
+        ReadRequest::HealthChecksInState(q) => answer(q, |q| view.checks_in_state(ws, &q.state)),
+        ReadRequest::HealthServiceNodes(q) => answer(q, |q| {
+            let (i, mut rows) = view.check_service_nodes(ws, &q.service, &q.tags);
+            rows.retain(|r| meta_matches(&r.node.meta, &q.node_meta));
+            if q.passing {
                 rows.retain(all_passing);
             }
-            (i, ReadResponse::CheckServiceNodes(rows))
+            (i, rows)
+        }),
+        // Like Consul's KVS.Get: an existing key answers with its own ModifyIndex, so a
+        // blocking query on it waits for *its* next change, not any KV write.
+        ReadRequest::KvGet(q) => answer(q, |q| {
+            let (i, e) = view.kv_get(ws, &q.key);
+            (e.as_ref().map_or(i, |e| e.modify_index), e)
+        }),
+        ReadRequest::KvList(q) => answer(q, |q| view.kv_list(ws, &q.prefix)),
+        ReadRequest::KvKeys(q) => {
+            answer(q, |q| view.kv_keys(ws, &q.prefix, q.separator.as_deref()))
         }
-        ReadRequest::KvGet { key } => {
-            // Like Consul's KVS.Get: an existing key answers with its own ModifyIndex, so a
-            // blocking query on it waits for *its* next change, not any KV write.
-            let (i, e) = view.kv_get(ws, key);
-            let i = e.as_ref().map_or(i, |e| e.modify_index);
-            (i, ReadResponse::Kv(e))
-        }
-        ReadRequest::KvList { prefix } => {
-            let (i, e) = view.kv_list(ws, prefix);
-            (i, ReadResponse::KvList(e))
-        }
-        ReadRequest::KvKeys { prefix, separator } => {
-            let (i, k) = view.kv_keys(ws, prefix, separator.as_deref());
-            (i, ReadResponse::Keys(k))
-        }
-        ReadRequest::SessionGet { id } => {
-            let (i, s) = view.session(ws, id);
-            (i, ReadResponse::Sessions(s.into_iter().collect()))
-        }
-        ReadRequest::SessionList => {
-            let (i, s) = view.sessions(ws);
-            (i, ReadResponse::Sessions(s))
-        }
-        ReadRequest::SessionNode { node } => {
-            let (i, s) = view.node_sessions(ws, node);
-            (i, ReadResponse::Sessions(s))
-        }
-        ReadRequest::CoordinateNodes => {
-            let (i, c) = view.coordinates(ws);
-            (i, ReadResponse::Coordinates(c))
-        }
-        ReadRequest::CoordinateNode { node } => {
-            let (i, c) = view.node_coordinates(ws, node);
-            (i, ReadResponse::Coordinates(c))
-        }
+        ReadRequest::SessionGet(q) => answer(q, |q| {
+            let (i, s) = view.session(ws, &q.id);
+            (i, s.into_iter().collect())
+        }),
+        ReadRequest::SessionList(q) => answer(q, |_| view.sessions(ws)),
+        ReadRequest::SessionNode(q) => answer(q, |q| view.node_sessions(ws, &q.node)),
+        ReadRequest::CoordinateNodes(q) => answer(q, |_| view.coordinates(ws)),
+        ReadRequest::CoordinateNode(q) => answer(q, |q| view.node_coordinates(ws, &q.node)),
         // Not blocking in Consul either (nothing is added to `ws`). Before the leader stored
         // one, Consul's defaults with index 0.
-        ReadRequest::AutopilotConfig => {
+        ReadRequest::AutopilotGetConfig(q) => answer(q, |_| {
             let c = view.autopilot_config().unwrap_or_default();
             let i = if c.modify_index > 0 {
                 c.modify_index
             } else {
                 view.index()
             };
-            (
-                i,
-                ReadResponse::AutopilotConfig(crate::autopilot::to_api(&c)),
-            )
-        }
+            (i, crate::autopilot::to_api(&c))
+        }),
     }
 }
 

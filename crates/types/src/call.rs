@@ -297,7 +297,7 @@ mod tests {
     fn routes_follow_consistency() {
         let read = |consistency| {
             ServerRequest::Read(Read {
-                req: ReadRequest::SessionList,
+                req: crate::SessionList {}.into(),
                 opts: QueryOptions {
                     consistency,
                     ..Default::default()

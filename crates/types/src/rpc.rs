@@ -1,92 +1,14 @@
 //! The typed requests every front end (HTTP, DNS, CLI via HTTP) sends down one path.
 //!
 //! A handler never touches the store: it builds a [`ReadRequest`] or [`WriteRequest`] and hands
-//! it to the agent, which serves it from the local server or forwards it to one — the same enum
+//! it to the agent (reads as their own query structs, see [`crate::reads`]), which serves it from the local server or forwards it to one — the same enum
 //! either way, so client agents and servers answer identically.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 use crate::{
-    CheckServiceNode, CoordinateEntry, CoordinateUpdateRequest, DeregisterRequest, HealthCheck,
-    KvEntry, Node, NodeService, RegisterRequest, ServiceNode, SessionEntry, TxnKvOp, TxnResponse,
+    CoordinateUpdateRequest, DeregisterRequest, RegisterRequest, SessionEntry, TxnKvOp, TxnResponse,
 };
-
-/// A read against the datacenter's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ReadRequest {
-    CatalogNodes {
-        node_meta: Vec<(String, String)>,
-    },
-    CatalogServices {
-        node_meta: Vec<(String, String)>,
-    },
-    CatalogServiceNodes {
-        service: String,
-        tags: Vec<String>,
-        node_meta: Vec<(String, String)>,
-    },
-    CatalogNodeServices {
-        node: String,
-    },
-    HealthNodeChecks {
-        node: String,
-    },
-    HealthServiceChecks {
-        service: String,
-    },
-    HealthServiceNodes {
-        service: String,
-        tags: Vec<String>,
-        passing: bool,
-        node_meta: Vec<(String, String)>,
-    },
-    HealthChecksInState {
-        state: String,
-    },
-    KvGet {
-        key: String,
-    },
-    KvList {
-        prefix: String,
-    },
-    KvKeys {
-        prefix: String,
-        separator: Option<String>,
-    },
-    SessionGet {
-        id: String,
-    },
-    SessionList,
-    SessionNode {
-        node: String,
-    },
-    /// Every node's LAN coordinate (`Coordinate.ListNodes`).
-    CoordinateNodes,
-    /// One node's LAN coordinates, one per segment (`Coordinate.Node`).
-    CoordinateNode {
-        node: String,
-    },
-    /// Autopilot's configuration (`/v1/operator/autopilot/configuration`).
-    AutopilotConfig,
-}
-
-/// The answer to a [`ReadRequest`], one variant per shape (not `Eq`: coordinates are floats).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ReadResponse {
-    Nodes(Vec<Node>),
-    Services(BTreeMap<String, Vec<String>>),
-    ServiceNodes(Vec<ServiceNode>),
-    NodeServices(Option<(Node, Vec<NodeService>)>),
-    Checks(Vec<HealthCheck>),
-    CheckServiceNodes(Vec<CheckServiceNode>),
-    Kv(Option<KvEntry>),
-    KvList(Vec<KvEntry>),
-    Keys(Vec<String>),
-    Sessions(Vec<SessionEntry>),
-    Coordinates(Vec<CoordinateEntry>),
-    AutopilotConfig(crate::AutopilotConfiguration),
-}
 
 /// The KV write verbs of `PUT`/`DELETE /v1/kv`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,13 +6,14 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery};
 use axum::http::HeaderMap;
 
-use super::{decode, kv::unexpected, read_body, St, MAX_BODY};
+use super::{decode, read_body, St, MAX_BODY};
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
 use proconsul_types::{
-    DeregisterRequest, Node, NodeService, NodeServiceList, NodeServices, ReadRequest, ReadResponse,
-    RegisterRequest, RpcError, ServiceNode, WriteRequest,
+    CatalogNodeServices, CatalogNodes, CatalogServiceNodes, CatalogServices, DeregisterRequest,
+    Node, NodeService, NodeServiceList, NodeServices, RegisterRequest, RpcError, ServiceNode,
+    WriteRequest,
 };
 
 pub async fn register<B: Backend>(
@@ -75,17 +76,14 @@ pub async fn nodes<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
             let p = Params::parse(q.as_deref());
             let opts = p.query_options()?;
             let dc = dc_of(&**st, &opts.datacenter);
-            let (meta, resp) = st
-                .read(
-                    ReadRequest::CatalogNodes {
+            let (meta, mut nodes) = st
+                .query(
+                    CatalogNodes {
                         node_meta: p.node_meta()?,
                     },
                     opts,
                 )
                 .await?;
-            let ReadResponse::Nodes(mut nodes) = resp else {
-                return Err(unexpected());
-            };
             for n in &mut nodes {
                 n.datacenter = dc.clone();
             }
@@ -100,17 +98,14 @@ pub async fn services<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
         async {
             let p = Params::parse(q.as_deref());
             let opts = p.query_options()?;
-            let (meta, resp) = st
-                .read(
-                    ReadRequest::CatalogServices {
+            let (meta, s) = st
+                .query(
+                    CatalogServices {
                         node_meta: p.node_meta()?,
                     },
                     opts,
                 )
                 .await?;
-            let ReadResponse::Services(s) = resp else {
-                return Err(unexpected());
-            };
             Ok(reply::json_meta::<BTreeMap<String, Vec<String>>>(
                 &s,
                 &meta,
@@ -131,15 +126,12 @@ pub async fn service<B: Backend>(
             let p = Params::parse(q.as_deref());
             let opts = p.query_options()?;
             let dc = dc_of(&**st, &opts.datacenter);
-            let req = ReadRequest::CatalogServiceNodes {
+            let req = CatalogServiceNodes {
                 service: name,
                 tags: p.all("tag"),
                 node_meta: p.node_meta()?,
             };
-            let (meta, resp) = st.read(req, opts).await?;
-            let ReadResponse::ServiceNodes(mut rows) = resp else {
-                return Err(unexpected());
-            };
+            let (meta, mut rows) = st.query(req, opts).await?;
             for r in &mut rows {
                 fill_service_node(r, &dc);
             }
@@ -183,12 +175,7 @@ async fn node_reply<B: Backend, T: serde::Serialize>(
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
     let dc = dc_of(b, &opts.datacenter);
-    let (meta, resp) = b
-        .read(ReadRequest::CatalogNodeServices { node: name }, opts)
-        .await?;
-    let ReadResponse::NodeServices(found) = resp else {
-        return Err(unexpected());
-    };
+    let (meta, found) = b.query(CatalogNodeServices { node: name }, opts).await?;
     let out = found.map(|(mut node, services)| {
         node.datacenter = dc;
         shape(node, services)

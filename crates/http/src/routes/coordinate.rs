@@ -8,12 +8,12 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode};
 
-use super::{decode, kv::unexpected, read_body, St, MAX_BODY};
+use super::{decode, read_body, St, MAX_BODY};
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
 use proconsul_types::{
-    CoordinateEntry, CoordinateUpdateRequest, ReadRequest, ReadResponse, WriteRequest,
+    CoordinateEntry, CoordinateNode, CoordinateNodes, CoordinateUpdateRequest, WriteRequest,
 };
 
 fn disabled() -> Reply {
@@ -48,10 +48,7 @@ pub async fn nodes<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
         async {
             let p = Params::parse(q.as_deref());
             let opts = p.query_options()?;
-            let (meta, resp) = st.read(ReadRequest::CoordinateNodes, opts).await?;
-            let ReadResponse::Coordinates(rows) = resp else {
-                return Err(unexpected());
-            };
+            let (meta, rows) = st.query(CoordinateNodes {}, opts).await?;
             Ok(reply::json_meta(
                 &filter_segment(&p, rows),
                 &meta,
@@ -70,10 +67,7 @@ pub async fn node<B: Backend>(st: St<B>, Path(node): Path<String>, RawQuery(q): 
         async {
             let p = Params::parse(q.as_deref());
             let opts = p.query_options()?;
-            let (meta, resp) = st.read(ReadRequest::CoordinateNode { node }, opts).await?;
-            let ReadResponse::Coordinates(rows) = resp else {
-                return Err(unexpected());
-            };
+            let (meta, rows) = st.query(CoordinateNode { node }, opts).await?;
             let rows = filter_segment(&p, rows);
             if rows.is_empty() {
                 // Consul: a bare 404 that still carries the query meta.

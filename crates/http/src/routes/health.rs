@@ -2,28 +2,28 @@
 
 use axum::extract::{Path, RawQuery};
 
-use super::{catalog::dc_of, kv::unexpected, St};
+use super::{catalog::dc_of, St};
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
-use proconsul_types::{health, ReadRequest, ReadResponse, RpcError};
+use proconsul_types::{
+    health, HealthCheck, HealthChecksInState, HealthNodeChecks, HealthServiceChecks,
+    HealthServiceNodes, Query, RpcError,
+};
 
-async fn checks_reply<B: Backend>(
+async fn checks_reply<B: Backend, Q: Query<Out = Vec<HealthCheck>>>(
     b: &B,
     q: Option<String>,
-    req: ReadRequest,
+    req: Q,
 ) -> Result<Reply, RpcError> {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
-    let (meta, resp) = b.read(req, opts).await?;
-    let ReadResponse::Checks(checks) = resp else {
-        return Err(unexpected());
-    };
+    let (meta, checks) = b.query(req, opts).await?;
     Ok(reply::json_meta(&checks, &meta, p.pretty()))
 }
 
 pub async fn node<B: Backend>(st: St<B>, Path(node): Path<String>, RawQuery(q): RawQuery) -> Reply {
-    reply::or_error(checks_reply(&**st, q, ReadRequest::HealthNodeChecks { node }).await)
+    reply::or_error(checks_reply(&**st, q, HealthNodeChecks { node }).await)
 }
 
 pub async fn checks<B: Backend>(
@@ -31,7 +31,7 @@ pub async fn checks<B: Backend>(
     Path(service): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Reply {
-    reply::or_error(checks_reply(&**st, q, ReadRequest::HealthServiceChecks { service }).await)
+    reply::or_error(checks_reply(&**st, q, HealthServiceChecks { service }).await)
 }
 
 pub async fn state<B: Backend>(
@@ -42,7 +42,7 @@ pub async fn state<B: Backend>(
     if !(health::is_valid_status(&state) || state == health::ANY) {
         return reply::error(&RpcError::BadRequest("Invalid check state".into()));
     }
-    reply::or_error(checks_reply(&**st, q, ReadRequest::HealthChecksInState { state }).await)
+    reply::or_error(checks_reply(&**st, q, HealthChecksInState { state }).await)
 }
 
 pub async fn service<B: Backend>(
@@ -56,16 +56,13 @@ pub async fn service<B: Backend>(
             let opts = p.query_options()?;
             let dc = dc_of(&**st, &opts.datacenter);
             let passing = p.flag("passing")?;
-            let req = ReadRequest::HealthServiceNodes {
+            let req = HealthServiceNodes {
                 service,
                 tags: p.all("tag"),
                 passing,
                 node_meta: p.node_meta()?,
             };
-            let (meta, resp) = st.read(req, opts).await?;
-            let ReadResponse::CheckServiceNodes(mut rows) = resp else {
-                return Err(unexpected());
-            };
+            let (meta, mut rows) = st.query(req, opts).await?;
             for r in &mut rows {
                 r.node.datacenter = dc.clone();
             }

@@ -9,9 +9,7 @@ use super::{read_body, St};
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
-use proconsul_types::{
-    KvWriteVerb, ReadRequest, ReadResponse, RpcError, WriteRequest, WriteResponse,
-};
+use proconsul_types::{KvGet, KvKeys, KvList, KvWriteVerb, RpcError, WriteRequest, WriteResponse};
 
 pub async fn get<B: Backend>(st: St<B>, Path(key): Path<String>, RawQuery(q): RawQuery) -> Reply {
     reply::or_error(do_get(&**st, key, q).await)
@@ -87,28 +85,22 @@ async fn do_get<B: Backend>(b: &B, key: String, q: Option<String>) -> Result<Rep
             .filter(|s| !s.is_empty())
             .map(str::to_string);
         let empty_prefix = key.is_empty();
-        let (meta, resp) = b
-            .read(
-                ReadRequest::KvKeys {
+        let (meta, keys) = b
+            .query(
+                KvKeys {
                     prefix: key,
                     separator,
                 },
                 opts,
             )
             .await?;
-        let ReadResponse::Keys(keys) = resp else {
-            return Err(unexpected());
-        };
         if keys.is_empty() && !empty_prefix {
             return Ok(not_found(&meta));
         }
         return Ok(reply::json_meta(&keys, &meta, pretty));
     }
     if p.has("recurse") {
-        let (meta, resp) = b.read(ReadRequest::KvList { prefix: key }, opts).await?;
-        let ReadResponse::KvList(entries) = resp else {
-            return Err(unexpected());
-        };
+        let (meta, entries) = b.query(KvList { prefix: key }, opts).await?;
         if entries.is_empty() {
             return Ok(not_found(&meta));
         }
@@ -117,10 +109,7 @@ async fn do_get<B: Backend>(b: &B, key: String, q: Option<String>) -> Result<Rep
     if key.is_empty() {
         return Err(RpcError::BadRequest("Missing key name".into()));
     }
-    let (meta, resp) = b.read(ReadRequest::KvGet { key }, opts).await?;
-    let ReadResponse::Kv(entry) = resp else {
-        return Err(unexpected());
-    };
+    let (meta, entry) = b.query(KvGet { key }, opts).await?;
     let Some(entry) = entry else {
         return Ok(not_found(&meta));
     };

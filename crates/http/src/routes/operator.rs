@@ -13,8 +13,8 @@ use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
 use proconsul_types::{
-    AutopilotConfiguration, AutopilotGetState, AutopilotServerHealth, OperatorUsage,
-    RaftGetConfiguration, RaftRemovePeer, RaftTransferLeader, ReadRequest, ReadResponse, RpcError,
+    AutopilotConfiguration, AutopilotGetConfig, AutopilotGetState, AutopilotServerHealth,
+    OperatorUsage, RaftGetConfiguration, RaftRemovePeer, RaftTransferLeader, RpcError,
     WriteRequest, WriteResponse,
 };
 
@@ -133,10 +133,7 @@ pub async fn autopilot_configuration<B: Backend>(
         async {
             let opts = p.query_options()?;
             if method == axum::http::Method::GET {
-                let (meta, resp) = st.read(ReadRequest::AutopilotConfig, opts).await?;
-                let ReadResponse::AutopilotConfig(c) = resp else {
-                    return Err(RpcError::Internal("unexpected read response".into()));
-                };
+                let (meta, c) = st.query(AutopilotGetConfig {}, opts).await?;
                 return Ok(reply::json_meta(&c, &meta, p.pretty()));
             }
             let body = super::read_body(&headers, body, super::MAX_BODY).await?;

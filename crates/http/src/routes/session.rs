@@ -10,8 +10,8 @@ use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
 use proconsul_types::{
-    duration, ReadRequest, ReadResponse, RpcError, ServiceCheckRef, SessionCreate, SessionCreated,
-    WriteRequest, WriteResponse,
+    duration, Query, RpcError, ServiceCheckRef, SessionCreate, SessionCreated, SessionEntry,
+    SessionGet, SessionList, SessionNode, WriteRequest, WriteResponse,
 };
 
 /// The create body as clients send it: `LockDelay` may be a Go duration string or a number.
@@ -142,30 +142,27 @@ pub async fn renew<B: Backend>(st: St<B>, Path(id): Path<String>, RawQuery(q): R
     )
 }
 
-async fn sessions_reply<B: Backend>(
+async fn sessions_reply<B: Backend, Q: Query<Out = Vec<SessionEntry>>>(
     b: &B,
     q: Option<String>,
-    req: ReadRequest,
+    req: Q,
 ) -> Result<Reply, RpcError> {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
-    let (meta, resp) = b.read(req, opts).await?;
-    let ReadResponse::Sessions(s) = resp else {
-        return Err(unexpected());
-    };
+    let (meta, s) = b.query(req, opts).await?;
     Ok(reply::json_meta(&s, &meta, p.pretty()))
 }
 
 pub async fn info<B: Backend>(st: St<B>, Path(id): Path<String>, RawQuery(q): RawQuery) -> Reply {
-    reply::or_error(sessions_reply(&**st, q, ReadRequest::SessionGet { id }).await)
+    reply::or_error(sessions_reply(&**st, q, SessionGet { id }).await)
 }
 
 pub async fn node<B: Backend>(st: St<B>, Path(node): Path<String>, RawQuery(q): RawQuery) -> Reply {
-    reply::or_error(sessions_reply(&**st, q, ReadRequest::SessionNode { node }).await)
+    reply::or_error(sessions_reply(&**st, q, SessionNode { node }).await)
 }
 
 pub async fn list<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
-    reply::or_error(sessions_reply(&**st, q, ReadRequest::SessionList).await)
+    reply::or_error(sessions_reply(&**st, q, SessionList {}).await)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use proconsul_raft::MemRouter;
 use proconsul_server::remote::SharedPool;
 use proconsul_server::{LanMember, MemberSource, MemberStatus, Server, ServerOptions};
 use proconsul_types::{
-    KvWriteVerb, Read, ReadRequest, ReadResponse, SessionCreate, StatusLeader, Write, WriteRequest,
+    KvWriteVerb, Query, Read, SessionCreate, SessionList, StatusLeader, Write, WriteRequest,
     WriteResponse,
 };
 
@@ -99,17 +99,14 @@ async fn acquire(s: &Server, key: &str, session: &str) -> bool {
 }
 
 async fn sessions(s: &Server) -> usize {
-    let reply = s
+    let (_, resp) = s
         .call_typed(Read {
-            req: ReadRequest::SessionList,
+            req: SessionList {}.into(),
             opts: Default::default(),
         })
         .await
         .unwrap();
-    match reply.1 {
-        ReadResponse::Sessions(v) => v.len(),
-        other => panic!("{other:?}"),
-    }
+    SessionList::from_response(resp).unwrap().len()
 }
 
 #[tokio::test(start_paused = true)]
