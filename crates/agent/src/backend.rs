@@ -47,9 +47,7 @@ impl Backend for Agent {
     }
 
     fn kv_max_value_size(&self) -> u64 {
-        self.inner
-            .kv_max_value_size
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.config.kv_max_value_size()
     }
 
     fn agent_self(&self) -> serde_json::Value {
@@ -381,7 +379,7 @@ impl Backend for Agent {
     }
 
     fn event_list(&self) -> Vec<UserEvent> {
-        self.inner.events.lock().unwrap().iter().cloned().collect()
+        self.inner.events.list()
     }
 
     fn coordinates_disabled(&self) -> bool {

@@ -11,8 +11,6 @@ use proconsul_types::{
     Consistency, HealthServiceNodes, Node, Query, QueryOptions, RpcError,
 };
 
-use std::sync::atomic::Ordering;
-
 use crate::Agent;
 
 /// Build the DNS server's settings from the agent's config.
@@ -73,10 +71,7 @@ impl Agent {
 
     /// `dns_config.allow_stale` and `max_stale` in milliseconds.
     fn dns_staleness(&self) -> (bool, u64) {
-        (
-            self.inner.dns_allow_stale.load(Ordering::Relaxed),
-            self.inner.dns_max_stale_ms.load(Ordering::Relaxed),
-        )
+        self.inner.config.dns_staleness()
     }
 
     /// A catalog read for DNS, Consul's way: stale (any server answers) when `allow_stale`,

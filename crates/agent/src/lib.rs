@@ -10,7 +10,9 @@ mod backend;
 mod checks;
 mod coordinate;
 mod dns;
+mod events;
 mod gossip;
+mod live_config;
 mod local;
 pub mod logging;
 mod node_id;
@@ -18,10 +20,8 @@ mod persist;
 mod remote_exec;
 mod sync;
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proconsul_config::{AgentFlags, RuntimeConfig};
@@ -43,14 +43,6 @@ pub trait ConfigObserver: Send + Sync + 'static {
     fn configured(&self, cfg: &RuntimeConfig, http_addrs: &[SocketAddr]);
     fn stopped(&self);
 }
-
-/// How often anti-entropy runs a full sync even without local changes (Consul scales this with
-/// cluster size from 1 minute; a single node uses the base).
-const AE_INTERVAL: Duration = Duration::from_secs(60);
-/// Retry delay after a failed sync (no leader yet, server restarting).
-const AE_RETRY: Duration = Duration::from_secs(1);
-/// How many user events `/v1/event/list` remembers.
-const EVENT_RING: usize = 256;
 
 /// Errors starting an agent.
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +67,8 @@ pub struct Agent {
 }
 
 struct AgentInner {
-    /// The running config, shared: callers take an `Arc`, never a deep copy. Its `services`
-    /// and `checks` are empty — once loaded, the definitions live only in `local`, so a
-    /// config declaring thousands of checks is not held twice.
-    config: RwLock<Arc<RuntimeConfig>>,
+    /// The running config and what follows it (see [`live_config`]).
+    config: live_config::LiveConfig,
     /// The flags the agent was started with, re-applied on reload.
     flags: AgentFlags,
     node_name: String,
@@ -86,11 +76,6 @@ struct AgentInner {
     /// Fixed for the agent's life (a reload cannot move it); read on every request, so kept
     /// here rather than cloned out of the config.
     datacenter: String,
-    /// `limits.kv_max_value_size`, refreshed on reload; read on every KV write.
-    kv_max_value_size: AtomicU64,
-    /// `dns_config.allow_stale` and `max_stale` (ms), refreshed on reload; read per DNS query.
-    dns_allow_stale: std::sync::atomic::AtomicBool,
-    dns_max_stale_ms: AtomicU64,
     server: Option<Server>,
     /// Connections to servers (Raft, forwarding, a client agent's calls).
     pool: proconsul_server::remote::SharedPool,
@@ -99,23 +84,11 @@ struct AgentInner {
     local: LocalState,
     /// Where API-registered services and checks are kept across restarts (None in `-dev`).
     persisted: Option<persist::Persisted>,
-    /// Wakes the anti-entropy task after a local change.
-    sync_wake: tokio::sync::Notify,
-    sync_lock: tokio::sync::Mutex<()>,
-    /// Immediate syncs asked for so far, and the count the last pass to start covered: a
-    /// caller whose request a later-started pass covers does not run one of its own.
-    sync_requested: AtomicU64,
-    sync_covered: AtomicU64,
-    /// When each check was last written to the catalog (`check_update_interval`).
-    output_synced: Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
-    events: Mutex<VecDeque<UserEvent>>,
-    /// Remote exec jobs running now (bounded by `remote_exec::MAX_RUNNING`).
-    rexec_running: std::sync::atomic::AtomicUsize,
+    anti_entropy: sync::AntiEntropy,
+    events: events::UserEvents,
+    remote_exec: remote_exec::RemoteExecs,
     /// The process's log stream, when the binary installed one (for `/v1/agent/monitor`).
     log_tap: Mutex<Option<logging::LogTap>>,
-    http_addrs: Vec<SocketAddr>,
-    /// Told about the config on start and on every reload.
-    observers: Mutex<Vec<Arc<dyn ConfigObserver>>>,
     /// Where the DNS interface answers (UDP; TCP is on the same ports).
     dns_addrs: Mutex<Vec<SocketAddr>>,
     /// Cancelled to stop the agent (leave, signal, test teardown).
@@ -210,14 +183,11 @@ impl Agent {
         let checks = std::mem::take(&mut config.checks);
         let agent = Agent {
             inner: Arc::new(AgentInner {
-                config: RwLock::new(Arc::new(config.clone())),
+                config: live_config::LiveConfig::new(config.clone(), http_addrs),
                 flags,
                 node_name,
                 node_id,
                 datacenter: config.datacenter.clone(),
-                kv_max_value_size: AtomicU64::new(config.kv_max_value_size),
-                dns_allow_stale: std::sync::atomic::AtomicBool::new(config.dns.allow_stale),
-                dns_max_stale_ms: AtomicU64::new(millis(config.dns.max_stale)),
                 server,
                 pool,
                 gossip,
@@ -226,16 +196,10 @@ impl Agent {
                     (Some(d), false) => Some(persist::Persisted::new(d)),
                     _ => None,
                 },
-                sync_wake: tokio::sync::Notify::new(),
-                sync_lock: tokio::sync::Mutex::new(()),
-                sync_requested: AtomicU64::new(0),
-                sync_covered: AtomicU64::new(0),
-                output_synced: Mutex::new(std::collections::HashMap::new()),
-                events: Mutex::new(VecDeque::new()),
-                rexec_running: std::sync::atomic::AtomicUsize::new(0),
+                anti_entropy: sync::AntiEntropy::default(),
+                events: events::UserEvents::default(),
+                remote_exec: remote_exec::RemoteExecs::default(),
                 log_tap: Mutex::new(None),
-                http_addrs,
-                observers: Mutex::new(Vec::new()),
                 dns_addrs: Mutex::new(Vec::new()),
                 shutdown,
                 tasks,
@@ -345,16 +309,7 @@ impl Agent {
 
     /// Tell `o` the current config now and after every reload (the HTTP API is already up).
     pub fn observe_config(&self, o: Arc<dyn ConfigObserver>) {
-        o.configured(&self.config(), &self.inner.http_addrs);
-        self.inner.observers.lock().unwrap().push(o);
-    }
-
-    fn notify_observers(&self) {
-        let cfg = self.config();
-        let observers = self.inner.observers.lock().unwrap().clone();
-        for o in observers {
-            o.configured(&cfg, &self.inner.http_addrs);
-        }
+        self.inner.config.observe(o);
     }
 
     /// Let `/v1/agent/monitor` stream this process's logs.
@@ -379,7 +334,7 @@ impl Agent {
 
     /// The addresses the HTTP API listens on (useful with port 0 in tests).
     pub fn http_addrs(&self) -> &[SocketAddr] {
-        &self.inner.http_addrs
+        self.inner.config.http_addrs()
     }
 
     pub fn node_name(&self) -> &str {
@@ -402,10 +357,7 @@ impl Agent {
 
     /// Stop everything and wait for every task.
     pub async fn shutdown(&self) {
-        let observers = std::mem::take(&mut *self.inner.observers.lock().unwrap());
-        for o in observers {
-            o.stopped();
-        }
+        self.inner.config.stop_observers();
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
@@ -416,7 +368,7 @@ impl Agent {
     }
 
     fn config(&self) -> Arc<RuntimeConfig> {
-        self.inner.config.read().unwrap().clone()
+        self.inner.config.get()
     }
 
     /// Serve a request on a server: this agent's own, or (client agents) one it knows from
@@ -517,47 +469,6 @@ impl Agent {
             }
         }
         Err(RpcError::Internal(format!("rpc error making call: {last}")))
-    }
-
-    /// Sync now, and make sure the background loop will retry if this fails.
-    /// Sync a local change to the catalog now; returns once a pass that started after the
-    /// change has finished. Concurrent callers share passes: a burst of changes (a thousand
-    /// checks turning passing after start) costs a few full diffs, not one each.
-    pub(crate) async fn sync_changes(&self) {
-        let ticket = self.inner.sync_requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let _guard = self.inner.sync_lock.lock().await;
-        if self.inner.sync_covered.load(Ordering::SeqCst) >= ticket {
-            return; // a pass that started after our change has run (its failure re-armed AE)
-        }
-        let covered = self.inner.sync_requested.load(Ordering::SeqCst);
-        self.inner.sync_covered.store(covered, Ordering::SeqCst);
-        if let Err(e) = self.sync_pass().await {
-            tracing::debug!(target: "agent", error = %e, "immediate sync failed; anti-entropy will retry");
-            self.inner.sync_wake.notify_one();
-        }
-    }
-
-    async fn anti_entropy_loop(&self) {
-        let mut next = AE_RETRY.min(Duration::from_millis(50));
-        loop {
-            tokio::select! {
-                _ = self.inner.shutdown.cancelled() => return,
-                _ = self.inner.sync_wake.notified() => {}
-                _ = tokio::time::sleep(next) => {}
-            }
-            next = match self.sync_once().await {
-                Ok(()) => {
-                    let n = self.inner.gossip.lan.members().len();
-                    let d = ae_scale(AE_INTERVAL, n);
-                    // Consul staggers full syncs so a restart of many agents does not align them.
-                    d + Duration::from_millis(rand::random::<u64>() % d.as_millis().max(1) as u64)
-                }
-                Err(e) => {
-                    tracing::debug!(target: "agent", error = %e, "anti-entropy sync failed");
-                    AE_RETRY
-                }
-            };
-        }
     }
 
     /// TTL expiry every 100 ms (a scan only once a deadline has passed); the critical-service
@@ -715,7 +626,7 @@ impl Agent {
             }
             {
                 tracing::debug!(target: "agent", name = %ev.name, id = %ev.id, "new event");
-                self.record_event(ev);
+                self.inner.events.record(ev);
             }
         }
     }
@@ -754,7 +665,7 @@ impl Agent {
 
     /// Re-read config files and apply service/check changes.
     async fn reload(&self) -> Result<(), RpcError> {
-        let mut new = proconsul_config::load(&self.inner.flags)
+        let new = proconsul_config::load(&self.inner.flags)
             .map_err(|e| RpcError::Internal(format!("Failed to reload configs: {e}")))?;
         // Validate every definition before touching the running state.
         let scratch = LocalState::default();
@@ -777,43 +688,12 @@ impl Agent {
         for c in &new.checks {
             self.inner.local.add_check(&self.inner.node_name, c, true)?;
         }
-        self.inner
-            .kv_max_value_size
-            .store(new.kv_max_value_size, Ordering::Relaxed);
-        self.inner
-            .dns_allow_stale
-            .store(new.dns.allow_stale, Ordering::Relaxed);
-        self.inner
-            .dns_max_stale_ms
-            .store(millis(new.dns.max_stale), Ordering::Relaxed);
-        new.services.clear();
-        new.checks.clear();
-        *self.inner.config.write().unwrap() = Arc::new(new);
+        self.inner.config.replace(new);
         self.start_check_runners();
-        self.notify_observers();
         tracing::info!(target: "agent", "configuration reloaded");
         self.sync_changes().await;
         Ok(())
     }
-
-    fn record_event(&self, ev: UserEvent) {
-        let mut ring = self.inner.events.lock().unwrap();
-        if ring.len() == EVENT_RING {
-            ring.pop_front();
-        }
-        ring.push_back(ev);
-    }
-}
-
-/// Consul's `aeScale`: the full-sync interval grows with the cluster past 128 nodes (one step
-/// per doubling), so servers see a bounded rate of anti-entropy syncs.
-fn ae_scale(interval: Duration, nodes: usize) -> Duration {
-    const THRESHOLD: usize = 128;
-    if nodes <= THRESHOLD {
-        return interval;
-    }
-    let mult = ((nodes as f64).log2() - (THRESHOLD as f64).log2()).ceil() as u32 + 1;
-    interval * mult
 }
 
 /// `proconsul agent`: load config, start, run until a signal or `leave`; returns the exit code.
@@ -985,25 +865,4 @@ fn print_banner(agent: &Agent, c: &RuntimeConfig) {
     println!();
     println!("==> Log data will now stream in as it occurs:");
     println!();
-}
-
-/// A duration in whole milliseconds, saturating.
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn anti_entropy_interval_scales_with_cluster_size() {
-        let d = Duration::from_secs(60);
-        assert_eq!(ae_scale(d, 1), d);
-        assert_eq!(ae_scale(d, 128), d);
-        assert_eq!(ae_scale(d, 129), d * 2);
-        assert_eq!(ae_scale(d, 256), d * 2);
-        assert_eq!(ae_scale(d, 257), d * 3);
-        assert_eq!(ae_scale(d, 10_000), d * 8);
-    }
 }

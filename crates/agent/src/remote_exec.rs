@@ -15,7 +15,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use proconsul_types::{
@@ -58,11 +58,18 @@ pub(crate) struct ExecSpec {
     pub wait: i64,
 }
 
+/// Remote exec jobs running now (bounded by [`MAX_RUNNING`]).
+#[derive(Default)]
+pub(crate) struct RemoteExecs {
+    running: AtomicUsize,
+}
+
 /// Counts a running job for [`MAX_RUNNING`] until dropped.
 struct RunningGuard(Agent);
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        self.0.inner.rexec_running.fetch_sub(1, Ordering::SeqCst);
+        let running = &self.0.inner.remote_exec.running;
+        running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -111,7 +118,7 @@ impl Agent {
             tracing::info!(target: "agent", event_name = %ev.name, event_id = %ev.id, "ignoring remote exec event, disabled.");
             return;
         }
-        let running = &self.inner.rexec_running;
+        let running = &self.inner.remote_exec.running;
         if running.fetch_add(1, Ordering::SeqCst) >= MAX_RUNNING {
             running.fetch_sub(1, Ordering::SeqCst);
             tracing::error!(target: "agent", event_id = %ev.id, limit = MAX_RUNNING, "too many remote exec jobs running; ignoring this one");

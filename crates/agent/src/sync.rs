@@ -7,6 +7,12 @@
 //! `consul` service.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use proconsul_types::{
     health, CatalogNodeServices, Consistency, DeregisterRequest, HealthCheck, HealthNodeChecks,
@@ -14,6 +20,28 @@ use proconsul_types::{
 };
 
 use crate::Agent;
+
+/// How often anti-entropy runs a full sync even without local changes (Consul scales this with
+/// cluster size from 1 minute; a single node uses the base).
+const AE_INTERVAL: Duration = Duration::from_secs(60);
+/// Retry delay after a failed sync (no leader yet, server restarting).
+const AE_RETRY: Duration = Duration::from_secs(1);
+
+/// Anti-entropy's own state: its wake-up, the lock that serialises passes, the tickets that let
+/// a burst of changes share passes, and when each check was last written.
+#[derive(Default)]
+pub(crate) struct AntiEntropy {
+    /// Wakes the loop after a failed immediate sync.
+    wake: Notify,
+    /// Held for a pass: passes never overlap.
+    pass: tokio::sync::Mutex<()>,
+    /// Immediate syncs asked for so far, and the count the last pass to start covered: a
+    /// caller whose request a later-started pass covers does not run one of its own.
+    requested: AtomicU64,
+    covered: AtomicU64,
+    /// When each check was last written to the catalog (`check_update_interval`).
+    check_written: Mutex<HashMap<String, Instant>>,
+}
 
 /// Checks written to the catalog in one registration, at most.
 const CHECKS_PER_WRITE: usize = 128;
@@ -47,13 +75,57 @@ fn same_check(a: &HealthCheck, b: &HealthCheck) -> bool {
 }
 
 impl Agent {
+    /// Sync a local change to the catalog now; returns once a pass that started after the
+    /// change has finished. Concurrent callers share passes: a burst of changes (a thousand
+    /// checks turning passing after start) costs a few full diffs, not one each.
+    pub(crate) async fn sync_changes(&self) {
+        let ae = &self.inner.anti_entropy;
+        let ticket = ae.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let _guard = ae.pass.lock().await;
+        if ae.covered.load(Ordering::SeqCst) >= ticket {
+            return; // a pass that started after our change has run (its failure re-armed AE)
+        }
+        let covered = ae.requested.load(Ordering::SeqCst);
+        ae.covered.store(covered, Ordering::SeqCst);
+        if let Err(e) = self.sync_pass().await {
+            tracing::debug!(target: "agent", error = %e, "immediate sync failed; anti-entropy will retry");
+            ae.wake.notify_one();
+        }
+    }
+
+    /// The loop: a full sync every [`AE_INTERVAL`] (scaled with the cluster), sooner when woken,
+    /// every [`AE_RETRY`] after a failure.
+    pub(crate) async fn anti_entropy_loop(&self) {
+        let ae = &self.inner.anti_entropy;
+        let mut next = AE_RETRY.min(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = ae.wake.notified() => {}
+                _ = tokio::time::sleep(next) => {}
+            }
+            next = match self.sync_once().await {
+                Ok(()) => {
+                    let n = self.inner.gossip.lan.members().len();
+                    let d = ae_scale(AE_INTERVAL, n);
+                    // Consul staggers full syncs so a restart of many agents does not align them.
+                    d + Duration::from_millis(rand::random::<u64>() % d.as_millis().max(1) as u64)
+                }
+                Err(e) => {
+                    tracing::debug!(target: "agent", error = %e, "anti-entropy sync failed");
+                    AE_RETRY
+                }
+            };
+        }
+    }
+
     /// One anti-entropy pass. Serialised: concurrent callers wait for each other.
     pub(crate) async fn sync_once(&self) -> Result<(), RpcError> {
-        let _guard = self.inner.sync_lock.lock().await;
+        let _guard = self.inner.anti_entropy.pass.lock().await;
         self.sync_pass().await
     }
 
-    /// One pass; the caller holds `sync_lock`.
+    /// One pass; the caller holds the pass lock.
     pub(crate) async fn sync_pass(&self) -> Result<(), RpcError> {
         let node = self.inner.node_name.clone();
         let stale = QueryOptions {
@@ -155,7 +227,7 @@ impl Agent {
             {
                 // Remember when each check was last written, for any reason; an output-only
                 // change within `check_update_interval` of that waits for a later pass.
-                let mut synced = self.inner.output_synced.lock().unwrap();
+                let mut synced = self.inner.anti_entropy.check_written.lock().unwrap();
                 if output_only && !cfg.check_update_interval.is_zero() {
                     if let Some(at) = synced.get(id) {
                         if now.duration_since(*at) < cfg.check_update_interval {
@@ -189,5 +261,32 @@ impl Agent {
             self.rpc_write(WriteRequest::Deregister(req)).await?;
         }
         Ok(())
+    }
+}
+
+/// Consul's `aeScale`: the full-sync interval grows with the cluster past 128 nodes (one step
+/// per doubling), so servers see a bounded rate of anti-entropy syncs.
+fn ae_scale(interval: Duration, nodes: usize) -> Duration {
+    const THRESHOLD: usize = 128;
+    if nodes <= THRESHOLD {
+        return interval;
+    }
+    let mult = ((nodes as f64).log2() - (THRESHOLD as f64).log2()).ceil() as u32 + 1;
+    interval * mult
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anti_entropy_interval_scales_with_cluster_size() {
+        let d = Duration::from_secs(60);
+        assert_eq!(ae_scale(d, 1), d);
+        assert_eq!(ae_scale(d, 128), d);
+        assert_eq!(ae_scale(d, 129), d * 2);
+        assert_eq!(ae_scale(d, 256), d * 2);
+        assert_eq!(ae_scale(d, 257), d * 3);
+        assert_eq!(ae_scale(d, 10_000), d * 8);
     }
 }
