@@ -241,8 +241,12 @@ pub enum ParseError {
     Hcl(#[from] HclError),
     #[error("the top level must be an object")]
     NotObject,
-    #[error("unknown field \"{0}\"")]
+    /// Consul's wording: the key's full path (`acl.tokenz`, `segments[0].nme`).
+    #[error("invalid config key {0}")]
     UnknownField(String),
+    /// A setting asks for enforcement this build does not have (fail closed).
+    #[error("{key} = true asks for {what}, which this proconsul does not provide yet; refusing to start without it")]
+    Unmet { key: String, what: String },
     /// A key's value does not decode; `message` is the decoder's (shortened).
     #[error("{key}: {message}")]
     Field { key: String, message: String },

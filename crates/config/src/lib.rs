@@ -10,6 +10,7 @@
 
 pub mod flags;
 
+mod consul_keys;
 mod definitions;
 mod error;
 mod hcl;

@@ -262,8 +262,9 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         services,
         checks,
         watches,
+        warnings,
     } = layer;
-    let mut warnings = Vec::new();
+    let mut warnings = warnings;
     let dev = opts.dev;
 
     let node_name = non_empty(u.node_name)
@@ -526,12 +527,8 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         },
     };
 
-    let ui_config_enabled = u
-        .ui_config
-        .as_ref()
-        .and_then(|v| v.get("enabled"))
-        .and_then(|v| v.as_bool());
-    let ui = u.ui.or(ui_config_enabled).unwrap_or(false);
+    // `ui_config` is taken out of the file with its own warning (`consul_keys`).
+    let ui = u.ui.unwrap_or(false);
     if ui && !dev {
         warnings.push("ui is enabled, but proconsul serves no web UI; ignoring".into());
     }

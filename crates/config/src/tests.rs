@@ -154,7 +154,12 @@ fn json_and_hcl_give_the_same_config() {
     assert_eq!(c.dns.service_ttl["*"], Duration::from_secs(5));
     assert_eq!((c.dns.soa.min_ttl, c.dns.soa.expire), (60, 86400));
     assert_eq!(c.dns.recursors, vec!["8.8.8.8".to_string()]);
-    assert!(c.ui);
+    for key in ["ui_config", "telemetry"] {
+        let said = format!(
+            "config key \"{key}\" is accepted for compatibility with Consul and has no effect in proconsul"
+        );
+        assert!(c.warnings.contains(&said), "{:?}", c.warnings);
+    }
     assert!(!c.leave_on_terminate && c.skip_leave_on_interrupt);
     assert_eq!(c.services.len(), 1);
     assert_eq!(c.services[0].checks[0].interval, "10s");
@@ -342,7 +347,7 @@ fn errors_name_file_and_key() {
     assert_eq!(
         err_text(&with_files(vec![f.clone()])),
         format!(
-            "config: failed to parse {}: unknown field \"foo\"",
+            "config: failed to parse {}: invalid config key foo",
             f.display()
         )
     );
@@ -651,4 +656,67 @@ consul {
     assert!(err_text(&flags(vec![bad])).contains("consul.coordinate.update_batch_size"));
     let bad = write(dir.path(), "d.json", r#"{"consul": {"raft": {}}}"#);
     assert!(err_text(&flags(vec![bad])).contains("raft"));
+}
+
+/// Every key Consul's config files accept (from its `agent/config/config.go`), each set once.
+const ALL_KEYS_JSON: &str = include_str!("../tests/fixtures/consul-all-keys.json");
+/// The same in HCL: blocks, repeated blocks for lists, labelled blocks for named ones.
+const ALL_KEYS_HCL: &str = include_str!("../tests/fixtures/consul-all-keys.hcl");
+
+#[test]
+fn every_consul_key_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    let load = |name: &str, text: &str| {
+        let text = text.replace("DATA_DIR", data.to_str().unwrap());
+        let f = write(dir.path(), name, &text);
+        match load_with(&with_files(vec![f]), &HOST) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let c = load("all.json", ALL_KEYS_JSON);
+    let from_hcl = load("all.hcl", ALL_KEYS_HCL);
+    assert_eq!(from_hcl.warnings, c.warnings);
+    assert_eq!(from_hcl.node_name, c.node_name);
+    assert_eq!(c.node_name, "all-keys");
+    // One warning per ignored key, Consul's wording for Enterprise keys and deprecations.
+    for said in [
+        "config key \"connect\" is accepted for compatibility with Consul and has no effect in proconsul",
+        "\"segments\" is a Consul Enterprise configuration and will have no effect",
+        "The 'acl_token' field is deprecated. Use the 'acl.tokens.default' field instead. It has no effect in proconsul.",
+        // Deprecated, but in effect: Consul's warning alone.
+        "The 'start_join' field is deprecated. Use the 'retry_join' field instead.",
+    ] {
+        assert!(c.warnings.iter().any(|w| w == said), "{said}: {:#?}", c.warnings);
+    }
+    let unique: std::collections::BTreeSet<_> = c.warnings.iter().collect();
+    assert_eq!(unique.len(), c.warnings.len(), "{:#?}", c.warnings);
+}
+
+#[test]
+fn empty_files_are_skipped_and_unmet_security_settings_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(dir.path(), "empty.json", "");
+    let blank = write(dir.path(), "blank.hcl", "  \n");
+    let flags = AgentFlags {
+        config_files: vec![empty, blank],
+        data_dir: Some(dir.path().into()),
+        ..AgentFlags::default()
+    };
+    assert!(load_with(&flags, &HOST).is_ok());
+    let acl = write(
+        dir.path(),
+        "acl.hcl",
+        "acl { enabled = true\n default_policy = \"deny\" }\n",
+    );
+    assert_eq!(
+        err_text(&with_files(vec![acl.clone()])),
+        format!(
+            "config: failed to parse {}: acl.enabled = true asks for ACL enforcement, which this \
+             proconsul does not provide yet; refusing to start without it",
+            acl.display()
+        )
+    );
 }

@@ -67,12 +67,11 @@ pub(crate) struct UserConfig {
     pub sync_coordinate_rate_target: Option<f64>,
     /// `consul { coordinate { ... } }`: Consul's internal server tuning, honoured for tests.
     pub consul: Option<ConsulInternal>,
-    // Accepted and ignored: harmless keys Consul users commonly set.
+    // Accepted, and in effect already: proconsul never checks for updates or reports usage,
+    // and speaks one Raft protocol. (`ui` is warned about in `runtime`.)
     pub ui: Option<bool>,
-    pub ui_config: Option<Value>,
     pub disable_update_check: Option<bool>,
     pub disable_anonymous_signature: Option<bool>,
-    pub telemetry: Option<Value>,
     pub raft_protocol: Option<i64>,
 }
 
@@ -168,6 +167,8 @@ pub(crate) struct Layer {
     pub services: Vec<ServiceDefinition>,
     pub checks: Vec<CheckDefinition>,
     pub watches: Vec<crate::watch::WatchDefinition>,
+    /// Said once at start-up: deprecated keys, Consul keys that have no effect here.
+    pub warnings: Vec<String>,
 }
 
 /// Later layers win: scalars are replaced, lists append, maps merge, sections merge key by key.
@@ -209,8 +210,8 @@ impl Merge for UserConfig {
             leave_on_terminate,
             skip_leave_on_interrupt, disable_remote_exec, pid_file, enable_debug,
             disable_host_node_id, disable_coordinates, sync_coordinate_interval_min,
-            sync_coordinate_rate_target, ui, ui_config, disable_update_check, disable_anonymous_signature,
-            telemetry, raft_protocol);
+            sync_coordinate_rate_target, ui, disable_update_check, disable_anonymous_signature,
+            raft_protocol);
         append(&mut self.retry_join, o.retry_join);
         append(&mut self.start_join, o.start_join);
         append(&mut self.recursors, o.recursors);
@@ -282,6 +283,7 @@ impl Merge for Layer {
         self.services.extend(o.services);
         self.checks.extend(o.checks);
         self.watches.extend(o.watches);
+        self.warnings.extend(o.warnings);
     }
 }
 
@@ -320,6 +322,10 @@ pub(crate) fn read_file(path: &Path, format: Format) -> Result<Layer, ConfigErro
         path: path.to_path_buf(),
         source,
     })?;
+    // Consul skips an empty file (test harnesses write one before they know what to put in it).
+    if text.trim().is_empty() {
+        return Ok(Layer::default());
+    }
     parse_str(&text, format).map_err(|source| ConfigError::Parse {
         path: path.to_path_buf(),
         source,
@@ -350,7 +356,11 @@ pub(crate) fn parse_str(text: &str, format: Format) -> Result<Layer, ParseError>
         layer.watches.extend(crate::watch::watches(v)?);
     }
     flatten_blocks(&mut map);
-    layer.user = decode(map)?;
+    crate::consul_keys::drop_nulls(&mut map);
+    crate::consul_keys::refuse_unmet(&map)?;
+    let (user, warnings) = decode(map)?;
+    layer.user = user;
+    layer.warnings.extend(warnings);
     check_user(&layer.user)?;
     Ok(layer)
 }
@@ -376,25 +386,48 @@ fn flatten_blocks(map: &mut Map<String, Value>) {
     }
 }
 
-/// Decode the top-level map; on failure, find the key at fault so the message can name it.
-fn decode(map: Map<String, Value>) -> Result<UserConfig, ParseError> {
-    match serde_json::from_value::<UserConfig>(Value::Object(map.clone())) {
-        Ok(u) => Ok(u),
-        Err(whole) => {
-            for (k, v) in map {
-                let mut one = Map::new();
-                one.insert(k.clone(), v);
-                if let Err(e) = serde_json::from_value::<UserConfig>(Value::Object(one)) {
-                    let message = serde_message(&e);
-                    if message == format!("unknown field \"{k}\"") {
-                        return Err(ParseError::UnknownField(k));
-                    }
-                    return Err(ParseError::Field { key: k, message });
-                }
+/// Decode the top-level map. A key the decoder does not know is taken out with a warning if it
+/// is one of Consul's (see [`crate::consul_keys`]) and is an error naming its path otherwise;
+/// any other failure is pinned to the top-level key at fault so the message can name it.
+fn decode(mut map: Map<String, Value>) -> Result<(UserConfig, Vec<String>), ParseError> {
+    let mut warnings = Vec::new();
+    loop {
+        let whole = match serde_json::from_value::<UserConfig>(Value::Object(map.clone())) {
+            Ok(u) => {
+                warnings.extend(crate::consul_keys::deprecation_warnings(&map));
+                return Ok((u, warnings));
             }
-            Err(ParseError::Decode(serde_message(&whole)))
+            Err(e) => e,
+        };
+        let mut fault = None;
+        for (k, v) in &map {
+            let mut one = Map::new();
+            one.insert(k.clone(), v.clone());
+            if let Err(e) = serde_json::from_value::<UserConfig>(Value::Object(one)) {
+                fault = Some((k.clone(), e));
+                break;
+            }
+        }
+        let Some((key, e)) = fault else {
+            return Err(ParseError::Decode(serde_message(&whole)));
+        };
+        match unknown_field(&e) {
+            Some(field) => warnings.push(crate::consul_keys::take_out(&mut map, &key, &field)?),
+            None => {
+                return Err(ParseError::Field {
+                    key,
+                    message: serde_message(&e),
+                })
+            }
         }
     }
+}
+
+/// The key named by serde's ``unknown field `x`, expected ...``.
+fn unknown_field(e: &serde_json::Error) -> Option<String> {
+    let rest = e.to_string();
+    let rest = rest.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_string())
 }
 
 /// serde's message, shortened: `unknown field `x`, expected one of ...` → `unknown field "x"`.
@@ -525,7 +558,7 @@ pub(crate) fn check_user(u: &UserConfig) -> Result<(), ValueError> {
     if let Some(l) = &u.log_level {
         crate::values::log_level(l)?;
     }
-    if let Some(k) = &u.encrypt {
+    if let Some(k) = u.encrypt.as_ref().filter(|k| !k.is_empty()) {
         crate::values::encrypt_key(k)?;
     }
     if let Some(r) = &u.recursors {
@@ -543,14 +576,23 @@ mod tests {
     #[test]
     fn unknown_keys_are_named() {
         let e = |text: &str, format| parse_str(text, format).unwrap_err().to_string();
-        assert_eq!(e(r#"{"foo": 1}"#, Format::Json), "unknown field \"foo\"");
+        assert_eq!(e(r#"{"foo": 1}"#, Format::Json), "invalid config key foo");
         assert_eq!(
             e(r#"{"ports": {"htp": 1}}"#, Format::Json),
-            "ports: unknown field \"htp\""
+            "invalid config key ports.htp"
         );
         assert_eq!(
             e("dns_config { soa { expiry = 1 } }", Format::Hcl),
-            "dns_config: unknown field \"expiry\""
+            "invalid config key dns_config.soa.expiry"
+        );
+        // Inside a Consul block proconsul ignores, a typo is still an error.
+        assert_eq!(
+            e(r#"{"acl": {"tokens": {"agnet": "x"}}}"#, Format::Json),
+            "invalid config key acl.tokens.agnet"
+        );
+        assert_eq!(
+            e(r#"{"segments": [{"name": "a", "prot": 1}]}"#, Format::Json),
+            "invalid config key segments[0].prot"
         );
         let s = e(r#"{"server": "yes"}"#, Format::Json);
         assert!(s.starts_with("server: invalid type"), "{s}");
