@@ -84,6 +84,20 @@ impl Params {
             .collect()
     }
 
+    /// `?filter=`, parsed and checked against the selectors of the type the endpoint returns
+    /// (`None` when absent or empty). A bad expression is a 400 with go-bexpr's message.
+    pub fn filter(
+        &self,
+        schema: &'static proconsul_filter::Schema,
+    ) -> Result<Option<proconsul_filter::Filter>, RpcError> {
+        match self.get("filter") {
+            None | Some("") => Ok(None),
+            Some(text) => proconsul_filter::Filter::new(text, schema)
+                .map(Some)
+                .map_err(|e| RpcError::BadRequest(e.to_string())),
+        }
+    }
+
     /// `?pretty`
     pub fn pretty(&self) -> bool {
         self.has("pretty")

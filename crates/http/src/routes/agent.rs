@@ -9,6 +9,7 @@ use super::{decode, decode_or_default, read_body, St, MAX_BODY};
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::{Backend, ServiceRegistration};
+use proconsul_filter::schemas;
 use proconsul_types::{
     health, AgentService, CheckDefinition, HealthCheck, RpcError, ServiceDefinition,
 };
@@ -24,12 +25,26 @@ pub async fn self_<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
 
 pub async fn members<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    reply::json(&st.agent_members(p.has("wan")), p.pretty())
+    reply::or_error((|| {
+        let filter = p.filter(schemas::MEMBER)?;
+        let mut members = st.agent_members(p.has("wan"));
+        if let Some(f) = filter {
+            f.retain(&mut members);
+        }
+        Ok(reply::json(&members, p.pretty()))
+    })())
 }
 
 pub async fn services<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    reply::json(&st.agent_services(), p.pretty())
+    reply::or_error((|| {
+        let filter = p.filter(schemas::SERVICE)?;
+        let mut services = st.agent_services();
+        if let Some(f) = filter {
+            f.retain_values(&mut services);
+        }
+        Ok(reply::json(&services, p.pretty()))
+    })())
 }
 
 pub async fn service<B: Backend>(
@@ -46,7 +61,14 @@ pub async fn service<B: Backend>(
 
 pub async fn checks<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    reply::json(&st.agent_checks(), p.pretty())
+    reply::or_error((|| {
+        let filter = p.filter(schemas::HEALTH_CHECK)?;
+        let mut checks = st.agent_checks();
+        if let Some(f) = filter {
+            f.retain_values(&mut checks);
+        }
+        Ok(reply::json(&checks, p.pretty()))
+    })())
 }
 
 pub async fn register_service<B: Backend>(

@@ -10,10 +10,11 @@ use super::{decode, read_body, St, MAX_BODY};
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
+use proconsul_filter::schemas;
 use proconsul_types::{
     CatalogNodeServices, CatalogNodes, CatalogServiceNodes, CatalogServices, DeregisterRequest,
-    Node, NodeService, NodeServiceList, NodeServices, RegisterRequest, RpcError, ServiceNode,
-    WriteRequest,
+    Node, NodeService, NodeServiceList, NodeServices, QueryOptions, RegisterRequest, RpcError,
+    ServiceNode, WriteRequest,
 };
 
 pub async fn register<B: Backend>(
@@ -75,6 +76,7 @@ pub async fn nodes<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
         async {
             let p = Params::parse(q.as_deref());
             let opts = p.query_options()?;
+            let filter = p.filter(schemas::NODE)?;
             let dc = dc_of(&**st, &opts.datacenter);
             let (meta, mut nodes) = st
                 .query(
@@ -87,6 +89,9 @@ pub async fn nodes<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
             for n in &mut nodes {
                 n.datacenter = dc.clone();
             }
+            if let Some(f) = filter {
+                f.retain(&mut nodes);
+            }
             Ok(reply::json_meta(&nodes, &meta, p.pretty()))
         }
         .await,
@@ -98,14 +103,44 @@ pub async fn services<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
         async {
             let p = Params::parse(q.as_deref());
             let opts = p.query_options()?;
-            let (meta, s) = st
+            let filter = p.filter(schemas::SERVICE_NODE)?;
+            let node_meta = p.node_meta()?;
+            let (meta, mut s) = st
                 .query(
                     CatalogServices {
-                        node_meta: p.node_meta()?,
+                        node_meta: node_meta.clone(),
                     },
-                    opts,
+                    opts.clone(),
                 )
                 .await?;
+            if let Some(f) = filter {
+                // As Consul: the filter sees each instance (`ServiceNode`); a service is listed
+                // when an instance passes, with the tags of the instances that pass.
+                let now = QueryOptions {
+                    min_index: 0,
+                    max_wait: None,
+                    ..opts
+                };
+                let mut kept = BTreeMap::new();
+                for name in s.into_keys() {
+                    let req = CatalogServiceNodes {
+                        service: name.clone(),
+                        tags: Vec::new(),
+                        node_meta: node_meta.clone(),
+                    };
+                    let (_, mut rows) = st.query(req, now.clone()).await?;
+                    f.retain(&mut rows);
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let mut tags: Vec<String> =
+                        rows.into_iter().flat_map(|r| r.service_tags).collect();
+                    tags.sort();
+                    tags.dedup();
+                    kept.insert(name, tags);
+                }
+                s = kept;
+            }
             Ok(reply::json_meta::<BTreeMap<String, Vec<String>>>(
                 &s,
                 &meta,
@@ -125,6 +160,7 @@ pub async fn service<B: Backend>(
         async {
             let p = Params::parse(q.as_deref());
             let opts = p.query_options()?;
+            let filter = p.filter(schemas::SERVICE_NODE)?;
             let dc = dc_of(&**st, &opts.datacenter);
             let req = CatalogServiceNodes {
                 service: name,
@@ -134,6 +170,9 @@ pub async fn service<B: Backend>(
             let (meta, mut rows) = st.query(req, opts).await?;
             for r in &mut rows {
                 fill_service_node(r, &dc);
+            }
+            if let Some(f) = filter {
+                f.retain(&mut rows);
             }
             Ok(reply::json_meta(&rows, &meta, p.pretty()))
         }
@@ -174,10 +213,15 @@ async fn node_reply<B: Backend, T: serde::Serialize>(
 ) -> Result<Reply, RpcError> {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
+    // Consul filters the node's services, not the node.
+    let filter = p.filter(schemas::SERVICE)?;
     let dc = dc_of(b, &opts.datacenter);
     let (meta, found) = b.query(CatalogNodeServices { node: name }, opts).await?;
-    let out = found.map(|(mut node, services)| {
+    let out = found.map(|(mut node, mut services)| {
         node.datacenter = dc;
+        if let Some(f) = filter {
+            f.retain(&mut services);
+        }
         shape(node, services)
     });
     Ok(reply::json_meta(&out, &meta, p.pretty()))

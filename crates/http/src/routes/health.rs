@@ -6,6 +6,7 @@ use super::{catalog::dc_of, St};
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
+use proconsul_filter::schemas;
 use proconsul_types::{
     health, HealthCheck, HealthChecksInState, HealthNodeChecks, HealthServiceChecks,
     HealthServiceNodes, Query, RpcError,
@@ -18,7 +19,11 @@ async fn checks_reply<B: Backend, Q: Query<Out = Vec<HealthCheck>>>(
 ) -> Result<Reply, RpcError> {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
-    let (meta, checks) = b.query(req, opts).await?;
+    let filter = p.filter(schemas::HEALTH_CHECK)?;
+    let (meta, mut checks) = b.query(req, opts).await?;
+    if let Some(f) = filter {
+        f.retain(&mut checks);
+    }
     Ok(reply::json_meta(&checks, &meta, p.pretty()))
 }
 
@@ -54,6 +59,7 @@ pub async fn service<B: Backend>(
         async {
             let p = Params::parse(q.as_deref());
             let opts = p.query_options()?;
+            let filter = p.filter(schemas::CHECK_SERVICE_NODE)?;
             let dc = dc_of(&**st, &opts.datacenter);
             let passing = p.flag("passing")?;
             let req = HealthServiceNodes {
@@ -65,6 +71,9 @@ pub async fn service<B: Backend>(
             let (meta, mut rows) = st.query(req, opts).await?;
             for r in &mut rows {
                 r.node.datacenter = dc.clone();
+            }
+            if let Some(f) = filter {
+                f.retain(&mut rows);
             }
             Ok(reply::json_meta(&rows, &meta, p.pretty()))
         }

@@ -14,6 +14,7 @@ mod checks;
 mod checks_tls_grpc;
 mod checks_tls_trusted;
 mod dns;
+mod filter;
 mod go_client;
 mod gossip;
 mod http_catalog;
