@@ -382,6 +382,10 @@ impl Backend for Agent {
         self.inner.events.list()
     }
 
+    fn event_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.events.watch()
+    }
+
     fn coordinates_disabled(&self) -> bool {
         self.config().disable_coordinates
     }

@@ -1,5 +1,6 @@
 //! User events this agent received and will list (`/v1/event/list`): the newest
-//! [`EVENT_RING`], oldest first, as Consul keeps them.
+//! [`EVENT_RING`], oldest first, as Consul keeps them, and a watch that ticks on each one
+//! (what a blocking `/v1/event/list` waits on).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -9,18 +10,36 @@ use proconsul_types::UserEvent;
 /// How many user events `/v1/event/list` remembers (Consul's `userEventBufferSize`).
 pub(crate) const EVENT_RING: usize = 256;
 
-#[derive(Default)]
 pub(crate) struct UserEvents {
     ring: Mutex<VecDeque<UserEvent>>,
+    /// Events recorded so far.
+    recorded: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for UserEvents {
+    fn default() -> Self {
+        UserEvents {
+            ring: Mutex::new(VecDeque::new()),
+            recorded: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl UserEvents {
     pub(crate) fn record(&self, ev: UserEvent) {
-        let mut ring = self.ring.lock().unwrap();
-        if ring.len() == EVENT_RING {
-            ring.pop_front();
+        {
+            let mut ring = self.ring.lock().unwrap();
+            if ring.len() == EVENT_RING {
+                ring.pop_front();
+            }
+            ring.push_back(ev);
         }
-        ring.push_back(ev);
+        self.recorded.send_modify(|n| *n += 1);
+    }
+
+    /// Ticks each time an event is recorded.
+    pub(crate) fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.recorded.subscribe()
     }
 
     /// Every remembered event, oldest first.

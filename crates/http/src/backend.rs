@@ -148,6 +148,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Recent events, oldest first.
     fn event_list(&self) -> Vec<UserEvent>;
+    /// Ticks each time the agent records a user event (blocking `/v1/event/list`).
+    fn event_watch(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// `disable_coordinates`: every `/v1/coordinate/*` answers 401.
     fn coordinates_disabled(&self) -> bool;

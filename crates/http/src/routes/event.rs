@@ -3,6 +3,7 @@
 use axum::body::Body;
 use axum::extract::{Path, RawQuery};
 use axum::http::HeaderMap;
+use std::time::Duration;
 
 use super::{read_body, St};
 use crate::params::Params;
@@ -43,13 +44,70 @@ pub async fn fire<B: Backend>(
     )
 }
 
+/// Consul's `EventList`. Event IDs are random, so the index is derived from the last event's
+/// ID ([`uuid_index`]) and is not monotonic: a blocking call (`?index=`) waits while the index
+/// *equals* the one given, for a new event or the wait (plus up to 1/16 jitter).
 pub async fn list<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
+    let opts = match p.query_options() {
+        Ok(o) => o,
+        Err(e) => return reply::error(&e),
+    };
     let name = p.get("name").unwrap_or("");
-    let events: Vec<UserEvent> = st
-        .event_list()
-        .into_iter()
-        .filter(|e| name.is_empty() || e.name == name)
-        .collect();
-    reply::json(&events, p.pretty())
+    let mut changes = st.event_watch();
+    let deadline = opts.max_wait.map(|w| {
+        let jitter = (w.as_millis() as u64 / 16).max(1);
+        tokio::time::Instant::now() + w + Duration::from_millis(rand_below(jitter))
+    });
+    loop {
+        changes.borrow_and_update();
+        let events: Vec<UserEvent> = st
+            .event_list()
+            .into_iter()
+            .filter(|e| name.is_empty() || e.name == name)
+            .collect();
+        // No events: 1, not 0, so a watcher does not spin (Consul's words).
+        let index = events.last().map_or(1, |e| uuid_index(&e.id));
+        if let (Some(d), true) = (deadline, index == opts.min_index) {
+            tokio::select! {
+                r = changes.changed() => if r.is_ok() { continue },
+                _ = tokio::time::sleep_until(d) => {}
+            }
+        }
+        return reply::with_index(reply::json(&events, p.pretty()), index);
+    }
+}
+
+/// Consul's `uuidToUint64`: the first 16 hex digits of a UUID XOR the last 16.
+fn uuid_index(id: &str) -> u64 {
+    let hex: String = id.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return 1;
+    }
+    let low = u64::from_str_radix(&hex[..16], 16).unwrap_or(0);
+    let high = u64::from_str_radix(&hex[16..], 16).unwrap_or(0);
+    low ^ high
+}
+
+/// A number below `n` (jitter; not for anything that must be unpredictable).
+fn rand_below(n: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    nanos % n.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_of_an_event_id_is_consuls() {
+        // lower = first 8+4+4 hex digits, upper = the last 4+12: 0x0000000100020003 ^ 0x0004000000000005.
+        assert_eq!(
+            uuid_index("00000001-0002-0003-0004-000000000005"),
+            0x0000_0001_0002_0003 ^ 0x0004_0000_0000_0005
+        );
+        assert_eq!(uuid_index("not-a-uuid"), 1);
+    }
 }

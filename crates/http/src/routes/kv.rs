@@ -172,7 +172,8 @@ async fn do_put<B: Backend>(
     let req = WriteRequest::Kv {
         verb,
         key,
-        value: Some(value.to_vec()),
+        // An empty body stores no value: Consul's `Value` is then `null` (Go's nil slice).
+        value: (!value.is_empty()).then(|| value.to_vec()),
         flags,
         index,
         session,

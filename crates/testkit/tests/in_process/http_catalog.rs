@@ -574,6 +574,36 @@ async fn events_fire_and_list() {
         .all(|e| e["Name"] != "filtered"));
     let l = a.get_json("/v1/event/list?name=deploy").await;
     assert_eq!(l.as_array().unwrap().len(), 1);
+
+    // The index comes from the last event's ID; none gives 1. A blocking list waits while
+    // the index is the one given, and returns when an event arrives.
+    assert_eq!(a.get("/v1/event/list?name=none").await.index(), 1);
+    let r = a.get("/v1/event/list").await;
+    let (index, last) = (r.index(), r.json()[1]["ID"].as_str().unwrap().to_string());
+    let hex: String = last.chars().filter(|c| *c != '-').collect();
+    let want =
+        u64::from_str_radix(&hex[..16], 16).unwrap() ^ u64::from_str_radix(&hex[16..], 16).unwrap();
+    assert_eq!(index, want);
+    let waiting = {
+        let url = format!("/v1/event/list?index={index}&wait=20s");
+        let a = &a;
+        async move { a.get(&url).await }
+    };
+    let fire = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        a.put("/v1/event/fire/later", b"").await;
+    };
+    let (r, ()) = tokio::join!(waiting, fire);
+    assert_ne!(r.index(), index);
+    assert_eq!(
+        r.json().as_array().unwrap().last().unwrap()["Name"],
+        "later"
+    );
+    let started = std::time::Instant::now();
+    let r = a.get("/v1/event/list?name=none&index=1&wait=300ms").await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!((r.status, r.index()), (200, 1));
+
     let big = vec![b'x'; 1024];
     assert_eq!(a.put("/v1/event/fire/huge", &big).await.status, 413);
     a.stop().await;

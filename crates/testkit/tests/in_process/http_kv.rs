@@ -32,6 +32,16 @@ async fn kv_put_get_delete_with_consul_shapes() {
     let r = a.get("/v1/kv/app/color?raw").await;
     assert_eq!(r.body, b"blue");
 
+    // An empty body stores no value: `null`, as Go's nil slice; `?raw` is an empty body.
+    assert_eq!(a.put("/v1/kv/app/empty", b"").await.text(), "true");
+    assert_eq!(
+        a.get_json("/v1/kv/app/empty").await[0]["Value"],
+        serde_json::Value::Null
+    );
+    let r = a.get("/v1/kv/app/empty?raw").await;
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    a.delete("/v1/kv/app/empty").await;
+
     // a second key, then recurse and keys
     a.put("/v1/kv/app/size", b"10").await;
     a.put("/v1/kv/app/sub/deep", b"x").await;
