@@ -50,6 +50,10 @@ impl Backend for Agent {
         self.inner.config.kv_max_value_size()
     }
 
+    fn agent_host(&self) -> serde_json::Value {
+        crate::host::collect()
+    }
+
     fn agent_self(&self) -> serde_json::Value {
         let cfg = self.config();
         let member = self.self_member();

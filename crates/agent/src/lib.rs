@@ -12,6 +12,7 @@ mod coordinate;
 mod dns;
 mod events;
 mod gossip;
+mod host;
 mod live_config;
 mod local;
 pub mod logging;

@@ -66,6 +66,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// `/v1/agent/self`.
     fn agent_self(&self) -> serde_json::Value;
+    /// `/v1/agent/host`: the machine's figures, in Consul's shape.
+    fn agent_host(&self) -> serde_json::Value;
     /// `/v1/agent/members`.
     fn agent_members(&self, wan: bool) -> Vec<AgentMember>;
     /// `/v1/agent/services`.

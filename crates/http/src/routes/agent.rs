@@ -23,6 +23,28 @@ pub async fn self_<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     reply::json(&st.agent_self(), p.pretty())
 }
 
+/// Consul's `version.GetBuildInfo()`: the Consul version proconsul answers as.
+pub async fn version(RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    let info = serde_json::json!({
+        "SHA": option_env!("PROCONSUL_GIT_SHA").unwrap_or(""),
+        // Consul's default when the build does not say (a date that is clearly not real).
+        "BuildDate": option_env!("PROCONSUL_BUILD_DATE").unwrap_or("1970-01-01T00:00:01Z"),
+        "HumanVersion": proconsul_types::CONSUL_COMPAT_VERSION,
+        "FIPS": "",
+    });
+    reply::json(&info, p.pretty())
+}
+
+pub async fn host<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    let backend = std::sync::Arc::clone(&st.0);
+    match tokio::task::spawn_blocking(move || backend.agent_host()).await {
+        Ok(v) => reply::json(&v, p.pretty()),
+        Err(e) => reply::error(&RpcError::Internal(e.to_string())),
+    }
+}
+
 pub async fn members<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error((|| {

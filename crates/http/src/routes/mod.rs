@@ -88,6 +88,8 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/session/list", get(session::list::<B>))
         // agent
         .route("/v1/agent/self", get(agent::self_::<B>))
+        .route("/v1/agent/version", get(agent::version))
+        .route("/v1/agent/host", get(agent::host::<B>))
         .route("/v1/agent/members", get(agent::members::<B>))
         .route("/v1/agent/services", get(agent::services::<B>))
         .route("/v1/agent/service/{id}", get(agent::service::<B>))

@@ -608,3 +608,25 @@ async fn events_fire_and_list() {
     assert_eq!(a.put("/v1/event/fire/huge", &big).await.status, 413);
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_version_and_host() {
+    let a = TestAgent::dev().await;
+    let v = a.get_json("/v1/agent/version").await;
+    assert_eq!(v["HumanVersion"], proconsul_types::CONSUL_COMPAT_VERSION);
+    for k in ["SHA", "BuildDate", "FIPS"] {
+        assert!(v[k].is_string(), "{k}: {v}");
+    }
+    let h = a.get_json("/v1/agent/host").await;
+    assert_eq!(h["Errors"], serde_json::json!([]), "{h}");
+    assert!(h["Memory"]["total"].as_u64().unwrap() > 0);
+    assert!(h["Memory"]["usedPercent"].is_f64());
+    assert!(!h["CPU"].as_array().unwrap().is_empty());
+    assert_eq!(h["Host"]["os"], "linux");
+    assert!(h["Host"]["uptime"].as_u64().unwrap() > 0);
+    assert!(!h["Host"]["hostname"].as_str().unwrap().is_empty());
+    assert_eq!(h["Disk"]["path"], "/");
+    assert!(h["Disk"]["total"].as_u64().unwrap() > 0);
+    assert!(h["CollectionTime"].as_u64().unwrap() > 0);
+    a.stop().await;
+}
