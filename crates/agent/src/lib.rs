@@ -19,6 +19,7 @@ pub mod logging;
 mod node_id;
 mod persist;
 mod remote_exec;
+mod self_info;
 mod sync;
 
 use std::net::SocketAddr;

@@ -20,6 +20,28 @@ async fn status_and_self() {
     assert_eq!(v["Config"]["NodeName"], a.agent.node_name());
     assert_eq!(v["Config"]["NodeID"], a.agent.node_id());
     assert!(v["Config"]["Proconsul"]["Version"].is_string());
+    // DebugConfig holds the running config under Consul's RuntimeConfig names.
+    let d = &v["DebugConfig"];
+    let lan = a.agent.serf_lan_addr();
+    assert_eq!(d["SerfBindAddrLAN"], format!("tcp://{lan}"));
+    assert_eq!(d["SerfPortLAN"], lan.port());
+    assert_eq!(d["ServerMode"], true);
+    assert_eq!(d["DevMode"], true);
+    assert_eq!(d["NodeName"], a.agent.node_name());
+    assert_eq!(d["SessionTTLMin"], "10s");
+    assert_eq!(
+        d["HTTPAddrs"][0],
+        format!("tcp://{}", a.agent.http_addrs()[0])
+    );
+    assert_eq!(d["EncryptKey"], "");
+    assert!(v.get("xDS").is_none(), "no xDS without a gRPC server");
+    // Coord: this agent's Vivaldi coordinate.
+    assert_eq!(
+        v["Coord"]["Vec"].as_array().map(Vec::len),
+        Some(8),
+        "{}",
+        v["Coord"]
+    );
     let m = a.get_json("/v1/agent/members").await;
     assert_eq!(m[0]["Name"], a.agent.node_name());
     assert_eq!(m[0]["Status"], 1);
