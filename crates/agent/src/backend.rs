@@ -70,8 +70,61 @@ impl Backend for Agent {
                 "last_contact": format!("{}ms", m.last_contact_ms),
             })
         });
-        // Servers report `raft` and `serf_wan`; every agent `serf_lan` (Consul's sections).
+        // Consul's sections: `agent`, `build`, `consul`, `runtime`, `serf_lan` everywhere;
+        // `raft` and `serf_wan` on servers. Values are strings, as Consul's.
         let mut stats = serde_json::Map::new();
+        let local = self.inner.local.snapshot();
+        let ttls = local.checks.values().filter(|c| c.ttl.is_some()).count();
+        stats.insert(
+            "agent".into(),
+            json!({
+                "check_monitors": "0",
+                "check_ttls": ttls.to_string(),
+                "checks": local.checks.len().to_string(),
+                "services": local.services.len().to_string(),
+            }),
+        );
+        stats.insert(
+            "build".into(),
+            json!({
+                "prerelease": "",
+                "revision": "",
+                "version": proconsul_types::CONSUL_COMPAT_VERSION,
+                "version_metadata": "",
+            }),
+        );
+        let consul = match &self.inner.server {
+            Some(s) => json!({
+                "acl": "disabled",
+                "bootstrap": cfg.bootstrap.to_string(),
+                "known_datacenters": self.inner.gossip.wan.as_ref().map_or(1, |w| {
+                    w.members()
+                        .iter()
+                        .filter_map(|m| m.tags.get("dc").cloned())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len()
+                        .max(1)
+                }).to_string(),
+                "leader": s.is_leader().to_string(),
+                "leader_addr": s.leader_addr(),
+                "server": "true",
+            }),
+            None => json!({
+                "acl": "disabled",
+                "known_servers": self.known_servers().len().to_string(),
+                "server": "false",
+            }),
+        };
+        stats.insert("consul".into(), consul);
+        stats.insert(
+            "runtime".into(),
+            json!({
+                "arch": std::env::consts::ARCH,
+                "cpu_count": std::thread::available_parallelism().map_or(1, |n| n.get()).to_string(),
+                "os": std::env::consts::OS,
+                "version": format!("proconsul {}", proconsul_types::PROCONSUL_VERSION),
+            }),
+        );
         if let Some(r) = raft {
             stats.insert("raft".into(), r);
         }
@@ -291,7 +344,9 @@ impl Backend for Agent {
                 messages: r.messages,
             });
         }
-        if kop != KeyOp::List && !errors.is_empty() {
+        // Consul's `keyringErrorsOrNil`: any member's failure fails the call, a list too
+        // (without gossip encryption every list is an error).
+        if !errors.is_empty() {
             return Err(RpcError::Internal(format!(
                 "{} error(s) occurred:\n\t* {}",
                 errors.len(),

@@ -333,7 +333,9 @@ impl Server {
                 }
             })
             .collect();
-        proconsul_types::RaftConfiguration { servers, index }
+        // Consul's `Index` comes from hashicorp/raft's `GetConfiguration()`, which answers the
+        // latest configuration without its log index: it is always 0.
+        proconsul_types::RaftConfiguration { servers, index: 0 }
     }
 
     /// A snapshot of this server's state.

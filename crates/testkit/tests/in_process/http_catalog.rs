@@ -35,6 +35,12 @@ async fn status_and_self() {
     );
     assert_eq!(d["EncryptKey"], "");
     assert!(v.get("xDS").is_none(), "no xDS without a gRPC server");
+    let consul = &v["Stats"]["consul"];
+    assert_eq!(
+        (consul["leader"].as_str(), consul["leader_addr"].as_str()),
+        (Some("true"), Some(rpc.as_str()))
+    );
+    assert_eq!(v["Stats"]["agent"]["services"], "0");
     // Coord: this agent's Vivaldi coordinate.
     assert_eq!(
         v["Coord"]["Vec"].as_array().map(Vec::len),
