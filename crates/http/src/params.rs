@@ -98,6 +98,12 @@ impl Params {
         }
     }
 
+    /// `?peer=`: results imported from that cluster peer. proconsul has no peerings, so every
+    /// instance is local (`PeerName` ""): a named peer selects nothing.
+    pub fn peer(&self) -> &str {
+        self.get("peer").unwrap_or("")
+    }
+
     /// `?pretty`
     pub fn pretty(&self) -> bool {
         self.has("pretty")

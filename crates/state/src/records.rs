@@ -75,7 +75,7 @@ pub(crate) struct ServiceRec {
     pub name: String,
     pub tags: Vec<String>,
     pub address: String,
-    pub tagged_addresses: StrMap,
+    pub tagged_addresses: proconsul_types::ServiceAddresses,
     pub meta: StrMap,
     pub port: u16,
     pub weight_passing: i32,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::catalog::{StrMap, Weights};
+use crate::catalog::{ServiceAddresses, StrMap, Weights};
 use crate::kv::base64_opt;
 
 /// A check definition as given to the agent: inside a service registration (`Check`/`Checks`) or
@@ -116,7 +116,7 @@ pub struct ServiceDefinition {
     pub kind: String,
     pub tags: Vec<String>,
     pub address: String,
-    pub tagged_addresses: StrMap,
+    pub tagged_addresses: ServiceAddresses,
     pub meta: StrMap,
     pub port: u16,
     pub enable_tag_override: bool,
@@ -138,7 +138,8 @@ pub struct AgentService {
     pub meta: StrMap,
     pub port: u16,
     pub address: String,
-    pub tagged_addresses: StrMap,
+    #[serde(skip_serializing_if = "ServiceAddresses::is_empty")]
+    pub tagged_addresses: ServiceAddresses,
     pub weights: Weights,
     pub enable_tag_override: bool,
     pub datacenter: String,

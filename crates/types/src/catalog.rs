@@ -8,6 +8,57 @@ use crate::Index;
 /// Free-form string map (`Meta`, `TaggedAddresses`); ordered so output is stable.
 pub type StrMap = BTreeMap<String, String>;
 
+/// One tagged address of a service (`TaggedAddresses.lan`): `{"Address": …, "Port": …}`.
+///
+/// Read from an object with any case of its keys (clients send `{"address": …}`) or from a
+/// bare address string, which is what records and config files before this shape held.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceAddress {
+    pub address: String,
+    pub port: u16,
+}
+
+impl<'de> Deserialize<'de> for ServiceAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ServiceAddress;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address, or an object with Address and Port")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ServiceAddress, E> {
+                Ok(ServiceAddress {
+                    address: v.to_string(),
+                    port: 0,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ServiceAddress, A::Error> {
+                let mut out = ServiceAddress::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.to_ascii_lowercase().as_str() {
+                        "address" => {
+                            out.address = map.next_value::<Option<String>>()?.unwrap_or_default()
+                        }
+                        "port" => out.port = map.next_value::<Option<u16>>()?.unwrap_or_default(),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A service's tagged addresses (`lan`, `wan`, `lan_ipv4`, …).
+pub type ServiceAddresses = BTreeMap<String, ServiceAddress>;
+
 /// SRV weights of a service instance (`Weights`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -63,7 +114,7 @@ pub struct NodeService {
     pub service: String,
     pub tags: Vec<String>,
     pub address: String,
-    pub tagged_addresses: StrMap,
+    pub tagged_addresses: ServiceAddresses,
     pub meta: StrMap,
     pub port: u16,
     pub weights: Weights,
@@ -91,7 +142,7 @@ pub struct ServiceNode {
     pub service_name: String,
     pub service_tags: Vec<String>,
     pub service_address: String,
-    pub service_tagged_addresses: StrMap,
+    pub service_tagged_addresses: ServiceAddresses,
     pub service_weights: Weights,
     pub service_meta: StrMap,
     pub service_port: u16,

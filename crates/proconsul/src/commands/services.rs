@@ -152,6 +152,27 @@ pub fn combine(file: &mut ServiceDefinition, flags: &ServiceDefinition) {
     file.tags.extend(flags.tags.iter().cloned());
 }
 
+/// `addr` or `addr:port` as a tagged address.
+fn service_address(v: &str) -> proconsul_types::ServiceAddress {
+    let split = v
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.is_empty() && (!host.contains(':') || host.ends_with(']')))
+        .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)));
+    match split {
+        Some((host, port)) => proconsul_types::ServiceAddress {
+            address: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+        },
+        None => proconsul_types::ServiceAddress {
+            address: v.to_string(),
+            port: 0,
+        },
+    }
+}
+
 pub fn register(args: &[String]) -> anyhow::Result<()> {
     let p = parse_flags(&register_flags(), args, register_help)?;
     let port = p.i64("port").unwrap_or(0);
@@ -165,7 +186,11 @@ pub fn register(args: &[String]) -> anyhow::Result<()> {
         port,
         tags: p.all("tag"),
         meta: flag_map(&p, "meta")?,
-        tagged_addresses: flag_map(&p, "tagged-address")?,
+        // `-tagged-address lan=10.0.0.1:8080`: an address with an optional port.
+        tagged_addresses: flag_map(&p, "tagged-address")?
+            .into_iter()
+            .map(|(k, v)| (k, service_address(&v)))
+            .collect(),
         ..ServiceDefinition::default()
     };
     if p.str("socket").is_some_and(|s| !s.is_empty()) {

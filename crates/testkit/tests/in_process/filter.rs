@@ -199,3 +199,26 @@ async fn bad_filters_are_refused_with_the_parsers_message() {
     }
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_name_selects_nothing_without_peerings() {
+    let a = TestAgent::dev().await;
+    setup(&a).await;
+    assert_eq!(
+        a.get_json("/v1/catalog/service/web")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        a.get_json("/v1/catalog/service/web?peer=other").await,
+        json!([])
+    );
+    assert_eq!(
+        a.get_json("/v1/health/service/web?peer=other").await,
+        json!([])
+    );
+    a.stop().await;
+}

@@ -89,3 +89,42 @@ async fn numeric_durations_are_nanoseconds() {
     assert_eq!(check["Timeout"], "1.5s");
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_tagged_addresses_are_address_and_port() {
+    let a = TestAgent::dev().await;
+    let r = a
+        .put(
+            "/v1/agent/service/register",
+            br#"{"Name":"t","TaggedAddresses":{"lan":{"address":"10.10.10.1","port":8080},"wan":{"Address":"192.168.1.1","Port":80}}}"#,
+        )
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (200, ""));
+    let want = json!({"lan": {"Address": "10.10.10.1", "Port": 8080},
+                      "wan": {"Address": "192.168.1.1", "Port": 80}});
+    assert_eq!(
+        a.get_json("/v1/agent/services").await["t"]["TaggedAddresses"],
+        want
+    );
+    proconsul_testkit::wait_until(
+        std::time::Duration::from_secs(10),
+        "the service in the catalog",
+        || async {
+            a.get_json("/v1/catalog/service/t")
+                .await
+                .as_array()
+                .map(Vec::len)
+                == Some(1)
+        },
+    )
+    .await;
+    let rows = a.get_json("/v1/catalog/service/t").await;
+    assert_eq!(rows[0]["ServiceTaggedAddresses"], want);
+    // Without tagged addresses the agent's view leaves the field out, as Consul's omitempty.
+    a.put("/v1/agent/service/register", br#"{"Name":"plain"}"#)
+        .await;
+    assert!(a.get_json("/v1/agent/services").await["plain"]
+        .get("TaggedAddresses")
+        .is_none());
+    a.stop().await;
+}
