@@ -148,7 +148,16 @@ impl ServerRequest {
             ServerRequest::Read(r) => &r.opts.datacenter,
             ServerRequest::Write(w) => &w.datacenter,
             ServerRequest::OperatorUsage(u) => &u.datacenter,
-            _ => "",
+            ServerRequest::StatusLeader(r) => &r.datacenter,
+            ServerRequest::StatusPeers(r) => &r.datacenter,
+            ServerRequest::RaftGetConfiguration(r) => &r.datacenter,
+            ServerRequest::AutopilotServerHealth(r) => &r.datacenter,
+            ServerRequest::AutopilotGetState(r) => &r.datacenter,
+            ServerRequest::SnapshotSave(r) => &r.datacenter,
+            ServerRequest::StatusRaftStats(_)
+            | ServerRequest::RaftRemovePeer(_)
+            | ServerRequest::RaftTransferLeader(_)
+            | ServerRequest::RaftElect(_) => "",
         }
     }
 
@@ -164,11 +173,19 @@ impl ServerRequest {
 
 /// `Status.Leader`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct StatusLeader {}
+pub struct StatusLeader {
+    /// `?dc=`: empty for the agent's own.
+    #[serde(default)]
+    pub datacenter: String,
+}
 
 /// `Status.Peers`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct StatusPeers {}
+pub struct StatusPeers {
+    /// `?dc=`: empty for the agent's own.
+    #[serde(default)]
+    pub datacenter: String,
+}
 
 /// `Status.RaftStats`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -210,6 +227,9 @@ pub struct Write {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RaftGetConfiguration {
     pub stale: bool,
+    /// `?dc=`: empty for the agent's own.
+    #[serde(default)]
+    pub datacenter: String,
 }
 
 /// `Operator.RaftRemovePeer`: exactly one of `id` (the node ID a server is known by) and
@@ -228,11 +248,19 @@ pub struct RaftTransferLeader {
 
 /// `Operator.AutopilotServerHealth`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AutopilotServerHealth {}
+pub struct AutopilotServerHealth {
+    /// `?dc=`: empty for the agent's own.
+    #[serde(default)]
+    pub datacenter: String,
+}
 
 /// `Operator.AutopilotState`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AutopilotGetState {}
+pub struct AutopilotGetState {
+    /// `?dc=`: empty for the agent's own.
+    #[serde(default)]
+    pub datacenter: String,
+}
 
 /// `Operator.Usage`: the leader's counts unless `stale`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -263,6 +291,9 @@ pub struct Usage {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SnapshotSave {
     pub stale: bool,
+    /// `?dc=`: empty for the agent's own.
+    #[serde(default)]
+    pub datacenter: String,
 }
 
 /// A state snapshot: the index and term it reflects, and the store's dump.
@@ -307,9 +338,12 @@ mod tests {
         assert_eq!(read(Consistency::Stale).route(), Route::AnyServer);
         assert_eq!(read(Consistency::Default).route(), Route::Leader);
         assert_eq!(read(Consistency::Consistent).route(), Route::Leader);
-        assert_eq!(StatusLeader {}.into_request().route(), Route::AnyServer);
         assert_eq!(
-            SnapshotSave { stale: false }.into_request().route(),
+            StatusLeader::default().into_request().route(),
+            Route::AnyServer
+        );
+        assert_eq!(
+            SnapshotSave::default().into_request().route(),
             Route::Leader
         );
         assert!(!RaftRemovePeer::default().into_request().is_idempotent());

@@ -24,6 +24,14 @@ pub async fn fire<B: Backend>(
     reply::or_error(
         async {
             let p = Params::parse(q.as_deref());
+            // Another datacenter's events go through its servers, which this agent cannot
+            // reach (until WAN federation): Consul's error for an unknown datacenter.
+            let dc = p.get("dc").unwrap_or("");
+            if !dc.is_empty() && dc != st.datacenter() {
+                return Err(proconsul_types::RpcError::Internal(
+                    "No path to datacenter".into(),
+                ));
+            }
             let payload = read_body(&headers, body, MAX_EVENT_PAYLOAD).await?;
             let ev = UserEvent {
                 name,

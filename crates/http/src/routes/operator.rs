@@ -51,6 +51,7 @@ pub async fn raft_configuration<B: Backend>(st: St<B>, RawQuery(q): RawQuery) ->
     reply::or_error(
         st.call(RaftGetConfiguration {
             stale: p.has("stale"),
+            datacenter: p.get("dc").unwrap_or("").to_string(),
         })
         .await
         .map(|c| reply::json(&c, p.pretty())),
@@ -169,22 +170,30 @@ pub async fn autopilot_configuration<B: Backend>(
 pub async fn autopilot_state<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
-        st.call(AutopilotGetState {})
-            .await
-            .map(|s| reply::json(&s, p.pretty())),
+        st.call(AutopilotGetState {
+            datacenter: p.get("dc").unwrap_or("").to_string(),
+        })
+        .await
+        .map(|s| reply::json(&s, p.pretty())),
     )
 }
 
 /// 200 when every server is healthy, 429 otherwise (Consul's codes), the body either way.
 pub async fn autopilot_health<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    reply::or_error(st.call(AutopilotServerHealth {}).await.map(|h| {
-        let mut r = reply::json(&h, p.pretty());
-        if !h.healthy {
-            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        }
-        r
-    }))
+    reply::or_error(
+        st.call(AutopilotServerHealth {
+            datacenter: p.get("dc").unwrap_or("").to_string(),
+        })
+        .await
+        .map(|h| {
+            let mut r = reply::json(&h, p.pretty());
+            if !h.healthy {
+                *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            }
+            r
+        }),
+    )
 }
 
 /// `GET /v1/operator/usage[?stale]`: service, instance and node counts of this datacenter,

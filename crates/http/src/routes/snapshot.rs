@@ -17,6 +17,7 @@ pub async fn save<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     reply::or_error(
         st.call(SnapshotSave {
             stale: p.has("stale"),
+            datacenter: p.get("dc").unwrap_or("").to_string(),
         })
         .await
         .map(|snap| {

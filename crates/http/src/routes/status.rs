@@ -22,17 +22,21 @@ pub(super) fn routes<B: Backend>() -> Router<Arc<B>> {
 pub async fn leader<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
-        st.call(StatusLeader {})
-            .await
-            .map(|l| reply::json(&l, p.pretty())),
+        st.call(StatusLeader {
+            datacenter: p.get("dc").unwrap_or("").to_string(),
+        })
+        .await
+        .map(|l| reply::json(&l, p.pretty())),
     )
 }
 
 pub async fn peers<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
-        st.call(StatusPeers {})
-            .await
-            .map(|l| reply::json(&l, p.pretty())),
+        st.call(StatusPeers {
+            datacenter: p.get("dc").unwrap_or("").to_string(),
+        })
+        .await
+        .map(|l| reply::json(&l, p.pretty())),
     )
 }

@@ -55,7 +55,12 @@ async fn start() -> Server {
     .await
     .unwrap();
     // Established leadership is reported only after the node is reconciled.
-    while server.call_typed(StatusLeader {}).await.unwrap().is_empty() {
+    while server
+        .call_typed(StatusLeader::default())
+        .await
+        .unwrap()
+        .is_empty()
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     server

@@ -658,3 +658,48 @@ async fn agent_version_and_host() {
     assert!(h["CollectionTime"].as_u64().unwrap() > 0);
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_datacenter_is_refused_everywhere() {
+    let a = TestAgent::dev().await;
+    for path in [
+        "/v1/catalog/nodes",
+        "/v1/catalog/services",
+        "/v1/health/service/consul",
+        "/v1/kv/?keys",
+        "/v1/session/list",
+        "/v1/coordinate/nodes",
+        "/v1/status/leader",
+        "/v1/status/peers",
+        "/v1/operator/raft/configuration",
+        "/v1/operator/autopilot/health",
+        "/v1/operator/autopilot/state",
+        "/v1/operator/usage",
+        "/v1/snapshot",
+    ] {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let r = a.get(&format!("{path}{sep}dc=nope")).await;
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (500, "No path to datacenter"),
+            "{path}"
+        );
+        assert_eq!(
+            a.get(&format!("{path}{sep}dc=dc1")).await.status,
+            200,
+            "{path}"
+        );
+    }
+    let r = a.put("/v1/kv/x?dc=nope", b"v").await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (500, "No path to datacenter")
+    );
+    assert_eq!(a.get("/v1/kv/x").await.status, 404, "nothing was written");
+    let r = a.put("/v1/event/fire/e?dc=nope", b"").await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (500, "No path to datacenter")
+    );
+    a.stop().await;
+}
