@@ -7,6 +7,7 @@
 //! stays a straight line.
 
 mod backend;
+mod gzip;
 mod limit;
 mod params;
 mod reply;

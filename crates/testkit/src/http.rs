@@ -67,8 +67,22 @@ impl std::fmt::Debug for Response {
 }
 
 fn head(host: &str, method: &str, path: &str, body_len: usize) -> String {
+    head_with(host, method, path, &[], body_len)
+}
+
+fn head_with(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body_len: usize,
+) -> String {
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {body_len}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Length: {body_len}\r\nConnection: close\r\n\r\n"
     )
 }
 
@@ -79,11 +93,22 @@ pub async fn request(
     path: &str,
     body: &[u8],
 ) -> Response {
+    request_with(addr, method, path, &[], body).await
+}
+
+/// [`request`] with extra request headers.
+pub async fn request_with(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
         return Response::none();
     };
     let _ = s
-        .write_all(head(&addr.to_string(), method, path, body.len()).as_bytes())
+        .write_all(head_with(&addr.to_string(), method, path, headers, body.len()).as_bytes())
         .await;
     // A server may answer (413) and close before reading a large body: keep its answer.
     let _ = s.write_all(body).await;

@@ -703,3 +703,39 @@ async fn an_unknown_datacenter_is_refused_everywhere() {
     );
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_are_gzipped_when_the_client_accepts_it() {
+    use std::io::Read;
+    let a = TestAgent::dev().await;
+    let addr = a.agent.http_addrs()[0];
+    let r = proconsul_testkit::http::request_with(
+        addr,
+        "GET",
+        "/v1/agent/self",
+        &[("Accept-Encoding", "gzip")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["Config"]["Datacenter"], "dc1");
+    // Not asked for, or refused with q=0: plain.
+    let r = a.get("/v1/agent/self").await;
+    assert_eq!(r.header("Content-Encoding"), None);
+    let r = proconsul_testkit::http::request_with(
+        addr,
+        "GET",
+        "/v1/agent/self",
+        &[("Accept-Encoding", "gzip;q=0")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.header("Content-Encoding"), None);
+    a.stop().await;
+}

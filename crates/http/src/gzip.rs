@@ -1,0 +1,83 @@
+//! Gzip'd responses for clients that accept them, as Consul's HTTP server does (its
+//! `gziphandler` with no minimum size). Go's HTTP client asks for gzip by default, so every
+//! Go program talking to Consul receives compressed bodies.
+//!
+//! Only complete bodies are compressed; a streamed one (`/v1/agent/monitor`, whose size is
+//! not known up front) passes through, so a stream is never buffered.
+
+use std::io::Write;
+
+use axum::body::{Body, HttpBody};
+use axum::extract::Request;
+use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, VARY};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Does an `Accept-Encoding` value accept gzip (a `gzip` or `*` token whose `q` is not 0)?
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let q_zero = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+    })
+}
+
+pub(crate) async fn layer(req: Request, next: Next) -> Response {
+    let wants = req
+        .headers()
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(accepts_gzip);
+    let resp = next.run(req).await;
+    if !wants || resp.headers().contains_key(CONTENT_ENCODING) {
+        return resp;
+    }
+    // Streams (no exact size) pass through; so do empty bodies.
+    match resp.body().size_hint().exact() {
+        Some(n) if n > 0 => {}
+        _ => return resp,
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 2 + 32),
+        flate2::Compression::fast(),
+    );
+    let gz = match enc.write_all(&bytes).and_then(|()| enc.finish()) {
+        Ok(gz) => gz,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    parts.headers.remove(CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts
+        .headers
+        .append(VARY, HeaderValue::from_static("Accept-Encoding"));
+    Response::from_parts(parts, Body::from(gz))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+
+    #[test]
+    fn accept_encoding_is_read_like_a_browser_would() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("deflate, gzip;q=0.5"));
+        assert!(accepts_gzip("*"));
+        assert!(accepts_gzip("GZIP"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("br, deflate"));
+        assert!(!accepts_gzip(""));
+    }
+}
