@@ -163,6 +163,10 @@ impl Backend for Agent {
         self.inner.local.agent_services(&self.inner.datacenter)
     }
 
+    fn agent_services_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.local.watch_services()
+    }
+
     fn agent_checks(&self) -> BTreeMap<String, HealthCheck> {
         self.inner.local.agent_checks()
     }

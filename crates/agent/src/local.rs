@@ -54,9 +54,20 @@ impl LocalCheck {
 }
 
 /// Services and checks of this agent, keyed by ID.
-#[derive(Default)]
 pub struct LocalState {
     inner: Mutex<Tables>,
+    /// Ticks when a service is added, replaced or removed (hash-blocking on
+    /// `/v1/agent/service/:id` waits on it).
+    services_changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for LocalState {
+    fn default() -> Self {
+        LocalState {
+            inner: Mutex::new(Tables::default()),
+            services_changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 /// Checks are shared (`Arc`) so a snapshot for anti-entropy costs a pointer per check rather
@@ -88,6 +99,15 @@ pub const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
 pub const TTL_EXPIRED: &str = "TTL expired";
 
 impl LocalState {
+    /// Ticks each time a service is added, replaced or removed.
+    pub fn watch_services(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.services_changed.subscribe()
+    }
+
+    fn services_touched(&self) {
+        self.services_changed.send_modify(|n| *n += 1);
+    }
+
     /// A copy of everything (for sync and listings); checks are shared, not copied.
     pub fn snapshot(&self) -> Tables {
         self.inner.lock().unwrap().clone()
@@ -162,6 +182,8 @@ impl LocalState {
                 from_config,
             },
         );
+        drop(t);
+        self.services_touched();
         Ok(resolved)
     }
 
@@ -178,6 +200,8 @@ impl LocalState {
             }
             keep
         });
+        drop(t);
+        self.services_touched();
         true
     }
 
@@ -433,6 +457,8 @@ impl LocalState {
             !c.from_config
                 && (c.check.service_id.is_empty() || services.contains(&c.check.service_id))
         });
+        drop(t);
+        self.services_touched();
     }
 
     /// `/v1/agent/services`.
@@ -456,6 +482,7 @@ impl LocalState {
                         weights: v.weights,
                         enable_tag_override: v.enable_tag_override,
                         datacenter: datacenter.to_string(),
+                        content_hash: String::new(),
                     },
                 )
             })

@@ -72,6 +72,8 @@ pub trait Backend: Send + Sync + 'static {
     fn agent_members(&self, wan: bool) -> Vec<AgentMember>;
     /// `/v1/agent/services`.
     fn agent_services(&self) -> BTreeMap<String, AgentService>;
+    /// Ticks when one of the agent's services is added, replaced or removed.
+    fn agent_services_watch(&self) -> tokio::sync::watch::Receiver<u64>;
     /// `/v1/agent/checks`.
     fn agent_checks(&self) -> BTreeMap<String, HealthCheck>;
     fn agent_register_service(

@@ -147,7 +147,7 @@ impl Params {
 }
 
 /// A blocking query's wait: 5 minutes by default, 10 at most, like Consul.
-fn clamp_wait(wait: Option<Duration>) -> Duration {
+pub(crate) fn clamp_wait(wait: Option<Duration>) -> Duration {
     match wait {
         None => DEFAULT_BLOCKING_WAIT,
         Some(w) if w.is_zero() => DEFAULT_BLOCKING_WAIT,

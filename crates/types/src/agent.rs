@@ -143,6 +143,9 @@ pub struct AgentService {
     pub weights: Weights,
     pub enable_tag_override: bool,
     pub datacenter: String,
+    /// Set only by `/v1/agent/service/:id`: a hash of the rest, for hash-based blocking.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub content_hash: String,
 }
 
 /// One member of `/v1/agent/members`. `Status` is Serf's numeric member status

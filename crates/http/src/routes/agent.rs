@@ -75,10 +75,46 @@ pub async fn service<B: Backend>(
     RawQuery(q): RawQuery,
 ) -> Reply {
     let p = Params::parse(q.as_deref());
-    match st.agent_services().remove(&id) {
-        Some(s) => reply::json(&s, p.pretty()),
-        None => reply::text(StatusCode::NOT_FOUND, format!("unknown service ID: {id}")),
+    // Hash-based blocking (Consul's `?hash=` with `?wait=`): answer once the service's hash
+    // differs from the one given, or when the wait (plus up to 1/16 jitter) runs out.
+    let wait_for = p.get("hash").filter(|h| !h.is_empty()).map(str::to_string);
+    let deadline = match p.get("wait") {
+        None => crate::params::clamp_wait(None),
+        Some(w) => match proconsul_types::duration::parse(w) {
+            Ok(d) => crate::params::clamp_wait(Some(d)),
+            Err(_) => return reply::error(&RpcError::BadRequest("Invalid wait time".into())),
+        },
+    };
+    let deadline = tokio::time::Instant::now() + deadline + deadline / 16;
+    let mut changes = st.agent_services_watch();
+    loop {
+        changes.borrow_and_update();
+        let Some(mut svc) = st.agent_services().remove(&id) else {
+            return reply::text(StatusCode::NOT_FOUND, format!("unknown service ID: {id}"));
+        };
+        svc.content_hash = content_hash(&svc);
+        if wait_for.as_deref() == Some(svc.content_hash.as_str()) {
+            tokio::select! {
+                r = changes.changed() => if r.is_ok() { continue },
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+        let mut r = reply::json(&svc, p.pretty());
+        if let Ok(v) = axum::http::HeaderValue::from_str(&svc.content_hash) {
+            r.headers_mut().insert("X-Consul-ContentHash", v);
+        }
+        return r;
     }
+}
+
+/// A stable hash of a service as the agent reports it (FNV-1a over its JSON): opaque to
+/// clients, which only hand it back, as with Consul's.
+fn content_hash(svc: &AgentService) -> String {
+    let bytes = serde_json::to_vec(svc).unwrap_or_default();
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 pub async fn checks<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {

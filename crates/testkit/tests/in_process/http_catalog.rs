@@ -739,3 +739,40 @@ async fn responses_are_gzipped_when_the_client_accepts_it() {
     assert_eq!(r.header("Content-Encoding"), None);
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_service_blocks_on_its_content_hash() {
+    let a = TestAgent::dev().await;
+    a.put("/v1/agent/service/register", br#"{"Name":"web","Port":80}"#)
+        .await;
+    let r = a.get("/v1/agent/service/web").await;
+    let hash = r.header("X-Consul-ContentHash").unwrap().to_string();
+    assert_eq!(r.json()["ContentHash"], hash.as_str());
+    assert!(a.get_json("/v1/agent/services").await["web"]
+        .get("ContentHash")
+        .is_none());
+    // Same hash: waits until the service changes.
+    let waiting = {
+        let url = format!("/v1/agent/service/web?hash={hash}&wait=20s");
+        let a = &a;
+        async move { a.get(&url).await }
+    };
+    let change = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        a.put("/v1/agent/service/register", br#"{"Name":"web","Port":81}"#)
+            .await;
+    };
+    let (r, ()) = tokio::join!(waiting, change);
+    assert_eq!(r.json()["Port"], 81);
+    assert_ne!(r.header("X-Consul-ContentHash"), Some(hash.as_str()));
+    // Another hash: at once; no change before the wait runs out: the same answer.
+    let started = std::time::Instant::now();
+    let r = a.get("/v1/agent/service/web?hash=other&wait=10s").await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let now = r.header("X-Consul-ContentHash").unwrap().to_string();
+    let r = a
+        .get(&format!("/v1/agent/service/web?hash={now}&wait=200ms"))
+        .await;
+    assert_eq!(r.header("X-Consul-ContentHash"), Some(now.as_str()));
+    a.stop().await;
+}
