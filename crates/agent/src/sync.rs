@@ -146,16 +146,29 @@ impl Agent {
         let cfg = self.config();
         let address = cfg.advertise_addr.to_string();
 
-        // The node itself.
-        let tagged_addresses: proconsul_types::StrMap = [
-            ("lan".to_string(), address.clone()),
-            ("wan".to_string(), address.clone()),
-        ]
-        .into_iter()
-        .collect();
+        // The node itself, as Consul's agent registers it: its LAN and WAN addresses, each
+        // also under its family's name, and the meta Consul adds to the configured one.
+        let family = if cfg.advertise_addr.is_ipv4() {
+            "ipv4"
+        } else {
+            "ipv6"
+        };
+        let tagged_addresses: proconsul_types::StrMap = ["lan", "wan"]
+            .into_iter()
+            .flat_map(|k| [k.to_string(), format!("{k}_{family}")])
+            .map(|k| (k, address.clone()))
+            .collect();
+        let mut node_meta = cfg.node_meta.clone();
+        node_meta
+            .entry("consul-network-segment".into())
+            .or_default();
+        node_meta.insert(
+            "consul-version".into(),
+            proconsul_types::CONSUL_COMPAT_VERSION.into(),
+        );
         let node_in_sync = remote_node.as_ref().is_some_and(|n| {
             n.address == address
-                && n.meta == cfg.node_meta
+                && n.meta == node_meta
                 && n.id == self.inner.node_id
                 && n.tagged_addresses == tagged_addresses
         });
@@ -164,7 +177,7 @@ impl Agent {
                 id: self.inner.node_id.clone(),
                 node: node.clone(),
                 address: address.clone(),
-                node_meta: cfg.node_meta.clone(),
+                node_meta,
                 tagged_addresses,
                 ..Default::default()
             };

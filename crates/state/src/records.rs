@@ -150,10 +150,12 @@ impl ServiceRec {
             },
             enable_tag_override: self.enable_tag_override,
             proxy: api::ServiceProxy {
+                mode: String::new(),
                 mesh_gateway: self.proxy_mesh_gateway.clone(),
                 expose: self.proxy_expose.clone(),
             },
             connect: api::ServiceConnect {},
+            peer_name: String::new(),
             create_index: self.create_index,
             modify_index: self.modify_index,
         }

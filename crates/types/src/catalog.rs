@@ -59,6 +59,10 @@ impl<'de> Deserialize<'de> for ServiceAddress {
 /// A service's tagged addresses (`lan`, `wan`, `lan_ipv4`, …).
 pub type ServiceAddresses = BTreeMap<String, ServiceAddress>;
 
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
 /// SRV weights of a service instance (`Weights`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -76,10 +80,12 @@ impl Default for Weights {
     }
 }
 
-/// The empty `Proxy` object Consul prints on every service (no mesh support here).
+/// The `Proxy` object Consul prints on every catalog and health service (its
+/// `ConnectProxyConfig`; `Mode` is never left out, the rest only when set).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ServiceProxy {
+    pub mode: String,
     pub mesh_gateway: serde_json::Map<String, serde_json::Value>,
     pub expose: serde_json::Map<String, serde_json::Value>,
 }
@@ -114,13 +120,19 @@ pub struct NodeService {
     pub service: String,
     pub tags: Vec<String>,
     pub address: String,
+    #[serde(skip_serializing_if = "ServiceAddresses::is_empty")]
     pub tagged_addresses: ServiceAddresses,
     pub meta: StrMap,
+    /// Left out when 0, as Consul's `NodeService` (unlike `ServicePort` and agent services).
+    #[serde(skip_serializing_if = "is_zero")]
     pub port: u16,
     pub weights: Weights,
     pub enable_tag_override: bool,
     pub proxy: ServiceProxy,
     pub connect: ServiceConnect,
+    /// The cluster peer the instance was imported from; always `""` (no peering here), and
+    /// always printed, as Consul's.
+    pub peer_name: String,
     pub create_index: Index,
     pub modify_index: Index,
 }
@@ -142,6 +154,7 @@ pub struct ServiceNode {
     pub service_name: String,
     pub service_tags: Vec<String>,
     pub service_address: String,
+    #[serde(skip_serializing_if = "ServiceAddresses::is_empty")]
     pub service_tagged_addresses: ServiceAddresses,
     pub service_weights: Weights,
     pub service_meta: StrMap,
@@ -150,6 +163,8 @@ pub struct ServiceNode {
     pub service_enable_tag_override: bool,
     pub service_proxy: ServiceProxy,
     pub service_connect: ServiceConnect,
+    /// Consul's `ServiceLocality`: `null` (not supported here).
+    pub service_locality: Option<serde_json::Value>,
     pub create_index: Index,
     pub modify_index: Index,
 }
@@ -177,6 +192,7 @@ impl ServiceNode {
             service_enable_tag_override: svc.enable_tag_override,
             service_proxy: svc.proxy.clone(),
             service_connect: svc.connect.clone(),
+            service_locality: None,
             create_index: svc.create_index,
             modify_index: svc.modify_index,
         }

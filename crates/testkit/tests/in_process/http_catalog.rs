@@ -95,7 +95,8 @@ async fn leader_registers_itself_with_serf_health() {
     // agent's tagged addresses
     wait_until(Duration::from_secs(5), "tagged addresses", || async {
         a.get_json("/v1/catalog/nodes").await[0]["TaggedAddresses"]
-            == serde_json::json!({"lan": "127.0.0.1", "wan": "127.0.0.1"})
+            == serde_json::json!({"lan": "127.0.0.1", "lan_ipv4": "127.0.0.1",
+                                  "wan": "127.0.0.1", "wan_ipv4": "127.0.0.1"})
     })
     .await;
     let c = a.get_json("/v1/catalog/service/consul").await;
@@ -774,5 +775,212 @@ async fn agent_service_blocks_on_its_content_hash() {
         .get(&format!("/v1/agent/service/web?hash={now}&wait=200ms"))
         .await;
     assert_eq!(r.header("X-Consul-ContentHash"), Some(now.as_str()));
+    a.stop().await;
+}
+
+/// JSON read with the order of object keys kept (serde_json's `Value` sorts them).
+enum Ordered {
+    Object(Vec<(String, Ordered)>),
+    Array(Vec<Ordered>),
+    Scalar,
+}
+
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, Ordered>()? {
+                    out.push((k, v));
+                }
+                Ok(Ordered::Object(out))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = s.next_element::<Ordered>()? {
+                    out.push(v);
+                }
+                Ok(Ordered::Array(out))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_unit<E>(self) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Ordered {
+    fn get(&self, path: &[&str]) -> &Ordered {
+        path.iter().fold(self, |v, step| match v {
+            Ordered::Object(fields) => &fields.iter().find(|(k, _)| k == step).unwrap().1,
+            Ordered::Array(items) => &items[step.parse::<usize>().unwrap()],
+            Ordered::Scalar => panic!("no {step} in a scalar"),
+        })
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        match self {
+            Ordered::Object(fields) => fields.iter().map(|(k, _)| k.as_str()).collect(),
+            _ => panic!("not an object"),
+        }
+    }
+}
+
+/// The keys of the object at `path` in the body of `GET path`, in the order written.
+async fn keys(a: &TestAgent, url: &str, path: &[&str]) -> Vec<String> {
+    let body = a.get(url).await.body;
+    let v: Ordered = serde_json::from_slice(&body).unwrap();
+    v.get(path).keys().into_iter().map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_shapes_follow_consuls_structs() {
+    // Field order and which empty fields are printed, left out or null: Consul's Go structs
+    // (docs/OUTPUT-SHAPES.md).
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    a.put("/v1/agent/service/register", br#"{"Name":"web"}"#)
+        .await;
+    wait_until(Duration::from_secs(5), "web in the catalog", || async {
+        a.get_json("/v1/catalog/service/web")
+            .await
+            .as_array()
+            .map(Vec::len)
+            == Some(1)
+    })
+    .await;
+    wait_until(Duration::from_secs(5), "the node's meta", || async {
+        a.get_json("/v1/catalog/nodes").await[0]["Meta"]
+            == json!({"consul-network-segment": "", "consul-version": "1.22.0"})
+    })
+    .await;
+    assert_eq!(
+        keys(&a, "/v1/catalog/nodes", &["0"]).await,
+        [
+            "ID",
+            "Node",
+            "Address",
+            "Datacenter",
+            "TaggedAddresses",
+            "Meta",
+            "CreateIndex",
+            "ModifyIndex"
+        ]
+    );
+    let row = &a.get_json("/v1/catalog/service/web").await[0];
+    assert_eq!(
+        keys(&a, "/v1/catalog/service/web", &["0"]).await,
+        [
+            "ID",
+            "Node",
+            "Address",
+            "Datacenter",
+            "TaggedAddresses",
+            "NodeMeta",
+            "ServiceKind",
+            "ServiceID",
+            "ServiceName",
+            "ServiceTags",
+            "ServiceAddress",
+            "ServiceWeights",
+            "ServiceMeta",
+            "ServicePort",
+            "ServiceSocketPath",
+            "ServiceEnableTagOverride",
+            "ServiceProxy",
+            "ServiceConnect",
+            "ServiceLocality",
+            "CreateIndex",
+            "ModifyIndex"
+        ]
+    );
+    assert_eq!(
+        row["ServiceProxy"],
+        json!({"Mode": "", "MeshGateway": {}, "Expose": {}})
+    );
+    assert_eq!(row["ServiceConnect"], json!({}));
+    assert_eq!(row["ServiceLocality"], json!(null));
+    let url = "/v1/health/service/web";
+    assert_eq!(keys(&a, url, &["0"]).await, ["Node", "Service", "Checks"]);
+    // `Port` 0 is left out of a NodeService; `PeerName` is always printed.
+    assert_eq!(
+        keys(&a, url, &["0", "Service"]).await,
+        [
+            "ID",
+            "Service",
+            "Tags",
+            "Address",
+            "Meta",
+            "Weights",
+            "EnableTagOverride",
+            "Proxy",
+            "Connect",
+            "PeerName",
+            "CreateIndex",
+            "ModifyIndex"
+        ]
+    );
+    assert_eq!(
+        keys(&a, url, &["0", "Checks", "0"]).await,
+        [
+            "Node",
+            "CheckID",
+            "Name",
+            "Status",
+            "Notes",
+            "Output",
+            "ServiceID",
+            "ServiceName",
+            "ServiceTags",
+            "Type",
+            "Interval",
+            "Timeout",
+            "ExposedPort",
+            "Definition",
+            "CreateIndex",
+            "ModifyIndex"
+        ]
+    );
+    assert_eq!(
+        keys(&a, "/v1/agent/services", &["web"]).await,
+        [
+            "ID",
+            "Service",
+            "Tags",
+            "Meta",
+            "Port",
+            "Address",
+            "Weights",
+            "EnableTagOverride",
+            "Datacenter"
+        ]
+    );
     a.stop().await;
 }
