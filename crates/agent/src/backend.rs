@@ -135,7 +135,7 @@ impl Backend for Agent {
         if let Some(w) = &self.inner.gossip.wan {
             stats.insert("serf_wan".into(), gossip::Gossip::stats(w));
         }
-        json!({
+        let mut out = json!({
             "Config": {
                 "Datacenter": cfg.datacenter,
                 "PrimaryDatacenter": cfg.primary_datacenter,
@@ -152,7 +152,13 @@ impl Backend for Agent {
             "Member": member,
             "Stats": stats,
             "Meta": cfg.node_meta,
-        })
+        });
+        // Consul prints `xDS` when a gRPC port is configured (`-dev` has one); proconsul
+        // serves no xDS, so the key is there with no value rather than a port nobody answers.
+        if cfg.grpc_port.is_some() || cfg.grpc_tls_port.is_some() {
+            out["xDS"] = serde_json::Value::Null;
+        }
+        out
     }
 
     fn agent_members(&self, wan: bool) -> Vec<AgentMember> {
