@@ -9,6 +9,7 @@
 mod backend;
 mod gzip;
 mod limit;
+mod near;
 mod params;
 mod reply;
 mod routes;

@@ -83,9 +83,13 @@ pub async fn nodes<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
                     CatalogNodes {
                         node_meta: p.node_meta()?,
                     },
-                    opts,
+                    opts.clone(),
                 )
                 .await?;
+            crate::near::sort(&**st, p.get("near").unwrap_or(""), &opts, &mut nodes, |n| {
+                &n.node
+            })
+            .await?;
             for n in &mut nodes {
                 n.datacenter = dc.clone();
             }
@@ -167,10 +171,14 @@ pub async fn service<B: Backend>(
                 tags: p.all("tag"),
                 node_meta: p.node_meta()?,
             };
-            let (meta, mut rows) = st.query(req, opts).await?;
+            let (meta, mut rows) = st.query(req, opts.clone()).await?;
             for r in &mut rows {
                 fill_service_node(r, &dc);
             }
+            crate::near::sort(&**st, p.get("near").unwrap_or(""), &opts, &mut rows, |r| {
+                &r.node
+            })
+            .await?;
             if let Some(f) = filter {
                 f.retain(&mut rows);
             }

@@ -68,7 +68,11 @@ pub async fn service<B: Backend>(
                 passing,
                 node_meta: p.node_meta()?,
             };
-            let (meta, mut rows) = st.query(req, opts).await?;
+            let (meta, mut rows) = st.query(req, opts.clone()).await?;
+            crate::near::sort(&**st, p.get("near").unwrap_or(""), &opts, &mut rows, |r| {
+                &r.node.node
+            })
+            .await?;
             for r in &mut rows {
                 r.node.datacenter = dc.clone();
             }

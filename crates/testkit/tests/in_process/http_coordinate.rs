@@ -225,3 +225,80 @@ async fn disabled_coordinates_answer_401() {
     assert_eq!(r.status, 401);
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_sorts_by_round_trip_time() {
+    let a = TestAgent::start_with(dev_flags(), quiet).await;
+    a.wait_registered().await;
+    // Three nodes on a line: far (x=3), mid (x=1), near (x=0.1); a fourth without coordinates.
+    for (node, x) in [
+        ("far", Some(3.0)),
+        ("mid", Some(1.0)),
+        ("close", Some(0.1)),
+        ("none", None),
+    ] {
+        let body = json!({"Node": node, "Address": "10.0.0.1",
+                          "Service": {"Service": "db", "Port": 5432}});
+        assert_eq!(
+            a.put("/v1/catalog/register", body.to_string().as_bytes())
+                .await
+                .status,
+            200
+        );
+        if let Some(x) = x {
+            let up = json!({"Node": node, "Coord": coord(x)});
+            assert_eq!(
+                a.put("/v1/coordinate/update", up.to_string().as_bytes())
+                    .await
+                    .status,
+                200
+            );
+        }
+    }
+    let origin = json!({"Node": "origin", "Address": "10.0.0.2"});
+    a.put("/v1/catalog/register", origin.to_string().as_bytes())
+        .await;
+    let up = json!({"Node": "origin", "Coord": coord(0.0)});
+    a.put("/v1/coordinate/update", up.to_string().as_bytes())
+        .await;
+    wait_until(Duration::from_secs(10), "coordinates stored", || async {
+        nodes(&a).await.len() == 4
+    })
+    .await;
+    let names = |v: Value, field: &str| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                field
+                    .split('.')
+                    .fold(r, |v, k| &v[k])
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(
+            a.get_json("/v1/catalog/service/db?near=origin").await,
+            "Node"
+        ),
+        ["close", "mid", "far", "none"]
+    );
+    assert_eq!(
+        names(
+            a.get_json("/v1/health/service/db?near=origin").await,
+            "Node.Node"
+        ),
+        ["close", "mid", "far", "none"]
+    );
+    let nodes_near = names(a.get_json("/v1/catalog/nodes?near=far").await, "Node");
+    assert_eq!(&nodes_near[..3], ["far", "mid", "close"]);
+    // A node without a coordinate leaves the order as it was (by name).
+    assert_eq!(
+        names(a.get_json("/v1/catalog/service/db?near=none").await, "Node"),
+        ["close", "far", "mid", "none"]
+    );
+    a.stop().await;
+}
