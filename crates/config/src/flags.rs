@@ -40,6 +40,8 @@ pub struct AgentFlags {
     pub config_dirs: Vec<PathBuf>,
     /// `-config-format=json|hcl`: format of files whose extension says neither
     pub config_format: Option<String>,
+    /// `-hcl`: config fragments in HCL, read after the files (and before the other flags).
+    pub hcl: Vec<String>,
     /// `-http-port`
     pub http_port: Option<i32>,
     /// `-dns-port`

@@ -57,6 +57,14 @@ pub fn load_with(flags: &AgentFlags, host: &dyn HostInfo) -> Result<RuntimeConfi
             files.push(file);
         }
     }
+    for fragment in &flags.hcl {
+        let layer =
+            user::parse_str(fragment, Format::Hcl).map_err(|source| ConfigError::Parse {
+                path: PathBuf::from("-hcl"),
+                source,
+            })?;
+        merged.merge(layer);
+    }
     merged.merge(flags_layer(flags)?);
     runtime::build(
         merged,

@@ -720,3 +720,36 @@ fn empty_files_are_skipped_and_unmet_security_settings_refused() {
         )
     );
 }
+
+#[test]
+fn hcl_fragments_come_after_files_and_before_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "a.json",
+        r#"{"node_name": "from-file", "datacenter": "dcf"}"#,
+    );
+    let flags = AgentFlags {
+        config_files: vec![f],
+        hcl: vec![
+            "node_name = \"from-hcl\"".into(),
+            "log_level = \"warn\"".into(),
+        ],
+        datacenter: Some("dcflag".into()),
+        data_dir: Some(dir.path().into()),
+        ..AgentFlags::default()
+    };
+    let c = load_with(&flags, &HOST).unwrap();
+    assert_eq!(c.node_name, "from-hcl");
+    assert_eq!(c.datacenter, "dcflag");
+    assert_eq!(c.log_level, "WARN");
+    let flags = AgentFlags {
+        hcl: vec!["nope = 1".into()],
+        data_dir: Some(dir.path().into()),
+        ..AgentFlags::default()
+    };
+    assert_eq!(
+        err_text(&flags),
+        "config: failed to parse -hcl: invalid config key nope"
+    );
+}

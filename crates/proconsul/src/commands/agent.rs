@@ -64,6 +64,10 @@ const FLAGS: &[Flag] = &[
         "int",
         "Sets the gRPC API port to listen on.",
     ),
+    Flag::string(
+        "hcl",
+        "hcl config fragment. Can be specified multiple times.",
+    ),
     Flag::new(
         "http-port",
         Kind::Int,
@@ -194,6 +198,7 @@ pub fn parse_agent_flags(args: &[String]) -> Result<AgentFlags, String> {
         config_files: paths("config-file"),
         config_dirs: paths("config-dir"),
         config_format: s("config-format"),
+        hcl: p.all("hcl"),
         http_port: int(&p, "http-port")?,
         dns_port: int(&p, "dns-port")?,
         server_port: int(&p, "server-port")?,
