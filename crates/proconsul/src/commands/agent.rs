@@ -279,6 +279,7 @@ mod tests {
             "-enable-script-checks",
             "-enable-local-script-checks",
             "-disable-host-node-id",
+            "-hcl=log_json = true",
             "-pid-file=/run/p.pid",
         ]))
         .unwrap();
@@ -300,6 +301,7 @@ mod tests {
                 config_files: vec!["a.json".into(), "b.hcl".into()],
                 config_dirs: vec!["/etc/c".into()],
                 config_format: Some("hcl".into()),
+                hcl: vec!["log_json = true".into()],
                 http_port: Some(-1),
                 dns_port: Some(8601),
                 server_port: Some(8300),
