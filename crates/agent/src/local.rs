@@ -22,6 +22,9 @@ use crate::checks::{Probe, Schedule};
 pub struct LocalService {
     pub service: NodeService,
     pub from_config: bool,
+    /// A sidecar proxy registered with its service (`Connect.SidecarService`): the parent's
+    /// ID. It leaves with its parent.
+    pub sidecar_of: Option<String>,
 }
 
 /// A check registered on this agent, with its runtime state.
@@ -121,6 +124,73 @@ impl LocalState {
         from_config: bool,
         replace_existing_checks: bool,
     ) -> Result<Vec<CheckDefinition>, RpcError> {
+        // Validate the sidecar before anything is registered, so a bad one changes nothing.
+        let sidecar = match def
+            .connect
+            .as_ref()
+            .and_then(|c| c.sidecar_service.as_deref())
+        {
+            Some(side) => {
+                let port = self.free_sidecar_port(side.port);
+                let sidecar = sidecar_definition(def, side, port)?;
+                service_from_definition(&sidecar)?;
+                Some(sidecar)
+            }
+            None => None,
+        };
+        let resolved = self.add_one(node, def, from_config, replace_existing_checks, None)?;
+        let parent_id = if def.id.is_empty() {
+            &def.name
+        } else {
+            &def.id
+        };
+        match sidecar {
+            Some(side) => {
+                self.add_one(node, &side, from_config, true, Some(parent_id))?;
+            }
+            // Re-registered without a sidecar: the old one goes.
+            None => self.remove_sidecars_of(parent_id),
+        }
+        Ok(resolved)
+    }
+
+    /// The lowest port of Consul's sidecar range no other sidecar here uses (`given` if set).
+    fn free_sidecar_port(&self, given: u16) -> u16 {
+        if given != 0 {
+            return given;
+        }
+        let t = self.inner.lock().unwrap();
+        (SIDECAR_MIN_PORT..=SIDECAR_MAX_PORT)
+            .find(|p| {
+                !t.services
+                    .values()
+                    .any(|s| s.sidecar_of.is_some() && s.service.port == *p)
+            })
+            .unwrap_or(0)
+    }
+
+    fn remove_sidecars_of(&self, parent: &str) {
+        let ids: Vec<String> = {
+            let t = self.inner.lock().unwrap();
+            t.services
+                .iter()
+                .filter(|(_, s)| s.sidecar_of.as_deref() == Some(parent))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for id in ids {
+            self.remove_service(&id);
+        }
+    }
+
+    fn add_one(
+        &self,
+        node: &str,
+        def: &ServiceDefinition,
+        from_config: bool,
+        replace_existing_checks: bool,
+        sidecar_of: Option<&str>,
+    ) -> Result<Vec<CheckDefinition>, RpcError> {
         let svc = service_from_definition(def)?;
         let mut defs: Vec<CheckDefinition> = def.checks.clone();
         if let Some(c) = &def.check {
@@ -180,6 +250,7 @@ impl LocalState {
             LocalService {
                 service: svc,
                 from_config,
+                sidecar_of: sidecar_of.map(str::to_string),
             },
         );
         drop(t);
@@ -187,12 +258,29 @@ impl LocalState {
         Ok(resolved)
     }
 
-    /// Remove a service and its checks; `false` if unknown.
+    /// Remove a service and its checks (and the sidecar registered with it); `false` if
+    /// unknown.
     pub fn remove_service(&self, id: &str) -> bool {
         let mut t = self.inner.lock().unwrap();
         if t.services.remove(id).is_none() {
             return false;
         }
+        let sidecars: Vec<String> = t
+            .services
+            .iter()
+            .filter(|(_, s)| s.sidecar_of.as_deref() == Some(id))
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        for sid in &sidecars {
+            t.services.remove(sid);
+        }
+        t.checks.retain(|_, c| {
+            let keep = !sidecars.contains(&c.check.service_id);
+            if !keep {
+                c.stop();
+            }
+            keep
+        });
         t.checks.retain(|_, c| {
             let keep = c.check.service_id != id;
             if !keep {
@@ -483,6 +571,11 @@ impl LocalState {
                         enable_tag_override: v.enable_tag_override,
                         datacenter: datacenter.to_string(),
                         content_hash: String::new(),
+                        // Consul's `buildAgentService`: `Proxy` for proxies and gateways,
+                        // `Connect` for Connect-native services only.
+                        proxy: (!v.kind.is_empty()).then(|| (&v.proxy).into()),
+                        connect: v.connect.native.then(|| v.connect.clone()),
+                        locality: v.locality.clone(),
                     },
                 )
             })
@@ -523,6 +616,34 @@ pub fn service_from_definition(def: &ServiceDefinition) -> Result<NodeService, R
             "Passing weight must be greater than 0".into(),
         ));
     }
+    let proxy = def.proxy.clone().unwrap_or_default();
+    if def.kind == "connect-proxy" {
+        if proxy.destination_service_name.is_empty() {
+            return Err(RpcError::BadRequest(
+                "Invalid service: Proxy.DestinationServiceName must be non-empty for Connect proxy services"
+                    .into(),
+            ));
+        }
+        if def.port == 0 {
+            return Err(RpcError::BadRequest(
+                "Invalid service: Port must be set for a Connect proxy".into(),
+            ));
+        }
+    }
+    // Consul's agent adds the address under its family's names unless the caller did.
+    let mut tagged_addresses = def.tagged_addresses.clone();
+    if let Ok(ip) = def.address.parse::<std::net::IpAddr>() {
+        let family = if ip.is_ipv4() { "ipv4" } else { "ipv6" };
+        let (lan, wan) = (format!("lan_{family}"), format!("wan_{family}"));
+        if !tagged_addresses.contains_key(&lan) && !tagged_addresses.contains_key(&wan) {
+            let a = proconsul_types::ServiceAddress {
+                address: def.address.clone(),
+                port: def.port,
+            };
+            tagged_addresses.insert(lan, a.clone());
+            tagged_addresses.insert(wan, a);
+        }
+    }
     Ok(NodeService {
         kind: def.kind.clone(),
         id: if def.id.is_empty() {
@@ -533,13 +654,93 @@ pub fn service_from_definition(def: &ServiceDefinition) -> Result<NodeService, R
         service: def.name.clone(),
         tags: def.tags.clone(),
         address: def.address.clone(),
-        tagged_addresses: def.tagged_addresses.clone(),
+        tagged_addresses,
         meta: def.meta.clone(),
         port: def.port,
         weights: Weights { ..weights },
         enable_tag_override: def.enable_tag_override,
+        locality: def.locality.clone(),
+        proxy,
+        connect: proconsul_types::ServiceConnect {
+            native: def.connect.as_ref().is_some_and(|c| c.native),
+        },
         ..Default::default()
     })
+}
+
+/// Consul's sidecar port range (`ports.sidecar_min_port`..`sidecar_max_port`).
+const SIDECAR_MIN_PORT: u16 = 21000;
+const SIDECAR_MAX_PORT: u16 = 21255;
+
+/// The service a `Connect.SidecarService` block registers beside `parent` (Consul's
+/// `sidecarServiceFromNodeService`): `<id>-sidecar-proxy`, a `connect-proxy` for the parent,
+/// on the given port, with a TCP check on its listener and an alias of the parent unless it
+/// brings checks of its own.
+fn sidecar_definition(
+    parent: &ServiceDefinition,
+    side: &ServiceDefinition,
+    port: u16,
+) -> Result<ServiceDefinition, RpcError> {
+    let parent_id = if parent.id.is_empty() {
+        parent.name.clone()
+    } else {
+        parent.id.clone()
+    };
+    if port == 0 {
+        return Err(RpcError::BadRequest(
+            "No sidecar port available in the range 21000-21255".into(),
+        ));
+    }
+    let mut d = side.clone();
+    if d.id.is_empty() {
+        d.id = format!("{parent_id}-sidecar-proxy");
+    }
+    if d.name.is_empty() {
+        d.name = format!("{}-sidecar-proxy", parent.name);
+    }
+    d.kind = "connect-proxy".into();
+    d.port = port;
+    if d.tags.is_empty() {
+        d.tags = parent.tags.clone();
+    }
+    if d.meta.is_empty() {
+        d.meta = parent.meta.clone();
+    }
+    if d.address.is_empty() {
+        d.address = parent.address.clone();
+    }
+    d.connect = None;
+    let mut proxy = d.proxy.take().unwrap_or_default();
+    proxy.destination_service_name = parent.name.clone();
+    proxy.destination_service_id = parent_id.clone();
+    if proxy.local_service_address.is_empty() {
+        proxy.local_service_address = "127.0.0.1".into();
+    }
+    if proxy.local_service_port == 0 {
+        proxy.local_service_port = parent.port;
+    }
+    d.proxy = Some(proxy);
+    if d.check.is_none() && d.checks.is_empty() {
+        let host = if d.address.is_empty() {
+            "127.0.0.1"
+        } else {
+            d.address.as_str()
+        };
+        d.checks = vec![
+            CheckDefinition {
+                name: "Connect Sidecar Listening".into(),
+                tcp: format!("{host}:{port}"),
+                interval: "10s".into(),
+                ..Default::default()
+            },
+            CheckDefinition {
+                name: format!("Connect Sidecar Aliasing {parent_id}"),
+                alias_service: parent_id,
+                ..Default::default()
+            },
+        ];
+    }
+    Ok(d)
 }
 
 /// Validate a check definition and build its catalog entry (TTL, HTTP(S), TCP, gRPC, script and

@@ -60,6 +60,9 @@ fn same_service(a: &NodeService, b: &NodeService) -> bool {
         && a.weights == b.weights
         && a.enable_tag_override == b.enable_tag_override
         && a.kind == b.kind
+        && a.proxy == b.proxy
+        && a.connect == b.connect
+        && a.locality == b.locality
 }
 
 fn same_check(a: &HealthCheck, b: &HealthCheck) -> bool {

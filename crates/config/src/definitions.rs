@@ -27,6 +27,11 @@ const SERVICE_KEYS: &[&str] = &[
     "weights",
     "check",
     "checks",
+    "proxy",
+    "connect",
+    "locality",
+    // A service's ACL token: kept for the ACL system, which reads it when enabled.
+    "token",
 ];
 
 /// Keys a check block may hold.
@@ -123,6 +128,35 @@ fn take(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
     obj.remove(&found)
 }
 
+/// HCL's blocks as single objects: a list of objects becomes one (later keys win), inside
+/// objects too; `upstreams` and other real lists of objects stay lists.
+fn unblock(v: Value) -> Value {
+    match v {
+        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
+            let mut merged = Map::new();
+            for item in items {
+                if let Value::Object(m) = item {
+                    merged.extend(m);
+                }
+            }
+            unblock(Value::Object(merged))
+        }
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let v = if fold(&k) == "upstreams" {
+                        v
+                    } else {
+                        unblock(v)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Decode `service`/`services`. A service's checks all end up in `checks` (`check` is `None`).
 pub(crate) fn services(v: Value) -> Result<Vec<ServiceDefinition>, DefinitionError> {
     objects("service", v)?.into_iter().map(service).collect()
@@ -147,6 +181,12 @@ fn service(mut obj: Map<String, Value>) -> Result<ServiceDefinition, DefinitionE
         .map(|(_, v)| v)
     {
         check_keys(&format!("{ctx}: weights"), w, WEIGHTS_KEYS)?;
+    }
+    // HCL writes these as blocks, which decode as lists of objects: one object each.
+    for key in ["proxy", "connect", "locality"] {
+        if let Some(v) = take(&mut obj, key) {
+            obj.insert(key.to_string(), unblock(v));
+        }
     }
     let mut checks = Vec::new();
     for key in ["check", "checks"] {
@@ -276,6 +316,36 @@ mod tests {
         assert_eq!(s.checks.len(), 3);
         assert_eq!(s.checks[0].http, "http://x/health");
         assert_eq!(s.checks[2].timeout, "1s");
+    }
+
+    #[test]
+    fn connect_blocks_from_hcl() {
+        let layer = crate::user::parse_str(
+            r#"service {
+                 name = "web"
+                 port = 8080
+                 connect { sidecar_service {} }
+               }
+               service {
+                 name = "web-proxy"
+                 kind = "connect-proxy"
+                 port = 21001
+                 proxy {
+                   destination_service_name = "web"
+                   upstreams = [{ destination_name = "db", local_bind_port = 9191 }]
+                 }
+                 locality { region = "us-west-1" }
+               }"#,
+            crate::user::Format::Hcl,
+        )
+        .unwrap();
+        let web = &layer.services[0];
+        assert!(web.connect.as_ref().unwrap().sidecar_service.is_some());
+        let p = &layer.services[1];
+        let proxy = p.proxy.as_ref().unwrap();
+        assert_eq!(proxy.destination_service_name, "web");
+        assert_eq!(proxy.upstreams.len(), 1);
+        assert_eq!(p.locality.as_ref().unwrap().region, "us-west-1");
     }
 
     #[test]

@@ -123,7 +123,11 @@ fn run_read(view: &View, ws: &mut WatchSet, req: &ReadRequest) -> (u64, ReadResp
             (i, out)
         }),
         ReadRequest::CatalogServiceNodes(q) => answer(q, |q| {
-            let (i, mut rows) = view.service_nodes(ws, &q.service, &q.tags);
+            let (i, mut rows) = if q.connect {
+                view.connect_service_nodes(ws, &q.service, &q.tags)
+            } else {
+                view.service_nodes(ws, &q.service, &q.tags)
+            };
             rows.retain(|r| meta_matches(&r.node_meta, &q.node_meta));
             (i, rows)
         }),
@@ -132,7 +136,11 @@ fn run_read(view: &View, ws: &mut WatchSet, req: &ReadRequest) -> (u64, ReadResp
         ReadRequest::HealthServiceChecks(q) => answer(q, |q| view.service_checks(ws, &q.service)),
         ReadRequest::HealthChecksInState(q) => answer(q, |q| view.checks_in_state(ws, &q.state)),
         ReadRequest::HealthServiceNodes(q) => answer(q, |q| {
-            let (i, mut rows) = view.check_service_nodes(ws, &q.service, &q.tags);
+            let (i, mut rows) = if q.connect {
+                view.connect_check_service_nodes(ws, &q.service, &q.tags)
+            } else {
+                view.check_service_nodes(ws, &q.service, &q.tags)
+            };
             rows.retain(|r| meta_matches(&r.node.meta, &q.node_meta));
             if q.passing {
                 rows.retain(all_passing);

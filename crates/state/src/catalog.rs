@@ -459,6 +459,31 @@ impl State {
             .unwrap_or_default()
     }
 
+    /// The Connect-capable instances for a service (Consul's `connect` index): proxies whose
+    /// destination it is, and its own instances when Connect-native. A scan of every service:
+    /// proxies are few, and this read is rare next to the plain one.
+    fn connect_instances(&self, folded: &str) -> Vec<&ServiceRec> {
+        let mut out: Vec<&ServiceRec> = self
+            .services
+            .values()
+            .filter(|s| {
+                (s.kind == "connect-proxy" && fold(&s.proxy.destination_name) == folded)
+                    || (s.connect_native && fold(&s.name) == folded)
+            })
+            .collect();
+        out.sort_by(|a, b| (fold(&a.node), &a.id).cmp(&(fold(&b.node), &b.id)));
+        out
+    }
+
+    /// `instances`, or `connect_instances` when `connect`.
+    fn instances_for(&self, folded: &str, connect: bool) -> Vec<&ServiceRec> {
+        if connect {
+            self.connect_instances(folded)
+        } else {
+            self.instances(folded)
+        }
+    }
+
     fn node_of(&self, svc: &ServiceRec) -> Option<&NodeRec> {
         self.nodes.get(&fold(&svc.node))
     }
@@ -543,10 +568,47 @@ impl View {
         service: &str,
         tags: &[String],
     ) -> (u64, Vec<ServiceNode>) {
+        self.service_nodes_of(ws, service, tags, false)
+    }
+
+    /// The Connect-capable instances for `service` (`/v1/catalog/connect/:service`): proxies
+    /// for it and its Connect-native instances. Index: the services table.
+    pub fn connect_service_nodes(
+        &self,
+        ws: &mut WatchSet,
+        service: &str,
+        tags: &[String],
+    ) -> (u64, Vec<ServiceNode>) {
+        self.service_nodes_of(ws, service, tags, true)
+    }
+
+    fn service_nodes_of(
+        &self,
+        ws: &mut WatchSet,
+        service: &str,
+        tags: &[String],
+        connect: bool,
+    ) -> (u64, Vec<ServiceNode>) {
         let folded = fold(service);
-        self.watch_service(ws, &folded);
+        if connect {
+            self.watch_table(ws, Table::Services);
+        } else {
+            self.watch_service(ws, &folded);
+        }
         let s = self.state();
-        let all = s.instances(&folded);
+        if connect {
+            let rows = s
+                .connect_instances(&folded)
+                .into_iter()
+                .filter(|svc| svc.has_tags(tags))
+                .filter_map(|svc| {
+                    let node = s.node_of(svc)?;
+                    Some(ServiceNode::from_parts(&node.to_api(), &svc.to_api()))
+                })
+                .collect();
+            return (s.table_index(Table::Services), rows);
+        }
+        let all = s.instances_for(&folded, false);
         let exists = !all.is_empty();
         let rows = all
             .into_iter()
@@ -641,10 +703,36 @@ impl View {
         service: &str,
         tags: &[String],
     ) -> (u64, Vec<CheckServiceNode>) {
+        self.check_service_nodes_of(ws, service, tags, false)
+    }
+
+    /// Health rows of the Connect-capable instances for `service`
+    /// (`/v1/health/connect/:service`). Index: the services and checks tables.
+    pub fn connect_check_service_nodes(
+        &self,
+        ws: &mut WatchSet,
+        service: &str,
+        tags: &[String],
+    ) -> (u64, Vec<CheckServiceNode>) {
+        self.check_service_nodes_of(ws, service, tags, true)
+    }
+
+    fn check_service_nodes_of(
+        &self,
+        ws: &mut WatchSet,
+        service: &str,
+        tags: &[String],
+        connect: bool,
+    ) -> (u64, Vec<CheckServiceNode>) {
         let folded = fold(service);
-        self.watch_service(ws, &folded);
+        if connect {
+            self.watch_table(ws, Table::Services);
+            self.watch_table(ws, Table::Checks);
+        } else {
+            self.watch_service(ws, &folded);
+        }
         let s = self.state();
-        let all = s.instances(&folded);
+        let all = s.instances_for(&folded, connect);
         let exists = !all.is_empty();
         let mut rows = Vec::new();
         for svc in all.into_iter().filter(|svc| svc.has_tags(tags)) {
@@ -669,6 +757,12 @@ impl View {
                 service: svc.to_api(),
                 checks,
             });
+        }
+        if connect {
+            let index = s
+                .table_index(Table::Services)
+                .max(s.table_index(Table::Checks));
+            return (index, rows);
         }
         (s.service_index(&folded, exists, true), rows)
     }

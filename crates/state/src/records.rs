@@ -83,8 +83,31 @@ pub(crate) struct ServiceRec {
     pub enable_tag_override: bool,
     pub proxy_mesh_gateway: JsonMap,
     pub proxy_expose: JsonMap,
+    /// The rest of a proxy's configuration, and `Connect.Native`, `Locality` (absent from
+    /// records written before they were kept: `default`).
+    #[serde(default)]
+    pub proxy: ProxyRec,
+    #[serde(default)]
+    pub connect_native: bool,
+    #[serde(default)]
+    pub locality: Option<(String, String)>,
     pub create_index: u64,
     pub modify_index: u64,
+}
+
+/// A proxy's registration, beyond the mesh-gateway and expose maps.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct ProxyRec {
+    pub destination_name: String,
+    pub destination_id: String,
+    pub local_address: String,
+    pub local_port: u16,
+    pub local_socket_path: String,
+    pub mode: String,
+    pub transparent: Option<serde_json::Value>,
+    pub config: JsonMap,
+    pub upstreams: Vec<serde_json::Value>,
 }
 
 impl ServiceRec {
@@ -109,6 +132,22 @@ impl ServiceRec {
             enable_tag_override: s.enable_tag_override,
             proxy_mesh_gateway: s.proxy.mesh_gateway.clone(),
             proxy_expose: s.proxy.expose.clone(),
+            proxy: ProxyRec {
+                destination_name: s.proxy.destination_service_name.clone(),
+                destination_id: s.proxy.destination_service_id.clone(),
+                local_address: s.proxy.local_service_address.clone(),
+                local_port: s.proxy.local_service_port,
+                local_socket_path: s.proxy.local_service_socket_path.clone(),
+                mode: s.proxy.mode.clone(),
+                transparent: s.proxy.transparent_proxy.clone(),
+                config: s.proxy.config.clone(),
+                upstreams: s.proxy.upstreams.clone(),
+            },
+            connect_native: s.connect.native,
+            locality: s
+                .locality
+                .as_ref()
+                .map(|l| (l.region.clone(), l.zone.clone())),
             create_index: 0,
             modify_index: 0,
         }
@@ -149,12 +188,26 @@ impl ServiceRec {
                 warning: self.weight_warning,
             },
             enable_tag_override: self.enable_tag_override,
+            locality: self.locality.as_ref().map(|(region, zone)| api::Locality {
+                region: region.clone(),
+                zone: zone.clone(),
+            }),
             proxy: api::ServiceProxy {
-                mode: String::new(),
+                transparent_proxy: self.proxy.transparent.clone(),
+                destination_service_name: self.proxy.destination_name.clone(),
+                destination_service_id: self.proxy.destination_id.clone(),
+                local_service_address: self.proxy.local_address.clone(),
+                local_service_port: self.proxy.local_port,
+                local_service_socket_path: self.proxy.local_socket_path.clone(),
+                mode: self.proxy.mode.clone(),
+                config: self.proxy.config.clone(),
+                upstreams: self.proxy.upstreams.clone(),
                 mesh_gateway: self.proxy_mesh_gateway.clone(),
                 expose: self.proxy_expose.clone(),
             },
-            connect: api::ServiceConnect {},
+            connect: api::ServiceConnect {
+                native: self.connect_native,
+            },
             peer_name: String::new(),
             create_index: self.create_index,
             modify_index: self.modify_index,

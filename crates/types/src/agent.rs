@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::catalog::{ServiceAddresses, StrMap, Weights};
+use crate::catalog::{Locality, ServiceAddresses, ServiceConnect, ServiceProxy, StrMap, Weights};
 use crate::kv::base64_opt;
 
 /// A check definition as given to the agent: inside a service registration (`Check`/`Checks`) or
@@ -123,6 +123,19 @@ pub struct ServiceDefinition {
     pub weights: Option<Weights>,
     pub check: Option<CheckDefinition>,
     pub checks: Vec<CheckDefinition>,
+    /// A proxy's configuration (`Kind` `connect-proxy` and gateways).
+    pub proxy: Option<ServiceProxy>,
+    pub connect: Option<ConnectDefinition>,
+    pub locality: Option<Locality>,
+}
+
+/// A service's `Connect` block as registered: Connect-native, or a sidecar proxy to register
+/// beside it (`{"SidecarService": {}}` takes Consul's defaults for everything).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ConnectDefinition {
+    pub native: bool,
+    pub sidecar_service: Option<Box<ServiceDefinition>>,
 }
 
 /// One service of `/v1/agent/services` and `/v1/agent/service/:id`.
@@ -142,10 +155,70 @@ pub struct AgentService {
     pub tagged_addresses: ServiceAddresses,
     pub weights: Weights,
     pub enable_tag_override: bool,
-    pub datacenter: String,
     /// Set only by `/v1/agent/service/:id`: a hash of the rest, for hash-based blocking.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub content_hash: String,
+    /// Only for proxies and gateways.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<AgentServiceProxy>,
+    /// Only for Connect-native services.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect: Option<ServiceConnect>,
+    pub datacenter: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality: Option<Locality>,
+}
+
+/// A proxy's configuration as the agent API prints it (Consul's
+/// `api.AgentServiceConnectProxyConfig`: its own order, `Mode` left out when empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AgentServiceProxy {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub destination_service_name: String,
+    #[serde(
+        rename = "DestinationServiceID",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub destination_service_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub local_service_address: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub local_service_port: u16,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub local_service_socket_path: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transparent_proxy: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub config: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upstreams: Vec<serde_json::Value>,
+    pub mesh_gateway: serde_json::Map<String, serde_json::Value>,
+    pub expose: serde_json::Map<String, serde_json::Value>,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+impl From<&ServiceProxy> for AgentServiceProxy {
+    fn from(p: &ServiceProxy) -> Self {
+        AgentServiceProxy {
+            destination_service_name: p.destination_service_name.clone(),
+            destination_service_id: p.destination_service_id.clone(),
+            local_service_address: p.local_service_address.clone(),
+            local_service_port: p.local_service_port,
+            local_service_socket_path: p.local_service_socket_path.clone(),
+            mode: p.mode.clone(),
+            transparent_proxy: p.transparent_proxy.clone(),
+            config: p.config.clone(),
+            upstreams: p.upstreams.clone(),
+            mesh_gateway: p.mesh_gateway.clone(),
+            expose: p.expose.clone(),
+        }
+    }
 }
 
 /// One member of `/v1/agent/members`. `Status` is Serf's numeric member status

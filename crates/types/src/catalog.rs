@@ -80,19 +80,59 @@ impl Default for Weights {
     }
 }
 
-/// The `Proxy` object Consul prints on every catalog and health service (its
-/// `ConnectProxyConfig`; `Mode` is never left out, the rest only when set).
+/// A Connect proxy's configuration (Consul's `ConnectProxyConfig`), in the order and with the
+/// empty fields Consul prints on catalog and health services: `Mode`, `MeshGateway` and
+/// `Expose` always, the rest only when set. proconsul keeps what a proxy registers and lists
+/// proxies by destination; it does not run a mesh.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ServiceProxy {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transparent_proxy: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub destination_service_name: String,
+    #[serde(
+        rename = "DestinationServiceID",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub destination_service_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub local_service_address: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub local_service_port: u16,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub local_service_socket_path: String,
     pub mode: String,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub config: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upstreams: Vec<serde_json::Value>,
     pub mesh_gateway: serde_json::Map<String, serde_json::Value>,
     pub expose: serde_json::Map<String, serde_json::Value>,
 }
 
-/// The empty `Connect` object Consul prints on every service.
+impl ServiceProxy {
+    /// Nothing set beyond Consul's empty defaults.
+    pub fn is_empty(&self) -> bool {
+        *self == ServiceProxy::default()
+    }
+}
+
+/// A service's `Connect` block: `{}`, or `{"Native": true}` for a Connect-native service.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceConnect {}
+#[serde(rename_all = "PascalCase", default)]
+pub struct ServiceConnect {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub native: bool,
+}
+
+/// Where a service runs (`Locality`): a region and a zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Locality {
+    pub region: String,
+    pub zone: String,
+}
 
 /// A node in the catalog (`/v1/catalog/nodes`, `Node` of health entries).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +168,8 @@ pub struct NodeService {
     pub port: u16,
     pub weights: Weights,
     pub enable_tag_override: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality: Option<Locality>,
     pub proxy: ServiceProxy,
     pub connect: ServiceConnect,
     /// The cluster peer the instance was imported from; always `""` (no peering here), and
@@ -163,8 +205,8 @@ pub struct ServiceNode {
     pub service_enable_tag_override: bool,
     pub service_proxy: ServiceProxy,
     pub service_connect: ServiceConnect,
-    /// Consul's `ServiceLocality`: `null` (not supported here).
-    pub service_locality: Option<serde_json::Value>,
+    /// `null` when the service has none (a pointer without `omitempty` in Consul).
+    pub service_locality: Option<Locality>,
     pub create_index: Index,
     pub modify_index: Index,
 }
@@ -192,7 +234,7 @@ impl ServiceNode {
             service_enable_tag_override: svc.enable_tag_override,
             service_proxy: svc.proxy.clone(),
             service_connect: svc.connect.clone(),
-            service_locality: None,
+            service_locality: svc.locality.clone(),
             create_index: svc.create_index,
             modify_index: svc.modify_index,
         }

@@ -112,6 +112,22 @@ const FIELDS: &[&str] = &[
     "NodeFilter",
     "ServiceFilter",
     "TagFilter",
+    // connect: proxies, sidecars, locality
+    "DestinationServiceName",
+    "DestinationServiceID",
+    "LocalServiceAddress",
+    "LocalServicePort",
+    "LocalServiceSocketPath",
+    "Mode",
+    "Upstreams",
+    "MeshGateway",
+    "Expose",
+    "TransparentProxy",
+    "Native",
+    "SidecarService",
+    "Region",
+    "Zone",
+    "Config",
     // misc
     "Reason",
     "Token",
@@ -126,6 +142,7 @@ const FREE_FORM: &[&str] = &[
     "Header",
     "ServiceTaggedAddresses",
     "Definition",
+    "Config",
 ];
 
 /// Keys whose values are durations: text (`"10s"`) or integer nanoseconds.

@@ -100,6 +100,10 @@ reads! {
         service: String,
         tags: Vec<String>,
         node_meta: NodeMetaFilter,
+        /// The Connect-capable instances instead: proxies for the service, and its
+        /// Connect-native instances (`/v1/catalog/connect/:name`).
+        #[serde(default)]
+        connect: bool,
     } -> Vec<ServiceNode>;
     /// A node and its services, `None` for an unknown node (`/v1/catalog/node/:node`).
     "Catalog.NodeServices" => CatalogNodeServices { node: String }
@@ -117,6 +121,9 @@ reads! {
         /// Only instances whose every check passes.
         passing: bool,
         node_meta: NodeMetaFilter,
+        /// The Connect-capable instances instead (`/v1/health/connect/:name`).
+        #[serde(default)]
+        connect: bool,
     } -> Vec<CheckServiceNode>;
     /// One key (`/v1/kv/:key`).
     "KVS.Get" => KvGet { key: String } -> Option<KvEntry>;

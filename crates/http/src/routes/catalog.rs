@@ -129,8 +129,8 @@ pub async fn services<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
                 for name in s.into_keys() {
                     let req = CatalogServiceNodes {
                         service: name.clone(),
-                        tags: Vec::new(),
                         node_meta: node_meta.clone(),
+                        ..Default::default()
                     };
                     let (_, mut rows) = st.query(req, now.clone()).await?;
                     f.retain(&mut rows);
@@ -155,10 +155,20 @@ pub async fn services<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     )
 }
 
-pub async fn service<B: Backend>(
+pub async fn service<B: Backend>(st: St<B>, Path(name): Path<String>, q: RawQuery) -> Reply {
+    service_rows(st, name, q, false).await
+}
+
+/// `/v1/catalog/connect/:service`: the proxies for a service and its Connect-native instances.
+pub async fn connect<B: Backend>(st: St<B>, Path(name): Path<String>, q: RawQuery) -> Reply {
+    service_rows(st, name, q, true).await
+}
+
+async fn service_rows<B: Backend>(
     st: St<B>,
-    Path(name): Path<String>,
+    name: String,
     RawQuery(q): RawQuery,
+    connect: bool,
 ) -> Reply {
     reply::or_error(
         async {
@@ -170,6 +180,7 @@ pub async fn service<B: Backend>(
                 service: name,
                 tags: p.all("tag"),
                 node_meta: p.node_meta()?,
+                connect,
             };
             let (meta, mut rows) = st.query(req, opts.clone()).await?;
             for r in &mut rows {

@@ -50,10 +50,21 @@ pub async fn state<B: Backend>(
     reply::or_error(checks_reply(&**st, q, HealthChecksInState { state }).await)
 }
 
-pub async fn service<B: Backend>(
+pub async fn service<B: Backend>(st: St<B>, Path(name): Path<String>, q: RawQuery) -> Reply {
+    service_rows(st, name, q, false).await
+}
+
+/// `/v1/health/connect/:service`: health of the proxies for a service and of its
+/// Connect-native instances.
+pub async fn connect<B: Backend>(st: St<B>, Path(name): Path<String>, q: RawQuery) -> Reply {
+    service_rows(st, name, q, true).await
+}
+
+async fn service_rows<B: Backend>(
     st: St<B>,
-    Path(service): Path<String>,
+    service: String,
     RawQuery(q): RawQuery,
+    connect: bool,
 ) -> Reply {
     reply::or_error(
         async {
@@ -67,6 +78,7 @@ pub async fn service<B: Backend>(
                 tags: p.all("tag"),
                 passing,
                 node_meta: p.node_meta()?,
+                connect,
             };
             let (meta, mut rows) = st.query(req, opts.clone()).await?;
             crate::near::sort(&**st, p.get("near").unwrap_or(""), &opts, &mut rows, |r| {

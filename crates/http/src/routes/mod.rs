@@ -61,6 +61,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/catalog/nodes", get(catalog::nodes::<B>))
         .route("/v1/catalog/services", get(catalog::services::<B>))
         .route("/v1/catalog/service/{name}", get(catalog::service::<B>))
+        .route("/v1/catalog/connect/{name}", get(catalog::connect::<B>))
         .route("/v1/catalog/node/{name}", get(catalog::node::<B>))
         .route(
             "/v1/catalog/node-services/{name}",
@@ -78,6 +79,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/health/node/{node}", get(health::node::<B>))
         .route("/v1/health/checks/{service}", get(health::checks::<B>))
         .route("/v1/health/service/{service}", get(health::service::<B>))
+        .route("/v1/health/connect/{service}", get(health::connect::<B>))
         .route("/v1/health/state/{state}", get(health::state::<B>))
         // session
         .route("/v1/session/create", put(session::create::<B>))

@@ -13,6 +13,7 @@ mod agent_local;
 mod checks;
 mod checks_tls_grpc;
 mod checks_tls_trusted;
+mod connect_catalog;
 mod dns;
 mod filter;
 mod go_client;
