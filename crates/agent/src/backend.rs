@@ -153,11 +153,15 @@ impl Backend for Agent {
             "Stats": stats,
             "Meta": cfg.node_meta,
         });
-        // Consul prints `xDS` when a gRPC port is configured (`-dev` has one); proconsul
-        // serves no xDS, so the key is there with no value rather than a port nobody answers.
-        if cfg.grpc_port.is_some() || cfg.grpc_tls_port.is_some() {
-            out["xDS"] = serde_json::Value::Null;
-        }
+        // Consul's agents always carry an xDS server and print it; proconsul serves no xDS, so
+        // it names no supported proxy (Envoy reads the list and stays away).
+        let grpc = cfg.grpc_port.map_or(-1, i64::from);
+        let grpc_tls = cfg.grpc_tls_port.map_or(-1, i64::from);
+        out["xDS"] = json!({
+            "SupportedProxies": {},
+            "Port": if grpc_tls > 0 { grpc_tls } else { grpc },
+            "Ports": {"Plaintext": grpc, "TLS": grpc_tls},
+        });
         out
     }
 
