@@ -7,8 +7,8 @@
 //! stays a straight line.
 
 mod backend;
-mod gzip;
 mod limit;
+mod middleware;
 mod near;
 mod params;
 mod reply;

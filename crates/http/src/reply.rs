@@ -42,10 +42,15 @@ pub fn json_meta<T: Serialize + ?Sized>(value: &T, meta: &QueryMeta, pretty: boo
     r
 }
 
-/// Set `X-Consul-Index` (never 0), `X-Consul-KnownLeader`, `X-Consul-LastContact` and
-/// `X-Consul-Effective-Consistency`.
+/// Set `X-Consul-Index` (never 0), `X-Consul-KnownLeader`, `X-Consul-LastContact`,
+/// `X-Consul-Effective-Consistency` and `X-Consul-Query-Backend` (always `blocking-query`:
+/// proconsul has no streaming backend).
 pub fn add_meta(r: &mut Reply, meta: &QueryMeta) {
     let h = r.headers_mut();
+    h.insert(
+        "X-Consul-Query-Backend",
+        HeaderValue::from_static("blocking-query"),
+    );
     h.insert("X-Consul-Index", HeaderValue::from(meta.index.max(1)));
     h.insert(
         "X-Consul-KnownLeader",

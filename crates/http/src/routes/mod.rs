@@ -140,7 +140,8 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/event/fire/{name}", put(event::fire::<B>))
         .route("/v1/event/list", get(event::list::<B>))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(crate::gzip::layer))
+        .layer(axum::middleware::from_fn(crate::middleware::gzip))
+        .layer(axum::middleware::from_fn(crate::middleware::consul_headers))
         .with_state(backend)
 }
 

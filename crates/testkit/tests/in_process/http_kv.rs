@@ -17,6 +17,8 @@ async fn kv_put_get_delete_with_consul_shapes() {
     assert_eq!(r.header("X-Consul-KnownLeader"), Some("true"));
     assert_eq!(r.header("X-Consul-LastContact"), Some("0"));
     assert_eq!(r.header("X-Consul-Effective-Consistency"), Some("leader"));
+    assert_eq!(r.header("X-Consul-Query-Backend"), Some("blocking-query"));
+    assert_eq!(r.header("X-Consul-Default-ACL-Policy"), Some("allow"));
     let v = r.json();
     let e = &v[0];
     assert_eq!(e["Key"], "app/color");

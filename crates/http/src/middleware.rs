@@ -1,3 +1,5 @@
+//! What wraps every response: Consul's fixed headers ([`consul_headers`]) and gzip ([`gzip`]).
+//!
 //! Gzip'd responses for clients that accept them, as Consul's HTTP server does (its
 //! `gziphandler` with no minimum size). Go's HTTP client asks for gzip by default, so every
 //! Go program talking to Consul receives compressed bodies.
@@ -28,7 +30,18 @@ fn accepts_gzip(value: &str) -> bool {
     })
 }
 
-pub(crate) async fn layer(req: Request, next: Next) -> Response {
+/// Headers Consul sets on every response before its handler runs: the ACL default policy
+/// (`allow` while ACLs are not enforced; a config asking for them is refused at start).
+pub(crate) async fn consul_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        "X-Consul-Default-ACL-Policy",
+        HeaderValue::from_static("allow"),
+    );
+    resp
+}
+
+pub(crate) async fn gzip(req: Request, next: Next) -> Response {
     let wants = req
         .headers()
         .get_all(ACCEPT_ENCODING)
