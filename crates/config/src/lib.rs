@@ -28,6 +28,12 @@ pub use flags::AgentFlags;
 pub use host::{HostInfo, SystemHost};
 pub use runtime::{DnsConfig, RuntimeConfig, SoaConfig};
 
+/// Consul's HCL1 dialect as JSON (blocks become lists of objects, as HCL1 decodes them): the
+/// config files' reader, for other HCL Consul reads (ACL policy rules).
+pub fn parse_hcl(text: &str) -> Result<serde_json::Value, HclError> {
+    hcl::parse(text)
+}
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
