@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use proconsul_state::{ApplyResult, Command, KvOp, KvVerb, Proposal};
+use proconsul_state::{ApplyResult, Command, KvOp, KvVerb, Proposal, TxnStep};
 use proconsul_types::{
     duration, KvWriteVerb, RegisterRequest, RpcError, SessionCreate, SessionEntry, TxnResponse,
     WriteRequest, WriteResponse, BEHAVIOR_DELETE, BEHAVIOR_RELEASE,
@@ -83,7 +83,13 @@ impl Server {
                 Ok((idx, WriteResponse::Bool(ok)))
             }
             WriteRequest::Txn(ops) => {
-                let (idx, applied) = self.propose(Command::txn(ops)).await?;
+                // KV-only transactions keep the older entry every server reads.
+                let command = if ops.iter().all(|op| op.kv.is_some()) {
+                    Command::txn(ops.into_iter().filter_map(|op| op.kv).collect())
+                } else {
+                    Command::TxnSteps(ops.into_iter().filter_map(TxnStep::from_api).collect())
+                };
+                let (idx, applied) = self.propose(command).await?;
                 let resp = match applied {
                     ApplyResult::Txn(Ok(results)) => TxnResponse {
                         results: Some(results),

@@ -127,6 +127,10 @@ pub enum Command {
     /// An all-or-nothing KV transaction (`PUT /v1/txn`).
     #[serde(rename = "txn")]
     Txn(Vec<TxnOp>),
+    /// An all-or-nothing transaction with catalog and session operations too. (KV-only
+    /// transactions are still proposed as `Txn`, which servers of every version read.)
+    #[serde(rename = "txn_steps")]
+    TxnSteps(Vec<TxnStep>),
     /// Create a session whose ID the proposer already chose.
     #[serde(rename = "session_create")]
     SessionCreate(NewSession),
@@ -180,6 +184,108 @@ impl Command {
     /// A session whose ID the proposer has chosen.
     pub fn session_create(s: SessionEntry) -> Command {
         Command::SessionCreate(NewSession(SessionRec::from_api(&s)))
+    }
+}
+
+/// One operation of a [`Command::TxnSteps`] transaction (its records are the store's own).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(transparent)]
+pub struct TxnStep(pub(crate) Step);
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub(crate) enum Step {
+    #[serde(rename = "kv")]
+    Kv(TxnOp),
+    /// `cas` and `delete-cas` compare `node.modify_index`.
+    #[serde(rename = "node")]
+    Node { verb: CatalogVerb, node: NodeRec },
+    /// A service on the node `node`; `cas`/`delete-cas` compare `service.modify_index`.
+    #[serde(rename = "service")]
+    Service {
+        verb: CatalogVerb,
+        node: String,
+        service: ServiceRec,
+    },
+    #[serde(rename = "check")]
+    Check { verb: CatalogVerb, check: CheckRec },
+    /// Destroy a session (the only session verb, `delete`).
+    #[serde(rename = "session_delete")]
+    SessionDelete { id: String },
+}
+
+/// The verb of a node, service or check step (Consul's `api.NodeOp`, `ServiceOp`, `CheckOp`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum CatalogVerb {
+    #[serde(rename = "set")]
+    Set,
+    #[serde(rename = "cas")]
+    Cas,
+    #[serde(rename = "get")]
+    Get,
+    #[serde(rename = "delete")]
+    Delete,
+    #[serde(rename = "delete-cas")]
+    DeleteCas,
+    /// Refused at apply with Consul's message, so a proposal never fails to decode.
+    #[serde(untagged)]
+    Unknown(String),
+}
+
+impl CatalogVerb {
+    pub fn parse(verb: &str) -> CatalogVerb {
+        match verb {
+            "set" => CatalogVerb::Set,
+            "cas" => CatalogVerb::Cas,
+            "get" => CatalogVerb::Get,
+            "delete" => CatalogVerb::Delete,
+            "delete-cas" => CatalogVerb::DeleteCas,
+            other => CatalogVerb::Unknown(other.to_string()),
+        }
+    }
+}
+
+impl TxnStep {
+    /// A transaction operation as the API gives it; `None` when it holds no operation.
+    pub fn from_api(op: proconsul_types::TxnOp) -> Option<TxnStep> {
+        Step::from_api(op).map(TxnStep)
+    }
+
+    /// Is this a KV operation (which the older `Command::Txn` can carry)?
+    pub fn is_kv(&self) -> bool {
+        matches!(self.0, Step::Kv(_))
+    }
+}
+
+impl Step {
+    fn from_api(op: proconsul_types::TxnOp) -> Option<Step> {
+        if let Some(kv) = op.kv {
+            return Some(Step::Kv(TxnOp::from_api(kv)));
+        }
+        if let Some(n) = op.node {
+            return Some(Step::Node {
+                verb: CatalogVerb::parse(&n.verb),
+                node: NodeRec::from_api(&n.node),
+            });
+        }
+        if let Some(s) = op.service {
+            let mut service = ServiceRec::from_api(&s.node, &s.service);
+            service.modify_index = s.service.modify_index;
+            return Some(Step::Service {
+                verb: CatalogVerb::parse(&s.verb),
+                node: s.node,
+                service,
+            });
+        }
+        if let Some(c) = op.check {
+            let mut check = CheckRec::from_api(&c.check);
+            check.modify_index = c.check.modify_index;
+            return Some(Step::Check {
+                verb: CatalogVerb::parse(&c.verb),
+                check,
+            });
+        }
+        op.session.map(|s| Step::SessionDelete { id: s.session.id })
     }
 }
 
@@ -567,5 +673,37 @@ mod tests {
         ));
         assert!(Proposal::decode(b"\xc1garbage").is_err());
         assert!(Proposal::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn catalog_transactions_round_trip_through_the_log() {
+        let op = |json: &str| -> proconsul_types::TxnOp { serde_json::from_str(json).unwrap() };
+        let steps: Vec<TxnStep> = [
+            op(r#"{"Node": {"Verb": "cas", "Node": {"Node": "n", "ModifyIndex": 7}}}"#),
+            op(r#"{"Service": {"Verb": "set", "Node": "n", "Service": {"ID": "s", "Service": "s"}}}"#),
+            op(r#"{"Check": {"Verb": "frob", "Check": {"Node": "n", "CheckID": "c"}}}"#),
+            op(r#"{"Session": {"Verb": "delete", "Session": {"ID": "abc"}}}"#),
+            op(r#"{"KV": {"Verb": "get", "Key": "k"}}"#),
+        ]
+        .into_iter()
+        .filter_map(TxnStep::from_api)
+        .collect();
+        assert_eq!(steps.len(), 5);
+        let p = Proposal {
+            at_ms: 1,
+            command: Command::TxnSteps(steps),
+        };
+        let back = Proposal::decode(&p.encode()).unwrap();
+        assert_eq!(back, p);
+        let Command::TxnSteps(steps) = back.command else {
+            panic!()
+        };
+        assert!(
+            matches!(&steps[0].0, Step::Node { verb: CatalogVerb::Cas, node } if node.modify_index == 7)
+        );
+        assert!(
+            matches!(&steps[2].0, Step::Check { verb: CatalogVerb::Unknown(v), .. } if v == "frob")
+        );
+        assert!(steps[4].is_kv());
     }
 }

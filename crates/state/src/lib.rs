@@ -29,8 +29,8 @@ mod watch;
 
 pub use autopilot::AutopilotConfig;
 pub use command::{
-    ApplyResult, Command, CoordinateUpdate, DecodeError, Deregistration, KvOp, KvVerb, NewSession,
-    Proposal, Registration, TxnOp, TxnVerb, LOG_ENTRY_VERSION,
+    ApplyResult, CatalogVerb, Command, CoordinateUpdate, DecodeError, Deregistration, KvOp, KvVerb,
+    NewSession, Proposal, Registration, TxnOp, TxnStep, TxnVerb, LOG_ENTRY_VERSION,
 };
 pub use error::StateError;
 pub use store::{Store, Table};

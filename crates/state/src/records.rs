@@ -31,6 +31,20 @@ pub(crate) struct NodeRec {
 }
 
 impl NodeRec {
+    /// A node as the API gives it (a transaction's node operation), with its `ModifyIndex`
+    /// kept for `cas`.
+    pub fn from_api(n: &api::Node) -> Self {
+        NodeRec {
+            id: n.id.clone(),
+            name: n.node.clone(),
+            address: n.address.clone(),
+            tagged_addresses: n.tagged_addresses.clone(),
+            meta: n.meta.clone(),
+            create_index: 0,
+            modify_index: n.modify_index,
+        }
+    }
+
     pub fn from_register(req: &api::RegisterRequest) -> Self {
         NodeRec {
             id: req.id.clone(),

@@ -227,6 +227,7 @@ impl Tx {
                 Err(e) => ApplyResult::Err(e),
             },
             Command::Txn(ops) => ApplyResult::Txn(self.txn(ops)),
+            Command::TxnSteps(steps) => ApplyResult::Txn(self.txn_steps(steps)),
             Command::SessionCreate(sess) => unit(self.session_create(sess)),
             Command::SessionDestroy { id } => unit(self.session_destroy(id)),
             Command::CoordinateBatchUpdate(updates) => {

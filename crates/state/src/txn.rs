@@ -1,20 +1,32 @@
-//! KV transactions (Consul `state/txn.go`, KV verbs only).
+//! Transactions (Consul `state/txn.go`): KV, node, service, check and session operations.
 //!
 //! Every operation runs against the same private copy of the root in order; errors are
 //! collected with the failing operation's position, and if there is any error the whole copy is
 //! discarded (the store publishes nothing). Results are returned for the verbs Consul returns
-//! them for: `get` and `get-tree` with values, set-like and check verbs without values, none for
-//! deletes and `check-not-exists`. Error texts are Consul's.
+//! them for: KV `get` and `get-tree` with values, set-like and check verbs without values, none
+//! for deletes and `check-not-exists`; the node, service or check after a `get`, `set` or `cas`.
+//! Error texts are Consul's.
 
-use proconsul_types::{KvEntry, TxnError, TxnResult};
+use proconsul_types::{health, KvEntry, TxnError, TxnResult};
 
-use crate::command::{TxnOp, TxnVerb};
-
-use crate::records::KvRec;
+use crate::command::{CatalogVerb, Step, TxnOp, TxnStep, TxnVerb};
+use crate::records::{fold, CheckRec, KvRec, NodeRec, ServiceRec};
 use crate::store::Tx;
 
 fn result(e: KvEntry) -> TxnResult {
-    TxnResult { kv: Some(e) }
+    TxnResult {
+        kv: Some(e),
+        ..TxnResult::default()
+    }
+}
+
+/// Consul's compare-and-set rule: 0 means "only if absent", otherwise the entry must exist
+/// with exactly that `ModifyIndex`.
+fn cas_ok(existing: Option<u64>, index: u64) -> bool {
+    match existing {
+        None => index == 0,
+        Some(current) => index != 0 && current == index,
+    }
 }
 
 impl Tx {
@@ -32,6 +44,182 @@ impl Tx {
             Ok(results)
         } else {
             Err(errors)
+        }
+    }
+
+    /// Run a transaction of any operations (see [`Tx::txn`]).
+    pub(crate) fn txn_steps(&mut self, steps: &[TxnStep]) -> Result<Vec<TxnResult>, Vec<TxnError>> {
+        let mut results = Vec::with_capacity(steps.len());
+        let mut errors = Vec::new();
+        for (i, step) in steps.iter().enumerate() {
+            let r = match &step.0 {
+                Step::Kv(op) => self.txn_kv(op),
+                Step::Node { verb, node } => self.txn_node(verb, node),
+                Step::Service {
+                    verb,
+                    node,
+                    service,
+                } => self.txn_service(verb, node, service),
+                Step::Check { verb, check } => self.txn_check(verb, check),
+                Step::SessionDelete { id } => self
+                    .session_destroy(id)
+                    .map(|()| vec![])
+                    .map_err(|e| e.to_string()),
+            };
+            match r {
+                Ok(r) => results.extend(r),
+                Err(what) => errors.push(TxnError { op_index: i, what }),
+            }
+        }
+        if errors.is_empty() {
+            Ok(results)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Consul `txnNode`.
+    fn txn_node(&mut self, verb: &CatalogVerb, node: &NodeRec) -> Result<Vec<TxnResult>, String> {
+        let name = node.name.as_str();
+        let current = |tx: &Tx| tx.s.nodes.get(&fold(name)).cloned();
+        let found = |n: Option<NodeRec>| {
+            n.map(|n| {
+                vec![TxnResult {
+                    node: Some(n.to_api()),
+                    ..TxnResult::default()
+                }]
+            })
+            .ok_or_else(|| format!("node {name:?} doesn't exist"))
+        };
+        match verb {
+            CatalogVerb::Get => found(current(self)),
+            CatalogVerb::Set => {
+                self.ensure_node(node.clone()).map_err(|e| e.to_string())?;
+                found(current(self))
+            }
+            CatalogVerb::Cas => {
+                if !cas_ok(current(self).map(|n| n.modify_index), node.modify_index) {
+                    return Err(format!("failed to set node {name:?}, index is stale"));
+                }
+                self.ensure_node(node.clone()).map_err(|e| e.to_string())?;
+                found(current(self))
+            }
+            CatalogVerb::Delete => {
+                self.delete_node(name).map_err(|e| e.to_string())?;
+                Ok(vec![])
+            }
+            CatalogVerb::DeleteCas => {
+                if current(self).map(|n| n.modify_index) != Some(node.modify_index) {
+                    return Err(format!("failed to delete node {name:?}, index is stale"));
+                }
+                self.delete_node(name).map_err(|e| e.to_string())?;
+                Ok(vec![])
+            }
+            CatalogVerb::Unknown(v) => Err(format!("unknown Node verb {v:?}")),
+        }
+    }
+
+    /// Consul `txnService`.
+    fn txn_service(
+        &mut self,
+        verb: &CatalogVerb,
+        node: &str,
+        svc: &ServiceRec,
+    ) -> Result<Vec<TxnResult>, String> {
+        let id = svc.id.as_str();
+        let key = (fold(node), fold(id));
+        let current = |tx: &Tx| tx.s.services.get(&key).cloned();
+        let found = |s: Option<ServiceRec>| {
+            s.map(|s| {
+                vec![TxnResult {
+                    service: Some(s.to_api()),
+                    ..TxnResult::default()
+                }]
+            })
+            .ok_or_else(|| format!("service {id:?} on node {node:?} doesn't exist"))
+        };
+        let mut svc = svc.clone();
+        svc.node = node.to_string();
+        match verb {
+            CatalogVerb::Get => found(current(self)),
+            CatalogVerb::Set => {
+                self.ensure_service(svc).map_err(|e| e.to_string())?;
+                found(current(self))
+            }
+            CatalogVerb::Cas => {
+                if !cas_ok(current(self).map(|s| s.modify_index), svc.modify_index) {
+                    return Err(format!(
+                        "failed to set service {id:?} on node {node:?}, index is stale"
+                    ));
+                }
+                self.ensure_service(svc).map_err(|e| e.to_string())?;
+                found(current(self))
+            }
+            CatalogVerb::Delete => {
+                self.delete_service(node, id).map_err(|e| e.to_string())?;
+                Ok(vec![])
+            }
+            CatalogVerb::DeleteCas => {
+                if current(self).map(|s| s.modify_index) != Some(svc.modify_index) {
+                    return Err(format!(
+                        "failed to delete service {id:?} on node {node:?}, index is stale"
+                    ));
+                }
+                self.delete_service(node, id).map_err(|e| e.to_string())?;
+                Ok(vec![])
+            }
+            CatalogVerb::Unknown(v) => Err(format!("unknown Service verb {v:?}")),
+        }
+    }
+
+    /// Consul `txnCheck`.
+    fn txn_check(&mut self, verb: &CatalogVerb, hc: &CheckRec) -> Result<Vec<TxnResult>, String> {
+        let (node, id) = (hc.node.as_str(), hc.check_id.as_str());
+        let key = (fold(node), fold(id));
+        let current = |tx: &Tx| tx.s.checks.get(&key).cloned();
+        let found = |c: Option<CheckRec>| {
+            c.map(|c| {
+                vec![TxnResult {
+                    check: Some(c.to_api()),
+                    ..TxnResult::default()
+                }]
+            })
+            .ok_or_else(|| format!("check {id:?} on node {node:?} doesn't exist"))
+        };
+        let mut hc = hc.clone();
+        // Consul: a check without a status starts critical.
+        if hc.status.is_empty() {
+            hc.status = health::CRITICAL.into();
+        }
+        match verb {
+            CatalogVerb::Get => found(current(self)),
+            CatalogVerb::Set => {
+                self.ensure_check(hc).map_err(|e| e.to_string())?;
+                found(current(self))
+            }
+            CatalogVerb::Cas => {
+                if !cas_ok(current(self).map(|c| c.modify_index), hc.modify_index) {
+                    return Err(format!(
+                        "failed to set check {id:?} on node {node:?}, index is stale"
+                    ));
+                }
+                self.ensure_check(hc).map_err(|e| e.to_string())?;
+                found(current(self))
+            }
+            CatalogVerb::Delete => {
+                self.delete_check(node, id).map_err(|e| e.to_string())?;
+                Ok(vec![])
+            }
+            CatalogVerb::DeleteCas => {
+                if current(self).map(|c| c.modify_index) != Some(hc.modify_index) {
+                    return Err(format!(
+                        "failed to delete check {id:?} on node {node:?}, index is stale"
+                    ));
+                }
+                self.delete_check(node, id).map_err(|e| e.to_string())?;
+                Ok(vec![])
+            }
+            CatalogVerb::Unknown(v) => Err(format!("unknown Check verb {v:?}")),
         }
     }
 

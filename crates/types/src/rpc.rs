@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CoordinateUpdateRequest, DeregisterRequest, RegisterRequest, SessionEntry, TxnKvOp, TxnResponse,
+    CoordinateUpdateRequest, DeregisterRequest, RegisterRequest, SessionEntry, TxnResponse,
 };
 
 /// The KV write verbs of `PUT`/`DELETE /v1/kv`.
@@ -54,7 +54,7 @@ pub enum WriteRequest {
         index: u64,
         session: Option<String>,
     },
-    Txn(Vec<TxnKvOp>),
+    Txn(Vec<crate::TxnOp>),
     SessionCreate(SessionCreate),
     SessionDestroy {
         id: String,

@@ -1,4 +1,5 @@
-//! `PUT /v1/txn`: KV operations applied all-or-nothing; 409 with `Errors` on rollback.
+//! `PUT /v1/txn`: KV, node, service, check and session operations applied all-or-nothing;
+//! 409 with `Errors` on rollback.
 
 use axum::body::Body;
 use axum::extract::RawQuery;
@@ -36,22 +37,37 @@ async fn do_apply<B: Backend>(
             MAX_TXN_OPS
         )));
     }
-    let mut kv_ops = Vec::with_capacity(ops.len());
-    for (i, op) in ops.into_iter().enumerate() {
-        let Some(kv) = op.kv else {
+    for (i, op) in ops.iter().enumerate() {
+        let set = [
+            op.kv.is_some(),
+            op.node.is_some(),
+            op.service.is_some(),
+            op.check.is_some(),
+            op.session.is_some(),
+        ];
+        if set.iter().filter(|s| **s).count() != 1 {
             return Err(RpcError::BadRequest(format!(
-                "Operation {i}: only KV operations are supported"
-            )));
-        };
-        if !KV_VERBS.contains(&kv.verb.as_str()) {
-            return Err(RpcError::BadRequest(format!(
-                "Failed to parse transaction: Unknown KV operation: {}",
-                kv.verb
+                "Failed to parse transaction: operation {i} must hold exactly one of KV, Node, Service, Check or Session"
             )));
         }
-        kv_ops.push(kv);
+        if let Some(kv) = &op.kv {
+            if !KV_VERBS.contains(&kv.verb.as_str()) {
+                return Err(RpcError::BadRequest(format!(
+                    "Failed to parse transaction: Unknown KV operation: {}",
+                    kv.verb
+                )));
+            }
+        }
+        if let Some(s) = &op.session {
+            if s.verb != "delete" {
+                return Err(RpcError::BadRequest(format!(
+                    "Failed to parse transaction: Unknown Session operation: {}",
+                    s.verb
+                )));
+            }
+        }
     }
-    let (idx, resp) = b.write(WriteRequest::Txn(kv_ops), opts.datacenter).await?;
+    let (idx, resp) = b.write(WriteRequest::Txn(ops), opts.datacenter).await?;
     let WriteResponse::Txn(out) = resp else {
         return Err(unexpected());
     };

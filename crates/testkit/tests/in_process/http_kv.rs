@@ -427,3 +427,95 @@ async fn snapshot_save_and_restore() {
     assert_eq!(a.get("/v1/kv/after?raw").await.text(), "3");
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txn_with_catalog_and_session_operations() {
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    let body = serde_json::json!([
+        {"Node": {"Verb": "set", "Node": {"Node": "tx-node", "Address": "10.9.9.9"}}},
+        {"Service": {"Verb": "set", "Node": "tx-node",
+                     "Service": {"ID": "tx-web", "Service": "web", "Port": 80}}},
+        {"Check": {"Verb": "set", "Check": {"Node": "tx-node", "CheckID": "tx-check",
+                   "Name": "alive", "Status": "passing", "ServiceID": "tx-web"}}},
+        {"KV": {"Verb": "set", "Key": "tx/k", "Value": "dg=="}}
+    ]);
+    let r = a.put("/v1/txn", body.to_string().as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let results = v["Results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0]["Node"]["Node"], "tx-node");
+    assert_eq!(results[1]["Service"]["ID"], "tx-web");
+    assert_eq!(results[2]["Check"]["Status"], "passing");
+    assert!(results[0].get("KV").is_none() && results[3].get("Node").is_none());
+    let svc = a.get_json("/v1/catalog/service/web").await;
+    assert_eq!(svc[0]["Node"], "tx-node");
+    let node_index = results[0]["Node"]["ModifyIndex"].as_u64().unwrap();
+
+    // A stale cas rolls the whole transaction back: the delete before it did not happen.
+    let body = serde_json::json!([
+        {"Check": {"Verb": "delete", "Check": {"Node": "tx-node", "CheckID": "tx-check"}}},
+        {"Node": {"Verb": "cas", "Node": {"Node": "tx-node", "Address": "10.9.9.8",
+                  "ModifyIndex": node_index + 1000}}},
+        {"Service": {"Verb": "get", "Node": "tx-node", "Service": {"ID": "nope"}}}
+    ]);
+    let r = a.put("/v1/txn", body.to_string().as_bytes()).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    let errs = r.json()["Errors"].clone();
+    assert_eq!(errs[0]["OpIndex"], 1);
+    assert_eq!(
+        errs[0]["What"],
+        "failed to set node \"tx-node\", index is stale"
+    );
+    assert_eq!(
+        errs[1]["What"],
+        "service \"nope\" on node \"tx-node\" doesn't exist"
+    );
+    assert_eq!(
+        a.get_json("/v1/health/node/tx-node")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The right index: the node moves; delete the service; a session goes with "delete".
+    let sess = a.put("/v1/session/create", b"{}").await.json()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = serde_json::json!([
+        {"Node": {"Verb": "cas", "Node": {"Node": "tx-node", "Address": "10.9.9.8",
+                  "ModifyIndex": node_index}}},
+        {"Service": {"Verb": "delete", "Node": "tx-node", "Service": {"ID": "tx-web"}}},
+        {"Session": {"Verb": "delete", "Session": {"ID": sess}}}
+    ]);
+    let r = a.put("/v1/txn", body.to_string().as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        a.get_json("/v1/catalog/node/tx-node").await["Node"]["Address"],
+        "10.9.9.8"
+    );
+    assert_eq!(
+        a.get_json("/v1/catalog/service/web").await,
+        serde_json::json!([])
+    );
+    assert_eq!(
+        a.get_json(&format!("/v1/session/info/{sess}")).await,
+        serde_json::json!([])
+    );
+
+    // An operation must hold exactly one kind.
+    let r = a.put("/v1/txn", br#"[{}]"#).await;
+    assert_eq!(r.status, 400);
+    let r = a
+        .put(
+            "/v1/txn",
+            br#"[{"Session": {"Verb": "renew", "Session": {"ID": "x"}}}]"#,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    a.stop().await;
+}
