@@ -222,6 +222,21 @@ impl Agent {
                 }
             });
         }
+        for path in &config.http_unix {
+            let l = bind_unix(path, &config).map_err(|source| {
+                AgentError::Io(std::io::Error::new(
+                    source.kind(),
+                    format!("failed to listen on unix://{}: {source}", path.display()),
+                ))
+            })?;
+            let (r, s, path) = (router.clone(), agent.inner.shutdown.clone(), path.clone());
+            agent.inner.tasks.spawn(async move {
+                if let Err(e) = proconsul_http::serve_unix(l, r, s).await {
+                    tracing::error!(target: "agent", error = %e, "HTTP server failed");
+                }
+                let _ = std::fs::remove_file(&path);
+            });
+        }
         let a = agent.clone();
         agent
             .inner
@@ -696,6 +711,29 @@ impl Agent {
         self.sync_changes().await;
         Ok(())
     }
+}
+
+/// Bind the HTTP API's unix socket: a stale socket file from an earlier run is replaced (any
+/// other kind of file is left alone and the bind fails), then `unix_sockets`' mode, owner and
+/// group are applied.
+fn bind_unix(
+    path: &std::path::Path,
+    cfg: &RuntimeConfig,
+) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let l = tokio::net::UnixListener::bind(path)?;
+    if let Some(mode) = cfg.unix_socket_mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    if cfg.unix_socket_user.is_some() || cfg.unix_socket_group.is_some() {
+        std::os::unix::fs::chown(path, cfg.unix_socket_user, cfg.unix_socket_group)?;
+    }
+    Ok(l)
 }
 
 /// `proconsul agent`: load config, start, run until a signal or `leave`; returns the exit code.

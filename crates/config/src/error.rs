@@ -82,6 +82,12 @@ pub enum ValueError {
     UnixSocket { key: String, value: String },
     #[error("{key}: invalid ip address: {value}")]
     Ip { key: String, value: String },
+    #[error("{key}: {value:?} {why}")]
+    Invalid {
+        key: String,
+        value: String,
+        why: String,
+    },
     #[error("performance.raft_multiplier cannot be {0}. Must be between 1 and 10")]
     RaftMultiplier(i64),
     #[error("raft_protocol version {0} is not supported by this version of proconsul")]

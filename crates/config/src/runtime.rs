@@ -46,6 +46,12 @@ pub struct RuntimeConfig {
     pub client_addrs: Vec<IpAddr>,
     /// HTTP listeners; empty when `ports.http = -1`.
     pub http_addrs: Vec<SocketAddr>,
+    /// HTTP listeners on unix sockets (`addresses.http = "unix:///path"`), with
+    /// `unix_sockets`' owner, group (numeric IDs) and mode.
+    pub http_unix: Vec<PathBuf>,
+    pub unix_socket_user: Option<u32>,
+    pub unix_socket_group: Option<u32>,
+    pub unix_socket_mode: Option<u32>,
     /// DNS listeners (UDP and TCP); empty when `ports.dns = -1`.
     pub dns_addrs: Vec<SocketAddr>,
     pub server_port: u16,
@@ -401,7 +407,55 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
             .map(|ip| SocketAddr::new(ip, port))
             .collect())
     };
-    let http_addrs = listeners("addresses.http", &a.http, http_port)?;
+    // `addresses.http` may name unix sockets beside IPs: `"127.0.0.1 unix:///tmp/c.sock"`.
+    let (http_unix, http_ips): (Vec<String>, Vec<String>) = a
+        .http
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .partition(|s| s.starts_with("unix://"));
+    let http_unix: Vec<PathBuf> = match http_port {
+        Some(_) => http_unix
+            .iter()
+            .map(|u| PathBuf::from(u.trim_start_matches("unix://")))
+            .collect(),
+        None => Vec::new(),
+    };
+    let only_unix = !http_unix.is_empty() && http_ips.is_empty();
+    let http_addrs = if only_unix {
+        Vec::new()
+    } else {
+        let ips = (!http_ips.is_empty()).then(|| http_ips.join(" "));
+        listeners("addresses.http", &ips, http_port)?
+    };
+    let us = u.unix_sockets.clone().unwrap_or_default();
+    let numeric = |key: &str, v: &Option<String>| -> Result<Option<u32>, ValueError> {
+        v.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<u32>().map_err(|_| ValueError::Invalid {
+                    key: key.into(),
+                    value: s.into(),
+                    why: "must be a numeric ID".into(),
+                })
+            })
+            .transpose()
+    };
+    let unix_socket_user = numeric("unix_sockets.user", &us.user)?;
+    let unix_socket_group = numeric("unix_sockets.group", &us.group)?;
+    let unix_socket_mode = us
+        .mode
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            u32::from_str_radix(s, 8).map_err(|_| ValueError::Invalid {
+                key: "unix_sockets.mode".into(),
+                value: s.into(),
+                why: "must be an octal mode such as 0700".into(),
+            })
+        })
+        .transpose()?;
     let dns_addrs = listeners("addresses.dns", &a.dns, dns_port)?;
     for h in &http_addrs {
         if dns_addrs.iter().any(|d| d == h) {
@@ -549,6 +603,10 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         advertise_addr,
         client_addrs,
         http_addrs,
+        http_unix,
+        unix_socket_user,
+        unix_socket_group,
+        unix_socket_mode,
         dns_addrs,
         server_port,
         serf_lan_port,

@@ -753,3 +753,52 @@ fn hcl_fragments_come_after_files_and_before_flags() {
         "config: failed to parse -hcl: invalid config key nope"
     );
 }
+
+#[test]
+fn the_http_api_may_listen_on_unix_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "u.hcl",
+        r#"addresses { http = "127.0.0.1 unix:///tmp/pc-http.sock" }
+           unix_sockets { mode = "0700", user = "1000" }"#,
+    );
+    let flags = AgentFlags {
+        config_files: vec![f],
+        data_dir: Some(dir.path().into()),
+        ..AgentFlags::default()
+    };
+    let c = load_with(&flags, &HOST).unwrap();
+    assert_eq!(c.http_unix, vec![PathBuf::from("/tmp/pc-http.sock")]);
+    assert_eq!(c.http_addrs.len(), 1);
+    assert_eq!(
+        (c.unix_socket_mode, c.unix_socket_user),
+        (Some(0o700), Some(1000))
+    );
+    assert!(
+        c.warnings.iter().all(|w| !w.contains("unix_sockets")),
+        "{:?}",
+        c.warnings
+    );
+    // Only a socket: no TCP listener. DNS cannot be a socket.
+    let with_dir = |f: PathBuf| AgentFlags {
+        config_files: vec![f],
+        data_dir: Some(dir.path().into()),
+        ..AgentFlags::default()
+    };
+    let f = write(
+        dir.path(),
+        "v.json",
+        r#"{"addresses": {"http": "unix:///tmp/x.sock"}}"#,
+    );
+    let c = load_with(&with_dir(f), &HOST).unwrap();
+    assert!(c.http_addrs.is_empty() && c.http_unix.len() == 1);
+    let f = write(
+        dir.path(),
+        "w.json",
+        r#"{"addresses": {"dns": "unix:///tmp/x.sock"}}"#,
+    );
+    assert!(err_text(&with_dir(f)).contains("unix sockets are not supported"));
+    let f = write(dir.path(), "m.json", r#"{"unix_sockets": {"mode": "rwx"}}"#);
+    assert!(err_text(&with_dir(f)).contains("must be an octal mode"));
+}

@@ -67,6 +67,8 @@ pub(crate) struct UserConfig {
     pub sync_coordinate_rate_target: Option<f64>,
     /// `consul { coordinate { ... } }`: Consul's internal server tuning, honoured for tests.
     pub consul: Option<ConsulInternal>,
+    /// Ownership and mode of unix-socket listeners (`addresses.http = "unix://…"`).
+    pub unix_sockets: Option<UnixSockets>,
     // Accepted, and in effect already: proconsul never checks for updates or reports usage,
     // and speaks one Raft protocol. (`ui` is warned about in `runtime`.)
     pub ui: Option<bool>,
@@ -97,6 +99,15 @@ pub(crate) struct Addresses {
     pub https: Option<String>,
     pub dns: Option<String>,
     pub grpc: Option<String>,
+}
+
+/// `unix_sockets { user, group, mode }`: numeric IDs and an octal mode, as Consul takes them.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UnixSockets {
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<String>,
 }
 
 /// `consul { ... }`: Consul-internal settings; only `coordinate` is modelled.
@@ -220,6 +231,7 @@ impl Merge for UserConfig {
         section(&mut self.addresses, o.addresses);
         section(&mut self.performance, o.performance);
         section(&mut self.consul, o.consul);
+        section(&mut self.unix_sockets, o.unix_sockets);
         section(&mut self.limits, o.limits);
         section(&mut self.dns_config, o.dns_config);
     }
@@ -234,6 +246,12 @@ impl Merge for Ports {
 impl Merge for Addresses {
     fn merge(&mut self, o: Self) {
         replace!(self, o; http, https, dns, grpc);
+    }
+}
+
+impl Merge for UnixSockets {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; user, group, mode);
     }
 }
 
@@ -533,7 +551,13 @@ pub(crate) fn check_user(u: &UserConfig) -> Result<(), ValueError> {
             ("grpc", &a.grpc),
         ] {
             if let Some(v) = v {
-                ip_list(&format!("addresses.{key}"), v)?;
+                // The HTTP API may also listen on unix sockets (`unix:///path`).
+                let ips: String = v
+                    .split_whitespace()
+                    .filter(|a| !(key == "http" && a.starts_with("unix://")))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                ip_list(&format!("addresses.{key}"), &ips)?;
             }
         }
     }

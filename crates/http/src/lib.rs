@@ -41,5 +41,23 @@ pub async fn serve(
     }
 }
 
+/// Serve `router` on a unix socket until `shutdown` fires (`addresses.http = "unix://…"`).
+/// Whoever can open the socket is local; the socket's mode and owner are its access control.
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let server =
+        axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tokio::select! {
+        r = server => r,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    }
+}
+
 /// How long open connections may take to finish once the agent stops.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

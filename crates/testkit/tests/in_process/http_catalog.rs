@@ -985,3 +985,34 @@ async fn output_shapes_follow_consuls_structs() {
     );
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_on_a_unix_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("http.sock");
+    // A stale socket from an earlier run is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let path = sock.clone();
+    let a = TestAgent::start_with(proconsul_testkit::dev_flags(), move |cfg| {
+        cfg.http_unix = vec![path.clone()];
+        cfg.unix_socket_mode = Some(0o600);
+    })
+    .await;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let mut s = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    s.write_all(b"GET /v1/agent/self HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"Datacenter\":\"dc1\""), "{text}");
+    // TCP still answers beside it.
+    assert_eq!(a.get("/v1/status/leader").await.status, 200);
+    a.stop().await;
+    assert!(!sock.exists(), "the socket is removed on shutdown");
+}
