@@ -50,6 +50,10 @@ impl Backend for Agent {
         self.inner.config.kv_max_value_size()
     }
 
+    fn query_cache(&self) -> &proconsul_http::QueryCache {
+        &self.inner.query_cache
+    }
+
     fn agent_host(&self) -> serde_json::Value {
         crate::host::collect()
     }

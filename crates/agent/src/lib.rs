@@ -89,6 +89,8 @@ struct AgentInner {
     anti_entropy: sync::AntiEntropy,
     events: events::UserEvents,
     remote_exec: remote_exec::RemoteExecs,
+    /// `?cached` reads, kept fresh by blocking queries (see `proconsul_http::cache`).
+    query_cache: proconsul_http::QueryCache,
     /// The process's log stream, when the binary installed one (for `/v1/agent/monitor`).
     log_tap: Mutex<Option<logging::LogTap>>,
     /// Where the DNS interface answers (UDP; TCP is on the same ports).
@@ -201,6 +203,7 @@ impl Agent {
                 anti_entropy: sync::AntiEntropy::default(),
                 events: events::UserEvents::default(),
                 remote_exec: remote_exec::RemoteExecs::default(),
+                query_cache: proconsul_http::QueryCache::new(shutdown.child_token()),
                 log_tap: Mutex::new(None),
                 dns_addrs: Mutex::new(Vec::new()),
                 shutdown,

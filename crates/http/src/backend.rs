@@ -55,6 +55,8 @@ pub trait Backend: Send + Sync + 'static {
         self.call(Write { req, datacenter })
     }
 
+    /// The agent's cache of `?cached` reads.
+    fn query_cache(&self) -> &crate::QueryCache;
     /// The agent's datacenter.
     fn datacenter(&self) -> String;
     /// Known datacenters, local first.

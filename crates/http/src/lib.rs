@@ -7,6 +7,7 @@
 //! stays a straight line.
 
 mod backend;
+pub mod cache;
 mod limit;
 mod middleware;
 mod near;
@@ -15,6 +16,7 @@ mod reply;
 mod routes;
 
 pub use backend::{Backend, ServiceRegistration};
+pub use cache::QueryCache;
 pub use routes::router;
 
 pub use limit::LimitedListener;

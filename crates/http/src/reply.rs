@@ -66,6 +66,18 @@ pub fn add_meta(r: &mut Reply, meta: &QueryMeta) {
     );
 }
 
+/// `X-Cache` (`HIT`/`MISS`) and, on a hit, `Age` in whole seconds: a `?cached` read's answer.
+pub fn add_cache(r: &mut Reply, c: crate::cache::CacheResult) {
+    let h = r.headers_mut();
+    h.insert(
+        "X-Cache",
+        HeaderValue::from_static(if c.hit { "HIT" } else { "MISS" }),
+    );
+    if c.hit {
+        h.insert("Age", HeaderValue::from(c.age.as_secs()));
+    }
+}
+
 /// Only the `X-Consul-Index` header: for write answers that report the index they committed at.
 pub fn with_index(mut r: Reply, index: u64) -> Reply {
     r.headers_mut()

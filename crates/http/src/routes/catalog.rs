@@ -13,8 +13,8 @@ use crate::Backend;
 use proconsul_filter::schemas;
 use proconsul_types::{
     CatalogNodeServices, CatalogNodes, CatalogServiceNodes, CatalogServices, DeregisterRequest,
-    Node, NodeService, NodeServiceList, NodeServices, QueryOptions, RegisterRequest, RpcError,
-    ServiceNode, WriteRequest,
+    Node, NodeService, NodeServiceList, NodeServices, QueryMeta, QueryOptions, RegisterRequest,
+    RpcError, ServiceNode, WriteRequest,
 };
 
 pub async fn register<B: Backend>(
@@ -155,19 +155,56 @@ pub async fn services<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     )
 }
 
-pub async fn service<B: Backend>(st: St<B>, Path(name): Path<String>, q: RawQuery) -> Reply {
-    service_rows(st, name, q, false).await
+pub async fn service<B: Backend>(
+    st: St<B>,
+    Path(name): Path<String>,
+    q: RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    service_rows(st, name, q, headers, false).await
 }
 
 /// `/v1/catalog/connect/:service`: the proxies for a service and its Connect-native instances.
-pub async fn connect<B: Backend>(st: St<B>, Path(name): Path<String>, q: RawQuery) -> Reply {
-    service_rows(st, name, q, true).await
+pub async fn connect<B: Backend>(
+    st: St<B>,
+    Path(name): Path<String>,
+    q: RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    service_rows(st, name, q, headers, true).await
+}
+
+/// A read, from the agent's cache when the request says `?cached`.
+pub(crate) async fn read_maybe_cached<B, Q>(
+    st: &St<B>,
+    p: &Params,
+    headers: &HeaderMap,
+    q: Q,
+    opts: &QueryOptions,
+) -> Result<(QueryMeta, Q::Out, Option<crate::cache::CacheResult>), RpcError>
+where
+    B: Backend,
+    Q: proconsul_types::Query + Clone + serde::Serialize + Sync,
+    Q::Out: Clone + Sync,
+{
+    if !p.has("cached") {
+        let (meta, out) = st.query(q, opts.clone()).await?;
+        return Ok((meta, out, None));
+    }
+    let cc = headers
+        .get(axum::http::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .map(crate::cache::CacheControl::parse)
+        .unwrap_or_default();
+    let (meta, out, c) = crate::cache::query(&st.0, q, opts.clone(), cc).await?;
+    Ok((meta, out, Some(c)))
 }
 
 async fn service_rows<B: Backend>(
     st: St<B>,
     name: String,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     connect: bool,
 ) -> Reply {
     reply::or_error(
@@ -182,7 +219,7 @@ async fn service_rows<B: Backend>(
                 node_meta: p.node_meta()?,
                 connect,
             };
-            let (meta, mut rows) = st.query(req, opts.clone()).await?;
+            let (meta, mut rows, cached) = read_maybe_cached(&st, &p, &headers, req, &opts).await?;
             for r in &mut rows {
                 fill_service_node(r, &dc);
             }
@@ -196,7 +233,11 @@ async fn service_rows<B: Backend>(
             if !p.peer().is_empty() {
                 rows.clear();
             }
-            Ok(reply::json_meta(&rows, &meta, p.pretty()))
+            let mut r = reply::json_meta(&rows, &meta, p.pretty());
+            if let Some(c) = cached {
+                reply::add_cache(&mut r, c);
+            }
+            Ok(r)
         }
         .await,
     )

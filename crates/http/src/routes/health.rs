@@ -1,6 +1,7 @@
 //! `/v1/health/*`: checks by node, by service, by state; service instances with their checks.
 
 use axum::extract::{Path, RawQuery};
+use axum::http::HeaderMap;
 
 use super::{catalog::dc_of, St};
 use crate::params::Params;
@@ -50,20 +51,31 @@ pub async fn state<B: Backend>(
     reply::or_error(checks_reply(&**st, q, HealthChecksInState { state }).await)
 }
 
-pub async fn service<B: Backend>(st: St<B>, Path(name): Path<String>, q: RawQuery) -> Reply {
-    service_rows(st, name, q, false).await
+pub async fn service<B: Backend>(
+    st: St<B>,
+    Path(name): Path<String>,
+    q: RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    service_rows(st, name, q, headers, false).await
 }
 
 /// `/v1/health/connect/:service`: health of the proxies for a service and of its
 /// Connect-native instances.
-pub async fn connect<B: Backend>(st: St<B>, Path(name): Path<String>, q: RawQuery) -> Reply {
-    service_rows(st, name, q, true).await
+pub async fn connect<B: Backend>(
+    st: St<B>,
+    Path(name): Path<String>,
+    q: RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    service_rows(st, name, q, headers, true).await
 }
 
 async fn service_rows<B: Backend>(
     st: St<B>,
     service: String,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     connect: bool,
 ) -> Reply {
     reply::or_error(
@@ -80,7 +92,8 @@ async fn service_rows<B: Backend>(
                 node_meta: p.node_meta()?,
                 connect,
             };
-            let (meta, mut rows) = st.query(req, opts.clone()).await?;
+            let (meta, mut rows, cached) =
+                super::catalog::read_maybe_cached(&st, &p, &headers, req, &opts).await?;
             crate::near::sort(&**st, p.get("near").unwrap_or(""), &opts, &mut rows, |r| {
                 &r.node.node
             })
@@ -94,7 +107,11 @@ async fn service_rows<B: Backend>(
             if !p.peer().is_empty() {
                 rows.clear();
             }
-            Ok(reply::json_meta(&rows, &meta, p.pretty()))
+            let mut r = reply::json_meta(&rows, &meta, p.pretty());
+            if let Some(c) = cached {
+                reply::add_cache(&mut r, c);
+            }
+            Ok(r)
         }
         .await,
     )

@@ -1016,3 +1016,65 @@ async fn the_http_api_on_a_unix_socket() {
     a.stop().await;
     assert!(!sock.exists(), "the socket is removed on shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_reads_are_served_by_the_agent_and_kept_fresh() {
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    let reg = |port: u16| {
+        let a = &a;
+        async move {
+            let body = json!({"Node": "ext", "Address": "10.0.0.1",
+                              "Service": {"ID": format!("db{port}"), "Service": "db", "Port": port}});
+            a.put("/v1/catalog/register", body.to_string().as_bytes())
+                .await
+        }
+    };
+    reg(1).await;
+    let r = a.get("/v1/health/service/db?cached").await;
+    assert_eq!(r.header("X-Cache"), Some("MISS"));
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    let r = a.get("/v1/health/service/db?cached").await;
+    assert_eq!(r.header("X-Cache"), Some("HIT"));
+    assert!(r.header("Age").is_some());
+    let index = r.index();
+    // Not cached without ?cached.
+    assert_eq!(a.get("/v1/health/service/db").await.header("X-Cache"), None);
+
+    // The entry follows the servers: a blocking cached read wakes on a change.
+    let waiting = {
+        let url = format!("/v1/health/service/db?cached&index={index}&wait=20s");
+        let a = &a;
+        async move { a.get(&url).await }
+    };
+    let change = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        reg(2).await;
+    };
+    let (r, _) = tokio::join!(waiting, change);
+    assert_eq!(r.header("X-Cache"), Some("HIT"));
+    assert!(r.index() > index);
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+
+    // Cache-Control: must-revalidate fetches again.
+    let r = proconsul_testkit::http::request_with(
+        a.agent.http_addrs()[0],
+        "GET",
+        "/v1/catalog/service/db?cached",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(r.header("X-Cache"), Some("MISS"));
+    let r = proconsul_testkit::http::request_with(
+        a.agent.http_addrs()[0],
+        "GET",
+        "/v1/catalog/service/db?cached",
+        &[("Cache-Control", "must-revalidate")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.header("X-Cache"), Some("MISS"));
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+    a.stop().await;
+}
