@@ -49,7 +49,12 @@ pub(crate) async fn gzip(req: Request, next: Next) -> Response {
         .filter_map(|v| v.to_str().ok())
         .any(accepts_gzip);
     let resp = next.run(req).await;
-    if !wants || resp.headers().contains_key(CONTENT_ENCODING) {
+    // Already compressed (a snapshot archive): compressing again only costs time.
+    let compressed = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().ends_with(b"gzip"));
+    if !wants || compressed || resp.headers().contains_key(CONTENT_ENCODING) {
         return resp;
     }
     // Streams (no exact size) pass through; so do empty bodies.

@@ -105,7 +105,15 @@ impl Server {
                 };
                 ServerReply::OperatorUsage((self.meta(index, consistency), usage))
             }
-            ServerRequest::SnapshotSave(_) => ServerReply::SnapshotSave(self.snapshot_here()),
+            ServerRequest::SnapshotSave(r) => {
+                let snap = self.snapshot_here();
+                let consistency = if r.stale {
+                    proconsul_types::Consistency::Stale
+                } else {
+                    proconsul_types::Consistency::Default
+                };
+                ServerReply::SnapshotSave((self.meta(snap.index, consistency), snap))
+            }
             ServerRequest::RaftElect(_) => {
                 self.elect_here().await?;
                 ServerReply::RaftElect(())

@@ -111,7 +111,7 @@ server_calls! {
     /// Counts of what the catalog holds (`/v1/operator/usage`).
     "Operator.Usage" => OperatorUsage -> (QueryMeta, Usage);
     /// The whole state at an index (`GET /v1/snapshot`).
-    "Snapshot.Save" => SnapshotSave -> SnapshotData;
+    "Snapshot.Save" => SnapshotSave -> (QueryMeta, SnapshotData);
     /// Stand for election now: the target of a leadership transfer, asked by the leader.
     "Raft.Elect" => RaftElect -> ();
 }

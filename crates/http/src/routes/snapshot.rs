@@ -20,17 +20,15 @@ pub async fn save<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
             datacenter: p.get("dc").unwrap_or("").to_string(),
         })
         .await
-        .map(|snap| {
+        .map(|(meta, snap)| {
             let archive = proconsul_archive::write(snap.index, snap.term, &snap.state, now_ms());
-            let index = snap.index;
-            {
-                let mut r = axum::http::Response::new(Body::from(archive));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/x-gzip"),
-                );
-                reply::with_index(r, index)
-            }
+            let mut r = axum::http::Response::new(Body::from(archive));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-gzip"),
+            );
+            reply::add_meta(&mut r, &meta);
+            r
         }),
     )
 }

@@ -396,6 +396,8 @@ async fn snapshot_save_and_restore() {
     let r = a.get("/v1/snapshot").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.header("X-Consul-Index").is_some());
+    assert_eq!(r.header("X-Consul-KnownLeader"), Some("true"));
+    assert_eq!(r.header("X-Consul-LastContact"), Some("0"));
     let archive = r.body.clone();
     let (meta, _) = proconsul_types::archive::read(&archive).expect("a valid archive");
     assert!(meta.index > 0);
