@@ -50,6 +50,14 @@ impl Backend for Agent {
         self.inner.config.kv_max_value_size()
     }
 
+    fn telemetry(&self) -> std::sync::Arc<proconsul_telemetry::Telemetry> {
+        self.inner.telemetry.clone()
+    }
+
+    fn prometheus_enabled(&self) -> bool {
+        !self.config().telemetry_prometheus_retention.is_zero()
+    }
+
     fn query_cache(&self) -> &proconsul_http::QueryCache {
         &self.inner.query_cache
     }

@@ -11,6 +11,7 @@ mod checks;
 mod coordinate;
 mod dns;
 mod events;
+mod gauges;
 mod gossip;
 mod host;
 mod live_config;
@@ -89,6 +90,8 @@ struct AgentInner {
     anti_entropy: sync::AntiEntropy,
     events: events::UserEvents,
     remote_exec: remote_exec::RemoteExecs,
+    /// The process's metrics registry (installed once per process).
+    telemetry: Arc<proconsul_telemetry::Telemetry>,
     /// `?cached` reads, kept fresh by blocking queries (see `proconsul_http::cache`).
     query_cache: proconsul_http::QueryCache,
     /// The process's log stream, when the binary installed one (for `/v1/agent/monitor`).
@@ -204,6 +207,15 @@ impl Agent {
                 events: events::UserEvents::default(),
                 remote_exec: remote_exec::RemoteExecs::default(),
                 query_cache: proconsul_http::QueryCache::new(shutdown.child_token()),
+                telemetry: proconsul_telemetry::Telemetry::install(
+                    proconsul_telemetry::Telemetry::new(
+                        // go-metrics keeps a minute of intervals unless Prometheus needs more.
+                        config
+                            .telemetry_prometheus_retention
+                            .max(std::time::Duration::from_secs(60)),
+                        &config.telemetry_prefix,
+                    ),
+                ),
                 log_tap: Mutex::new(None),
                 dns_addrs: Mutex::new(Vec::new()),
                 shutdown,
@@ -245,6 +257,11 @@ impl Agent {
             .inner
             .tasks
             .spawn(async move { a.anti_entropy_loop().await });
+        let a = agent.clone();
+        agent
+            .inner
+            .tasks
+            .spawn(async move { a.gauges_loop().await });
         if !config.dns_addrs.is_empty() {
             let dns = proconsul_dns::DnsServer::start(
                 dns::server_config(&config),

@@ -52,6 +52,10 @@ pub struct RuntimeConfig {
     pub unix_socket_user: Option<u32>,
     pub unix_socket_group: Option<u32>,
     pub unix_socket_mode: Option<u32>,
+    /// `telemetry.prometheus_retention_time`: > 0 turns `?format=prometheus` on.
+    pub telemetry_prometheus_retention: Duration,
+    /// `telemetry.metrics_prefix` (default `consul`).
+    pub telemetry_prefix: String,
     /// DNS listeners (UDP and TCP); empty when `ports.dns = -1`.
     pub dns_addrs: Vec<SocketAddr>,
     pub server_port: u16,
@@ -442,6 +446,18 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
             })
             .transpose()
     };
+    let tel = u.telemetry.clone().unwrap_or_default();
+    let telemetry_prometheus_retention = dur_or(
+        "telemetry.prometheus_retention_time",
+        tel.prometheus_retention_time
+            .as_deref()
+            .filter(|s| !s.is_empty()),
+        Duration::ZERO,
+    )?;
+    let telemetry_prefix = tel
+        .metrics_prefix
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "consul".to_string());
     let unix_socket_user = numeric("unix_sockets.user", &us.user)?;
     let unix_socket_group = numeric("unix_sockets.group", &us.group)?;
     let unix_socket_mode = us
@@ -607,6 +623,8 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         unix_socket_user,
         unix_socket_group,
         unix_socket_mode,
+        telemetry_prometheus_retention,
+        telemetry_prefix,
         dns_addrs,
         server_port,
         serf_lan_port,

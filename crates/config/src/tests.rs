@@ -154,7 +154,8 @@ fn json_and_hcl_give_the_same_config() {
     assert_eq!(c.dns.service_ttl["*"], Duration::from_secs(5));
     assert_eq!((c.dns.soa.min_ttl, c.dns.soa.expire), (60, 86400));
     assert_eq!(c.dns.recursors, vec!["8.8.8.8".to_string()]);
-    for key in ["ui_config", "telemetry"] {
+    assert_eq!(c.telemetry_prometheus_retention, Duration::from_secs(30));
+    for key in ["ui_config"] {
         let said = format!(
             "config key \"{key}\" is accepted for compatibility with Consul and has no effect in proconsul"
         );

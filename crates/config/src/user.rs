@@ -69,6 +69,8 @@ pub(crate) struct UserConfig {
     pub consul: Option<ConsulInternal>,
     /// Ownership and mode of unix-socket listeners (`addresses.http = "unix://…"`).
     pub unix_sockets: Option<UnixSockets>,
+    /// `telemetry { … }`: the keys proconsul gives effect to (the rest warn, `consul_keys`).
+    pub telemetry: Option<TelemetryUser>,
     // Accepted, and in effect already: proconsul never checks for updates or reports usage,
     // and speaks one Raft protocol. (`ui` is warned about in `runtime`.)
     pub ui: Option<bool>,
@@ -108,6 +110,16 @@ pub(crate) struct UnixSockets {
     pub user: Option<String>,
     pub group: Option<String>,
     pub mode: Option<String>,
+}
+
+/// `telemetry { … }` keys in effect.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TelemetryUser {
+    pub prometheus_retention_time: Option<String>,
+    pub metrics_prefix: Option<String>,
+    /// proconsul never prefixes gauges with the host name: accepted, in effect already.
+    pub disable_hostname: Option<bool>,
 }
 
 /// `consul { ... }`: Consul-internal settings; only `coordinate` is modelled.
@@ -232,6 +244,7 @@ impl Merge for UserConfig {
         section(&mut self.performance, o.performance);
         section(&mut self.consul, o.consul);
         section(&mut self.unix_sockets, o.unix_sockets);
+        section(&mut self.telemetry, o.telemetry);
         section(&mut self.limits, o.limits);
         section(&mut self.dns_config, o.dns_config);
     }
@@ -246,6 +259,12 @@ impl Merge for Ports {
 impl Merge for Addresses {
     fn merge(&mut self, o: Self) {
         replace!(self, o; http, https, dns, grpc);
+    }
+}
+
+impl Merge for TelemetryUser {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; prometheus_retention_time, metrics_prefix, disable_hostname);
     }
 }
 

@@ -55,6 +55,10 @@ pub trait Backend: Send + Sync + 'static {
         self.call(Write { req, datacenter })
     }
 
+    /// The agent's metrics (`/v1/agent/metrics`).
+    fn telemetry(&self) -> std::sync::Arc<proconsul_telemetry::Telemetry>;
+    /// `telemetry.prometheus_retention_time` > 0: `?format=prometheus` answers.
+    fn prometheus_enabled(&self) -> bool;
     /// The agent's cache of `?cached` reads.
     fn query_cache(&self) -> &crate::QueryCache;
     /// The agent's datacenter.

@@ -30,6 +30,33 @@ fn accepts_gzip(value: &str) -> bool {
     })
 }
 
+/// `consul.api.http`: each request's time in milliseconds, labelled with its method and its
+/// route as Consul labels it (the route's pattern, `/` as `_`: `v1_kv_`, `v1_agent_self`), so
+/// keys and IDs never become labels.
+pub(crate) async fn measure(req: Request, next: Next) -> Response {
+    let start = std::time::Instant::now();
+    let method = req.method().as_str().to_string();
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| route_label(m.as_str()))
+        .unwrap_or_default();
+    let resp = next.run(req).await;
+    metrics::histogram!("consul.api.http", "method" => method, "path" => path)
+        .record(start.elapsed().as_secs_f64() * 1000.0);
+    resp
+}
+
+/// `/v1/kv/{*key}` → `v1_kv_`, `/v1/agent/service/{id}` → `v1_agent_service_`.
+fn route_label(pattern: &str) -> String {
+    pattern
+        .trim_start_matches('/')
+        .split('/')
+        .map(|seg| if seg.starts_with('{') { "" } else { seg })
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
 /// Headers Consul sets on every response before its handler runs: the ACL default policy
 /// (`allow` while ACLs are not enforced; a config asking for them is refused at start).
 pub(crate) async fn consul_headers(req: Request, next: Next) -> Response {
@@ -87,6 +114,17 @@ pub(crate) async fn gzip(req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::accepts_gzip;
+
+    #[test]
+    fn route_labels_leave_parameters_out() {
+        use super::route_label;
+        assert_eq!(route_label("/v1/kv/{*key}"), "v1_kv_");
+        assert_eq!(route_label("/v1/agent/self"), "v1_agent_self");
+        assert_eq!(
+            route_label("/v1/health/service/{service}"),
+            "v1_health_service_"
+        );
+    }
 
     #[test]
     fn accept_encoding_is_read_like_a_browser_would() {

@@ -98,6 +98,7 @@ pub(crate) async fn run(server: Server) {
         cancel.cancel();
         let _ = duties.await;
         inner.established.send_replace(None);
+        metrics::gauge!("consul.server.isLeader").set(0.0);
         inner.sessions.clear_all();
         if inner.shutdown.is_cancelled() {
             return;
@@ -126,6 +127,8 @@ async fn lead(server: &Server, term: u64) {
     reconcile_servers(server);
     let led_since = Instant::now();
     inner.established.send_replace(Some(term));
+    metrics::counter!("consul.raft.state.leader").increment(1);
+    metrics::gauge!("consul.server.isLeader").set(1.0);
     tracing::info!(target: "agent.server", term, "established leadership");
     tokio::join!(
         duties(server, led_since),
@@ -282,6 +285,13 @@ pub(crate) fn init_session_timers(server: &Server) {
 /// Make the catalog agree with the member list: alive members registered with a passing
 /// `serfHealth`, failed ones critical, left ones (and reaped ones) deregistered.
 async fn reconcile(server: &Server) {
+    let start = std::time::Instant::now();
+    reconcile_members(server).await;
+    metrics::histogram!("consul.leader.reconcile").record(start.elapsed().as_secs_f64() * 1000.0);
+}
+
+/// Consul's `reconcile`: the catalog made to match the LAN pool's members.
+async fn reconcile_members(server: &Server) {
     let members = server.inner.opts.members.members();
     let view = server.inner.store.view();
     let mut ws = WatchSet::new();

@@ -347,6 +347,11 @@ impl Server {
         }
     }
 
+    /// What this server's store holds (the `consul.state.*` gauges).
+    pub fn state_counts(&self) -> proconsul_state::StateCounts {
+        self.inner.store.view().counts()
+    }
+
     /// This server's Raft id.
     pub fn raft_id(&self) -> u64 {
         raft_id_from_node_id(&self.inner.opts.node_id)

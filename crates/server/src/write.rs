@@ -29,6 +29,30 @@ impl Server {
         req: WriteRequest,
         datacenter: &str,
     ) -> Result<(u64, WriteResponse), RpcError> {
+        // Consul's endpoint timers (`consul.kvs.apply`, `consul.catalog.register`, …), in ms.
+        let timer = match &req {
+            WriteRequest::Register(_) => Some("consul.catalog.register"),
+            WriteRequest::Deregister(_) => Some("consul.catalog.deregister"),
+            WriteRequest::Kv { .. } => Some("consul.kvs.apply"),
+            WriteRequest::Txn(_) => Some("consul.txn.apply"),
+            WriteRequest::SessionCreate(_) | WriteRequest::SessionDestroy { .. } => {
+                Some("consul.session.apply")
+            }
+            _ => None,
+        };
+        let start = std::time::Instant::now();
+        let r = self.write_unmeasured(req, datacenter).await;
+        if let Some(name) = timer {
+            metrics::histogram!(name).record(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        r
+    }
+
+    async fn write_unmeasured(
+        &self,
+        req: WriteRequest,
+        datacenter: &str,
+    ) -> Result<(u64, WriteResponse), RpcError> {
         if !datacenter.is_empty() && datacenter != self.inner.opts.datacenter {
             return Err(RpcError::Internal("No path to datacenter".into()));
         }
@@ -181,7 +205,12 @@ impl Server {
             at_ms: self.inner.clock.now_ms(),
             command: cmd,
         };
-        self.inner.raft.propose(entry).await.map_err(raft_error)
+        metrics::counter!("consul.raft.apply").increment(1);
+        let start = std::time::Instant::now();
+        let r = self.inner.raft.propose(entry).await.map_err(raft_error);
+        metrics::histogram!("consul.raft.commitTime")
+            .record(start.elapsed().as_secs_f64() * 1000.0);
+        r
     }
 
     /// Consul's Session.Apply checks, and the choices apply must not make (ID, defaults).

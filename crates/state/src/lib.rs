@@ -34,5 +34,5 @@ pub use command::{
 };
 pub use error::StateError;
 pub use store::{Store, Table};
-pub use view::View;
+pub use view::{StateCounts, View};
 pub use watch::WatchSet;

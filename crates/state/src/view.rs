@@ -29,6 +29,16 @@ impl std::fmt::Debug for View {
     }
 }
 
+/// See [`View::counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub nodes: usize,
+    pub services: usize,
+    pub service_instances: usize,
+    pub kv_entries: usize,
+    pub sessions: usize,
+}
+
 impl View {
     pub(crate) fn new(root: Arc<State>, inner: Arc<Inner>) -> Self {
         View { root, inner }
@@ -36,6 +46,19 @@ impl View {
 
     pub(crate) fn state(&self) -> &State {
         &self.root
+    }
+
+    /// How much the store holds — nodes, service names, service instances, KV entries,
+    /// sessions — counted without copying anything (the `consul.state.*` gauges).
+    pub fn counts(&self) -> StateCounts {
+        let s = self.state();
+        StateCounts {
+            nodes: s.nodes.len(),
+            services: s.services_by_name.len(),
+            service_instances: s.services.len(),
+            kv_entries: s.kvs.len(),
+            sessions: s.sessions.len(),
+        }
     }
 
     /// Index of the last entry applied when the view was taken.

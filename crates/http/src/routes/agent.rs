@@ -23,6 +23,34 @@ pub async fn self_<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     reply::json(&st.agent_self(), p.pretty())
 }
 
+/// `/v1/agent/metrics`: go-metrics' in-memory summary, or with `?format=prometheus` the text
+/// exposition format — when `telemetry.prometheus_retention_time` is set; otherwise Consul's
+/// empty 200 with its reason in `X-Consul-Reason`.
+pub async fn metrics<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
+    let p = Params::parse(q.as_deref());
+    let t = st.telemetry();
+    if p.get("format") != Some("prometheus") {
+        return reply::json(&t.display(), p.pretty());
+    }
+    let mut r = if st.prometheus_enabled() {
+        reply::text(StatusCode::OK, t.prometheus())
+    } else {
+        let mut r = reply::text(StatusCode::OK, "");
+        r.headers_mut().insert(
+            "X-Consul-Reason",
+            axum::http::HeaderValue::from_static(
+                "Prometheus is not enabled since its retention time is not positive",
+            ),
+        );
+        r
+    };
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
 /// Consul's `version.GetBuildInfo()`: the Consul version proconsul answers as.
 pub async fn version(RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());

@@ -91,6 +91,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         // agent
         .route("/v1/agent/self", get(agent::self_::<B>))
         .route("/v1/agent/version", get(agent::version))
+        .route("/v1/agent/metrics", get(agent::metrics::<B>))
         .route("/v1/agent/host", get(agent::host::<B>))
         .route("/v1/agent/members", get(agent::members::<B>))
         .route("/v1/agent/services", get(agent::services::<B>))
@@ -141,6 +142,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/event/list", get(event::list::<B>))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(crate::middleware::gzip))
+        .route_layer(axum::middleware::from_fn(crate::middleware::measure))
         .layer(axum::middleware::from_fn(crate::middleware::consul_headers))
         .with_state(backend)
 }

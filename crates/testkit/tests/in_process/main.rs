@@ -21,5 +21,6 @@ mod gossip;
 mod http_catalog;
 mod http_coordinate;
 mod http_kv;
+mod metrics;
 mod monitor;
 mod rpc_datacenter;

@@ -1,0 +1,454 @@
+//! Consul's metrics, kept in memory and shown as Consul shows them.
+//!
+//! Code records through the [`metrics`] facade (`metrics::counter!("consul.kvs.apply")`, with
+//! Consul's names and labels); [`Telemetry`] is the facade's recorder. It keeps what go-metrics'
+//! in-memory sink keeps — per 10-second interval, each counter's and sample's count, sum, min,
+//! max, mean and standard deviation, and each gauge's last value, for the retention the
+//! `telemetry` config gives — and renders:
+//! - [`Telemetry::display`]: `/v1/agent/metrics` (`Timestamp`, `Gauges`, `Points`, `Counters`,
+//!   `Samples`), the last complete interval as Consul shows it;
+//! - [`Telemetry::prometheus`]: the text exposition format, cumulative since start (counters
+//!   as counters, samples as summaries with `_sum` and `_count`, gauges as gauges), names with
+//!   `.` and `-` turned into `_` as Consul's Prometheus sink does.
+//!
+//! Recording is a lock on one metric's cell; handles are looked up once per call site by the
+//! facade's macros, so a hot path pays a short uncontended lock.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use serde::Serialize;
+
+/// go-metrics' interval.
+pub const INTERVAL: Duration = Duration::from_secs(10);
+
+/// Which kind of metric a cell holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Sample,
+}
+
+/// Count, sum, min, max and the running variance of one interval (go-metrics' `AggregateSample`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Agg {
+    count: u64,
+    sum: f64,
+    sum_sq: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Agg {
+    fn add(&mut self, v: f64) {
+        if self.count == 0 || v < self.min {
+            self.min = v;
+        }
+        if self.count == 0 || v > self.max {
+            self.max = v;
+        }
+        self.count += 1;
+        self.sum += v;
+        self.sum_sq += v * v;
+    }
+
+    fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+
+    fn stddev(&self) -> f64 {
+        if self.count < 2 {
+            return 0.0;
+        }
+        let n = self.count as f64;
+        let var = (self.sum_sq - self.sum * self.sum / n) / (n - 1.0);
+        var.max(0.0).sqrt()
+    }
+}
+
+/// One metric (a name and its labels): the current interval, the closed ones, and totals.
+#[derive(Debug)]
+struct Cell {
+    kind: Kind,
+    name: String,
+    labels: Vec<(String, String)>,
+    state: Mutex<CellState>,
+}
+
+#[derive(Debug, Default)]
+struct CellState {
+    /// Start (unix seconds, a multiple of the interval) of `current`.
+    interval: u64,
+    current: Agg,
+    /// Closed intervals, oldest first: (start, aggregate).
+    closed: VecDeque<(u64, Agg)>,
+    /// Gauges: the last value set; counters/samples: totals since start.
+    value: f64,
+    total: Agg,
+}
+
+fn interval_of(now: SystemTime) -> u64 {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    secs - secs % INTERVAL.as_secs()
+}
+
+impl Cell {
+    fn record(&self, retain: usize, f: impl FnOnce(&mut CellState)) {
+        let now = interval_of(SystemTime::now());
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.interval != now {
+            if s.interval != 0 && (s.current.count > 0 || self.kind == Kind::Gauge) {
+                let (start, agg) = (s.interval, s.current);
+                s.closed.push_back((start, agg));
+                while s.closed.len() > retain {
+                    s.closed.pop_front();
+                }
+            }
+            s.interval = now;
+            s.current = Agg::default();
+        }
+        f(&mut s);
+    }
+}
+
+/// A metric's identity: its name and its labels.
+type MetricKey = (String, Vec<(String, String)>);
+
+/// The registry behind the facade.
+#[derive(Debug)]
+pub struct Telemetry {
+    cells: Mutex<BTreeMap<MetricKey, Arc<Cell>>>,
+    /// Intervals kept (go-metrics' retain / interval).
+    retain: usize,
+    /// `telemetry.metrics_prefix` replaces the leading `consul`.
+    prefix: String,
+}
+
+static GLOBAL: OnceLock<Arc<Telemetry>> = OnceLock::new();
+
+impl Telemetry {
+    /// A registry keeping `retention` of intervals (go-metrics default: 1 minute).
+    pub fn new(retention: Duration, prefix: &str) -> Telemetry {
+        let retain = (retention.as_secs() / INTERVAL.as_secs()).max(1) as usize;
+        Telemetry {
+            cells: Mutex::new(BTreeMap::new()),
+            retain,
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// Install as the process's recorder (once; later calls return the first one, whose
+    /// settings stay: a process runs one agent, and tests share it).
+    pub fn install(t: Telemetry) -> Arc<Telemetry> {
+        GLOBAL
+            .get_or_init(|| {
+                let t = Arc::new(t);
+                let _ = metrics::set_global_recorder(Handle(t.clone()));
+                t
+            })
+            .clone()
+    }
+
+    fn cell(&self, kind: Kind, key: &Key) -> Arc<Cell> {
+        let mut name = key.name().to_string();
+        if self.prefix != "consul" {
+            if let Some(rest) = name.strip_prefix("consul.") {
+                name = format!("{}.{rest}", self.prefix);
+            }
+        }
+        let labels: Vec<(String, String)> = key
+            .labels()
+            .map(|l| (l.key().to_string(), l.value().to_string()))
+            .collect();
+        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        cells
+            .entry((name.clone(), labels.clone()))
+            .or_insert_with(|| {
+                Arc::new(Cell {
+                    kind,
+                    name,
+                    labels,
+                    state: Mutex::new(CellState::default()),
+                })
+            })
+            .clone()
+    }
+
+    fn all(&self) -> Vec<Arc<Cell>> {
+        self.cells
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// `/v1/agent/metrics`: the last complete interval (the current one before the first
+    /// closes), in go-metrics' `MetricsSummary` shape.
+    pub fn display(&self) -> serde_json::Value {
+        let now = interval_of(SystemTime::now());
+        let previous = now.saturating_sub(INTERVAL.as_secs());
+        let cells = self.all();
+        // go-metrics: the last finished interval, or the current one while it is the only one.
+        let has_previous = cells.iter().any(|c| {
+            let s = c.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.interval == previous || s.closed.iter().any(|(start, _)| *start == previous)
+        });
+        let target = if has_previous { previous } else { now };
+        let mut out = Summary {
+            timestamp: format_time(target.max(1)),
+            ..Summary::default()
+        };
+        for cell in cells {
+            let s = cell.state.lock().unwrap_or_else(|e| e.into_inner());
+            let agg = if s.interval == target {
+                Some(s.current)
+            } else {
+                s.closed
+                    .iter()
+                    .rev()
+                    .find(|(start, _)| *start == target)
+                    .map(|(_, a)| *a)
+            };
+            let labels: BTreeMap<String, String> = cell.labels.iter().cloned().collect();
+            match cell.kind {
+                // A gauge shows its last value whatever interval set it.
+                Kind::Gauge => out.gauges.push(GaugeValue {
+                    name: cell.name.clone(),
+                    value: s.value,
+                    labels,
+                }),
+                Kind::Counter | Kind::Sample => {
+                    let Some(a) = agg.filter(|a| a.count > 0) else {
+                        continue;
+                    };
+                    let v = SampledValue {
+                        name: cell.name.clone(),
+                        count: a.count,
+                        rate: a.sum / INTERVAL.as_secs_f64(),
+                        sum: a.sum,
+                        min: a.min,
+                        max: a.max,
+                        mean: a.mean(),
+                        stddev: a.stddev(),
+                        labels,
+                    };
+                    if cell.kind == Kind::Counter {
+                        out.counters.push(v);
+                    } else {
+                        out.samples.push(v);
+                    }
+                }
+            }
+        }
+        serde_json::to_value(out).unwrap_or_default()
+    }
+
+    /// The Prometheus text exposition format, cumulative since start.
+    pub fn prometheus(&self) -> String {
+        let mut by_name: BTreeMap<String, Vec<Arc<Cell>>> = BTreeMap::new();
+        for cell in self.all() {
+            by_name.entry(prom_name(&cell.name)).or_default().push(cell);
+        }
+        let mut out = String::new();
+        for (name, cells) in by_name {
+            let kind = cells[0].kind;
+            let ty = match kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Sample => "summary",
+            };
+            out.push_str(&format!("# HELP {name} {name}\n# TYPE {name} {ty}\n"));
+            for cell in cells {
+                let s = cell.state.lock().unwrap_or_else(|e| e.into_inner());
+                let labels = prom_labels(&cell.labels);
+                match kind {
+                    Kind::Counter => {
+                        out.push_str(&format!("{name}{labels} {}\n", num(s.total.sum)))
+                    }
+                    Kind::Gauge => out.push_str(&format!("{name}{labels} {}\n", num(s.value))),
+                    Kind::Sample => {
+                        out.push_str(&format!("{name}_sum{labels} {}\n", num(s.total.sum)));
+                        out.push_str(&format!("{name}_count{labels} {}\n", s.total.count));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Consul's Prometheus names: `consul.raft.apply` → `consul_raft_apply`.
+fn prom_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+fn prom_labels(labels: &[(String, String)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let inner: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{}=\"{v}\"", prom_name(k))
+        })
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// go-metrics prints `time.Time.String()`: `2024-01-02 03:04:05 +0000 UTC`.
+fn format_time(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000 UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct Summary {
+    timestamp: String,
+    gauges: Vec<GaugeValue>,
+    points: Vec<serde_json::Value>,
+    counters: Vec<SampledValue>,
+    samples: Vec<SampledValue>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GaugeValue {
+    name: String,
+    value: f64,
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SampledValue {
+    name: String,
+    count: u64,
+    rate: f64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    mean: f64,
+    stddev: f64,
+    labels: BTreeMap<String, String>,
+}
+
+/// The facade's view of the registry.
+struct Handle(Arc<Telemetry>);
+
+struct CellHandle {
+    cell: Arc<Cell>,
+    retain: usize,
+}
+
+impl metrics::CounterFn for CellHandle {
+    fn increment(&self, value: u64) {
+        self.cell.record(self.retain, |s| {
+            s.current.add(value as f64);
+            s.total.add(value as f64);
+        });
+    }
+    fn absolute(&self, value: u64) {
+        self.cell
+            .record(self.retain, |s| s.total.sum = value as f64);
+    }
+}
+
+impl metrics::GaugeFn for CellHandle {
+    fn increment(&self, value: f64) {
+        self.cell.record(self.retain, |s| {
+            s.value += value;
+            s.current.add(s.value);
+        });
+    }
+    fn decrement(&self, value: f64) {
+        self.cell.record(self.retain, |s| {
+            s.value -= value;
+            s.current.add(s.value);
+        });
+    }
+    fn set(&self, value: f64) {
+        self.cell.record(self.retain, |s| {
+            s.value = value;
+            s.current.add(value);
+        });
+    }
+}
+
+impl metrics::HistogramFn for CellHandle {
+    fn record(&self, value: f64) {
+        self.cell.record(self.retain, |s| {
+            s.current.add(value);
+            s.total.add(value);
+        });
+    }
+}
+
+impl Recorder for Handle {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        Counter::from_arc(Arc::new(CellHandle {
+            cell: self.0.cell(Kind::Counter, key),
+            retain: self.0.retain,
+        }))
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::from_arc(Arc::new(CellHandle {
+            cell: self.0.cell(Kind::Gauge, key),
+            retain: self.0.retain,
+        }))
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::from_arc(Arc::new(CellHandle {
+            cell: self.0.cell(Kind::Sample, key),
+            retain: self.0.retain,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

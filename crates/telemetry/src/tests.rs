@@ -1,0 +1,93 @@
+use super::*;
+
+fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
+    let labels: Vec<metrics::Label> = labels
+        .iter()
+        .map(|(k, v)| metrics::Label::new(*k, *v))
+        .collect();
+    Key::from_parts(name, labels)
+}
+
+fn meta() -> Metadata<'static> {
+    Metadata::new("t", metrics::Level::INFO, None)
+}
+
+#[test]
+fn aggregates_and_shapes() {
+    let t = Arc::new(Telemetry::new(Duration::from_secs(60), "consul"));
+    let h = Handle(t.clone());
+    let c = h.register_counter(&key("consul.kvs.apply", &[]), &meta());
+    c.increment(1);
+    c.increment(3);
+    let s = h.register_histogram(
+        &key("consul.api.http", &[("method", "GET"), ("path", "v1.kv")]),
+        &meta(),
+    );
+    s.record(2.0);
+    s.record(4.0);
+    let g = h.register_gauge(&key("consul.server.isLeader", &[]), &meta());
+    g.set(1.0);
+
+    let v = t.display();
+    assert!(v["Timestamp"].as_str().unwrap().ends_with(" +0000 UTC"));
+    // Right after start only the current interval exists: it is shown.
+    let counter = &v["Counters"][0];
+    assert_eq!(counter["Name"], "consul.kvs.apply");
+    assert_eq!(
+        (counter["Count"].as_u64(), counter["Sum"].as_f64()),
+        (Some(2), Some(4.0))
+    );
+    assert_eq!(
+        (counter["Min"].as_f64(), counter["Max"].as_f64()),
+        (Some(1.0), Some(3.0))
+    );
+    assert_eq!(counter["Mean"].as_f64(), Some(2.0));
+    let sample = &v["Samples"][0];
+    assert_eq!(sample["Labels"]["method"], "GET");
+    assert!((sample["Stddev"].as_f64().unwrap() - 2f64.sqrt()).abs() < 1e-9);
+    assert_eq!(v["Gauges"][0]["Value"].as_f64(), Some(1.0));
+    assert_eq!(v["Points"], serde_json::json!([]));
+
+    let text = t.prometheus();
+    assert!(
+        text.contains("# TYPE consul_kvs_apply counter\nconsul_kvs_apply 4\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("consul_api_http_sum{method=\"GET\",path=\"v1.kv\"} 6\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("consul_api_http_count{method=\"GET\",path=\"v1.kv\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE consul_server_isLeader gauge\nconsul_server_isLeader 1\n"),
+        "{text}"
+    );
+    // Every line is a comment or `name{labels} value`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_prefix_replaces_consul() {
+    let t = Arc::new(Telemetry::new(Duration::from_secs(60), "proconsul"));
+    let h = Handle(t.clone());
+    h.register_counter(&key("consul.kvs.apply", &[]), &meta())
+        .increment(1);
+    assert_eq!(t.display()["Counters"][0]["Name"], "proconsul.kvs.apply");
+}
+
+#[test]
+fn go_time_format() {
+    assert_eq!(format_time(0), "1970-01-01 00:00:00 +0000 UTC");
+    assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13:20 +0000 UTC");
+}

@@ -1,0 +1,97 @@
+//! `/v1/agent/metrics`: go-metrics' in-memory summary, and Prometheus text when
+//! `telemetry.prometheus_retention_time` is set. The registry is process-wide (the metrics
+//! facade's), so what one test reads may include other agents' figures: tests look for theirs.
+
+use proconsul_testkit::TestAgent;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_in_go_metrics_shape_and_prometheus_text() {
+    let a = TestAgent::start_with(proconsul_testkit::dev_flags(), |cfg| {
+        cfg.telemetry_prometheus_retention = std::time::Duration::from_secs(60);
+    })
+    .await;
+    a.wait_registered().await;
+    assert_eq!(a.put("/v1/kv/m", b"1").await.status, 200);
+    a.get("/v1/kv/m").await;
+    let v = a.get_json("/v1/agent/metrics").await;
+    for k in ["Timestamp", "Gauges", "Points", "Counters", "Samples"] {
+        assert!(v.get(k).is_some(), "{k} in {v}");
+    }
+    let names = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Right after start the current interval is shown (go-metrics does the same).
+    assert!(
+        names("Samples").contains(&"consul.kvs.apply".to_string()),
+        "{v}"
+    );
+    assert!(
+        names("Samples").contains(&"consul.api.http".to_string()),
+        "{v}"
+    );
+    assert!(
+        names("Counters").contains(&"consul.raft.apply".to_string()),
+        "{v}"
+    );
+    assert!(
+        names("Gauges").contains(&"consul.server.isLeader".to_string()),
+        "{v}"
+    );
+    let http = v["Samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Name"] == "consul.api.http" && m["Labels"]["path"] == "v1_kv_")
+        .unwrap_or_else(|| panic!("{v}"));
+    // The PUT and the GET may fall in different 10 s intervals.
+    assert!(http["Count"].as_u64().unwrap() >= 1);
+    for k in ["Rate", "Sum", "Min", "Max", "Mean", "Stddev"] {
+        assert!(http[k].is_number(), "{k}");
+    }
+
+    let r = a.get("/v1/agent/metrics?format=prometheus").await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("Content-Type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = r.text();
+    assert!(text.contains("# TYPE consul_kvs_apply summary\n"), "{text}");
+    assert!(text.contains("\nconsul_server_isLeader "), "{text}");
+    // The whole exposition parses: comments, or `name{labels} value`.
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line}"
+            );
+        }
+    }
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_format_needs_a_retention_time() {
+    let a = TestAgent::dev().await;
+    let r = a.get("/v1/agent/metrics?format=prometheus").await;
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(
+        r.header("X-Consul-Reason"),
+        Some("Prometheus is not enabled since its retention time is not positive")
+    );
+    a.stop().await;
+}
