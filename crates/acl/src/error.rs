@@ -37,6 +37,9 @@ pub enum TemplateError {
     InvalidServiceName(String),
     #[error("node identity {0:?}  has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed")]
     InvalidNodeName(String),
+    /// The rendered rules do not parse (a name an HCL string cannot hold).
+    #[error(transparent)]
+    Rules(#[from] RulesError),
 }
 
 /// A `(resource, access)` pair that Consul's `acl.Enforce` does not know.

@@ -152,7 +152,13 @@ impl Policy {
     }
 
     fn single_values(&self) -> [Option<AccessLevel>; 5] {
-        [self.acl, self.keyring, self.mesh, self.operator, self.peering]
+        [
+            self.acl,
+            self.keyring,
+            self.mesh,
+            self.operator,
+            self.peering,
+        ]
     }
 
     fn single_values_mut(&mut self) -> [&mut Option<AccessLevel>; 5] {

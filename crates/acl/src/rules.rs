@@ -217,7 +217,10 @@ impl SingleValue {
     }
 
     fn index(self) -> usize {
-        SingleValue::ALL.iter().position(|v| *v == self).unwrap_or(0)
+        SingleValue::ALL
+            .iter()
+            .position(|v| *v == self)
+            .unwrap_or(0)
     }
 
     fn slot(self, policy: &mut Policy) -> &mut Option<AccessLevel> {
@@ -450,10 +453,11 @@ fn validate_rule(list: RuleList, raw: &RawRule, policy: &mut Policy) -> Result<(
         what,
         rule: list.consul_dump(raw),
     };
-    let level =
-        valid_level(&raw.policy, list.allows_list()).ok_or_else(|| invalid(list.keyword().into()))?;
+    let level = valid_level(&raw.policy, list.allows_list())
+        .ok_or_else(|| invalid(list.keyword().into()))?;
     if !list.is_service() {
-        list.plain_list(policy).push(Rule::new(raw.name.clone(), level));
+        list.plain_list(policy)
+            .push(Rule::new(raw.name.clone(), level));
         return Ok(());
     }
     let intentions = if raw.intentions.is_empty() {

@@ -61,13 +61,20 @@ impl RuleTree {
         (0..=segment.len())
             .rev()
             .filter(|&end| segment.is_char_boundary(end))
-            .find_map(|end| self.leaves.get(&segment[..end]).and_then(|leaf| leaf.prefix))
+            .find_map(|end| {
+                self.leaves
+                    .get(&segment[..end])
+                    .and_then(|leaf| leaf.prefix)
+            })
     }
 
     /// Every leaf whose name starts with `prefix`, `prefix` itself included (radix `WalkPrefix`).
     pub fn leaves_under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a Leaf> + 'a {
         self.leaves
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(move |(name, _)| name.starts_with(prefix))
             .map(|(_, leaf)| leaf)
     }
