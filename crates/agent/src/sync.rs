@@ -184,7 +184,8 @@ impl Agent {
                 tagged_addresses,
                 ..Default::default()
             };
-            self.rpc_write(WriteRequest::Register(req)).await?;
+            self.rpc_write(WriteRequest::Register(Box::new(req)))
+                .await?;
         }
 
         // A registration of something on this node that leaves the node itself alone.
@@ -208,7 +209,8 @@ impl Agent {
                 service: Some(s.service.clone()),
                 ..entry_of_node.clone()
             };
-            self.rpc_write(WriteRequest::Register(req)).await?;
+            self.rpc_write(WriteRequest::Register(Box::new(req)))
+                .await?;
         }
         for r in &remote_services {
             if r.id == CONSUL_SERVICE_ID || local.services.contains_key(&r.id) {
@@ -263,7 +265,8 @@ impl Agent {
                 checks: std::mem::replace(&mut changed, rest),
                 ..entry_of_node.clone()
             };
-            self.rpc_write(WriteRequest::Register(req)).await?;
+            self.rpc_write(WriteRequest::Register(Box::new(req)))
+                .await?;
         }
         for r in &remote_checks {
             if r.check_id == health::SERF_CHECK_ID || local.checks.contains_key(&r.check_id) {

@@ -155,12 +155,8 @@ fn json_and_hcl_give_the_same_config() {
     assert_eq!((c.dns.soa.min_ttl, c.dns.soa.expire), (60, 86400));
     assert_eq!(c.dns.recursors, vec!["8.8.8.8".to_string()]);
     assert_eq!(c.telemetry_prometheus_retention, Duration::from_secs(30));
-    for key in ["ui_config"] {
-        let said = format!(
-            "config key \"{key}\" is accepted for compatibility with Consul and has no effect in proconsul"
-        );
-        assert!(c.warnings.contains(&said), "{:?}", c.warnings);
-    }
+    let said = "config key \"ui_config\" is accepted for compatibility with Consul and has no effect in proconsul";
+    assert!(c.warnings.iter().any(|w| w == said), "{:?}", c.warnings);
     assert!(!c.leave_on_terminate && c.skip_leave_on_interrupt);
     assert_eq!(c.services.len(), 1);
     assert_eq!(c.services[0].checks[0].interval, "10s");

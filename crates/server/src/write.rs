@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use std::sync::OnceLock;
+
 use proconsul_state::{ApplyResult, Command, KvOp, KvVerb, Proposal, TxnStep};
 use proconsul_types::{
     duration, KvWriteVerb, RegisterRequest, RpcError, SessionCreate, SessionEntry, TxnResponse,
@@ -43,7 +45,7 @@ impl Server {
         let start = std::time::Instant::now();
         let r = self.write_unmeasured(req, datacenter).await;
         if let Some(name) = timer {
-            metrics::histogram!(name).record(start.elapsed().as_secs_f64() * 1000.0);
+            record_ms(name, start.elapsed().as_secs_f64() * 1000.0);
         }
         r
     }
@@ -58,7 +60,7 @@ impl Server {
         }
         match req {
             WriteRequest::Register(r) => {
-                let r = validate_register(r)?;
+                let r = validate_register(*r)?;
                 let (idx, _) = self.propose_ok(Command::register(r)).await?;
                 Ok((idx, WriteResponse::Ok))
             }
@@ -205,7 +207,10 @@ impl Server {
             at_ms: self.inner.clock.now_ms(),
             command: cmd,
         };
-        metrics::counter!("consul.raft.apply").increment(1);
+        static APPLIES: OnceLock<metrics::Counter> = OnceLock::new();
+        APPLIES
+            .get_or_init(|| metrics::counter!("consul.raft.apply"))
+            .increment(1);
         let start = std::time::Instant::now();
         let r = self.inner.raft.propose(entry).await.map_err(raft_error);
         metrics::histogram!("consul.raft.commitTime")
@@ -318,4 +323,25 @@ fn validate_register(mut r: RegisterRequest) -> Result<RegisterRequest, RpcError
         }
     }
     Ok(r)
+}
+
+/// Record `ms` in the histogram named `name`. Each thread keeps its own handles: recording
+/// touches no registry lock and no shared reference count (writes run on every request
+/// thread).
+fn record_ms(name: &'static str, ms: f64) {
+    use std::cell::RefCell;
+    thread_local! {
+        static HANDLES: RefCell<Vec<(&'static str, metrics::Histogram)>> =
+            const { RefCell::new(Vec::new()) };
+    }
+    HANDLES.with(|h| {
+        let mut h = h.borrow_mut();
+        if let Some((_, hist)) = h.iter().find(|(n, _)| *n == name) {
+            hist.record(ms);
+            return;
+        }
+        let hist = metrics::histogram!(name);
+        hist.record(ms);
+        h.push((name, hist));
+    });
 }

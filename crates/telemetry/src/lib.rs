@@ -14,8 +14,8 @@
 //! Recording is a lock on one metric's cell; handles are looked up once per call site by the
 //! facade's macros, so a hot path pays a short uncontended lock.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
@@ -63,6 +63,22 @@ impl Agg {
         }
     }
 
+    /// Both intervals' values as one.
+    fn merge(&mut self, o: &Agg) {
+        if o.count == 0 {
+            return;
+        }
+        if self.count == 0 || o.min < self.min {
+            self.min = o.min;
+        }
+        if self.count == 0 || o.max > self.max {
+            self.max = o.max;
+        }
+        self.count += o.count;
+        self.sum += o.sum;
+        self.sum_sq += o.sum_sq;
+    }
+
     fn stddev(&self) -> f64 {
         if self.count < 2 {
             return 0.0;
@@ -79,7 +95,28 @@ struct Cell {
     kind: Kind,
     name: String,
     labels: Vec<(String, String)>,
-    state: Mutex<CellState>,
+    /// Counters and samples are recorded into one shard per thread (no two request threads
+    /// contend on one lock) and merged when read; a gauge has one.
+    shards: Vec<Shard>,
+}
+
+/// One shard, on cache lines of its own: two threads recording into neighbouring shards must
+/// not share a line.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard(Mutex<CellState>);
+
+/// Shards of a counter or sample.
+const SHARDS: usize = 8;
+
+/// This thread's shard (threads take the next one in turn).
+fn shard_index() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    MINE.with(|m| *m)
 }
 
 #[derive(Debug, Default)]
@@ -100,9 +137,56 @@ fn interval_of(now: SystemTime) -> u64 {
 }
 
 impl Cell {
+    fn new(kind: Kind, name: String, labels: Vec<(String, String)>) -> Cell {
+        let n = if kind == Kind::Gauge { 1 } else { SHARDS };
+        Cell {
+            kind,
+            name,
+            labels,
+            shards: (0..n)
+                .map(|_| Shard(Mutex::new(CellState::default())))
+                .collect(),
+        }
+    }
+
+    fn shards(&self) -> impl Iterator<Item = std::sync::MutexGuard<'_, CellState>> {
+        self.shards
+            .iter()
+            .map(|m| m.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The interval starting at `start`, merged over the shards (`None`: nothing recorded).
+    fn interval(&self, start: u64) -> Option<Agg> {
+        let mut out: Option<Agg> = None;
+        for s in self.shards() {
+            let found = if s.interval == start {
+                Some(s.current)
+            } else {
+                s.closed.iter().find(|(t, _)| *t == start).map(|(_, a)| *a)
+            };
+            if let Some(a) = found {
+                out.get_or_insert_with(Agg::default).merge(&a);
+            }
+        }
+        out
+    }
+
+    fn total(&self) -> Agg {
+        let mut out = Agg::default();
+        for s in self.shards() {
+            out.merge(&s.total);
+        }
+        out
+    }
+
+    fn gauge_value(&self) -> f64 {
+        self.shards().next().map_or(0.0, |s| s.value)
+    }
+
     fn record(&self, retain: usize, f: impl FnOnce(&mut CellState)) {
         let now = interval_of(SystemTime::now());
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let shard = &self.shards[shard_index() % self.shards.len()];
+        let mut s = shard.0.lock().unwrap_or_else(|e| e.into_inner());
         if s.interval != now {
             if s.interval != 0 && (s.current.count > 0 || self.kind == Kind::Gauge) {
                 let (start, agg) = (s.interval, s.current);
@@ -118,13 +202,12 @@ impl Cell {
     }
 }
 
-/// A metric's identity: its name and its labels.
-type MetricKey = (String, Vec<(String, String)>);
-
 /// The registry behind the facade.
 #[derive(Debug)]
 pub struct Telemetry {
-    cells: Mutex<BTreeMap<MetricKey, Arc<Cell>>>,
+    /// By the facade's key (name and labels; hashed once by the facade): a recording looks
+    /// its metric up under a read lock, allocating nothing.
+    cells: RwLock<HashMap<Key, Arc<Cell>>>,
     /// Intervals kept (go-metrics' retain / interval).
     retain: usize,
     /// `telemetry.metrics_prefix` replaces the leading `consul`.
@@ -138,7 +221,7 @@ impl Telemetry {
     pub fn new(retention: Duration, prefix: &str) -> Telemetry {
         let retain = (retention.as_secs() / INTERVAL.as_secs()).max(1) as usize;
         Telemetry {
-            cells: Mutex::new(BTreeMap::new()),
+            cells: RwLock::new(HashMap::new()),
             retain,
             prefix: prefix.to_string(),
         }
@@ -157,6 +240,14 @@ impl Telemetry {
     }
 
     fn cell(&self, kind: Kind, key: &Key) -> Arc<Cell> {
+        if let Some(c) = self
+            .cells
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            return c.clone();
+        }
         let mut name = key.name().to_string();
         if self.prefix != "consul" {
             if let Some(rest) = name.strip_prefix("consul.") {
@@ -167,27 +258,24 @@ impl Telemetry {
             .labels()
             .map(|l| (l.key().to_string(), l.value().to_string()))
             .collect();
-        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cells = self.cells.write().unwrap_or_else(|e| e.into_inner());
         cells
-            .entry((name.clone(), labels.clone()))
-            .or_insert_with(|| {
-                Arc::new(Cell {
-                    kind,
-                    name,
-                    labels,
-                    state: Mutex::new(CellState::default()),
-                })
-            })
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Cell::new(kind, name, labels)))
             .clone()
     }
 
+    /// Every metric, ordered by name and labels (stable output).
     fn all(&self) -> Vec<Arc<Cell>> {
-        self.cells
-            .lock()
+        let mut all: Vec<Arc<Cell>> = self
+            .cells
+            .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .cloned()
-            .collect()
+            .collect();
+        all.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        all
     }
 
     /// `/v1/agent/metrics`: the last complete interval (the current one before the first
@@ -197,32 +285,20 @@ impl Telemetry {
         let previous = now.saturating_sub(INTERVAL.as_secs());
         let cells = self.all();
         // go-metrics: the last finished interval, or the current one while it is the only one.
-        let has_previous = cells.iter().any(|c| {
-            let s = c.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.interval == previous || s.closed.iter().any(|(start, _)| *start == previous)
-        });
+        let has_previous = cells.iter().any(|c| c.interval(previous).is_some());
         let target = if has_previous { previous } else { now };
         let mut out = Summary {
             timestamp: format_time(target.max(1)),
             ..Summary::default()
         };
         for cell in cells {
-            let s = cell.state.lock().unwrap_or_else(|e| e.into_inner());
-            let agg = if s.interval == target {
-                Some(s.current)
-            } else {
-                s.closed
-                    .iter()
-                    .rev()
-                    .find(|(start, _)| *start == target)
-                    .map(|(_, a)| *a)
-            };
+            let agg = cell.interval(target);
             let labels: BTreeMap<String, String> = cell.labels.iter().cloned().collect();
             match cell.kind {
                 // A gauge shows its last value whatever interval set it.
                 Kind::Gauge => out.gauges.push(GaugeValue {
                     name: cell.name.clone(),
-                    value: s.value,
+                    value: cell.gauge_value(),
                     labels,
                 }),
                 Kind::Counter | Kind::Sample => {
@@ -267,16 +343,16 @@ impl Telemetry {
             };
             out.push_str(&format!("# HELP {name} {name}\n# TYPE {name} {ty}\n"));
             for cell in cells {
-                let s = cell.state.lock().unwrap_or_else(|e| e.into_inner());
                 let labels = prom_labels(&cell.labels);
+                let total = cell.total();
                 match kind {
-                    Kind::Counter => {
-                        out.push_str(&format!("{name}{labels} {}\n", num(s.total.sum)))
+                    Kind::Counter => out.push_str(&format!("{name}{labels} {}\n", num(total.sum))),
+                    Kind::Gauge => {
+                        out.push_str(&format!("{name}{labels} {}\n", num(cell.gauge_value())))
                     }
-                    Kind::Gauge => out.push_str(&format!("{name}{labels} {}\n", num(s.value))),
                     Kind::Sample => {
-                        out.push_str(&format!("{name}_sum{labels} {}\n", num(s.total.sum)));
-                        out.push_str(&format!("{name}_count{labels} {}\n", s.total.count));
+                        out.push_str(&format!("{name}_sum{labels} {}\n", num(total.sum)));
+                        out.push_str(&format!("{name}_count{labels} {}\n", total.count));
                     }
                 }
             }

@@ -43,7 +43,9 @@ pub struct SessionCreate {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WriteRequest {
-    Register(RegisterRequest),
+    /// Boxed: a registration is ten times the size of any other request, and requests are
+    /// moved through every await of the request path.
+    Register(Box<RegisterRequest>),
     Deregister(DeregisterRequest),
     Kv {
         verb: KvWriteVerb,

@@ -33,7 +33,7 @@ pub async fn register<B: Backend>(
             } else {
                 req.datacenter.clone()
             };
-            let (idx, _) = st.write(WriteRequest::Register(req), dc).await?;
+            let (idx, _) = st.write(WriteRequest::Register(Box::new(req)), dc).await?;
             Ok(reply::with_index(reply::json(&true, p.pretty()), idx))
         }
         .await,

@@ -141,9 +141,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/event/fire/{name}", put(event::fire::<B>))
         .route("/v1/event/list", get(event::list::<B>))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(crate::middleware::gzip))
-        .route_layer(axum::middleware::from_fn(crate::middleware::measure))
-        .layer(axum::middleware::from_fn(crate::middleware::consul_headers))
+        .layer(axum::middleware::from_fn(crate::middleware::around))
         .with_state(backend)
 }
 
