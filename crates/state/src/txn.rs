@@ -80,43 +80,21 @@ impl Tx {
 
     /// Consul `txnNode`.
     fn txn_node(&mut self, verb: &CatalogVerb, node: &NodeRec) -> Result<Vec<TxnResult>, String> {
-        let name = node.name.as_str();
-        let current = |tx: &Tx| tx.s.nodes.get(&fold(name)).cloned();
-        let found = |n: Option<NodeRec>| {
-            n.map(|n| {
-                vec![TxnResult {
-                    node: Some(n.to_api()),
-                    ..TxnResult::default()
-                }]
-            })
-            .ok_or_else(|| format!("node {name:?} doesn't exist"))
-        };
-        match verb {
-            CatalogVerb::Get => found(current(self)),
-            CatalogVerb::Set => {
-                self.ensure_node(node.clone()).map_err(|e| e.to_string())?;
-                found(current(self))
-            }
-            CatalogVerb::Cas => {
-                if !cas_ok(current(self).map(|n| n.modify_index), node.modify_index) {
-                    return Err(format!("failed to set node {name:?}, index is stale"));
-                }
-                self.ensure_node(node.clone()).map_err(|e| e.to_string())?;
-                found(current(self))
-            }
-            CatalogVerb::Delete => {
-                self.delete_node(name).map_err(|e| e.to_string())?;
-                Ok(vec![])
-            }
-            CatalogVerb::DeleteCas => {
-                if current(self).map(|n| n.modify_index) != Some(node.modify_index) {
-                    return Err(format!("failed to delete node {name:?}, index is stale"));
-                }
-                self.delete_node(name).map_err(|e| e.to_string())?;
-                Ok(vec![])
-            }
-            CatalogVerb::Unknown(v) => Err(format!("unknown Node verb {v:?}")),
-        }
+        let name = node.name.clone();
+        let key = fold(&name);
+        self.txn_catalog(
+            verb,
+            "Node",
+            &format!("node {name:?}"),
+            node.modify_index,
+            |tx| tx.s.nodes.get(&key).map(|n| (n.modify_index, n.to_api())),
+            |tx| tx.ensure_node(node.clone()),
+            |tx| tx.delete_node(&name),
+            |n| TxnResult {
+                node: Some(n),
+                ..TxnResult::default()
+            },
+        )
     }
 
     /// Consul `txnService`.
@@ -126,100 +104,99 @@ impl Tx {
         node: &str,
         svc: &ServiceRec,
     ) -> Result<Vec<TxnResult>, String> {
-        let id = svc.id.as_str();
-        let key = (fold(node), fold(id));
-        let current = |tx: &Tx| tx.s.services.get(&key).cloned();
-        let found = |s: Option<ServiceRec>| {
-            s.map(|s| {
-                vec![TxnResult {
-                    service: Some(s.to_api()),
-                    ..TxnResult::default()
-                }]
-            })
-            .ok_or_else(|| format!("service {id:?} on node {node:?} doesn't exist"))
-        };
+        let id = svc.id.clone();
+        let key = (fold(node), fold(&id));
         let mut svc = svc.clone();
         svc.node = node.to_string();
-        match verb {
-            CatalogVerb::Get => found(current(self)),
-            CatalogVerb::Set => {
-                self.ensure_service(svc).map_err(|e| e.to_string())?;
-                found(current(self))
-            }
-            CatalogVerb::Cas => {
-                if !cas_ok(current(self).map(|s| s.modify_index), svc.modify_index) {
-                    return Err(format!(
-                        "failed to set service {id:?} on node {node:?}, index is stale"
-                    ));
-                }
-                self.ensure_service(svc).map_err(|e| e.to_string())?;
-                found(current(self))
-            }
-            CatalogVerb::Delete => {
-                self.delete_service(node, id).map_err(|e| e.to_string())?;
-                Ok(vec![])
-            }
-            CatalogVerb::DeleteCas => {
-                if current(self).map(|s| s.modify_index) != Some(svc.modify_index) {
-                    return Err(format!(
-                        "failed to delete service {id:?} on node {node:?}, index is stale"
-                    ));
-                }
-                self.delete_service(node, id).map_err(|e| e.to_string())?;
-                Ok(vec![])
-            }
-            CatalogVerb::Unknown(v) => Err(format!("unknown Service verb {v:?}")),
-        }
+        self.txn_catalog(
+            verb,
+            "Service",
+            &format!("service {id:?} on node {node:?}"),
+            svc.modify_index,
+            |tx| {
+                tx.s.services
+                    .get(&key)
+                    .map(|s| (s.modify_index, s.to_api()))
+            },
+            |tx| tx.ensure_service(svc.clone()),
+            |tx| tx.delete_service(node, &id),
+            |s| TxnResult {
+                service: Some(s),
+                ..TxnResult::default()
+            },
+        )
     }
 
     /// Consul `txnCheck`.
     fn txn_check(&mut self, verb: &CatalogVerb, hc: &CheckRec) -> Result<Vec<TxnResult>, String> {
-        let (node, id) = (hc.node.as_str(), hc.check_id.as_str());
-        let key = (fold(node), fold(id));
-        let current = |tx: &Tx| tx.s.checks.get(&key).cloned();
-        let found = |c: Option<CheckRec>| {
-            c.map(|c| {
-                vec![TxnResult {
-                    check: Some(c.to_api()),
-                    ..TxnResult::default()
-                }]
-            })
-            .ok_or_else(|| format!("check {id:?} on node {node:?} doesn't exist"))
-        };
+        let (node, id) = (hc.node.clone(), hc.check_id.clone());
+        let key = (fold(&node), fold(&id));
         let mut hc = hc.clone();
         // Consul: a check without a status starts critical.
         if hc.status.is_empty() {
             hc.status = health::CRITICAL.into();
         }
+        self.txn_catalog(
+            verb,
+            "Check",
+            &format!("check {id:?} on node {node:?}"),
+            hc.modify_index,
+            |tx| tx.s.checks.get(&key).map(|c| (c.modify_index, c.to_api())),
+            |tx| tx.ensure_check(hc.clone()),
+            |tx| tx.delete_check(&node, &id),
+            |c| TxnResult {
+                check: Some(c),
+                ..TxnResult::default()
+            },
+        )
+    }
+
+    /// The five verbs of a node, service or check operation, Consul's way: `get`, `set` and
+    /// `cas` answer the entry as it now is; `cas` and `delete-cas` compare `index` with the
+    /// entry's `ModifyIndex` (0 for `cas`: only if absent). `what` names the entry in errors.
+    #[allow(clippy::too_many_arguments)]
+    fn txn_catalog<R>(
+        &mut self,
+        verb: &CatalogVerb,
+        kind: &str,
+        what: &str,
+        index: u64,
+        current: impl Fn(&Tx) -> Option<(u64, R)>,
+        write: impl FnOnce(&mut Tx) -> Result<(), crate::StateError>,
+        delete: impl FnOnce(&mut Tx) -> Result<(), crate::StateError>,
+        result: impl Fn(R) -> TxnResult,
+    ) -> Result<Vec<TxnResult>, String> {
+        let found = |tx: &Tx| {
+            current(tx)
+                .map(|(_, r)| vec![result(r)])
+                .ok_or_else(|| format!("{what} doesn't exist"))
+        };
+        let modify_index = |tx: &Tx| current(tx).map(|(i, _)| i);
         match verb {
-            CatalogVerb::Get => found(current(self)),
+            CatalogVerb::Get => found(self),
             CatalogVerb::Set => {
-                self.ensure_check(hc).map_err(|e| e.to_string())?;
-                found(current(self))
+                write(self).map_err(|e| e.to_string())?;
+                found(self)
             }
             CatalogVerb::Cas => {
-                if !cas_ok(current(self).map(|c| c.modify_index), hc.modify_index) {
-                    return Err(format!(
-                        "failed to set check {id:?} on node {node:?}, index is stale"
-                    ));
+                if !cas_ok(modify_index(self), index) {
+                    return Err(format!("failed to set {what}, index is stale"));
                 }
-                self.ensure_check(hc).map_err(|e| e.to_string())?;
-                found(current(self))
+                write(self).map_err(|e| e.to_string())?;
+                found(self)
             }
             CatalogVerb::Delete => {
-                self.delete_check(node, id).map_err(|e| e.to_string())?;
+                delete(self).map_err(|e| e.to_string())?;
                 Ok(vec![])
             }
             CatalogVerb::DeleteCas => {
-                if current(self).map(|c| c.modify_index) != Some(hc.modify_index) {
-                    return Err(format!(
-                        "failed to delete check {id:?} on node {node:?}, index is stale"
-                    ));
+                if modify_index(self) != Some(index) {
+                    return Err(format!("failed to delete {what}, index is stale"));
                 }
-                self.delete_check(node, id).map_err(|e| e.to_string())?;
+                delete(self).map_err(|e| e.to_string())?;
                 Ok(vec![])
             }
-            CatalogVerb::Unknown(v) => Err(format!("unknown Check verb {v:?}")),
+            CatalogVerb::Unknown(v) => Err(format!("unknown {kind} verb {v:?}")),
         }
     }
 
