@@ -1,4 +1,4 @@
-//! What wraps every response ([`around`]): Consul's fixed headers, gzip, the request timer.
+//! What wraps every response ([`AroundLayer`]): Consul's fixed headers, gzip, the request timer.
 //!
 //! Gzip'd responses for clients that accept them, as Consul's HTTP server does (its
 //! `gziphandler` with no minimum size). Go's HTTP client asks for gzip by default, so every
@@ -13,7 +13,6 @@ use axum::body::{Body, HttpBody};
 use axum::extract::Request;
 use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, VARY};
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::Response;
 
 /// Does an `Accept-Encoding` value accept gzip (a `gzip` or `*` token whose `q` is not 0)?
@@ -33,23 +32,117 @@ fn accepts_gzip(value: &str) -> bool {
 /// `consul.api.http`: each request's time in milliseconds, labelled with its method and its
 /// route as Consul labels it (the route's pattern, `/` as `_`: `v1_kv_`, `v1_agent_self`), so
 /// keys and IDs never become labels.
-/// Everything that wraps every response, as one layer (one boxed future per request):
-/// Consul's fixed headers, gzip when asked for, and the `consul.api.http` timer.
-pub(crate) async fn around(req: Request, next: Next) -> Response {
-    let start = std::time::Instant::now();
-    let method = req.method().clone();
-    // The route's pattern lives as long as the router: its address names the route, so the
-    // timer is found without copying the pattern or touching its shared reference count.
-    let route: &'static str = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or("", |m| route_key(m.as_str()));
-    let wants = wants_gzip(&req);
-    let mut resp = next.run(req).await;
-    consul_headers(&mut resp);
-    let resp = if wants { gzip(resp).await } else { resp };
-    record_api_http(&method, route, start.elapsed().as_secs_f64() * 1000.0);
-    resp
+/// Everything that wraps every response, as one tower layer: Consul's fixed headers, gzip when
+/// asked for, and the `consul.api.http` timer. Written by hand rather than with axum's
+/// `from_fn`, which clones the inner service and boxes a future per request (about 5% of a
+/// KV GET on one connection); this layer allocates nothing unless it compresses.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct AroundLayer;
+
+impl<S> tower::Layer<S> for AroundLayer {
+    type Service = Around<S>;
+    fn layer(&self, inner: S) -> Around<S> {
+        Around { inner }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Around<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Around<S>
+where
+    S: tower::Service<Request, Response = Response>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = AroundFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The route's pattern lives as long as the router: its address names the route, so
+        // the timer is found without copying the pattern or touching its reference count.
+        let route: &'static str = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or("", |m| route_key(m.as_str()));
+        AroundFuture {
+            start: std::time::Instant::now(),
+            method: req.method().clone(),
+            route,
+            wants_gzip: wants_gzip(&req),
+            inner: self.inner.call(req),
+            compressing: None,
+        }
+    }
+}
+
+type Compressing = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+
+pin_project_lite::pin_project! {
+    pub(crate) struct AroundFuture<F> {
+        #[pin]
+        inner: F,
+        start: std::time::Instant,
+        method: axum::http::Method,
+        route: &'static str,
+        wants_gzip: bool,
+        // Set once the response is in and must be compressed (the only boxed step).
+        compressing: Option<Compressing>,
+    }
+}
+
+impl<F, E> std::future::Future for AroundFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = self.project();
+        if this.compressing.is_none() {
+            let mut resp = match this.inner.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(r)) => r,
+            };
+            consul_headers(&mut resp);
+            if !*this.wants_gzip {
+                record_api_http(
+                    this.method,
+                    this.route,
+                    this.start.elapsed().as_secs_f64() * 1000.0,
+                );
+                return Poll::Ready(Ok(resp));
+            }
+            *this.compressing = Some(Box::pin(gzip(resp)));
+        }
+        let fut = this.compressing.as_mut().expect("set above");
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(resp) => {
+                record_api_http(
+                    this.method,
+                    this.route,
+                    this.start.elapsed().as_secs_f64() * 1000.0,
+                );
+                Poll::Ready(Ok(resp))
+            }
+        }
+    }
 }
 
 /// The routes' patterns, interned once each (the router's set is fixed): a `'static` copy per

@@ -141,7 +141,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/event/fire/{name}", put(event::fire::<B>))
         .route("/v1/event/list", get(event::list::<B>))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(crate::middleware::around))
+        .layer(crate::middleware::AroundLayer)
         .with_state(backend)
 }
 
