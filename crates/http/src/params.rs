@@ -104,6 +104,16 @@ impl Params {
         self.get("peer").unwrap_or("")
     }
 
+    /// `?wait=`: how long a blocking call may wait, Consul's default and cap applied.
+    pub fn wait(&self) -> Result<Duration, RpcError> {
+        match self.get("wait") {
+            None => Ok(clamp_wait(None)),
+            Some(w) => duration::parse(w)
+                .map(|d| clamp_wait(Some(d)))
+                .map_err(|_| RpcError::BadRequest("Invalid wait time".into())),
+        }
+    }
+
     /// `?pretty`
     pub fn pretty(&self) -> bool {
         self.has("pretty")
@@ -125,18 +135,9 @@ impl Params {
         } else {
             Consistency::Default
         };
-        let wait = match self.get("wait") {
-            None => None,
-            Some(w) => Some(
-                duration::parse(w).map_err(|_| RpcError::BadRequest("Invalid wait time".into()))?,
-            ),
-        };
+        let wait = self.wait()?;
         let min_index = self.u64("index", "index")?.unwrap_or(0);
-        let max_wait = if min_index > 0 {
-            Some(clamp_wait(wait))
-        } else {
-            None
-        };
+        let max_wait = (min_index > 0).then_some(wait);
         Ok(QueryOptions {
             datacenter: self.get("dc").unwrap_or("").to_string(),
             consistency,
@@ -147,12 +148,21 @@ impl Params {
 }
 
 /// A blocking query's wait: 5 minutes by default, 10 at most, like Consul.
-pub(crate) fn clamp_wait(wait: Option<Duration>) -> Duration {
+fn clamp_wait(wait: Option<Duration>) -> Duration {
     match wait {
         None => DEFAULT_BLOCKING_WAIT,
         Some(w) if w.is_zero() => DEFAULT_BLOCKING_WAIT,
         Some(w) => w.min(MAX_BLOCKING_WAIT),
     }
+}
+
+/// When a blocking call the agent serves itself gives up: after `wait` plus up to 1/16 of it
+/// (Consul's jitter, so callers that started together do not wake together). Server reads
+/// apply the same rule in `proconsul_server`'s read path.
+pub(crate) fn blocking_deadline(wait: Duration) -> tokio::time::Instant {
+    use rand::Rng;
+    let jitter = (wait.as_millis() as u64 / 16).max(1);
+    tokio::time::Instant::now() + wait + Duration::from_millis(rand::rng().random_range(0..jitter))
 }
 
 #[cfg(test)]

@@ -51,16 +51,28 @@ pub async fn metrics<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     r
 }
 
+/// Consul's `version.BuildInfo`, in its field order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct BuildInfo {
+    #[serde(rename = "SHA")]
+    sha: &'static str,
+    build_date: &'static str,
+    human_version: &'static str,
+    #[serde(rename = "FIPS")]
+    fips: &'static str,
+}
+
 /// Consul's `version.GetBuildInfo()`: the Consul version proconsul answers as.
 pub async fn version(RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    let info = serde_json::json!({
-        "SHA": option_env!("PROCONSUL_GIT_SHA").unwrap_or(""),
+    let info = BuildInfo {
+        sha: option_env!("PROCONSUL_GIT_SHA").unwrap_or(""),
         // Consul's default when the build does not say (a date that is clearly not real).
-        "BuildDate": option_env!("PROCONSUL_BUILD_DATE").unwrap_or("1970-01-01T00:00:01Z"),
-        "HumanVersion": proconsul_types::CONSUL_COMPAT_VERSION,
-        "FIPS": "",
-    });
+        build_date: option_env!("PROCONSUL_BUILD_DATE").unwrap_or("1970-01-01T00:00:01Z"),
+        human_version: proconsul_types::CONSUL_COMPAT_VERSION,
+        fips: "",
+    };
     reply::json(&info, p.pretty())
 }
 
@@ -106,14 +118,10 @@ pub async fn service<B: Backend>(
     // Hash-based blocking (Consul's `?hash=` with `?wait=`): answer once the service's hash
     // differs from the one given, or when the wait (plus up to 1/16 jitter) runs out.
     let wait_for = p.get("hash").filter(|h| !h.is_empty()).map(str::to_string);
-    let deadline = match p.get("wait") {
-        None => crate::params::clamp_wait(None),
-        Some(w) => match proconsul_types::duration::parse(w) {
-            Ok(d) => crate::params::clamp_wait(Some(d)),
-            Err(_) => return reply::error(&RpcError::BadRequest("Invalid wait time".into())),
-        },
+    let deadline = match p.wait() {
+        Ok(w) => crate::params::blocking_deadline(w),
+        Err(e) => return reply::error(&e),
     };
-    let deadline = tokio::time::Instant::now() + deadline + deadline / 16;
     let mut changes = st.agent_services_watch();
     loop {
         changes.borrow_and_update();

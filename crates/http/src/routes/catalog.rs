@@ -207,40 +207,73 @@ async fn service_rows<B: Backend>(
     headers: HeaderMap,
     connect: bool,
 ) -> Reply {
+    let p = Params::parse(q.as_deref());
     reply::or_error(
         async {
-            let p = Params::parse(q.as_deref());
-            let opts = p.query_options()?;
-            let filter = p.filter(schemas::SERVICE_NODE)?;
-            let dc = dc_of(&**st, &opts.datacenter);
             let req = CatalogServiceNodes {
                 service: name,
                 tags: p.all("tag"),
                 node_meta: p.node_meta()?,
                 connect,
             };
-            let (meta, mut rows, cached) = read_maybe_cached(&st, &p, &headers, req, &opts).await?;
-            for r in &mut rows {
-                fill_service_node(r, &dc);
-            }
-            crate::near::sort(&**st, p.get("near").unwrap_or(""), &opts, &mut rows, |r| {
-                &r.node
-            })
-            .await?;
-            if let Some(f) = filter {
-                f.retain(&mut rows);
-            }
-            if !p.peer().is_empty() {
-                rows.clear();
-            }
-            let mut r = reply::json_meta(&rows, &meta, p.pretty());
-            if let Some(c) = cached {
-                reply::add_cache(&mut r, c);
-            }
-            Ok(r)
+            instance_rows(
+                &st,
+                &p,
+                &headers,
+                req,
+                schemas::SERVICE_NODE,
+                |r| &r.node,
+                fill_service_node,
+            )
+            .await
         }
         .await,
     )
+}
+
+/// The reply of a read of a service's instances (`/v1/catalog/service`, `/v1/health/service`
+/// and their `connect` twins): from the agent's cache with `?cached`, sorted by `?near=`,
+/// the serving datacenter filled in, then `?filter=` and `?peer=` applied.
+pub(crate) async fn instance_rows<B, Q, T>(
+    st: &St<B>,
+    p: &Params,
+    headers: &HeaderMap,
+    req: Q,
+    schema: &'static proconsul_filter::Schema,
+    node_of: impl Fn(&T) -> &str,
+    set_datacenter: impl Fn(&mut T, &str),
+) -> Result<Reply, RpcError>
+where
+    B: Backend,
+    Q: proconsul_types::Query<Out = Vec<T>> + Clone + serde::Serialize + Sync,
+    T: serde::Serialize + Clone + Send + Sync + 'static,
+{
+    let opts = p.query_options()?;
+    let filter = p.filter(schema)?;
+    let dc = dc_of(&***st, &opts.datacenter);
+    let (meta, mut rows, cached) = read_maybe_cached(st, p, headers, req, &opts).await?;
+    crate::near::sort(
+        &***st,
+        p.get("near").unwrap_or(""),
+        &opts,
+        &mut rows,
+        node_of,
+    )
+    .await?;
+    for r in &mut rows {
+        set_datacenter(r, &dc);
+    }
+    if let Some(f) = filter {
+        f.retain(&mut rows);
+    }
+    if !p.peer().is_empty() {
+        rows.clear();
+    }
+    let mut r = reply::json_meta(&rows, &meta, p.pretty());
+    if let Some(c) = cached {
+        reply::add_cache(&mut r, c);
+    }
+    Ok(r)
 }
 
 pub async fn node<B: Backend>(st: St<B>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Reply {

@@ -3,7 +3,6 @@
 use axum::body::Body;
 use axum::extract::{Path, RawQuery};
 use axum::http::HeaderMap;
-use std::time::Duration;
 
 use super::{read_body, St};
 use crate::params::Params;
@@ -63,10 +62,7 @@ pub async fn list<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     };
     let name = p.get("name").unwrap_or("");
     let mut changes = st.event_watch();
-    let deadline = opts.max_wait.map(|w| {
-        let jitter = (w.as_millis() as u64 / 16).max(1);
-        tokio::time::Instant::now() + w + Duration::from_millis(rand_below(jitter))
-    });
+    let deadline = opts.max_wait.map(crate::params::blocking_deadline);
     loop {
         changes.borrow_and_update();
         let events: Vec<UserEvent> = st
@@ -95,14 +91,6 @@ fn uuid_index(id: &str) -> u64 {
     let low = u64::from_str_radix(&hex[..16], 16).unwrap_or(0);
     let high = u64::from_str_radix(&hex[16..], 16).unwrap_or(0);
     low ^ high
-}
-
-/// A number below `n` (jitter; not for anything that must be unpredictable).
-fn rand_below(n: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    nanos % n.max(1)
 }
 
 #[cfg(test)]

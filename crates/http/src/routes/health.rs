@@ -3,7 +3,7 @@
 use axum::extract::{Path, RawQuery};
 use axum::http::HeaderMap;
 
-use super::{catalog::dc_of, St};
+use super::St;
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::Backend;
@@ -78,40 +78,26 @@ async fn service_rows<B: Backend>(
     headers: HeaderMap,
     connect: bool,
 ) -> Reply {
+    let p = Params::parse(q.as_deref());
     reply::or_error(
         async {
-            let p = Params::parse(q.as_deref());
-            let opts = p.query_options()?;
-            let filter = p.filter(schemas::CHECK_SERVICE_NODE)?;
-            let dc = dc_of(&**st, &opts.datacenter);
-            let passing = p.flag("passing")?;
             let req = HealthServiceNodes {
                 service,
                 tags: p.all("tag"),
-                passing,
+                passing: p.flag("passing")?,
                 node_meta: p.node_meta()?,
                 connect,
             };
-            let (meta, mut rows, cached) =
-                super::catalog::read_maybe_cached(&st, &p, &headers, req, &opts).await?;
-            crate::near::sort(&**st, p.get("near").unwrap_or(""), &opts, &mut rows, |r| {
-                &r.node.node
-            })
-            .await?;
-            for r in &mut rows {
-                r.node.datacenter = dc.clone();
-            }
-            if let Some(f) = filter {
-                f.retain(&mut rows);
-            }
-            if !p.peer().is_empty() {
-                rows.clear();
-            }
-            let mut r = reply::json_meta(&rows, &meta, p.pretty());
-            if let Some(c) = cached {
-                reply::add_cache(&mut r, c);
-            }
-            Ok(r)
+            super::catalog::instance_rows(
+                &st,
+                &p,
+                &headers,
+                req,
+                schemas::CHECK_SERVICE_NODE,
+                |r| &r.node.node,
+                |r, dc| r.node.datacenter = dc.to_string(),
+            )
+            .await
         }
         .await,
     )

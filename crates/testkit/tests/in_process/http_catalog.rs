@@ -642,6 +642,10 @@ async fn events_fire_and_list() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_version_and_host() {
     let a = TestAgent::dev().await;
+    assert_eq!(
+        keys(&a, "/v1/agent/version", &[]).await,
+        ["SHA", "BuildDate", "HumanVersion", "FIPS"]
+    );
     let v = a.get_json("/v1/agent/version").await;
     assert_eq!(v["HumanVersion"], proconsul_types::CONSUL_COMPAT_VERSION);
     for k in ["SHA", "BuildDate", "FIPS"] {
@@ -1076,5 +1080,25 @@ async fn cached_reads_are_served_by_the_agent_and_kept_fresh() {
     .await;
     assert_eq!(r.header("X-Cache"), Some("MISS"));
     assert_eq!(r.json().as_array().unwrap().len(), 2);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_answers_as_consul_without_encryption() {
+    let a = TestAgent::dev().await;
+    // hashicorp/raft's GetConfiguration carries no index: Consul always answers 0.
+    let c = a.get_json("/v1/operator/raft/configuration").await;
+    assert_eq!(c["Index"], 0);
+    assert_eq!(c["Servers"][0]["Leader"], true);
+    // Without gossip encryption every member fails a keyring query, and so does the call,
+    // a list too (Consul's keyringErrorsOrNil).
+    let r = a.get("/v1/operator/keyring").await;
+    assert_eq!(r.status, 500);
+    assert!(
+        r.text()
+            .contains("Keyring is empty (encryption not enabled)"),
+        "{}",
+        r.text()
+    );
     a.stop().await;
 }
