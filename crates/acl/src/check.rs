@@ -111,6 +111,66 @@ impl<'a> Check<'a> {
         Ok(check)
     }
 
+    /// `(resource, access, name)` as Consul's errors name them.
+    pub fn describe(self) -> (&'static str, &'static str, Option<&'a str>) {
+        use Check::*;
+        match self {
+            AclRead => ("acl", "read", None),
+            AclWrite | Snapshot => ("acl", "write", None),
+            AgentRead(n) => ("agent", "read", Some(n)),
+            AgentWrite(n) => ("agent", "write", Some(n)),
+            EventRead(n) => ("event", "read", Some(n)),
+            EventWrite(n) => ("event", "write", Some(n)),
+            IntentionDefaultAllow => ("intention", "read", None),
+            IntentionRead(n) => ("intention", "read", Some(n)),
+            IntentionWrite(n) => ("intention", "write", Some(n)),
+            KeyRead(n) => ("key", "read", Some(n)),
+            KeyList(n) => ("key", "list", Some(n)),
+            KeyWrite(n) | KeyWritePrefix(n) => ("key", "write", Some(n)),
+            KeyringRead => ("keyring", "read", None),
+            KeyringWrite => ("keyring", "write", None),
+            MeshRead => ("mesh", "read", None),
+            MeshWrite => ("mesh", "write", None),
+            PeeringRead => ("peering", "read", None),
+            PeeringWrite => ("peering", "write", None),
+            NodeRead(n) => ("node", "read", Some(n)),
+            NodeReadAll => ("node", "read", None),
+            NodeWrite(n) => ("node", "write", Some(n)),
+            OperatorRead => ("operator", "read", None),
+            OperatorWrite => ("operator", "write", None),
+            PreparedQueryRead(n) => ("query", "read", Some(n)),
+            PreparedQueryWrite(n) => ("query", "write", Some(n)),
+            ServiceRead(n) => ("service", "read", Some(n)),
+            ServiceReadAll => ("service", "read", None),
+            ServiceWrite(n) => ("service", "write", Some(n)),
+            ServiceWriteAny => ("service", "write", None),
+            SessionRead(n) => ("session", "read", Some(n)),
+            SessionWrite(n) => ("session", "write", Some(n)),
+        }
+    }
+
+    /// Consul's `acl.PermissionDeniedError` text for a token lacking this permission
+    /// (`acl/errors.go`), with the anonymous token's own wording.
+    pub fn permission_denied(self, accessor_id: &str) -> String {
+        let anonymous = accessor_id == crate::ANONYMOUS_TOKEN_ACCESSOR_ID;
+        let (resource, access, segment) = self.describe();
+        let who = if anonymous {
+            "anonymous token".to_string()
+        } else {
+            format!("token with AccessorID '{accessor_id}'")
+        };
+        let mut msg = format!("Permission denied: {who} lacks permission '{resource}:{access}'");
+        if let Some(seg) = segment {
+            msg.push_str(&format!(" on {seg:?}"));
+        }
+        if anonymous {
+            msg.push_str(
+                ". The anonymous token is used implicitly when a request does not specify a token.",
+            );
+        }
+        msg
+    }
+
     /// Checks that only management tokens pass when no rule decides: the static authorizers
     /// behind `acl.default_policy` answer these with "manage", not with "default allow".
     pub(crate) fn needs_management_by_default(self) -> bool {

@@ -115,5 +115,8 @@ pub use identities::{
 pub use policy::{Policy, Rule, ServiceRule};
 pub use policy_authorizer::PolicyAuthorizer;
 
+/// The anonymous token's AccessorID: what a request without a token is.
+pub const ANONYMOUS_TOKEN_ACCESSOR_ID: &str = "00000000-0000-0000-0000-000000000002";
+
 #[cfg(test)]
 mod tests;

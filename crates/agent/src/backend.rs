@@ -31,7 +31,24 @@ impl Agent {
 
 impl Backend for Agent {
     async fn call<R: ServerCall>(&self, req: R) -> Result<R::Reply, RpcError> {
-        Agent::call(self, req).await
+        let token = self.request_token();
+        self.call_as(req, &token).await
+    }
+
+    fn set_agent_token(&self, kind: &str, token: String) -> Result<(), RpcError> {
+        if self.inner.tokens.set(kind, token) {
+            tracing::info!(target: "agent", kind, "updated agent ACL token");
+            Ok(())
+        } else {
+            Err(RpcError::NotFound(format!("Token {kind:?} is unknown")))
+        }
+    }
+
+    async fn caller_rights(
+        &self,
+    ) -> Result<Option<std::sync::Arc<proconsul_http::Rights>>, RpcError> {
+        let token = self.request_token();
+        self.rights_of(&token).await
     }
 
     fn datacenter(&self) -> String {
@@ -386,7 +403,15 @@ impl Backend for Agent {
         let (meta, state) = proconsul_archive::read(&archive)
             .map_err(|e| RpcError::BadRequest(format!("failed to read snapshot: {e}")))?;
         tracing::info!(target: "agent", index = meta.index, id = %meta.id, "restoring snapshot");
-        self.rpc_write(WriteRequest::SnapshotRestore(state)).await?;
+        let token = self.request_token();
+        self.call_as(
+            proconsul_types::Write {
+                req: WriteRequest::SnapshotRestore(state),
+                datacenter: String::new(),
+            },
+            &token,
+        )
+        .await?;
         Ok(())
     }
 

@@ -79,12 +79,14 @@ impl Agent {
     /// `max_stale`; from the leader only otherwise.
     async fn dns_read<Q: Query + Clone>(&self, req: Q) -> Result<Q::Out, DnsBackendError> {
         let (allow_stale, max_stale_ms) = self.dns_staleness();
+        // DNS answers only what the `dns` (else `default`) token may read.
+        let token = self.inner.tokens.dns();
         if !allow_stale {
-            let r = self.query(req, QueryOptions::default()).await;
+            let r = self.query_as(req, QueryOptions::default(), &token).await;
             return Ok(r.map_err(unavailable)?.1);
         }
         let (meta, resp) = self
-            .query(req.clone(), stale())
+            .query_as(req.clone(), stale(), &token)
             .await
             .map_err(unavailable)?;
         if meta.last_contact_ms <= max_stale_ms {
@@ -94,7 +96,7 @@ impl Agent {
             last_contact_ms = meta.last_contact_ms,
             "dns: stale answer too old (max_stale), asking the leader"
         );
-        let r = self.query(req, QueryOptions::default()).await;
+        let r = self.query_as(req, QueryOptions::default(), &token).await;
         Ok(r.map_err(unavailable)?.1)
     }
 

@@ -6,6 +6,7 @@
 //! tests can run several agents in one process. [`run`] is what `proconsul agent` calls: load
 //! config, log like Consul, start, wait for a signal or `leave`, shut down.
 
+mod acl;
 mod backend;
 mod checks;
 mod coordinate;
@@ -92,6 +93,8 @@ struct AgentInner {
     remote_exec: remote_exec::RemoteExecs,
     /// The process's metrics registry (installed once per process).
     telemetry: Arc<proconsul_telemetry::Telemetry>,
+    /// The agent's ACL tokens and its callers' resolved rights.
+    tokens: acl::AgentAcl,
     /// `?cached` reads, kept fresh by blocking queries (see `proconsul_http::cache`).
     query_cache: proconsul_http::QueryCache,
     /// The process's log stream, when the binary installed one (for `/v1/agent/monitor`).
@@ -159,6 +162,7 @@ impl Agent {
                     batch_size: config.coordinate_update_batch_size,
                     max_batches: config.coordinate_update_max_batches,
                 },
+                acl: config.acl.clone(),
             };
             let server = Server::start(opts).await?;
             if let Some(l) = rpc_listener {
@@ -207,6 +211,7 @@ impl Agent {
                 events: events::UserEvents::default(),
                 remote_exec: remote_exec::RemoteExecs::default(),
                 query_cache: proconsul_http::QueryCache::new(shutdown.child_token()),
+                tokens: acl::AgentAcl::new(config.acl.clone()),
                 telemetry: proconsul_telemetry::Telemetry::install(
                     proconsul_telemetry::Telemetry::new(
                         // go-metrics keeps a minute of intervals unless Prometheus needs more.
@@ -412,15 +417,24 @@ impl Agent {
     /// gossip, trying another when one does not answer. The one way the agent reaches the
     /// datacenter's state; it ends when the agent stops, so a blocking query cannot delay
     /// shutdown.
+    ///
+    /// The agent's own calls (anti-entropy, coordinates, remote exec, DNS) carry its
+    /// `acl.tokens.agent` token (else `default`); [`Agent::call_as`] carries another.
     pub async fn call<R: ServerCall>(&self, req: R) -> Result<R::Reply, RpcError> {
+        let token = self.inner.tokens.agent();
+        self.call_as(req, &token).await
+    }
+
+    /// [`Agent::call`] with the rights of ACL `token`.
+    pub async fn call_as<R: ServerCall>(&self, req: R, token: &str) -> Result<R::Reply, RpcError> {
         let req = req.into_request();
         let work = async {
             match &self.inner.server {
-                Some(s) => s.call(req, false).await,
+                Some(s) => s.call(req, token, false).await,
                 None => {
                     self.on_some_server(|pool, addr| {
                         let req = req.clone();
-                        async move { pool.request(&addr, req, false).await }
+                        async move { pool.request(&addr, req, token, false).await }
                     })
                     .await
                 }
@@ -441,11 +455,25 @@ impl Agent {
         q: Q,
         opts: QueryOptions,
     ) -> Result<(QueryMeta, Q::Out), RpcError> {
+        let token = self.inner.tokens.agent();
+        self.query_as(q, opts, &token).await
+    }
+
+    /// [`Agent::query`] with the rights of ACL `token`.
+    pub(crate) async fn query_as<Q: Query>(
+        &self,
+        q: Q,
+        opts: QueryOptions,
+        token: &str,
+    ) -> Result<(QueryMeta, Q::Out), RpcError> {
         let (meta, resp) = self
-            .call(Read {
-                req: q.into(),
-                opts,
-            })
+            .call_as(
+                Read {
+                    req: q.into(),
+                    opts,
+                },
+                token,
+            )
             .await?;
         Ok((meta, Q::from_response(resp)?))
     }

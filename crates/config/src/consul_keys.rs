@@ -115,8 +115,11 @@ const ENTERPRISE: &[&str] = &[
 /// Each is refused when `true` (or, for `acl_datacenter`, when set at all, since Consul turns
 /// ACLs on with it).
 const UNMET: &[(&str, &str)] = &[
-    ("acl.enabled", "ACL enforcement"),
-    ("acl_datacenter", "ACL enforcement"),
+    // Consul turns legacy ACLs on with `acl_datacenter`; give the `acl` block instead.
+    (
+        "acl_datacenter",
+        "legacy ACL enforcement (use acl { enabled = true })",
+    ),
     ("verify_incoming", "TLS client verification"),
     ("verify_incoming_rpc", "TLS client verification"),
     ("verify_incoming_https", "TLS client verification"),
@@ -390,6 +393,50 @@ pub(crate) fn take_out(
     check_known(&mut path, &value)?;
     remove(map, &path);
     Ok(no_effect(&path))
+}
+
+/// The legacy top-level ACL keys and where Consul reads them now. They are moved into the
+/// `acl` block (unless it sets the same key), so an old `acl_default_policy = "deny"` is
+/// honoured rather than dropped with a warning: a dropped deny would fail open.
+const LEGACY_ACL: &[(&str, &[&str])] = &[
+    ("acl_default_policy", &["default_policy"]),
+    ("acl_down_policy", &["down_policy"]),
+    ("acl_ttl", &["token_ttl"]),
+    ("acl_enable_key_list_policy", &["enable_key_list_policy"]),
+    ("acl_master_token", &["tokens", "initial_management"]),
+    ("acl_token", &["tokens", "default"]),
+    ("acl_agent_token", &["tokens", "agent"]),
+    ("acl_agent_master_token", &["tokens", "agent_recovery"]),
+    ("acl_replication_token", &["tokens", "replication"]),
+];
+
+/// Move the legacy `acl_*` keys into the `acl` block; returns their deprecation warnings.
+pub(crate) fn lift_legacy_acl(map: &mut Map<String, Value>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (old, path) in LEGACY_ACL {
+        let Some(v) = map.remove(*old) else { continue };
+        let new = DEPRECATED
+            .iter()
+            .find(|(o, _)| o == old)
+            .map_or(String::new(), |(_, n)| n.to_string());
+        warnings.push(format!(
+            "The '{old}' field is deprecated. Use the '{new}' field instead."
+        ));
+        let mut at = map
+            .entry("acl")
+            .or_insert_with(|| Value::Object(Map::new()));
+        for (i, step) in path.iter().enumerate() {
+            let Value::Object(m) = at else { break };
+            if i + 1 == path.len() {
+                m.entry(step.to_string()).or_insert(v);
+                break;
+            }
+            at = m
+                .entry(step.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+    }
+    warnings
 }
 
 /// `null` means absent in a config file as in a request (`"segments": null`).

@@ -56,6 +56,8 @@ pub struct RuntimeConfig {
     pub telemetry_prometheus_retention: Duration,
     /// `telemetry.metrics_prefix` (default `consul`).
     pub telemetry_prefix: String,
+    /// `acl { … }`.
+    pub acl: proconsul_types::AclConfig,
     /// DNS listeners (UDP and TCP); empty when `ports.dns = -1`.
     pub dns_addrs: Vec<SocketAddr>,
     pub server_port: u16,
@@ -254,6 +256,54 @@ fn required_port(key: &str, v: Option<i64>, default: i64) -> Result<u16, Invalid
 
 fn dur_or(key: &str, v: Option<&str>, default: Duration) -> Result<Duration, ValueError> {
     Ok(values::duration(key, v)?.unwrap_or(default))
+}
+
+/// `acl { … }` with Consul's defaults (`default_policy = "allow"`, `down_policy =
+/// "extend-cache"`, `token_ttl = "30s"`) and its checks of the two policies.
+fn acl_config(a: crate::user::AclUser) -> Result<proconsul_types::AclConfig, ValueError> {
+    let dflt = proconsul_types::AclConfig::default();
+    // An empty string is unset, as Consul's `stringValWithDefault` reads it.
+    let default_policy = non_empty(a.default_policy).unwrap_or_else(|| "allow".into());
+    if default_policy != "allow" && default_policy != "deny" {
+        return Err(ValueError::Invalid {
+            key: "acl.default_policy".into(),
+            value: default_policy,
+            why: "must be either 'allow' or 'deny'".into(),
+        });
+    }
+    let down_policy = non_empty(a.down_policy).unwrap_or(dflt.down_policy);
+    if !["allow", "deny", "extend-cache", "async-cache"].contains(&down_policy.as_str()) {
+        return Err(ValueError::Invalid {
+            key: "acl.down_policy".into(),
+            value: down_policy,
+            why: "must be one of 'allow', 'deny', 'extend-cache' or 'async-cache'".into(),
+        });
+    }
+    let t = a.tokens.unwrap_or_default();
+    let pick = |new: Option<String>, old: Option<String>| new.or(old).unwrap_or_default();
+    Ok(proconsul_types::AclConfig {
+        enabled: a.enabled.unwrap_or(false),
+        default_allow: default_policy == "allow",
+        down_policy,
+        enable_key_list_policy: a.enable_key_list_policy.unwrap_or(false),
+        enable_token_persistence: a.enable_token_persistence.unwrap_or(false),
+        token_ttl: dur_or(
+            "acl.token_ttl",
+            a.token_ttl.as_deref().filter(|s| !s.is_empty()),
+            dflt.token_ttl,
+        )?,
+        tokens: proconsul_types::AclAgentTokens {
+            initial_management: pick(t.initial_management, t.master),
+            agent: t.agent.unwrap_or_default(),
+            agent_recovery: pick(t.agent_recovery, t.agent_master),
+            default: t.default.unwrap_or_default(),
+            replication: t.replication.unwrap_or_default(),
+            dns: t.dns.unwrap_or_default(),
+            config_file_service_registration: t
+                .config_file_service_registration
+                .unwrap_or_default(),
+        },
+    })
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -458,6 +508,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         .metrics_prefix
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "consul".to_string());
+    let acl = acl_config(u.acl.clone().unwrap_or_default())?;
     let unix_socket_user = numeric("unix_sockets.user", &us.user)?;
     let unix_socket_group = numeric("unix_sockets.group", &us.group)?;
     let unix_socket_mode = us
@@ -625,6 +676,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         unix_socket_mode,
         telemetry_prometheus_retention,
         telemetry_prefix,
+        acl,
         dns_addrs,
         server_port,
         serf_lan_port,

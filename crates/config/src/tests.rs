@@ -682,7 +682,8 @@ fn every_consul_key_loads() {
     for said in [
         "config key \"connect\" is accepted for compatibility with Consul and has no effect in proconsul",
         "\"segments\" is a Consul Enterprise configuration and will have no effect",
-        "The 'acl_token' field is deprecated. Use the 'acl.tokens.default' field instead. It has no effect in proconsul.",
+        // Deprecated, but in effect (moved into the `acl` block): Consul's warning alone.
+        "The 'acl_token' field is deprecated. Use the 'acl.tokens.default' field instead.",
         // Deprecated, but in effect: Consul's warning alone.
         "The 'start_join' field is deprecated. Use the 'retry_join' field instead.",
     ] {
@@ -705,14 +706,15 @@ fn empty_files_are_skipped_and_unmet_security_settings_refused() {
     assert!(load_with(&flags, &HOST).is_ok());
     let acl = write(
         dir.path(),
-        "acl.hcl",
-        "acl { enabled = true\n default_policy = \"deny\" }\n",
+        "acl.json",
+        r#"{"acl_datacenter": "dc1", "acl_default_policy": "deny"}"#,
     );
     assert_eq!(
         err_text(&with_files(vec![acl.clone()])),
         format!(
-            "config: failed to parse {}: acl.enabled = true asks for ACL enforcement, which this \
-             proconsul does not provide yet; refusing to start without it",
+            "config: failed to parse {}: acl_datacenter = true asks for legacy ACL enforcement \
+             (use acl {{ enabled = true }}), which this proconsul does not provide yet; refusing \
+             to start without it",
             acl.display()
         )
     );
@@ -798,4 +800,70 @@ fn the_http_api_may_listen_on_unix_sockets() {
     assert!(err_text(&with_dir(f)).contains("unix sockets are not supported"));
     let f = write(dir.path(), "m.json", r#"{"unix_sockets": {"mode": "rwx"}}"#);
     assert!(err_text(&with_dir(f)).contains("must be an octal mode"));
+}
+
+#[test]
+fn acl_block_and_legacy_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let in_dir = |files| AgentFlags {
+        config_files: files,
+        data_dir: Some(dir.path().into()),
+        ..AgentFlags::default()
+    };
+    let f = write(
+        dir.path(),
+        "acl.hcl",
+        "acl {\n enabled = true\n default_policy = \"deny\"\n down_policy = \"deny\"\n token_ttl = \"45s\"\n tokens { initial_management = \"root\"\n agent = \"ag\" }\n}\n",
+    );
+    let c = load_with(&in_dir(vec![f]), &HOST).unwrap();
+    assert!(c.acl.enabled);
+    assert!(!c.acl.default_allow);
+    assert_eq!(c.acl.down_policy, "deny");
+    assert_eq!(c.acl.token_ttl, Duration::from_secs(45));
+    assert_eq!(c.acl.tokens.initial_management, "root");
+    assert_eq!(c.acl.tokens.agent, "ag");
+
+    // The legacy top-level keys land in the block (a dropped deny would fail open).
+    let legacy = write(
+        dir.path(),
+        "legacy.json",
+        r#"{"acl": {"enabled": true}, "acl_default_policy": "deny", "acl_master_token": "m", "acl_token": "d"}"#,
+    );
+    let c = load_with(&in_dir(vec![legacy]), &HOST).unwrap();
+    assert!(!c.acl.default_allow);
+    assert_eq!(c.acl.tokens.initial_management, "m");
+    assert_eq!(c.acl.tokens.default, "d");
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w == "The 'acl_default_policy' field is deprecated. Use the 'acl.default_policy' field instead."));
+
+    // Consul's deprecated names inside the block still work.
+    let old = write(
+        dir.path(),
+        "old.json",
+        r#"{"acl": {"enabled": true, "tokens": {"master": "m2", "agent_master": "r"}}}"#,
+    );
+    let c = load_with(&in_dir(vec![old]), &HOST).unwrap();
+    assert_eq!(c.acl.tokens.initial_management, "m2");
+    assert_eq!(c.acl.tokens.agent_recovery, "r");
+
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        r#"{"acl": {"default_policy": "maybe"}}"#,
+    );
+    let e = load_with(&in_dir(vec![bad]), &HOST)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("must be either 'allow' or 'deny'"), "{e}");
+    let bad = write(
+        dir.path(),
+        "bad2.json",
+        r#"{"acl": {"down_policy": "later"}}"#,
+    );
+    let e = load_with(&in_dir(vec![bad]), &HOST)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("acl.down_policy"), "{e}");
 }

@@ -71,6 +71,8 @@ pub(crate) struct UserConfig {
     pub unix_sockets: Option<UnixSockets>,
     /// `telemetry { … }`: the keys proconsul gives effect to (the rest warn, `consul_keys`).
     pub telemetry: Option<TelemetryUser>,
+    /// `acl { … }` (the legacy top-level `acl_*` keys are lifted into it first).
+    pub acl: Option<AclUser>,
     // Accepted, and in effect already: proconsul never checks for updates or reports usage,
     // and speaks one Raft protocol. (`ui` is warned about in `runtime`.)
     pub ui: Option<bool>,
@@ -120,6 +122,37 @@ pub(crate) struct TelemetryUser {
     pub metrics_prefix: Option<String>,
     /// proconsul never prefixes gauges with the host name: accepted, in effect already.
     pub disable_hostname: Option<bool>,
+}
+
+/// `acl { … }`.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AclUser {
+    pub enabled: Option<bool>,
+    pub default_policy: Option<String>,
+    pub down_policy: Option<String>,
+    pub enable_key_list_policy: Option<bool>,
+    pub enable_token_persistence: Option<bool>,
+    pub enable_token_replication: Option<bool>,
+    pub token_ttl: Option<String>,
+    pub policy_ttl: Option<String>,
+    pub role_ttl: Option<String>,
+    pub tokens: Option<AclTokensUser>,
+}
+
+/// `acl { tokens { … } }`, with the deprecated names Consul still reads.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AclTokensUser {
+    pub initial_management: Option<String>,
+    pub master: Option<String>,
+    pub agent: Option<String>,
+    pub agent_recovery: Option<String>,
+    pub agent_master: Option<String>,
+    pub default: Option<String>,
+    pub replication: Option<String>,
+    pub dns: Option<String>,
+    pub config_file_service_registration: Option<String>,
 }
 
 /// `consul { ... }`: Consul-internal settings; only `coordinate` is modelled.
@@ -245,6 +278,7 @@ impl Merge for UserConfig {
         section(&mut self.consul, o.consul);
         section(&mut self.unix_sockets, o.unix_sockets);
         section(&mut self.telemetry, o.telemetry);
+        section(&mut self.acl, o.acl);
         section(&mut self.limits, o.limits);
         section(&mut self.dns_config, o.dns_config);
     }
@@ -265,6 +299,21 @@ impl Merge for Addresses {
 impl Merge for TelemetryUser {
     fn merge(&mut self, o: Self) {
         replace!(self, o; prometheus_retention_time, metrics_prefix, disable_hostname);
+    }
+}
+
+impl Merge for AclUser {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; enabled, default_policy, down_policy, enable_key_list_policy,
+            enable_token_persistence, enable_token_replication, token_ttl, policy_ttl, role_ttl);
+        section(&mut self.tokens, o.tokens);
+    }
+}
+
+impl Merge for AclTokensUser {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; initial_management, master, agent, agent_recovery, agent_master,
+            default, replication, dns, config_file_service_registration);
     }
 }
 
@@ -395,7 +444,9 @@ pub(crate) fn parse_str(text: &str, format: Format) -> Result<Layer, ParseError>
     flatten_blocks(&mut map);
     crate::consul_keys::drop_nulls(&mut map);
     crate::consul_keys::refuse_unmet(&map)?;
+    let lifted = crate::consul_keys::lift_legacy_acl(&mut map);
     let (user, warnings) = decode(map)?;
+    layer.warnings.extend(lifted);
     layer.user = user;
     layer.warnings.extend(warnings);
     check_user(&layer.user)?;

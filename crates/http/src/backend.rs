@@ -55,6 +55,15 @@ pub trait Backend: Send + Sync + 'static {
         self.call(Write { req, datacenter })
     }
 
+    /// What the caller's token may do on this agent (`None`: ACLs are off).
+    fn caller_rights(
+        &self,
+    ) -> impl Future<Output = Result<Option<std::sync::Arc<crate::Rights>>, RpcError>> + Send;
+
+    /// `PUT /v1/agent/token/:kind`: replace one of the agent's ACL tokens (`NotFound` for a
+    /// kind Consul does not have).
+    fn set_agent_token(&self, kind: &str, token: String) -> Result<(), RpcError>;
+
     /// The agent's metrics (`/v1/agent/metrics`).
     fn telemetry(&self) -> std::sync::Arc<proconsul_telemetry::Telemetry>;
     /// `telemetry.prometheus_retention_time` > 0: `?format=prometheus` answers.

@@ -8,6 +8,7 @@
 
 mod backend;
 pub mod cache;
+pub mod caller;
 mod limit;
 mod middleware;
 mod near;
@@ -17,6 +18,7 @@ mod routes;
 
 pub use backend::{Backend, ServiceRegistration};
 pub use cache::QueryCache;
+pub use caller::{caller_token, Rights};
 pub use routes::router;
 
 pub use limit::LimitedListener;

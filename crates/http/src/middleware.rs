@@ -59,7 +59,8 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = AroundFuture<S::Future>;
+    type Future =
+        AroundFuture<tokio::task::futures::TaskLocalFuture<Option<std::sync::Arc<str>>, S::Future>>;
 
     fn poll_ready(
         &mut self,
@@ -80,7 +81,10 @@ where
             method: req.method().clone(),
             route,
             wants_gzip: wants_gzip(&req),
-            inner: self.inner.call(req),
+            inner: {
+                let token = crate::caller::token_of(&req);
+                crate::caller::with_token(token, self.inner.call(req))
+            },
             compressing: None,
         }
     }

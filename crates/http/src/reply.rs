@@ -64,6 +64,12 @@ pub fn add_meta(r: &mut Reply, meta: &QueryMeta) {
         "X-Consul-Effective-Consistency",
         HeaderValue::from_static(meta.consistency.header_value()),
     );
+    if meta.results_filtered_by_acls {
+        h.insert(
+            "X-Consul-Results-Filtered-By-ACLs",
+            HeaderValue::from_static("true"),
+        );
+    }
 }
 
 /// `X-Cache` (`HIT`/`MISS`) and, on a hit, `Age` in whole seconds: a `?cached` read's answer.

@@ -25,19 +25,48 @@ const CONNECT_KINDS: [&str; 5] = [
 ];
 
 impl Server {
-    /// Serve a typed request (see [`Server::call`]).
-    pub async fn call_typed<R: ServerCall>(&self, req: R) -> Result<R::Reply, RpcError> {
-        R::from_reply(self.call(req.into_request(), false).await?)
+    /// Serve a typed request with `token`'s rights (see [`Server::call`]).
+    pub async fn call_typed<R: ServerCall>(
+        &self,
+        req: R,
+        token: &str,
+    ) -> Result<R::Reply, RpcError> {
+        R::from_reply(self.call(req.into_request(), token, false).await?)
     }
 
-    /// Serve `req` here or on the leader. A request another server `forwarded` is served where
-    /// it lands, never forwarded again, so a leadership change mid-call ends in an error (the
-    /// forwarder retries idempotent requests) rather than a loop.
-    pub async fn call(&self, req: ServerRequest, forwarded: bool) -> Result<ServerReply, RpcError> {
+    /// Serve `req` here or on the leader, with the rights of the caller's ACL `token` (empty:
+    /// anonymous). A request another server `forwarded` is served where it lands, never
+    /// forwarded again, so a leadership change mid-call ends in an error (the forwarder
+    /// retries idempotent requests) rather than a loop.
+    pub async fn call(
+        &self,
+        req: ServerRequest,
+        token: &str,
+        forwarded: bool,
+    ) -> Result<ServerReply, RpcError> {
         let dc = req.datacenter();
         if !dc.is_empty() && dc != self.inner.opts.datacenter {
             return Err(RpcError::Internal("No path to datacenter".into()));
         }
+        // ACLs: who the token is, and whether it may make this request at all. Lists are cut
+        // down to what it may read once served.
+        let identity = self.resolve_token(token)?;
+        if let Some(id) = &identity {
+            crate::acl::enforce::authorize(self, id, &req)?;
+        }
+        let reply = self.route_call(req, token, forwarded).await?;
+        Ok(match &identity {
+            Some(id) => crate::acl::enforce::filter(id, reply),
+            None => reply,
+        })
+    }
+
+    async fn route_call(
+        &self,
+        req: ServerRequest,
+        token: &str,
+        forwarded: bool,
+    ) -> Result<ServerReply, RpcError> {
         let route = req.route();
         if forwarded && route == Route::Leader && !self.inner.raft.is_leader() {
             // Forwarded to a server that no longer leads: the forwarder decides whether to
@@ -45,18 +74,19 @@ impl Server {
             return Err(RpcError::NoLeader);
         }
         if forwarded || route == Route::AnyServer || self.is_leader() {
-            return self.serve(req).await;
+            return self.serve(req, token).await;
         }
         let idempotent = req.is_idempotent();
         let me = self.inner.opts.rpc_addr.to_string();
         self.forward(idempotent, |pool, leader| {
             let req = req.clone();
             let here = (leader == me).then(|| self.clone());
+            let token = token.to_string();
             async move {
                 match here {
                     // This server has just established its own leadership.
-                    Some(server) => Ok(server.serve(req).await),
-                    None => pool.request(&leader, req, true).await,
+                    Some(server) => Ok(server.serve(req, &token).await),
+                    None => pool.request(&leader, req, &token, true).await,
                 }
             }
         })
@@ -64,7 +94,7 @@ impl Server {
     }
 
     /// The handlers: serve `req` from this server's own state and Raft node.
-    async fn serve(&self, req: ServerRequest) -> Result<ServerReply, RpcError> {
+    async fn serve(&self, req: ServerRequest, token: &str) -> Result<ServerReply, RpcError> {
         Ok(match req {
             ServerRequest::StatusLeader(_) => ServerReply::StatusLeader(self.leader_addr()),
             ServerRequest::StatusPeers(_) => ServerReply::StatusPeers(self.peers()),
@@ -117,6 +147,81 @@ impl Server {
             ServerRequest::RaftElect(_) => {
                 self.elect_here().await?;
                 ServerReply::RaftElect(())
+            }
+            ServerRequest::AclBootstrap(r) => {
+                ServerReply::AclBootstrap(self.acl_bootstrap(r.reset_index).await?)
+            }
+            ServerRequest::AclTokenSet(r) => {
+                ServerReply::AclTokenSet(self.acl_token_set(r.token, r.create).await?)
+            }
+            ServerRequest::AclTokenRead(r) => {
+                ServerReply::AclTokenRead(self.acl_token_read(&r.id, r.by_secret)?)
+            }
+            ServerRequest::AclTokenClone(r) => ServerReply::AclTokenClone(
+                self.acl_token_clone(&r.accessor_id, r.description).await?,
+            ),
+            ServerRequest::AclTokenDelete(r) => {
+                self.acl_token_delete(&r.accessor_id, token).await?;
+                ServerReply::AclTokenDelete(())
+            }
+            ServerRequest::AclTokenList(r) => ServerReply::AclTokenList(self.acl_token_list(&r)?),
+            ServerRequest::AclPolicySet(r) => {
+                ServerReply::AclPolicySet(self.acl_policy_set(r.policy, r.create).await?)
+            }
+            ServerRequest::AclPolicyRead(r) => {
+                ServerReply::AclPolicyRead(self.acl_policy_read(&r.id, &r.name)?)
+            }
+            ServerRequest::AclPolicyDelete(r) => {
+                self.acl_policy_delete(&r.id).await?;
+                ServerReply::AclPolicyDelete(())
+            }
+            ServerRequest::AclPolicyList(_) => ServerReply::AclPolicyList(self.acl_policy_list()?),
+            ServerRequest::AclRoleSet(r) => {
+                ServerReply::AclRoleSet(self.acl_role_set(r.role, r.create).await?)
+            }
+            ServerRequest::AclRoleRead(r) => {
+                ServerReply::AclRoleRead(self.acl_role_read(&r.id, &r.name)?)
+            }
+            ServerRequest::AclRoleDelete(r) => {
+                self.acl_role_delete(&r.id).await?;
+                ServerReply::AclRoleDelete(())
+            }
+            ServerRequest::AclRoleList(r) => {
+                ServerReply::AclRoleList(self.acl_role_list(&r.policy)?)
+            }
+            ServerRequest::AclAuthMethodSet(r) => {
+                ServerReply::AclAuthMethodSet(self.acl_auth_method_set(r.method, r.create).await?)
+            }
+            ServerRequest::AclAuthMethodRead(r) => {
+                ServerReply::AclAuthMethodRead(self.acl_auth_method_read(&r.name)?)
+            }
+            ServerRequest::AclAuthMethodDelete(r) => {
+                self.acl_auth_method_delete(&r.name).await?;
+                ServerReply::AclAuthMethodDelete(())
+            }
+            ServerRequest::AclAuthMethodList(_) => {
+                ServerReply::AclAuthMethodList(self.acl_auth_method_list()?)
+            }
+            ServerRequest::AclBindingRuleSet(r) => {
+                ServerReply::AclBindingRuleSet(self.acl_binding_rule_set(r.rule, r.create).await?)
+            }
+            ServerRequest::AclBindingRuleRead(r) => {
+                ServerReply::AclBindingRuleRead(self.acl_binding_rule_read(&r.id)?)
+            }
+            ServerRequest::AclBindingRuleDelete(r) => {
+                self.acl_binding_rule_delete(&r.id).await?;
+                ServerReply::AclBindingRuleDelete(())
+            }
+            ServerRequest::AclBindingRuleList(r) => {
+                ServerReply::AclBindingRuleList(self.acl_binding_rule_list(&r.auth_method)?)
+            }
+            ServerRequest::AclLogin(r) => ServerReply::AclLogin(self.acl_login(r.params).await?),
+            ServerRequest::AclLogout(_) => {
+                self.acl_logout(token).await?;
+                ServerReply::AclLogout(())
+            }
+            ServerRequest::AclResolveIdentity(_) => {
+                ServerReply::AclResolveIdentity(self.identity_of(token)?)
             }
         })
     }

@@ -122,6 +122,7 @@ async fn lead(server: &Server, term: u64) {
         tokio::time::sleep(BARRIER_RETRY).await;
     }
     init_session_timers(server);
+    crate::acl::initialize(server).await;
     crate::autopilot::ensure_config(server).await;
     reconcile(server).await;
     reconcile_servers(server);
@@ -151,6 +152,7 @@ async fn duties(server: &Server, led_since: Instant) {
         reconcile(server).await;
         reconcile_servers(server);
         crate::autopilot::prune_dead_servers(server, led_since);
+        crate::acl::reap_expired(server).await;
         let now = Instant::now();
         if now.duration_since(last_mark) >= TOMBSTONE_GRANULARITY {
             last_mark = now;

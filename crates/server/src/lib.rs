@@ -7,6 +7,7 @@
 //! The leader loop ([`leader`]) does what only the leader may: reconcile members into the
 //! catalog, expire session TTLs, reap KV tombstones, and run autopilot ([`autopilot`]).
 
+pub mod acl;
 mod autopilot;
 mod call;
 mod coordinate;
@@ -65,6 +66,8 @@ pub struct ServerOptions {
     pub pool: remote::SharedPool,
     /// How coordinate updates are batched into Raft.
     pub coordinate: CoordinateOptions,
+    /// `acl { … }`: enforcement, default policy, the initial management token.
+    pub acl: proconsul_types::AclConfig,
 }
 
 /// Errors starting a server.
@@ -101,6 +104,8 @@ struct Inner {
     membership_changes: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Coordinate updates waiting for the next batch (leader).
     coordinates: coordinate::PendingCoordinates,
+    /// Resolved ACL tokens.
+    acl: acl::Resolver,
     /// Time decided by the proposer ([`Clock`]).
     clock: Clock,
     shutdown: CancellationToken,
@@ -155,6 +160,7 @@ impl Server {
                 stable_since: Default::default(),
                 raft_heartbeat_ms,
                 coordinates: Default::default(),
+                acl: Default::default(),
                 clock: Clock::start(),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -387,9 +393,12 @@ impl Server {
             id: String::new(),
             address: self.inner.opts.rpc_addr.to_string(),
         };
-        if let Err(e) = tokio::time::timeout(within, self.call_typed(me_by_address))
-            .await
-            .unwrap_or(Err(RpcError::Internal("timed out".into())))
+        if let Err(e) = tokio::time::timeout(
+            within,
+            self.call_typed(me_by_address, &self.inner.opts.acl.tokens.agent),
+        )
+        .await
+        .unwrap_or(Err(RpcError::Internal("timed out".into())))
         {
             tracing::warn!(target: "agent.server", error = %e, "failed to leave the raft configuration");
             return;

@@ -72,6 +72,7 @@ impl Server {
             known_leader: self.leader().is_some(),
             last_contact_ms: self.last_contact_ms(),
             consistency,
+            results_filtered_by_acls: false,
         }
     }
 }

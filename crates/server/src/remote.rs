@@ -51,6 +51,9 @@ pub struct Call {
     /// Already forwarded by a server: serve it where it lands, never forward again.
     #[serde(default)]
     pub forwarded: bool,
+    /// The caller's ACL token (empty: anonymous).
+    #[serde(default)]
+    pub token: String,
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -122,10 +125,15 @@ impl ConnPool {
         &self,
         addr: &str,
         req: ServerRequest,
+        token: &str,
         forwarded: bool,
     ) -> Result<Result<ServerReply, RpcError>, WireError> {
         let timeout = req.max_wait().map_or(CALL_TIMEOUT, |w| w + CALL_TIMEOUT);
-        let body = encode(&Call { req, forwarded });
+        let body = encode(&Call {
+            req,
+            forwarded,
+            token: token.to_string(),
+        });
         let bytes = self.call(addr, method::CALL, body, timeout).await?;
         decode(&bytes).map_err(WireError::Protocol)
     }
@@ -137,7 +145,7 @@ impl ConnPool {
         req: R,
     ) -> Result<Result<R::Reply, RpcError>, WireError> {
         Ok(self
-            .request(addr, req.into_request(), false)
+            .request(addr, req.into_request(), "", false)
             .await?
             .and_then(R::from_reply))
     }
@@ -225,7 +233,7 @@ impl Server {
         match method {
             method::CALL => {
                 let c: Call = decode(&body)?;
-                let r = self.call(c.req, c.forwarded).await;
+                let r = self.call(c.req, &c.token, c.forwarded).await;
                 Ok(encode(&r))
             }
             other => Err(format!("unknown RPC method {other}")),

@@ -152,6 +152,9 @@ pub enum Command {
         #[serde(with = "serde_bytes", default)]
         state: Option<Vec<u8>>,
     },
+    /// A change to the ACL tables.
+    #[serde(rename = "acl")]
+    Acl(crate::acl::AclCommand),
     /// Store autopilot's configuration; with `cas`, only if the stored `ModifyIndex` equals it.
     #[serde(rename = "autopilot_set_config")]
     AutopilotSetConfig {

@@ -12,6 +12,7 @@
 //! watch sets), `snapshot` (dump/restore), `records` (internal rows, kept apart from the API
 //! shapes in `proconsul-types`).
 
+mod acl;
 mod autopilot;
 mod catalog;
 mod command;
@@ -27,6 +28,10 @@ mod txn;
 mod view;
 mod watch;
 
+pub use acl::{
+    AclAuthMethodRec, AclBindingRuleRec, AclCommand, AclGrants, AclLink, AclNodeIdentity,
+    AclPolicyRec, AclRoleRec, AclServiceIdentity, AclTemplatedPolicy, AclTokenRec,
+};
 pub use autopilot::AutopilotConfig;
 pub use command::{
     ApplyResult, CatalogVerb, Command, CoordinateUpdate, DecodeError, Deregistration, KvOp, KvVerb,

@@ -32,6 +32,9 @@ struct Snapshot {
     /// Absent in snapshots written before autopilot's configuration was stored.
     #[serde(default)]
     autopilot: Option<crate::AutopilotConfig>,
+    /// Absent in snapshots written before ACLs were stored.
+    #[serde(default)]
+    acl: crate::acl::AclSnapshot,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -74,6 +77,7 @@ pub(crate) fn encode(s: &State) -> Vec<u8> {
         indexes: rows(&s.indexes),
         coordinates: s.coordinates.values().cloned().collect(),
         autopilot: s.autopilot.clone(),
+        acl: s.acl.to_snapshot(),
     };
     rmp_serde::to_vec_named(&snap).expect("encoding in-memory records to msgpack cannot fail")
 }
@@ -90,6 +94,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
     let mut s = State {
         index: snap.index,
         autopilot: snap.autopilot,
+        acl: crate::acl::AclTables::from_snapshot(snap.acl),
         ..State::default()
     };
     for n in snap.nodes {

@@ -32,10 +32,15 @@ pub enum Table {
     Tombstones = 4,
     Sessions = 5,
     Coordinates = 6,
+    AclTokens = 7,
+    AclPolicies = 8,
+    AclRoles = 9,
+    AclAuthMethods = 10,
+    AclBindingRules = 11,
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 12] = [
         Table::Nodes,
         Table::Services,
         Table::Checks,
@@ -43,6 +48,20 @@ impl Table {
         Table::Tombstones,
         Table::Sessions,
         Table::Coordinates,
+        Table::AclTokens,
+        Table::AclPolicies,
+        Table::AclRoles,
+        Table::AclAuthMethods,
+        Table::AclBindingRules,
+    ];
+
+    /// The ACL tables.
+    pub const ACL: [Table; 5] = [
+        Table::AclTokens,
+        Table::AclPolicies,
+        Table::AclRoles,
+        Table::AclAuthMethods,
+        Table::AclBindingRules,
     ];
 
     /// The index-table key, as Consul names it.
@@ -55,6 +74,11 @@ impl Table {
             Table::Tombstones => "tombstones",
             Table::Sessions => "sessions",
             Table::Coordinates => "coordinates",
+            Table::AclTokens => "acl-tokens",
+            Table::AclPolicies => "acl-policies",
+            Table::AclRoles => "acl-roles",
+            Table::AclAuthMethods => "acl-auth-methods",
+            Table::AclBindingRules => "acl-binding-rules",
         }
     }
 }
@@ -107,6 +131,8 @@ pub(crate) struct State {
     pub indexes: OrdMap<String, u64>,
     /// Autopilot's configuration, once written.
     pub autopilot: Option<crate::AutopilotConfig>,
+    /// Tokens, policies, roles, auth methods, binding rules.
+    pub acl: crate::acl::AclTables,
 }
 
 impl State {
@@ -235,6 +261,7 @@ impl Tx {
                 ApplyResult::Ok
             }
             Command::AutopilotSetConfig { config, cas } => self.autopilot_set(config, *cas),
+            Command::Acl(c) => unit(self.acl_apply(c)),
             Command::TombstoneReap { up_to_index } => {
                 self.tombstone_reap(*up_to_index);
                 ApplyResult::Ok

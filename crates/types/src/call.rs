@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::*;
 use crate::{
     AutopilotState, Consistency, OperatorHealth, QueryMeta, QueryOptions, RaftConfiguration,
     ReadRequest, ReadResponse, RpcError, WriteRequest, WriteResponse,
@@ -114,6 +115,34 @@ server_calls! {
     "Snapshot.Save" => SnapshotSave -> (QueryMeta, SnapshotData);
     /// Stand for election now: the target of a leadership transfer, asked by the leader.
     "Raft.Elect" => RaftElect -> ();
+    /// The first management token (`PUT /v1/acl/bootstrap`).
+    "ACL.BootstrapTokens" => AclBootstrap -> AclToken;
+    "ACL.TokenSet" => AclTokenSet -> AclToken;
+    "ACL.TokenRead" => AclTokenRead -> (QueryMeta, Option<AclToken>);
+    "ACL.TokenClone" => AclTokenClone -> AclToken;
+    "ACL.TokenDelete" => AclTokenDelete -> ();
+    "ACL.TokenList" => AclTokenList -> (QueryMeta, Vec<AclToken>);
+    "ACL.PolicySet" => AclPolicySet -> AclPolicy;
+    "ACL.PolicyRead" => AclPolicyRead -> (QueryMeta, Option<AclPolicy>);
+    "ACL.PolicyDelete" => AclPolicyDelete -> ();
+    "ACL.PolicyList" => AclPolicyList -> (QueryMeta, Vec<AclPolicy>);
+    "ACL.RoleSet" => AclRoleSet -> AclRole;
+    "ACL.RoleRead" => AclRoleRead -> (QueryMeta, Option<AclRole>);
+    "ACL.RoleDelete" => AclRoleDelete -> ();
+    "ACL.RoleList" => AclRoleList -> (QueryMeta, Vec<AclRole>);
+    "ACL.AuthMethodSet" => AclAuthMethodSet -> AclAuthMethod;
+    "ACL.AuthMethodRead" => AclAuthMethodRead -> (QueryMeta, Option<AclAuthMethod>);
+    "ACL.AuthMethodDelete" => AclAuthMethodDelete -> ();
+    "ACL.AuthMethodList" => AclAuthMethodList -> (QueryMeta, Vec<AclAuthMethod>);
+    "ACL.BindingRuleSet" => AclBindingRuleSet -> AclBindingRule;
+    "ACL.BindingRuleRead" => AclBindingRuleRead -> (QueryMeta, Option<AclBindingRule>);
+    "ACL.BindingRuleDelete" => AclBindingRuleDelete -> ();
+    "ACL.BindingRuleList" => AclBindingRuleList -> (QueryMeta, Vec<AclBindingRule>);
+    "ACL.Login" => AclLogin -> AclToken;
+    "ACL.Logout" => AclLogout -> ();
+    /// The caller's token, resolved to what it grants (client agents authorising their own
+    /// endpoints).
+    "ACL.ResolveIdentity" => AclResolveIdentity -> AclIdentity;
 }
 
 impl ServerRequest {
@@ -123,7 +152,8 @@ impl ServerRequest {
             ServerRequest::StatusLeader(_)
             | ServerRequest::StatusPeers(_)
             | ServerRequest::StatusRaftStats(_)
-            | ServerRequest::RaftElect(_) => Route::AnyServer,
+            | ServerRequest::RaftElect(_)
+            | ServerRequest::AclResolveIdentity(_) => Route::AnyServer,
             ServerRequest::Read(r) if r.opts.consistency == Consistency::Stale => Route::AnyServer,
             ServerRequest::OperatorUsage(r) if r.stale => Route::AnyServer,
             ServerRequest::RaftGetConfiguration(r) if r.stale => Route::AnyServer,
@@ -139,6 +169,20 @@ impl ServerRequest {
             ServerRequest::Write(_)
                 | ServerRequest::RaftRemovePeer(_)
                 | ServerRequest::RaftTransferLeader(_)
+                | ServerRequest::AclBootstrap(_)
+                | ServerRequest::AclTokenSet(_)
+                | ServerRequest::AclTokenClone(_)
+                | ServerRequest::AclTokenDelete(_)
+                | ServerRequest::AclPolicySet(_)
+                | ServerRequest::AclPolicyDelete(_)
+                | ServerRequest::AclRoleSet(_)
+                | ServerRequest::AclRoleDelete(_)
+                | ServerRequest::AclAuthMethodSet(_)
+                | ServerRequest::AclAuthMethodDelete(_)
+                | ServerRequest::AclBindingRuleSet(_)
+                | ServerRequest::AclBindingRuleDelete(_)
+                | ServerRequest::AclLogin(_)
+                | ServerRequest::AclLogout(_)
         )
     }
 
@@ -158,6 +202,8 @@ impl ServerRequest {
             | ServerRequest::RaftRemovePeer(_)
             | ServerRequest::RaftTransferLeader(_)
             | ServerRequest::RaftElect(_) => "",
+            // ACL state is the primary datacenter's; `?dc=` is not offered on these.
+            _ => "",
         }
     }
 

@@ -7,6 +7,7 @@
 //! Input from clients is matched case-insensitively (see [`json::from_slice_ci`]), the way
 //! Consul's own decoder accepts `{"name": "web"}` from py-consul.
 
+pub mod acl;
 pub mod agent;
 pub mod call;
 pub mod catalog;
@@ -21,6 +22,7 @@ pub mod session;
 pub mod time;
 pub mod txn;
 
+pub use acl::*;
 pub use agent::*;
 pub use call::*;
 pub use catalog::*;

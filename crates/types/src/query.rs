@@ -54,4 +54,8 @@ pub struct QueryMeta {
     /// Milliseconds since the serving server last heard from the leader (0 on the leader).
     pub last_contact_ms: u64,
     pub consistency: Consistency,
+    /// Some results were left out because the token may not read them
+    /// (`X-Consul-Results-Filtered-By-ACLs: true`).
+    #[serde(default)]
+    pub results_filtered_by_acls: bool,
 }

@@ -94,6 +94,8 @@ pub enum WriteResponse {
 pub enum RpcError {
     /// 400
     BadRequest(String),
+    /// 401 (`ACL support disabled`)
+    Unauthorized(String),
     /// 403 (`Permission denied`)
     PermissionDenied(String),
     /// 404
@@ -115,6 +117,7 @@ impl RpcError {
     pub fn status(&self) -> u16 {
         match self {
             RpcError::BadRequest(_) => 400,
+            RpcError::Unauthorized(_) => 401,
             RpcError::PermissionDenied(_) => 403,
             RpcError::NotFound(_) => 404,
             RpcError::Conflict(_) => 409,
@@ -135,6 +138,7 @@ impl std::fmt::Display for RpcError {
         match self {
             RpcError::NoLeader => f.write_str("No cluster leader"),
             RpcError::BadRequest(m)
+            | RpcError::Unauthorized(m)
             | RpcError::PermissionDenied(m)
             | RpcError::NotFound(m)
             | RpcError::Conflict(m)

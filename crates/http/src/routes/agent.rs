@@ -6,9 +6,11 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::{decode, decode_or_default, read_body, St, MAX_BODY};
+use crate::caller::{allows, need};
 use crate::params::Params;
 use crate::reply::{self, Reply};
 use crate::{Backend, ServiceRegistration};
+use proconsul_acl::Check;
 use proconsul_filter::schemas;
 use proconsul_types::{
     health, AgentService, CheckDefinition, HealthCheck, RpcError, ServiceDefinition,
@@ -18,9 +20,64 @@ fn ok_empty() -> Reply {
     reply::text(StatusCode::OK, "")
 }
 
+type Rights = Option<std::sync::Arc<crate::Rights>>;
+
+/// `X-Consul-Results-Filtered-By-ACLs: true` when ACLs cut a list the caller asked for with
+/// a token (Consul says nothing to a request without one).
+fn mark_filtered(r: &mut Reply, rights: &Rights, cut: bool) {
+    if cut && rights.as_ref().is_some_and(|r| r.has_token) {
+        r.headers_mut().insert(
+            "X-Consul-Results-Filtered-By-ACLs",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+}
+
+/// May the caller change check `id` (404 first when there is none)? A service's check needs
+/// `service:write` on the service, a node check `node:write` on this agent's node.
+async fn may_write_check<B: Backend>(st: &St<B>, id: &str) -> Result<(), RpcError> {
+    let rights = st.caller_rights().await?;
+    if rights.is_none() {
+        return Ok(());
+    }
+    let Some(c) = st.agent_checks().remove(id) else {
+        return Err(RpcError::NotFound(format!(
+            "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
+        )));
+    };
+    if c.service_id.is_empty() {
+        need(&rights, Check::NodeWrite(&st.node_name()))
+    } else {
+        need(&rights, Check::ServiceWrite(&c.service_name))
+    }
+}
+
+/// May the caller change service `id` (404 first when there is none)?
+async fn may_write_service<B: Backend>(st: &St<B>, id: &str) -> Result<(), RpcError> {
+    let rights = st.caller_rights().await?;
+    if rights.is_none() {
+        return Ok(());
+    }
+    let Some(s) = st.agent_services().remove(id) else {
+        return Err(RpcError::NotFound(format!(
+            "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
+        )));
+    };
+    need(&rights, Check::ServiceWrite(&s.service))
+}
+
 pub async fn self_<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    reply::json(&st.agent_self(), p.pretty())
+    reply::or_error(
+        async {
+            need(
+                &st.caller_rights().await?,
+                Check::AgentRead(&st.node_name()),
+            )?;
+            Ok(reply::json(&st.agent_self(), p.pretty()))
+        }
+        .await,
+    )
 }
 
 /// `/v1/agent/metrics`: go-metrics' in-memory summary, or with `?format=prometheus` the text
@@ -28,6 +85,13 @@ pub async fn self_<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
 /// empty 200 with its reason in `X-Consul-Reason`.
 pub async fn metrics<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
+    let allowed = match st.caller_rights().await {
+        Ok(r) => need(&r, Check::AgentRead(&st.node_name())),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = allowed {
+        return reply::error(&e);
+    }
     let t = st.telemetry();
     if p.get("format") != Some("prometheus") {
         return reply::json(&t.display(), p.pretty());
@@ -78,6 +142,13 @@ pub async fn version(RawQuery(q): RawQuery) -> Reply {
 
 pub async fn host<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
+    let allowed = match st.caller_rights().await {
+        Ok(r) => need(&r, Check::OperatorRead),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = allowed {
+        return reply::error(&e);
+    }
     let backend = std::sync::Arc::clone(&st.0);
     match tokio::task::spawn_blocking(move || backend.agent_host()).await {
         Ok(v) => reply::json(&v, p.pretty()),
@@ -87,26 +158,44 @@ pub async fn host<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
 
 pub async fn members<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    reply::or_error((|| {
-        let filter = p.filter(schemas::MEMBER)?;
-        let mut members = st.agent_members(p.has("wan"));
-        if let Some(f) = filter {
-            f.retain(&mut members);
+    reply::or_error(
+        async {
+            let filter = p.filter(schemas::MEMBER)?;
+            let rights = st.caller_rights().await?;
+            let mut members = st.agent_members(p.has("wan"));
+            let before = members.len();
+            members.retain(|m| allows(&rights, Check::NodeRead(&m.name)));
+            let cut = members.len() != before;
+            if let Some(f) = filter {
+                f.retain(&mut members);
+            }
+            let mut r = reply::json(&members, p.pretty());
+            mark_filtered(&mut r, &rights, cut);
+            Ok(r)
         }
-        Ok(reply::json(&members, p.pretty()))
-    })())
+        .await,
+    )
 }
 
 pub async fn services<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    reply::or_error((|| {
-        let filter = p.filter(schemas::SERVICE)?;
-        let mut services = st.agent_services();
-        if let Some(f) = filter {
-            f.retain_values(&mut services);
+    reply::or_error(
+        async {
+            let filter = p.filter(schemas::SERVICE)?;
+            let rights = st.caller_rights().await?;
+            let mut services = st.agent_services();
+            let before = services.len();
+            services.retain(|_, s| allows(&rights, Check::ServiceRead(&s.service)));
+            let cut = services.len() != before;
+            if let Some(f) = filter {
+                f.retain_values(&mut services);
+            }
+            let mut r = reply::json(&services, p.pretty());
+            mark_filtered(&mut r, &rights, cut);
+            Ok(r)
         }
-        Ok(reply::json(&services, p.pretty()))
-    })())
+        .await,
+    )
 }
 
 pub async fn service<B: Backend>(
@@ -122,12 +211,19 @@ pub async fn service<B: Backend>(
         Ok(w) => crate::params::blocking_deadline(w),
         Err(e) => return reply::error(&e),
     };
+    let rights = match st.caller_rights().await {
+        Ok(r) => r,
+        Err(e) => return reply::error(&e),
+    };
     let mut changes = st.agent_services_watch();
     loop {
         changes.borrow_and_update();
         let Some(mut svc) = st.agent_services().remove(&id) else {
             return reply::text(StatusCode::NOT_FOUND, format!("unknown service ID: {id}"));
         };
+        if let Err(e) = need(&rights, Check::ServiceRead(&svc.service)) {
+            return reply::error(&e);
+        }
         svc.content_hash = content_hash(&svc);
         if wait_for.as_deref() == Some(svc.content_hash.as_str()) {
             tokio::select! {
@@ -155,14 +251,30 @@ fn content_hash(svc: &AgentService) -> String {
 
 pub async fn checks<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    reply::or_error((|| {
-        let filter = p.filter(schemas::HEALTH_CHECK)?;
-        let mut checks = st.agent_checks();
-        if let Some(f) = filter {
-            f.retain_values(&mut checks);
+    reply::or_error(
+        async {
+            let filter = p.filter(schemas::HEALTH_CHECK)?;
+            let rights = st.caller_rights().await?;
+            let node = st.node_name();
+            let mut checks = st.agent_checks();
+            let before = checks.len();
+            checks.retain(|_, c| {
+                if c.service_id.is_empty() {
+                    allows(&rights, Check::NodeRead(&node))
+                } else {
+                    allows(&rights, Check::ServiceRead(&c.service_name))
+                }
+            });
+            let cut = checks.len() != before;
+            if let Some(f) = filter {
+                f.retain_values(&mut checks);
+            }
+            let mut r = reply::json(&checks, p.pretty());
+            mark_filtered(&mut r, &rights, cut);
+            Ok(r)
         }
-        Ok(reply::json(&checks, p.pretty()))
-    })())
+        .await,
+    )
 }
 
 pub async fn register_service<B: Backend>(
@@ -177,6 +289,16 @@ pub async fn register_service<B: Backend>(
             let body = read_body(&headers, body, MAX_BODY).await?;
             let definition: ServiceDefinition = decode(&body)?;
             let replace_existing_checks = p.flag("replace-existing-checks")?;
+            let rights = st.caller_rights().await?;
+            need(&rights, Check::ServiceWrite(&definition.name))?;
+            let id = if definition.id.is_empty() {
+                &definition.name
+            } else {
+                &definition.id
+            };
+            if let Some(existing) = st.agent_services().get(id) {
+                need(&rights, Check::ServiceWrite(&existing.service))?;
+            }
             st.agent_register_service(ServiceRegistration {
                 definition,
                 replace_existing_checks,
@@ -189,7 +311,13 @@ pub async fn register_service<B: Backend>(
 }
 
 pub async fn deregister_service<B: Backend>(st: St<B>, Path(id): Path<String>) -> Reply {
-    reply::or_error(st.agent_deregister_service(id).await.map(|_| ok_empty()))
+    reply::or_error(
+        async {
+            may_write_service(&st, &id).await?;
+            st.agent_deregister_service(id).await.map(|_| ok_empty())
+        }
+        .await,
+    )
 }
 
 pub async fn register_check<B: Backend>(st: St<B>, headers: HeaderMap, body: Body) -> Reply {
@@ -197,6 +325,19 @@ pub async fn register_check<B: Backend>(st: St<B>, headers: HeaderMap, body: Bod
         async {
             let body = read_body(&headers, body, MAX_BODY).await?;
             let def: CheckDefinition = decode(&body)?;
+            let rights = st.caller_rights().await?;
+            if rights.is_some() {
+                let service_id = def.service_id.clone();
+                if service_id.is_empty() {
+                    need(&rights, Check::NodeWrite(&st.node_name()))?;
+                } else {
+                    let name = st
+                        .agent_services()
+                        .remove(&service_id)
+                        .map_or(service_id, |s| s.service);
+                    need(&rights, Check::ServiceWrite(&name))?;
+                }
+            }
             st.agent_register_check(def).await?;
             Ok(ok_empty())
         }
@@ -205,16 +346,27 @@ pub async fn register_check<B: Backend>(st: St<B>, headers: HeaderMap, body: Bod
 }
 
 pub async fn deregister_check<B: Backend>(st: St<B>, Path(id): Path<String>) -> Reply {
-    reply::or_error(st.agent_deregister_check(id).await.map(|_| ok_empty()))
+    reply::or_error(
+        async {
+            may_write_check(&st, &id).await?;
+            st.agent_deregister_check(id).await.map(|_| ok_empty())
+        }
+        .await,
+    )
 }
 
-async fn ttl<B: Backend>(b: &B, id: String, status: &str, q: Option<String>) -> Reply {
+async fn ttl<B: Backend>(st: &St<B>, id: String, status: &str, q: Option<String>) -> Reply {
+    let b: &B = st;
     let p = Params::parse(q.as_deref());
     let note = p.get("note").unwrap_or("").to_string();
     reply::or_error(
-        b.agent_update_ttl(id, status.to_string(), note)
-            .await
-            .map(|_| ok_empty()),
+        async {
+            may_write_check(st, &id).await?;
+            b.agent_update_ttl(id, status.to_string(), note)
+                .await
+                .map(|_| ok_empty())
+        }
+        .await,
     )
 }
 
@@ -223,21 +375,21 @@ pub async fn check_pass<B: Backend>(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Reply {
-    ttl(&**st, id, health::PASSING, q).await
+    ttl(&st, id, health::PASSING, q).await
 }
 pub async fn check_warn<B: Backend>(
     st: St<B>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Reply {
-    ttl(&**st, id, health::WARNING, q).await
+    ttl(&st, id, health::WARNING, q).await
 }
 pub async fn check_fail<B: Backend>(
     st: St<B>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Reply {
-    ttl(&**st, id, health::CRITICAL, q).await
+    ttl(&st, id, health::CRITICAL, q).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -263,6 +415,7 @@ pub async fn check_update<B: Backend>(
                     u.status
                 )));
             }
+            may_write_check(&st, &id).await?;
             st.agent_update_ttl(id, u.status, u.output).await?;
             Ok(ok_empty())
         }
@@ -272,7 +425,16 @@ pub async fn check_update<B: Backend>(
 
 pub async fn join<B: Backend>(st: St<B>, Path(addr): Path<String>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    reply::or_error(st.agent_join(addr, p.has("wan")).await.map(|_| ok_empty()))
+    reply::or_error(
+        async {
+            need(
+                &st.caller_rights().await?,
+                Check::AgentWrite(&st.node_name()),
+            )?;
+            st.agent_join(addr, p.has("wan")).await.map(|_| ok_empty())
+        }
+        .await,
+    )
 }
 
 pub async fn force_leave<B: Backend>(
@@ -282,18 +444,69 @@ pub async fn force_leave<B: Backend>(
 ) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
-        st.agent_force_leave(node, p.has("prune"), p.has("wan"))
-            .await
-            .map(|_| ok_empty()),
+        async {
+            need(&st.caller_rights().await?, Check::OperatorWrite)?;
+            st.agent_force_leave(node, p.has("prune"), p.has("wan"))
+                .await
+                .map(|_| ok_empty())
+        }
+        .await,
     )
 }
 
 pub async fn leave<B: Backend>(st: St<B>) -> Reply {
-    reply::or_error(st.agent_leave().await.map(|_| ok_empty()))
+    reply::or_error(
+        async {
+            need(
+                &st.caller_rights().await?,
+                Check::AgentWrite(&st.node_name()),
+            )?;
+            st.agent_leave().await.map(|_| ok_empty())
+        }
+        .await,
+    )
 }
 
 pub async fn reload<B: Backend>(st: St<B>) -> Reply {
-    reply::or_error(st.agent_reload().await.map(|_| ok_empty()))
+    reply::or_error(
+        async {
+            need(
+                &st.caller_rights().await?,
+                Check::AgentWrite(&st.node_name()),
+            )?;
+            st.agent_reload().await.map(|_| ok_empty())
+        }
+        .await,
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct TokenBody {
+    token: String,
+}
+
+/// `PUT /v1/agent/token/:kind`: needs ACLs on and `agent:write`.
+pub async fn set_token<B: Backend>(
+    st: St<B>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    reply::or_error(
+        async {
+            let rights = st.caller_rights().await?;
+            if rights.is_none() {
+                return Err(RpcError::Unauthorized("ACL support disabled".into()));
+            }
+            need(&rights, Check::AgentWrite(&st.node_name()))?;
+            let body = read_body(&headers, body, MAX_BODY).await?;
+            let t: TokenBody = decode(&body)?;
+            st.set_agent_token(&kind, t.token)?;
+            Ok(ok_empty())
+        }
+        .await,
+    )
 }
 
 /// `?enable=` is required and must be a boolean, like Consul.
@@ -315,6 +528,10 @@ pub async fn node_maintenance<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> R
         async {
             let enable = enable_param(&p)?;
             let reason = p.get("reason").unwrap_or("").to_string();
+            need(
+                &st.caller_rights().await?,
+                Check::NodeWrite(&st.node_name()),
+            )?;
             st.agent_node_maintenance(enable, reason).await?;
             Ok(ok_empty())
         }
@@ -332,6 +549,7 @@ pub async fn service_maintenance<B: Backend>(
         async {
             let enable = enable_param(&p)?;
             let reason = p.get("reason").unwrap_or("").to_string();
+            may_write_service(&st, &id).await?;
             st.agent_service_maintenance(id, enable, reason).await?;
             Ok(ok_empty())
         }
@@ -401,6 +619,13 @@ pub async fn health_by_id<B: Backend>(
     let Some(svc) = st.agent_services().remove(&id) else {
         return reply::text(StatusCode::NOT_FOUND, format!("ServiceId {id} not found"));
     };
+    let allowed = match st.caller_rights().await {
+        Ok(r) => need(&r, Check::ServiceRead(&svc.service)),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = allowed {
+        return reply::error(&e);
+    }
     let h = service_health(svc, &st.agent_checks());
     let code = health_code(&h.aggregated_status);
     let mut r = if text {
@@ -419,6 +644,13 @@ pub async fn health_by_name<B: Backend>(
 ) -> Reply {
     let p = Params::parse(q.as_deref());
     let text = p.get("format") == Some("text");
+    let allowed = match st.caller_rights().await {
+        Ok(r) => need(&r, Check::ServiceRead(&name)),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = allowed {
+        return reply::error(&e);
+    }
     let checks = st.agent_checks();
     let all: Vec<ServiceHealth> = st
         .agent_services()
@@ -489,6 +721,13 @@ fn line_rank(line: &str) -> u8 {
 /// goes away. Lines below the agent's own `-log-level` are never produced, so never streamed.
 pub async fn monitor<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
+    let allowed = match st.caller_rights().await {
+        Ok(r) => need(&r, Check::AgentRead(&st.node_name())),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = allowed {
+        return reply::error(&e);
+    }
     let asked = p.get("loglevel").unwrap_or("info");
     let Some(min) = level_rank(asked) else {
         return reply::text(

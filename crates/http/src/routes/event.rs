@@ -31,6 +31,13 @@ pub async fn fire<B: Backend>(
                     "No path to datacenter".into(),
                 ));
             }
+            let rights = st.caller_rights().await?;
+            if !crate::caller::allows(&rights, proconsul_acl::Check::EventWrite(&name)) {
+                // Consul's event endpoint answers the bare text.
+                return Err(proconsul_types::RpcError::PermissionDenied(
+                    "Permission denied".into(),
+                ));
+            }
             let payload = read_body(&headers, body, MAX_EVENT_PAYLOAD).await?;
             let ev = UserEvent {
                 name,
@@ -61,15 +68,22 @@ pub async fn list<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
         Err(e) => return reply::error(&e),
     };
     let name = p.get("name").unwrap_or("");
+    let rights = match st.caller_rights().await {
+        Ok(r) => r,
+        Err(e) => return reply::error(&e),
+    };
     let mut changes = st.event_watch();
     let deadline = opts.max_wait.map(crate::params::blocking_deadline);
     loop {
         changes.borrow_and_update();
-        let events: Vec<UserEvent> = st
+        let mut events: Vec<UserEvent> = st
             .event_list()
             .into_iter()
             .filter(|e| name.is_empty() || e.name == name)
             .collect();
+        let before = events.len();
+        events.retain(|e| crate::caller::allows(&rights, proconsul_acl::Check::EventRead(&e.name)));
+        let cut = events.len() != before;
         // No events: 1, not 0, so a watcher does not spin (Consul's words).
         let index = events.last().map_or(1, |e| uuid_index(&e.id));
         if let (Some(d), true) = (deadline, index == opts.min_index) {
@@ -78,7 +92,14 @@ pub async fn list<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
                 _ = tokio::time::sleep_until(d) => {}
             }
         }
-        return reply::with_index(reply::json(&events, p.pretty()), index);
+        let mut r = reply::with_index(reply::json(&events, p.pretty()), index);
+        if cut && rights.as_ref().is_some_and(|r| r.has_token) {
+            r.headers_mut().insert(
+                "X-Consul-Results-Filtered-By-ACLs",
+                axum::http::HeaderValue::from_static("true"),
+            );
+        }
+        return r;
     }
 }
 

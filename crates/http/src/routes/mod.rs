@@ -2,6 +2,7 @@
 //! `params` and `reply`, so handlers stay short and alike. An area's module lists its own
 //! paths (`routes()`, merged here) next to its handlers, so an endpoint is added in one file.
 
+mod acl;
 mod agent;
 mod catalog;
 mod coordinate;
@@ -36,6 +37,7 @@ pub(crate) type St<B> = axum::extract::State<Arc<B>>;
 pub fn router<B: Backend>(backend: Arc<B>) -> Router {
     Router::new()
         .merge(status::routes::<B>())
+        .merge(acl::routes::<B>())
         // kv: the bare prefix needs its own route besides the catch-all
         .route(
             "/v1/kv",
@@ -123,6 +125,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             get(snapshot::save::<B>).put(snapshot::restore::<B>),
         )
         .route("/v1/agent/reload", put(agent::reload::<B>))
+        .route("/v1/agent/token/{kind}", put(agent::set_token::<B>))
         .route("/v1/agent/monitor", get(agent::monitor::<B>))
         .route("/v1/agent/maintenance", put(agent::node_maintenance::<B>))
         .route(

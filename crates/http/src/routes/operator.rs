@@ -99,6 +99,13 @@ pub async fn keyring<B: Backend>(
     let p = Params::parse(q.as_deref());
     reply::or_error(
         async {
+            let rights = st.caller_rights().await?;
+            let check = if method == Method::GET {
+                proconsul_acl::Check::KeyringRead
+            } else {
+                proconsul_acl::Check::KeyringWrite
+            };
+            crate::caller::need(&rights, check)?;
             let op = match method {
                 Method::GET => {
                     return st

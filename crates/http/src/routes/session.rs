@@ -74,7 +74,13 @@ pub async fn create<B: Backend>(
             };
             let req = SessionCreate {
                 name: b.name,
-                node: b.node,
+                // The agent's own node unless the body names one (Consul's agent fills it in,
+                // so a client agent's sessions are its own, and ACLs check that node).
+                node: if b.node.is_empty() {
+                    st.node_name()
+                } else {
+                    b.node
+                },
                 lock_delay_ns,
                 node_checks,
                 service_checks: b

@@ -44,6 +44,9 @@ fn now_ms() -> u64 {
 pub async fn restore<B: Backend>(st: St<B>, headers: HeaderMap, body: Body) -> Reply {
     reply::or_error(
         async {
+            // Restoring replaces everything, ACLs included: management only, checked before
+            // the archive is read.
+            crate::caller::need(&st.caller_rights().await?, proconsul_acl::Check::Snapshot)?;
             let archive = read_body(&headers, body, MAX_ARCHIVE).await?;
             st.snapshot_restore(archive.to_vec()).await?;
             Ok(reply::text(StatusCode::OK, ""))

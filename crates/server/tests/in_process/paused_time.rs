@@ -51,12 +51,13 @@ async fn start() -> Server {
         transport: router.transport(ADDR),
         pool: SharedPool::new("dc1"),
         coordinate: Default::default(),
+        acl: Default::default(),
     })
     .await
     .unwrap();
     // Established leadership is reported only after the node is reconciled.
     while server
-        .call_typed(StatusLeader::default())
+        .call_typed(StatusLeader::default(), "")
         .await
         .unwrap()
         .is_empty()
@@ -67,10 +68,13 @@ async fn start() -> Server {
 }
 
 async fn write(s: &Server, req: WriteRequest) -> WriteResponse {
-    s.call_typed(Write {
-        req,
-        datacenter: String::new(),
-    })
+    s.call_typed(
+        Write {
+            req,
+            datacenter: String::new(),
+        },
+        "",
+    )
     .await
     .unwrap()
     .1
@@ -105,10 +109,13 @@ async fn acquire(s: &Server, key: &str, session: &str) -> bool {
 
 async fn sessions(s: &Server) -> usize {
     let (_, resp) = s
-        .call_typed(Read {
-            req: SessionList {}.into(),
-            opts: Default::default(),
-        })
+        .call_typed(
+            Read {
+                req: SessionList {}.into(),
+                opts: Default::default(),
+            },
+            "",
+        )
         .await
         .unwrap();
     SessionList::from_response(resp).unwrap().len()

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod acl;
 mod agent_local;
 mod checks;
 mod checks_tls_grpc;

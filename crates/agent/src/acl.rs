@@ -1,0 +1,169 @@
+//! The agent's side of ACLs: the tokens it holds (`acl.tokens`, changed at run time through
+//! `/v1/agent/token/:kind`) and the rights of callers of the endpoints it serves itself.
+//!
+//! Rights are what a server says the caller's token grants (`ACL.ResolveIdentity`), compiled
+//! here and kept for `acl.token_ttl`. When no server answers, `acl.down_policy` decides:
+//! `extend-cache`/`async-cache` keep using what was resolved before (however old), `allow`
+//! and `deny` answer for every token.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use proconsul_acl::{Authorizer, DefaultPolicy, Policy};
+use proconsul_http::Rights;
+use proconsul_types::{AclAgentTokens, AclConfig, AclIdentity, AclResolveIdentity, RpcError};
+
+use crate::Agent;
+
+/// Resolved rights kept at most; the cache starts over when full.
+const RIGHTS_MAX: usize = 4096;
+
+pub(crate) struct AgentAcl {
+    config: AclConfig,
+    tokens: RwLock<AclAgentTokens>,
+    rights: Mutex<HashMap<String, (Instant, Arc<Rights>)>>,
+}
+
+impl AgentAcl {
+    pub fn new(config: AclConfig) -> AgentAcl {
+        AgentAcl {
+            tokens: RwLock::new(config.tokens.clone()),
+            config,
+            rights: Mutex::default(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    fn tokens(&self) -> std::sync::RwLockReadGuard<'_, AclAgentTokens> {
+        self.tokens.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The token of the agent's own requests: `agent`, else `default`.
+    pub fn agent(&self) -> String {
+        let t = self.tokens();
+        if t.agent.is_empty() {
+            t.default.clone()
+        } else {
+            t.agent.clone()
+        }
+    }
+
+    /// The token of a request that brought none: `default`.
+    pub fn default_token(&self) -> String {
+        self.tokens().default.clone()
+    }
+
+    /// The token DNS answers with: `dns`, else `default`.
+    pub fn dns(&self) -> String {
+        let t = self.tokens();
+        if t.dns.is_empty() {
+            t.default.clone()
+        } else {
+            t.dns.clone()
+        }
+    }
+
+    /// `/v1/agent/token/:kind`: replace one of the agent's tokens. `false` for an unknown kind.
+    pub fn set(&self, kind: &str, token: String) -> bool {
+        let mut t = self.tokens.write().unwrap_or_else(|e| e.into_inner());
+        let slot = match kind {
+            "default" | "acl_token" => &mut t.default,
+            "agent" | "acl_agent_token" => &mut t.agent,
+            "agent_recovery" | "agent_master" | "acl_agent_master_token" => &mut t.agent_recovery,
+            "replication" | "acl_replication_token" => &mut t.replication,
+            "dns" => &mut t.dns,
+            "config_file_service_registration" => &mut t.config_file_service_registration,
+            _ => return false,
+        };
+        *slot = token;
+        true
+    }
+
+    fn default_policy(&self) -> DefaultPolicy {
+        if self.config.default_allow {
+            DefaultPolicy::Allow
+        } else {
+            DefaultPolicy::Deny
+        }
+    }
+
+    /// Rights from what a server resolved.
+    fn compile(&self, id: AclIdentity, has_token: bool) -> Result<Rights, RpcError> {
+        let authz = if id.management {
+            Authorizer::manage_all()
+        } else {
+            let policies: Vec<Policy> = id
+                .rules
+                .iter()
+                .map(|r| Policy::parse_lenient(r))
+                .collect::<Result<_, _>>()
+                .map_err(|e| RpcError::Internal(format!("ACL policy does not parse: {e}")))?;
+            Authorizer::new(policies.iter(), self.default_policy())
+                .with_key_list_policy(self.config.enable_key_list_policy)
+        };
+        Ok(Rights {
+            accessor_id: id.accessor_id,
+            authz,
+            has_token,
+        })
+    }
+}
+
+impl Agent {
+    /// The token a request of the HTTP API is served with: its own, else the agent's
+    /// `default` token (then the servers read an empty one as anonymous).
+    pub(crate) fn request_token(&self) -> String {
+        match proconsul_http::caller_token() {
+            Some(t) if !t.is_empty() => t.to_string(),
+            _ => self.inner.tokens.default_token(),
+        }
+    }
+
+    /// What `token` may do on this agent; `None` when ACLs are off.
+    pub(crate) async fn rights_of(&self, token: &str) -> Result<Option<Arc<Rights>>, RpcError> {
+        let acl = &self.inner.tokens;
+        if !acl.enabled() {
+            return Ok(None);
+        }
+        // The recovery token works on this agent even when no server does.
+        let recovery = acl.tokens().agent_recovery.clone();
+        if !recovery.is_empty() && token == recovery {
+            return Ok(Some(Arc::new(Rights {
+                accessor_id: "agent-recovery-token".into(),
+                authz: Authorizer::manage_all(),
+                has_token: true,
+            })));
+        }
+        let cached = acl.rights.lock().unwrap().get(token).cloned();
+        if let Some((at, rights)) = &cached {
+            if at.elapsed() < acl.config.token_ttl {
+                return Ok(Some(rights.clone()));
+            }
+        }
+        match self.call_as(AclResolveIdentity {}, token).await {
+            Ok(id) => {
+                let rights = Arc::new(acl.compile(id, !token.is_empty())?);
+                let mut cache = acl.rights.lock().unwrap();
+                if cache.len() >= RIGHTS_MAX {
+                    cache.clear();
+                }
+                cache.insert(token.to_string(), (Instant::now(), rights.clone()));
+                Ok(Some(rights))
+            }
+            Err(e) if e.is_retryable() => match acl.config.down_policy.as_str() {
+                "extend-cache" | "async-cache" if cached.is_some() => Ok(cached.map(|(_, r)| r)),
+                "allow" => Ok(Some(Arc::new(Rights {
+                    accessor_id: String::new(),
+                    authz: Authorizer::for_default_policy(DefaultPolicy::Allow),
+                    has_token: !token.is_empty(),
+                }))),
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+}
