@@ -23,6 +23,8 @@ pub(crate) struct AgentAcl {
     config: AclConfig,
     tokens: RwLock<AclAgentTokens>,
     rights: Mutex<HashMap<String, (Instant, Arc<Rights>)>>,
+    /// Bumped whenever a token changes (DNS answers cached under the old ones are stale).
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl AgentAcl {
@@ -31,6 +33,7 @@ impl AgentAcl {
             tokens: RwLock::new(config.tokens.clone()),
             config,
             rights: Mutex::default(),
+            epoch: Default::default(),
         }
     }
 
@@ -80,7 +83,13 @@ impl AgentAcl {
             _ => return false,
         };
         *slot = token;
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         true
+    }
+
+    /// How many times the agent's tokens have changed.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn default_policy(&self) -> DefaultPolicy {

@@ -35,6 +35,10 @@ impl Backend for Agent {
         self.call_as(req, &token).await
     }
 
+    fn acl_default_allow(&self) -> bool {
+        self.config().acl.default_allow
+    }
+
     fn set_agent_token(&self, kind: &str, token: String) -> Result<(), RpcError> {
         if self.inner.tokens.set(kind, token) {
             tracing::info!(target: "agent", kind, "updated agent ACL token");

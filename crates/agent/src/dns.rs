@@ -176,7 +176,9 @@ impl DnsBackend for Agent {
         let server = self.inner.server.as_ref()?;
         let (allow_stale, max_stale_ms) = self.dns_staleness();
         let local = server.is_leader() || (allow_stale && server.last_contact_ms() <= max_stale_ms);
-        local.then(|| server.store().generation())
+        // A new `dns` token may see other things: answers cached under the old one go stale.
+        let tokens = self.inner.tokens.epoch() << 40;
+        local.then(|| server.store().generation().wrapping_add(tokens))
     }
 
     fn servers(&self) -> Vec<(String, IpAddr)> {

@@ -60,6 +60,9 @@ pub trait Backend: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Option<std::sync::Arc<crate::Rights>>, RpcError>> + Send;
 
+    /// `acl.default_policy = "allow"` (Consul's default).
+    fn acl_default_allow(&self) -> bool;
+
     /// `PUT /v1/agent/token/:kind`: replace one of the agent's ACL tokens (`NotFound` for a
     /// kind Consul does not have).
     fn set_agent_token(&self, kind: &str, token: String) -> Result<(), RpcError>;

@@ -36,19 +36,26 @@ fn accepts_gzip(value: &str) -> bool {
 /// asked for, and the `consul.api.http` timer. Written by hand rather than with axum's
 /// `from_fn`, which clones the inner service and boxes a future per request (about 5% of a
 /// KV GET on one connection); this layer allocates nothing unless it compresses.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct AroundLayer;
+#[derive(Clone, Copy)]
+pub(crate) struct AroundLayer {
+    /// `acl.default_policy`, for `X-Consul-Default-ACL-Policy`.
+    pub default_allow: bool,
+}
 
 impl<S> tower::Layer<S> for AroundLayer {
     type Service = Around<S>;
     fn layer(&self, inner: S) -> Around<S> {
-        Around { inner }
+        Around {
+            inner,
+            default_allow: self.default_allow,
+        }
     }
 }
 
 #[derive(Clone)]
 pub(crate) struct Around<S> {
     inner: S,
+    default_allow: bool,
 }
 
 impl<S> tower::Service<Request> for Around<S>
@@ -81,6 +88,7 @@ where
             method: req.method().clone(),
             route,
             wants_gzip: wants_gzip(&req),
+            default_allow: self.default_allow,
             inner: {
                 let token = crate::caller::token_of(&req);
                 crate::caller::with_token(token, self.inner.call(req))
@@ -100,6 +108,7 @@ pin_project_lite::pin_project! {
         method: axum::http::Method,
         route: &'static str,
         wants_gzip: bool,
+        default_allow: bool,
         // Set once the response is in and must be compressed (the only boxed step).
         compressing: Option<Compressing>,
     }
@@ -123,7 +132,7 @@ where
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(r)) => r,
             };
-            consul_headers(&mut resp);
+            consul_headers(&mut resp, *this.default_allow);
             if !*this.wants_gzip {
                 record_api_http(
                     this.method,
@@ -223,12 +232,11 @@ fn route_label(pattern: &str) -> String {
         .join("_")
 }
 
-/// Headers Consul sets on every response: the ACL default policy (`allow` while ACLs are not
-/// enforced; a config asking for them is refused at start).
-fn consul_headers(resp: &mut Response) {
+/// Headers Consul sets on every response: the ACL default policy.
+fn consul_headers(resp: &mut Response, default_allow: bool) {
     resp.headers_mut().insert(
         "X-Consul-Default-ACL-Policy",
-        HeaderValue::from_static("allow"),
+        HeaderValue::from_static(if default_allow { "allow" } else { "deny" }),
     );
 }
 

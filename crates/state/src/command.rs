@@ -565,6 +565,21 @@ mod tests {
             Command::Restore {
                 state: Some(vec![1, 2]),
             },
+            Command::Acl(crate::acl::AclCommand::TokenDelete {
+                accessor_ids: vec!["a".into()],
+            }),
+            Command::Acl(crate::acl::AclCommand::PolicySet(
+                crate::acl::AclPolicyRec {
+                    id: "p".into(),
+                    name: "n".into(),
+                    description: String::new(),
+                    rules: "operator = \"read\"".into(),
+                    datacenters: vec!["dc1".into()],
+                    hash: vec![0, 255],
+                    create_index: 0,
+                    modify_index: 0,
+                },
+            )),
         ]
     }
 

@@ -144,7 +144,9 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/event/fire/{name}", put(event::fire::<B>))
         .route("/v1/event/list", get(event::list::<B>))
         .fallback(not_found)
-        .layer(crate::middleware::AroundLayer)
+        .layer(crate::middleware::AroundLayer {
+            default_allow: backend.acl_default_allow(),
+        })
         .with_state(backend)
 }
 

@@ -964,7 +964,9 @@ impl Server {
             && m.token_locality != "local"
             && m.token_locality != "global"
         {
-            return Err(bad("Invalid Auth Method: TokenLocality should be one of 'local' or 'global'"));
+            return Err(bad(
+                "Invalid Auth Method: TokenLocality should be one of 'local' or 'global'",
+            ));
         }
         let rec = AclAuthMethodRec {
             name: m.name.clone(),

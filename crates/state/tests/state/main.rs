@@ -1,5 +1,6 @@
 //! Behaviour tests of the state store through its public API (no runtime needed).
 
+mod acl;
 mod catalog;
 mod common;
 mod coordinate;

@@ -72,9 +72,9 @@ async fn bootstrap_policies_tokens_and_scoped_kv() {
         "{}",
         r.text()
     );
-    let me = call(&t, ROOT, "GET", "/v1/acl/token/self", b"")
-        .await
-        .json();
+    let r = call(&t, ROOT, "GET", "/v1/acl/token/self", b"").await;
+    assert_eq!(r.header("X-Consul-Default-ACL-Policy"), Some("deny"));
+    let me = r.json();
     assert_eq!(me["Description"], "Initial Management Token");
     assert_eq!(me["Policies"][0]["Name"], "global-management");
     // Both builtin tokens are listed, secrets shown to a management token.

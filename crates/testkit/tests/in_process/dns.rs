@@ -135,3 +135,84 @@ async fn cached_answers_never_lag_the_catalog() {
     }
     a.stop().await;
 }
+
+/// DNS answers with the `dns` token (else `default`): a service it may not read is not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_hides_what_its_token_may_not_read() {
+    const ROOT: &str = "11111111-2222-3333-4444-555555555555";
+    let a = TestAgent::start_with(dev_flags(), |c| {
+        c.dns_addrs = vec!["127.0.0.1:0".parse().unwrap()];
+        c.acl.enabled = true;
+        c.acl.default_allow = false;
+        c.acl.tokens.initial_management = ROOT.into();
+        // Anti-entropy writes the agent's services with it.
+        c.acl.tokens.agent = ROOT.into();
+    })
+    .await;
+    let port = a.agent.dns_addrs()[0].port();
+    let root = [("X-Consul-Token", ROOT)];
+    let call = |m: &'static str, p: &'static str, b: &'static str| {
+        let addr = a.http;
+        async move { proconsul_testkit::http::request_with(addr, m, p, &root, b.as_bytes()).await }
+    };
+    wait_until(Duration::from_secs(10), "management token", || async {
+        call("GET", "/v1/acl/token/self", "").await.status == 200
+    })
+    .await;
+    for body in [
+        r#"{"Name":"web","Port":80}"#,
+        r#"{"Name":"secret","Port":81}"#,
+    ] {
+        let addr = a.http;
+        let r = proconsul_testkit::http::request_with(
+            addr,
+            "PUT",
+            "/v1/agent/service/register",
+            &root,
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "both services in the catalog",
+        || async {
+            let s = call("GET", "/v1/catalog/services", "").await.text();
+            s.contains("web") && s.contains("secret")
+        },
+    )
+    .await;
+    // Without a dns or default token DNS is anonymous: with `default_policy = deny`, nothing.
+    assert_eq!(
+        dig(port, &["+short", "web.service.consul", "SRV"]).trim(),
+        ""
+    );
+    let p = call(
+        "PUT",
+        "/v1/acl/policy",
+        r#"{"Name":"dns","Rules":"service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }"}"#,
+    )
+    .await;
+    assert_eq!(p.status, 200, "{}", p.text());
+    let t = call("PUT", "/v1/acl/token", r#"{"Policies":[{"Name":"dns"}]}"#).await;
+    let secret = t.json()["SecretID"].as_str().unwrap().to_string();
+    let body = format!(r#"{{"Token":"{secret}"}}"#);
+    let r = proconsul_testkit::http::request_with(
+        a.http,
+        "PUT",
+        "/v1/agent/token/dns",
+        &root,
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let node = a.agent.node_name().to_string();
+    assert_eq!(
+        dig(port, &["+short", "web.service.consul", "SRV"]).trim(),
+        format!("1 1 80 {node}.node.dc1.consul.")
+    );
+    let hidden = dig(port, &["secret.service.consul", "SRV"]);
+    assert!(hidden.contains("NXDOMAIN"), "{hidden}");
+    a.stop().await;
+}
