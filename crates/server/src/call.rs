@@ -52,6 +52,18 @@ impl Server {
         // down to what it may read once served.
         let identity = self.resolve_token(token)?;
         if let Some(id) = &identity {
+            if let Some((op_index, e)) = crate::acl::enforce::refused_txn_op(self, id, &req) {
+                return Ok(ServerReply::Write((
+                    0,
+                    proconsul_types::WriteResponse::Txn(proconsul_types::TxnResponse {
+                        results: None,
+                        errors: Some(vec![proconsul_types::TxnError {
+                            op_index,
+                            what: e.to_string(),
+                        }]),
+                    }),
+                )));
+            }
             crate::acl::enforce::authorize(self, id, &req)?;
         }
         let reply = self.route_call(req, token, forwarded).await?;

@@ -181,55 +181,7 @@ fn authorize_write(server: &Server, id: &Identity, req: &WriteRequest) -> Result
         },
         WriteRequest::Txn(ops) => {
             for op in ops {
-                if let Some(kv) = &op.kv {
-                    let check = match kv.verb.as_str() {
-                        "get" | "get-tree" | "check-index" | "check-session"
-                        | "check-not-exists" => {
-                            if kv.verb == "get-tree" {
-                                Check::KeyList(&kv.key)
-                            } else {
-                                Check::KeyRead(&kv.key)
-                            }
-                        }
-                        "delete-tree" => Check::KeyWritePrefix(&kv.key),
-                        _ => Check::KeyWrite(&kv.key),
-                    };
-                    if matches!(check, Check::KeyList(_)) {
-                        list_allowed(id, &kv.key)?;
-                    } else {
-                        need(id, check)?;
-                    }
-                }
-                if let Some(n) = &op.node {
-                    if n.verb == "get" {
-                        need(id, Check::NodeRead(&n.node.node))?;
-                    } else {
-                        need(id, Check::NodeWrite(&n.node.node))?;
-                    }
-                }
-                if let Some(s) = &op.service {
-                    if s.verb == "get" {
-                        need(id, Check::ServiceRead(&s.service.service))?;
-                    } else {
-                        need(id, Check::ServiceWrite(&s.service.service))?;
-                    }
-                }
-                if let Some(c) = &op.check {
-                    let check = if c.check.service_id.is_empty() {
-                        Check::NodeWrite(&c.check.node)
-                    } else {
-                        Check::ServiceWrite(&c.check.service_name)
-                    };
-                    need(id, check)?;
-                }
-                if let Some(s) = &op.session {
-                    let node = view
-                        .session(&mut ws, &s.session.id)
-                        .1
-                        .map(|s| s.node)
-                        .unwrap_or_default();
-                    need(id, Check::SessionWrite(&node))?;
-                }
+                authorize_txn_op(&view, id, op)?;
             }
             Ok(())
         }
@@ -247,11 +199,89 @@ fn authorize_write(server: &Server, id: &Identity, req: &WriteRequest) -> Result
     }
 }
 
+/// One transaction operation's permission (Consul checks each and reports the first refused
+/// one by its index: `Server::call` turns the error into the transaction's 409).
+fn authorize_txn_op(
+    view: &proconsul_state::View,
+    id: &Identity,
+    op: &proconsul_types::TxnOp,
+) -> Result<(), RpcError> {
+    let mut ws = WatchSet::new();
+    if let Some(kv) = &op.kv {
+        let check = match kv.verb.as_str() {
+            "get" | "get-tree" | "check-index" | "check-session" => {
+                if kv.verb == "get-tree" {
+                    Check::KeyList(&kv.key)
+                } else {
+                    Check::KeyRead(&kv.key)
+                }
+            }
+            "delete-tree" => Check::KeyWritePrefix(&kv.key),
+            _ => Check::KeyWrite(&kv.key),
+        };
+        if matches!(check, Check::KeyList(_)) {
+            list_allowed(id, &kv.key)?;
+        } else {
+            need(id, check)?;
+        }
+    }
+    if let Some(n) = &op.node {
+        if n.verb == "get" {
+            need(id, Check::NodeRead(&n.node.node))?;
+        } else {
+            need(id, Check::NodeWrite(&n.node.node))?;
+        }
+    }
+    if let Some(s) = &op.service {
+        if s.verb == "get" {
+            need(id, Check::ServiceRead(&s.service.service))?;
+        } else {
+            need(id, Check::ServiceWrite(&s.service.service))?;
+        }
+    }
+    if let Some(c) = &op.check {
+        let check = if c.check.service_id.is_empty() {
+            Check::NodeWrite(&c.check.node)
+        } else {
+            Check::ServiceWrite(&c.check.service_name)
+        };
+        need(id, check)?;
+    }
+    if let Some(s) = &op.session {
+        let node = view
+            .session(&mut ws, &s.session.id)
+            .1
+            .map(|s| s.node)
+            .unwrap_or_default();
+        need(id, Check::SessionWrite(&node))?;
+    }
+    Ok(())
+}
+
 fn service_name(view: &proconsul_state::View, node: &str, service_id: &str) -> Option<String> {
     view.node_services(&mut WatchSet::new(), node)
         .1
         .and_then(|(_, services)| services.into_iter().find(|s| s.id == service_id))
         .map(|s| s.service)
+}
+
+/// The first operation of a transaction `id` may not make, with its refusal (Consul answers
+/// these as a rolled-back transaction, 409 with `Errors`, not as a 403).
+pub(crate) fn refused_txn_op(
+    server: &Server,
+    id: &Identity,
+    req: &ServerRequest,
+) -> Option<(usize, RpcError)> {
+    let ServerRequest::Write(w) = req else {
+        return None;
+    };
+    let WriteRequest::Txn(ops) = &w.req else {
+        return None;
+    };
+    let view = server.inner.store.view();
+    ops.iter()
+        .enumerate()
+        .find_map(|(i, op)| authorize_txn_op(&view, id, op).err().map(|e| (i, e)))
 }
 
 /// What a token's secret reads as to those who may not see it.

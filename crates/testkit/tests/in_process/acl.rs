@@ -233,6 +233,8 @@ enum Without {
     Filtered(Option<&'static str>),
     /// Needs no rule at all.
     Open,
+    /// A transaction: rolled back, 409 with the refusal in `Errors`.
+    RolledBack,
 }
 
 struct Entry {
@@ -281,7 +283,7 @@ const fn deny_only(method: &'static str, route: &'static str, rules: &'static st
     }
 }
 
-use Without::{Denied as D, Filtered as F, Open as O};
+use Without::{Denied as D, Filtered as F, Open as O, RolledBack as R};
 
 const NODE_W: &str = r#"node "{node}" { policy = "write" }"#;
 const NODE_R: &str = r#"node "{node}" { policy = "read" }"#;
@@ -384,7 +386,7 @@ fn table() -> Vec<Entry> {
             "/v1/txn",
             r#"[{"KV":{"Verb":"set","Key":"app/t","Value":"eA=="}}]"#,
             r#"key "app/t" { policy = "write" }"#,
-            D,
+            R,
         ),
         // Catalog.
         e(
@@ -1228,6 +1230,23 @@ async fn every_route_refuses_a_token_without_its_rule() {
                         without.text()
                     );
                 }
+            }
+            Without::RolledBack => {
+                assert_eq!(
+                    without.status,
+                    409,
+                    "{what} without its rule: {}",
+                    without.text()
+                );
+                let errors = &without.json()["Errors"];
+                assert_eq!(errors[0]["OpIndex"], 0, "{errors}");
+                assert!(
+                    errors[0]["What"]
+                        .as_str()
+                        .unwrap()
+                        .contains("lacks permission 'key:write'"),
+                    "{errors}"
+                );
             }
             Without::Open => assert!(
                 without.status != 401 && !without.text().contains("lacks permission"),
