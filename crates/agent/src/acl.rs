@@ -1,6 +1,10 @@
 //! The agent's side of ACLs: the tokens it holds (`acl.tokens`, changed at run time through
 //! `/v1/agent/token/:kind`) and the rights of callers of the endpoints it serves itself.
 //!
+//! With `acl.enable_token_persistence`, tokens set through the API are kept in
+//! `<data_dir>/acl-tokens.json` (mode 0600) and win over the config's at the next start, as
+//! Consul's do.
+//!
 //! Rights are what a server says the caller's token grants (`ACL.ResolveIdentity`), compiled
 //! here and kept for `acl.token_ttl`. When no server answers, `acl.down_policy` decides:
 //! `extend-cache`/`async-cache` keep using what was resolved before (however old), `allow`
@@ -21,6 +25,8 @@ const RIGHTS_MAX: usize = 4096;
 
 pub(crate) struct AgentAcl {
     config: AclConfig,
+    /// Where tokens set through the API are kept (`enable_token_persistence`).
+    persist_to: Option<std::path::PathBuf>,
     tokens: RwLock<AclAgentTokens>,
     rights: Mutex<HashMap<String, (Instant, Arc<Rights>)>>,
     /// Bumped whenever a token changes (DNS answers cached under the old ones are stale).
@@ -28,9 +34,17 @@ pub(crate) struct AgentAcl {
 }
 
 impl AgentAcl {
-    pub fn new(config: AclConfig) -> AgentAcl {
+    pub fn new(config: AclConfig, data_dir: Option<&std::path::Path>) -> AgentAcl {
+        let persist_to = data_dir
+            .filter(|_| config.enable_token_persistence)
+            .map(|d| d.join(PERSISTED_FILE));
+        let mut tokens = config.tokens.clone();
+        if let Some(saved) = persist_to.as_deref().and_then(load_persisted) {
+            saved.apply_to(&mut tokens);
+        }
         AgentAcl {
-            tokens: RwLock::new(config.tokens.clone()),
+            tokens: RwLock::new(tokens),
+            persist_to,
             config,
             rights: Mutex::default(),
             epoch: Default::default(),
@@ -84,6 +98,11 @@ impl AgentAcl {
         };
         *slot = token;
         self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(path) = &self.persist_to {
+            if let Err(e) = save_persisted(path, &t) {
+                tracing::warn!(target: "agent.acl", error = %e, "failed to persist the agent's ACL tokens");
+            }
+        }
         true
     }
 
@@ -120,6 +139,80 @@ impl AgentAcl {
             has_token,
         })
     }
+}
+
+/// `<data_dir>/acl-tokens.json`, Consul's name and keys.
+const PERSISTED_FILE: &str = "acl-tokens.json";
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Persisted {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    agent: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    agent_recovery: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    default: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    replication: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    config_file_service_registration: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    dns: String,
+}
+
+impl Persisted {
+    fn apply_to(self, t: &mut AclAgentTokens) {
+        for (saved, slot) in [
+            (self.agent, &mut t.agent),
+            (self.agent_recovery, &mut t.agent_recovery),
+            (self.default, &mut t.default),
+            (self.replication, &mut t.replication),
+            (
+                self.config_file_service_registration,
+                &mut t.config_file_service_registration,
+            ),
+            (self.dns, &mut t.dns),
+        ] {
+            if !saved.is_empty() {
+                *slot = saved;
+            }
+        }
+    }
+}
+
+fn load_persisted(path: &std::path::Path) -> Option<Persisted> {
+    let bytes = std::fs::read(path).ok()?;
+    match serde_json::from_slice(&bytes) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(target: "agent.acl", error = %e, path = %path.display(), "ignoring unreadable persisted ACL tokens");
+            None
+        }
+    }
+}
+
+/// Write the tokens beside the data, readable by the agent's user only (temp file + rename).
+fn save_persisted(path: &std::path::Path, t: &AclAgentTokens) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = Persisted {
+        agent: t.agent.clone(),
+        agent_recovery: t.agent_recovery.clone(),
+        default: t.default.clone(),
+        replication: t.replication.clone(),
+        config_file_service_registration: t.config_file_service_registration.clone(),
+        dns: t.dns.clone(),
+    };
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&serde_json::to_vec(&p).expect("tokens encode"))?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 impl Agent {
@@ -174,5 +267,42 @@ impl Agent {
             },
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_set_through_the_api_persist_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = AclConfig {
+            enabled: true,
+            enable_token_persistence: true,
+            ..AclConfig::default()
+        };
+        config.tokens.agent = "from-config".into();
+        let acl = AgentAcl::new(config.clone(), Some(dir.path()));
+        assert_eq!(acl.agent(), "from-config");
+        assert!(acl.set("agent", "from-api".into()));
+        assert!(acl.set("dns", "dns-secret".into()));
+        assert!(!acl.set("nonsense", "x".into()));
+        let file = dir.path().join(PERSISTED_FILE);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // The next start prefers what the API set.
+        let again = AgentAcl::new(config.clone(), Some(dir.path()));
+        assert_eq!(
+            (again.agent(), again.dns()),
+            ("from-api".into(), "dns-secret".into())
+        );
+        // Without persistence nothing is read or written.
+        config.enable_token_persistence = false;
+        let plain = AgentAcl::new(config, Some(dir.path()));
+        assert_eq!(plain.agent(), "from-config");
     }
 }

@@ -211,7 +211,10 @@ impl Agent {
                 events: events::UserEvents::default(),
                 remote_exec: remote_exec::RemoteExecs::default(),
                 query_cache: proconsul_http::QueryCache::new(shutdown.child_token()),
-                tokens: acl::AgentAcl::new(config.acl.clone()),
+                tokens: acl::AgentAcl::new(
+                    config.acl.clone(),
+                    config.data_dir.as_deref().filter(|_| !config.dev_mode),
+                ),
                 telemetry: proconsul_telemetry::Telemetry::install(
                     proconsul_telemetry::Telemetry::new(
                         // go-metrics keeps a minute of intervals unless Prometheus needs more.
