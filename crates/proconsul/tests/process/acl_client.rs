@@ -145,3 +145,103 @@ fn a_client_agent_carries_tokens_to_the_servers_and_caches_rights() {
     .unwrap();
     assert_ne!(c, 200);
 }
+
+/// Three servers with ACLs: tokens and policies are Raft state, so a leader kill loses none.
+#[test]
+fn three_servers_keep_tokens_through_a_leader_kill() {
+    use common::cluster::{http, leader};
+    let dir = tempfile::tempdir().unwrap();
+    let ips = ["127.0.0.81", "127.0.0.82", "127.0.0.83"];
+    let cfg = dir.path().join("acl.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"acl": {{"enabled": true, "default_policy": "deny", "tokens": {{"initial_management": "{ROOT}", "agent": "{ROOT}"}}}}}}"#
+        ),
+    )
+    .unwrap();
+    let mut servers: Vec<Option<common::Proc>> = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            let name = format!("a{}", i + 1);
+            Some(start(
+                &[
+                    "agent",
+                    "-server",
+                    "-bootstrap-expect=3",
+                    &format!("-node={name}"),
+                    &format!("-bind={ip}"),
+                    &format!("-client={ip}"),
+                    &format!("-data-dir={}", dir.path().join(&name).display()),
+                    &format!("-retry-join={}", ips[0]),
+                    "-retry-interval=1s",
+                    &format!("-config-file={}", cfg.display()),
+                ],
+                &dir.path().join(format!("{name}.log")),
+            ))
+        })
+        .collect();
+    let as_root = |ip: &str, m: &str, p: &str, b: &str| http(ip, m, &with_token(p, ROOT), b);
+    wait_for(
+        "the management token on every server",
+        Duration::from_secs(40),
+        || {
+            ips.iter().all(|ip| {
+                as_root(ip, "GET", "/v1/acl/token/self", "").is_some_and(|(c, _)| c == 200)
+            })
+        },
+    );
+    let (c, body) = as_root(
+        ips[0],
+        "PUT",
+        "/v1/acl/policy",
+        r#"{"Name":"app","Rules":"key_prefix \"app/\" { policy = \"write\" }"}"#,
+    )
+    .unwrap();
+    assert_eq!(c, 200, "{body}");
+    let (c, body) = as_root(
+        ips[1],
+        "PUT",
+        "/v1/acl/token",
+        r#"{"Policies":[{"Name":"app"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(c, 200, "{body}");
+    let app: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let app = app["SecretID"].as_str().unwrap().to_string();
+    let put = |ip: &str, key: &str, token: &str| {
+        http(ip, "PUT", &with_token(&format!("/v1/kv/{key}"), token), "v")
+    };
+    assert_eq!(put(ips[2], "app/a", &app), Some((200, "true".into())));
+
+    let old = leader(ips[0]).expect("a leader");
+    let gone = ips
+        .iter()
+        .position(|ip| old.starts_with(&format!("{ip}:")))
+        .unwrap();
+    drop(servers[gone].take());
+    let alive: Vec<&str> = (0..3).filter(|i| *i != gone).map(|i| ips[i]).collect();
+    wait_for("a new leader", Duration::from_secs(20), || {
+        alive.iter().all(|ip| leader(ip).is_some_and(|l| l != old))
+    });
+    for ip in &alive {
+        let (c, body) = http(
+            ip,
+            "GET",
+            &with_token("/v1/kv/app/a?raw&consistent", &app),
+            "",
+        )
+        .unwrap();
+        assert_eq!((c, body.as_str()), (200, "v"), "{ip}");
+        let (c, body) = put(ip, "other/x", &app).unwrap();
+        assert_eq!(c, 403, "{ip}: {body}");
+    }
+    wait_for(
+        "writes with the token under the new leader",
+        Duration::from_secs(10),
+        || put(alive[0], "app/b", &app) == Some((200, "true".into())),
+    );
+    let (c, _) = as_root(alive[1], "GET", "/v1/acl/tokens", "").unwrap();
+    assert_eq!(c, 200);
+}
