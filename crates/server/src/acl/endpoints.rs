@@ -1084,6 +1084,10 @@ impl Server {
         if b.bind_name.is_empty() {
             return Err(bad("Invalid Binding Rule: no BindName is set"));
         }
+        if !b.selector.trim().is_empty() {
+            proconsul_filter::Filter::new(&b.selector, proconsul_filter::schemas::BINDING_RULE)
+                .map_err(|e| bad(format!("invalid Binding Rule: Selector is invalid: {e}")))?;
+        }
         let rec = AclBindingRuleRec {
             id: id.clone(),
             description: b.description,
@@ -1161,22 +1165,55 @@ impl Server {
     ) -> Result<AclToken, RpcError> {
         self.acl_enabled()?;
         let view = self.inner.store.view();
-        if view
+        let Some(method) = view
             .acl_auth_method(&mut WatchSet::new(), &params.auth_method)
             .1
-            .is_none()
-        {
+        else {
             return Err(RpcError::PermissionDenied(format!(
                 "ACL not found: auth method {:?} not found",
                 params.auth_method
             )));
+        };
+        if method.kind != "jwt" {
+            return Err(bad(format!(
+                "proconsul cannot log in with auth methods of type {:?} yet (only \"jwt\")",
+                method.kind
+            )));
         }
-        // Validating bearer tokens (JWT signatures, claims, binding rules) is not built yet:
-        // say so rather than issue anything.
-        Err(RpcError::Internal(format!(
-            "proconsul cannot log in with auth method {:?} yet: bearer token validation is not implemented",
-            params.auth_method
-        )))
+        // Reading a JWKS may touch the disk or a local HTTP server: off the runtime's threads.
+        let bearer = params.bearer_token.clone();
+        let m = method.clone();
+        let claims = tokio::task::spawn_blocking(move || super::login::validate_jwt(&m, &bearer))
+            .await
+            .map_err(|e| RpcError::Internal(e.to_string()))??;
+        let grants = self.bind(&method.name, &claims)?;
+        if grants == AclGrants::default() {
+            return Err(RpcError::PermissionDenied("Permission denied".into()));
+        }
+        let now = self.inner.clock.now_ms();
+        let mut t = new_token_rec(
+            &uuid::Uuid::new_v4().to_string(),
+            &uuid::Uuid::new_v4().to_string(),
+            now,
+        );
+        t.description = if params.meta.is_empty() {
+            "token created via login".into()
+        } else {
+            format!(
+                "token created via login: {}",
+                serde_json::to_string(&params.meta).unwrap_or_default()
+            )
+        };
+        t.auth_method = method.name.clone();
+        t.local = method.token_locality != "global";
+        if method.max_token_ttl_ns > 0 {
+            t.expiration_time_ms = Some(now + method.max_token_ttl_ns / 1_000_000);
+        }
+        t.grants = grants;
+        rehash(&mut t);
+        let accessor = t.accessor_id.clone();
+        self.propose_acl(AclCommand::TokenSet(t)).await?;
+        self.token_read_now(&accessor)
     }
 
     pub(crate) async fn acl_logout(&self, secret: &str) -> Result<(), RpcError> {

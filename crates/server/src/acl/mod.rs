@@ -11,6 +11,7 @@
 
 pub(crate) mod endpoints;
 pub(crate) mod enforce;
+pub(crate) mod login;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1289,3 +1289,169 @@ async fn existing_or_new(t: &TestAgent, by_name: &str, create: &str, body: &str)
     assert_eq!(r.status, 200, "{by_name}: {}", r.text());
     r.json()["ID"].as_str().unwrap().to_string()
 }
+
+const JWT_KEY: &str = include_str!("fixtures/jwt-test-key.pem");
+const JWT_PUB: &str = include_str!("fixtures/jwt-test-key.pub.pem");
+
+fn jwt(claims: serde_json::Value) -> String {
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(JWT_KEY.as_bytes()).unwrap();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .unwrap()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `acl login` with a JWT signed by a test key: the token's service identity registers that
+/// service and nothing else; `acl logout` deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_login_binds_a_service_identity() {
+    let t = TestAgent::start_with(dev_flags(), |c| {
+        c.acl.enabled = true;
+        c.acl.default_allow = false;
+        c.acl.tokens.initial_management = ROOT.into();
+        c.acl.tokens.agent = ROOT.into();
+    })
+    .await;
+    wait_until(Duration::from_secs(10), "management token", || async {
+        call(&t, ROOT, "GET", "/v1/acl/token/self", b"")
+            .await
+            .status
+            == 200
+    })
+    .await;
+    let method = serde_json::json!({
+        "Name": "jwt",
+        "Type": "jwt",
+        "Config": {
+            "JWTValidationPubKeys": [JWT_PUB],
+            "BoundIssuer": "test-issuer",
+            "BoundAudiences": ["proconsul"],
+            "ClaimMappings": { "service": "service" },
+            "ListClaimMappings": { "groups": "groups" },
+        },
+    });
+    let r = call(
+        &t,
+        ROOT,
+        "PUT",
+        "/v1/acl/auth-method",
+        method.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rule = serde_json::json!({
+        "AuthMethod": "jwt",
+        "BindType": "service",
+        "BindName": "${value.service}",
+        "Selector": "\"deployers\" in list.groups",
+    });
+    let r = call(
+        &t,
+        ROOT,
+        "PUT",
+        "/v1/acl/binding-rule",
+        rule.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let bad = serde_json::json!({ "AuthMethod": "jwt", "BindType": "service", "BindName": "x", "Selector": "value.service ==" });
+    let r = call(
+        &t,
+        ROOT,
+        "PUT",
+        "/v1/acl/binding-rule",
+        bad.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("Selector is invalid"), "{}", r.text());
+
+    let claims = |service: &str, iss: &str, groups: &[&str]| {
+        serde_json::json!({
+            "iss": iss, "aud": "proconsul", "exp": now_secs() + 600,
+            "service": service, "groups": groups,
+        })
+    };
+    let login = |bearer: String| {
+        let body = serde_json::json!({ "AuthMethod": "jwt", "BearerToken": bearer }).to_string();
+        let addr = t.http;
+        async move { request_with(addr, "POST", "/v1/acl/login", &[], body.as_bytes()).await }
+    };
+    // Wrong issuer, forged signature, unknown method: no token.
+    let r = login(jwt(claims("web", "someone-else", &["deployers"]))).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    // Claims signed for "web", presented as "db": the signature no longer matches.
+    let signed = jwt(claims("web", "test-issuer", &["deployers"]));
+    let other = jwt(claims("db", "test-issuer", &["deployers"]));
+    let parts: Vec<&str> = signed.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        other.split('.').nth(1).unwrap(),
+        parts[2]
+    );
+    let r = login(forged).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("InvalidSignature"), "{}", r.text());
+    let body = br#"{"AuthMethod":"nope","BearerToken":"x"}"#;
+    let r = request_with(t.http, "POST", "/v1/acl/login", &[], body).await;
+    assert_eq!(
+        (r.status, r.text()),
+        (403, "ACL not found: auth method \"nope\" not found".into())
+    );
+    // No binding rule selects this identity.
+    let r = login(jwt(claims("web", "test-issuer", &["readers"]))).await;
+    assert_eq!((r.status, r.text()), (403, "Permission denied".into()));
+
+    let r = login(jwt(claims("web", "test-issuer", &["deployers"]))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let tok = r.json();
+    assert_eq!(tok["AuthMethod"], "jwt");
+    assert_eq!(tok["Local"], true);
+    assert_eq!(tok["ServiceIdentities"][0]["ServiceName"], "web");
+    assert_eq!(tok["Description"], "token created via login");
+    let secret = tok["SecretID"].as_str().unwrap().to_string();
+
+    let r = call(
+        &t,
+        &secret,
+        "PUT",
+        "/v1/agent/service/register",
+        br#"{"Name":"web","Port":80}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call(
+        &t,
+        &secret,
+        "PUT",
+        "/v1/agent/service/register",
+        br#"{"Name":"db","Port":81}"#,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("lacks permission 'service:write' on \"db\""),
+        "{}",
+        r.text()
+    );
+
+    // Logout deletes the token; management tokens cannot log out.
+    let r = call(&t, ROOT, "POST", "/v1/acl/logout", b"").await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = call(&t, &secret, "POST", "/v1/acl/logout", b"").await;
+    assert_eq!((r.status, r.text()), (200, "true".into()));
+    let r = call(&t, &secret, "GET", "/v1/acl/token/self", b"").await;
+    assert_eq!(r.status, 403);
+    t.stop().await;
+}
