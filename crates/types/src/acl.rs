@@ -144,15 +144,16 @@ pub struct AclRole {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AclAuthMethod {
+    /// A Go duration; empty when unset. First, as Consul's custom marshalling puts it.
+    #[serde(rename = "MaxTokenTTL", skip_serializing_if = "String::is_empty")]
+    pub max_token_ttl: String,
     pub name: String,
     #[serde(rename = "Type")]
     pub kind: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub display_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub description: String,
-    /// A Go duration; empty when unset.
-    #[serde(rename = "MaxTokenTTL", skip_serializing_if = "String::is_empty")]
-    pub max_token_ttl: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub token_locality: String,
     /// `None` in list stubs.
@@ -213,11 +214,33 @@ impl AclToken {
     }
 }
 
+/// An entry of `GET /v1/acl/policies` (Consul's `ACLPolicyListStub`: no `Rules`, and
+/// `Datacenters` always present, `null` when empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AclPolicyStub {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub datacenters: Option<Vec<String>>,
+    pub hash: String,
+    pub create_index: Index,
+    pub modify_index: Index,
+}
+
 impl AclPolicy {
-    /// What a policy list shows of it (Consul's `ACLPolicyListStub`: no `Rules`).
-    pub fn stub(mut self) -> AclPolicy {
-        self.rules = None;
-        self
+    /// What a policy list shows of it.
+    pub fn stub(self) -> AclPolicyStub {
+        AclPolicyStub {
+            id: self.id,
+            name: self.name,
+            description: self.description,
+            datacenters: (!self.datacenters.is_empty()).then_some(self.datacenters),
+            hash: self.hash,
+            create_index: self.create_index,
+            modify_index: self.modify_index,
+        }
     }
 }
 

@@ -125,7 +125,7 @@ server_calls! {
     "ACL.PolicySet" => AclPolicySet -> AclPolicy;
     "ACL.PolicyRead" => AclPolicyRead -> (QueryMeta, Option<AclPolicy>);
     "ACL.PolicyDelete" => AclPolicyDelete -> ();
-    "ACL.PolicyList" => AclPolicyList -> (QueryMeta, Vec<AclPolicy>);
+    "ACL.PolicyList" => AclPolicyList -> (QueryMeta, Vec<AclPolicyStub>);
     "ACL.RoleSet" => AclRoleSet -> AclRole;
     "ACL.RoleRead" => AclRoleRead -> (QueryMeta, Option<AclRole>);
     "ACL.RoleDelete" => AclRoleDelete -> ();

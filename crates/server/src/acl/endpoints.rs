@@ -406,10 +406,38 @@ impl Server {
         }
     }
 
+    /// `<data_dir>/acl-bootstrap-reset`: the index an operator wrote to bootstrap again
+    /// (after losing every management token), as Consul reads it.
+    fn bootstrap_reset_file(&self) -> Option<std::path::PathBuf> {
+        let dir = self.inner.opts.raft_dir.as_deref()?.parent()?;
+        Some(dir.join("acl-bootstrap-reset"))
+    }
+
     pub(crate) async fn acl_bootstrap(&self, reset_index: u64) -> Result<AclToken, RpcError> {
         self.acl_enabled()?;
         let view = self.inner.store.view();
+        let reset_file = self.bootstrap_reset_file();
+        let mut reset_index = reset_index;
         if let Some(done) = view.acl_bootstrap_index() {
+            if reset_index == 0 {
+                let from_file = reset_file
+                    .as_deref()
+                    .and_then(|p| std::fs::read_to_string(p).ok());
+                if let Some(text) = from_file {
+                    let asked: u64 = text.trim().parse().map_err(|_| {
+                        bad(format!(
+                            "failed to parse bootstrap reset index {:?}",
+                            text.trim()
+                        ))
+                    })?;
+                    if asked != done {
+                        return Err(bad(format!(
+                            "Invalid bootstrap reset index (specified {asked}, reset index: {done})"
+                        )));
+                    }
+                    reset_index = done;
+                }
+            }
             if reset_index != done {
                 return Err(RpcError::PermissionDenied(format!(
                     "Permission denied: ACL bootstrap no longer allowed (reset index: {done})"
@@ -434,6 +462,9 @@ impl Server {
             reset_index: view.acl_bootstrap_index().map_or(0, |_| reset_index),
         })
         .await?;
+        if let Some(p) = reset_file {
+            let _ = std::fs::remove_file(p);
+        }
         self.token_read_now(&accessor)
     }
 
@@ -781,7 +812,9 @@ impl Server {
         Ok(())
     }
 
-    pub(crate) fn acl_policy_list(&self) -> Result<(QueryMeta, Vec<AclPolicy>), RpcError> {
+    pub(crate) fn acl_policy_list(
+        &self,
+    ) -> Result<(QueryMeta, Vec<proconsul_types::AclPolicyStub>), RpcError> {
         self.acl_enabled()?;
         let view = self.inner.store.view();
         let (index, list) = view.acl_policies(&mut WatchSet::new());

@@ -1455,3 +1455,61 @@ async fn jwt_login_binds_a_service_identity() {
     assert_eq!(r.status, 403);
     t.stop().await;
 }
+
+/// Bootstrap once; after losing every management token, an operator writes the reset index
+/// to `<data_dir>/acl-bootstrap-reset` and may bootstrap again (Consul's recovery).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_then_reset_through_the_data_dir() {
+    let data = tempfile::tempdir().unwrap();
+    let flags = proconsul_config::AgentFlags {
+        server: true,
+        bootstrap: true,
+        data_dir: Some(data.path().to_path_buf()),
+        bind_addr: Some("127.0.0.1".into()),
+        log_level: Some("warn".into()),
+        ..Default::default()
+    };
+    let t = TestAgent::start_with(flags, |c| {
+        c.acl.enabled = true;
+        c.acl.default_allow = false;
+    })
+    .await;
+    // The leader takes office first; until then bootstrap is refused as any write is.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let r = call(&t, "", "PUT", "/v1/acl/bootstrap", b"").await;
+        if r.status == 200 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(first.status, 200, "{}", first.text());
+    let token = first.json();
+    assert_eq!(token["Description"], "Bootstrap Token (Global Management)");
+    assert_eq!(token["ID"], token["SecretID"]);
+    let r = call(&t, "", "PUT", "/v1/acl/bootstrap", b"").await;
+    assert_eq!(r.status, 403);
+    let text = r.text();
+    let index: u64 = text
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{text}"));
+    let reset = data.path().join("acl-bootstrap-reset");
+    std::fs::write(&reset, format!("{}", index + 1)).unwrap();
+    let r = call(&t, "", "PUT", "/v1/acl/bootstrap", b"").await;
+    assert_eq!(r.status, 500);
+    assert!(
+        r.text().starts_with("Invalid bootstrap reset index"),
+        "{}",
+        r.text()
+    );
+    std::fs::write(&reset, format!("{index}\n")).unwrap();
+    let r = call(&t, "", "PUT", "/v1/acl/bootstrap", b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_ne!(r.json()["SecretID"], token["SecretID"]);
+    assert!(!reset.exists(), "the reset file is used once");
+    t.stop().await;
+}
