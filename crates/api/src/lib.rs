@@ -12,6 +12,7 @@
 //! It is deliberately blocking (ureq): a CLI run makes a handful of requests and exits, and a
 //! blocking client can be used from tests without a runtime. It never talks to agents over RPC.
 
+mod acl;
 mod agent;
 mod catalog;
 mod client;
@@ -31,6 +32,7 @@ mod status;
 #[cfg(test)]
 mod testserver;
 
+pub use acl::AclTemplatedPolicyResponse;
 pub use client::{Client, QueryMeta, QueryOptions};
 pub use config::{Config, DEFAULT_ADDRESS};
 pub use error::Error;

@@ -1,6 +1,7 @@
 //! The command table and what every API command shares: flag parsing with Consul's error
 //! behaviour and building a client from the common HTTP flags plus the environment.
 
+pub mod acl;
 pub mod agent;
 pub mod catalog;
 pub mod event;
@@ -49,6 +50,138 @@ pub struct Command {
 
 /// Every command, Consul's names and synopses.
 pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "acl",
+        synopsis: "Interact with Consul's ACLs",
+        help: acl::help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "acl bootstrap",
+        synopsis: "Bootstrap Consul's ACL system",
+        help: acl::bootstrap_help,
+        run: Run::Exec(acl::bootstrap),
+    },
+    Command {
+        name: "acl policy",
+        synopsis: "Manage Consul's ACL policies",
+        help: acl::policy_help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "acl policy create",
+        synopsis: "Create an ACL policy",
+        help: acl::policy_create_help,
+        run: Run::Exec(acl::policy_create),
+    },
+    Command {
+        name: "acl policy delete",
+        synopsis: "Delete an ACL policy",
+        help: acl::policy_delete_help,
+        run: Run::Exec(acl::policy_delete),
+    },
+    Command {
+        name: "acl policy list",
+        synopsis: "Lists ACL policies",
+        help: acl::policy_list_help,
+        run: Run::Exec(acl::policy_list),
+    },
+    Command {
+        name: "acl policy read",
+        synopsis: "Read an ACL policy",
+        help: acl::policy_read_help,
+        run: Run::Exec(acl::policy_read),
+    },
+    Command {
+        name: "acl policy update",
+        synopsis: "Update an ACL policy",
+        help: acl::policy_update_help,
+        run: Run::Exec(acl::policy_update),
+    },
+    Command {
+        name: "acl role",
+        synopsis: "Manage Consul's ACL roles",
+        help: acl::role_help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "acl role create",
+        synopsis: "Create an ACL role",
+        help: acl::role_create_help,
+        run: Run::Exec(acl::role_create),
+    },
+    Command {
+        name: "acl role delete",
+        synopsis: "Delete an ACL role",
+        help: acl::role_delete_help,
+        run: Run::Exec(acl::role_delete),
+    },
+    Command {
+        name: "acl role list",
+        synopsis: "Lists ACL roles",
+        help: acl::role_list_help,
+        run: Run::Exec(acl::role_list),
+    },
+    Command {
+        name: "acl role read",
+        synopsis: "Read an ACL role",
+        help: acl::role_read_help,
+        run: Run::Exec(acl::role_read),
+    },
+    Command {
+        name: "acl role update",
+        synopsis: "Update an ACL role",
+        help: acl::role_update_help,
+        run: Run::Exec(acl::role_update),
+    },
+    Command {
+        name: "acl set-agent-token",
+        synopsis: "Assign tokens for the Consul Agent's usage",
+        help: acl::set_agent_token_help,
+        run: Run::Exec(acl::set_agent_token),
+    },
+    Command {
+        name: "acl token",
+        synopsis: "Manage Consul's ACL tokens",
+        help: acl::token_help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "acl token clone",
+        synopsis: "Clone an ACL token",
+        help: acl::token_clone_help,
+        run: Run::Exec(acl::token_clone),
+    },
+    Command {
+        name: "acl token create",
+        synopsis: "Create an ACL token",
+        help: acl::token_create_help,
+        run: Run::Exec(acl::token_create),
+    },
+    Command {
+        name: "acl token delete",
+        synopsis: "Delete an ACL token",
+        help: acl::token_delete_help,
+        run: Run::Exec(acl::token_delete),
+    },
+    Command {
+        name: "acl token list",
+        synopsis: "List ACL tokens",
+        help: acl::token_list_help,
+        run: Run::Exec(acl::token_list),
+    },
+    Command {
+        name: "acl token read",
+        synopsis: "Read an ACL token",
+        help: acl::token_read_help,
+        run: Run::Exec(acl::token_read),
+    },
+    Command {
+        name: "acl token update",
+        synopsis: "Update an ACL token",
+        help: acl::token_update_help,
+        run: Run::Exec(acl::token_update),
+    },
     Command {
         name: "agent",
         synopsis: "Runs a Consul agent",
@@ -168,6 +301,18 @@ pub const COMMANDS: &[Command] = &[
         synopsis: "Execute a command holding a lock",
         help: lock::help,
         run: Run::Exec(lock::run),
+    },
+    Command {
+        name: "login",
+        synopsis: "Login to Consul using an auth method",
+        help: acl::login_help,
+        run: Run::Exec(acl::login),
+    },
+    Command {
+        name: "logout",
+        synopsis: "Destroy a Consul token created with login",
+        help: acl::logout_help,
+        run: Run::Exec(acl::logout),
     },
     Command {
         name: "maint",

@@ -10,6 +10,7 @@
 
 mod common;
 
+mod acl_cli;
 mod acl_client;
 mod agent;
 mod autopilot;
