@@ -31,6 +31,9 @@ pub(crate) struct AgentAcl {
     rights: Mutex<HashMap<String, (Instant, Arc<Rights>)>>,
     /// Bumped whenever a token changes (DNS answers cached under the old ones are stale).
     epoch: std::sync::atomic::AtomicU64,
+    /// The token each service and check was registered with through the API: anti-entropy
+    /// writes them with it, as Consul's agent does (service ID / check ID → secret).
+    registered_with: Mutex<(HashMap<String, String>, HashMap<String, String>)>,
 }
 
 impl AgentAcl {
@@ -48,6 +51,7 @@ impl AgentAcl {
             config,
             rights: Mutex::default(),
             epoch: Default::default(),
+            registered_with: Mutex::default(),
         }
     }
 
@@ -104,6 +108,49 @@ impl AgentAcl {
             }
         }
         true
+    }
+
+    /// Remember the token a service (`service: true`) or check was registered with; an
+    /// empty token forgets it.
+    pub fn remember(&self, service: bool, id: &str, token: &str) {
+        let mut m = self.registered_with.lock().unwrap();
+        let map = if service { &mut m.0 } else { &mut m.1 };
+        if token.is_empty() {
+            map.remove(id);
+        } else {
+            map.insert(id.to_string(), token.to_string());
+        }
+    }
+
+    /// The token anti-entropy writes a service with: its own, else (config-file services)
+    /// `config_file_service_registration`, else the agent's.
+    pub fn service_token(&self, id: &str, from_config: bool) -> String {
+        if let Some(t) = self.registered_with.lock().unwrap().0.get(id) {
+            return t.clone();
+        }
+        let own = self.tokens().config_file_service_registration.clone();
+        if from_config && !own.is_empty() {
+            own
+        } else {
+            self.agent()
+        }
+    }
+
+    /// The token anti-entropy writes a check with: its own, else its service's, else the
+    /// agent's.
+    pub fn check_token(&self, id: &str, service_id: &str, from_config: bool) -> String {
+        if let Some(t) = self.registered_with.lock().unwrap().1.get(id) {
+            return t.clone();
+        }
+        if service_id.is_empty() {
+            let own = self.tokens().config_file_service_registration.clone();
+            return if from_config && !own.is_empty() {
+                own
+            } else {
+                self.agent()
+            };
+        }
+        self.service_token(service_id, from_config)
     }
 
     /// How many times the agent's tokens have changed.

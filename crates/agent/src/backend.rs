@@ -228,12 +228,21 @@ impl Backend for Agent {
             false,
             reg.replace_existing_checks,
         )?;
+        let id = if reg.definition.id.is_empty() {
+            &reg.definition.name
+        } else {
+            &reg.definition.id
+        };
+        // Anti-entropy writes the service (and the checks it brought) with the token it was
+        // registered with.
+        let token = proconsul_http::caller_token()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        self.inner.tokens.remember(true, id, &token);
+        for c in &checks {
+            self.inner.tokens.remember(false, c.given_id(), "");
+        }
         if let Some(p) = &self.inner.persisted {
-            let id = if reg.definition.id.is_empty() {
-                &reg.definition.name
-            } else {
-                &reg.definition.id
-            };
             p.save_service(id, &reg.definition);
             for c in &checks {
                 p.save_check(c);
@@ -271,6 +280,10 @@ impl Backend for Agent {
             .inner
             .local
             .add_check(&self.inner.node_name, &def, false)?;
+        let token = proconsul_http::caller_token()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        self.inner.tokens.remember(false, def.given_id(), &token);
         if let Some(p) = &self.inner.persisted {
             p.save_check(&def);
         }

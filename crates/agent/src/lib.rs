@@ -493,6 +493,22 @@ impl Agent {
         .await
     }
 
+    /// A write with the rights of `token` (anti-entropy's per-service tokens).
+    pub(crate) async fn rpc_write_as(
+        &self,
+        req: WriteRequest,
+        token: &str,
+    ) -> Result<(u64, WriteResponse), RpcError> {
+        self.call_as(
+            Write {
+                req,
+                datacenter: String::new(),
+            },
+            token,
+        )
+        .await
+    }
+
     /// The servers of our datacenter a client agent can call, from the LAN pool, shuffled
     /// (Consul's client agents also spread their calls over the servers they know).
     pub(crate) fn known_servers(&self) -> Vec<String> {

@@ -209,7 +209,8 @@ impl Agent {
                 service: Some(s.service.clone()),
                 ..entry_of_node.clone()
             };
-            self.rpc_write(WriteRequest::Register(Box::new(req)))
+            let token = self.inner.tokens.service_token(id, s.from_config);
+            self.rpc_write_as(WriteRequest::Register(Box::new(req)), &token)
                 .await?;
         }
         for r in &remote_services {
@@ -231,7 +232,7 @@ impl Agent {
             .iter()
             .map(|r| (r.check_id.as_str(), r))
             .collect();
-        let mut changed = Vec::new();
+        let mut changed: std::collections::BTreeMap<String, Vec<HealthCheck>> = Default::default();
         for (id, c) in &local.checks {
             let remote = remote_by_id.get(id.as_str()).copied();
             if remote.is_some_and(|r| same_check(r, &c.check)) {
@@ -255,18 +256,24 @@ impl Agent {
                 }
                 synced.insert(id.clone(), now);
             }
-            changed.push(c.check.clone());
+            let token = self
+                .inner
+                .tokens
+                .check_token(id, &c.check.service_id, c.from_config);
+            changed.entry(token).or_default().push(c.check.clone());
         }
         // Many checks change together (a reload, a restart, a burst of registrations): write
-        // them in batches rather than one Raft entry each.
-        while !changed.is_empty() {
-            let rest = changed.split_off(changed.len().min(CHECKS_PER_WRITE));
-            let req = RegisterRequest {
-                checks: std::mem::replace(&mut changed, rest),
-                ..entry_of_node.clone()
-            };
-            self.rpc_write(WriteRequest::Register(Box::new(req)))
-                .await?;
+        // them in batches rather than one Raft entry each (one batch per token they carry).
+        for (token, mut changed) in changed {
+            while !changed.is_empty() {
+                let rest = changed.split_off(changed.len().min(CHECKS_PER_WRITE));
+                let req = RegisterRequest {
+                    checks: std::mem::replace(&mut changed, rest),
+                    ..entry_of_node.clone()
+                };
+                self.rpc_write_as(WriteRequest::Register(Box::new(req)), &token)
+                    .await?;
+            }
         }
         for r in &remote_checks {
             if r.check_id == health::SERF_CHECK_ID || local.checks.contains_key(&r.check_id) {

@@ -1513,3 +1513,40 @@ async fn bootstrap_then_reset_through_the_data_dir() {
     assert!(!reset.exists(), "the reset file is used once");
     t.stop().await;
 }
+
+/// Anti-entropy writes a service with the token it was registered with, so an agent token
+/// that may only write its node does not keep services out of the catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_sync_with_the_token_they_were_registered_with() {
+    let t = acl_agent().await;
+    let node = t.agent.node_name().to_string();
+    let agent = token_with(
+        &t,
+        "agent",
+        &format!(r#"node "{node}" {{ policy = "write" }} service_prefix "" {{ policy = "read" }}"#),
+    )
+    .await;
+    let body = format!(r#"{{"Token":"{agent}"}}"#);
+    let r = call(&t, ROOT, "PUT", "/v1/agent/token/agent", body.as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let web = token_with(&t, "web", r#"service "web" { policy = "write" }"#).await;
+    let r = call(
+        &t,
+        &web,
+        "PUT",
+        "/v1/agent/service/register",
+        br#"{"Name":"web","Port":80,"Check":{"TTL":"60s"}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until(
+        Duration::from_secs(10),
+        "web and its check in the catalog",
+        || async {
+            let r = call(&t, ROOT, "GET", "/v1/health/checks/web", b"").await;
+            r.status == 200 && r.text().contains("service:web")
+        },
+    )
+    .await;
+    t.stop().await;
+}
