@@ -28,13 +28,40 @@ pub struct AclTemplatedPolicyResponse {
     pub description: String,
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    Ok(serde_json::from_slice(body)?)
+/// Decode an ACL answer. Consul (and proconsul, where it copies Consul) writes Go's nil
+/// slices and maps as `null` (`"Datacenters": null` in policy list stubs); such fields are
+/// dropped first so they read as their defaults. An empty body or `null` is `T::default()`.
+fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(body)?;
+    if v.is_null() {
+        return Ok(T::default());
+    }
+    drop_nulls(&mut v);
+    Ok(serde_json::from_value(v)?)
+}
+
+/// Remove every object member whose value is `null`, at any depth.
+fn drop_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 impl Client {
     /// A PUT of `body` as JSON, decoding the answer.
-    fn acl_put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+    fn acl_put<B: Serialize, T: DeserializeOwned + Default>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
         let body = serde_json::to_vec(body)?;
         decode(&self.put(path, &[], &body)?)
     }
@@ -45,15 +72,21 @@ impl Client {
         if reply.status == 404 {
             return Ok(None);
         }
-        Ok(Some(reply.require_ok()?.json()?))
+        Ok(Some(decode(&reply.require_ok()?.body)?))
     }
 
-    fn acl_list<T: DeserializeOwned + Default>(
+    /// A GET whose non-200 answers are errors.
+    fn acl_get<T: DeserializeOwned + Default>(
         &self,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T> {
-        Ok(self.get_json(path, query, &QueryOptions::default())?.0)
+        decode(
+            &self
+                .get(path, query, &QueryOptions::default())?
+                .require_ok()?
+                .body,
+        )
     }
 
     // ---- bootstrap ----
@@ -79,14 +112,12 @@ impl Client {
     /// `GET /v1/acl/token/:accessor`; a missing token is an error (403 from the servers).
     pub fn acl_token_read(&self, accessor: &str) -> Result<AclToken> {
         let path = format!("/v1/acl/token/{}", encode::path(accessor));
-        Ok(self.get_json(&path, &[], &QueryOptions::default())?.0)
+        self.acl_get(&path, &[])
     }
 
     /// `GET /v1/acl/token/self`: the token the client sends.
     pub fn acl_token_read_self(&self) -> Result<AclToken> {
-        Ok(self
-            .get_json("/v1/acl/token/self", &[], &QueryOptions::default())?
-            .0)
+        self.acl_get("/v1/acl/token/self", &[])
     }
 
     /// `PUT /v1/acl/token/:accessor/clone`: a copy with new IDs and `description`.
@@ -109,7 +140,7 @@ impl Client {
     /// `GET /v1/acl/tokens`, optionally filtered (`policy`, `role`, `authmethod`,
     /// `servicename`; one at a time).
     pub fn acl_token_list(&self, filter: &[(&str, String)]) -> Result<Vec<AclToken>> {
-        self.acl_list("/v1/acl/tokens", filter)
+        self.acl_get("/v1/acl/tokens", filter)
     }
 
     // ---- policies ----
@@ -143,7 +174,7 @@ impl Client {
 
     /// `GET /v1/acl/policies` (stubs without `Rules`).
     pub fn acl_policy_list(&self) -> Result<Vec<AclPolicy>> {
-        self.acl_list("/v1/acl/policies", &[])
+        self.acl_get("/v1/acl/policies", &[])
     }
 
     // ---- roles ----
@@ -177,7 +208,7 @@ impl Client {
 
     /// `GET /v1/acl/roles`.
     pub fn acl_role_list(&self) -> Result<Vec<AclRole>> {
-        self.acl_list("/v1/acl/roles", &[])
+        self.acl_get("/v1/acl/roles", &[])
     }
 
     // ---- auth methods ----
@@ -206,7 +237,7 @@ impl Client {
 
     /// `GET /v1/acl/auth-methods` (stubs without `Config`).
     pub fn acl_auth_method_list(&self) -> Result<Vec<AclAuthMethod>> {
-        self.acl_list("/v1/acl/auth-methods", &[])
+        self.acl_get("/v1/acl/auth-methods", &[])
     }
 
     // ---- binding rules ----
@@ -240,7 +271,7 @@ impl Client {
         } else {
             vec![("authmethod", method.to_string())]
         };
-        self.acl_list("/v1/acl/binding-rules", &q)
+        self.acl_get("/v1/acl/binding-rules", &q)
     }
 
     // ---- login / logout ----
@@ -268,13 +299,13 @@ impl Client {
     pub fn acl_templated_policy_list(
         &self,
     ) -> Result<BTreeMap<String, AclTemplatedPolicyResponse>> {
-        self.acl_list("/v1/acl/templated-policies", &[])
+        self.acl_get("/v1/acl/templated-policies", &[])
     }
 
     /// `GET /v1/acl/templated-policy/name/:name`.
     pub fn acl_templated_policy_read(&self, name: &str) -> Result<AclTemplatedPolicyResponse> {
         let path = format!("/v1/acl/templated-policy/name/{}", encode::path(name));
-        Ok(self.get_json(&path, &[], &QueryOptions::default())?.0)
+        self.acl_get(&path, &[])
     }
 
     /// `POST /v1/acl/templated-policy/preview/:name`: the policy the template renders with
@@ -376,6 +407,18 @@ mod tests {
             err.to_string(),
             "Unexpected response code: 403 (token does not exist: ACL not found)"
         );
+    }
+
+    #[test]
+    fn go_nulls_read_as_defaults() {
+        let (addr, _req) = serve_once(Canned::ok(
+            r#"[{"ID":"p1","Name":"global-management","Description":"","Datacenters":null,"Hash":"","CreateIndex":2,"ModifyIndex":2}]"#,
+        ));
+        let list = client(addr).acl_policy_list().unwrap();
+        assert_eq!(list[0].name, "global-management");
+        assert!(list[0].datacenters.is_empty());
+        let (addr, _req) = serve_once(Canned::ok("null"));
+        assert!(client(addr).acl_role_list().unwrap().is_empty());
     }
 
     #[test]

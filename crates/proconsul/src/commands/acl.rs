@@ -12,10 +12,10 @@
 use std::io::Read;
 
 use base64::Engine;
-use proconsul_api::Client;
+use proconsul_api::{AclTemplatedPolicyResponse, Client};
 use proconsul_types::{
-    AclLink, AclNodeIdentity, AclPolicy, AclRole, AclServiceIdentity, AclTemplateVariables,
-    AclTemplatedPolicy, AclToken,
+    AclAuthMethod, AclBindingRule, AclLink, AclNodeIdentity, AclPolicy, AclRole,
+    AclServiceIdentity, AclTemplateVariables, AclTemplatedPolicy, AclToken,
 };
 
 use super::{client, parse_flags};
@@ -1996,6 +1996,1083 @@ pub fn role_delete(args: &[String]) -> anyhow::Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// acl auth-method
+// ---------------------------------------------------------------------------------------------
+
+/// Consul's `FormatAuthMethod`: the config last, as two-space-indented JSON.
+fn format_auth_method(m: &AclAuthMethod, meta: bool) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("Name:          {}\n", m.name));
+    s.push_str(&format!("Type:          {}\n", m.kind));
+    if !m.display_name.is_empty() {
+        s.push_str(&format!("DisplayName:   {}\n", m.display_name));
+    }
+    s.push_str(&format!("Description:   {}\n", m.description));
+    if !m.max_token_ttl.is_empty() && m.max_token_ttl != "0s" {
+        s.push_str(&format!("MaxTokenTTL:   {}\n", m.max_token_ttl));
+    }
+    if !m.token_locality.is_empty() {
+        s.push_str(&format!("TokenLocality: {}\n", m.token_locality));
+    }
+    if meta {
+        s.push_str(&format!("Create Index:  {}\n", m.create_index));
+        s.push_str(&format!("Modify Index:  {}\n", m.modify_index));
+    }
+    s.push_str("Config:\n");
+    s.push_str(&ui::go_json(&m.config, Some("  ")));
+    s
+}
+
+/// Consul's `FormatAuthMethodList`: a `<name>:` block per method.
+fn format_auth_method_list(list: &[AclAuthMethod], meta: bool) -> String {
+    let mut s = String::new();
+    for m in list {
+        s.push_str(&format!("{}:\n", m.name));
+        s.push_str(&format!("   Type:         {}\n", m.kind));
+        if !m.display_name.is_empty() {
+            s.push_str(&format!("   DisplayName:  {}\n", m.display_name));
+        }
+        s.push_str(&format!("   Description:  {}\n", m.description));
+        if meta {
+            s.push_str(&format!("   Create Index: {}\n", m.create_index));
+            s.push_str(&format!("   Modify Index: {}\n", m.modify_index));
+        }
+    }
+    s
+}
+
+pub fn auth_method_help() -> String {
+    "Usage: proconsul acl auth-method <subcommand> [options] [args]
+
+  This command has subcommands for managing Consul's ACL auth methods.
+  Here are some simple examples, and more detailed examples are available
+  in the subcommands or the documentation.
+
+  Create a new auth method:
+
+    $ proconsul acl auth-method create -type \"jwt\" \\
+                            -name \"my-jwt\" \\
+                            -description \"This is an example JWT method\" \\
+                            -config @jwt-config.json
+
+  List all auth methods:
+
+    $ proconsul acl auth-method list
+
+  Update all editable fields of the auth method:
+
+    $ proconsul acl auth-method update -name \"my-jwt\" \\
+                            -description \"new description\" \\
+                            -config @new-jwt-config.json
+
+  Read an auth method:
+
+    $ proconsul acl auth-method read -name my-jwt
+
+  Delete an auth method:
+
+    $ proconsul acl auth-method delete -name my-jwt
+
+  For more examples, ask for subcommand help or view the documentation."
+        .to_string()
+}
+
+const AUTH_METHOD_FIELD_FLAGS: &[Flag] = &[
+    Flag::string(
+        "display-name",
+        "An optional name to use instead of the name when displaying this auth method in a UI.",
+    ),
+    Flag::string("description", "A description of the auth method."),
+    Flag::new(
+        "max-token-ttl",
+        flags::Kind::Str,
+        "duration",
+        "Duration of time all tokens created by this auth method should be valid for",
+    ),
+    Flag::string(
+        "token-locality",
+        "Defines the kind of token that this auth method should produce. This can be either \
+         'local' or 'global'. If empty the value of 'local' is assumed.",
+    ),
+    Flag::string(
+        "config",
+        "The configuration for the auth method. Must be JSON. May be prefixed with '@' to \
+         indicate that the value is a file path to load the config from. '-' may also be given \
+         to indicate that the config is available on stdin",
+    ),
+    Flag::string(
+        "kubernetes-host",
+        "Address of the Kubernetes API server. This flag is required for type=kubernetes.",
+    ),
+    Flag::string(
+        "kubernetes-ca-cert",
+        "PEM encoded CA cert for use by the TLS client used to talk with the Kubernetes API. \
+         May be prefixed with '@' to indicate that the value is a file path to load the cert \
+         from. This flag is required for type=kubernetes.",
+    ),
+    Flag::string(
+        "kubernetes-service-account-jwt",
+        "A Kubernetes service account JWT used to access the TokenReview API to validate other \
+         JWTs during login. This flag is required for type=kubernetes.",
+    ),
+    FORMAT,
+];
+
+const K8S_FLAGS: [&str; 3] = [
+    "kubernetes-host",
+    "kubernetes-ca-cert",
+    "kubernetes-service-account-jwt",
+];
+
+/// `-config` as a JSON object, refused together with the Kubernetes shortcuts.
+fn auth_method_config(
+    p: &Parsed,
+    parse_error: &str,
+) -> anyhow::Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    let Some(raw) = p.str("config").filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    if K8S_FLAGS
+        .iter()
+        .any(|f| p.str(f).is_some_and(|v| !v.is_empty()))
+    {
+        return Err(ui::fail(
+            "Cannot use command line arguments with '-config' flags",
+        ));
+    }
+    let data = load_data_source(raw)
+        .map_err(|e| ui::fail(format!("Error loading configuration file: {e}")))?;
+    serde_json::from_str(&data)
+        .map(Some)
+        .map_err(|e| ui::fail(format!("{parse_error}: {e}")))
+}
+
+/// The Kubernetes shortcuts, all required, as the config they stand for.
+fn k8s_config(p: &Parsed) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    for f in K8S_FLAGS {
+        if p.str(f).unwrap_or_default().is_empty() {
+            return Err(ui::fail(format!("Missing required '-{f}' flag")));
+        }
+    }
+    let ca = load_data_source(p.str("kubernetes-ca-cert").unwrap_or_default())
+        .map_err(|e| ui::fail(format!("Invalid '-kubernetes-ca-cert' value: {e}")))?;
+    if ca.is_empty() {
+        return Err(ui::fail("Kubernetes CA Cert is empty"));
+    }
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "Host".into(),
+        p.str("kubernetes-host").unwrap_or_default().into(),
+    );
+    m.insert("CACert".into(), ca.into());
+    m.insert(
+        "ServiceAccountJWT".into(),
+        p.str("kubernetes-service-account-jwt")
+            .unwrap_or_default()
+            .into(),
+    );
+    Ok(m)
+}
+
+fn auth_method_create_flags() -> Vec<Flag> {
+    let mut own = vec![
+        meta_flag("auth method"),
+        Flag::string("type", "The new auth method's type. This flag is required."),
+        Flag::string("name", "The new auth method's name. This flag is required."),
+    ];
+    own.extend_from_slice(AUTH_METHOD_FIELD_FLAGS);
+    spec(&own)
+}
+
+pub fn auth_method_create_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl auth-method create -name NAME -type TYPE [options]
+
+  Create a new auth method:
+
+    $ proconsul acl auth-method create -type \"kubernetes\" \\
+                            -name \"my-k8s\" \\
+                            -description \"This is an example kube method\" \\
+                            -kubernetes-host \"https://apiserver.example.com:8443\" \\
+                            -kubernetes-ca-cert @/path/to/kube.ca.crt \\
+                            -kubernetes-service-account-jwt \"JWT_CONTENTS\"
+",
+        &auth_method_create_flags(),
+    )
+}
+
+pub fn auth_method_create(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&auth_method_create_flags(), args, auth_method_create_help)?;
+    let kind = p.str("type").unwrap_or_default();
+    let name = p.str("name").unwrap_or_default();
+    for (value, flag) in [(kind, "type"), (name, "name")] {
+        if value.is_empty() {
+            return Err(ui::fail(format!(
+                "Missing required '-{flag}' flag\n{}",
+                auth_method_create_help()
+            )));
+        }
+    }
+    let ttl = duration_flag(&p, "max-token-ttl", auth_method_create_help)?;
+    let format = format_of(&p)?;
+    let c = client(&p)?;
+    let mut method = AclAuthMethod {
+        name: name.to_string(),
+        kind: kind.to_string(),
+        display_name: p.str("display-name").unwrap_or_default().to_string(),
+        description: p.str("description").unwrap_or_default().to_string(),
+        token_locality: p.str("token-locality").unwrap_or_default().to_string(),
+        config: auth_method_config(&p, "Error parsing JSON configuration file")?,
+        ..AclAuthMethod::default()
+    };
+    if ttl > 0 {
+        method.max_token_ttl = proconsul_types::duration::format_nanos(ttl);
+    }
+    if kind == "kubernetes" {
+        method.config = Some(k8s_config(&p)?);
+    }
+    let created = c
+        .acl_auth_method_create(&method)
+        .map_err(|e| ui::fail(format!("Failed to create new auth method: {e}")))?;
+    show(format, &created, |m| format_auth_method(m, p.bool("meta")));
+    Ok(())
+}
+
+fn auth_method_list_flags() -> Vec<Flag> {
+    spec(&[meta_flag("auth method"), FORMAT])
+}
+
+pub fn auth_method_list_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl auth-method list [options]
+
+  List all auth methods:
+
+    $ proconsul acl auth-method list
+",
+        &auth_method_list_flags(),
+    )
+}
+
+pub fn auth_method_list(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&auth_method_list_flags(), args, auth_method_list_help)?;
+    let format = format_of(&p)?;
+    let c = client(&p)?;
+    let list = c
+        .acl_auth_method_list()
+        .map_err(|e| ui::fail(format!("Failed to retrieve the auth method list: {e}")))?;
+    show(format, &list, |v| {
+        format_auth_method_list(v, p.bool("meta"))
+    });
+    Ok(())
+}
+
+fn auth_method_read_flags() -> Vec<Flag> {
+    spec(&[
+        meta_flag("auth method"),
+        Flag::string("name", "The name of the auth method to read."),
+        FORMAT,
+    ])
+}
+
+pub fn auth_method_read_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl auth-method read -name NAME [options]
+
+  Read an auth method:
+
+    $ proconsul acl auth-method read -name my-auth-method
+",
+        &auth_method_read_flags(),
+    )
+}
+
+pub fn auth_method_read(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&auth_method_read_flags(), args, auth_method_read_help)?;
+    let name = p.str("name").unwrap_or_default();
+    if name.is_empty() {
+        return Err(ui::fail("Must specify the -name parameter"));
+    }
+    let format = format_of(&p)?;
+    let c = client(&p)?;
+    let method = c
+        .acl_auth_method_read(name)
+        .map_err(|e| ui::fail(format!("Error reading auth method {name:?}: {e}")))?
+        .ok_or_else(|| ui::fail(format!("Auth method not found with name {name:?}")))?;
+    show(format, &method, |m| format_auth_method(m, p.bool("meta")));
+    Ok(())
+}
+
+fn auth_method_update_flags() -> Vec<Flag> {
+    let mut own = vec![
+        meta_flag("auth method"),
+        Flag::string("name", "The auth method name."),
+        Flag::boolean(
+            "no-merge",
+            "Do not merge the current auth method information with what is provided to the \
+             command. Instead overwrite all fields with the exception of the name which is \
+             immutable.",
+        ),
+    ];
+    own.extend_from_slice(AUTH_METHOD_FIELD_FLAGS);
+    spec(&own)
+}
+
+pub fn auth_method_update_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl auth-method update -name NAME [options]
+
+  Updates an auth method. By default it will merge the auth method
+  information with its current state so that you do not have to provide all
+  parameters. This behavior can be disabled by passing -no-merge.
+
+  Update all editable fields of the auth method:
+
+    $ proconsul acl auth-method update -name \"my-k8s\" \\
+                            -description \"new description\" \\
+                            -kubernetes-host \"https://new-apiserver.example.com:8443\" \\
+                            -kubernetes-ca-cert @/path/to/new-kube.ca.crt \\
+                            -kubernetes-service-account-jwt \"NEW_JWT_CONTENTS\"
+",
+        &auth_method_update_flags(),
+    )
+}
+
+pub fn auth_method_update(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&auth_method_update_flags(), args, auth_method_update_help)?;
+    let name = p.str("name").unwrap_or_default();
+    if name.is_empty() {
+        return Err(ui::fail(
+            "Cannot update an auth method without specifying the -name parameter",
+        ));
+    }
+    let ttl = duration_flag(&p, "max-token-ttl", auth_method_update_help)?;
+    let format = format_of(&p)?;
+    let c = client(&p)?;
+    let current = c
+        .acl_auth_method_read(name)
+        .map_err(|e| ui::fail(format!("Error when retrieving current auth method: {e}")))?
+        .ok_or_else(|| ui::fail(format!("Auth method not found with name {name:?}")))?;
+    let config = auth_method_config(&p, "Error parsing JSON for auth method config")?;
+    let given = |f: &str| p.str(f).filter(|v| !v.is_empty()).map(str::to_string);
+    let method = if p.bool("no-merge") {
+        let mut m = AclAuthMethod {
+            name: current.name,
+            kind: current.kind.clone(),
+            display_name: given("display-name").unwrap_or_default(),
+            description: given("description").unwrap_or_default(),
+            token_locality: given("token-locality").unwrap_or_default(),
+            config,
+            ..AclAuthMethod::default()
+        };
+        if ttl > 0 {
+            m.max_token_ttl = proconsul_types::duration::format_nanos(ttl);
+        }
+        if current.kind == "kubernetes" {
+            m.config = Some(k8s_config(&p)?);
+        }
+        m
+    } else {
+        let mut m = current;
+        if let Some(d) = given("description") {
+            m.description = d;
+        }
+        if let Some(d) = given("display-name") {
+            m.display_name = d;
+        }
+        if ttl > 0 {
+            m.max_token_ttl = proconsul_types::duration::format_nanos(ttl);
+        }
+        if let Some(l) = given("token-locality") {
+            m.token_locality = l;
+        }
+        if config.is_some() {
+            // Replaced as a whole, never merged key by key (as Consul does).
+            m.config = config;
+        }
+        if m.kind == "kubernetes" {
+            let cfg = m.config.get_or_insert_with(Default::default);
+            for (flag, key) in [
+                ("kubernetes-host", "Host"),
+                ("kubernetes-service-account-jwt", "ServiceAccountJWT"),
+            ] {
+                if let Some(v) = given(flag) {
+                    cfg.insert(key.into(), v.into());
+                }
+            }
+            if let Some(raw) = given("kubernetes-ca-cert") {
+                let ca = load_data_source(&raw)
+                    .map_err(|e| ui::fail(format!("Invalid '-kubernetes-ca-cert' value: {e}")))?;
+                if ca.is_empty() {
+                    return Err(ui::fail("Kubernetes CA Cert is empty"));
+                }
+                cfg.insert("CACert".into(), ca.into());
+            }
+        }
+        m
+    };
+    let out = c
+        .acl_auth_method_update(&method)
+        .map_err(|e| ui::fail(format!("Error updating auth method {name:?}: {e}")))?;
+    show(format, &out, |m| format_auth_method(m, p.bool("meta")));
+    Ok(())
+}
+
+fn auth_method_delete_flags() -> Vec<Flag> {
+    spec(&[Flag::string(
+        "name",
+        "The name of the auth method to delete.",
+    )])
+}
+
+pub fn auth_method_delete_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl auth-method delete -name NAME [options]
+
+  Delete an auth method:
+
+    $ proconsul acl auth-method delete -name \"my-auth-method\"
+",
+        &auth_method_delete_flags(),
+    )
+}
+
+pub fn auth_method_delete(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&auth_method_delete_flags(), args, auth_method_delete_help)?;
+    let name = p.str("name").unwrap_or_default();
+    if name.is_empty() {
+        return Err(ui::fail("Must specify the -name parameter"));
+    }
+    let c = client(&p)?;
+    c.acl_auth_method_delete(name)
+        .map_err(|e| ui::fail(format!("Error deleting auth method {name:?}: {e}")))?;
+    ui::out(&format!("Auth method {name:?} deleted successfully"));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// acl binding-rule
+// ---------------------------------------------------------------------------------------------
+
+/// Consul's `FormatBindingRule`.
+fn format_binding_rule(r: &AclBindingRule, meta: bool) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("ID:           {}\n", r.id));
+    s.push_str(&format!("AuthMethod:   {}\n", r.auth_method));
+    s.push_str(&format!("Description:  {}\n", r.description));
+    s.push_str(&format!("BindType:     {}\n", r.bind_type));
+    s.push_str(&format!("BindName:     {}\n", r.bind_name));
+    s.push_str(&format!("Selector:     {}\n", r.selector));
+    if meta {
+        s.push_str(&format!("Create Index: {}\n", r.create_index));
+        s.push_str(&format!("Modify Index: {}\n", r.modify_index));
+    }
+    s
+}
+
+/// Consul's `FormatBindingRuleList`: an `<id>:` block per rule.
+fn format_binding_rule_list(list: &[AclBindingRule], meta: bool) -> String {
+    let mut s = String::new();
+    for r in list {
+        s.push_str(&format!("{}:\n", r.id));
+        s.push_str(&format!("   AuthMethod:   {}\n", r.auth_method));
+        s.push_str(&format!("   Description:  {}\n", r.description));
+        s.push_str(&format!("   BindType:     {}\n", r.bind_type));
+        s.push_str(&format!("   BindName:     {}\n", r.bind_name));
+        s.push_str(&format!("   Selector:     {}\n", r.selector));
+        if meta {
+            s.push_str(&format!("   Create Index: {}\n", r.create_index));
+            s.push_str(&format!("   Modify Index: {}\n", r.modify_index));
+        }
+    }
+    s
+}
+
+fn binding_rule_id(c: &Client, partial: &str) -> Result<String, String> {
+    if is_full_id(partial) {
+        return Ok(partial.into());
+    }
+    let list = c.acl_binding_rule_list("").map_err(|e| e.to_string())?;
+    unique_prefix("rule", partial, list.into_iter().map(|r| r.id).collect()).map_err(|e| {
+        // Consul words this one in lower case and wraps ACL's not-found error.
+        match e.strip_prefix("No such") {
+            Some(rest) => format!("no such{rest}: ACL not found"),
+            None => e,
+        }
+    })
+}
+
+pub fn binding_rule_help() -> String {
+    "Usage: proconsul acl binding-rule <subcommand> [options] [args]
+
+  This command has subcommands for managing Consul's ACL binding rules.
+  Here are some simple examples, and more detailed examples are available
+  in the subcommands or the documentation.
+
+  Create a new binding rule:
+
+    $ proconsul acl binding-rule create \\
+          -method=minikube \\
+          -bind-type=service \\
+          -bind-name='k8s-${serviceaccount.name}' \\
+          -selector='serviceaccount.namespace==default and serviceaccount.name==web'
+
+  List all binding rules:
+
+    $ proconsul acl binding-rule list
+
+  Update a binding rule:
+
+    $ proconsul acl binding-rule update -id=43cb72df-9c6f-4315-ac8a-01a9d98155ef \\
+          -bind-name='k8s-${serviceaccount.name}'
+
+  Read a binding rule:
+
+    $ proconsul acl binding-rule read -id fdabbcb5-9de5-4b1a-961f-77214ae88cba
+
+  Delete a binding rule:
+
+    $ proconsul acl binding-rule delete -id b6b856da-5193-4e78-845a-7d61ca8371ba
+
+  For more examples, ask for subcommand help or view the documentation."
+        .to_string()
+}
+
+const BINDING_RULE_FIELD_FLAGS: &[Flag] = &[
+    Flag::string("description", "A description of the binding rule."),
+    Flag::string(
+        "selector",
+        "Selector is an expression that matches against verified identity attributes returned \
+         from the auth method during login.",
+    ),
+    Flag::string(
+        "bind-type",
+        "Type of binding to perform (\"service\" or \"role\"). The default value is \
+         \"service\" when creating.",
+    ),
+    Flag::string(
+        "bind-name",
+        "Name to bind on match. Can use ${var} interpolation. This flag is required.",
+    ),
+    FORMAT,
+];
+
+fn binding_rule_create_flags() -> Vec<Flag> {
+    let mut own = vec![
+        meta_flag("binding rule"),
+        Flag::string(
+            "method",
+            "The auth method's name for which this binding rule applies. This flag is required.",
+        ),
+    ];
+    own.extend_from_slice(BINDING_RULE_FIELD_FLAGS);
+    spec(&own)
+}
+
+pub fn binding_rule_create_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl binding-rule create [options]
+
+  Create a new binding rule:
+
+    $ proconsul acl binding-rule create \\
+          -method=minikube \\
+          -bind-type=service \\
+          -bind-name='k8s-${serviceaccount.name}' \\
+          -selector='serviceaccount.namespace==default and serviceaccount.name==web'
+",
+        &binding_rule_create_flags(),
+    )
+}
+
+pub fn binding_rule_create(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&binding_rule_create_flags(), args, binding_rule_create_help)?;
+    let method = p.str("method").unwrap_or_default();
+    let bind_type = p.str("bind-type").unwrap_or("service");
+    let bind_name = p.str("bind-name").unwrap_or_default();
+    for (value, flag) in [
+        (method, "method"),
+        (bind_type, "bind-type"),
+        (bind_name, "bind-name"),
+    ] {
+        if value.is_empty() {
+            return Err(ui::fail(format!(
+                "Missing required '-{flag}' flag\n{}",
+                binding_rule_create_help()
+            )));
+        }
+    }
+    let format = format_of(&p)?;
+    let c = client(&p)?;
+    let rule = AclBindingRule {
+        description: p.str("description").unwrap_or_default().to_string(),
+        auth_method: method.to_string(),
+        selector: p.str("selector").unwrap_or_default().to_string(),
+        bind_type: bind_type.to_string(),
+        bind_name: bind_name.to_string(),
+        ..AclBindingRule::default()
+    };
+    let created = c
+        .acl_binding_rule_create(&rule)
+        .map_err(|e| ui::fail(format!("Failed to create new binding rule: {e}")))?;
+    show(format, &created, |r| format_binding_rule(r, p.bool("meta")));
+    Ok(())
+}
+
+fn binding_rule_list_flags() -> Vec<Flag> {
+    spec(&[
+        meta_flag("binding rule"),
+        Flag::string(
+            "method",
+            "Only show rules linked to the auth method with the given name.",
+        ),
+        FORMAT,
+    ])
+}
+
+pub fn binding_rule_list_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl binding-rule list [options]
+
+  Lists all the ACL binding rules.
+
+  Show all:
+
+    $ proconsul acl binding-rule list
+
+  Show all for a specific auth method:
+
+    $ proconsul acl binding-rule list -method=\"my-method\"
+",
+        &binding_rule_list_flags(),
+    )
+}
+
+pub fn binding_rule_list(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&binding_rule_list_flags(), args, binding_rule_list_help)?;
+    let format = format_of(&p)?;
+    let c = client(&p)?;
+    let list = c
+        .acl_binding_rule_list(p.str("method").unwrap_or_default())
+        .map_err(|e| ui::fail(format!("Failed to retrieve the binding rule list: {e}")))?;
+    show(format, &list, |v| {
+        format_binding_rule_list(v, p.bool("meta"))
+    });
+    Ok(())
+}
+
+fn binding_rule_read_flags() -> Vec<Flag> {
+    spec(&[
+        meta_flag("binding rule"),
+        Flag::string(
+            "id",
+            "The ID of the binding rule to read. It may be specified as a unique ID prefix but \
+             will error if the prefix matches multiple binding rule IDs",
+        ),
+        FORMAT,
+    ])
+}
+
+pub fn binding_rule_read_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl binding-rule read -id ID [options]
+
+  This command will retrieve and print out the details of a single binding
+  rule.
+
+  Read:
+
+    $ proconsul acl binding-rule read -id fdabbcb5-9de5-4b1a-961f-77214ae88cba
+",
+        &binding_rule_read_flags(),
+    )
+}
+
+pub fn binding_rule_read(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&binding_rule_read_flags(), args, binding_rule_read_help)?;
+    let given = p.str("id").unwrap_or_default();
+    if given.is_empty() {
+        return Err(ui::fail("Must specify the -id parameter"));
+    }
+    let format = format_of(&p)?;
+    let c = client(&p)?;
+    let id = binding_rule_id(&c, given)
+        .map_err(|e| ui::fail(format!("Error determining binding rule ID: {e}")))?;
+    let rule = c
+        .acl_binding_rule_read(&id)
+        .map_err(|e| ui::fail(format!("Error reading binding rule {id:?}: {e}")))?
+        .ok_or_else(|| ui::fail(format!("Binding rule not found with ID {id:?}")))?;
+    show(format, &rule, |r| format_binding_rule(r, p.bool("meta")));
+    Ok(())
+}
+
+fn binding_rule_update_flags() -> Vec<Flag> {
+    let mut own = vec![
+        meta_flag("binding rule"),
+        Flag::string(
+            "id",
+            "The ID of the binding rule to update. It may be specified as a unique ID prefix but \
+             will error if the prefix matches multiple binding rule IDs",
+        ),
+        Flag::boolean(
+            "no-merge",
+            "Do not merge the current binding rule information with what is provided to the \
+             command. Instead overwrite all fields with the exception of the binding rule ID \
+             which is immutable.",
+        ),
+    ];
+    own.extend_from_slice(BINDING_RULE_FIELD_FLAGS);
+    spec(&own)
+}
+
+pub fn binding_rule_update_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl binding-rule update -id ID [options]
+
+  Updates a binding rule. By default it will merge the binding rule
+  information with its current state so that you do not have to provide all
+  parameters. This behavior can be disabled by passing -no-merge.
+
+  Update all editable fields of the binding rule:
+
+    $ proconsul acl binding-rule update \\
+          -id=43cb72df-9c6f-4315-ac8a-01a9d98155ef \\
+          -description=\"new description\" \\
+          -bind-type=role \\
+          -bind-name='k8s-${serviceaccount.name}' \\
+          -selector='serviceaccount.namespace==default and serviceaccount.name==web'
+",
+        &binding_rule_update_flags(),
+    )
+}
+
+pub fn binding_rule_update(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&binding_rule_update_flags(), args, binding_rule_update_help)?;
+    let given = p.str("id").unwrap_or_default();
+    if given.is_empty() {
+        return Err(ui::fail(
+            "Cannot update a binding rule without specifying the -id parameter",
+        ));
+    }
+    let format = format_of(&p)?;
+    let c = client(&p)?;
+    let id = binding_rule_id(&c, given)
+        .map_err(|e| ui::fail(format!("Error determining binding rule ID: {e}")))?;
+    let current = c
+        .acl_binding_rule_read(&id)
+        .map_err(|e| ui::fail(format!("Error when retrieving current binding rule: {e}")))?
+        .ok_or_else(|| ui::fail(format!("Binding rule not found with ID {id:?}")))?;
+    let rule = if p.bool("no-merge") {
+        let bind_type = p.str("bind-type").unwrap_or("service");
+        let bind_name = p.str("bind-name").unwrap_or_default();
+        for (value, flag) in [(bind_type, "bind-type"), (bind_name, "bind-name")] {
+            if value.is_empty() {
+                return Err(ui::fail(format!(
+                    "Missing required '-{flag}' flag\n{}",
+                    binding_rule_update_help()
+                )));
+            }
+        }
+        AclBindingRule {
+            id: id.clone(),
+            auth_method: current.auth_method,
+            description: p.str("description").unwrap_or_default().to_string(),
+            bind_type: bind_type.to_string(),
+            bind_name: bind_name.to_string(),
+            selector: p.str("selector").unwrap_or_default().to_string(),
+            ..AclBindingRule::default()
+        }
+    } else {
+        // Only what was given changes (Consul resets -bind-type to its default "service"
+        // here when the flag is absent; a merge should not change what was not asked for).
+        let mut r = current;
+        for (flag, field) in [
+            ("description", &mut r.description),
+            ("bind-type", &mut r.bind_type),
+            ("bind-name", &mut r.bind_name),
+        ] {
+            if let Some(v) = p.str(flag).filter(|v| !v.is_empty()) {
+                *field = v.to_string();
+            }
+        }
+        if let Some(sel) = p.str("selector") {
+            r.selector = sel.to_string(); // an empty selector is valid
+        }
+        r
+    };
+    let out = c
+        .acl_binding_rule_update(&rule)
+        .map_err(|e| ui::fail(format!("Error updating binding rule {id:?}: {e}")))?;
+    show(format, &out, |r| format_binding_rule(r, p.bool("meta")));
+    Ok(())
+}
+
+fn binding_rule_delete_flags() -> Vec<Flag> {
+    spec(&[Flag::string(
+        "id",
+        "The ID of the binding rule to delete. It may be specified as a unique ID prefix but \
+         will error if the prefix matches multiple binding rule IDs",
+    )])
+}
+
+pub fn binding_rule_delete_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl binding-rule delete -id ID [options]
+
+  Deletes an ACL binding rule by providing the ID or a unique ID prefix.
+
+  Delete by prefix:
+
+    $ proconsul acl binding-rule delete -id b6b85
+
+  Delete by full ID:
+
+    $ proconsul acl binding-rule delete -id b6b856da-5193-4e78-845a-7d61ca8371ba
+",
+        &binding_rule_delete_flags(),
+    )
+}
+
+pub fn binding_rule_delete(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&binding_rule_delete_flags(), args, binding_rule_delete_help)?;
+    let given = p.str("id").unwrap_or_default();
+    if given.is_empty() {
+        return Err(ui::fail("Must specify the -id parameter"));
+    }
+    let c = client(&p)?;
+    let id = binding_rule_id(&c, given)
+        .map_err(|e| ui::fail(format!("Error determining binding rule ID: {e}")))?;
+    c.acl_binding_rule_delete(&id)
+        .map_err(|e| ui::fail(format!("Error deleting binding rule {id:?}: {e}")))?;
+    ui::out(&format!("Binding rule {id:?} deleted successfully"));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// acl templated-policy
+// ---------------------------------------------------------------------------------------------
+
+/// Consul's `FormatTemplatedPolicy`: name, description, the variables the builtin templates
+/// take with an example, and with `-meta` the schema and raw template.
+fn format_templated_policy(t: &AclTemplatedPolicyResponse, meta: bool) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("Name:            {}\n", t.template_name));
+    s.push_str(&format!("Description:     {}\n", t.description));
+    s.push_str("Input variables:");
+    let name_var = match t.template_name.as_str() {
+        "builtin/service" => Some(("The name of the service", "api")),
+        "builtin/node" => Some(("The node name", "node-1")),
+        "builtin/api-gateway" => Some(("The api gateway service name", "api-gateway")),
+        _ => None,
+    };
+    match name_var {
+        Some((what, example)) => {
+            s.push_str(&format!("\n\tName: String - Required - {what}.\n"));
+            s.push_str("Example usage:\n");
+            s.push_str(&format!(
+                "\tproconsul acl token create -templated-policy {} -var name:{example}\n",
+                t.template_name
+            ));
+        }
+        None if t.template_name.starts_with("builtin/") => {
+            s.push_str(" None\nExample usage:\n");
+            s.push_str(&format!(
+                "\tproconsul acl token create -templated-policy {}\n",
+                t.template_name
+            ));
+        }
+        None => s.push_str("   None\n"),
+    }
+    if meta {
+        if !t.schema.is_empty() {
+            s.push_str(&format!("Schema:\n{}\n\n", t.schema));
+        }
+        s.push_str(&format!("Raw Template:\n{}\n", t.template));
+    }
+    s
+}
+
+pub fn templated_policy_help() -> String {
+    "Usage: proconsul acl templated-policy <subcommand> [options] [args]
+
+  This command has subcommands for managing Consul ACL templated policies.
+  Here are some simple examples, and more detailed examples are available
+  in the subcommands or the documentation.
+
+  List all templated policies:
+
+      $ proconsul acl templated-policy list
+
+  Read a templated policy with name:
+
+      $ proconsul acl templated-policy read -name \"builtin/service\"
+
+  Preview a policy rendered by the templated policy:
+
+      $ proconsul acl templated-policy preview -name \"builtin/service\" -var \"name:api\"
+
+  For more examples, ask for subcommand help or view the documentation."
+        .to_string()
+}
+
+fn templated_policy_list_flags() -> Vec<Flag> {
+    spec(&[FORMAT])
+}
+
+pub fn templated_policy_list_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl templated-policy list [options]
+
+    Lists all the ACL templated policies.
+
+    Example:
+
+        $ proconsul acl templated-policy list
+",
+        &templated_policy_list_flags(),
+    )
+}
+
+pub fn templated_policy_list(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(
+        &templated_policy_list_flags(),
+        args,
+        templated_policy_list_help,
+    )?;
+    let format = format_of(&p)?;
+    let c = client(&p)?;
+    let all = c.acl_templated_policy_list().map_err(|e| {
+        ui::fail(format!(
+            "Failed to retrieve the templated policies list: {e}"
+        ))
+    })?;
+    show(format, &all, |m| {
+        // Sorted by name (the map's order); one per line.
+        m.values()
+            .map(|t| format!("{}\n", t.template_name))
+            .collect()
+    });
+    Ok(())
+}
+
+fn templated_policy_read_flags() -> Vec<Flag> {
+    spec(&[
+        Flag::string("name", "The name of the templated policy to read."),
+        Flag::boolean(
+            "meta",
+            "Indicates that templated policy metadata such as the schema and template code \
+             should be shown for each entry.",
+        ),
+        FORMAT,
+    ])
+}
+
+pub fn templated_policy_read_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl templated-policy read [options] TEMPLATED_POLICY
+
+  This command will retrieve and print out the details of a single templated policy.
+
+  Example:
+
+      $ proconsul acl templated-policy read -name templated-policy-name
+",
+        &templated_policy_read_flags(),
+    )
+}
+
+pub fn templated_policy_read(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(
+        &templated_policy_read_flags(),
+        args,
+        templated_policy_read_help,
+    )?;
+    let name = p.str("name").unwrap_or_default();
+    if name.is_empty() {
+        return Err(ui::fail("Must specify the -name parameter"));
+    }
+    let format = format_of(&p)?;
+    let c = client(&p)?;
+    let t = c
+        .acl_templated_policy_read(name)
+        .map_err(|e| ui::fail(format!("Error reading templated policy {name:?}: {e}")))?;
+    show(format, &t, |t| format_templated_policy(t, p.bool("meta")));
+    Ok(())
+}
+
+fn templated_policy_preview_flags() -> Vec<Flag> {
+    spec(&[
+        Flag::string(
+            "name",
+            "The templated policy name. Use -var flag to specify variables when required.",
+        ),
+        Flag::string(
+            "var",
+            "Templated policy variables. Must be used in combination with -name flag to specify \
+             required variables. May be specified multiple times with different variables. \
+             Format is VariableName:Value",
+        ),
+        FORMAT,
+    ])
+}
+
+pub fn templated_policy_preview_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul acl templated-policy preview [options]
+
+    Preview the policy rendered by the ACL templated policy.
+
+    Example:
+
+        $ proconsul acl templated-policy preview -name \"builtin/service\" -var \"name:api\"
+",
+        &templated_policy_preview_flags(),
+    )
+}
+
+pub fn templated_policy_preview(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(
+        &templated_policy_preview_flags(),
+        args,
+        templated_policy_preview_help,
+    )?;
+    let name = p.str("name").unwrap_or_default();
+    if name.is_empty() {
+        return Err(ui::fail(
+            "Cannot preview a templated policy without specifying -name or -file",
+        ));
+    }
+    let t = templated_policy(name, &p.all("var")).map_err(ui::fail)?;
+    let format = format_of(&p)?;
+    let c = client(&p)?;
+    let var = t
+        .template_variables
+        .as_ref()
+        .map(|v| v.name.as_str())
+        .unwrap_or_default();
+    let policy = c.acl_templated_policy_preview(name, var).map_err(|e| {
+        ui::fail(format!(
+            "Failed to generate the templated policy preview: {e}"
+        ))
+    })?;
+    show(format, &policy, |v| format_policy(v, false));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // acl set-agent-token
 // ---------------------------------------------------------------------------------------------
 
@@ -2349,6 +3426,36 @@ mod tests {
         );
         let t = templated_policy("builtin/service", &["name:api".into()]).unwrap();
         assert_eq!(t.template_variables.unwrap().name, "api");
+    }
+
+    #[test]
+    fn auth_method_and_binding_rule_layouts() {
+        let mut config = serde_json::Map::new();
+        config.insert("Host".into(), "https://k8s:8443".into());
+        let m = AclAuthMethod {
+            name: "minikube".into(),
+            kind: "kubernetes".into(),
+            max_token_ttl: "10m0s".into(),
+            config: Some(config),
+            ..AclAuthMethod::default()
+        };
+        assert_eq!(
+            format_auth_method(&m, false),
+            "Name:          minikube\nType:          kubernetes\nDescription:   \n\
+             MaxTokenTTL:   10m0s\nConfig:\n{\n  \"Host\": \"https://k8s:8443\"\n}"
+        );
+        let r = AclBindingRule {
+            id: "b1".into(),
+            auth_method: "minikube".into(),
+            bind_type: "service".into(),
+            bind_name: "web".into(),
+            ..AclBindingRule::default()
+        };
+        assert_eq!(
+            format_binding_rule_list(&[r], false),
+            "b1:\n   AuthMethod:   minikube\n   Description:  \n   BindType:     service\n\
+             \x20  BindName:     web\n   Selector:     \n"
+        );
     }
 
     #[test]

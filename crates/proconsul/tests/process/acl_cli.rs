@@ -402,3 +402,183 @@ fn roles_updates_clones_agent_tokens_and_errors() {
     failed_with(&o, 1, &[&format!("Role not found with ID \"{role_id}\"")]);
     a.ok(&["acl", "token", "delete", "-accessor-id", &accessor]);
 }
+
+#[test]
+fn auth_methods_binding_rules_and_templated_policies() {
+    let a = acl_agent();
+
+    // A Kubernetes auth method from the shortcut flags (the CA cert from a file).
+    write(&a.path("ca.pem"), "-----BEGIN CERTIFICATE-----\n");
+    let ca_arg = format!("@{}", a.path("ca.pem").display());
+    let out = a.ok(&[
+        "acl",
+        "auth-method",
+        "create",
+        "-type",
+        "kubernetes",
+        "-name",
+        "minikube",
+        "-description",
+        "dev cluster",
+        "-kubernetes-host",
+        "https://k8s.example:8443",
+        "-kubernetes-ca-cert",
+        &ca_arg,
+        "-kubernetes-service-account-jwt",
+        "sa-jwt",
+    ]);
+    assert!(
+        out.starts_with(
+            "Name:          minikube\nType:          kubernetes\nDescription:   dev cluster\nConfig:\n{\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("  \"Host\": \"https://k8s.example:8443\""),
+        "{out}"
+    );
+    let out = a.ok(&[
+        "acl",
+        "auth-method",
+        "update",
+        "-name",
+        "minikube",
+        "-description",
+        "renamed",
+        "-max-token-ttl",
+        "10m",
+    ]);
+    assert_eq!(field(&out, "Description"), "renamed");
+    assert_eq!(field(&out, "MaxTokenTTL"), "10m0s");
+    assert!(out.contains("\"ServiceAccountJWT\": \"sa-jwt\""), "{out}");
+    let list = a.ok(&["acl", "auth-method", "list"]);
+    assert!(
+        list.contains("minikube:\n   Type:         kubernetes\n   Description:  renamed\n"),
+        "{list}"
+    );
+
+    // Binding rules: bind-type defaults to service; updates merge; IDs by prefix.
+    let out = a.ok(&[
+        "acl",
+        "binding-rule",
+        "create",
+        "-method",
+        "minikube",
+        "-description",
+        "all services",
+        "-bind-name",
+        "svc-${serviceaccount.name}",
+    ]);
+    let rule_id = field(&out, "ID");
+    assert_eq!(field(&out, "BindType"), "service");
+    assert_eq!(field(&out, "AuthMethod"), "minikube");
+    let out = a.ok(&[
+        "acl",
+        "binding-rule",
+        "update",
+        "-id",
+        &rule_id[..8],
+        "-bind-type",
+        "role",
+        "-bind-name",
+        "admins",
+    ]);
+    assert_eq!(field(&out, "BindType"), "role");
+    assert_eq!(field(&out, "Description"), "all services");
+    let list = a.ok(&["acl", "binding-rule", "list", "-method", "minikube"]);
+    assert!(
+        list.starts_with(&format!("{rule_id}:\n   AuthMethod:   minikube\n")),
+        "{list}"
+    );
+    let read = a.ok(&[
+        "acl",
+        "binding-rule",
+        "read",
+        "-id",
+        &rule_id,
+        "-format=json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&read).unwrap();
+    assert_eq!(json["BindName"], "admins");
+    let o = a.run_as(ROOT, &["acl", "binding-rule", "read", "-id", "zzz"]);
+    failed_with(
+        &o,
+        1,
+        &["Error determining binding rule ID: no such rule ID with prefix: zzz"],
+    );
+
+    // Login goes to the servers without a token and fails there; nothing is written.
+    write(&a.path("bearer"), "not-a-jwt\n");
+    let sink = a.path("sink");
+    let o = a.run_as(
+        ROOT,
+        &[
+            "login",
+            "-method",
+            "minikube",
+            "-bearer-token-file",
+            &a.path("bearer").display().to_string(),
+            "-token-sink-file",
+            &sink.display().to_string(),
+        ],
+    );
+    failed_with(&o, 1, &["Error logging in: Unexpected response code"]);
+    assert!(!sink.exists());
+
+    let out = a.ok(&["acl", "binding-rule", "delete", "-id", &rule_id[..8]]);
+    assert_eq!(
+        out.trim(),
+        format!("Binding rule \"{rule_id}\" deleted successfully")
+    );
+    let out = a.ok(&["acl", "auth-method", "delete", "-name", "minikube"]);
+    assert_eq!(out.trim(), "Auth method \"minikube\" deleted successfully");
+    let o = a.run_as(ROOT, &["acl", "auth-method", "read", "-name", "minikube"]);
+    failed_with(&o, 1, &["Auth method not found with name \"minikube\""]);
+
+    // Templated policies: listed, described, previewed, and used by a token.
+    let list = a.ok(&["acl", "templated-policy", "list"]);
+    assert!(
+        list.contains("builtin/dns\n") && list.contains("builtin/service\n"),
+        "{list}"
+    );
+    let out = a.ok(&[
+        "acl",
+        "templated-policy",
+        "read",
+        "-name",
+        "builtin/service",
+    ]);
+    assert_eq!(field(&out, "Name"), "builtin/service");
+    assert!(
+        out.contains("Name: String - Required - The name of the service."),
+        "{out}"
+    );
+    let out = a.ok(&[
+        "acl",
+        "templated-policy",
+        "preview",
+        "-name",
+        "builtin/service",
+        "-var",
+        "name:api",
+    ]);
+    assert!(
+        out.contains("Rules:\n") && out.contains("service \"api\""),
+        "{out}"
+    );
+    let out = a.ok(&[
+        "acl",
+        "token",
+        "create",
+        "-templated-policy",
+        "builtin/service",
+        "-var",
+        "name:api",
+    ]);
+    assert!(
+        out.contains(
+            "Templated Policies:\n   builtin/service\n      Name: api\n      Datacenters: all\n"
+        ),
+        "{out}"
+    );
+}
