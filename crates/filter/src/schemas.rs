@@ -73,8 +73,14 @@ const SERVICE_ADDRESS: &Schema = &[f("Address", Str), f("Port", Int)];
 const WEIGHTS: &Schema = &[f("Passing", Int), f("Warning", Int)];
 
 /// `structs.HealthCheck`: `/v1/agent/checks`, `/v1/health/node|checks|state`.
-/// What an ACL binding rule's `Selector` reads: an auth method's mapped claims.
-pub static BINDING_RULE: &Schema = &[f("value", StrMap), f("list", StrMap)];
+/// What an ACL binding rule's `Selector` reads: a jwt/oidc method's mapped claims
+/// (`value.x`, `list.x`), or a kubernetes method's service account (`serviceaccount.name`,
+/// `serviceaccount.namespace`, `serviceaccount.uid`).
+pub static BINDING_RULE: &Schema = &[
+    f("value", StrMap),
+    f("list", StrMap),
+    f("serviceaccount", StrMap),
+];
 
 pub static HEALTH_CHECK: &Schema = &[
     f("Node", Str),

@@ -221,6 +221,9 @@ const BOOTSTRAP_ROW: &str = "acl-token-bootstrap";
 /// The ACL tables of one state version.
 #[derive(Clone, Default)]
 pub(crate) struct AclTables {
+    /// The highest index of the ACL tables (kept here so every request's token lookup reads
+    /// one number rather than five index rows).
+    pub index: u64,
     /// accessor ID → token
     pub tokens: OrdMap<String, AclTokenRec>,
     /// secret ID → accessor ID (rebuilt on restore)
@@ -293,6 +296,14 @@ fn invalid(msg: impl Into<String>) -> StateError {
 
 impl Tx {
     pub(crate) fn acl_apply(&mut self, cmd: &AclCommand) -> Result<(), StateError> {
+        let r = self.acl_apply_inner(cmd);
+        if r.is_ok() {
+            self.s.acl.index = self.s.max_index(&Table::ACL);
+        }
+        r
+    }
+
+    fn acl_apply_inner(&mut self, cmd: &AclCommand) -> Result<(), StateError> {
         match cmd {
             AclCommand::TokenSet(tok) => self.acl_token_set(tok.clone()),
             AclCommand::TokenDelete { accessor_ids } => {
@@ -580,6 +591,6 @@ impl View {
     /// The highest index of every ACL table: a resolved token built from this view stays
     /// right until it changes.
     pub fn acl_index(&self) -> u64 {
-        self.state().max_index(&Table::ACL)
+        self.state().acl.index
     }
 }

@@ -150,5 +150,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
     for i in snap.indexes {
         s.indexes.insert(i.key, i.index);
     }
+    s.acl.index = s.max_index(&crate::store::Table::ACL);
     Ok(s)
 }

@@ -110,14 +110,16 @@ fn list_allowed(id: &Identity, prefix: &str) -> Result<(), RpcError> {
 }
 
 fn authorize_write(server: &Server, id: &Identity, req: &WriteRequest) -> Result<(), RpcError> {
-    let view = server.inner.store.view();
+    // The store is read only for what the request alone does not say (whose service, whose
+    // session): a KV write, the common case, is decided from the request.
+    let view = || server.inner.store.view();
     let mut ws = WatchSet::new();
     match req {
         WriteRequest::Register(r) => {
             // Consul's `vetRegisterWithACL`: the node needs `node:write` unless the entry
             // leaves it as it is; the service needs `service:write`; each check, write on
             // what it belongs to.
-            let unchanged = view.node(&mut ws, &r.node).1.is_some_and(|n| {
+            let unchanged = view().node(&mut ws, &r.node).1.is_some_and(|n| {
                 r.skip_node_update
                     || (n.address == r.address
                         && (r.id.is_empty() || n.id.eq_ignore_ascii_case(&r.id))
@@ -147,7 +149,7 @@ fn authorize_write(server: &Server, id: &Identity, req: &WriteRequest) -> Result
                             s.id == c.service_id || (s.id.is_empty() && s.service == c.service_id)
                         })
                         .map(|s| s.service.clone())
-                        .or_else(|| service_name(&view, &r.node, &c.service_id))
+                        .or_else(|| service_name(&view(), &r.node, &c.service_id))
                         .unwrap_or_else(|| c.service_id.clone());
                     need(id, Check::ServiceWrite(&name))?;
                 }
@@ -156,12 +158,12 @@ fn authorize_write(server: &Server, id: &Identity, req: &WriteRequest) -> Result
         }
         WriteRequest::Deregister(d) => {
             if !d.service_id.is_empty() {
-                match service_name(&view, &d.node, &d.service_id) {
+                match service_name(&view(), &d.node, &d.service_id) {
                     Some(name) => need(id, Check::ServiceWrite(&name)),
                     None => need(id, Check::NodeWrite(&d.node)),
                 }
             } else if !d.check_id.is_empty() {
-                let owner = view
+                let owner = view()
                     .node_checks(&mut ws, &d.node)
                     .1
                     .into_iter()
@@ -180,14 +182,15 @@ fn authorize_write(server: &Server, id: &Identity, req: &WriteRequest) -> Result
             _ => need(id, Check::KeyWrite(key)),
         },
         WriteRequest::Txn(ops) => {
+            let txn_view = view();
             for op in ops {
-                authorize_txn_op(&view, id, op)?;
+                authorize_txn_op(&txn_view, id, op)?;
             }
             Ok(())
         }
         WriteRequest::SessionCreate(s) => need(id, Check::SessionWrite(&s.node)),
         WriteRequest::SessionDestroy { id: sid } | WriteRequest::SessionRenew { id: sid } => {
-            match view.session(&mut ws, sid).1 {
+            match view().session(&mut ws, sid).1 {
                 Some(s) => need(id, Check::SessionWrite(&s.node)),
                 // Unknown sessions answer as they would without ACLs.
                 None => Ok(()),

@@ -14,7 +14,7 @@ pub(crate) mod enforce;
 pub(crate) mod login;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use proconsul_acl::{Authorizer, DefaultPolicy, Policy};
 use proconsul_state::{AclGrants, AclLink, AclTokenRec, Command, View, WatchSet};
@@ -43,9 +43,12 @@ pub struct Identity {
 }
 
 /// The server's cache of resolved tokens.
+///
+/// Read-mostly: every request looks its token up, a miss writes once per token and ACL
+/// change, so hits share a read lock.
 #[derive(Default)]
 pub(crate) struct Resolver {
-    cache: Mutex<(u64, HashMap<String, Arc<Identity>>)>,
+    cache: RwLock<(u64, HashMap<String, Arc<Identity>>)>,
 }
 
 /// `ACL not found`: a secret no token has (Consul answers 403).
@@ -73,7 +76,12 @@ impl Server {
         let at = view.acl_index();
         let now = self.inner.clock.now_ms();
         {
-            let cache = self.inner.acl.cache.lock().unwrap();
+            let cache = self
+                .inner
+                .acl
+                .cache
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
             if cache.0 == at {
                 if let Some(id) = cache.1.get(secret) {
                     if id.expires_ms.is_none_or(|t| t > now) {
@@ -84,7 +92,12 @@ impl Server {
             }
         }
         let identity = Arc::new(self.build_identity(&view, secret, now)?);
-        let mut cache = self.inner.acl.cache.lock().unwrap();
+        let mut cache = self
+            .inner
+            .acl
+            .cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         if cache.0 != at || cache.1.len() >= CACHE_MAX {
             *cache = (at, HashMap::new());
         }
