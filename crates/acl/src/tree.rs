@@ -33,6 +33,9 @@ pub(crate) enum MatchKind {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RuleTree {
     leaves: BTreeMap<String, Leaf>,
+    /// The lengths of the names that carry a prefix rule, longest first: a lookup tries only
+    /// those cuts of the segment (every request is checked, so this is the hot path).
+    prefix_lens: Vec<usize>,
 }
 
 impl RuleTree {
@@ -42,7 +45,12 @@ impl RuleTree {
         let leaf = self.leaves.entry(name.to_string()).or_default();
         match kind {
             MatchKind::Exact => leaf.exact = Some(level),
-            MatchKind::Prefix => leaf.prefix = Some(level),
+            MatchKind::Prefix => {
+                leaf.prefix = Some(level);
+                if let Err(at) = self.prefix_lens.binary_search_by(|l| name.len().cmp(l)) {
+                    self.prefix_lens.insert(at, name.len());
+                }
+            }
         }
     }
 
@@ -58,10 +66,10 @@ impl RuleTree {
     /// The prefix rule with the longest name that `segment` starts with (`""` included).
     /// Names are whole strings, so only char boundaries can end a matching name.
     pub fn longest_prefix_rule(&self, segment: &str) -> Option<AccessLevel> {
-        (0..=segment.len())
-            .rev()
-            .filter(|&end| segment.is_char_boundary(end))
-            .find_map(|end| {
+        self.prefix_lens
+            .iter()
+            .filter(|&&end| end <= segment.len() && segment.is_char_boundary(end))
+            .find_map(|&end| {
                 self.leaves
                     .get(&segment[..end])
                     .and_then(|leaf| leaf.prefix)

@@ -30,6 +30,9 @@ pub(crate) fn with_token<F: std::future::Future>(
     CALLER_TOKEN.scope(token, fut)
 }
 
+static X_CONSUL_TOKEN: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-consul-token");
+
 /// The request's token: `?token=`, else `X-Consul-Token`, else `Authorization: Bearer …`.
 pub(crate) fn token_of(req: &Request) -> Option<Arc<str>> {
     if let Some(q) = req.uri().query().filter(|q| q.contains("token=")) {
@@ -40,12 +43,14 @@ pub(crate) fn token_of(req: &Request) -> Option<Arc<str>> {
         }
     }
     let headers = req.headers();
-    if let Some(v) = headers.get("x-consul-token").and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers.get(&X_CONSUL_TOKEN).and_then(|v| v.to_str().ok()) {
         if !v.is_empty() {
             return Some(Arc::from(v));
         }
     }
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok())?;
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())?;
     let (scheme, rest) = auth.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
