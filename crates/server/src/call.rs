@@ -48,8 +48,19 @@ impl Server {
         if !dc.is_empty() && dc != self.inner.opts.datacenter {
             return Err(RpcError::Internal("No path to datacenter".into()));
         }
-        // ACLs: who the token is, and whether it may make this request at all. Lists are cut
-        // down to what it may read once served.
+        self.route_call(req, token, forwarded).await
+    }
+
+    /// Serve `req` here with `token`'s rights: who the token is, whether it may make this
+    /// request at all, and (lists) what of the answer it may see. Done where the request is
+    /// served, as Consul's endpoints do after forwarding: the leader judges what it serves
+    /// by the ACL state it has applied, so a token created a moment ago is known there even
+    /// if the follower that received the request has not applied it yet.
+    async fn serve_checked(
+        &self,
+        req: ServerRequest,
+        token: &str,
+    ) -> Result<ServerReply, RpcError> {
         let identity = self.resolve_token(token)?;
         if let Some(id) = &identity {
             if let Some((op_index, e)) = crate::acl::enforce::refused_txn_op(self, id, &req) {
@@ -66,7 +77,7 @@ impl Server {
             }
             crate::acl::enforce::authorize(self, id, &req)?;
         }
-        let reply = self.route_call(req, token, forwarded).await?;
+        let reply = self.serve(req, token).await?;
         Ok(match &identity {
             Some(id) => crate::acl::enforce::filter(id, reply),
             None => reply,
@@ -86,7 +97,7 @@ impl Server {
             return Err(RpcError::NoLeader);
         }
         if forwarded || route == Route::AnyServer || self.is_leader() {
-            return self.serve(req, token).await;
+            return self.serve_checked(req, token).await;
         }
         let idempotent = req.is_idempotent();
         let me = self.inner.opts.rpc_addr.to_string();
@@ -97,7 +108,7 @@ impl Server {
             async move {
                 match here {
                     // This server has just established its own leadership.
-                    Some(server) => Ok(server.serve(req, &token).await),
+                    Some(server) => Ok(server.serve_checked(req, &token).await),
                     None => pool.request(&leader, req, &token, true).await,
                 }
             }

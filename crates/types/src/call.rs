@@ -152,8 +152,7 @@ impl ServerRequest {
             ServerRequest::StatusLeader(_)
             | ServerRequest::StatusPeers(_)
             | ServerRequest::StatusRaftStats(_)
-            | ServerRequest::RaftElect(_)
-            | ServerRequest::AclResolveIdentity(_) => Route::AnyServer,
+            | ServerRequest::RaftElect(_) => Route::AnyServer,
             ServerRequest::Read(r) if r.opts.consistency == Consistency::Stale => Route::AnyServer,
             ServerRequest::OperatorUsage(r) if r.stale => Route::AnyServer,
             ServerRequest::RaftGetConfiguration(r) if r.stale => Route::AnyServer,
