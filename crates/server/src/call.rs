@@ -79,7 +79,9 @@ impl Server {
         }
         let reply = self.serve(req, token).await?;
         Ok(match &identity {
-            Some(id) => crate::acl::enforce::filter(id, reply),
+            // Consul says a list was cut only to a caller that gave a token (the agent's
+            // `default` token counts as given).
+            Some(id) => crate::acl::enforce::filter(id, reply, !token.is_empty()),
             None => reply,
         })
     }

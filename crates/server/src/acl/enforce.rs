@@ -291,11 +291,11 @@ pub(crate) fn refused_txn_op(
 const HIDDEN: &str = "<hidden>";
 
 /// Cut a reply down to what `id` may read.
-pub(crate) fn filter(id: &Identity, reply: ServerReply) -> ServerReply {
+pub(crate) fn filter(id: &Identity, reply: ServerReply, has_token: bool) -> ServerReply {
     match reply {
         ServerReply::Read((meta, resp)) => {
             let (resp, cut) = filter_read(id, resp);
-            ServerReply::Read((filtered(meta, cut), resp))
+            ServerReply::Read((filtered(meta, cut && has_token), resp))
         }
         // Secrets are shown only to tokens that may write ACLs (and to their owner).
         ServerReply::AclTokenList((meta, mut v)) if !id.authz.acl_write() => {

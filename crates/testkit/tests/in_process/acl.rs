@@ -167,6 +167,23 @@ async fn bootstrap_policies_tokens_and_scoped_kv() {
         "true"
     );
 
+    // The anonymous token may be given rules; a list cut for a caller without a token does
+    // not say so (Consul's rule).
+    let body = format!(r#"{{"Policies":[{{"ID":"{pid}"}}]}}"#);
+    let r = call(
+        &t,
+        ROOT,
+        "PUT",
+        "/v1/acl/token/00000000-0000-0000-0000-000000000002",
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call(&t, "", "GET", "/v1/kv/?recurse", b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json().as_array().unwrap().len(), 1, "{}", r.text());
+    assert_eq!(r.header("X-Consul-Results-Filtered-By-ACLs"), None);
+
     // Deleting the token revokes it.
     let accessor = call(&t, &app, "GET", "/v1/acl/token/self", b"")
         .await
