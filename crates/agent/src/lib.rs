@@ -15,6 +15,7 @@ mod events;
 mod gauges;
 mod gossip;
 mod host;
+mod https;
 mod live_config;
 mod local;
 pub mod logging;
@@ -95,6 +96,8 @@ struct AgentInner {
     telemetry: Arc<proconsul_telemetry::Telemetry>,
     /// The agent's ACL tokens and its callers' resolved rights.
     tokens: acl::AgentAcl,
+    /// Where the HTTPS listeners are bound.
+    https_addrs: Vec<SocketAddr>,
     /// `?cached` reads, kept fresh by blocking queries (see `proconsul_http::cache`).
     query_cache: proconsul_http::QueryCache,
     /// The process's log stream, when the binary installed one (for `/v1/agent/monitor`).
@@ -189,6 +192,25 @@ impl Agent {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect();
+        // HTTPS: its TLS settings first, so a bad certificate stops the start.
+        let https = match &config.https_tls {
+            Some(t) => Some(https::server_config(t)?),
+            None => None,
+        };
+        let mut https_listeners = Vec::new();
+        for addr in &config.https_addrs {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| AgentError::Listen {
+                    addr: *addr,
+                    source,
+                })?;
+            https_listeners.push(l);
+        }
+        let https_addrs: Vec<SocketAddr> = https_listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
 
         let services = std::mem::take(&mut config.services);
         let checks = std::mem::take(&mut config.checks);
@@ -224,6 +246,7 @@ impl Agent {
                         &config.telemetry_prefix,
                     ),
                 ),
+                https_addrs,
                 log_tap: Mutex::new(None),
                 dns_addrs: Mutex::new(Vec::new()),
                 shutdown,
@@ -244,6 +267,16 @@ impl Agent {
                     tracing::error!(target: "agent", error = %e, "HTTP server failed");
                 }
             });
+        }
+        if let Some(tls) = https {
+            for l in https_listeners {
+                let (r, s, tls) = (router.clone(), agent.inner.shutdown.clone(), tls.clone());
+                agent.inner.tasks.spawn(async move {
+                    if let Err(e) = proconsul_http::serve_tls(l, r, tls, max_conns, s).await {
+                        tracing::error!(target: "agent", error = %e, "HTTPS server failed");
+                    }
+                });
+            }
         }
         for path in &config.http_unix {
             let l = bind_unix(path, &config).map_err(|source| {
@@ -378,6 +411,11 @@ impl Agent {
     }
 
     /// The addresses the HTTP API listens on (useful with port 0 in tests).
+    /// Where the HTTPS listeners are bound (empty without `ports.https`).
+    pub fn https_addrs(&self) -> &[SocketAddr] {
+        &self.inner.https_addrs
+    }
+
     pub fn http_addrs(&self) -> &[SocketAddr] {
         self.inner.config.http_addrs()
     }

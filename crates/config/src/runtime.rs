@@ -58,6 +58,10 @@ pub struct RuntimeConfig {
     pub telemetry_prefix: String,
     /// `acl { … }`.
     pub acl: proconsul_types::AclConfig,
+    /// HTTPS listeners (`ports.https`, `addresses.https` or `client_addr`); empty when off.
+    pub https_addrs: Vec<SocketAddr>,
+    /// Their certificate, key and client verification (`tls.https` over `tls.defaults`).
+    pub https_tls: Option<HttpsTls>,
     /// DNS listeners (UDP and TCP); empty when `ports.dns = -1`.
     pub dns_addrs: Vec<SocketAddr>,
     pub server_port: u16,
@@ -256,6 +260,93 @@ fn required_port(key: &str, v: Option<i64>, default: i64) -> Result<u16, Invalid
 
 fn dur_or(key: &str, v: Option<&str>, default: Duration) -> Result<Duration, ValueError> {
     Ok(values::duration(key, v)?.unwrap_or(default))
+}
+
+/// The `tls` settings that protect nothing yet say so (the server RPC port and gRPC are not
+/// encrypted; the settings that would verify peers there are refused in `consul_keys`).
+fn tls_warnings(t: &crate::user::TlsUser) -> Vec<String> {
+    let set = |s: &Option<crate::user::TlsSection>| {
+        s.as_ref()
+            .is_some_and(|s| *s != crate::user::TlsSection::default())
+    };
+    let mut w = Vec::new();
+    if set(&t.internal_rpc) {
+        w.push("config key \"tls.internal_rpc\" is accepted for compatibility with Consul and has no effect in proconsul: the server RPC port is not encrypted yet".into());
+    }
+    if set(&t.grpc) {
+        w.push("config key \"tls.grpc\" is accepted for compatibility with Consul and has no effect in proconsul (no gRPC listener)".into());
+    }
+    if t.defaults.as_ref().is_some_and(|d| d.cert_file.is_some()) {
+        w.push("tls.defaults applies to the HTTPS listener only in proconsul: the server RPC port is not encrypted yet".into());
+    }
+    w
+}
+
+/// What the HTTPS listener serves with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// The CA that client certificates must chain to (`ca_file`, or every `.pem`/`.crt` in
+    /// `ca_path`).
+    pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
+    /// `verify_incoming`: a client certificate signed by the CA is required.
+    pub verify_incoming: bool,
+    /// `tls_min_version = "TLSv1_3"`: refuse TLS 1.2.
+    pub tls13_only: bool,
+}
+
+/// `tls.https` over `tls.defaults`, checked as Consul checks it: a listener needs a
+/// certificate and its key, client verification needs a CA. TLS 1.0 and 1.1 are not offered
+/// (rustls has neither), so a lower minimum is met by 1.2.
+fn https_tls(t: crate::user::TlsUser, listening: bool) -> Result<Option<HttpsTls>, ValueError> {
+    let d = t.defaults.unwrap_or_default();
+    let h = t.https.unwrap_or_default();
+    let pick = |a: Option<String>, b: Option<String>| non_empty(a).or(non_empty(b));
+    let cert = pick(h.cert_file, d.cert_file);
+    let key = pick(h.key_file, d.key_file);
+    let ca_file = pick(h.ca_file, d.ca_file);
+    let ca_path = pick(h.ca_path, d.ca_path);
+    let verify_incoming = h.verify_incoming.or(d.verify_incoming).unwrap_or(false);
+    let min = pick(h.tls_min_version, d.tls_min_version);
+    let tls13_only = match min.as_deref() {
+        None | Some("TLSv1_0" | "TLSv1_1" | "TLSv1_2" | "tls10" | "tls11" | "tls12") => false,
+        Some("TLSv1_3" | "tls13") => true,
+        Some(other) => {
+            return Err(ValueError::Invalid {
+                key: "tls.https.tls_min_version".into(),
+                value: other.into(),
+                why: "must be one of TLSv1_0, TLSv1_1, TLSv1_2, TLSv1_3".into(),
+            })
+        }
+    };
+    if !listening {
+        return Ok(None);
+    }
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return Err(ValueError::Invalid {
+            key: "ports.https".into(),
+            value: "set".into(),
+            why: "an HTTPS listener needs tls.https (or tls.defaults) cert_file and key_file"
+                .into(),
+        });
+    };
+    if verify_incoming && ca_file.is_none() && ca_path.is_none() {
+        return Err(ValueError::Invalid {
+            key: "tls.https.verify_incoming".into(),
+            value: "true".into(),
+            why: "VerifyIncoming set, and no CA certificate provided!".into(),
+        });
+    }
+    Ok(Some(HttpsTls {
+        cert_file: cert.into(),
+        key_file: key.into(),
+        ca_file: ca_file.map(Into::into),
+        ca_path: ca_path.map(Into::into),
+        verify_incoming,
+        tls13_only,
+    }))
 }
 
 /// `acl { … }` with Consul's defaults (`default_policy = "allow"`, `down_policy =
@@ -483,6 +574,10 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         let ips = (!http_ips.is_empty()).then(|| http_ips.join(" "));
         listeners("addresses.http", &ips, http_port)?
     };
+    let https_addrs = listeners("addresses.https", &a.https, https_port)?;
+    let tls = u.tls.clone().unwrap_or_default();
+    warnings.extend(tls_warnings(&tls));
+    let https_tls = https_tls(tls, !https_addrs.is_empty())?;
     let us = u.unix_sockets.clone().unwrap_or_default();
     let numeric = |key: &str, v: &Option<String>| -> Result<Option<u32>, ValueError> {
         v.as_deref()
@@ -677,6 +772,8 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         telemetry_prometheus_retention,
         telemetry_prefix,
         acl,
+        https_addrs,
+        https_tls,
         dns_addrs,
         server_port,
         serf_lan_port,

@@ -867,3 +867,77 @@ fn acl_block_and_legacy_keys() {
         .to_string();
     assert!(e.contains("acl.down_policy"), "{e}");
 }
+
+#[test]
+fn https_listener_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let in_dir = |files| AgentFlags {
+        config_files: files,
+        data_dir: Some(dir.path().into()),
+        ..AgentFlags::default()
+    };
+    // A certificate and key (legacy top-level keys, lifted into tls.defaults) and the port.
+    let f = write(
+        dir.path(),
+        "tls.json",
+        r#"{"ports": {"https": 8501}, "cert_file": "/c.pem", "key_file": "/k.pem", "ca_file": "/ca.pem",
+            "tls": {"https": {"verify_incoming": true, "tls_min_version": "TLSv1_3"}}}"#,
+    );
+    let c = load_with(&in_dir(vec![f]), &HOST).unwrap();
+    assert_eq!(c.https_addrs, vec!["127.0.0.1:8501".parse().unwrap()]);
+    let t = c.https_tls.unwrap();
+    assert_eq!(t.cert_file, PathBuf::from("/c.pem"));
+    assert!(t.verify_incoming && t.tls13_only);
+    assert_eq!(t.ca_file, Some(PathBuf::from("/ca.pem")));
+    assert!(c.warnings.iter().any(|w| w
+        == "The 'cert_file' field is deprecated. Use the 'tls.defaults.cert_file' field instead."));
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("tls.defaults applies to the HTTPS listener only")));
+
+    // A port without a certificate, verification without a CA, an unknown version: refused.
+    let f = write(dir.path(), "a.json", r#"{"ports": {"https": 8501}}"#);
+    let e = load_with(&in_dir(vec![f]), &HOST).unwrap_err().to_string();
+    assert!(
+        e.contains("needs tls.https (or tls.defaults) cert_file and key_file"),
+        "{e}"
+    );
+    let f = write(
+        dir.path(),
+        "b.json",
+        r#"{"ports": {"https": 8501}, "tls": {"https": {"cert_file": "/c", "key_file": "/k", "verify_incoming": true}}}"#,
+    );
+    let e = load_with(&in_dir(vec![f]), &HOST).unwrap_err().to_string();
+    assert!(
+        e.contains("VerifyIncoming set, and no CA certificate provided!"),
+        "{e}"
+    );
+    let f = write(
+        dir.path(),
+        "c.json",
+        r#"{"tls": {"https": {"tls_min_version": "SSLv3"}}}"#,
+    );
+    let e = load_with(&in_dir(vec![f]), &HOST).unwrap_err().to_string();
+    assert!(e.contains("tls_min_version"), "{e}");
+    // What would protect the RPC port is still refused (fail closed), and says why.
+    let f = write(
+        dir.path(),
+        "d.json",
+        r#"{"tls": {"internal_rpc": {"verify_incoming": true}}}"#,
+    );
+    let e = load_with(&in_dir(vec![f]), &HOST).unwrap_err().to_string();
+    assert!(e.contains("tls.internal_rpc.verify_incoming"), "{e}");
+    let f = write(
+        dir.path(),
+        "e.json",
+        r#"{"tls": {"internal_rpc": {"cert_file": "/c"}}}"#,
+    );
+    let c = load_with(&in_dir(vec![f]), &HOST).unwrap();
+    assert!(c.https_tls.is_none());
+    assert!(
+        c.warnings.iter().any(|w| w.contains("tls.internal_rpc")),
+        "{:#?}",
+        c.warnings
+    );
+}

@@ -73,6 +73,8 @@ pub(crate) struct UserConfig {
     pub telemetry: Option<TelemetryUser>,
     /// `acl { … }` (the legacy top-level `acl_*` keys are lifted into it first).
     pub acl: Option<AclUser>,
+    /// `tls { defaults, https, internal_rpc, grpc }` (legacy top-level keys lifted into it).
+    pub tls: Option<TlsUser>,
     // Accepted, and in effect already: proconsul never checks for updates or reports usage,
     // and speaks one Raft protocol. (`ui` is warned about in `runtime`.)
     pub ui: Option<bool>,
@@ -138,6 +140,33 @@ pub(crate) struct AclUser {
     pub policy_ttl: Option<String>,
     pub role_ttl: Option<String>,
     pub tokens: Option<AclTokensUser>,
+}
+
+/// `tls { … }`: one section per listener kind, each overriding `defaults`.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsUser {
+    pub defaults: Option<TlsSection>,
+    pub https: Option<TlsSection>,
+    pub internal_rpc: Option<TlsSection>,
+    pub grpc: Option<TlsSection>,
+}
+
+/// One `tls` section. The settings this build does not enforce yet are refused when they
+/// ask for protection (`consul_keys::UNMET`).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsSection {
+    pub ca_file: Option<String>,
+    pub ca_path: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub tls_min_version: Option<String>,
+    pub tls_cipher_suites: Option<String>,
+    pub verify_incoming: Option<bool>,
+    pub verify_outgoing: Option<bool>,
+    pub verify_server_hostname: Option<bool>,
+    pub use_auto_cert: Option<bool>,
 }
 
 /// `acl { tokens { … } }`, with the deprecated names Consul still reads.
@@ -279,6 +308,7 @@ impl Merge for UserConfig {
         section(&mut self.unix_sockets, o.unix_sockets);
         section(&mut self.telemetry, o.telemetry);
         section(&mut self.acl, o.acl);
+        section(&mut self.tls, o.tls);
         section(&mut self.limits, o.limits);
         section(&mut self.dns_config, o.dns_config);
     }
@@ -307,6 +337,23 @@ impl Merge for AclUser {
         replace!(self, o; enabled, default_policy, down_policy, enable_key_list_policy,
             enable_token_persistence, enable_token_replication, token_ttl, policy_ttl, role_ttl);
         section(&mut self.tokens, o.tokens);
+    }
+}
+
+impl Merge for TlsUser {
+    fn merge(&mut self, o: Self) {
+        section(&mut self.defaults, o.defaults);
+        section(&mut self.https, o.https);
+        section(&mut self.internal_rpc, o.internal_rpc);
+        section(&mut self.grpc, o.grpc);
+    }
+}
+
+impl Merge for TlsSection {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; ca_file, ca_path, cert_file, key_file, tls_min_version,
+            tls_cipher_suites, verify_incoming, verify_outgoing, verify_server_hostname,
+            use_auto_cert);
     }
 }
 
@@ -444,7 +491,8 @@ pub(crate) fn parse_str(text: &str, format: Format) -> Result<Layer, ParseError>
     flatten_blocks(&mut map);
     crate::consul_keys::drop_nulls(&mut map);
     crate::consul_keys::refuse_unmet(&map)?;
-    let lifted = crate::consul_keys::lift_legacy_acl(&mut map);
+    let mut lifted = crate::consul_keys::lift_legacy_acl(&mut map);
+    lifted.extend(crate::consul_keys::lift_legacy_tls(&mut map));
     let (user, warnings) = decode(map)?;
     layer.warnings.extend(lifted);
     layer.user = user;

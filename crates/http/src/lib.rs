@@ -15,11 +15,13 @@ mod near;
 mod params;
 mod reply;
 mod routes;
+mod tls;
 
 pub use backend::{Backend, ServiceRegistration};
 pub use cache::QueryCache;
 pub use caller::{caller_token, Rights};
 pub use routes::router;
+pub use tls::serve_tls;
 
 pub use limit::LimitedListener;
 use tokio_util::sync::CancellationToken;

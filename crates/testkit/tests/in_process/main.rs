@@ -22,6 +22,7 @@ mod gossip;
 mod http_catalog;
 mod http_coordinate;
 mod http_kv;
+mod https;
 mod metrics;
 mod monitor;
 mod rpc_datacenter;

@@ -1,0 +1,90 @@
+//! The HTTPS listener: TCP accepted under the per-client connection limit, the TLS handshake
+//! done on a task of its own (bounded by a timeout, so a client that never finishes cannot
+//! hold up anyone else's accept), then the same router as plain HTTP.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::limit::{CountedStream, LimitedListener};
+
+/// How long a client has to finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshaken connections waiting for the server to take them.
+const READY_QUEUE: usize = 64;
+
+/// Connections that finished their TLS handshake.
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(TlsStream<CountedStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<CountedStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accept loop ended (shutdown): nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Serve `router` over TLS on `listener` until `shutdown` fires.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: axum::Router,
+    config: Arc<rustls::ServerConfig>,
+    max_conns_per_client: u32,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let local = listener.local_addr()?;
+    let acceptor = TlsAcceptor::from(config);
+    let (tx, ready) = tokio::sync::mpsc::channel(READY_QUEUE);
+    let mut tcp = LimitedListener::new(listener, max_conns_per_client);
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        use axum::serve::Listener;
+        loop {
+            let (io, addr) = tokio::select! {
+                c = tcp.accept() => c,
+                _ = stop.cancelled() => return,
+            };
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send((stream, addr)).await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(target: "agent.http", %addr, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => {
+                        tracing::debug!(target: "agent.http", %addr, "TLS handshake timed out")
+                    }
+                }
+            });
+        }
+    });
+    let server = axum::serve(TlsListener { ready, local }, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tokio::select! {
+        r = server => r,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(crate::SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    }
+}

@@ -1,0 +1,118 @@
+//! The HTTPS listener (`ports.https` with `tls.https`/`tls.defaults` certificate and key):
+//! the API over TLS beside plain HTTP, and `verify_incoming` requiring a client certificate
+//! signed by the CA.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use proconsul_testkit::{dev_flags, TestAgent};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/in_process/fixtures"
+    ))
+    .join(name)
+}
+
+/// `GET path` over TLS trusting the test CA, with a client certificate when given; the
+/// status, or the error that stopped it.
+async fn https_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    client_cert: bool,
+) -> Result<(u16, String), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(fixture("https-ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = if client_cert {
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(fixture("https-client.pem"))
+                .unwrap()
+                .map(|c| c.unwrap())
+                .collect();
+        let key = PrivateKeyDer::from_pem_file(fixture("https-client.key")).unwrap();
+        builder.with_client_auth_cert(certs, key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tls.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    tls.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {text:?}"))?;
+    Ok((status, text))
+}
+
+fn with_https(c: &mut proconsul_config::RuntimeConfig, verify_incoming: bool) {
+    c.https_addrs = vec!["127.0.0.1:0".parse().unwrap()];
+    c.https_tls = Some(proconsul_config::HttpsTls {
+        cert_file: fixture("https-server.pem"),
+        key_file: fixture("https-server.key"),
+        ca_file: Some(fixture("https-ca.pem")),
+        ca_path: None,
+        verify_incoming,
+        tls13_only: false,
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_over_https_beside_http() {
+    let t = TestAgent::start_with(dev_flags(), |c| with_https(c, false)).await;
+    let addr = t.agent.https_addrs()[0];
+    let (status, text) = https_get(addr, "/v1/status/leader", false).await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(":8300"), "{text}");
+    // Writes and reads over TLS reach the same state as over HTTP.
+    assert_eq!(t.put("/v1/kv/over-http", b"1").await.text(), "true");
+    let (status, text) = https_get(addr, "/v1/kv/over-http?raw", false)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(text.ends_with("\r\n\r\n1"), "{text}");
+    // Plain HTTP on the TLS port gets no answer.
+    let r = proconsul_testkit::request(addr, "GET", "/v1/status/leader", b"").await;
+    assert_ne!(r.status, 200);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_incoming_requires_a_client_certificate_from_the_ca() {
+    let t = TestAgent::start_with(dev_flags(), |c| with_https(c, true)).await;
+    let addr = t.agent.https_addrs()[0];
+    let refused = https_get(addr, "/v1/status/leader", false).await;
+    assert!(
+        refused.is_err(),
+        "answered without a client certificate: {refused:?}"
+    );
+    let (status, _) = https_get(addr, "/v1/status/leader", true).await.unwrap();
+    assert_eq!(status, 200);
+    t.stop().await;
+}
