@@ -244,6 +244,7 @@ impl Backend for Agent {
         }
         if let Some(p) = &self.inner.persisted {
             p.save_service(id, &reg.definition);
+            p.save_token(true, id, &token);
             for c in &checks {
                 p.save_check(c);
             }
@@ -286,6 +287,7 @@ impl Backend for Agent {
         self.inner.tokens.remember(false, def.given_id(), &token);
         if let Some(p) = &self.inner.persisted {
             p.save_check(&def);
+            p.save_token(false, def.given_id(), &token);
         }
         self.start_check_runners();
         self.sync_changes().await;

@@ -360,6 +360,9 @@ impl Agent {
         };
         let node = &self.inner.node_name;
         let scripts_ok = self.config().enable_script_checks;
+        for (service, id, token) in p.tokens() {
+            self.inner.tokens.remember(service, &id, &token);
+        }
         for s in p.services() {
             if !scripts_ok
                 && s.checks
