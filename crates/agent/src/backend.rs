@@ -35,6 +35,10 @@ impl Backend for Agent {
         self.call_as(req, &token).await
     }
 
+    fn acl_enabled(&self) -> bool {
+        self.config().acl.enabled
+    }
+
     fn acl_default_allow(&self) -> bool {
         self.config().acl.default_allow
     }

@@ -60,6 +60,9 @@ pub trait Backend: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Option<std::sync::Arc<crate::Rights>>, RpcError>> + Send;
 
+    /// `acl.enabled`.
+    fn acl_enabled(&self) -> bool;
+
     /// `acl.default_policy = "allow"` (Consul's default).
     fn acl_default_allow(&self) -> bool;
 

@@ -63,19 +63,23 @@ impl Server {
     ) -> Result<ServerReply, RpcError> {
         let identity = self.resolve_token(token)?;
         if let Some(id) = &identity {
-            if let Some((op_index, e)) = crate::acl::enforce::refused_txn_op(self, id, &req) {
-                return Ok(ServerReply::Write((
-                    0,
-                    proconsul_types::WriteResponse::Txn(proconsul_types::TxnResponse {
-                        results: None,
-                        errors: Some(vec![proconsul_types::TxnError {
-                            op_index,
-                            what: e.to_string(),
-                        }]),
-                    }),
-                )));
+            use crate::acl::enforce::Refusal;
+            match crate::acl::enforce::authorize(self, id, &req) {
+                Ok(()) => {}
+                Err(Refusal::Denied(e)) => return Err(e),
+                Err(Refusal::TxnOp { index, error }) => {
+                    return Ok(ServerReply::Write((
+                        0,
+                        proconsul_types::WriteResponse::Txn(proconsul_types::TxnResponse {
+                            results: None,
+                            errors: Some(vec![proconsul_types::TxnError {
+                                op_index: index,
+                                what: error.to_string(),
+                            }]),
+                        }),
+                    )))
+                }
             }
-            crate::acl::enforce::authorize(self, id, &req)?;
         }
         let reply = self.serve(req, token).await?;
         Ok(match &identity {

@@ -2,16 +2,13 @@
 //!
 //! One struct per object serves as the request body (every field optional, matched
 //! case-insensitively) and as the answer (Consul's field order, `omitempty` where Consul has
-//! it). List endpoints answer the same structs with the fields Consul's list stubs leave out
-//! cleared ([`AclToken::stub`], [`AclPolicy::stub`]).
+//! it). Token and role lists answer the same structs (a token's list stub differs only in
+//! `ExpirationTTL`, which Consul never shows once a token is made); the policy list answers
+//! [`AclPolicyStub`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::Index;
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
 
 /// A token's or role's link to a policy or role: by `ID` or by `Name` on input, both on output.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,9 +91,6 @@ pub struct AclToken {
     pub create_time: String,
     /// Base64 of the token's hash.
     pub hash: String,
-    /// Always false since Consul 1.11; list stubs still carry it.
-    #[serde(skip_serializing_if = "is_false")]
-    pub legacy: bool,
     pub create_index: Index,
     pub modify_index: Index,
 }
@@ -203,15 +197,6 @@ pub struct AclLoginParams {
     pub auth_method: String,
     pub bearer_token: String,
     pub meta: std::collections::BTreeMap<String, String>,
-}
-
-impl AclToken {
-    /// What a token list shows of it (Consul's `ACLTokenListStub`): `Legacy` is always there.
-    pub fn stub(mut self) -> AclToken {
-        self.expiration_ttl.clear();
-        self.legacy = false;
-        self
-    }
 }
 
 /// An entry of `GET /v1/acl/policies` (Consul's `ACLPolicyListStub`: no `Rules`, and

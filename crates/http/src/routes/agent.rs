@@ -33,6 +33,11 @@ fn mark_filtered(r: &mut Reply, rights: &Rights, cut: bool) {
     }
 }
 
+/// `Ok` when ACLs are off or the caller passes `check`; Consul's 403 otherwise.
+async fn require<B: Backend>(st: &St<B>, check: Check<'_>) -> Result<(), RpcError> {
+    need(&st.caller_rights().await?, check)
+}
+
 /// May the caller change check `id` (404 first when there is none)? A service's check needs
 /// `service:write` on the service, a node check `node:write` on this agent's node.
 async fn may_write_check<B: Backend>(st: &St<B>, id: &str) -> Result<(), RpcError> {
@@ -70,10 +75,7 @@ pub async fn self_<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
         async {
-            need(
-                &st.caller_rights().await?,
-                Check::AgentRead(&st.node_name()),
-            )?;
+            require(&st, Check::AgentRead(&st.node_name())).await?;
             Ok(reply::json(&st.agent_self(), p.pretty()))
         }
         .await,
@@ -85,11 +87,7 @@ pub async fn self_<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
 /// empty 200 with its reason in `X-Consul-Reason`.
 pub async fn metrics<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    let allowed = match st.caller_rights().await {
-        Ok(r) => need(&r, Check::AgentRead(&st.node_name())),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = allowed {
+    if let Err(e) = require(&st, Check::AgentRead(&st.node_name())).await {
         return reply::error(&e);
     }
     let t = st.telemetry();
@@ -142,11 +140,7 @@ pub async fn version(RawQuery(q): RawQuery) -> Reply {
 
 pub async fn host<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    let allowed = match st.caller_rights().await {
-        Ok(r) => need(&r, Check::OperatorRead),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = allowed {
+    if let Err(e) = require(&st, Check::OperatorRead).await {
         return reply::error(&e);
     }
     let backend = std::sync::Arc::clone(&st.0);
@@ -427,10 +421,7 @@ pub async fn join<B: Backend>(st: St<B>, Path(addr): Path<String>, RawQuery(q): 
     let p = Params::parse(q.as_deref());
     reply::or_error(
         async {
-            need(
-                &st.caller_rights().await?,
-                Check::AgentWrite(&st.node_name()),
-            )?;
+            require(&st, Check::AgentWrite(&st.node_name())).await?;
             st.agent_join(addr, p.has("wan")).await.map(|_| ok_empty())
         }
         .await,
@@ -445,7 +436,7 @@ pub async fn force_leave<B: Backend>(
     let p = Params::parse(q.as_deref());
     reply::or_error(
         async {
-            need(&st.caller_rights().await?, Check::OperatorWrite)?;
+            require(&st, Check::OperatorWrite).await?;
             st.agent_force_leave(node, p.has("prune"), p.has("wan"))
                 .await
                 .map(|_| ok_empty())
@@ -457,10 +448,7 @@ pub async fn force_leave<B: Backend>(
 pub async fn leave<B: Backend>(st: St<B>) -> Reply {
     reply::or_error(
         async {
-            need(
-                &st.caller_rights().await?,
-                Check::AgentWrite(&st.node_name()),
-            )?;
+            require(&st, Check::AgentWrite(&st.node_name())).await?;
             st.agent_leave().await.map(|_| ok_empty())
         }
         .await,
@@ -470,10 +458,7 @@ pub async fn leave<B: Backend>(st: St<B>) -> Reply {
 pub async fn reload<B: Backend>(st: St<B>) -> Reply {
     reply::or_error(
         async {
-            need(
-                &st.caller_rights().await?,
-                Check::AgentWrite(&st.node_name()),
-            )?;
+            require(&st, Check::AgentWrite(&st.node_name())).await?;
             st.agent_reload().await.map(|_| ok_empty())
         }
         .await,
@@ -528,10 +513,7 @@ pub async fn node_maintenance<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> R
         async {
             let enable = enable_param(&p)?;
             let reason = p.get("reason").unwrap_or("").to_string();
-            need(
-                &st.caller_rights().await?,
-                Check::NodeWrite(&st.node_name()),
-            )?;
+            require(&st, Check::NodeWrite(&st.node_name())).await?;
             st.agent_node_maintenance(enable, reason).await?;
             Ok(ok_empty())
         }
@@ -619,11 +601,7 @@ pub async fn health_by_id<B: Backend>(
     let Some(svc) = st.agent_services().remove(&id) else {
         return reply::text(StatusCode::NOT_FOUND, format!("ServiceId {id} not found"));
     };
-    let allowed = match st.caller_rights().await {
-        Ok(r) => need(&r, Check::ServiceRead(&svc.service)),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = allowed {
+    if let Err(e) = require(&st, Check::ServiceRead(&svc.service)).await {
         return reply::error(&e);
     }
     let h = service_health(svc, &st.agent_checks());
@@ -644,11 +622,7 @@ pub async fn health_by_name<B: Backend>(
 ) -> Reply {
     let p = Params::parse(q.as_deref());
     let text = p.get("format") == Some("text");
-    let allowed = match st.caller_rights().await {
-        Ok(r) => need(&r, Check::ServiceRead(&name)),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = allowed {
+    if let Err(e) = require(&st, Check::ServiceRead(&name)).await {
         return reply::error(&e);
     }
     let checks = st.agent_checks();
@@ -721,11 +695,7 @@ fn line_rank(line: &str) -> u8 {
 /// goes away. Lines below the agent's own `-log-level` are never produced, so never streamed.
 pub async fn monitor<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    let allowed = match st.caller_rights().await {
-        Ok(r) => need(&r, Check::AgentRead(&st.node_name())),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = allowed {
+    if let Err(e) = require(&st, Check::AgentRead(&st.node_name())).await {
         return reply::error(&e);
     }
     let asked = p.get("loglevel").unwrap_or("info");

@@ -187,7 +187,6 @@ pub(crate) fn token_api(view: &View, t: &AclTokenRec) -> AclToken {
         expiration_ttl: String::new(),
         create_time: rfc3339_ms(t.create_time_ms),
         hash: base64(&t.hash),
-        legacy: false,
         create_index: t.create_index,
         modify_index: t.modify_index,
     }
@@ -704,7 +703,7 @@ impl Server {
                         .iter()
                         .any(|s| s.service_name == req.service_name)
             })
-            .map(|t| token_api(&view, t).stub())
+            .map(|t| token_api(&view, t))
             .collect();
         Ok((self.acl_meta(index), list))
     }

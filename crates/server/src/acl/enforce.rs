@@ -31,17 +31,33 @@ pub fn need(id: &Identity, check: Check<'_>) -> Result<(), RpcError> {
     }
 }
 
+/// Why a request may not be made.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// Consul's 403.
+    Denied(RpcError),
+    /// Operation `index` of a transaction: Consul answers a rolled-back transaction (409,
+    /// `Errors`), not a 403.
+    TxnOp { index: usize, error: RpcError },
+}
+
+impl From<RpcError> for Refusal {
+    fn from(e: RpcError) -> Refusal {
+        Refusal::Denied(e)
+    }
+}
+
 /// May `id` make request `req`? (Lists are not refused here but cut down by [`filter`].)
 pub(crate) fn authorize(
     server: &Server,
     id: &Identity,
     req: &ServerRequest,
-) -> Result<(), RpcError> {
+) -> Result<(), Refusal> {
     use ServerRequest as R;
-    match req {
+    let decided = match req {
         R::StatusLeader(_) | R::StatusPeers(_) | R::StatusRaftStats(_) | R::RaftElect(_) => Ok(()),
         R::Read(r) => authorize_read(id, &r.req),
-        R::Write(w) => authorize_write(server, id, &w.req),
+        R::Write(w) => return authorize_write(server, id, &w.req),
         R::RaftGetConfiguration(_)
         | R::AutopilotServerHealth(_)
         | R::AutopilotGetState(_)
@@ -73,7 +89,8 @@ pub(crate) fn authorize(
         | R::AclAuthMethodDelete(_)
         | R::AclBindingRuleSet(_)
         | R::AclBindingRuleDelete(_) => need(id, Check::AclWrite),
-    }
+    };
+    Ok(decided?)
 }
 
 fn authorize_read(id: &Identity, req: &ReadRequest) -> Result<(), RpcError> {
@@ -109,12 +126,12 @@ fn list_allowed(id: &Identity, prefix: &str) -> Result<(), RpcError> {
     }
 }
 
-fn authorize_write(server: &Server, id: &Identity, req: &WriteRequest) -> Result<(), RpcError> {
+fn authorize_write(server: &Server, id: &Identity, req: &WriteRequest) -> Result<(), Refusal> {
     // The store is read only for what the request alone does not say (whose service, whose
     // session): a KV write, the common case, is decided from the request.
     let view = || server.inner.store.view();
     let mut ws = WatchSet::new();
-    match req {
+    let decided = match req {
         WriteRequest::Register(r) => {
             // Consul's `vetRegisterWithACL`: the node needs `node:write` unless the entry
             // leaves it as it is; the service needs `service:write`; each check, write on
@@ -183,8 +200,10 @@ fn authorize_write(server: &Server, id: &Identity, req: &WriteRequest) -> Result
         },
         WriteRequest::Txn(ops) => {
             let txn_view = view();
-            for op in ops {
-                authorize_txn_op(&txn_view, id, op)?;
+            for (index, op) in ops.iter().enumerate() {
+                if let Err(error) = authorize_txn_op(&txn_view, id, op) {
+                    return Err(Refusal::TxnOp { index, error });
+                }
             }
             Ok(())
         }
@@ -199,11 +218,12 @@ fn authorize_write(server: &Server, id: &Identity, req: &WriteRequest) -> Result
         WriteRequest::SnapshotRestore(_) => need(id, Check::Snapshot),
         WriteRequest::CoordinateUpdate(c) => need(id, Check::NodeWrite(&c.node)),
         WriteRequest::AutopilotSetConfig { .. } => need(id, Check::OperatorWrite),
-    }
+    };
+    Ok(decided?)
 }
 
 /// One transaction operation's permission (Consul checks each and reports the first refused
-/// one by its index: `Server::call` turns the error into the transaction's 409).
+/// one by its index).
 fn authorize_txn_op(
     view: &proconsul_state::View,
     id: &Identity,
@@ -266,25 +286,6 @@ fn service_name(view: &proconsul_state::View, node: &str, service_id: &str) -> O
         .1
         .and_then(|(_, services)| services.into_iter().find(|s| s.id == service_id))
         .map(|s| s.service)
-}
-
-/// The first operation of a transaction `id` may not make, with its refusal (Consul answers
-/// these as a rolled-back transaction, 409 with `Errors`, not as a 403).
-pub(crate) fn refused_txn_op(
-    server: &Server,
-    id: &Identity,
-    req: &ServerRequest,
-) -> Option<(usize, RpcError)> {
-    let ServerRequest::Write(w) = req else {
-        return None;
-    };
-    let WriteRequest::Txn(ops) = &w.req else {
-        return None;
-    };
-    let view = server.inner.store.view();
-    ops.iter()
-        .enumerate()
-        .find_map(|(i, op)| authorize_txn_op(&view, id, op).err().map(|e| (i, e)))
 }
 
 /// What a token's secret reads as to those who may not see it.

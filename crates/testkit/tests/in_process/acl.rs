@@ -77,6 +77,15 @@ async fn bootstrap_policies_tokens_and_scoped_kv() {
     let me = r.json();
     assert_eq!(me["Description"], "Initial Management Token");
     assert_eq!(me["Policies"][0]["Name"], "global-management");
+    // One datacenter: replication is off and needs no permission.
+    let r = call(&t, "", "GET", "/v1/acl/replication", b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rep = r.json();
+    assert_eq!(
+        (rep["Enabled"].clone(), rep["SourceDatacenter"].clone()),
+        (false.into(), "".into())
+    );
+    assert_eq!(rep["LastSuccess"], "0001-01-01T00:00:00Z");
     // Both builtin tokens are listed, secrets shown to a management token.
     let list = call(&t, ROOT, "GET", "/v1/acl/tokens", b"").await.json();
     let secrets: BTreeSet<&str> = list
@@ -225,6 +234,7 @@ async fn acl_endpoints_answer_401_when_acls_are_off() {
     for (m, p) in [
         ("GET", "/v1/acl/tokens"),
         ("PUT", "/v1/acl/bootstrap"),
+        ("GET", "/v1/acl/replication"),
         ("GET", "/v1/acl/policies"),
         ("GET", "/v1/acl/templated-policies"),
         ("PUT", "/v1/agent/token/default"),
