@@ -66,11 +66,20 @@ pub enum Probe {
 }
 
 impl Probe {
+    /// Present the agent's certificate and trust its CA (`enable_agent_tls_for_checks`).
+    fn use_agent_tls(&mut self, agent: Option<std::sync::Arc<crate::tls::CheckTls>>) {
+        match self {
+            Probe::Http { tls, .. } | Probe::Grpc { tls: Some(tls), .. } => tls.agent = agent,
+            _ => {}
+        }
+    }
+
     /// The probe of a check definition; `Ok(None)` for checks that do not run (TTL).
     pub fn from_definition(def: &CheckDefinition) -> Result<Option<Probe>, String> {
         let tls = TlsOptions {
             skip_verify: def.tls_skip_verify,
             server_name: def.tls_server_name.clone(),
+            agent: None,
         };
         match def.kind() {
             "ttl" => Ok(None),
@@ -528,9 +537,15 @@ impl Agent {
         }
     }
 
-    /// Start a runner for every running-type check that has none.
+    /// Start a runner for every running-type check that has none. HTTPS and gRPC-over-TLS
+    /// probes take the agent's TLS settings in force when they start, under
+    /// `enable_agent_tls_for_checks`.
     pub(crate) fn start_check_runners(&self) {
-        for (id, schedule, probe, token) in self.inner.local.take_unstarted(&self.inner.shutdown) {
+        let agent_tls = self.inner.tls.checks();
+        for (id, schedule, mut probe, token) in
+            self.inner.local.take_unstarted(&self.inner.shutdown)
+        {
+            probe.use_agent_tls(agent_tls.clone());
             let agent = self.clone();
             self.inner
                 .tasks

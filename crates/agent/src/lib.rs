@@ -15,7 +15,10 @@ mod events;
 mod gauges;
 mod gossip;
 mod host;
-mod https;
+mod tls;
+/// How an agent with these `tls.internal_rpc` settings serves and dials the RPC port (for
+/// tests and tools that dial servers as an agent would).
+pub use tls::rpc_settings as rpc_tls_settings;
 mod live_config;
 mod local;
 pub mod logging;
@@ -96,6 +99,8 @@ struct AgentInner {
     telemetry: Arc<proconsul_telemetry::Telemetry>,
     /// The agent's ACL tokens and its callers' resolved rights.
     tokens: acl::AgentAcl,
+    /// The certificates in force (HTTPS, server RPC, checks); rebuilt by a reload.
+    tls: tls::AgentTls,
     /// Where the HTTPS listeners are bound.
     https_addrs: Vec<SocketAddr>,
     /// `?cached` reads, kept fresh by blocking queries (see `proconsul_http::cache`).
@@ -133,7 +138,12 @@ impl Agent {
         } else {
             None
         };
-        let pool = proconsul_server::remote::SharedPool::new(&config.datacenter);
+        // Every certificate is loaded before anything listens, so a bad one stops the start.
+        let agent_tls = tls::AgentTls::new(&config)?;
+        let pool = proconsul_server::remote::SharedPool::with_tls(
+            &config.datacenter,
+            agent_tls.rpc.clone(),
+        );
         let gossip = gossip::Gossip::start(&config, &node_name, &node_id, &shutdown)
             .await
             .map_err(AgentError::Config)?;
@@ -170,7 +180,12 @@ impl Agent {
             let server = Server::start(opts).await?;
             if let Some(l) = rpc_listener {
                 let handler = Arc::new(proconsul_server::remote::RpcHandler(server.clone()));
-                tasks.spawn(proconsul_rpc::serve(l, handler, shutdown.clone()));
+                tasks.spawn(proconsul_rpc::serve(
+                    l,
+                    handler,
+                    agent_tls.rpc.clone(),
+                    shutdown.clone(),
+                ));
             }
             Some(server)
         } else {
@@ -192,11 +207,7 @@ impl Agent {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect();
-        // HTTPS: its TLS settings first, so a bad certificate stops the start.
-        let https = match &config.https_tls {
-            Some(t) => Some(https::server_config(t)?),
-            None => None,
-        };
+        let https = agent_tls.https.clone();
         let mut https_listeners = Vec::new();
         for addr in &config.https_addrs {
             let l = tokio::net::TcpListener::bind(addr)
@@ -233,6 +244,7 @@ impl Agent {
                 events: events::UserEvents::default(),
                 remote_exec: remote_exec::RemoteExecs::default(),
                 query_cache: proconsul_http::QueryCache::new(shutdown.child_token()),
+                tls: agent_tls,
                 tokens: acl::AgentAcl::new(
                     config.acl.clone(),
                     config.data_dir.as_deref().filter(|_| !config.dev_mode),
@@ -791,6 +803,11 @@ impl Agent {
     /// Re-read config files and apply service/check changes.
     async fn reload(&self) -> Result<(), RpcError> {
         let new = proconsul_config::load(&self.inner.flags)
+            .map_err(|e| RpcError::Internal(format!("Failed to reload configs: {e}")))?;
+        // Certificates first: if one does not load, nothing of the reload applies.
+        self.inner
+            .tls
+            .reload(&new)
             .map_err(|e| RpcError::Internal(format!("Failed to reload configs: {e}")))?;
         // Validate every definition before touching the running state.
         let scratch = LocalState::default();

@@ -120,25 +120,8 @@ const UNMET: &[(&str, &str)] = &[
         "acl_datacenter",
         "legacy ACL enforcement (use acl { enabled = true })",
     ),
-    ("verify_incoming", "TLS client verification"),
-    ("verify_incoming_rpc", "TLS client verification"),
-    ("verify_outgoing", "TLS on outgoing connections"),
-    ("tls.defaults.verify_incoming", "TLS client verification"),
-    (
-        "tls.defaults.verify_outgoing",
-        "TLS on outgoing connections",
-    ),
-    (
-        "tls.internal_rpc.verify_incoming",
-        "TLS client verification",
-    ),
-    (
-        "tls.internal_rpc.verify_outgoing",
-        "TLS on outgoing connections",
-    ),
+    // There is no gRPC listener to verify clients on.
     ("tls.grpc.verify_incoming", "TLS client verification"),
-    ("auto_encrypt.tls", "TLS certificates from the servers"),
-    ("auto_encrypt.allow_tls", "TLS certificates for clients"),
 ];
 
 /// One step of a path into a config value.
@@ -408,8 +391,8 @@ const LEGACY_ACL: &[(&str, &[&str])] = &[
     ("acl_replication_token", &["tokens", "replication"]),
 ];
 
-/// The legacy top-level TLS keys and where Consul reads them now (`verify_incoming` etc.
-/// stay refused where they ask for what is not enforced yet: see `UNMET`, checked first).
+/// The legacy top-level TLS keys and where Consul reads them now. Moved, not dropped: a
+/// dropped `verify_incoming = true` would fail open.
 const LEGACY_TLS: &[(&str, &[&str])] = &[
     ("ca_file", &["defaults", "ca_file"]),
     ("ca_path", &["defaults", "ca_path"]),
@@ -417,7 +400,14 @@ const LEGACY_TLS: &[(&str, &[&str])] = &[
     ("key_file", &["defaults", "key_file"]),
     ("tls_min_version", &["defaults", "tls_min_version"]),
     ("tls_cipher_suites", &["defaults", "tls_cipher_suites"]),
+    ("verify_incoming", &["defaults", "verify_incoming"]),
     ("verify_incoming_https", &["https", "verify_incoming"]),
+    ("verify_incoming_rpc", &["internal_rpc", "verify_incoming"]),
+    ("verify_outgoing", &["defaults", "verify_outgoing"]),
+    (
+        "verify_server_hostname",
+        &["internal_rpc", "verify_server_hostname"],
+    ),
 ];
 
 /// Move the legacy top-level TLS keys into the `tls` block; returns their deprecation
@@ -498,9 +488,12 @@ mod tests {
         assert!(refuse_unmet(&m).is_ok());
         let m: Map<String, Value> =
             serde_json::from_str(r#"{"tls":{"defaults":{"verify_incoming":true}}}"#).unwrap();
+        assert!(refuse_unmet(&m).is_ok());
+        let m: Map<String, Value> =
+            serde_json::from_str(r#"{"tls":{"grpc":{"verify_incoming":true}}}"#).unwrap();
         assert_eq!(
             refuse_unmet(&m).unwrap_err().to_string(),
-            "tls.defaults.verify_incoming = true asks for TLS client verification, which this \
+            "tls.grpc.verify_incoming = true asks for TLS client verification, which this \
              proconsul does not provide yet; refusing to start without it"
         );
     }

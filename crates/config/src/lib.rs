@@ -26,7 +26,7 @@ pub use error::{
 };
 pub use flags::AgentFlags;
 pub use host::{HostInfo, SystemHost};
-pub use runtime::{DnsConfig, HttpsTls, RuntimeConfig, SoaConfig};
+pub use runtime::{DnsConfig, HttpsTls, RpcTls, RuntimeConfig, SoaConfig};
 
 /// Consul's HCL1 dialect as JSON (blocks become lists of objects, as HCL1 decodes them): the
 /// config files' reader, for other HCL Consul reads (ACL policy rules).

@@ -62,6 +62,10 @@ pub struct RuntimeConfig {
     pub https_addrs: Vec<SocketAddr>,
     /// Their certificate, key and client verification (`tls.https` over `tls.defaults`).
     pub https_tls: Option<HttpsTls>,
+    /// TLS on the server RPC port, both ways (`None`: plaintext).
+    pub rpc_tls: Option<RpcTls>,
+    /// Checks present the RPC certificate and trust its CA (`enable_agent_tls_for_checks`).
+    pub enable_agent_tls_for_checks: bool,
     /// DNS listeners (UDP and TCP); empty when `ports.dns = -1`.
     pub dns_addrs: Vec<SocketAddr>,
     pub server_port: u16,
@@ -262,22 +266,15 @@ fn dur_or(key: &str, v: Option<&str>, default: Duration) -> Result<Duration, Val
     Ok(values::duration(key, v)?.unwrap_or(default))
 }
 
-/// The `tls` settings that protect nothing yet say so (the server RPC port and gRPC are not
-/// encrypted; the settings that would verify peers there are refused in `consul_keys`).
+/// The `tls` settings that protect nothing say so (there is no gRPC listener).
 fn tls_warnings(t: &crate::user::TlsUser) -> Vec<String> {
     let set = |s: &Option<crate::user::TlsSection>| {
         s.as_ref()
             .is_some_and(|s| *s != crate::user::TlsSection::default())
     };
     let mut w = Vec::new();
-    if set(&t.internal_rpc) {
-        w.push("config key \"tls.internal_rpc\" is accepted for compatibility with Consul and has no effect in proconsul: the server RPC port is not encrypted yet".into());
-    }
     if set(&t.grpc) {
         w.push("config key \"tls.grpc\" is accepted for compatibility with Consul and has no effect in proconsul (no gRPC listener)".into());
-    }
-    if t.defaults.as_ref().is_some_and(|d| d.cert_file.is_some()) {
-        w.push("tls.defaults applies to the HTTPS listener only in proconsul: the server RPC port is not encrypted yet".into());
     }
     w
 }
@@ -297,34 +294,114 @@ pub struct HttpsTls {
     pub tls13_only: bool,
 }
 
-/// `tls.https` over `tls.defaults`, checked as Consul checks it: a listener needs a
-/// certificate and its key, client verification needs a CA. TLS 1.0 and 1.1 are not offered
-/// (rustls has neither), so a lower minimum is met by 1.2.
-fn https_tls(t: crate::user::TlsUser, listening: bool) -> Result<Option<HttpsTls>, ValueError> {
-    let d = t.defaults.unwrap_or_default();
-    let h = t.https.unwrap_or_default();
-    let pick = |a: Option<String>, b: Option<String>| non_empty(a).or(non_empty(b));
-    let cert = pick(h.cert_file, d.cert_file);
-    let key = pick(h.key_file, d.key_file);
-    let ca_file = pick(h.ca_file, d.ca_file);
-    let ca_path = pick(h.ca_path, d.ca_path);
-    let verify_incoming = h.verify_incoming.or(d.verify_incoming).unwrap_or(false);
-    let min = pick(h.tls_min_version, d.tls_min_version);
+/// The server RPC port's TLS settings (`tls.internal_rpc` over `tls.defaults`), as Consul's
+/// `tlsutil` reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcTls {
+    /// This agent's certificate: served to callers (servers) and presented when dialing.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
+    /// Callers must use TLS and present a certificate signed by the CA.
+    pub verify_incoming: bool,
+    /// Dial servers over TLS and check their certificate against the CA (`verify_outgoing`,
+    /// or implied by `verify_server_hostname` as in Consul since CVE-2018-19653).
+    pub verify_outgoing: bool,
+    /// A server's certificate must be valid for [`RpcTls::server_name`] — both when dialing it
+    /// and, with `verify_incoming`, when it calls as a server (Raft, forwarding).
+    pub verify_server_hostname: bool,
+    pub tls13_only: bool,
+    /// `server.<datacenter>.<domain>`.
+    pub server_name: String,
+}
+
+/// One protocol's settings over `tls.defaults`, as `tlsutil` merges them.
+struct Resolved {
+    cert: Option<String>,
+    key: Option<String>,
+    ca_file: Option<String>,
+    ca_path: Option<String>,
+    verify_incoming: bool,
+    verify_outgoing: bool,
+    verify_server_hostname: bool,
+    tls13_only: bool,
+}
+
+fn resolve(
+    section: &str,
+    d: &crate::user::TlsSection,
+    s: Option<crate::user::TlsSection>,
+) -> Result<Resolved, ValueError> {
+    let s = s.unwrap_or_default();
+    let pick = |a: Option<String>, b: &Option<String>| non_empty(a).or(non_empty(b.clone()));
+    let min = pick(s.tls_min_version, &d.tls_min_version);
     let tls13_only = match min.as_deref() {
         None | Some("TLSv1_0" | "TLSv1_1" | "TLSv1_2" | "tls10" | "tls11" | "tls12") => false,
         Some("TLSv1_3" | "tls13") => true,
         Some(other) => {
             return Err(ValueError::Invalid {
-                key: "tls.https.tls_min_version".into(),
+                key: format!("tls.{section}.tls_min_version"),
                 value: other.into(),
                 why: "must be one of TLSv1_0, TLSv1_1, TLSv1_2, TLSv1_3".into(),
             })
         }
     };
+    let r = Resolved {
+        cert: pick(s.cert_file, &d.cert_file),
+        key: pick(s.key_file, &d.key_file),
+        ca_file: pick(s.ca_file, &d.ca_file),
+        ca_path: pick(s.ca_path, &d.ca_path),
+        verify_incoming: s.verify_incoming.or(d.verify_incoming).unwrap_or(false),
+        verify_outgoing: s.verify_outgoing.or(d.verify_outgoing).unwrap_or(false),
+        verify_server_hostname: s
+            .verify_server_hostname
+            .or(d.verify_server_hostname)
+            .unwrap_or(false),
+        tls13_only,
+    };
+    let invalid = |key: &str, why: &str| ValueError::Invalid {
+        key: format!("tls.{section}.{key}"),
+        value: "set".into(),
+        why: why.into(),
+    };
+    if r.cert.is_some() != r.key.is_some() {
+        let which = if r.cert.is_some() {
+            "key_file"
+        } else {
+            "cert_file"
+        };
+        return Err(invalid(
+            which,
+            "cert_file and key_file must be given together",
+        ));
+    }
+    let has_ca = r.ca_file.is_some() || r.ca_path.is_some();
+    if r.verify_incoming && !has_ca {
+        return Err(invalid(
+            "verify_incoming",
+            "VerifyIncoming set but no CA certificates were provided",
+        ));
+    }
+    if r.verify_incoming && r.cert.is_none() {
+        return Err(invalid(
+            "verify_incoming",
+            "VerifyIncoming requires either a Cert and Key pair in the configuration file, or auto_encrypt/auto_config be enabled",
+        ));
+    }
+    Ok(r)
+}
+
+/// `tls.https` over `tls.defaults`, checked as Consul checks it: a listener needs a
+/// certificate and its key, client verification needs a CA. TLS 1.0 and 1.1 are not offered
+/// (rustls has neither), so a lower minimum is met by 1.2.
+fn https_tls(t: &crate::user::TlsUser, listening: bool) -> Result<Option<HttpsTls>, ValueError> {
+    let d = t.defaults.clone().unwrap_or_default();
+    let r = resolve("https", &d, t.https.clone())?;
     if !listening {
         return Ok(None);
     }
-    let (Some(cert), Some(key)) = (cert, key) else {
+    let (Some(cert), Some(key)) = (r.cert, r.key) else {
         return Err(ValueError::Invalid {
             key: "ports.https".into(),
             value: "set".into(),
@@ -332,20 +409,55 @@ fn https_tls(t: crate::user::TlsUser, listening: bool) -> Result<Option<HttpsTls
                 .into(),
         });
     };
-    if verify_incoming && ca_file.is_none() && ca_path.is_none() {
-        return Err(ValueError::Invalid {
-            key: "tls.https.verify_incoming".into(),
-            value: "true".into(),
-            why: "VerifyIncoming set, and no CA certificate provided!".into(),
-        });
-    }
     Ok(Some(HttpsTls {
         cert_file: cert.into(),
         key_file: key.into(),
-        ca_file: ca_file.map(Into::into),
-        ca_path: ca_path.map(Into::into),
-        verify_incoming,
-        tls13_only,
+        ca_file: r.ca_file.map(Into::into),
+        ca_path: r.ca_path.map(Into::into),
+        verify_incoming: r.verify_incoming,
+        tls13_only: r.tls13_only,
+    }))
+}
+
+/// `tls.internal_rpc` over `tls.defaults`; `None` when it asks for nothing (plaintext RPC).
+/// Besides Consul's checks, a server that dials its peers over TLS must have a certificate
+/// to answer them with (else every peer's dial fails and the cluster cannot form).
+fn rpc_tls(
+    t: &crate::user::TlsUser,
+    server: bool,
+    datacenter: &str,
+    domain: &str,
+) -> Result<Option<RpcTls>, ValueError> {
+    let d = t.defaults.clone().unwrap_or_default();
+    let r = resolve("internal_rpc", &d, t.internal_rpc.clone())?;
+    let verify_outgoing = r.verify_outgoing || r.verify_server_hostname;
+    if verify_outgoing && r.ca_file.is_none() && r.ca_path.is_none() {
+        return Err(ValueError::Invalid {
+            key: "tls.internal_rpc.verify_outgoing".into(),
+            value: "true".into(),
+            why: "VerifyOutgoing set but no CA certificates were provided".into(),
+        });
+    }
+    if server && verify_outgoing && r.cert.is_none() {
+        return Err(ValueError::Invalid {
+            key: "tls.internal_rpc.verify_outgoing".into(),
+            value: "true".into(),
+            why: "a server that dials its peers over TLS needs cert_file and key_file to answer them with".into(),
+        });
+    }
+    if r.cert.is_none() && !verify_outgoing {
+        return Ok(None);
+    }
+    Ok(Some(RpcTls {
+        cert_file: r.cert.map(Into::into),
+        key_file: r.key.map(Into::into),
+        ca_file: r.ca_file.map(Into::into),
+        ca_path: r.ca_path.map(Into::into),
+        verify_incoming: r.verify_incoming,
+        verify_outgoing,
+        verify_server_hostname: r.verify_server_hostname,
+        tls13_only: r.tls13_only,
+        server_name: format!("server.{datacenter}.{}", domain.trim_end_matches('.')),
     }))
 }
 
@@ -577,7 +689,8 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
     let https_addrs = listeners("addresses.https", &a.https, https_port)?;
     let tls = u.tls.clone().unwrap_or_default();
     warnings.extend(tls_warnings(&tls));
-    let https_tls = https_tls(tls, !https_addrs.is_empty())?;
+    let https_tls = https_tls(&tls, !https_addrs.is_empty())?;
+    let rpc_tls = rpc_tls(&tls, server, &datacenter, &domain)?;
     let us = u.unix_sockets.clone().unwrap_or_default();
     let numeric = |key: &str, v: &Option<String>| -> Result<Option<u32>, ValueError> {
         v.as_deref()
@@ -774,6 +887,8 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         acl,
         https_addrs,
         https_tls,
+        rpc_tls,
+        enable_agent_tls_for_checks: u.enable_agent_tls_for_checks.unwrap_or(false),
         dns_addrs,
         server_port,
         serf_lan_port,

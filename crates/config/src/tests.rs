@@ -891,10 +891,10 @@ fn https_listener_settings() {
     assert_eq!(t.ca_file, Some(PathBuf::from("/ca.pem")));
     assert!(c.warnings.iter().any(|w| w
         == "The 'cert_file' field is deprecated. Use the 'tls.defaults.cert_file' field instead."));
-    assert!(c
-        .warnings
-        .iter()
-        .any(|w| w.starts_with("tls.defaults applies to the HTTPS listener only")));
+    // The defaults' certificate serves the RPC port too; nothing verifies there.
+    let r = c.rpc_tls.unwrap();
+    assert_eq!(r.cert_file, Some(PathBuf::from("/c.pem")));
+    assert!(!r.verify_incoming && !r.verify_outgoing);
 
     // A port without a certificate, verification without a CA, an unknown version: refused.
     let f = write(dir.path(), "a.json", r#"{"ports": {"https": 8501}}"#);
@@ -910,7 +910,7 @@ fn https_listener_settings() {
     );
     let e = load_with(&in_dir(vec![f]), &HOST).unwrap_err().to_string();
     assert!(
-        e.contains("VerifyIncoming set, and no CA certificate provided!"),
+        e.contains("VerifyIncoming set but no CA certificates were provided"),
         "{e}"
     );
     let f = write(
@@ -920,24 +920,97 @@ fn https_listener_settings() {
     );
     let e = load_with(&in_dir(vec![f]), &HOST).unwrap_err().to_string();
     assert!(e.contains("tls_min_version"), "{e}");
-    // What would protect the RPC port is still refused (fail closed), and says why.
-    let f = write(
-        dir.path(),
-        "d.json",
-        r#"{"tls": {"internal_rpc": {"verify_incoming": true}}}"#,
-    );
-    let e = load_with(&in_dir(vec![f]), &HOST).unwrap_err().to_string();
-    assert!(e.contains("tls.internal_rpc.verify_incoming"), "{e}");
+    // A certificate without its key (or the reverse) is refused, not ignored.
     let f = write(
         dir.path(),
         "e.json",
         r#"{"tls": {"internal_rpc": {"cert_file": "/c"}}}"#,
     );
-    let c = load_with(&in_dir(vec![f]), &HOST).unwrap();
-    assert!(c.https_tls.is_none());
+    let e = load_with(&in_dir(vec![f]), &HOST).unwrap_err().to_string();
+    assert!(e.contains("tls.internal_rpc.key_file"), "{e}");
     assert!(
-        c.warnings.iter().any(|w| w.contains("tls.internal_rpc")),
-        "{:#?}",
-        c.warnings
+        e.contains("cert_file and key_file must be given together"),
+        "{e}"
     );
+}
+
+#[test]
+fn rpc_tls_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |name: &str, body: &str| {
+        let f = write(dir.path(), name, body);
+        load_with(
+            &AgentFlags {
+                config_files: vec![f],
+                data_dir: Some(dir.path().into()),
+                ..AgentFlags::default()
+            },
+            &HOST,
+        )
+    };
+    // Nothing asked: plaintext.
+    assert!(load("a.json", "{}").unwrap().rpc_tls.is_none());
+    // The legacy keys land where Consul reads them; verify_server_hostname implies
+    // verify_outgoing; the name is server.<dc>.<domain>.
+    let c = load(
+        "b.json",
+        r#"{"server": true, "datacenter": "east", "domain": "corp.", "ca_file": "/ca", "cert_file": "/c",
+            "key_file": "/k", "verify_incoming_rpc": true, "verify_server_hostname": true}"#,
+    )
+    .unwrap();
+    let r = c.rpc_tls.unwrap();
+    assert!(r.verify_incoming && r.verify_outgoing && r.verify_server_hostname);
+    assert_eq!(r.server_name, "server.east.corp");
+    assert_eq!(r.ca_file, Some(PathBuf::from("/ca")));
+    assert!(c.warnings.iter().any(|w| w
+        == "The 'verify_server_hostname' field is deprecated. Use the 'tls.internal_rpc.verify_server_hostname' field instead."));
+    // internal_rpc overrides defaults.
+    let c = load(
+        "c.json",
+        r#"{"tls": {"defaults": {"ca_file": "/ca", "cert_file": "/c", "key_file": "/k", "verify_outgoing": true},
+                    "internal_rpc": {"verify_outgoing": false, "tls_min_version": "TLSv1_3"}}}"#,
+    )
+    .unwrap();
+    let r = c.rpc_tls.unwrap();
+    assert!(!r.verify_outgoing && r.tls13_only);
+    // Consul's refusals, and ours for a server that could not answer its own peers.
+    for (body, want) in [
+        (
+            r#"{"tls": {"internal_rpc": {"verify_outgoing": true}}}"#,
+            "VerifyOutgoing set but no CA certificates were provided",
+        ),
+        (
+            r#"{"tls": {"defaults": {"verify_server_hostname": true}}}"#,
+            "VerifyOutgoing set but no CA certificates were provided",
+        ),
+        (
+            r#"{"tls": {"internal_rpc": {"verify_incoming": true, "cert_file": "/c", "key_file": "/k"}}}"#,
+            "VerifyIncoming set but no CA certificates were provided",
+        ),
+        (
+            r#"{"tls": {"internal_rpc": {"verify_incoming": true, "ca_file": "/ca"}}}"#,
+            "VerifyIncoming requires either a Cert and Key pair",
+        ),
+        (
+            r#"{"server": true, "tls": {"internal_rpc": {"verify_outgoing": true, "ca_file": "/ca"}}}"#,
+            "a server that dials its peers over TLS needs cert_file and key_file",
+        ),
+        (
+            r#"{"tls": {"internal_rpc": {"tls_min_version": "SSLv3"}}}"#,
+            "tls.internal_rpc.tls_min_version",
+        ),
+    ] {
+        let e = load("d.json", body).unwrap_err().to_string();
+        assert!(e.contains(want), "{body}: {e}");
+    }
+    // A client agent may verify servers without a certificate of its own.
+    let c = load(
+        "e.json",
+        r#"{"tls": {"internal_rpc": {"verify_outgoing": true, "ca_file": "/ca"}}}"#,
+    )
+    .unwrap();
+    assert!(c.rpc_tls.unwrap().cert_file.is_none());
+    // Checks may use the agent's TLS settings.
+    let c = load("f.json", r#"{"enable_agent_tls_for_checks": true}"#).unwrap();
+    assert!(c.enable_agent_tls_for_checks);
 }

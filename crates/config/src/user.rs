@@ -73,6 +73,8 @@ pub(crate) struct UserConfig {
     pub telemetry: Option<TelemetryUser>,
     /// `acl { … }` (the legacy top-level `acl_*` keys are lifted into it first).
     pub acl: Option<AclUser>,
+    /// HTTP and gRPC checks present the agent's `tls.internal_rpc` certificate and trust its CA.
+    pub enable_agent_tls_for_checks: Option<bool>,
     /// `tls { defaults, https, internal_rpc, grpc }` (legacy top-level keys lifted into it).
     pub tls: Option<TlsUser>,
     // Accepted, and in effect already: proconsul never checks for updates or reports usage,
@@ -296,7 +298,7 @@ impl Merge for UserConfig {
             skip_leave_on_interrupt, disable_remote_exec, pid_file, enable_debug,
             disable_host_node_id, disable_coordinates, sync_coordinate_interval_min,
             sync_coordinate_rate_target, ui, disable_update_check, disable_anonymous_signature,
-            raft_protocol);
+            raft_protocol, enable_agent_tls_for_checks);
         append(&mut self.retry_join, o.retry_join);
         append(&mut self.start_join, o.start_join);
         append(&mut self.recursors, o.recursors);

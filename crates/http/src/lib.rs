@@ -21,7 +21,7 @@ pub use backend::{Backend, ServiceRegistration};
 pub use cache::QueryCache;
 pub use caller::{caller_token, Rights};
 pub use routes::router;
-pub use tls::serve_tls;
+pub use tls::{serve_tls, ServerTls};
 
 pub use limit::LimitedListener;
 use tokio_util::sync::CancellationToken;

@@ -42,16 +42,19 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// The HTTPS listener's TLS config, replaced by a reload; each connection takes the one in
+/// force when it arrives.
+pub type ServerTls = Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>;
+
 /// Serve `router` over TLS on `listener` until `shutdown` fires.
 pub async fn serve_tls(
     listener: TcpListener,
     router: axum::Router,
-    config: Arc<rustls::ServerConfig>,
+    config: ServerTls,
     max_conns_per_client: u32,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let local = listener.local_addr()?;
-    let acceptor = TlsAcceptor::from(config);
     let (tx, ready) = tokio::sync::mpsc::channel(READY_QUEUE);
     let mut tcp = LimitedListener::new(listener, max_conns_per_client);
     let stop = shutdown.clone();
@@ -62,7 +65,8 @@ pub async fn serve_tls(
                 c = tcp.accept() => c,
                 _ = stop.cancelled() => return,
             };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            let acceptor = TlsAcceptor::from(config.read().unwrap().clone());
+            let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
                     Ok(Ok(stream)) => {

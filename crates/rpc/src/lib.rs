@@ -12,12 +12,17 @@
 //! whatever the caller's identity is to the server (proconsul: its datacenter); the
 //! [`Handler`] accepts it or answers an error and the connection is closed. A handler that
 //! [requires](Handler::requires_hello) one closes connections that start without it.
+//!
+//! Connections may be TLS ([`tls`]): the server tells TLS from plaintext by the first byte and
+//! hands the handler what it learned of the caller ([`Peer`]).
 
 mod client;
 pub mod frame;
 mod server;
+pub mod tls;
 
 pub use client::Client;
+pub use tls::{Incoming, Outgoing, Peer, SharedTls, TlsSettings};
 
 /// The method number of the connection handshake (the first request on a connection).
 pub const HELLO: u8 = 0xFF;

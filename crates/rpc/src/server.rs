@@ -1,26 +1,38 @@
 //! The accepting side: one task per connection reads requests and answers each one in its own
 //! task (so a slow call does not block the others), writing answers through a shared writer.
-//! Connections and in-flight requests per connection are bounded.
+//! Connections and in-flight requests per connection are bounded. A connection is TLS or
+//! plaintext by its first byte (see [`crate::tls`]); the TLS handshake runs on the
+//! connection's own task under a deadline.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::frame::{read_frame, write_frame, Frame, FrameKind, MAX_FRAME};
+use crate::tls::{cert_valid_for, Peer, SharedTls, TLS_HANDSHAKE};
 
 /// Most connections served at once.
 const MAX_CONNECTIONS: usize = 512;
 /// Most requests handled at once on one connection.
 const MAX_IN_FLIGHT_PER_CONN: usize = 256;
+/// How long a new connection has to send its first byte and finish a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The refusal a plaintext caller gets when TLS is required (Consul's text).
+pub const PLAINTEXT_REFUSED: &str = "Non-TLS connection attempted with VerifyIncoming set";
 
 /// Answers requests: `Ok(body)` or `Err(text)`.
 pub trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
+        peer: Peer,
         method: u8,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
@@ -37,10 +49,12 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
-/// Serve `listener` until `shutdown`; every task is tracked and stops with it.
+/// Serve `listener` until `shutdown`, with the TLS settings `tls` holds when each connection
+/// arrives; every task is tracked and stops with it.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
+    tls: SharedTls,
     shutdown: CancellationToken,
 ) {
     let tasks = TaskTracker::new();
@@ -62,89 +76,195 @@ pub async fn serve<H: Handler>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (handler, stop, inner) = (handler.clone(), shutdown.clone(), tasks.clone());
+        let (handler, stop, inner, tls) =
+            (handler.clone(), shutdown.clone(), tasks.clone(), tls.get());
         tasks.spawn(async move {
             let _permit = permit;
-            let (mut read, write) = stream.into_split();
-            let write = Arc::new(tokio::sync::Mutex::new(write));
-            let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONN));
-            let mut first = true;
-            loop {
-                let frame = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    f = read_frame(&mut read, MAX_FRAME) => f,
-                };
-                let f = match frame {
-                    Ok(Some(f)) => f,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::debug!(target: "agent.rpc", %peer, error = %e, "closing RPC connection after a malformed frame");
-                        break;
-                    }
-                };
-                if f.kind != FrameKind::Request {
-                    tracing::debug!(target: "agent.rpc", %peer, "closing RPC connection: a peer sent a non-request frame");
-                    break;
-                }
-                if std::mem::take(&mut first) {
-                    // The handshake, or its absence, decides whether the connection lives.
-                    let verdict = if f.method == crate::HELLO {
-                        handler.hello(&f.body)
-                    } else if handler.requires_hello() {
-                        Err("RPC connection without a handshake; is the caller a proconsul agent of the same version?".to_string())
-                    } else {
-                        Ok(())
-                    };
-                    let answer = |kind, body| Frame {
-                        kind,
-                        id: f.id,
-                        method: f.method,
-                        body,
-                    };
-                    match verdict {
-                        Err(reason) => {
-                            tracing::warn!(target: "agent.rpc", %peer, reason = %reason, "refusing RPC connection");
-                            let mut w = write.lock().await;
-                            let _ = write_frame(&mut *w, &answer(FrameKind::Error, reason.into_bytes())).await;
-                            break;
-                        }
-                        Ok(()) if f.method == crate::HELLO => {
-                            let mut w = write.lock().await;
-                            if write_frame(&mut *w, &answer(FrameKind::Response, Vec::new()))
-                                .await
-                                .is_err()
-                            {
-                                break;
-                            }
-                            continue;
-                        }
-                        Ok(()) => {}
-                    }
-                }
-                let Ok(slot) = in_flight.clone().acquire_owned().await else {
-                    break;
-                };
-                let (h, w) = (handler.clone(), write.clone());
-                inner.spawn(async move {
-                    let _slot = slot;
-                    let (kind, body) = match h.handle(f.method, f.body).await {
-                        Ok(b) => (FrameKind::Response, b),
-                        Err(e) => (FrameKind::Error, e.into_bytes()),
-                    };
-                    let answer = Frame {
-                        kind,
-                        id: f.id,
-                        method: f.method,
-                        body,
-                    };
-                    let mut w = w.lock().await;
-                    let _ = write_frame(&mut *w, &answer).await;
-                });
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = accept(stream, peer, tls, handler, stop.clone(), inner) => {}
             }
         });
     }
     tasks.close();
     tasks.wait().await;
+}
+
+/// Tell TLS from plaintext, enforce `verify_incoming`, then serve the connection.
+async fn accept<H: Handler>(
+    stream: TcpStream,
+    addr: SocketAddr,
+    tls: crate::TlsSettings,
+    handler: Arc<H>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let mut first = [0u8; 1];
+    let is_tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
+        _ => return,
+    };
+    let incoming = tls.incoming.as_ref();
+    if !is_tls {
+        if incoming.is_some_and(|i| i.required) {
+            tracing::warn!(target: "agent.rpc", %addr, "refusing a plaintext RPC connection: {PLAINTEXT_REFUSED}");
+            refuse(stream, PLAINTEXT_REFUSED).await;
+            return;
+        }
+        let peer = Peer {
+            addr,
+            tls: false,
+            server_authorized: true,
+        };
+        let (r, w) = stream.into_split();
+        return serve_conn(r, w, peer, handler, stop, tasks).await;
+    }
+    let Some(incoming) = incoming else {
+        tracing::debug!(target: "agent.rpc", %addr, "closing a TLS RPC connection: this agent has no tls.internal_rpc certificate");
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(incoming.config.clone());
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(target: "agent.rpc", %addr, error = %e, "RPC TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(target: "agent.rpc", %addr, "RPC TLS handshake timed out");
+            return;
+        }
+    };
+    let server_authorized = match (&incoming.server_identity, incoming.required) {
+        (Some(name), true) => cert_valid_for(stream.get_ref().1.peer_certificates(), name),
+        _ => true,
+    };
+    let peer = Peer {
+        addr,
+        tls: true,
+        server_authorized,
+    };
+    let (r, w) = tokio::io::split(stream);
+    serve_conn(r, w, peer, handler, stop, tasks).await
+}
+
+/// Refuse a connection without reading a request from it: an error frame with id 0 (which no
+/// call has) says why, then the write side is closed and what the caller had already sent is
+/// drained briefly, so the refusal arrives instead of a reset.
+async fn refuse(mut stream: TcpStream, why: &str) {
+    let f = Frame {
+        kind: FrameKind::Error,
+        id: 0,
+        method: 0,
+        body: why.as_bytes().to_vec(),
+    };
+    if write_frame(&mut stream, &f).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut total = 0;
+        while let Ok(n) = stream.read(&mut sink).await {
+            total += n;
+            if n == 0 || total > 64 * 1024 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+/// Read requests from one connection and answer them.
+async fn serve_conn<H, R, W>(
+    mut read: R,
+    write: W,
+    peer: Peer,
+    handler: Arc<H>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) where
+    H: Handler,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let addr = peer.addr;
+    let write = Arc::new(tokio::sync::Mutex::new(write));
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONN));
+    let mut first = true;
+    loop {
+        let frame = tokio::select! {
+            _ = stop.cancelled() => break,
+            f = read_frame(&mut read, MAX_FRAME) => f,
+        };
+        let f = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(target: "agent.rpc", peer = %addr, error = %e, "closing RPC connection after a malformed frame");
+                break;
+            }
+        };
+        if f.kind != FrameKind::Request {
+            tracing::debug!(target: "agent.rpc", peer = %addr, "closing RPC connection: a peer sent a non-request frame");
+            break;
+        }
+        if std::mem::take(&mut first) {
+            // The handshake, or its absence, decides whether the connection lives.
+            let verdict = if f.method == crate::HELLO {
+                handler.hello(&f.body)
+            } else if handler.requires_hello() {
+                Err("RPC connection without a handshake; is the caller a proconsul agent of the same version?".to_string())
+            } else {
+                Ok(())
+            };
+            let answer = |kind, body| Frame {
+                kind,
+                id: f.id,
+                method: f.method,
+                body,
+            };
+            match verdict {
+                Err(reason) => {
+                    tracing::warn!(target: "agent.rpc", peer = %addr, reason = %reason, "refusing RPC connection");
+                    let mut w = write.lock().await;
+                    let _ =
+                        write_frame(&mut *w, &answer(FrameKind::Error, reason.into_bytes())).await;
+                    break;
+                }
+                Ok(()) if f.method == crate::HELLO => {
+                    let mut w = write.lock().await;
+                    if write_frame(&mut *w, &answer(FrameKind::Response, Vec::new()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(()) => {}
+            }
+        }
+        let Ok(slot) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let (h, w) = (handler.clone(), write.clone());
+        tasks.spawn(async move {
+            let _slot = slot;
+            let (kind, body) = match h.handle(peer, f.method, f.body).await {
+                Ok(b) => (FrameKind::Response, b),
+                Err(e) => (FrameKind::Error, e.into_bytes()),
+            };
+            let answer = Frame {
+                kind,
+                id: f.id,
+                method: f.method,
+                body,
+            };
+            let mut w = w.lock().await;
+            let _ = write_frame(&mut *w, &answer).await;
+        });
+    }
 }
 
 #[cfg(test)]
@@ -156,7 +276,7 @@ mod tests {
     /// Method 1 echoes after a delay given in the body's first byte (ms); method 2 fails.
     struct Echo;
     impl Handler for Echo {
-        async fn handle(&self, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        async fn handle(&self, _peer: Peer, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
             match method {
                 1 => {
                     tokio::time::sleep(Duration::from_millis(
@@ -175,7 +295,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let stop = CancellationToken::new();
-        let srv = tokio::spawn(serve(l, Arc::new(Echo), stop.clone()));
+        let srv = tokio::spawn(serve(l, Arc::new(Echo), SharedTls::default(), stop.clone()));
         let c = Client::connect(&addr, Duration::from_secs(2))
             .await
             .unwrap();
@@ -227,8 +347,8 @@ mod tests {
     /// Accepts only the handshake `b"dc1"`, and requires one.
     struct Picky;
     impl Handler for Picky {
-        async fn handle(&self, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
-            Echo.handle(method, body).await
+        async fn handle(&self, peer: Peer, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
+            Echo.handle(peer, method, body).await
         }
         fn hello(&self, body: &[u8]) -> Result<(), String> {
             if body == b"dc1" {
@@ -251,16 +371,21 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let stop = CancellationToken::new();
-        let srv = tokio::spawn(serve(l, Arc::new(Picky), stop.clone()));
+        let srv = tokio::spawn(serve(
+            l,
+            Arc::new(Picky),
+            SharedTls::default(),
+            stop.clone(),
+        ));
         let t = Duration::from_secs(2);
 
         // The right handshake: calls work.
-        let c = Client::connect_hello(&addr, t, b"dc1".to_vec())
+        let c = Client::connect_hello(&addr, t, None, b"dc1".to_vec())
             .await
             .unwrap();
         assert_eq!(c.call(1, vec![0, 7], t).await.unwrap(), vec![0, 7]);
         // The wrong one: refused with the reason, not retryable, and the connection closed.
-        let r = Client::connect_hello(&addr, t, b"dc2".to_vec()).await;
+        let r = Client::connect_hello(&addr, t, None, b"dc2".to_vec()).await;
         let Err(e) = r else {
             panic!("accepted a wrong handshake")
         };

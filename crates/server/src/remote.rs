@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proconsul_raft::{RaftTransport, RpcKind, TransportError, TransportFuture};
-use proconsul_rpc::{Client, WireError};
+use proconsul_rpc::{Client, Peer, SharedTls, WireError};
 use proconsul_types::{
     RaftStats, RpcError, ServerCall, ServerReply, ServerRequest, StatusRaftStats,
 };
@@ -75,16 +75,24 @@ pub struct ConnPool {
     conns: Mutex<HashMap<String, Client>>,
     /// The encoded [`Hello`] every connection opens with.
     hello: Vec<u8>,
+    /// Whether (and how) new connections use TLS; a reload replaces it.
+    tls: SharedTls,
 }
 
 impl ConnPool {
-    /// A pool for an agent of `datacenter`.
+    /// A pool for an agent of `datacenter`, dialing in plaintext.
     pub fn new(datacenter: &str) -> Self {
+        Self::with_tls(datacenter, SharedTls::default())
+    }
+
+    /// A pool for an agent of `datacenter` whose new connections follow `tls`.
+    pub fn with_tls(datacenter: &str, tls: SharedTls) -> Self {
         ConnPool {
             conns: Mutex::default(),
             hello: encode(&Hello {
                 datacenter: datacenter.to_string(),
             }),
+            tls,
         }
     }
 
@@ -94,7 +102,9 @@ impl ConnPool {
                 return Ok(c.clone());
             }
         }
-        let c = Client::connect_hello(addr, CONNECT_TIMEOUT, self.hello.clone()).await?;
+        let tls = self.tls.get().outgoing;
+        let c = Client::connect_hello(addr, CONNECT_TIMEOUT, tls.as_deref(), self.hello.clone())
+            .await?;
         self.conns
             .lock()
             .unwrap()
@@ -163,9 +173,14 @@ impl ConnPool {
 pub struct SharedPool(pub Arc<ConnPool>);
 
 impl SharedPool {
-    /// A pool for an agent of `datacenter`.
+    /// A pool for an agent of `datacenter`, dialing in plaintext.
     pub fn new(datacenter: &str) -> Self {
         SharedPool(Arc::new(ConnPool::new(datacenter)))
+    }
+
+    /// A pool for an agent of `datacenter` whose new connections follow `tls`.
+    pub fn with_tls(datacenter: &str, tls: SharedTls) -> Self {
+        SharedPool(Arc::new(ConnPool::with_tls(datacenter, tls)))
     }
 }
 
@@ -197,8 +212,8 @@ impl RaftTransport for SharedPool {
 pub struct RpcHandler(pub Server);
 
 impl proconsul_rpc::Handler for RpcHandler {
-    async fn handle(&self, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
-        self.0.handle_rpc(method, body).await
+    async fn handle(&self, peer: Peer, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        self.0.handle_rpc(peer, method, body).await
     }
 
     /// Only agents of this server's datacenter may call it.
@@ -219,10 +234,32 @@ impl proconsul_rpc::Handler for RpcHandler {
     }
 }
 
+/// Why a caller without a server's certificate may not make a server-only call (worded
+/// after Consul's `AuthorizeServerConn`).
+fn not_a_server(datacenter: &str) -> String {
+    format!(
+        "AuthorizeServerConn failed certificate validation: the caller's certificate is not valid for server.{datacenter}.<domain>"
+    )
+}
+
 impl Server {
-    /// Answer one RPC: Raft's, or a [`Call`] through [`Server::call`].
-    pub async fn handle_rpc(&self, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
+    /// Answer one RPC: Raft's, or a [`Call`] through [`Server::call`]. Raft and calls forwarded
+    /// by a server are server-only: under `verify_incoming` and `verify_server_hostname` the
+    /// caller's certificate must name a server of this datacenter.
+    pub async fn handle_rpc(
+        &self,
+        peer: Peer,
+        method: u8,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let refuse = || {
+            tracing::warn!(target: "agent.rpc", peer = %peer.addr, method, "refusing a server-only call from a caller without a server certificate");
+            Err(not_a_server(self.datacenter()))
+        };
         if let Some(kind) = RpcKind::from_u8(method) {
+            if !peer.server_authorized {
+                return refuse();
+            }
             return self
                 .inner
                 .raft
@@ -233,6 +270,9 @@ impl Server {
         match method {
             method::CALL => {
                 let c: Call = decode(&body)?;
+                if c.forwarded && !peer.server_authorized {
+                    return refuse();
+                }
                 let r = self.call(c.req, &c.token, c.forwarded).await;
                 Ok(encode(&r))
             }

@@ -18,11 +18,13 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-/// A check's TLS settings (`tls_skip_verify`, `tls_server_name`).
+/// A check's TLS settings (`tls_skip_verify`, `tls_server_name`), and the agent's own under
+/// `enable_agent_tls_for_checks` (its CA instead of the system's, its certificate offered).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     pub skip_verify: bool,
     pub server_name: String,
+    pub agent: Option<Arc<crate::tls::CheckTls>>,
 }
 
 /// The ring provider. rustls 0.23.48 deprecates it for lacking post-quantum key exchange; the
@@ -100,8 +102,9 @@ impl ServerCertVerifier for AcceptAnyChain {
     }
 }
 
-/// A client config for one check: `roots` (the system's unless given) or no verification,
-/// offering `alpn` (`h2` for gRPC, `http/1.1` for HTTPS checks).
+/// A client config for one check: `roots` (the agent's CA under `enable_agent_tls_for_checks`,
+/// else the system's, unless given) or no verification, offering `alpn` (`h2` for gRPC,
+/// `http/1.1` for HTTPS checks) and the agent's certificate when it has one.
 pub(crate) fn client_config(
     opts: &TlsOptions,
     roots: Option<Arc<RootCertStore>>,
@@ -111,15 +114,22 @@ pub(crate) fn client_config(
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls: {e}"))?;
-    let mut config = if opts.skip_verify {
+    let agent = opts.agent.as_deref();
+    let builder = if opts.skip_verify {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyChain(provider)))
-            .with_no_client_auth()
     } else {
-        builder
-            .with_root_certificates(roots.unwrap_or_else(system_roots))
-            .with_no_client_auth()
+        let roots = roots
+            .or_else(|| agent.map(|a| a.roots()))
+            .unwrap_or_else(system_roots);
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match agent.and_then(|a| a.client_cert()) {
+        Some((certs, key)) => builder
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| format!("tls: the agent's certificate and key do not match: {e}"))?,
+        None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))

@@ -26,3 +26,4 @@ mod https;
 mod metrics;
 mod monitor;
 mod rpc_datacenter;
+mod rpc_tls;

@@ -42,11 +42,45 @@ pub fn acceptor(alpn: &[&[u8]]) -> TlsAcceptor {
     TlsAcceptor::from(Arc::new(config))
 }
 
+/// An HTTPS acceptor with the RPC test server certificate (`fixtures/rpc-server.pem`) that
+/// requires a client certificate signed by the RPC test CA (mutual TLS).
+#[allow(deprecated)]
+fn mutual_acceptor() -> TlsAcceptor {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/in_process/fixtures/");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(format!("{dir}rpc-server.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{dir}rpc-server.key")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(format!("{dir}rpc-ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsAcceptor::from(Arc::new(config))
+}
+
 /// What a server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Http,
     Https,
+    /// HTTPS requiring a client certificate of the RPC test CA.
+    HttpsMutual,
     Grpc,
     GrpcTls,
 }
@@ -91,6 +125,7 @@ impl Drop for Server {
 async fn accept_loop(l: TcpListener, kind: Kind, stop: CancellationToken) {
     let tls = match kind {
         Kind::Https => Some(acceptor(&[b"http/1.1"])),
+        Kind::HttpsMutual => Some(mutual_acceptor()),
         Kind::GrpcTls => Some(acceptor(&[b"h2"])),
         _ => None,
     };
@@ -121,7 +156,7 @@ async fn accept_loop(l: TcpListener, kind: Kind, stop: CancellationToken) {
 
 async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, kind: Kind) {
     match kind {
-        Kind::Http | Kind::Https => serve_http(s).await,
+        Kind::Http | Kind::Https | Kind::HttpsMutual => serve_http(s).await,
         Kind::Grpc | Kind::GrpcTls => serve_grpc(s).await,
     }
 }
