@@ -28,10 +28,20 @@ fn bad(what: &str, path: &Path, e: impl std::fmt::Display) -> AgentError {
 }
 
 /// ring, as DESIGN chooses (aws-lc-rs needs cmake); rustls deprecates it for lacking a
-/// post-quantum key exchange, which is the one thing these connections give up.
+/// post-quantum key exchange, which is the one thing these connections give up. With
+/// `tls_cipher_suites`, TLS 1.2 offers only those (TLS 1.3's suites are fixed).
 #[allow(deprecated)]
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+fn provider(cipher_suites: &[String]) -> Arc<CryptoProvider> {
+    let mut p = rustls::crypto::ring::default_provider();
+    if !cipher_suites.is_empty() {
+        p.cipher_suites.retain(|s| {
+            s.version() == &rustls::version::TLS13
+                || s.suite()
+                    .as_str()
+                    .is_some_and(|n| cipher_suites.iter().any(|c| c == n))
+        });
+    }
+    Arc::new(p)
 }
 
 fn versions(tls13_only: bool) -> &'static [&'static rustls::SupportedProtocolVersion] {
@@ -107,9 +117,10 @@ fn server_config(
     pair: KeyPair,
     client_roots: Option<RootCertStore>,
     tls13_only: bool,
+    cipher_suites: &[String],
     alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ServerConfig>, AgentError> {
-    let provider = provider();
+    let provider = provider(cipher_suites);
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions(tls13_only))
         .map_err(|e| AgentError::Config(format!("tls: {e}")))?;
@@ -140,7 +151,7 @@ pub(crate) fn https_config(t: &HttpsTls) -> Result<Arc<rustls::ServerConfig>, Ag
     } else {
         None
     };
-    server_config(pair, roots, t.tls13_only, &[b"http/1.1"])
+    server_config(pair, roots, t.tls13_only, &t.cipher_suites, &[b"http/1.1"])
 }
 
 /// Verifies a server's chain against the CA but not the name it is valid for: Consul's
@@ -200,9 +211,9 @@ fn client_config(
     check_name: bool,
     pair: Option<KeyPair>,
     tls13_only: bool,
-    alpn: &[&[u8]],
+    cipher_suites: &[String],
 ) -> Result<rustls::ClientConfig, AgentError> {
-    let provider = provider();
+    let provider = provider(cipher_suites);
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions(tls13_only))
         .map_err(|e| AgentError::Config(format!("tls: {e}")))?;
@@ -216,14 +227,12 @@ fn client_config(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
     };
-    let mut config = match pair {
-        Some(p) => builder.with_client_auth_cert(p.certs, p.key).map_err(|e| {
-            AgentError::Config(format!("tls: certificate and key do not match: {e}"))
-        })?,
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(config)
+    match pair {
+        Some(p) => builder
+            .with_client_auth_cert(p.certs, p.key)
+            .map_err(|e| AgentError::Config(format!("tls: certificate and key do not match: {e}"))),
+        None => Ok(builder.with_no_client_auth()),
+    }
 }
 
 fn rpc_name(t: &RpcTls) -> Result<ServerName<'static>, AgentError> {
@@ -256,7 +265,13 @@ pub fn rpc_settings(t: &RpcTls, server: bool) -> Result<TlsSettings, AgentError>
                 None
             };
             Some(Arc::new(Incoming {
-                config: server_config(pair.clone(), client_roots, t.tls13_only, &[])?,
+                config: server_config(
+                    pair.clone(),
+                    client_roots,
+                    t.tls13_only,
+                    &t.cipher_suites,
+                    &[],
+                )?,
                 required: t.verify_incoming,
                 server_identity: t.verify_server_hostname.then(|| name.clone()),
             }))
@@ -270,7 +285,7 @@ pub fn rpc_settings(t: &RpcTls, server: bool) -> Result<TlsSettings, AgentError>
                 t.verify_server_hostname,
                 pair,
                 t.tls13_only,
-                &[],
+                &t.cipher_suites,
             )?),
             server_name: name,
         })),
@@ -559,6 +574,7 @@ mod tests {
             verify_outgoing: true,
             verify_server_hostname: hostname,
             tls13_only: false,
+            cipher_suites: Vec::new(),
             server_name: "server.dc1.consul".into(),
         }
     }

@@ -292,6 +292,9 @@ pub struct HttpsTls {
     pub verify_incoming: bool,
     /// `tls_min_version = "TLSv1_3"`: refuse TLS 1.2.
     pub tls13_only: bool,
+    /// `tls_cipher_suites`: the TLS 1.2 suites offered, by IANA name (empty: rustls' own
+    /// choice); TLS 1.3's suites are not configurable, as in Consul.
+    pub cipher_suites: Vec<String>,
 }
 
 /// The server RPC port's TLS settings (`tls.internal_rpc` over `tls.defaults`), as Consul's
@@ -312,8 +315,77 @@ pub struct RpcTls {
     /// and, with `verify_incoming`, when it calls as a server (Raft, forwarding).
     pub verify_server_hostname: bool,
     pub tls13_only: bool,
+    /// As [`HttpsTls::cipher_suites`].
+    pub cipher_suites: Vec<String>,
     /// `server.<datacenter>.<domain>`.
     pub server_name: String,
+}
+
+/// Consul's agent cipher suites that rustls offers (Consul's list also has four CBC suites,
+/// which rustls does not implement: asking for one is refused rather than ignored).
+const CIPHER_SUITES: &[&str] = &[
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+];
+const CBC_SUITES: &[&str] = &[
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+];
+
+/// `tls_cipher_suites` (comma-separated IANA names) checked as Consul checks them.
+fn cipher_suites(
+    section: &str,
+    v: Option<&str>,
+    tls13_only: bool,
+) -> Result<Vec<String>, ValueError> {
+    let names: Vec<String> = v
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let invalid = |value: String, why: String| ValueError::Invalid {
+        key: format!("tls.{section}.tls_cipher_suites"),
+        value,
+        why,
+    };
+    if names.is_empty() {
+        return Ok(names);
+    }
+    if tls13_only {
+        return Err(invalid(
+            names.join(","),
+            "cipher suites can only be configured when tls_min_version is TLSv1_2 or lower (TLS 1.3's are fixed)".into(),
+        ));
+    }
+    let unknown: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !CIPHER_SUITES.contains(n) && !CBC_SUITES.contains(n))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(invalid(
+            names.join(","),
+            format!(
+                "no matching Consul Agent TLS cipher suite found for {}",
+                unknown.join(",")
+            ),
+        ));
+    }
+    if let Some(cbc) = names.iter().find(|n| CBC_SUITES.contains(&n.as_str())) {
+        return Err(invalid(
+            names.join(","),
+            format!("{cbc} is a CBC suite, which proconsul does not offer (rustls has none); choose GCM or CHACHA20_POLY1305 suites"),
+        ));
+    }
+    Ok(names)
 }
 
 /// One protocol's settings over `tls.defaults`, as `tlsutil` merges them.
@@ -326,6 +398,7 @@ struct Resolved {
     verify_outgoing: bool,
     verify_server_hostname: bool,
     tls13_only: bool,
+    cipher_suites: Vec<String>,
 }
 
 fn resolve(
@@ -347,7 +420,9 @@ fn resolve(
             })
         }
     };
+    let suites = pick(s.tls_cipher_suites, &d.tls_cipher_suites);
     let r = Resolved {
+        cipher_suites: cipher_suites(section, suites.as_deref(), tls13_only)?,
         cert: pick(s.cert_file, &d.cert_file),
         key: pick(s.key_file, &d.key_file),
         ca_file: pick(s.ca_file, &d.ca_file),
@@ -416,6 +491,7 @@ fn https_tls(t: &crate::user::TlsUser, listening: bool) -> Result<Option<HttpsTl
         ca_path: r.ca_path.map(Into::into),
         verify_incoming: r.verify_incoming,
         tls13_only: r.tls13_only,
+        cipher_suites: r.cipher_suites,
     }))
 }
 
@@ -457,6 +533,7 @@ fn rpc_tls(
         verify_outgoing,
         verify_server_hostname: r.verify_server_hostname,
         tls13_only: r.tls13_only,
+        cipher_suites: r.cipher_suites,
         server_name: format!("server.{datacenter}.{}", domain.trim_end_matches('.')),
     }))
 }

@@ -973,6 +973,20 @@ fn rpc_tls_settings() {
     .unwrap();
     let r = c.rpc_tls.unwrap();
     assert!(!r.verify_outgoing && r.tls13_only);
+    // Cipher suites, by Consul's names, for TLS 1.2.
+    let c = load(
+        "g.json",
+        r#"{"cert_file": "/c", "key_file": "/k",
+            "tls_cipher_suites": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.rpc_tls.unwrap().cipher_suites,
+        vec![
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
+        ]
+    );
     // Consul's refusals, and ours for a server that could not answer its own peers.
     for (body, want) in [
         (
@@ -998,6 +1012,18 @@ fn rpc_tls_settings() {
         (
             r#"{"tls": {"internal_rpc": {"tls_min_version": "SSLv3"}}}"#,
             "tls.internal_rpc.tls_min_version",
+        ),
+        (
+            r#"{"tls_cipher_suites": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_RSA_WITH_RC4"}"#,
+            "no matching Consul Agent TLS cipher suite found for TLS_RSA_WITH_RC4",
+        ),
+        (
+            r#"{"tls": {"https": {"tls_cipher_suites": "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"}}}"#,
+            "is a CBC suite",
+        ),
+        (
+            r#"{"tls": {"defaults": {"tls_min_version": "TLSv1_3", "tls_cipher_suites": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"}}}"#,
+            "only be configured when tls_min_version is TLSv1_2 or lower",
         ),
     ] {
         let e = load("d.json", body).unwrap_err().to_string();

@@ -80,7 +80,49 @@ fn with_https(c: &mut proconsul_config::RuntimeConfig, verify_incoming: bool) {
         ca_path: None,
         verify_incoming,
         tls13_only: false,
+        cipher_suites: Vec::new(),
     });
+}
+
+/// Whether a TLS 1.2 handshake offering only `suite` succeeds.
+#[allow(deprecated)]
+async fn tls12_handshake_with(addr: std::net::SocketAddr, suite: rustls::CipherSuite) -> bool {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(fixture("https-ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.retain(|s| s.suite() == suite);
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_cipher_suites_limit_what_tls12_offers() {
+    use rustls::CipherSuite as C;
+    let t = TestAgent::start_with(dev_flags(), |c| {
+        with_https(c, false);
+        if let Some(h) = c.https_tls.as_mut() {
+            h.cipher_suites = vec!["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".into()];
+        }
+    })
+    .await;
+    let addr = t.agent.https_addrs()[0];
+    assert!(tls12_handshake_with(addr, C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384).await);
+    assert!(!tls12_handshake_with(addr, C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256).await);
+    // TLS 1.3 is unaffected.
+    let (status, _) = https_get(addr, "/v1/status/leader", false).await.unwrap();
+    assert_eq!(status, 200);
+    t.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

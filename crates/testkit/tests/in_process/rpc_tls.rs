@@ -33,6 +33,7 @@ fn settings(cert: Option<&str>, verify_incoming: bool, verify_hostname: bool) ->
         verify_outgoing: true,
         verify_server_hostname: verify_hostname,
         tls13_only: false,
+        cipher_suites: Vec::new(),
         server_name: "server.dc1.consul".into(),
     }
 }
