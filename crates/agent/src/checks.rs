@@ -36,14 +36,9 @@ const MAX_REDIRECTS: usize = 10;
 pub enum Probe {
     /// `alias_node`/`alias_service`: mirror the health of another node or service (empty node =
     /// this agent's node), read from the catalog each interval.
-    Alias {
-        node: String,
-        service: String,
-    },
+    Alias { node: String, service: String },
     /// `args`: run a program; exit 0 passing, 1 warning, anything else critical.
-    Script {
-        args: Vec<String>,
-    },
+    Script { args: Vec<String> },
     /// `http`: 2xx passing, 429 warning, anything else critical. `https://` URLs use `tls`.
     Http {
         url: String,
@@ -53,8 +48,10 @@ pub enum Probe {
         tls: TlsOptions,
         follow_redirects: bool,
     },
+    /// `tcp`, with a TLS handshake under `tcp_use_tls`.
     Tcp {
         addr: String,
+        tls: Option<TlsOptions>,
     },
     /// `grpc`: `grpc.health.v1.Health/Check` for `service` at `addr`; SERVING is passing.
     Grpc {
@@ -69,7 +66,9 @@ impl Probe {
     /// Present the agent's certificate and trust its CA (`enable_agent_tls_for_checks`).
     fn use_agent_tls(&mut self, agent: Option<std::sync::Arc<crate::tls::CheckTls>>) {
         match self {
-            Probe::Http { tls, .. } | Probe::Grpc { tls: Some(tls), .. } => tls.agent = agent,
+            Probe::Http { tls, .. }
+            | Probe::Grpc { tls: Some(tls), .. }
+            | Probe::Tcp { tls: Some(tls), .. } => tls.agent = agent,
             _ => {}
         }
     }
@@ -106,6 +105,7 @@ impl Probe {
             }
             "tcp" => Ok(Some(Probe::Tcp {
                 addr: def.tcp.clone(),
+                tls: def.tcp_use_tls.then_some(tls),
             })),
             "grpc" => {
                 let (addr, service) = grpc::split_target(&def.grpc)?;
@@ -145,7 +145,7 @@ impl Probe {
                         "{method} {url}: timed out after {}",
                         duration::format(timeout)
                     ),
-                    Probe::Tcp { addr } => format!("dial tcp {addr}: i/o timeout"),
+                    Probe::Tcp { addr, .. } => format!("dial tcp {addr}: i/o timeout"),
                     Probe::Grpc { .. } => {
                         "rpc error: code = DeadlineExceeded desc = context deadline exceeded".into()
                     }
@@ -166,11 +166,20 @@ impl Probe {
                 health::CRITICAL.into(),
                 "alias checks run through the agent".into(),
             ),
-            Probe::Tcp { addr } => match tokio::net::TcpStream::connect(addr.as_str()).await {
-                Ok(_) => (
-                    health::PASSING.into(),
-                    format!("TCP connect {addr}: Success"),
-                ),
+            Probe::Tcp { addr, tls } => match tokio::net::TcpStream::connect(addr.as_str()).await {
+                Ok(tcp) => match tls {
+                    None => (
+                        health::PASSING.into(),
+                        format!("TCP connect {addr}: Success"),
+                    ),
+                    Some(opts) => match tls::handshake(tcp, grpc::host_of(addr), opts, &[]).await {
+                        Ok(_) => (
+                            health::PASSING.into(),
+                            format!("TCP+TLS connect {addr}: Success"),
+                        ),
+                        Err(e) => (health::CRITICAL.into(), e),
+                    },
+                },
                 Err(e) => (
                     health::CRITICAL.into(),
                     format!("dial tcp {addr}: connect: {e}"),

@@ -54,6 +54,7 @@ const CHECK_KEYS: &[&str] = &[
     "tcp",
     "grpc",
     "grpc_use_tls",
+    "tcp_use_tls",
     "ttl",
     "args",
     "script_args",

@@ -35,6 +35,9 @@ pub struct CheckDefinition {
     pub grpc: String,
     #[serde(rename = "GRPCUseTLS")]
     pub grpc_use_tls: bool,
+    /// A TCP check completes a TLS handshake (`TCP+TLS connect …`).
+    #[serde(rename = "TCPUseTLS")]
+    pub tcp_use_tls: bool,
     #[serde(rename = "TLSServerName")]
     pub tls_server_name: String,
     #[serde(rename = "TLSSkipVerify")]

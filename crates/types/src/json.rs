@@ -61,6 +61,7 @@ const FIELDS: &[&str] = &[
     "TCP",
     "GRPC",
     "GRPCUseTLS",
+    "TCPUseTLS",
     "TLSServerName",
     "TLSSkipVerify",
     "DisableRedirects",

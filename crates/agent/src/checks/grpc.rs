@@ -398,7 +398,7 @@ pub async fn check(
 }
 
 /// The host part of `host:port` (`[::1]:80` → `[::1]`).
-fn host_of(addr: &str) -> &str {
+pub(crate) fn host_of(addr: &str) -> &str {
     match addr.rfind(':') {
         Some(i) if !addr[i..].contains(']') => &addr[..i],
         _ => addr,

@@ -138,17 +138,18 @@ async fn dialers_check_the_servers_certificate() {
     rogue.stop().await;
 }
 
-async fn outcome(a: &TestAgent) -> (String, String) {
-    let c = &a.get_json("/v1/agent/checks").await["mtls"];
+async fn outcome(a: &TestAgent, id: &str) -> (String, String) {
+    let c = &a.get_json("/v1/agent/checks").await[id];
     (
         c["Status"].as_str().unwrap_or("").to_string(),
         c["Output"].as_str().unwrap_or("").to_string(),
     )
 }
 
-/// `enable_agent_tls_for_checks`: an HTTPS check trusts the agent's CA and presents its
-/// certificate, so it passes against an endpoint that demands a client certificate of that
-/// CA; without the setting the same check fails (unknown CA, no certificate to offer).
+/// `enable_agent_tls_for_checks`: an HTTPS check (and a TCP check with `tcp_use_tls`) trusts
+/// the agent's CA and presents its certificate, so it passes against an endpoint that demands
+/// a client certificate of that CA; without the setting the same check fails (unknown CA, no
+/// certificate to offer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_use_the_agents_certificate_when_asked() {
     use crate::support::{Kind, Server};
@@ -158,24 +159,35 @@ async fn checks_use_the_agents_certificate_when_asked() {
     let web = Server::start(Kind::HttpsMutual).await;
     let url = format!("https://127.0.0.1:{}/health", web.addr.port());
     let body = serde_json::json!({"Name": "mtls", "HTTP": url, "Interval": "1s"}).to_string();
+    let tcp = web.addr.to_string();
+    let tcp_body =
+        serde_json::json!({"Name": "tcp-mtls", "TCP": tcp, "TCPUseTLS": true, "Interval": "1s"})
+            .to_string();
     for (enabled, want) in [(true, "passing"), (false, "critical")] {
         let a = TestAgent::start_with(dev_flags(), move |c| {
             c.rpc_tls = Some(settings(Some("client"), false, false));
             c.enable_agent_tls_for_checks = enabled;
         })
         .await;
-        let r = a.put("/v1/agent/check/register", body.as_bytes()).await;
-        assert_eq!(r.status, 200, "{}", r.text());
-        wait_until(Duration::from_secs(15), &format!("mtls {want}"), || async {
-            let (s, o) = outcome(&a).await;
-            s == want && !o.is_empty()
-        })
-        .await;
-        let (_, out) = outcome(&a).await;
+        for b in [&body, &tcp_body] {
+            let r = a.put("/v1/agent/check/register", b.as_bytes()).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+        for id in ["mtls", "tcp-mtls"] {
+            wait_until(Duration::from_secs(15), &format!("{id} {want}"), || async {
+                let (s, o) = outcome(&a, id).await;
+                s == want && !o.is_empty()
+            })
+            .await;
+        }
+        let (_, out) = outcome(&a, "mtls").await;
+        let (_, tcp_out) = outcome(&a, "tcp-mtls").await;
         if enabled {
             assert_eq!(out, format!("HTTP GET {url}: 200 OK Output: ok"));
+            assert_eq!(tcp_out, format!("TCP+TLS connect {tcp}: Success"));
         } else {
             assert!(out.contains("unknown authority"), "{out}");
+            assert!(tcp_out.contains("unknown authority"), "{tcp_out}");
         }
         a.stop().await;
     }
