@@ -611,6 +611,7 @@ mod tests {
     fn thresholds_follow_consul() {
         let tcp = Probe::Tcp {
             addr: "127.0.0.1:1".into(),
+            tls: None,
         };
         let def = Schedule::of(
             &CheckDefinition {
@@ -669,7 +670,8 @@ mod tests {
         assert_eq!(http("/fail").run(t).await.0, "critical");
         assert_eq!(
             Probe::Tcp {
-                addr: addr.to_string()
+                addr: addr.to_string(),
+                tls: None,
             }
             .run(t)
             .await
@@ -684,6 +686,7 @@ mod tests {
             .unwrap();
         let (s, o) = Probe::Tcp {
             addr: closed.to_string(),
+            tls: None,
         }
         .run(t)
         .await;
