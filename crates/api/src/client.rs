@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use ureq::http;
 
+use crate::tls::{describe_tls_error, Tls};
 use crate::{encode, Config, Error, Result};
 
 /// Largest response body the client accepts (a recursive KV read of a big tree fits).
@@ -124,6 +125,10 @@ impl Method {
 pub struct Client {
     agent: ureq::Agent,
     base: String,
+    /// `host:port`, for Go-style transport errors.
+    hostport: String,
+    /// The TLS connector of an `https://` client.
+    tls: Option<Tls>,
     token: Option<String>,
     datacenter: Option<String>,
 }
@@ -138,19 +143,51 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// A ureq agent that goes through `tls` for `https://` URLs; `pooled` keeps idle connections.
+fn ureq_agent(tls: Option<&Tls>, pooled: bool) -> ureq::Agent {
+    let mut builder = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)));
+    if !pooled {
+        builder = builder
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0);
+    }
+    let config = builder.build();
+    match tls {
+        None => config.into(),
+        Some(tls) => {
+            use ureq::unversioned::resolver::DefaultResolver;
+            use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+            // ureq's default chain (CONNECT proxy, TCP) with our TLS in place of its own.
+            let connector =
+                ().chain(ConnectProxyConnector::default())
+                    .chain(TcpConnector::default())
+                    .chain(tls.clone());
+            ureq::Agent::with_parts(config, connector, DefaultResolver::default())
+        }
+    }
+}
+
 impl Client {
-    /// Validate the config (address, token file) and build a client. No request is made.
+    /// Validate the config (address, token file, TLS files) and build a client. No request is
+    /// made.
     pub fn new(config: Config) -> Result<Client> {
-        let base = config.base_url()?;
+        let endpoint = config.endpoint()?;
         let token = config.resolve_token()?;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        // Consul loads the TLS files even for a plain-http address, so a bad one is an error
+        // either way; the roots are only needed for https.
+        let tls = if endpoint.https || config.tls.names_files() {
+            Some(Tls::load(&config.tls)?)
+        } else {
+            None
+        };
+        let tls = tls.filter(|_| endpoint.https);
         Ok(Client {
-            agent,
-            base,
+            agent: ureq_agent(tls.as_ref(), true),
+            base: endpoint.url(),
+            hostport: endpoint.hostport,
+            tls,
             token,
             datacenter: config.datacenter.filter(|d| !d.is_empty()),
         })
@@ -160,17 +197,11 @@ impl Client {
     /// use this so that a request never silently lands on a restarted agent through a
     /// re-established pooled connection: an agent that goes away always surfaces as an error.
     pub fn with_fresh_connections(mut self) -> Client {
-        self.agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .max_idle_connections(0)
-            .max_idle_connections_per_host(0)
-            .build()
-            .into();
+        self.agent = ureq_agent(self.tls.as_ref(), false);
         self
     }
 
-    /// The base URL requests go to (`http://host:port`).
+    /// The base URL requests go to (`http://host:port` or `https://host:port`).
     pub fn base_url(&self) -> &str {
         &self.base
     }
@@ -205,7 +236,7 @@ impl Client {
                 .agent
                 .run(builder.body(()).map_err(|e| transport(e.to_string()))?),
         };
-        let mut resp = result.map_err(|e| transport(describe(&e, &self.base)))?;
+        let mut resp = result.map_err(|e| transport(describe(&e, &self.hostport)))?;
         let meta = meta_from(resp.headers());
         let status = resp.status().as_u16();
         let body = resp
@@ -213,7 +244,7 @@ impl Client {
             .with_config()
             .limit(MAX_BODY)
             .read_to_vec()
-            .map_err(|e| transport(describe(&e, &self.base)))?;
+            .map_err(|e| transport(describe(&e, &self.hostport)))?;
         Ok(Reply { status, meta, body })
     }
 
@@ -238,7 +269,7 @@ impl Client {
         }
         let mut resp = req
             .call()
-            .map_err(|e| transport(describe(&e, &self.base)))?;
+            .map_err(|e| transport(describe(&e, &self.hostport)))?;
         let status = resp.status().as_u16();
         if status != 200 {
             let body = resp.body_mut().read_to_string().unwrap_or_default();
@@ -343,13 +374,22 @@ fn meta_from(headers: &http::HeaderMap) -> QueryMeta {
     }
 }
 
-/// Describe a transport failure the way Go's net package does where users recognise it
-/// (`dial tcp 127.0.0.1:8500: connect: connection refused`).
-fn describe(e: &ureq::Error, base: &str) -> String {
-    let hostport = base.trim_start_matches("http://");
+/// Describe a transport failure the way Go's net and crypto/tls packages do where users
+/// recognise it (`dial tcp 127.0.0.1:8500: connect: connection refused`, `tls: failed to
+/// verify certificate: x509: certificate signed by unknown authority`).
+fn describe(e: &ureq::Error, hostport: &str) -> String {
     match e {
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            format!("dial tcp {hostport}: connect: connection refused")
+        ureq::Error::Io(io) => {
+            if let Some(tls) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return describe_tls_error(tls);
+            }
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return format!("dial tcp {hostport}: connect: connection refused");
+            }
+            io.to_string()
         }
         ureq::Error::HostNotFound => format!("dial tcp: lookup {hostport}: no such host"),
         other => other.to_string(),

@@ -3,7 +3,8 @@
 //! The CLI (`proconsul kv get`, `members`, ...) talks to agents through this crate, so it
 //! mirrors the behaviour of HashiCorp's Go client (`github.com/hashicorp/consul/api`) where a
 //! user can see it: the same query parameters, `X-Consul-Token` for the ACL token, the same
-//! `CONSUL_HTTP_ADDR`/`CONSUL_HTTP_TOKEN` environment, and errors that print like the Go client's
+//! `CONSUL_HTTP_*`/`CONSUL_CACERT`/... environment, HTTPS with a CA and client certificate
+//! ([`TlsConfig`]), and errors that print like the Go client's
 //! (`Unexpected response code: 500 (No cluster leader)`), because scripts grep for those texts.
 //!
 //! Consul's client-side coordination recipes come with it: [`Lock`] (`api/lock.go`) and
@@ -28,6 +29,7 @@ mod operator;
 pub mod semaphore;
 mod session;
 mod status;
+mod tls;
 
 #[cfg(test)]
 mod testserver;
@@ -41,6 +43,7 @@ pub use kv::KvWrite;
 pub use lock::{Lock, LockError, LockOptions, Lost, Stop};
 pub use semaphore::{Semaphore, SemaphoreError, SemaphoreOptions};
 pub use session::SessionRequest;
+pub use tls::{describe_certificate_error, TlsConfig};
 
 /// Re-exported API shapes, so callers need not depend on `proconsul-types` for the common ones.
 pub use proconsul_types::{

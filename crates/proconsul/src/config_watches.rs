@@ -90,6 +90,7 @@ fn run_watch(addr: SocketAddr, w: WatchDefinition, stop: Arc<AtomicBool>) {
         token: Some(w.token.clone()).filter(|t| !t.is_empty()),
         token_file: None,
         datacenter: Some(w.datacenter.clone()).filter(|d| !d.is_empty()),
+        ..Config::default()
     });
     let client = match client {
         Ok(c) => c.with_fresh_connections(),

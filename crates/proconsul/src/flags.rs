@@ -249,7 +249,8 @@ pub const CLIENT_FLAGS: &[Flag] = &[
         usage: "The `address` and port of the Consul HTTP agent. The value can be an IP \
                 address or DNS address, but it must also include the port. This can also be \
                 specified via the CONSUL_HTTP_ADDR environment variable. The default value is \
-                http://127.0.0.1:8500.",
+                http://127.0.0.1:8500. The scheme can also be set to HTTPS by setting the \
+                environment variable CONSUL_HTTP_SSL=true.",
         http: true,
     },
     Flag {
@@ -268,6 +269,46 @@ pub const CLIENT_FLAGS: &[Flag] = &[
         usage: "File containing the ACL token to use in the request instead of one specified \
                 via the -token argument or CONSUL_HTTP_TOKEN environment variable. This can \
                 also be specified via the CONSUL_HTTP_TOKEN_FILE environment variable.",
+        http: true,
+    },
+    Flag {
+        name: "ca-file",
+        kind: Kind::Str,
+        example: "value",
+        usage: "Path to a CA file to use for TLS when communicating with Consul. This can also \
+                be specified via the CONSUL_CACERT environment variable.",
+        http: true,
+    },
+    Flag {
+        name: "ca-path",
+        kind: Kind::Str,
+        example: "value",
+        usage: "Path to a directory of CA certificates to use for TLS when communicating with \
+                Consul. This can also be specified via the CONSUL_CAPATH environment variable.",
+        http: true,
+    },
+    Flag {
+        name: "client-cert",
+        kind: Kind::Str,
+        example: "value",
+        usage: "Path to a client cert file to use for TLS when 'verify_incoming' is enabled. \
+                This can also be specified via the CONSUL_CLIENT_CERT environment variable.",
+        http: true,
+    },
+    Flag {
+        name: "client-key",
+        kind: Kind::Str,
+        example: "value",
+        usage: "Path to a client key file to use for TLS when 'verify_incoming' is enabled. \
+                This can also be specified via the CONSUL_CLIENT_KEY environment variable.",
+        http: true,
+    },
+    Flag {
+        name: "tls-server-name",
+        kind: Kind::Str,
+        example: "value",
+        usage: "The server name to use as the SNI host when connecting via TLS. This can also \
+                be specified via the CONSUL_TLS_SERVER_NAME environment variable.",
         http: true,
     },
 ];

@@ -3229,17 +3229,10 @@ pub fn login(args: &[String]) -> anyhow::Result<()> {
         return Err(ui::fail(format!("No bearer token found in {bearer_file}")));
     }
     // A login never carries a token of its own, whatever the flags or environment say.
-    let mut cfg = proconsul_api::Config::from_env();
-    if let Some(a) = p.str("http-addr") {
-        cfg.address = a.to_string();
-    }
-    if let Some(dc) = p.str("datacenter") {
-        cfg.datacenter = Some(dc.to_string());
-    }
+    let mut cfg = super::api_config(&p);
     cfg.token = None;
     cfg.token_file = None;
-    let c =
-        Client::new(cfg).map_err(|e| ui::fail(format!("Error connecting to Consul agent: {e}")))?;
+    let c = super::client_from(cfg)?;
     let t = c
         .acl_login(&proconsul_types::AclLoginParams {
             auth_method: method.to_string(),

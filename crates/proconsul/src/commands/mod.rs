@@ -565,26 +565,137 @@ pub fn parse_flags(spec: &[Flag], args: &[String], help: fn() -> String) -> anyh
     }
 }
 
-/// A client for the agent named by `-http-addr`/`-token`/`-token-file`/`-datacenter`, falling
-/// back to `CONSUL_HTTP_*` and then the defaults.
-pub fn client(p: &Parsed) -> anyhow::Result<Client> {
-    let mut cfg = Config::from_env();
+/// The client settings of the common HTTP flags (`-http-addr`, `-token`, `-token-file`,
+/// `-datacenter`, `-ca-file`, `-ca-path`, `-client-cert`, `-client-key`, `-tls-server-name`)
+/// over `CONSUL_HTTP_*`/`CONSUL_CACERT`/... and then the defaults: a flag wins over its
+/// variable, as in Consul's `HTTPFlags.MergeOntoConfig`.
+pub fn api_config(p: &Parsed) -> Config {
+    api_config_over(p, Config::from_env())
+}
+
+fn api_config_over(p: &Parsed, mut cfg: Config) -> Config {
+    let path = |name| p.str(name).map(std::path::PathBuf::from);
     if let Some(a) = p.str("http-addr") {
         cfg.address = a.to_string();
     }
     if let Some(t) = p.str("token") {
         cfg.token = Some(t.to_string());
     }
-    if let Some(f) = p.str("token-file") {
-        cfg.token_file = Some(f.into());
+    if let Some(f) = path("token-file") {
+        cfg.token_file = Some(f);
     }
     if let Some(dc) = p.str("datacenter") {
         cfg.datacenter = Some(dc.to_string());
     }
+    if let Some(f) = path("ca-file") {
+        cfg.tls.ca_file = Some(f);
+    }
+    if let Some(f) = path("ca-path") {
+        cfg.tls.ca_path = Some(f);
+    }
+    if let Some(f) = path("client-cert") {
+        cfg.tls.cert_file = Some(f);
+    }
+    if let Some(f) = path("client-key") {
+        cfg.tls.key_file = Some(f);
+    }
+    if let Some(n) = p.str("tls-server-name") {
+        cfg.tls.server_name = Some(n.to_string());
+    }
+    cfg
+}
+
+/// Build a client from `cfg`; a bad address or TLS file is Consul's `Error connecting to
+/// Consul agent: ...` and exit 1.
+pub fn client_from(cfg: Config) -> anyhow::Result<Client> {
     Client::new(cfg).map_err(|e| ui::fail(format!("Error connecting to Consul agent: {e}")))
+}
+
+/// A client for the agent named by the common HTTP flags ([`api_config`]).
+pub fn client(p: &Parsed) -> anyhow::Result<Client> {
+    client_from(api_config(p))
 }
 
 /// Read options from `-stale`.
 pub fn query_options(p: &Parsed) -> QueryOptions {
     QueryOptions::stale(p.bool("stale"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flags::{CLIENT_FLAGS, SERVER_FLAGS};
+
+    fn parsed(args: &[&str]) -> Parsed {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        flags::parse(&flags::with(&[], &[CLIENT_FLAGS, SERVER_FLAGS]), &args).unwrap()
+    }
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> Config {
+        Config::from_lookup(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn tls_flags_win_over_their_variables() {
+        let e = env(&[
+            ("CONSUL_HTTP_ADDR", "127.0.0.1:8501"),
+            ("CONSUL_HTTP_SSL", "true"),
+            ("CONSUL_CACERT", "/env/ca.pem"),
+            ("CONSUL_CLIENT_CERT", "/env/cli.pem"),
+            ("CONSUL_CLIENT_KEY", "/env/cli-key.pem"),
+            ("CONSUL_TLS_SERVER_NAME", "env.example"),
+        ]);
+        let c = api_config_over(
+            &parsed(&[
+                "-ca-file=/flag/ca.pem",
+                "-ca-path",
+                "/flag/cas",
+                "-client-key=/flag/key.pem",
+                "-tls-server-name=server.dc1.consul",
+            ]),
+            e,
+        );
+        assert_eq!(c.base_url().unwrap(), "https://127.0.0.1:8501");
+        assert_eq!(c.tls.ca_file.as_deref(), Some("/flag/ca.pem".as_ref()));
+        assert_eq!(c.tls.ca_path.as_deref(), Some("/flag/cas".as_ref()));
+        // Not given as a flag: the variable's.
+        assert_eq!(c.tls.cert_file.as_deref(), Some("/env/cli.pem".as_ref()));
+        assert_eq!(c.tls.key_file.as_deref(), Some("/flag/key.pem".as_ref()));
+        assert_eq!(c.tls.server_name.as_deref(), Some("server.dc1.consul"));
+    }
+
+    #[test]
+    fn an_https_http_addr_needs_no_variable() {
+        let c = api_config_over(&parsed(&["-http-addr=https://localhost:8501"]), env(&[]));
+        assert_eq!(c.base_url().unwrap(), "https://localhost:8501");
+        assert!(!c.tls.insecure_skip_verify);
+        let c = api_config_over(
+            &parsed(&["-http-addr=localhost:8501"]),
+            env(&[
+                ("CONSUL_HTTP_SSL", "1"),
+                ("CONSUL_HTTP_SSL_VERIFY", "false"),
+            ]),
+        );
+        assert_eq!(c.base_url().unwrap(), "https://localhost:8501");
+        assert!(c.tls.insecure_skip_verify);
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_an_error_connecting() {
+        let p = parsed(&[
+            "-http-addr=https://127.0.0.1:8501",
+            "-ca-file=/nonexistent/ca.pem",
+        ]);
+        let e = client_from(api_config_over(&p, env(&[]))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Error connecting to Consul agent: Error loading CA File: open /nonexistent/ca.pem: \
+             no such file or directory"
+        );
+    }
 }
