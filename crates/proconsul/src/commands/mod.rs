@@ -22,6 +22,7 @@ pub mod reload;
 pub mod rtt;
 pub mod services;
 pub mod snapshot;
+pub mod tls;
 pub mod validate;
 pub mod version;
 pub mod watch;
@@ -529,6 +530,36 @@ pub const COMMANDS: &[Command] = &[
         synopsis: "Saves snapshot of Consul server state",
         help: snapshot::save_help,
         run: Run::Exec(snapshot::save),
+    },
+    Command {
+        name: "tls",
+        synopsis: "Builtin helpers for creating CAs and certificates",
+        help: tls::help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "tls ca",
+        synopsis: "Helpers for CAs",
+        help: tls::ca_help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "tls ca create",
+        synopsis: "Create a new consul CA",
+        help: tls::ca_create_help,
+        run: Run::Exec(tls::ca_create),
+    },
+    Command {
+        name: "tls cert",
+        synopsis: "Helpers for certificates",
+        help: tls::cert_help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "tls cert create",
+        synopsis: "Create a new certificate",
+        help: tls::cert_create_help,
+        run: Run::Exec(tls::cert_create),
     },
     Command {
         name: "validate",
