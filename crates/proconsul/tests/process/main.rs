@@ -25,5 +25,6 @@ mod legacy_data;
 mod partition;
 mod recovery;
 mod request_path;
+mod tls_cli;
 mod transfer_leader;
 mod walkthrough;
