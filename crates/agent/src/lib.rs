@@ -120,6 +120,16 @@ impl Agent {
         if let Some(dir) = &config.data_dir {
             std::fs::create_dir_all(dir)?;
         }
+        // The metrics recorder first: parts that start below (Raft replaying its log) keep the
+        // handles they take at their first recording.
+        let telemetry =
+            proconsul_telemetry::Telemetry::install(proconsul_telemetry::Telemetry::new(
+                // go-metrics keeps a minute of intervals unless Prometheus needs more.
+                config
+                    .telemetry_prometheus_retention
+                    .max(std::time::Duration::from_secs(60)),
+                &config.telemetry_prefix,
+            ));
         let node_id =
             node_id::load_or_create(config.node_id.as_deref(), config.data_dir.as_deref())?;
         let node_name = config.node_name.clone();
@@ -249,15 +259,7 @@ impl Agent {
                     config.acl.clone(),
                     config.data_dir.as_deref().filter(|_| !config.dev_mode),
                 ),
-                telemetry: proconsul_telemetry::Telemetry::install(
-                    proconsul_telemetry::Telemetry::new(
-                        // go-metrics keeps a minute of intervals unless Prometheus needs more.
-                        config
-                            .telemetry_prometheus_retention
-                            .max(std::time::Duration::from_secs(60)),
-                        &config.telemetry_prefix,
-                    ),
-                ),
+                telemetry,
                 https_addrs,
                 log_tap: Mutex::new(None),
                 dns_addrs: Mutex::new(Vec::new()),

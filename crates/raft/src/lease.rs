@@ -84,10 +84,27 @@ pub(crate) async fn run(
 ) {
     let mut leading_since: Option<Instant> = None;
     let mut announced = false;
+    // The term of the election last counted in `consul.raft.state.candidate` (a self-vote
+    // read back from disk at start was counted by the process that cast it).
+    let mut campaigned: Option<u64> = {
+        let m = metrics.borrow();
+        let vote = m.vote.leader_id();
+        (vote.voted_for() == Some(id)).then(|| vote.get_term())
+    };
     loop {
         let now = Instant::now();
         let acked = {
             let m = metrics.borrow_and_update();
+            // Every term this node voted for itself in is an election it ran (watching for the
+            // Candidate state would miss one that the watch coalesced away).
+            let vote = m.vote.leader_id();
+            if vote.voted_for() == Some(id) && campaigned != Some(vote.get_term()) {
+                campaigned = Some(vote.get_term());
+                metrics::counter!("consul.raft.state.candidate").increment(1);
+            }
+            if let (ServerState::Leader, Some(ms)) = (m.state, m.millis_since_quorum_ack) {
+                metrics::histogram!("consul.raft.leader.lastContact").record(ms as f64);
+            }
             if m.state == ServerState::Leader && m.current_leader == Some(id) {
                 let elected = *leading_since.get_or_insert(now);
                 let quorum = m

@@ -251,10 +251,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SmSnapshotBuilder {
         };
         let data = std::mem::take(&mut self.data);
         let shared = self.shared.clone();
+        let start = std::time::Instant::now();
         let (m2, data) =
             tokio::task::spawn_blocking(move || shared.store(&meta, &data).map(|_| (meta, data)))
                 .await
                 .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))??;
+        metrics::histogram!("consul.raft.snapshot.persist")
+            .record(start.elapsed().as_secs_f64() * 1000.0);
         tracing::info!(
             index = m2.last_log_id.map(|l| l.index).unwrap_or(0),
             bytes = data.len(),
@@ -291,7 +294,15 @@ impl RaftStateMachine<TypeConfig> for SmStore {
             let index = e.log_id.index;
             self.last_applied = Some(e.log_id);
             match e.payload {
-                EntryPayload::Normal(req) => out.push(Response(sm.apply(index, &req.0))),
+                EntryPayload::Normal(req) => {
+                    let start = std::time::Instant::now();
+                    out.push(Response(sm.apply(index, &req.0)));
+                    static APPLY: std::sync::OnceLock<metrics::Histogram> =
+                        std::sync::OnceLock::new();
+                    APPLY
+                        .get_or_init(|| metrics::histogram!("consul.raft.fsm.apply"))
+                        .record(start.elapsed().as_secs_f64() * 1000.0);
+                }
                 EntryPayload::Blank => {
                     sm.note_index(index);
                     out.push(Response::default());
@@ -308,11 +319,15 @@ impl RaftStateMachine<TypeConfig> for SmStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let start = std::time::Instant::now();
+        let data = self.shared.sm.snapshot();
+        metrics::histogram!("consul.raft.fsm.snapshot")
+            .record(start.elapsed().as_secs_f64() * 1000.0);
         SmSnapshotBuilder {
             shared: self.shared.clone(),
             last_applied: self.last_applied,
             membership: self.membership.clone(),
-            data: self.shared.sm.snapshot(),
+            data,
         }
     }
 
@@ -326,10 +341,13 @@ impl RaftStateMachine<TypeConfig> for SmStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
+        let start = std::time::Instant::now();
         self.shared
             .sm
             .restore(&data)
             .map_err(|e| snapshot_read_err(Some(meta), format!("restore: {e}")))?;
+        metrics::histogram!("consul.raft.fsm.restore")
+            .record(start.elapsed().as_secs_f64() * 1000.0);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.shared.applied_index.store(

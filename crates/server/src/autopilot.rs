@@ -270,6 +270,15 @@ impl Server {
     }
 }
 
+/// `consul.autopilot.healthy` (1 when every server is healthy) and
+/// `consul.autopilot.failure_tolerance`, as the leader sees them.
+pub(crate) async fn record_health(server: &Server) {
+    let figures = server.autopilot_figures().await;
+    metrics::gauge!("consul.autopilot.healthy")
+        .set(f64::from(u8::from(figures.iter().all(|f| f.healthy))));
+    metrics::gauge!("consul.autopilot.failure_tolerance").set(failure_tolerance(&figures) as f64);
+}
+
 /// Healthy voters beyond a quorum of all voters (Consul's `FailureTolerance`).
 fn failure_tolerance(figures: &[Figures]) -> usize {
     let voters = figures.iter().filter(|f| f.voter).count();

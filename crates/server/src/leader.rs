@@ -31,6 +31,9 @@ use crate::Server;
 /// The service every server registers for itself.
 const CONSUL_SERVICE: &str = "consul";
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+/// How often the leader records `consul.autopilot.healthy` and `failure_tolerance`
+/// (go-metrics' interval).
+const AUTOPILOT_METRICS_EVERY: Duration = Duration::from_secs(10);
 const TOMBSTONE_GRANULARITY: Duration = Duration::from_secs(30);
 /// Between two tries of a failed barrier.
 const BARRIER_RETRY: Duration = Duration::from_millis(100);
@@ -147,6 +150,7 @@ async fn duties(server: &Server, led_since: Instant) {
     let mut tombstone_marks: VecDeque<(Instant, u64)> = VecDeque::new();
     let mut last_mark = Instant::now();
     let mut reaped_up_to = 0u64;
+    let mut health_recorded: Option<Instant> = None;
     loop {
         tick.tick().await;
         reconcile(server).await;
@@ -154,6 +158,12 @@ async fn duties(server: &Server, led_since: Instant) {
         crate::autopilot::prune_dead_servers(server, led_since);
         crate::acl::reap_expired(server).await;
         let now = Instant::now();
+        if health_recorded.is_none_or(|t| now.duration_since(t) >= AUTOPILOT_METRICS_EVERY) {
+            health_recorded = Some(now);
+            // Bounded: a server that does not answer must not hold up the duties.
+            let _ = tokio::time::timeout(RECONCILE_EVERY, crate::autopilot::record_health(server))
+                .await;
+        }
         if now.duration_since(last_mark) >= TOMBSTONE_GRANULARITY {
             last_mark = now;
             tombstone_marks.push_back((now, inner.store.last_index()));

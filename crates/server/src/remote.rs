@@ -18,7 +18,7 @@
 //! leadership change mid-call ends in an error rather than a loop.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use proconsul_raft::{RaftTransport, RpcKind, TransportError, TransportFuture};
@@ -144,8 +144,15 @@ impl ConnPool {
             forwarded,
             token: token.to_string(),
         });
-        let bytes = self.call(addr, method::CALL, body, timeout).await?;
-        decode(&bytes).map_err(WireError::Protocol)
+        static CALLS: OnceLock<metrics::Counter> = OnceLock::new();
+        CALLS
+            .get_or_init(|| metrics::counter!("consul.client.rpc"))
+            .increment(1);
+        let r = self.call(addr, method::CALL, body, timeout).await;
+        if r.is_err() {
+            metrics::counter!("consul.client.rpc.failed").increment(1);
+        }
+        decode(&r?).map_err(WireError::Protocol)
     }
 
     /// [`ConnPool::request`] with a typed request and reply.
@@ -260,15 +267,30 @@ impl Server {
             if !peer.server_authorized {
                 return refuse();
             }
-            return self
+            let start = std::time::Instant::now();
+            let r = self
                 .inner
                 .raft
                 .handle_rpc(kind, &body)
                 .await
                 .map_err(|e| e.to_string());
+            static TIMERS: OnceLock<[metrics::Histogram; 3]> = OnceLock::new();
+            let timers = TIMERS.get_or_init(|| {
+                [
+                    metrics::histogram!("consul.raft.rpc.appendEntries"),
+                    metrics::histogram!("consul.raft.rpc.requestVote"),
+                    metrics::histogram!("consul.raft.rpc.installSnapshot"),
+                ]
+            });
+            timers[kind.as_u8() as usize].record(start.elapsed().as_secs_f64() * 1000.0);
+            return r;
         }
         match method {
             method::CALL => {
+                static REQUESTS: OnceLock<metrics::Counter> = OnceLock::new();
+                REQUESTS
+                    .get_or_init(|| metrics::counter!("consul.rpc.request"))
+                    .increment(1);
                 let c: Call = decode(&body)?;
                 if c.forwarded && !peer.server_authorized {
                     return refuse();

@@ -84,6 +84,59 @@ async fn metrics_in_go_metrics_shape_and_prometheus_text() {
     a.stop().await;
 }
 
+/// Raft, RPC and autopilot figures under Consul's names: the state machine's apply timer, the
+/// election that made this server leader, the leader's autopilot gauges (recorded once it has
+/// led a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_and_autopilot_metrics() {
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    assert_eq!(a.put("/v1/kv/raft-metrics", b"1").await.status, 200);
+    let names = |v: &serde_json::Value, k: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    proconsul_testkit::wait_until(
+        std::time::Duration::from_secs(10),
+        "autopilot gauges",
+        || async {
+            let v = a.get_json("/v1/agent/metrics").await;
+            names(&v, "Gauges").contains(&"consul.autopilot.healthy".to_string())
+        },
+    )
+    .await;
+    let v = a.get_json("/v1/agent/metrics").await;
+    let gauges = names(&v, "Gauges");
+    for g in [
+        "consul.autopilot.healthy",
+        "consul.autopilot.failure_tolerance",
+    ] {
+        assert!(gauges.contains(&g.to_string()), "{g} in {v}");
+    }
+    let healthy = v["Gauges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["Name"] == "consul.autopilot.healthy")
+        .unwrap();
+    assert_eq!(healthy["Value"], 1.0, "{healthy}");
+    // Samples and counters may be in the previous interval; either shows them.
+    let samples = names(&v, "Samples");
+    assert!(
+        samples.contains(&"consul.raft.fsm.apply".to_string()),
+        "{v}"
+    );
+    let counters = names(&v, "Counters");
+    assert!(
+        counters.contains(&"consul.raft.state.candidate".to_string()),
+        "{v}"
+    );
+    a.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_format_needs_a_retention_time() {
     let a = TestAgent::dev().await;
