@@ -389,7 +389,7 @@ fn describe(e: &ureq::Error, hostport: &str) -> String {
             if io.kind() == std::io::ErrorKind::ConnectionRefused {
                 return format!("dial tcp {hostport}: connect: connection refused");
             }
-            io.to_string()
+            e.to_string()
         }
         ureq::Error::HostNotFound => format!("dial tcp: lookup {hostport}: no such host"),
         other => other.to_string(),
