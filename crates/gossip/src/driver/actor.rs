@@ -37,6 +37,8 @@ pub(super) struct Actor {
         std::collections::HashMap<u32, mpsc::UnboundedSender<serf_messages::QueryResponse>>,
     /// The coordinate version last published.
     pub(super) coord_version: u64,
+    /// `consul.memberlist.health.score` has not been set yet (it is set on change).
+    pub(super) first_stats: bool,
 }
 
 impl Actor {
@@ -230,11 +232,18 @@ impl Actor {
             };
         }
         let (member_time, event_time, query_time) = self.serf.clocks();
-        *self.pool.inner.stats.lock().unwrap() = PoolStats {
+        let health_score = self.serf.swim().awareness();
+        let mut stats = self.pool.inner.stats.lock().unwrap();
+        if stats.health_score != health_score || self.first_stats {
+            self.first_stats = false;
+            metrics::gauge!("consul.memberlist.health.score", "network" => self.pool.inner.pool)
+                .set(health_score as f64);
+        }
+        *stats = PoolStats {
             member_time,
             event_time,
             query_time,
-            health_score: self.serf.swim().awareness(),
+            health_score,
             pending_broadcasts: self.serf.swim().pending_broadcasts(),
             coordinate_resets: self.serf.coordinate_resets(),
         };
@@ -242,6 +251,18 @@ impl Actor {
 
     fn log_event(&self, ev: &SerfEvent) {
         let pool = self.pool.inner.pool;
+        // Consul's serf metrics, labelled with the pool ("lan"/"wan") as Consul labels them.
+        let count = |name: &'static str| metrics::counter!(name, "network" => pool).increment(1);
+        match ev {
+            SerfEvent::Join(_) => count("consul.serf.member.join"),
+            SerfEvent::Leave(_) => count("consul.serf.member.left"),
+            SerfEvent::Failed(_) => count("consul.serf.member.failed"),
+            SerfEvent::Update(_) => count("consul.serf.member.update"),
+            SerfEvent::Reap(_) => {}
+            // (Serf also counts `serf.events.<name>`; a metric per user-chosen name would let
+            // callers grow the registry without bound, so only the total is kept.)
+            SerfEvent::User { .. } => count("consul.serf.events"),
+        }
         match ev {
             SerfEvent::Join(m) => {
                 tracing::info!(target: "agent", pool, "serf: EventMemberJoin: {} {}", m.name, m.addr.ip());

@@ -273,6 +273,7 @@ impl Pool {
             last_clocks: (0, 0, 0),
             queries: std::collections::HashMap::new(),
             coord_version: 0,
+            first_stats: true,
         };
         pool.inner.tasks.spawn(actor.run());
         let p = pool.clone();

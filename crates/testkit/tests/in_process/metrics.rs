@@ -84,9 +84,9 @@ async fn metrics_in_go_metrics_shape_and_prometheus_text() {
     a.stop().await;
 }
 
-/// Raft, RPC and autopilot figures under Consul's names: the state machine's apply timer, the
-/// election that made this server leader, the leader's autopilot gauges (recorded once it has
-/// led a second).
+/// Raft, gossip and autopilot figures under Consul's names: the state machine's apply timer,
+/// the election that made this server leader, the agent's own serf join and memberlist health
+/// score, the leader's autopilot gauges (recorded once it has led a second).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raft_and_autopilot_metrics() {
     let a = TestAgent::dev().await;
