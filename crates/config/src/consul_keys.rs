@@ -410,6 +410,19 @@ const LEGACY_TLS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The legacy top-level UI keys and where Consul reads them now (`ui_dir` lands on
+/// `ui_config.dir`, which then warns that it has no effect: the UI is the embedded one).
+const LEGACY_UI: &[(&str, &[&str])] = &[
+    ("ui", &["enabled"]),
+    ("ui_content_path", &["content_path"]),
+    ("ui_dir", &["dir"]),
+];
+
+/// Move the legacy `ui*` keys into the `ui_config` block; returns their deprecation warnings.
+pub(crate) fn lift_legacy_ui(map: &mut Map<String, Value>) -> Vec<String> {
+    lift(map, "ui_config", LEGACY_UI)
+}
+
 /// Move the legacy top-level TLS keys into the `tls` block; returns their deprecation
 /// warnings.
 pub(crate) fn lift_legacy_tls(map: &mut Map<String, Value>) -> Vec<String> {

@@ -70,7 +70,7 @@ pub struct AgentFlags {
     pub retry_max: Option<u32>,
     /// `-encrypt`
     pub encrypt: Option<String>,
-    /// `-ui` (accepted, no UI is served)
+    /// `-ui`: serve the web UI (`ui_config.enabled`)
     pub ui: bool,
     /// `-enable-script-checks`
     pub enable_script_checks: bool,

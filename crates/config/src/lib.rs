@@ -191,7 +191,10 @@ fn flags_layer(f: &AgentFlags) -> Result<Layer, ConfigError> {
         retry_interval: f.retry_interval.clone(),
         retry_max: f.retry_max.map(i64::from),
         encrypt: f.encrypt.clone(),
-        ui: yes(f.ui),
+        ui_config: f.ui.then(|| user::UiUser {
+            enabled: Some(true),
+            ..user::UiUser::default()
+        }),
         enable_script_checks: yes(f.enable_script_checks),
         enable_local_script_checks: yes(f.enable_local_script_checks),
         disable_host_node_id: yes(f.disable_host_node_id),

@@ -133,8 +133,11 @@ pub struct RuntimeConfig {
     pub coordinate_update_batch_size: usize,
     pub coordinate_update_max_batches: usize,
     pub enable_debug: bool,
-    /// `ui` / `ui_config.enabled`: accepted; proconsul serves no web UI.
+    /// `ui_config.enabled` (`ui`, `-ui`; on with `-dev`): serve the web UI.
     pub ui: bool,
+    /// `ui_config.content_path` (`ui_content_path`): where the UI is served, `/`-delimited
+    /// (`/ui/` by default; `consul` is read as `/consul/`, as Consul's `UIPathBuilder`).
+    pub ui_content_path: String,
     /// The files actually read, in order.
     pub config_files: Vec<PathBuf>,
     pub pid_file: Option<PathBuf>,
@@ -230,7 +233,10 @@ pub(crate) fn dev_layer() -> Layer {
             server: Some(true),
             bootstrap: Some(true),
             enable_debug: Some(true),
-            ui: Some(true),
+            ui_config: Some(crate::user::UiUser {
+                enabled: Some(true),
+                ..Default::default()
+            }),
             check_update_interval: Some("0s".into()),
             performance: Some(Performance {
                 raft_multiplier: Some(1),
@@ -933,11 +939,9 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         },
     };
 
-    // `ui_config` is taken out of the file with its own warning (`consul_keys`).
-    let ui = u.ui.unwrap_or(false);
-    if ui && !dev {
-        warnings.push("ui is enabled, but proconsul serves no web UI; ignoring".into());
-    }
+    let ui_user = u.ui_config.unwrap_or_default();
+    let ui = ui_user.enabled.unwrap_or(false);
+    let ui_content_path = values::ui_content_path(ui_user.content_path.as_deref())?;
 
     Ok(RuntimeConfig {
         node_name,
@@ -1038,6 +1042,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
             .unwrap_or(5) as usize,
         enable_debug: u.enable_debug.unwrap_or(false),
         ui,
+        ui_content_path,
         config_files: opts.config_files,
         pid_file: u.pid_file.filter(|p| !p.as_os_str().is_empty()),
         warnings,

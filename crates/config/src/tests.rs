@@ -155,8 +155,12 @@ fn json_and_hcl_give_the_same_config() {
     assert_eq!((c.dns.soa.min_ttl, c.dns.soa.expire), (60, 86400));
     assert_eq!(c.dns.recursors, vec!["8.8.8.8".to_string()]);
     assert_eq!(c.telemetry_prometheus_retention, Duration::from_secs(30));
-    let said = "config key \"ui_config\" is accepted for compatibility with Consul and has no effect in proconsul";
-    assert!(c.warnings.iter().any(|w| w == said), "{:?}", c.warnings);
+    assert!(c.ui && c.ui_content_path == "/ui/");
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("ui")),
+        "{:?}",
+        c.warnings
+    );
     assert!(!c.leave_on_terminate && c.skip_leave_on_interrupt);
     assert_eq!(c.services.len(), 1);
     assert_eq!(c.services[0].checks[0].interval, "10s");
@@ -217,6 +221,7 @@ fn dev_defaults() {
     assert_eq!(c.raft_multiplier, 1);
     assert_eq!(c.grpc_port, Some(8502));
     assert_eq!(c.node_name, "testhost");
+    assert!(c.ui && c.ui_content_path == "/ui/", "-dev serves the UI");
 
     // dev with -bind 0.0.0.0 still advertises loopback
     let flags = AgentFlags {
@@ -226,6 +231,71 @@ fn dev_defaults() {
     };
     let c = load_with(&flags, &HOST).unwrap();
     assert_eq!(c.advertise_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
+}
+
+#[test]
+fn ui_config_takes_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Some(dir.path().to_path_buf());
+    let load = |text: &str, ui_flag: bool| {
+        let f = write(dir.path(), "ui.json", text);
+        let flags = AgentFlags {
+            ui: ui_flag,
+            data_dir: data.clone(),
+            ..with_files(vec![f])
+        };
+        load_with(&flags, &HOST)
+    };
+    // Off unless asked for; `-ui` turns it on.
+    let c = load("{}", false).unwrap();
+    assert!(!c.ui);
+    assert_eq!(c.ui_content_path, "/ui/");
+    assert!(load("{}", true).unwrap().ui);
+    // The flag wins over a file, as every flag does.
+    assert!(
+        load(r#"{"ui_config": {"enabled": false}}"#, true)
+            .unwrap()
+            .ui
+    );
+
+    // The block, with the path normalised as Consul's UIPathBuilder does; `dir` and the
+    // metrics keys have no effect (the UI is the embedded one).
+    let c = load(
+        r#"{"ui_config": {"enabled": true, "content_path": "consul/web", "dir": "/srv/ui",
+            "metrics_provider": "prometheus"}}"#,
+        false,
+    )
+    .unwrap();
+    assert!(c.ui);
+    assert_eq!(c.ui_content_path, "/consul/web/");
+    for key in ["ui_config.dir", "ui_config.metrics_provider"] {
+        let said = format!(
+            "config key {key:?} is accepted for compatibility with Consul and has no effect in proconsul"
+        );
+        assert!(c.warnings.contains(&said), "{said}: {:?}", c.warnings);
+    }
+
+    // The legacy top-level keys are read where Consul reads them now, with its warnings.
+    let c = load(r#"{"ui": true, "ui_content_path": "/dash/"}"#, false).unwrap();
+    assert!(c.ui);
+    assert_eq!(c.ui_content_path, "/dash/");
+    for (old, new) in [
+        ("ui", "ui_config.enabled"),
+        ("ui_content_path", "ui_config.content_path"),
+    ] {
+        let said = format!("The '{old}' field is deprecated. Use the '{new}' field instead.");
+        assert!(c.warnings.contains(&said), "{said}: {:?}", c.warnings);
+    }
+    // The block wins over a legacy key in the same file.
+    let c = load(r#"{"ui": true, "ui_config": {"enabled": false}}"#, false).unwrap();
+    assert!(!c.ui);
+
+    // A path over the API, or one that would need quoting, is refused.
+    for bad in ["/v1/ui", "a b", "x\"<"] {
+        let text = serde_json::json!({ "ui_config": { "content_path": bad } }).to_string();
+        let e = load(&text, false).unwrap_err().to_string();
+        assert!(e.contains("ui_config.content_path"), "{bad}: {e}");
+    }
 }
 
 #[test]

@@ -77,9 +77,11 @@ pub(crate) struct UserConfig {
     pub enable_agent_tls_for_checks: Option<bool>,
     /// `tls { defaults, https, internal_rpc, grpc }` (legacy top-level keys lifted into it).
     pub tls: Option<TlsUser>,
+    /// `ui_config { enabled, content_path }` (the legacy `ui`, `ui_content_path` and `ui_dir`
+    /// keys are lifted into it first; its other keys warn that they have no effect).
+    pub ui_config: Option<UiUser>,
     // Accepted, and in effect already: proconsul never checks for updates or reports usage,
-    // and speaks one Raft protocol. (`ui` is warned about in `runtime`.)
-    pub ui: Option<bool>,
+    // and speaks one Raft protocol.
     pub disable_update_check: Option<bool>,
     pub disable_anonymous_signature: Option<bool>,
     pub raft_protocol: Option<i64>,
@@ -169,6 +171,14 @@ pub(crate) struct TlsSection {
     pub verify_outgoing: Option<bool>,
     pub verify_server_hostname: Option<bool>,
     pub use_auto_cert: Option<bool>,
+}
+
+/// `ui_config { … }` keys in effect.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UiUser {
+    pub enabled: Option<bool>,
+    pub content_path: Option<String>,
 }
 
 /// `acl { tokens { … } }`, with the deprecated names Consul still reads.
@@ -297,7 +307,7 @@ impl Merge for UserConfig {
             leave_on_terminate,
             skip_leave_on_interrupt, disable_remote_exec, pid_file, enable_debug,
             disable_host_node_id, disable_coordinates, sync_coordinate_interval_min,
-            sync_coordinate_rate_target, ui, disable_update_check, disable_anonymous_signature,
+            sync_coordinate_rate_target, disable_update_check, disable_anonymous_signature,
             raft_protocol, enable_agent_tls_for_checks);
         append(&mut self.retry_join, o.retry_join);
         append(&mut self.start_join, o.start_join);
@@ -311,8 +321,15 @@ impl Merge for UserConfig {
         section(&mut self.telemetry, o.telemetry);
         section(&mut self.acl, o.acl);
         section(&mut self.tls, o.tls);
+        section(&mut self.ui_config, o.ui_config);
         section(&mut self.limits, o.limits);
         section(&mut self.dns_config, o.dns_config);
+    }
+}
+
+impl Merge for UiUser {
+    fn merge(&mut self, o: Self) {
+        replace!(self, o; enabled, content_path);
     }
 }
 
@@ -495,6 +512,7 @@ pub(crate) fn parse_str(text: &str, format: Format) -> Result<Layer, ParseError>
     crate::consul_keys::refuse_unmet(&map)?;
     let mut lifted = crate::consul_keys::lift_legacy_acl(&mut map);
     lifted.extend(crate::consul_keys::lift_legacy_tls(&mut map));
+    lifted.extend(crate::consul_keys::lift_legacy_ui(&mut map));
     let (user, warnings) = decode(map)?;
     layer.warnings.extend(lifted);
     layer.user = user;

@@ -145,6 +145,36 @@ pub(crate) fn node_id(s: &str) -> Result<String, ValueError> {
 }
 
 /// `datacenter` and `primary_datacenter`: `^[a-z0-9_-]+$` after lower-casing.
+/// `ui_config.content_path` as Consul's `UIPathBuilder` reads it: trimmed of slashes and
+/// put between two (`ui` → `/ui/`), `/ui/` when empty. A path under `/v1/` would hide API
+/// endpoints, and characters that need quoting in a URL or in HTML are refused.
+pub(crate) fn ui_content_path(v: Option<&str>) -> Result<String, ValueError> {
+    let trimmed = v.unwrap_or("").trim_matches('/');
+    if v.is_none_or(str::is_empty) {
+        return Ok("/ui/".into());
+    }
+    let path = if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        format!("/{trimmed}/")
+    };
+    let invalid = |why: &str| ValueError::Invalid {
+        key: "ui_config.content_path".into(),
+        value: v.unwrap_or("").into(),
+        why: why.into(),
+    };
+    if path.starts_with("/v1/") {
+        return Err(invalid("is under /v1/, where the HTTP API lives"));
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/-._~".contains(c);
+    if !path.chars().all(plain) {
+        return Err(invalid(
+            "may hold only letters, digits, '/', '-', '.', '_' and '~'",
+        ));
+    }
+    Ok(path)
+}
+
 pub(crate) fn basic_name(key: &str, v: &str) -> Result<(), ValueError> {
     if v.is_empty() {
         return Err(ValueError::Empty(key.into()));
