@@ -18,6 +18,7 @@ pub fn server_config(c: &RuntimeConfig) -> DnsServerConfig {
     let d = &c.dns;
     DnsServerConfig {
         bind: c.dns_addrs.clone(),
+        node_name: c.node_name.clone(),
         domain: c.domain.clone(),
         alt_domain: c.alt_domain.clone(),
         node_ttl: d.node_ttl,
@@ -89,6 +90,10 @@ impl Agent {
             .query_as(req.clone(), stale(), &token)
             .await
             .map_err(unavailable)?;
+        // Consul counts answers from a server that has not heard from the leader for 5 s.
+        if meta.last_contact_ms > 5_000 {
+            metrics::counter!("consul.dns.stale_queries").increment(1);
+        }
         if meta.last_contact_ms <= max_stale_ms {
             return Ok(resp);
         }

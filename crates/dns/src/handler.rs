@@ -47,6 +47,49 @@ struct Inner<B> {
     alt_domain: Option<Domain>,
     backend: Arc<B>,
     cache: AnswerCache,
+    timers: QueryTimers,
+}
+
+/// Consul's `consul.dns.domain_query` and `consul.dns.ptr_query` timers (milliseconds,
+/// labelled with the node), taken once so a query pays no registry lookup.
+struct QueryTimers {
+    domain: metrics::Histogram,
+    ptr: metrics::Histogram,
+}
+
+impl QueryTimers {
+    fn new(node: &str) -> Self {
+        QueryTimers {
+            domain: metrics::histogram!("consul.dns.domain_query", "node" => node.to_string()),
+            ptr: metrics::histogram!("consul.dns.ptr_query", "node" => node.to_string()),
+        }
+    }
+}
+
+/// Whether `packet` asks a reverse name (`…in-addr.arpa.` or `…ip6.arpa.`): Consul times
+/// those as `ptr_query`. Reads only the question's labels; anything malformed is "no".
+pub(crate) fn is_reverse(packet: &[u8]) -> bool {
+    let mut at = 12;
+    let mut last_two: [&[u8]; 2] = [&[], &[]];
+    for _ in 0..128 {
+        let Some(&len) = packet.get(at) else {
+            return false;
+        };
+        if len == 0 {
+            break;
+        }
+        if len & 0xC0 != 0 {
+            return false;
+        }
+        let Some(label) = packet.get(at + 1..at + 1 + len as usize) else {
+            return false;
+        };
+        last_two = [last_two[1], label];
+        at += 1 + len as usize;
+    }
+    last_two[1].eq_ignore_ascii_case(b"arpa")
+        && (last_two[0].eq_ignore_ascii_case(b"in-addr")
+            || last_two[0].eq_ignore_ascii_case(b"ip6"))
 }
 
 /// How a lookup ended, before it becomes a response code and sections.
@@ -81,6 +124,7 @@ impl<B: DnsBackend> Handler<B> {
             Some(a) => Some(Domain::parse(a).ok_or_else(|| DnsError::InvalidDomain(a.clone()))?),
             None => None,
         };
+        let config_node = config.node_name.clone();
         Ok(Handler {
             inner: Arc::new(Inner {
                 config,
@@ -88,6 +132,7 @@ impl<B: DnsBackend> Handler<B> {
                 alt_domain,
                 backend,
                 cache: AnswerCache::default(),
+                timers: QueryTimers::new(&config_node),
             }),
         })
     }
@@ -95,6 +140,35 @@ impl<B: DnsBackend> Handler<B> {
     /// Answer one wire-format message. `None` means send nothing (not a query, or too mangled
     /// to address a reply to).
     pub async fn handle(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let start = std::time::Instant::now();
+        let reply = self.answer(packet, transport).await;
+        self.record(packet, start.elapsed(), 1);
+        reply
+    }
+
+    /// Record `n` queries like `packet` that took `each` apiece.
+    fn record(&self, packet: &[u8], each: std::time::Duration, n: usize) {
+        if is_reverse(packet) {
+            self.record_batch(each, 0, n)
+        } else {
+            self.record_batch(each, n, 0)
+        }
+    }
+
+    /// Record a batch of cached answers, timed as a whole and shared out (two clock reads
+    /// per batch, not per query): `domain` forward and `ptr` reverse queries, `each` apiece.
+    pub(crate) fn record_batch(&self, each: std::time::Duration, domain: usize, ptr: usize) {
+        let ms = each.as_secs_f64() * 1000.0;
+        let t = &self.inner.timers;
+        if domain > 0 {
+            t.domain.record_many(ms, domain);
+        }
+        if ptr > 0 {
+            t.ptr.record_many(ms, ptr);
+        }
+    }
+
+    async fn answer(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
         let generation = self.inner.backend.generation();
         if let Some(hit) = generation.and_then(|g| self.inner.cache.get(transport, packet, g)) {
             return Some(hit);
@@ -469,5 +543,34 @@ impl<B: DnsBackend> Inner<B> {
             }),
             None => Outcome::NameError,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_reverse;
+
+    fn query(labels: &[&str]) -> Vec<u8> {
+        let mut p = vec![0u8; 12];
+        for l in labels {
+            p.push(l.len() as u8);
+            p.extend_from_slice(l.as_bytes());
+        }
+        p.extend_from_slice(&[0, 0, 12, 0, 1]);
+        p
+    }
+
+    #[test]
+    fn reverse_names() {
+        assert!(is_reverse(&query(&[
+            "1", "0", "0", "127", "in-addr", "arpa"
+        ])));
+        assert!(is_reverse(&query(&["b", "ip6", "ARPA"])));
+        assert!(!is_reverse(&query(&["web", "service", "consul"])));
+        assert!(!is_reverse(&query(&["arpa"])));
+        assert!(!is_reverse(&[0u8; 5]));
+        // a compression pointer or a label running past the end: not reverse, no panic
+        assert!(!is_reverse(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xC0, 12]));
+        assert!(!is_reverse(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, b'a']));
     }
 }

@@ -169,6 +169,8 @@ pub struct DnsServerConfig {
     pub recursor_strategy: RecursorStrategy,
     /// How long each recursor gets before the next is tried.
     pub recursor_timeout: Duration,
+    /// The agent's node name: the `node` label of the query timers.
+    pub node_name: String,
 }
 
 impl Default for DnsServerConfig {
@@ -191,6 +193,7 @@ impl Default for DnsServerConfig {
             recursors: Vec::new(),
             recursor_strategy: RecursorStrategy::Sequential,
             recursor_timeout: Duration::from_secs(2),
+            node_name: String::new(),
         }
     }
 }

@@ -194,12 +194,17 @@ async fn udp_loop<B: DnsBackend>(
             },
         };
         replies.clear();
+        let start = std::time::Instant::now();
+        let mut reverse = 0;
         for i in 0..n {
             let Some((packet, peer)) = batch.get(i) else {
                 continue;
             };
             match handler.cached(packet, Transport::Udp) {
-                Some(reply) => replies.push((reply, peer)),
+                Some(reply) => {
+                    reverse += usize::from(crate::handler::is_reverse(packet));
+                    replies.push((reply, peer))
+                }
                 None => spawn_query(
                     &socket,
                     &handler,
@@ -213,6 +218,8 @@ async fn udp_loop<B: DnsBackend>(
         }
         if !replies.is_empty() {
             send_all(&socket, &replies).await;
+            let each = start.elapsed() / replies.len() as u32;
+            handler.record_batch(each, replies.len() - reverse, reverse);
         }
     }
 }
@@ -240,11 +247,14 @@ async fn udp_loop<B: DnsBackend>(
             },
         };
         // Cached answers are cheap and need no task: reply inline.
+        let start = std::time::Instant::now();
         match handler.cached(&buf[..n], Transport::Udp) {
             Some(reply) => {
                 if let Err(e) = socket.send_to(&reply, peer).await {
                     tracing::debug!(error = %e, %peer, "dns: udp send failed");
                 }
+                let reverse = usize::from(crate::handler::is_reverse(&buf[..n]));
+                handler.record_batch(start.elapsed(), 1 - reverse, reverse);
             }
             None => spawn_query(
                 &socket,

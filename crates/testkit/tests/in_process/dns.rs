@@ -216,3 +216,36 @@ async fn dns_hides_what_its_token_may_not_read() {
     assert!(hidden.contains("NXDOMAIN"), "{hidden}");
     a.stop().await;
 }
+
+/// Consul's DNS timers: forward names count as `consul.dns.domain_query`, reverse names as
+/// `consul.dns.ptr_query`, both labelled with the node — cached answers included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_are_timed_as_consul_names_them() {
+    let a = TestAgent::start_with(dev_flags(), |c| {
+        c.dns_addrs = vec!["127.0.0.1:0".parse().unwrap()]
+    })
+    .await;
+    let port = a.agent.dns_addrs()[0].port();
+    let node = a.agent.node_name().to_string();
+    a.wait_registered().await;
+    let count = |v: &serde_json::Value, name: &str| -> u64 {
+        v["Samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["Name"] == name && s["Labels"]["node"] == node.as_str())
+            .map(|s| s["Count"].as_u64().unwrap())
+            .sum()
+    };
+    // (The summary shows one 10 s interval: query until it holds both kinds.)
+    wait_until(Duration::from_secs(25), "both timers", || async {
+        for _ in 0..3 {
+            dig(port, &["+short", "consul.service.consul", "SRV"]);
+        }
+        dig(port, &["+short", "-x", "127.0.0.1"]);
+        let v = a.get_json("/v1/agent/metrics").await;
+        count(&v, "consul.dns.domain_query") >= 3 && count(&v, "consul.dns.ptr_query") >= 1
+    })
+    .await;
+    a.stop().await;
+}
