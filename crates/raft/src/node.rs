@@ -608,18 +608,43 @@ impl RaftNode {
             }
             None => {}
         }
-        let add = self
-            .inner
-            .raft
-            .add_learner(id, BasicNode { addr: addr.clone() }, true);
-        match tokio::time::timeout(CATCHUP_TIMEOUT, add).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(from_write_err(e)),
-            Err(_) => {
-                return Err(RaftError::Other(format!(
-                    "server {id} at {addr} did not catch up in time"
-                )))
+        // A learner already at this address is not added again (each add is a new membership
+        // entry); otherwise add it without openraft's blocking wait, which gives up after a
+        // fixed time and then reports success whether or not the learner caught up.
+        let already = self
+            .learners()
+            .into_iter()
+            .any(|(l, a)| l == id && a == addr);
+        if !already {
+            self.inner
+                .raft
+                .add_learner(id, BasicNode { addr: addr.clone() }, false)
+                .await
+                .map_err(from_write_err)?;
+        }
+        // Promote only a learner that holds the leader's log: one the leader cannot reach (or
+        // whose TLS identity it refuses) stays a learner and never counts toward a quorum.
+        let target = self.inner.log.last_log_id().map_or(0, |l| l.index);
+        let mut metrics = self.inner.metrics.clone();
+        let caught_up = tokio::time::timeout(CATCHUP_TIMEOUT, async {
+            loop {
+                if self
+                    .matched_indexes()
+                    .get(&id)
+                    .is_some_and(|m| *m >= target)
+                {
+                    return true;
+                }
+                if metrics.changed().await.is_err() {
+                    return false;
+                }
             }
+        })
+        .await;
+        if caught_up != Ok(true) {
+            return Err(RaftError::Other(format!(
+                "server {id} at {addr} did not catch up in time"
+            )));
         }
         self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
             .await

@@ -26,5 +26,6 @@ mod partition;
 mod recovery;
 mod request_path;
 mod tls_cli;
+mod tls_cluster;
 mod transfer_leader;
 mod walkthrough;
