@@ -161,6 +161,19 @@ pub static CHECK_SERVICE_NODE: &Schema = &[
     f("Checks", StructList(HEALTH_CHECK)),
 ];
 
+/// `structs.NodeInfo`: `/v1/internal/ui/nodes`.
+pub static NODE_INFO: &Schema = &[
+    f("ID", Str),
+    f("Node", Str),
+    f("Partition", Str),
+    f("PeerName", Str),
+    f("Address", Str),
+    f("TaggedAddresses", StrMap),
+    f("Meta", StrMap),
+    f("Services", StructList(SERVICE)),
+    f("Checks", StructList(HEALTH_CHECK)),
+];
+
 /// `api.AgentMember`: `/v1/agent/members`.
 pub static MEMBER: &Schema = &[
     f("Name", Str),

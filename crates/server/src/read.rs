@@ -177,6 +177,9 @@ fn run_read(view: &View, ws: &mut WatchSet, req: &ReadRequest) -> (u64, ReadResp
             };
             (i, crate::autopilot::to_api(&c))
         }),
+        ReadRequest::InternalNodeDump(q) => answer(q, |_| view.node_dump(ws)),
+        ReadRequest::InternalNodeInfo(q) => answer(q, |q| view.node_info(ws, &q.node)),
+        ReadRequest::InternalServiceDump(q) => answer(q, |_| view.service_dump(ws)),
     }
 }
 

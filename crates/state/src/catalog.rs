@@ -11,7 +11,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proconsul_types::{health, CheckServiceNode, HealthCheck, Node, NodeService, ServiceNode};
+use proconsul_types::{
+    health, CheckServiceNode, HealthCheck, Node, NodeInfo, NodeService, ServiceNode,
+};
 
 use crate::command::{Deregistration, Registration};
 use crate::error::StateError;
@@ -511,6 +513,59 @@ impl State {
         self.nodes.get(first.1)
     }
 
+    /// An instance with its node and checks: the node's node-level checks, then its own.
+    fn check_service_node(&self, svc: &ServiceRec) -> Option<CheckServiceNode> {
+        let node = self.node_of(svc)?;
+        let node_key = fold(&node.name);
+        let mut checks: Vec<HealthCheck> = self
+            .checks_of_node(&node_key)
+            .iter()
+            .filter_map(|k| self.checks.get(k))
+            .filter(|c| c.service_id.is_empty())
+            .map(CheckRec::to_api)
+            .collect();
+        if let Some(keys) = self.checks_by_service.get(&(node_key, fold(&svc.id))) {
+            checks.extend(
+                keys.iter()
+                    .filter_map(|k| self.checks.get(k))
+                    .map(CheckRec::to_api),
+            );
+        }
+        Some(CheckServiceNode {
+            node: node.to_api(),
+            service: svc.to_api(),
+            checks,
+        })
+    }
+
+    /// A node with its services (by ID) and checks (by check ID): Consul's `NodeInfo`.
+    fn info_of(&self, node: &NodeRec) -> NodeInfo {
+        let key = fold(&node.name);
+        let services = self
+            .services_of_node(&key)
+            .iter()
+            .filter_map(|k| self.services.get(k))
+            .map(ServiceRec::to_api)
+            .collect();
+        let checks = self.checks_sorted(self.checks_of_node(&key).iter());
+        let n = node.to_api();
+        NodeInfo {
+            id: n.id,
+            node: n.node,
+            address: n.address,
+            tagged_addresses: n.tagged_addresses,
+            meta: n.meta,
+            services,
+            checks,
+        }
+    }
+
+    /// The index of a read of whole nodes, services and checks (Consul's `NodeDump`,
+    /// `ServiceDump`): the largest of the three tables'.
+    fn catalog_index(&self) -> u64 {
+        self.max_index(&[Table::Nodes, Table::Services, Table::Checks])
+    }
+
     fn checks_sorted<'a>(&'a self, keys: impl Iterator<Item = &'a Pair>) -> Vec<HealthCheck> {
         let mut keys: Vec<&Pair> = keys.collect();
         keys.sort();
@@ -734,30 +789,11 @@ impl View {
         let s = self.state();
         let all = s.instances_for(&folded, connect);
         let exists = !all.is_empty();
-        let mut rows = Vec::new();
-        for svc in all.into_iter().filter(|svc| svc.has_tags(tags)) {
-            let Some(node) = s.node_of(svc) else { continue };
-            let node_key = fold(&node.name);
-            let mut checks: Vec<HealthCheck> = s
-                .checks_of_node(&node_key)
-                .iter()
-                .filter_map(|k| s.checks.get(k))
-                .filter(|c| c.service_id.is_empty())
-                .map(CheckRec::to_api)
-                .collect();
-            if let Some(keys) = s.checks_by_service.get(&(node_key, fold(&svc.id))) {
-                checks.extend(
-                    keys.iter()
-                        .filter_map(|k| s.checks.get(k))
-                        .map(CheckRec::to_api),
-                );
-            }
-            rows.push(CheckServiceNode {
-                node: node.to_api(),
-                service: svc.to_api(),
-                checks,
-            });
-        }
+        let rows = all
+            .into_iter()
+            .filter(|svc| svc.has_tags(tags))
+            .filter_map(|svc| s.check_service_node(svc))
+            .collect();
         if connect {
             let index = s
                 .table_index(Table::Services)
@@ -765,5 +801,43 @@ impl View {
             return (index, rows);
         }
         (s.service_index(&folded, exists, true), rows)
+    }
+
+    /// Watch the whole catalog: nodes, services and checks (the UI's dumps).
+    fn watch_catalog(&self, ws: &mut WatchSet) {
+        for t in [Table::Nodes, Table::Services, Table::Checks] {
+            self.watch_table(ws, t);
+        }
+    }
+
+    /// Every node with its services and checks, by node name (Consul's `NodeDump`).
+    /// Index: the largest of the nodes, services and checks tables'.
+    pub fn node_dump(&self, ws: &mut WatchSet) -> (u64, Vec<NodeInfo>) {
+        self.watch_catalog(ws);
+        let s = self.state();
+        let dump = s.nodes.values().map(|n| s.info_of(n)).collect();
+        (s.catalog_index(), dump)
+    }
+
+    /// One node (by name or unique ID prefix) with its services and checks, or nothing
+    /// (Consul's `NodeInfo`). Index: as [`View::node_dump`].
+    pub fn node_info(&self, ws: &mut WatchSet, node: &str) -> (u64, Vec<NodeInfo>) {
+        self.watch_catalog(ws);
+        let s = self.state();
+        let found = s.resolve_node(node).map(|n| s.info_of(n));
+        (s.catalog_index(), found.into_iter().collect())
+    }
+
+    /// Every service instance with its node and checks, in (node, service ID) order
+    /// (Consul's `ServiceDump`). Index: as [`View::node_dump`].
+    pub fn service_dump(&self, ws: &mut WatchSet) -> (u64, Vec<CheckServiceNode>) {
+        self.watch_catalog(ws);
+        let s = self.state();
+        let rows = s
+            .services
+            .values()
+            .filter_map(|svc| s.check_service_node(svc))
+            .collect();
+        (s.catalog_index(), rows)
     }
 }

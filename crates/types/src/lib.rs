@@ -21,6 +21,7 @@ pub mod rpc;
 pub mod session;
 pub mod time;
 pub mod txn;
+pub mod ui;
 
 pub use acl::*;
 pub use agent::*;
@@ -33,6 +34,7 @@ pub use reads::*;
 pub use rpc::*;
 pub use session::*;
 pub use txn::*;
+pub use ui::*;
 
 /// Deprecated: the snapshot archive moved to the `proconsul-archive` crate, since this crate
 /// holds API shapes only. This re-export remains for callers not yet moved (one integration

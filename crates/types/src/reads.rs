@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     AutopilotConfiguration, CheckServiceNode, CoordinateEntry, HealthCheck, KvEntry, Node,
-    NodeService, RpcError, ServiceNode, SessionEntry,
+    NodeInfo, NodeService, RpcError, ServiceNode, SessionEntry,
 };
 
 /// A read and the type of its answer.
@@ -143,6 +143,13 @@ reads! {
     "Coordinate.Node" => CoordinateNode { node: String } -> Vec<CoordinateEntry>;
     /// Autopilot's configuration (`/v1/operator/autopilot/configuration`).
     "Operator.AutopilotGetConfiguration" => AutopilotGetConfig {} -> AutopilotConfiguration;
+    /// Every node with its services and checks (`/v1/internal/ui/nodes`).
+    "Internal.NodeDump" => InternalNodeDump {} -> Vec<NodeInfo>;
+    /// One node (by name or unique ID prefix) with its services and checks; empty when
+    /// unknown (`/v1/internal/ui/node/:node`).
+    "Internal.NodeInfo" => InternalNodeInfo { node: String } -> Vec<NodeInfo>;
+    /// Every service instance with its node and checks (`/v1/internal/ui/services`).
+    "Internal.ServiceDump" => InternalServiceDump {} -> Vec<CheckServiceNode>;
 }
 
 #[cfg(test)]

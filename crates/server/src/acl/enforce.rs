@@ -113,7 +113,10 @@ fn authorize_read(id: &Identity, req: &ReadRequest) -> Result<(), RpcError> {
         | Q::SessionGet(_)
         | Q::SessionList(_)
         | Q::SessionNode(_)
-        | Q::CoordinateNodes(_) => Ok(()),
+        | Q::CoordinateNodes(_)
+        | Q::InternalNodeDump(_)
+        | Q::InternalNodeInfo(_)
+        | Q::InternalServiceDump(_) => Ok(()),
     }
 }
 
@@ -397,8 +400,36 @@ fn filter_read(id: &Identity, resp: ReadResponse) -> (ReadResponse, bool) {
             let cut = retain(&mut v, |c| a.node_read(&c.node));
             (A::CoordinateNodes(v), cut)
         }
+        // Consul's `filterNodeDump`: nodes the token may read, and of each only the
+        // services and checks it may read.
+        A::InternalNodeDump(mut v) => {
+            let cut = filter_node_dump(id, &mut v);
+            (A::InternalNodeDump(v), cut)
+        }
+        A::InternalNodeInfo(mut v) => {
+            let cut = filter_node_dump(id, &mut v);
+            (A::InternalNodeInfo(v), cut)
+        }
+        A::InternalServiceDump(mut v) => {
+            let cut = retain(&mut v, |c| {
+                a.node_read(&c.node.node) && a.service_read(&c.service.service)
+            });
+            (A::InternalServiceDump(v), cut)
+        }
         other => (other, false),
     }
+}
+
+/// Keep the nodes `id` may read, and of those the services and checks it may read; `true`
+/// when something was dropped.
+fn filter_node_dump(id: &Identity, dump: &mut Vec<proconsul_types::NodeInfo>) -> bool {
+    let a = &id.authz;
+    let mut cut = retain(dump, |n| a.node_read(&n.node));
+    for n in dump.iter_mut() {
+        cut |= retain(&mut n.services, |s| a.service_read(&s.service));
+        cut |= retain(&mut n.checks, |c| check_visible(id, c));
+    }
+    cut
 }
 
 /// A node check needs `node:read`; a service check `service:read` on its service.
