@@ -71,6 +71,11 @@ impl Backend for Agent {
         self.inner.node_name.clone()
     }
 
+    fn ui_content_path(&self) -> Option<String> {
+        let cfg = self.config();
+        cfg.ui.then(|| cfg.ui_content_path.clone())
+    }
+
     fn kv_max_value_size(&self) -> u64 {
         self.inner.config.kv_max_value_size()
     }

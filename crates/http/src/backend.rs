@@ -82,6 +82,10 @@ pub trait Backend: Send + Sync + 'static {
     fn datacenters(&self) -> impl Future<Output = Result<Vec<String>, RpcError>> + Send;
     /// The agent's node name.
     fn node_name(&self) -> String;
+    /// Where the web UI is served (`ui_config.content_path`, `/ui/` by default); `None` when
+    /// `ui_config.enabled` is off. Read once, when the router is built: as in Consul, turning
+    /// the UI on or moving it takes a restart.
+    fn ui_content_path(&self) -> Option<String>;
     /// Largest KV value accepted (`limits.kv_max_value_size`).
     fn kv_max_value_size(&self) -> u64;
 

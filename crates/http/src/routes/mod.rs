@@ -14,6 +14,7 @@ mod session;
 mod snapshot;
 mod status;
 mod txn;
+mod ui;
 
 use std::sync::Arc;
 
@@ -143,6 +144,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         // events
         .route("/v1/event/fire/{name}", put(event::fire::<B>))
         .route("/v1/event/list", get(event::list::<B>))
+        .merge(ui::routes::<B>(&backend))
         .fallback(not_found)
         .layer(crate::middleware::AroundLayer {
             default_allow: backend.acl_default_allow(),

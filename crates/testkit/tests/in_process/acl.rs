@@ -521,6 +521,39 @@ fn table() -> Vec<Entry> {
             DB_READ,
             F(Some("db-chk")),
         ),
+        // The web UI's reads: filtered as the catalog's.
+        e(
+            "GET",
+            "/v1/internal/ui/services",
+            "/v1/internal/ui/services",
+            "",
+            DB_READ,
+            F(Some("\"db\"")),
+        ),
+        e(
+            "GET",
+            "/v1/internal/ui/nodes",
+            "/v1/internal/ui/nodes",
+            "",
+            DB_READ,
+            F(Some("db-chk")),
+        ),
+        e(
+            "GET",
+            "/v1/internal/ui/node/{node}",
+            "/v1/internal/ui/node/ext1",
+            "",
+            DB_READ,
+            F(Some("db-chk")),
+        ),
+        e(
+            "GET",
+            "/v1/internal/ui/exported-services",
+            "/v1/internal/ui/exported-services?peer=p1",
+            "",
+            "",
+            O,
+        ),
         // Coordinates.
         e(
             "GET",

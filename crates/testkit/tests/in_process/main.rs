@@ -27,3 +27,4 @@ mod metrics;
 mod monitor;
 mod rpc_datacenter;
 mod rpc_tls;
+mod ui;
