@@ -14,6 +14,7 @@ mod acl_cli;
 mod acl_client;
 mod agent;
 mod autopilot;
+mod browser;
 mod cli;
 mod cluster;
 mod commands;
