@@ -7,6 +7,8 @@
 //! `telemetry` config gives — and renders:
 //! - [`Telemetry::display`]: `/v1/agent/metrics` (`Timestamp`, `Gauges`, `Points`, `Counters`,
 //!   `Samples`), the last complete interval as Consul shows it;
+//! - [`Telemetry::summary_of`]: one interval in that shape, which `/v1/agent/metrics/stream`
+//!   sends as each interval ends;
 //! - [`Telemetry::prometheus`]: the text exposition format, cumulative since start (counters
 //!   as counters, samples as summaries with `_sum` and `_count`, gauges as gauges), names with
 //!   `.` and `-` turned into `_` as Consul's Prometheus sink does.
@@ -295,44 +297,14 @@ impl Telemetry {
         // go-metrics: the last finished interval, or the current one while it is the only one.
         let has_previous = cells.iter().any(|c| c.interval(previous).is_some());
         let target = if has_previous { previous } else { now };
-        let mut out = Summary {
-            timestamp: format_time(target.max(1)),
-            ..Summary::default()
-        };
-        for cell in cells {
-            let agg = cell.interval(target);
-            let labels: BTreeMap<String, String> = cell.labels.iter().cloned().collect();
-            match cell.kind {
-                // A gauge shows its last value whatever interval set it.
-                Kind::Gauge => out.gauges.push(GaugeValue {
-                    name: cell.name.clone(),
-                    value: cell.gauge_value(),
-                    labels,
-                }),
-                Kind::Counter | Kind::Sample => {
-                    let Some(a) = agg.filter(|a| a.count > 0) else {
-                        continue;
-                    };
-                    let v = SampledValue {
-                        name: cell.name.clone(),
-                        count: a.count,
-                        rate: a.sum / INTERVAL.as_secs_f64(),
-                        sum: a.sum,
-                        min: a.min,
-                        max: a.max,
-                        mean: a.mean(),
-                        stddev: a.stddev(),
-                        labels,
-                    };
-                    if cell.kind == Kind::Counter {
-                        out.counters.push(v);
-                    } else {
-                        out.samples.push(v);
-                    }
-                }
-            }
-        }
-        serde_json::to_value(out).unwrap_or_default()
+        summarise(cells, target)
+    }
+
+    /// `/v1/agent/metrics/stream`: the interval that started at `start` (unix seconds, from
+    /// [`interval_start`]), in the same shape as [`Telemetry::display`]. Asked for once the
+    /// interval has ended, it is what go-metrics' `Stream` sends at that moment.
+    pub fn summary_of(&self, start: u64) -> serde_json::Value {
+        summarise(self.all(), start)
     }
 
     /// The Prometheus text exposition format, cumulative since start.
@@ -367,6 +339,55 @@ impl Telemetry {
         }
         out
     }
+}
+
+/// go-metrics' `MetricsSummary` of the interval starting at `target`: every gauge's last
+/// value, and the counters and samples recorded in that interval.
+fn summarise(cells: Vec<Arc<Cell>>, target: u64) -> serde_json::Value {
+    let mut out = Summary {
+        timestamp: format_time(target.max(1)),
+        ..Summary::default()
+    };
+    for cell in cells {
+        let agg = cell.interval(target);
+        let labels: BTreeMap<String, String> = cell.labels.iter().cloned().collect();
+        match cell.kind {
+            // A gauge shows its last value whatever interval set it.
+            Kind::Gauge => out.gauges.push(GaugeValue {
+                name: cell.name.clone(),
+                value: cell.gauge_value(),
+                labels,
+            }),
+            Kind::Counter | Kind::Sample => {
+                let Some(a) = agg.filter(|a| a.count > 0) else {
+                    continue;
+                };
+                let v = SampledValue {
+                    name: cell.name.clone(),
+                    count: a.count,
+                    rate: a.sum / INTERVAL.as_secs_f64(),
+                    sum: a.sum,
+                    min: a.min,
+                    max: a.max,
+                    mean: a.mean(),
+                    stddev: a.stddev(),
+                    labels,
+                };
+                if cell.kind == Kind::Counter {
+                    out.counters.push(v);
+                } else {
+                    out.samples.push(v);
+                }
+            }
+        }
+    }
+    serde_json::to_value(out).unwrap_or_default()
+}
+
+/// The start (unix seconds) of the interval under way at `now`, and when it ends.
+pub fn interval_start(now: SystemTime) -> (u64, SystemTime) {
+    let start = interval_of(now);
+    (start, UNIX_EPOCH + Duration::from_secs(start) + INTERVAL)
 }
 
 /// Consul's Prometheus names: `consul.raft.apply` → `consul_raft_apply`.

@@ -91,3 +91,34 @@ fn go_time_format() {
     assert_eq!(format_time(0), "1970-01-01 00:00:00 +0000 UTC");
     assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13:20 +0000 UTC");
 }
+
+#[test]
+fn summary_of_one_interval() {
+    let t = Arc::new(Telemetry::new(Duration::from_secs(60), "consul"));
+    let h = Handle(t.clone());
+    let c = h.register_counter(&key("consul.rpc.request", &[]), &meta());
+    let now = SystemTime::now();
+    c.increment(2);
+    let (start, end) = interval_start(now);
+    assert_eq!(start % INTERVAL.as_secs(), 0);
+    assert_eq!(
+        end.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+        start + INTERVAL.as_secs()
+    );
+    // The counter landed in the interval under way (or, at a boundary, in the next one).
+    let v = t.summary_of(start);
+    let next = t.summary_of(start + INTERVAL.as_secs());
+    let count = |v: &serde_json::Value| {
+        v["Counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["Name"] == "consul.rpc.request")
+            .map(|c| c["Count"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(count(&v) + count(&next), 1);
+    assert_eq!(v["Timestamp"], format_time(start));
+    // An interval long gone has no counters, only gauges.
+    assert_eq!(count(&t.summary_of(start - 3600)), 0);
+}

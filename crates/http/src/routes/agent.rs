@@ -113,6 +113,42 @@ pub async fn metrics<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     r
 }
 
+/// `GET /v1/agent/metrics/stream`: as each 10 s interval ends, its summary (the shape of
+/// `/v1/agent/metrics`) as one line of JSON, until the client goes away or the agent stops —
+/// go-metrics' `InmemSink.Stream`. Nothing is queued: the next summary is made only once the
+/// last one has been taken by the connection, and a reader that fell behind gets the interval
+/// that ends next, not a backlog.
+pub async fn metrics_stream<B: Backend>(st: St<B>) -> Reply {
+    if let Err(e) = require(&st, Check::AgentRead(&st.node_name())).await {
+        return reply::error(&e);
+    }
+    let t = st.telemetry();
+    let stop = st.shutdown_token();
+    let stream = futures_util::stream::unfold((), move |()| {
+        let (t, stop) = (t.clone(), stop.clone());
+        async move {
+            let (start, end) = proconsul_telemetry::interval_start(std::time::SystemTime::now());
+            let wait = end
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                // Past the boundary, so nothing more lands in the interval being sent.
+                + std::time::Duration::from_millis(5);
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let mut line = serde_json::to_vec(&t.summary_of(start)).unwrap_or_default();
+            line.push(b'\n');
+            Some((
+                Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(line)),
+                (),
+            ))
+        }
+    });
+    // Consul sends no Content-Type here (its handler writes the header before any body).
+    Reply::new(Body::from_stream(stream))
+}
+
 /// Consul's `version.BuildInfo`, in its field order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "PascalCase")]

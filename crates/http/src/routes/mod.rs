@@ -95,6 +95,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/agent/self", get(agent::self_::<B>))
         .route("/v1/agent/version", get(agent::version))
         .route("/v1/agent/metrics", get(agent::metrics::<B>))
+        .route("/v1/agent/metrics/stream", get(agent::metrics_stream::<B>))
         .route("/v1/agent/host", get(agent::host::<B>))
         .route("/v1/agent/members", get(agent::members::<B>))
         .route("/v1/agent/services", get(agent::services::<B>))

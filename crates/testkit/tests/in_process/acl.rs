@@ -745,6 +745,8 @@ fn table() -> Vec<Entry> {
             AGENT_R,
             D,
         ),
+        // A stream: with the rule it would never end.
+        deny_only("GET", "/v1/agent/metrics/stream", AGENT_R),
         e(
             "GET",
             "/v1/agent/monitor",

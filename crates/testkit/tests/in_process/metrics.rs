@@ -148,3 +148,76 @@ async fn prometheus_format_needs_a_retention_time() {
     );
     a.stop().await;
 }
+
+/// `/v1/agent/metrics/stream` sends each interval's summary as it ends, one JSON object per
+/// line, in `/v1/agent/metrics`' shape. Intervals are go-metrics' 10 s, so the test reads the
+/// first one (at most 10 s away) and checks what was recorded in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_stream_sends_each_interval_as_it_ends() {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    // Start well inside an interval, so the write below lands in the one the stream sends.
+    let into = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 10_000
+    };
+    if into() > 8_000 {
+        tokio::time::sleep(Duration::from_millis(10_100 - into() as u64)).await;
+    }
+    let mut s = tokio::net::TcpStream::connect(a.http).await.unwrap();
+    s.write_all(b"GET /v1/agent/metrics/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(a.put("/v1/kv/streamed", b"1").await.status, 200);
+    let mut seen = String::new();
+    let got = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut buf = [0u8; 16384];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "stream closed: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            // A whole object has arrived once a line starting with `{` is complete.
+            if let Some(body) = seen.split("\r\n\r\n").nth(1) {
+                if body.lines().any(|l| l.starts_with('{') && l.ends_with('}')) {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "no summary within 15 s: {seen}");
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(
+        seen.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{seen}"
+    );
+    let body = seen.split("\r\n\r\n").nth(1).unwrap();
+    let line = body
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("{body}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    for k in ["Timestamp", "Gauges", "Points", "Counters", "Samples"] {
+        assert!(v.get(k).is_some(), "{k} in {v}");
+    }
+    // The interval's start: a multiple of 10 s.
+    let ts = v["Timestamp"].as_str().unwrap();
+    assert!(ts.ends_with("0 +0000 UTC"), "{ts}");
+    let kv_apply = v["Samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["Name"] == "consul.kvs.apply");
+    assert!(kv_apply, "the write's apply timer in {v}");
+    drop(s);
+    // The agent is unaffected by the reader going away.
+    assert_eq!(a.get("/v1/agent/self").await.status, 200);
+    a.stop().await;
+}
