@@ -3,7 +3,7 @@
 //! shows up in the open services page within 2 s, and a check that fails turns its row
 //! critical; a key created in the UI is what `proconsul kv get` reads, and a concurrent edit
 //! is caught by check-and-set instead of being lost; with ACLs on, the token box makes the
-//! UI see what the token may see.
+//! UI see what the token may see; served over HTTPS, it works as over HTTP.
 //!
 //! Set `PROCONSUL_UI_SCREENSHOTS=<dir>` to keep a PNG of each page (README's `docs/ui/`).
 
@@ -371,4 +371,70 @@ fn the_token_box_lets_the_ui_see_what_the_token_may() {
         SAYS,
         json!(["No services are registered."]),
     );
+}
+
+#[test]
+fn the_ui_works_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for args in [
+        &["tls", "ca", "create"][..],
+        &["tls", "cert", "create", "-server"],
+    ] {
+        let o = std::process::Command::new(common::BIN)
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+    }
+    let (http, https) = (free_port(), free_port());
+    let file = |f: &str| d.join(f).display().to_string();
+    let cfg = d.join("agent.json");
+    std::fs::write(
+        &cfg,
+        json!({
+            "ports": {
+                "http": http, "https": https, "dns": -1, "grpc": -1,
+                "server": free_port(), "serf_lan": free_port(), "serf_wan": free_port(),
+            },
+            "tls": {"defaults": {
+                "ca_file": file("consul-agent-ca.pem"),
+                "cert_file": file("dc1-server-consul-0.pem"),
+                "key_file": file("dc1-server-consul-0-key.pem"),
+            }},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let _agent = common::start_dev(&cfg, http, &d.join("log"));
+    let driver = Driver::start();
+    // The test CA is not the browser's; what is tested is that every request the page makes
+    // stays on the HTTPS origin (a plain-http one would be blocked as mixed content).
+    let s = driver.session_with(1000, 660, &["--ignore-certificate-errors"]);
+    s.goto(&format!("https://127.0.0.1:{https}/"));
+    s.wait(
+        "the services over HTTPS",
+        LOAD,
+        HAS,
+        json!(["tr[data-service=\"consul\"]", null, null]),
+    );
+    assert_eq!(
+        s.js("return location.protocol + location.pathname;", json!([])),
+        json!("https:/ui/dc1/services")
+    );
+    // Live over TLS too: blocking queries through the HTTPS listener.
+    let registered = Instant::now();
+    put(
+        http,
+        "/v1/agent/service/register",
+        r#"{"Name": "secure-web"}"#,
+    );
+    s.wait(
+        "secure-web listed",
+        LIVE,
+        HAS,
+        json!(["tr[data-service=\"secure-web\"]", null, null]),
+    );
+    assert!(registered.elapsed() < LIVE);
 }

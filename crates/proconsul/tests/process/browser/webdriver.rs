@@ -83,17 +83,32 @@ impl Driver {
 
     /// A new headless Chromium session with a `width`×`height` window.
     pub fn session(&self, width: u32, height: u32) -> Session<'_> {
+        self.session_with(width, height, &[])
+    }
+
+    /// [`Driver::session`] with more Chromium switches.
+    pub fn session_with(&self, width: u32, height: u32, extra: &[&str]) -> Session<'_> {
         let chromium = binary(&["chromium", "chromium-browser"]);
+        let mut args = vec![
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            // Without the background-networking switches Chromium keeps dialling out, which
+            // a machine without a network refuses, many times a second.
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            format!("--window-size={width},{height}"),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium,
-                // Without the background-networking switches Chromium keeps dialling out,
-                // which a machine without a network refuses, many times a second.
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                         "--no-first-run", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync",
-                         "--disable-dev-shm-usage", format!("--window-size={width},{height}")],
+                "args": args,
             },
         }}});
         let v = self.send("POST", "/session", Some(caps));
