@@ -895,7 +895,13 @@ async fn run_async(
     flags: AgentFlags,
     observers: Vec<Arc<dyn ConfigObserver>>,
 ) -> i32 {
-    let tap = logging::init(&config.log_level, config.log_json);
+    let tap = match logging::init(&config.log_level, config.log_json, config.log_file.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("==> {e}");
+            return 1;
+        }
+    };
     println!("==> Starting Proconsul agent...");
     let agent = match Agent::start(config, flags).await {
         Ok(a) => a,

@@ -58,6 +58,14 @@ pub struct AgentFlags {
     pub log_level: Option<String>,
     /// `-log-json`
     pub log_json: bool,
+    /// `-log-file`
+    pub log_file: Option<String>,
+    /// `-log-rotate-bytes`
+    pub log_rotate_bytes: Option<i64>,
+    /// `-log-rotate-duration`
+    pub log_rotate_duration: Option<String>,
+    /// `-log-rotate-max-files`
+    pub log_rotate_max_files: Option<i64>,
     /// `-node-meta=key:value` (repeatable)
     pub node_meta: Vec<String>,
     /// `-rejoin`

@@ -26,7 +26,7 @@ pub use error::{
 };
 pub use flags::AgentFlags;
 pub use host::{HostInfo, SystemHost};
-pub use runtime::{DnsConfig, HttpsTls, RpcTls, RuntimeConfig, SoaConfig};
+pub use runtime::{DnsConfig, HttpsTls, LogFileConfig, RpcTls, RuntimeConfig, SoaConfig};
 
 /// Consul's HCL1 dialect as JSON (blocks become lists of objects, as HCL1 decodes them): the
 /// config files' reader, for other HCL Consul reads (ACL policy rules).
@@ -185,6 +185,10 @@ fn flags_layer(f: &AgentFlags) -> Result<Layer, ConfigError> {
         ports: (ports != Ports::default()).then_some(ports),
         log_level: f.log_level.clone(),
         log_json: yes(f.log_json),
+        log_file: f.log_file.clone(),
+        log_rotate_bytes: f.log_rotate_bytes,
+        log_rotate_duration: f.log_rotate_duration.clone(),
+        log_rotate_max_files: f.log_rotate_max_files,
         node_meta: (!node_meta.is_empty()).then_some(node_meta),
         rejoin_after_leave: yes(f.rejoin),
         retry_join: (!f.retry_join.is_empty()).then(|| f.retry_join.clone()),

@@ -81,6 +81,8 @@ pub struct RuntimeConfig {
     /// Upper-cased: TRACE, DEBUG, INFO, WARN, ERR or ERROR.
     pub log_level: String,
     pub log_json: bool,
+    /// `log_file`: also write the log to a file, rotated (`None`: stdout only).
+    pub log_file: Option<LogFileConfig>,
     pub node_meta: BTreeMap<String, String>,
     pub rejoin_after_leave: bool,
     pub retry_join: Vec<String>,
@@ -283,6 +285,22 @@ fn tls_warnings(t: &crate::user::TlsUser) -> Vec<String> {
         w.push("config key \"tls.grpc\" is accepted for compatibility with Consul and has no effect in proconsul (no gRPC listener)".into());
     }
     w
+}
+
+/// `log_file` and its rotation, as Consul's `logging.LogFile` reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFileConfig {
+    /// The directory (`log_file` up to its last `/`).
+    pub dir: PathBuf,
+    /// The current file's name (`consul.log` when `log_file` ends in `/`); rotated files are
+    /// `<stem>-<unix nanoseconds><ext>` beside it.
+    pub name: String,
+    /// `log_rotate_bytes`: rotate when the file reaches this size (0: no size limit).
+    pub rotate_bytes: u64,
+    /// `log_rotate_duration` (default 24h): rotate a file this old.
+    pub rotate_duration: Duration,
+    /// `log_rotate_max_files`: rotated files kept (0: all; -1: none).
+    pub max_files: i64,
 }
 
 /// What the HTTPS listener serves with.
@@ -832,6 +850,43 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
     }
 
     let log_level = values::log_level(u.log_level.as_deref().unwrap_or("INFO"))?;
+    let log_file = match non_empty(u.log_file.clone()) {
+        None => None,
+        Some(path) => {
+            let (dir, name) = match path.rfind('/') {
+                Some(i) => (&path[..i + 1], &path[i + 1..]),
+                None => ("", path.as_str()),
+            };
+            let name = if name.is_empty() { "consul.log" } else { name };
+            let rotate_duration = match values::duration(
+                "log_rotate_duration",
+                u.log_rotate_duration.as_deref().filter(|s| !s.is_empty()),
+            )? {
+                Some(d) if !d.is_zero() => d,
+                _ => Duration::from_secs(24 * 3600),
+            };
+            let rotate_bytes = u.log_rotate_bytes.unwrap_or(0);
+            if rotate_bytes < 0 {
+                return Err(ValueError::Invalid {
+                    key: "log_rotate_bytes".into(),
+                    value: rotate_bytes.to_string(),
+                    why: "must not be negative".into(),
+                }
+                .into());
+            }
+            Some(LogFileConfig {
+                dir: if dir.is_empty() {
+                    ".".into()
+                } else {
+                    dir.into()
+                },
+                name: name.to_string(),
+                rotate_bytes: rotate_bytes as u64,
+                rotate_duration,
+                max_files: u.log_rotate_max_files.unwrap_or(0),
+            })
+        }
+    };
 
     let retry_interval = dur_or(
         "retry_interval",
@@ -979,6 +1034,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         grpc_tls_port,
         log_level,
         log_json: u.log_json.unwrap_or(false),
+        log_file,
         node_meta: u.node_meta.unwrap_or_default(),
         rejoin_after_leave: u.rejoin_after_leave.unwrap_or(false),
         retry_join: u.retry_join.unwrap_or_default(),

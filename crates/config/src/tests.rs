@@ -1110,3 +1110,43 @@ fn rpc_tls_settings() {
     let c = load("f.json", r#"{"enable_agent_tls_for_checks": true}"#).unwrap();
     assert!(c.enable_agent_tls_for_checks);
 }
+
+#[test]
+fn log_file_and_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |name: &str, body: &str| {
+        let f = write(dir.path(), name, body);
+        load_with(
+            &AgentFlags {
+                config_files: vec![f],
+                data_dir: Some(dir.path().into()),
+                ..AgentFlags::default()
+            },
+            &HOST,
+        )
+    };
+    assert!(load("a.json", r#"{"log_file": ""}"#)
+        .unwrap()
+        .log_file
+        .is_none());
+    let c = load("b.json", r#"{"log_file": "/var/log/consul/"}"#).unwrap();
+    let l = c.log_file.unwrap();
+    assert_eq!(
+        (l.dir, l.name.as_str(), l.rotate_bytes, l.max_files),
+        (PathBuf::from("/var/log/consul/"), "consul.log", 0, 0)
+    );
+    assert_eq!(l.rotate_duration, Duration::from_secs(24 * 3600));
+    let c = load(
+        "c.json",
+        r#"{"log_file": "/tmp/agent", "log_rotate_bytes": 1024, "log_rotate_duration": "1h", "log_rotate_max_files": -1}"#,
+    )
+    .unwrap();
+    let l = c.log_file.unwrap();
+    assert_eq!(
+        (l.dir, l.name.as_str(), l.rotate_bytes, l.max_files),
+        (PathBuf::from("/tmp/"), "agent", 1024, -1)
+    );
+    assert_eq!(l.rotate_duration, Duration::from_secs(3600));
+    let e = load("d.json", r#"{"log_file": "x", "log_rotate_bytes": -1}"#).unwrap_err();
+    assert!(e.to_string().contains("log_rotate_bytes"), "{e}");
+}

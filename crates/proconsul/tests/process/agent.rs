@@ -128,3 +128,63 @@ fn bad_config_is_refused_with_file_and_key() {
         "{o:?}"
     );
 }
+
+/// `-log-file` (a directory: `consul.log` in it) gets the same lines as stdout, and
+/// `-log-rotate-bytes` rotates it to `consul-<nanos>.log`, keeping `-log-rotate-max-files`.
+/// A log file that cannot be opened stops the start with Consul's message.
+#[test]
+fn log_file_is_written_and_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = ports_config(dir.path(), port);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let _agent = start(
+        &[
+            "agent",
+            "-dev",
+            "-node=n1",
+            &format!("-config-file={}", cfg.display()),
+            &format!("-log-file={}/", logs.display()),
+            "-log-rotate-bytes=300",
+            "-log-rotate-max-files=2",
+        ],
+        &dir.path().join("log"),
+    );
+    wait_leader(port);
+    // Each reload logs a line: enough for several rotations.
+    for _ in 0..20 {
+        cli(port, &["reload"]);
+    }
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&logs)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    wait_for("rotated log files", Duration::from_secs(10), || {
+        names().len() >= 3
+    });
+    let n = names();
+    assert!(n.contains(&"consul.log".to_string()), "{n:?}");
+    assert!(n.len() <= 3, "at most 2 rotated files are kept: {n:?}");
+    assert!(
+        n.iter()
+            .all(|f| f == "consul.log" || (f.starts_with("consul-") && f.ends_with(".log"))),
+        "{n:?}"
+    );
+    let rotated = n.iter().find(|f| f.starts_with("consul-")).unwrap();
+    let text = std::fs::read_to_string(logs.join(rotated)).unwrap();
+    assert!(text.contains("[INFO]"), "{text}");
+
+    let out = Command::new(BIN)
+        .args(["agent", "-dev", "-log-file=/nonexistent/dir/consul.log"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Failed to setup logging"), "{err}");
+}
