@@ -27,7 +27,7 @@ fn monitor_streams_log_lines_at_the_asked_level() {
 }
 
 async fn run() {
-    let tap = proconsul_agent::logging::init("debug", false);
+    let tap = proconsul_agent::logging::init("debug", false, None).expect("no log file to open");
     let a = TestAgent::dev().await;
     a.agent.attach_log_tap(tap);
 
