@@ -63,8 +63,12 @@ impl Backend for Agent {
         self.inner.datacenter.clone()
     }
 
+    /// A server's WAN pool, nearest first (a client agent asks a server).
     async fn datacenters(&self) -> Result<Vec<String>, RpcError> {
-        Ok(vec![self.inner.datacenter.clone()])
+        match &self.inner.server {
+            Some(s) => Ok(s.datacenters()),
+            None => self.call(proconsul_types::CatalogListDatacenters {}).await,
+        }
     }
 
     fn node_name(&self) -> String {

@@ -62,12 +62,20 @@ fn unavailable(e: RpcError) -> DnsBackendError {
 }
 
 impl Agent {
-    fn check_dc(&self, dc: &str) -> Result<(), DnsBackendError> {
+    /// The datacenter a DNS name asks for, as a `?dc=` value: empty for this one; another
+    /// must be known to the servers' WAN pool (else NXDOMAIN, as Consul's `No path to
+    /// datacenter`).
+    async fn check_dc(&self, dc: &str) -> Result<String, DnsBackendError> {
         if dc.is_empty() || dc.eq_ignore_ascii_case(&self.inner.datacenter) {
-            Ok(())
-        } else {
-            Err(DnsBackendError::UnknownDatacenter(dc.to_string()))
+            return Ok(String::new());
         }
+        let known = proconsul_http::Backend::datacenters(self)
+            .await
+            .map_err(unavailable)?;
+        known
+            .into_iter()
+            .find(|d| d.eq_ignore_ascii_case(dc))
+            .ok_or_else(|| DnsBackendError::UnknownDatacenter(dc.to_string()))
     }
 
     /// `dns_config.allow_stale` and `max_stale` in milliseconds.
@@ -79,15 +87,30 @@ impl Agent {
     /// asked again of the leader when the answering server's last contact with it is older than
     /// `max_stale`; from the leader only otherwise.
     async fn dns_read<Q: Query + Clone>(&self, req: Q) -> Result<Q::Out, DnsBackendError> {
+        self.dns_read_in(String::new(), req).await
+    }
+
+    /// [`Agent::dns_read`] of `datacenter` (empty: this one).
+    async fn dns_read_in<Q: Query + Clone>(
+        &self,
+        datacenter: String,
+        req: Q,
+    ) -> Result<Q::Out, DnsBackendError> {
         let (allow_stale, max_stale_ms) = self.dns_staleness();
         // DNS answers only what the `dns` (else `default`) token may read.
         let token = self.inner.tokens.dns();
+        let in_dc = |mut o: QueryOptions| {
+            o.datacenter = datacenter.clone();
+            o
+        };
         if !allow_stale {
-            let r = self.query_as(req, QueryOptions::default(), &token).await;
+            let r = self
+                .query_as(req, in_dc(QueryOptions::default()), &token)
+                .await;
             return Ok(r.map_err(unavailable)?.1);
         }
         let (meta, resp) = self
-            .query_as(req.clone(), stale(), &token)
+            .query_as(req.clone(), in_dc(stale()), &token)
             .await
             .map_err(unavailable)?;
         // Consul counts answers from a server that has not heard from the leader for 5 s.
@@ -101,7 +124,9 @@ impl Agent {
             last_contact_ms = meta.last_contact_ms,
             "dns: stale answer too old (max_stale), asking the leader"
         );
-        let r = self.query_as(req, QueryOptions::default(), &token).await;
+        let r = self
+            .query_as(req, in_dc(QueryOptions::default()), &token)
+            .await;
         Ok(r.map_err(unavailable)?.1)
     }
 
@@ -117,23 +142,27 @@ impl DnsBackend for Agent {
         service: &str,
         tag: Option<&str>,
     ) -> Result<Vec<CheckServiceNode>, DnsBackendError> {
-        self.check_dc(datacenter)?;
+        let dc = self.check_dc(datacenter).await?;
         let req = HealthServiceNodes {
             service: service.to_string(),
             tags: tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
             ..Default::default()
         };
-        self.dns_read(req).await
+        self.dns_read_in(dc, req).await
     }
 
     async fn node(&self, datacenter: &str, name: &str) -> Result<Option<Node>, DnsBackendError> {
-        self.check_dc(datacenter)?;
+        let dc = self.check_dc(datacenter).await?;
         let req = CatalogNodeServices {
             node: name.to_string(),
         };
-        let found = self.dns_read(req).await?;
+        let found = self.dns_read_in(dc.clone(), req).await?;
         Ok(found.map(|(mut n, _)| {
-            n.datacenter = self.inner.datacenter.clone();
+            n.datacenter = if dc.is_empty() {
+                self.inner.datacenter.clone()
+            } else {
+                dc
+            };
             n
         }))
     }

@@ -17,7 +17,7 @@ use proconsul_gossip::msgpack::{Fields, Writer};
 use proconsul_gossip::net::{MergeCheck, Pool, PoolOptions};
 use proconsul_gossip::security::{self, Keyring};
 use proconsul_gossip::swim::SwimConfig;
-use proconsul_server::{LanMember, MemberSource, MemberStatus};
+use proconsul_server::{LanMember, MemberSource, MemberStatus, WanSource};
 use proconsul_types::{member_status, AgentMember, UserEvent};
 use tokio_util::sync::CancellationToken;
 
@@ -178,30 +178,8 @@ impl Gossip {
         node_id: &str,
         shutdown: &CancellationToken,
     ) -> Result<Gossip, String> {
-        let bind = cfg.serf_lan_bind();
-        let advertise = SocketAddr::new(cfg.advertise_addr, cfg.serf_lan_port);
-        let mut serf = SerfConfig::new(
-            SwimConfig::lan(node_name, advertise),
-            lan_tags(cfg, node_id),
-        );
-        serf.reconnect_timeout = cfg.reconnect_timeout;
-        serf.disable_coordinates = cfg.disable_coordinates;
-        let lan_keys = load_keyring(cfg, keyring_file(cfg, false).as_deref())?;
-        let lan = Pool::start(
-            PoolOptions {
-                serf,
-                bind,
-                wire: wire(cfg, lan_keys.clone()),
-                snapshot: serf_dir(cfg).map(|d| d.join("local.snapshot")),
-                rejoin_after_leave: cfg.rejoin_after_leave,
-                pool: "lan",
-                merge_check: Some(lan_merge_check(&cfg.datacenter, node_name, node_id)),
-                keyring_file: keyring_file(cfg, false),
-            },
-            shutdown.clone(),
-        )
-        .await
-        .map_err(|e| format!("failed to start the LAN gossip pool on {bind}: {e}"))?;
+        // The WAN pool first (servers): its port goes into the LAN tags, so that the other
+        // servers of this datacenter can flood-join it (`wan_join_port`).
         let wan = match (cfg.server, cfg.serf_wan_bind()) {
             (true, Some(bind)) => {
                 let name = format!("{node_name}.{}", cfg.datacenter);
@@ -210,7 +188,7 @@ impl Gossip {
                 tags.remove("segment");
                 let wan_keys = match load_keyring(cfg, keyring_file(cfg, true).as_deref())? {
                     Some(k) => Some(k),
-                    None => lan_keys,
+                    None => load_keyring(cfg, keyring_file(cfg, false).as_deref())?,
                 };
                 let mut serf = SerfConfig::new(SwimConfig::wan(name, advertise), tags);
                 serf.disable_coordinates = cfg.disable_coordinates;
@@ -234,6 +212,31 @@ impl Gossip {
             }
             _ => None,
         };
+        let bind = cfg.serf_lan_bind();
+        let advertise = SocketAddr::new(cfg.advertise_addr, cfg.serf_lan_port);
+        let mut tags = lan_tags(cfg, node_id);
+        if let Some(w) = &wan {
+            tags.insert("wan_join_port".into(), w.local_addr().port().to_string());
+        }
+        let mut serf = SerfConfig::new(SwimConfig::lan(node_name, advertise), tags);
+        serf.reconnect_timeout = cfg.reconnect_timeout;
+        serf.disable_coordinates = cfg.disable_coordinates;
+        let lan_keys = load_keyring(cfg, keyring_file(cfg, false).as_deref())?;
+        let lan = Pool::start(
+            PoolOptions {
+                serf,
+                bind,
+                wire: wire(cfg, lan_keys.clone()),
+                snapshot: serf_dir(cfg).map(|d| d.join("local.snapshot")),
+                rejoin_after_leave: cfg.rejoin_after_leave,
+                pool: "lan",
+                merge_check: Some(lan_merge_check(&cfg.datacenter, node_name, node_id)),
+                keyring_file: keyring_file(cfg, false),
+            },
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| format!("failed to start the LAN gossip pool on {bind}: {e}"))?;
         Ok(Gossip { lan, wan })
     }
 
@@ -342,6 +345,77 @@ impl MemberSource for LanMembers {
                 name: m.name,
             })
             .collect()
+    }
+}
+
+/// The WAN pool as the server's router sees it ([`WanSource`]): alive servers per datacenter,
+/// ordered by the round-trip time this server's WAN coordinate estimates.
+pub(crate) struct WanServers {
+    pub pool: Pool,
+}
+
+impl WanServers {
+    /// Alive servers: (datacenter, RPC address, estimated RTT).
+    fn servers_by_dc(&self) -> Vec<(String, String, Option<std::time::Duration>)> {
+        let own = self.pool.coordinate();
+        let coords = self.pool.cached_coordinates();
+        self.pool
+            .members()
+            .into_iter()
+            .filter(|m| {
+                m.status == SerfStatus::Alive
+                    && m.tags.get("role").map(String::as_str) == Some("consul")
+            })
+            .filter_map(|m| {
+                let dc = m.tags.get("dc")?.clone();
+                let port: u16 = m.tags.get("port")?.parse().ok()?;
+                let rtt = match (&own, coords.get(&m.name)) {
+                    (Some(a), Some(b)) => a.distance_to(b),
+                    _ => None,
+                };
+                Some((dc, SocketAddr::new(m.addr.ip(), port).to_string(), rtt))
+            })
+            .collect()
+    }
+}
+
+/// Nearest first; an unknown distance after every known one.
+fn by_rtt(a: &Option<std::time::Duration>, b: &Option<std::time::Duration>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => x.cmp(y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    }
+}
+
+impl WanSource for WanServers {
+    fn servers(&self, datacenter: &str) -> Vec<String> {
+        let mut s: Vec<(Option<std::time::Duration>, String)> = self
+            .servers_by_dc()
+            .into_iter()
+            .filter(|(dc, _, _)| dc == datacenter)
+            .map(|(_, addr, rtt)| (rtt, addr))
+            .collect();
+        s.sort_by(|a, b| by_rtt(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
+        s.into_iter().map(|(_, a)| a).collect()
+    }
+
+    /// Consul's `GetDatacentersByDistance`: by the median RTT to each datacenter's servers.
+    fn datacenters(&self) -> Vec<String> {
+        let mut rtts: BTreeMap<String, Vec<Option<std::time::Duration>>> = BTreeMap::new();
+        for (dc, _, rtt) in self.servers_by_dc() {
+            rtts.entry(dc).or_default().push(rtt);
+        }
+        let mut dcs: Vec<(Option<std::time::Duration>, String)> = rtts
+            .into_iter()
+            .map(|(dc, mut r)| {
+                r.sort_by(by_rtt);
+                (r[r.len() / 2], dc)
+            })
+            .collect();
+        dcs.sort_by(|a, b| by_rtt(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
+        dcs.into_iter().map(|(_, dc)| dc).collect()
     }
 }
 

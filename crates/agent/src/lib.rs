@@ -186,6 +186,10 @@ impl Agent {
                     max_batches: config.coordinate_update_max_batches,
                 },
                 acl: config.acl.clone(),
+                wan: gossip.wan.as_ref().map(|pool| {
+                    Arc::new(gossip::WanServers { pool: pool.clone() })
+                        as Arc<dyn proconsul_server::WanSource>
+                }),
             };
             let server = Server::start(opts).await?;
             if let Some(l) = rpc_listener {
@@ -343,6 +347,7 @@ impl Agent {
             .tasks
             .spawn(async move { a.gossip_event_loop().await });
         agent.start_retry_join(&config);
+        agent.start_wan_flood();
         Ok(agent)
     }
 
@@ -684,33 +689,93 @@ impl Agent {
         pool.join(addrs, port).await.map_err(|e| e.to_string())
     }
 
-    /// `retry_join` (and `start_join`, which Consul folded into it): keep trying in the
-    /// background every `retry_interval`; give up (and stop the agent) after `retry_max`.
+    /// `retry_join` (and `start_join`, which Consul folded into it), and on servers
+    /// `retry_join_wan`: keep trying in the background every `retry_interval(_wan)`; give up
+    /// (and stop the agent) after `retry_max(_wan)`.
     fn start_retry_join(&self, cfg: &RuntimeConfig) {
         let mut addrs = cfg.start_join.clone();
         addrs.extend(cfg.retry_join.iter().cloned());
+        self.retry_join_pool(addrs, false, cfg.retry_interval, cfg.retry_max);
+        if cfg.server {
+            self.retry_join_pool(
+                cfg.retry_join_wan.clone(),
+                true,
+                cfg.retry_interval_wan,
+                cfg.retry_max_wan,
+            );
+        }
+    }
+
+    /// Consul's flood join: a server joins every server of its datacenter that it sees in the
+    /// LAN pool to the WAN pool as well (at the `wan_join_port` it advertises), so one WAN
+    /// join federates the whole datacenter.
+    fn start_wan_flood(&self) {
+        let Some(wan) = self.inner.gossip.wan.clone() else {
+            return;
+        };
+        let lan = self.inner.gossip.lan.clone();
+        let dc = self.inner.datacenter.clone();
+        let shutdown = self.inner.shutdown.clone();
+        self.inner.tasks.spawn(async move {
+            use proconsul_gossip::membership::MemberStatus as S;
+            loop {
+                let known: std::collections::HashSet<String> = wan
+                    .members()
+                    .into_iter()
+                    .filter(|m| m.status != S::Left)
+                    .map(|m| m.name)
+                    .collect();
+                let missing: Vec<String> = lan
+                    .members()
+                    .into_iter()
+                    .filter(|m| {
+                        m.status == S::Alive
+                            && m.tags.get("role").map(String::as_str) == Some("consul")
+                            && m.tags.get("dc") == Some(&dc)
+                            && !known.contains(&format!("{}.{dc}", m.name))
+                    })
+                    .filter_map(|m| {
+                        let port: u16 = m.tags.get("wan_join_port")?.parse().ok()?;
+                        Some(SocketAddr::new(m.addr.ip(), port).to_string())
+                    })
+                    .collect();
+                if !missing.is_empty() {
+                    match wan.join(&missing, 8302).await {
+                        Ok(n) => tracing::debug!(target: "agent", joined = n, "flood-joined servers of this datacenter to the WAN pool"),
+                        Err(e) => tracing::debug!(target: "agent", error = %e, "WAN flood join failed; will retry"),
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+        });
+    }
+
+    fn retry_join_pool(&self, addrs: Vec<String>, wan: bool, interval: Duration, max: u32) {
         if addrs.is_empty() {
             return;
         }
-        let (interval, max) = (cfg.retry_interval, cfg.retry_max);
+        let cluster = if wan { "WAN" } else { "LAN" };
         let a = self.clone();
         self.inner.tasks.spawn(async move {
             let mut attempt = 0u32;
             loop {
-                tracing::info!(target: "agent", cluster = "LAN", "Joining cluster...");
-                match a.join_pool(&addrs, false).await {
+                tracing::info!(target: "agent", cluster, "Joining cluster...");
+                match a.join_pool(&addrs, wan).await {
                     Ok(n) => {
-                        tracing::info!(target: "agent", cluster = "LAN", num_agents = n, "Join cluster completed. Synced with initial agents");
+                        tracing::info!(target: "agent", cluster, num_agents = n, "Join cluster completed. Synced with initial agents");
                         return;
                     }
                     Err(e) => {
                         attempt += 1;
                         if max > 0 && attempt >= max {
-                            tracing::error!(target: "agent", cluster = "LAN", error = %e, "Could not join cluster, exiting");
+                            tracing::error!(target: "agent", cluster, error = %e, "Could not join cluster, exiting");
                             a.inner.shutdown.cancel();
                             return;
                         }
-                        tracing::warn!(target: "agent", cluster = "LAN", retry_interval = ?interval, error = %e, "Join cluster failed, will retry");
+                        tracing::warn!(target: "agent", cluster, retry_interval = ?interval, error = %e, "Join cluster failed, will retry");
                     }
                 }
                 tokio::select! {

@@ -288,6 +288,7 @@ pub fn rpc_settings(t: &RpcTls, server: bool) -> Result<TlsSettings, AgentError>
                 &t.cipher_suites,
             )?),
             server_name: name,
+            domain: t.domain.clone(),
         })),
         _ => None,
     };
@@ -576,6 +577,7 @@ mod tests {
             tls13_only: false,
             cipher_suites: Vec::new(),
             server_name: "server.dc1.consul".into(),
+            domain: "consul".into(),
         }
     }
 

@@ -74,6 +74,12 @@ pub struct AgentFlags {
     pub retry_join: Vec<String>,
     /// `-retry-interval`
     pub retry_interval: Option<String>,
+    /// `-join-wan` / `-retry-join-wan` (repeatable)
+    pub retry_join_wan: Vec<String>,
+    /// `-retry-interval-wan`
+    pub retry_interval_wan: Option<String>,
+    /// `-retry-max-wan`
+    pub retry_max_wan: Option<u32>,
     /// `-retry-max`
     pub retry_max: Option<u32>,
     /// `-encrypt`

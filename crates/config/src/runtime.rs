@@ -90,6 +90,11 @@ pub struct RuntimeConfig {
     /// 0 = retry forever.
     pub retry_max: u32,
     pub start_join: Vec<String>,
+    /// `retry_join_wan` and `start_join_wan` (servers): WAN pool addresses, joined like
+    /// `retry_join`, every `retry_interval_wan` (30 s) up to `retry_max_wan` tries (0: forever).
+    pub retry_join_wan: Vec<String>,
+    pub retry_interval_wan: Duration,
+    pub retry_max_wan: u32,
     /// Base64 gossip key (`encrypt`), validated as 16, 24 or 32 bytes.
     pub encrypt_key: Option<String>,
     /// `encrypt_verify_incoming` (default true).
@@ -343,6 +348,8 @@ pub struct RpcTls {
     pub cipher_suites: Vec<String>,
     /// `server.<datacenter>.<domain>`.
     pub server_name: String,
+    /// The domain of server names (`consul`: `domain` without its trailing dot).
+    pub domain: String,
 }
 
 /// Consul's agent cipher suites that rustls offers (Consul's list also has four CBC suites,
@@ -559,6 +566,7 @@ fn rpc_tls(
         tls13_only: r.tls13_only,
         cipher_suites: r.cipher_suites,
         server_name: format!("server.{datacenter}.{}", domain.trim_end_matches('.')),
+        domain: domain.trim_end_matches('.').to_string(),
     }))
 }
 
@@ -902,6 +910,22 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         .into());
     }
 
+    let retry_interval_wan = dur_or(
+        "retry_interval_wan",
+        u.retry_interval_wan.as_deref(),
+        Duration::from_secs(30),
+    )?;
+    let retry_max_wan = u.retry_max_wan.unwrap_or(0);
+    if retry_max_wan < 0 || retry_max_wan > i64::from(u32::MAX) {
+        return Err(ValueError::Negative {
+            key: "retry_max_wan".into(),
+            value: retry_max_wan,
+        }
+        .into());
+    }
+    let mut retry_join_wan = u.start_join_wan.clone().unwrap_or_default();
+    retry_join_wan.extend(u.retry_join_wan.clone().unwrap_or_default());
+
     let reconnect_timeout = dur_or(
         "reconnect_timeout",
         u.reconnect_timeout.as_deref(),
@@ -1041,6 +1065,9 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         retry_interval,
         retry_max: retry_max as u32,
         start_join: u.start_join.unwrap_or_default(),
+        retry_join_wan,
+        retry_interval_wan,
+        retry_max_wan: retry_max_wan as u32,
         encrypt_key,
         encrypt_verify_incoming: u.encrypt_verify_incoming.unwrap_or(true),
         encrypt_verify_outgoing: u.encrypt_verify_outgoing.unwrap_or(true),

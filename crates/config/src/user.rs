@@ -46,6 +46,10 @@ pub(crate) struct UserConfig {
     pub retry_interval: Option<String>,
     pub retry_max: Option<i64>,
     pub start_join: Option<Vec<String>>,
+    pub retry_join_wan: Option<Vec<String>>,
+    pub start_join_wan: Option<Vec<String>>,
+    pub retry_interval_wan: Option<String>,
+    pub retry_max_wan: Option<i64>,
     pub encrypt: Option<String>,
     pub encrypt_verify_incoming: Option<bool>,
     pub encrypt_verify_outgoing: Option<bool>,
@@ -306,7 +310,7 @@ impl Merge for UserConfig {
         replace!(self, o; node_name, node_id, datacenter, primary_datacenter, domain, alt_domain,
             data_dir, server, bootstrap, bootstrap_expect, bind_addr, advertise_addr, client_addr,
             log_level, log_json, log_file, log_rotate_bytes, log_rotate_duration,
-            log_rotate_max_files, rejoin_after_leave, retry_interval, retry_max, encrypt,
+            log_rotate_max_files, retry_interval_wan, retry_max_wan, rejoin_after_leave, retry_interval, retry_max, encrypt,
             encrypt_verify_incoming, encrypt_verify_outgoing, reconnect_timeout,
             enable_script_checks, enable_local_script_checks, session_ttl_min, check_update_interval,
             leave_on_terminate,
@@ -316,6 +320,8 @@ impl Merge for UserConfig {
             raft_protocol, enable_agent_tls_for_checks);
         append(&mut self.retry_join, o.retry_join);
         append(&mut self.start_join, o.start_join);
+        append(&mut self.retry_join_wan, o.retry_join_wan);
+        append(&mut self.start_join_wan, o.start_join_wan);
         append(&mut self.recursors, o.recursors);
         extend(&mut self.node_meta, o.node_meta);
         section(&mut self.ports, o.ports);

@@ -316,6 +316,23 @@ impl<B: DnsBackend> Inner<B> {
             self.alt_domain.as_ref(),
             qtype == RecordType::SRV,
         );
+        // Another datacenter's answers change with its catalog, which the cache's generation
+        // (this datacenter's index) does not follow: they are kept for the second only.
+        let remote = match &target {
+            Target::Zone {
+                query:
+                    Query::Service {
+                        datacenter: Some(dc),
+                        ..
+                    }
+                    | Query::Node {
+                        datacenter: Some(dc),
+                        ..
+                    },
+                ..
+            } => !dc.eq_ignore_ascii_case(&self.backend.datacenter()),
+            _ => false,
+        };
         let (outcome, domain) = match target {
             Target::Foreign if recursors => return None,
             // Without recursors we answer for our own domains only.
@@ -390,7 +407,12 @@ impl<B: DnsBackend> Inner<B> {
                 m
             })
             .collect();
-        Some((responses, Lifetime::Generation))
+        let lifetime = if remote {
+            Lifetime::ThisSecond
+        } else {
+            Lifetime::Generation
+        };
+        Some((responses, lifetime))
     }
 
     fn soa(&self, domain: &str) -> Option<hickory_proto::rr::Record> {

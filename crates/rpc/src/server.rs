@@ -38,9 +38,10 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
 
     /// Accept or refuse a connection's handshake ([`crate::HELLO`]); `Err` is sent back as the
-    /// reason and the connection is closed.
-    fn hello(&self, _body: &[u8]) -> Result<(), String> {
-        Ok(())
+    /// reason and the connection is closed. What `Ok` holds is given to every later call on
+    /// the connection as [`Peer::hello`] (e.g. which kind of caller it is).
+    fn hello(&self, _body: &[u8]) -> Result<u32, String> {
+        Ok(0)
     }
 
     /// Whether a connection must open with a handshake.
@@ -115,6 +116,7 @@ async fn accept<H: Handler>(
             addr,
             tls: false,
             server_authorized: true,
+            hello: 0,
         };
         let (r, w) = stream.into_split();
         return serve_conn(r, w, peer, handler, stop, tasks).await;
@@ -143,6 +145,7 @@ async fn accept<H: Handler>(
         addr,
         tls: true,
         server_authorized,
+        hello: 0,
     };
     let (r, w) = tokio::io::split(stream);
     serve_conn(r, w, peer, handler, stop, tasks).await
@@ -179,7 +182,7 @@ async fn refuse(mut stream: TcpStream, why: &str) {
 async fn serve_conn<H, R, W>(
     mut read: R,
     write: W,
-    peer: Peer,
+    mut peer: Peer,
     handler: Arc<H>,
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -216,7 +219,7 @@ async fn serve_conn<H, R, W>(
             } else if handler.requires_hello() {
                 Err("RPC connection without a handshake; is the caller a proconsul agent of the same version?".to_string())
             } else {
-                Ok(())
+                Ok(0)
             };
             let answer = |kind, body| Frame {
                 kind,
@@ -232,7 +235,8 @@ async fn serve_conn<H, R, W>(
                         write_frame(&mut *w, &answer(FrameKind::Error, reason.into_bytes())).await;
                     break;
                 }
-                Ok(()) if f.method == crate::HELLO => {
+                Ok(tag) if f.method == crate::HELLO => {
+                    peer.hello = tag;
                     let mut w = write.lock().await;
                     if write_frame(&mut *w, &answer(FrameKind::Response, Vec::new()))
                         .await
@@ -242,7 +246,7 @@ async fn serve_conn<H, R, W>(
                     }
                     continue;
                 }
-                Ok(()) => {}
+                Ok(_) => {}
             }
         }
         let Ok(slot) = in_flight.clone().acquire_owned().await else {
@@ -350,9 +354,9 @@ mod tests {
         async fn handle(&self, peer: Peer, method: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
             Echo.handle(peer, method, body).await
         }
-        fn hello(&self, body: &[u8]) -> Result<(), String> {
+        fn hello(&self, body: &[u8]) -> Result<u32, String> {
             if body == b"dc1" {
-                Ok(())
+                Ok(1)
             } else {
                 Err(format!(
                     "wrong datacenter {:?}",

@@ -28,10 +28,20 @@ pub struct Incoming {
 }
 
 /// How this agent dials servers (`verify_outgoing`): the client config (CA roots, its own
-/// certificate, hostname checking or not) and the name sent as SNI and checked.
+/// certificate, hostname checking or not) and the name sent as SNI and checked — its own
+/// datacenter's servers' (`server.<dc>.<domain>`), or another's for a call across datacenters.
 pub struct Outgoing {
     pub config: Arc<rustls::ClientConfig>,
     pub server_name: ServerName<'static>,
+    /// The domain of server names (`consul`), for [`Outgoing::name_in`].
+    pub domain: String,
+}
+
+impl Outgoing {
+    /// The name servers of `datacenter` present: `server.<datacenter>.<domain>`.
+    pub fn name_in(&self, datacenter: &str) -> Option<ServerName<'static>> {
+        ServerName::try_from(format!("server.{datacenter}.{}", self.domain)).ok()
+    }
 }
 
 /// The RPC port's TLS settings at one moment. The default is plaintext both ways.
@@ -68,6 +78,9 @@ pub struct Peer {
     /// The caller may make server-only calls: either no server identity is demanded, or its
     /// verified certificate is valid for the server name.
     pub server_authorized: bool,
+    /// What the handler's [`crate::Handler::hello`] said about the caller (0 before or
+    /// without a handshake).
+    pub hello: u32,
 }
 
 /// The first byte of a TLS handshake record.

@@ -46,7 +46,8 @@ impl Server {
     ) -> Result<ServerReply, RpcError> {
         let dc = req.datacenter();
         if !dc.is_empty() && dc != self.inner.opts.datacenter {
-            return Err(RpcError::Internal("No path to datacenter".into()));
+            let dc = dc.to_string();
+            return self.forward_to_datacenter(&dc, req, token).await;
         }
         self.route_call(req, token, forwarded).await
     }
@@ -127,6 +128,9 @@ impl Server {
         Ok(match req {
             ServerRequest::StatusLeader(_) => ServerReply::StatusLeader(self.leader_addr()),
             ServerRequest::StatusPeers(_) => ServerReply::StatusPeers(self.peers()),
+            ServerRequest::CatalogListDatacenters(_) => {
+                ServerReply::CatalogListDatacenters(self.datacenters())
+            }
             ServerRequest::StatusRaftStats(_) => ServerReply::StatusRaftStats(self.status_here()),
             ServerRequest::Read(r) => ServerReply::Read(self.read_here(r.req, r.opts).await?),
             ServerRequest::Write(w) => {

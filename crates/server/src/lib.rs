@@ -11,6 +11,7 @@ pub mod acl;
 mod autopilot;
 mod call;
 mod coordinate;
+mod federation;
 mod fsm;
 mod leader;
 mod read;
@@ -35,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use coordinate::CoordinateOptions;
+pub use federation::WanSource;
 pub use leader::{LanMember, MemberSource, MemberStatus};
 
 /// What a server needs to start.
@@ -68,6 +70,8 @@ pub struct ServerOptions {
     pub coordinate: CoordinateOptions,
     /// `acl { … }`: enforcement, default policy, the initial management token.
     pub acl: proconsul_types::AclConfig,
+    /// The WAN pool (other datacenters' servers); `None` serves this datacenter only.
+    pub wan: Option<Arc<dyn WanSource>>,
 }
 
 /// Errors starting a server.

@@ -7,11 +7,11 @@
 //! to the leader, and reads and writes a client agent sends to a server. The receiving side
 //! is [`Server::handle_rpc`], behind [`RpcHandler`].
 //!
-//! Every connection opens with a handshake naming the caller's datacenter ([`Hello`]); a
-//! server refuses callers of another datacenter — Raft peers, forwarding servers and client
-//! agents alike — with an error that says so, before any call is read. (Consul forwards
-//! `?dc=` requests between datacenters over the WAN; proconsul has no WAN federation yet, so
-//! another datacenter has nothing to ask here.)
+//! Every connection opens with a handshake naming the caller's datacenter ([`Hello`]). A
+//! caller of another datacenter is a server forwarding a `?dc=` request over the WAN
+//! (`federation.rs`): it may make exactly those calls — naming this datacenter, not marked
+//! as forwarded inside its own — and is refused Raft and everything else with an error that
+//! says so.
 //!
 //! A client agent's call may be forwarded once more by the server it reaches (to the leader);
 //! a call a server forwarded is executed where it lands without forwarding again, so a
@@ -96,13 +96,24 @@ impl ConnPool {
         }
     }
 
-    async fn client(&self, addr: &str) -> Result<Client, WireError> {
+    /// The connection to `addr`, a server of `datacenter` (`None`: this agent's own), dialed
+    /// if there is none alive. Over TLS the name checked is that datacenter's server name.
+    async fn client(&self, addr: &str, datacenter: Option<&str>) -> Result<Client, WireError> {
         if let Some(c) = self.conns.lock().unwrap().get(addr) {
             if !c.is_dead() {
                 return Ok(c.clone());
             }
         }
-        let tls = self.tls.get().outgoing;
+        let tls = match (self.tls.get().outgoing, datacenter) {
+            (Some(o), Some(dc)) => Some(Arc::new(proconsul_rpc::Outgoing {
+                config: o.config.clone(),
+                server_name: o.name_in(dc).ok_or_else(|| {
+                    WireError::Rejected(format!("{dc:?} makes no valid server name"))
+                })?,
+                domain: o.domain.clone(),
+            })),
+            (o, _) => o,
+        };
         let c = Client::connect_hello(addr, CONNECT_TIMEOUT, tls.as_deref(), self.hello.clone())
             .await?;
         self.conns
@@ -120,7 +131,18 @@ impl ConnPool {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, WireError> {
-        let c = self.client(addr).await?;
+        self.call_in(None, addr, method, body, timeout).await
+    }
+
+    async fn call_in(
+        &self,
+        datacenter: Option<&str>,
+        addr: &str,
+        method: u8,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, WireError> {
+        let c = self.client(addr, datacenter).await?;
         let r = c.call(method, body, timeout).await;
         if matches!(&r, Err(e) if e.is_retryable()) {
             self.conns.lock().unwrap().remove(addr);
@@ -138,6 +160,29 @@ impl ConnPool {
         token: &str,
         forwarded: bool,
     ) -> Result<Result<ServerReply, RpcError>, WireError> {
+        self.request_to(None, addr, req, token, forwarded).await
+    }
+
+    /// Send `req` to the server at `addr` of another `datacenter` (a `?dc=` request).
+    pub async fn request_in(
+        &self,
+        datacenter: &str,
+        addr: &str,
+        req: ServerRequest,
+        token: &str,
+    ) -> Result<Result<ServerReply, RpcError>, WireError> {
+        self.request_to(Some(datacenter), addr, req, token, false)
+            .await
+    }
+
+    async fn request_to(
+        &self,
+        datacenter: Option<&str>,
+        addr: &str,
+        req: ServerRequest,
+        token: &str,
+        forwarded: bool,
+    ) -> Result<Result<ServerReply, RpcError>, WireError> {
         let timeout = req.max_wait().map_or(CALL_TIMEOUT, |w| w + CALL_TIMEOUT);
         let body = encode(&Call {
             req,
@@ -148,7 +193,9 @@ impl ConnPool {
         CALLS
             .get_or_init(|| metrics::counter!("consul.client.rpc"))
             .increment(1);
-        let r = self.call(addr, method::CALL, body, timeout).await;
+        let r = self
+            .call_in(datacenter, addr, method::CALL, body, timeout)
+            .await;
         if r.is_err() {
             metrics::counter!("consul.client.rpc.failed").increment(1);
         }
@@ -215,6 +262,12 @@ impl RaftTransport for SharedPool {
     }
 }
 
+/// Who opened a connection, as its handshake said ([`Peer::hello`]).
+mod caller {
+    pub const OWN_DATACENTER: u32 = 1;
+    pub const OTHER_DATACENTER: u32 = 2;
+}
+
 /// The RPC listener's handler: everything a server answers on port 8300.
 pub struct RpcHandler(pub Server);
 
@@ -223,17 +276,14 @@ impl proconsul_rpc::Handler for RpcHandler {
         self.0.handle_rpc(peer, method, body).await
     }
 
-    /// Only agents of this server's datacenter may call it.
-    fn hello(&self, body: &[u8]) -> Result<(), String> {
+    /// Agents of this datacenter, and servers of others forwarding requests for this one.
+    fn hello(&self, body: &[u8]) -> Result<u32, String> {
         let h: Hello = decode(body)?;
-        let ours = self.0.datacenter();
-        if h.datacenter != ours {
-            return Err(format!(
-                "refusing RPC from datacenter {:?}: this server is in datacenter {ours:?}",
-                h.datacenter
-            ));
-        }
-        Ok(())
+        Ok(if h.datacenter == self.0.datacenter() {
+            caller::OWN_DATACENTER
+        } else {
+            caller::OTHER_DATACENTER
+        })
     }
 
     fn requires_hello(&self) -> bool {
@@ -263,7 +313,17 @@ impl Server {
             tracing::warn!(target: "agent.rpc", peer = %peer.addr, method, "refusing a server-only call from a caller without a server certificate");
             Err(not_a_server(self.datacenter()))
         };
+        let foreign = peer.hello == caller::OTHER_DATACENTER;
+        let not_ours = || {
+            let ours = self.datacenter();
+            Err(format!(
+                "refusing RPC from another datacenter: this server is in datacenter {ours:?} and serves other datacenters only requests for {ours:?}"
+            ))
+        };
         if let Some(kind) = RpcKind::from_u8(method) {
+            if foreign {
+                return not_ours();
+            }
             if !peer.server_authorized {
                 return refuse();
             }
@@ -292,6 +352,9 @@ impl Server {
                     .get_or_init(|| metrics::counter!("consul.rpc.request"))
                     .increment(1);
                 let c: Call = decode(&body)?;
+                if foreign && (c.forwarded || c.req.datacenter() != self.datacenter()) {
+                    return not_ours();
+                }
                 if c.forwarded && !peer.server_authorized {
                     return refuse();
                 }

@@ -93,6 +93,8 @@ server_calls! {
     "Status.Leader" => StatusLeader -> String;
     /// The Raft voters' RPC addresses.
     "Status.Peers" => StatusPeers -> Vec<String>;
+    /// Every datacenter the WAN pool knows, nearest first (`/v1/catalog/datacenters`).
+    "Catalog.ListDatacenters" => CatalogListDatacenters -> Vec<String>;
     /// A server's own view of the Raft cluster (autopilot asks each server).
     "Status.RaftStats" => StatusRaftStats -> RaftStats;
     /// A read of the datacenter's state (catalog, health, KV, sessions, coordinates, …).
@@ -152,6 +154,7 @@ impl ServerRequest {
             ServerRequest::StatusLeader(_)
             | ServerRequest::StatusPeers(_)
             | ServerRequest::StatusRaftStats(_)
+            | ServerRequest::CatalogListDatacenters(_)
             | ServerRequest::RaftElect(_) => Route::AnyServer,
             ServerRequest::Read(r) if r.opts.consistency == Consistency::Stale => Route::AnyServer,
             ServerRequest::OperatorUsage(r) if r.stale => Route::AnyServer,
@@ -231,6 +234,10 @@ pub struct StatusPeers {
     #[serde(default)]
     pub datacenter: String,
 }
+
+/// `Catalog.ListDatacenters`: answered by any server from its WAN pool.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CatalogListDatacenters {}
 
 /// `Status.RaftStats`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -78,6 +78,10 @@ const FLAGS: &[Flag] = &[
         "join",
         "Address of an agent to join at start time. Can be specified multiple times.",
     ),
+    Flag::string(
+        "join-wan",
+        "Address of an agent to join -wan at start time. Can be specified multiple times.",
+    ),
     Flag::string("log-file", "Path to the file the logs get written to"),
     Flag::boolean("log-json", "Output logs in JSON format."),
     Flag::string("log-level", "Log level of the agent."),
@@ -117,15 +121,30 @@ const FLAGS: &[Flag] = &[
     ),
     Flag::string("retry-interval", "Time to wait between join attempts."),
     Flag::string(
+        "retry-interval-wan",
+        "Time to wait between join -wan attempts.",
+    ),
+    Flag::string(
         "retry-join",
         "Address of an agent to join at start time with retries enabled. Can be specified \
          multiple times.",
+    ),
+    Flag::string(
+        "retry-join-wan",
+        "Address of an agent to join -wan at start time with retries enabled. Can be \
+         specified multiple times.",
     ),
     Flag::new(
         "retry-max",
         Kind::Uint,
         "int",
         "Maximum number of join attempts. Defaults to 0, which will retry indefinitely.",
+    ),
+    Flag::new(
+        "retry-max-wan",
+        Kind::Uint,
+        "int",
+        "Maximum number of join -wan attempts. Defaults to 0, which will retry indefinitely.",
     ),
     Flag::new(
         "serf-lan-port",
@@ -199,6 +218,7 @@ pub fn parse_agent_flags(args: &[String]) -> Result<AgentFlags, String> {
     let paths = |n: &str| p.all(n).into_iter().map(PathBuf::from).collect();
     // -join and -retry-join both feed the retry list, in command-line order.
     let retry_join = p.all_of(&["join", "retry-join"]);
+    let retry_join_wan = p.all_of(&["join-wan", "retry-join-wan"]);
     Ok(AgentFlags {
         dev: p.bool("dev"),
         server: p.bool("server"),
@@ -231,6 +251,9 @@ pub fn parse_agent_flags(args: &[String]) -> Result<AgentFlags, String> {
         node_meta: p.all("node-meta"),
         rejoin: p.bool("rejoin"),
         retry_join,
+        retry_join_wan,
+        retry_interval_wan: s("retry-interval-wan"),
+        retry_max_wan: uint(&p, "retry-max-wan")?,
         retry_interval: s("retry-interval"),
         retry_max: uint(&p, "retry-max")?,
         encrypt: s("encrypt"),

@@ -20,6 +20,7 @@ mod cluster;
 mod commands;
 mod coordinate;
 mod exec_watches;
+mod federation;
 mod gossip;
 mod leader;
 mod legacy_data;

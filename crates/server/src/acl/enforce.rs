@@ -55,7 +55,11 @@ pub(crate) fn authorize(
 ) -> Result<(), Refusal> {
     use ServerRequest as R;
     let decided = match req {
-        R::StatusLeader(_) | R::StatusPeers(_) | R::StatusRaftStats(_) | R::RaftElect(_) => Ok(()),
+        R::StatusLeader(_)
+        | R::StatusPeers(_)
+        | R::StatusRaftStats(_)
+        | R::RaftElect(_)
+        | R::CatalogListDatacenters(_) => Ok(()),
         R::Read(r) => authorize_read(id, &r.req),
         R::Write(w) => return authorize_write(server, id, &w.req),
         R::RaftGetConfiguration(_)

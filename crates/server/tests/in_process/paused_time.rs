@@ -52,6 +52,7 @@ async fn start() -> Server {
         pool: SharedPool::new("dc1"),
         coordinate: Default::default(),
         acl: Default::default(),
+        wan: None,
     })
     .await
     .unwrap();

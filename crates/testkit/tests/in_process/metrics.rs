@@ -11,9 +11,28 @@ async fn metrics_in_go_metrics_shape_and_prometheus_text() {
     })
     .await;
     a.wait_registered().await;
-    assert_eq!(a.put("/v1/kv/m", b"1").await.status, 200);
-    a.get("/v1/kv/m").await;
-    let v = a.get_json("/v1/agent/metrics").await;
+    // The summary shows the last complete 10 s interval (the current one until one has
+    // closed, and the registry is the process's, shared with other tests): write and read
+    // until the interval shown holds them.
+    let shows = |v: &serde_json::Value, kind: &str, name: &str| {
+        v[kind]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|m| m["Name"] == name))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(25);
+    let v = loop {
+        assert_eq!(a.put("/v1/kv/m", b"1").await.status, 200);
+        a.get("/v1/kv/m").await;
+        let v = a.get_json("/v1/agent/metrics").await;
+        if shows(&v, "Samples", "consul.kvs.apply") && shows(&v, "Counters", "consul.raft.apply") {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no KV write shown: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     for k in ["Timestamp", "Gauges", "Points", "Counters", "Samples"] {
         assert!(v.get(k).is_some(), "{k} in {v}");
     }
@@ -24,7 +43,6 @@ async fn metrics_in_go_metrics_shape_and_prometheus_text() {
             .map(|m| m["Name"].as_str().unwrap().to_string())
             .collect()
     };
-    // Right after start the current interval is shown (go-metrics does the same).
     assert!(
         names("Samples").contains(&"consul.kvs.apply".to_string()),
         "{v}"
@@ -85,55 +103,54 @@ async fn metrics_in_go_metrics_shape_and_prometheus_text() {
 }
 
 /// Raft, gossip and autopilot figures under Consul's names: the state machine's apply timer,
-/// the election that made this server leader, the agent's own serf join and memberlist health
-/// score, the leader's autopilot gauges (recorded once it has led a second).
+/// the election that made this server leader, the memberlist health score, the leader's
+/// autopilot gauges (recorded once it has led a second). What happens once
+/// at start is read from the Prometheus text, which is cumulative (the summary shows one 10 s
+/// interval, which may be a later one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raft_and_autopilot_metrics() {
-    let a = TestAgent::dev().await;
+    let a = TestAgent::start_with(proconsul_testkit::dev_flags(), |cfg| {
+        cfg.telemetry_prometheus_retention = std::time::Duration::from_secs(60);
+    })
+    .await;
     a.wait_registered().await;
     assert_eq!(a.put("/v1/kv/raft-metrics", b"1").await.status, 200);
-    let names = |v: &serde_json::Value, k: &str| -> Vec<String> {
-        v[k].as_array()
-            .unwrap()
+    let gauge = |v: &serde_json::Value, name: &str| -> Option<f64> {
+        v["Gauges"]
+            .as_array()?
             .iter()
-            .map(|m| m["Name"].as_str().unwrap().to_string())
-            .collect()
+            .find(|g| g["Name"] == name)
+            .and_then(|g| g["Value"].as_f64())
     };
     proconsul_testkit::wait_until(
-        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(15),
         "autopilot gauges",
         || async {
             let v = a.get_json("/v1/agent/metrics").await;
-            names(&v, "Gauges").contains(&"consul.autopilot.healthy".to_string())
+            gauge(&v, "consul.autopilot.healthy") == Some(1.0)
+                && gauge(&v, "consul.autopilot.failure_tolerance").is_some()
+                && gauge(&v, "consul.memberlist.health.score").is_some()
         },
     )
     .await;
-    let v = a.get_json("/v1/agent/metrics").await;
-    let gauges = names(&v, "Gauges");
-    for g in [
-        "consul.autopilot.healthy",
-        "consul.autopilot.failure_tolerance",
-    ] {
-        assert!(gauges.contains(&g.to_string()), "{g} in {v}");
+    let series = [
+        "consul_raft_fsm_apply_count ",
+        "consul_raft_state_candidate ",
+        "consul_memberlist_health_score{network=\"lan\"} ",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = a.get("/v1/agent/metrics?format=prometheus").await.text();
+        let missing: Vec<&&str> = series.iter().filter(|s| !text.contains(**s)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing:?} in {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let healthy = v["Gauges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["Name"] == "consul.autopilot.healthy")
-        .unwrap();
-    assert_eq!(healthy["Value"], 1.0, "{healthy}");
-    // Samples and counters may be in the previous interval; either shows them.
-    let samples = names(&v, "Samples");
-    assert!(
-        samples.contains(&"consul.raft.fsm.apply".to_string()),
-        "{v}"
-    );
-    let counters = names(&v, "Counters");
-    assert!(
-        counters.contains(&"consul.raft.state.candidate".to_string()),
-        "{v}"
-    );
     a.stop().await;
 }
 

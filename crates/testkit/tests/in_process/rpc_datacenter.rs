@@ -1,7 +1,8 @@
-//! The server RPC port refuses agents of another datacenter: a caller's connection opens with
-//! a handshake naming its datacenter, and a server of `dc1` answers one from `dc2` — Raft,
-//! forwarded writes, status — with an error that says so, without reading the call. Callers of
-//! its own datacenter are served, and a malformed Raft body is an error, not a crash.
+//! The server RPC port and other datacenters: a caller's connection opens with a handshake
+//! naming its datacenter. A server of `dc1` serves a caller from `dc2` only what WAN
+//! federation needs — requests that name `dc1` — and refuses it Raft, calls forwarded inside
+//! its own datacenter and anything not for `dc1`, with an error that says so. Callers of its
+//! own datacenter are served, and a malformed Raft body is an error, not a crash.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ async fn another_datacenters_callers_are_refused() {
     let a = TestAgent::dev().await;
     let server = a.agent.server().expect("a server");
     let addr = server.rpc_addr().to_string();
-    let refused = "refusing RPC from datacenter \"dc2\": this server is in datacenter \"dc1\"";
+    let refused = "refusing RPC from another datacenter: this server is in datacenter \"dc1\" and serves other datacenters only requests for \"dc1\"";
 
     // Its own datacenter: served.
     let ours = SharedPool::new("dc1");
@@ -54,6 +55,35 @@ async fn another_datacenters_callers_are_refused() {
     assert_eq!(e.to_string(), refused);
     let r = a.get("/v1/kv/from-dc2").await;
     assert_eq!(r.status, 404, "nothing was written");
+    // Marked as forwarded by a server of dc1: refused too, even naming dc1.
+    let e = theirs
+        .request(
+            &addr,
+            proconsul_types::ServerCall::into_request(Write {
+                req: put.clone(),
+                datacenter: "dc1".into(),
+            }),
+            "",
+            true,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), refused);
+    // A `?dc=dc1` request from dc2 (what its servers forward over the WAN): served.
+    let (index, _) = theirs
+        .call_typed(
+            &addr,
+            Write {
+                req: put.clone(),
+                datacenter: "dc1".into(),
+            },
+        )
+        .await
+        .expect("transport")
+        .expect("a request for dc1 is served");
+    assert!(index > 0);
+    let r = a.get("/v1/kv/from-dc2").await;
+    assert_eq!(r.status, 200, "written through federation");
 
     // Malformed Raft bodies from a legitimate caller are errors, and the server lives on.
     let e = RaftTransport::call(&ours, 1, &addr, RpcKind::AppendEntries, vec![0xc1, 0xff])

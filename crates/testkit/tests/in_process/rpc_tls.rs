@@ -35,6 +35,7 @@ fn settings(cert: Option<&str>, verify_incoming: bool, verify_hostname: bool) ->
         tls13_only: false,
         cipher_suites: Vec::new(),
         server_name: "server.dc1.consul".into(),
+        domain: "consul".into(),
     }
 }
 

@@ -1,0 +1,175 @@
+//! Two datacenters federated over the WAN pool: three servers and a client in dc1, a server
+//! and a client in dc2, each agent on its own loopback address with Consul's default ports.
+//! A dc1 client agent reads and writes dc2 with `?dc=dc2` (blocking queries included), lists
+//! both datacenters, and resolves `web.service.dc2.consul`; with dc2's server down, dc1 keeps
+//! answering its own requests and `?dc=dc2` fails with Consul's text until it is back.
+
+use crate::common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::cluster::{agreed_leader, http, leader};
+use common::{start, wait_for, Proc};
+
+const DC1: [&str; 3] = ["127.0.0.111", "127.0.0.112", "127.0.0.113"];
+const DC1_CLIENT: &str = "127.0.0.114";
+const DC2_SERVER: &str = "127.0.0.121";
+const DC2_CLIENT: &str = "127.0.0.122";
+
+fn agent(dir: &Path, name: &str, ip: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "agent".to_string(),
+        format!("-node={name}"),
+        format!("-bind={ip}"),
+        format!("-client={ip}"),
+        format!("-data-dir={}", dir.join(name).display()),
+        "-retry-interval=1s".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    start(&args, &dir.join(format!("{name}.log")))
+}
+
+fn dc2_server(dir: &Path) -> Proc {
+    agent(
+        dir,
+        "t1",
+        DC2_SERVER,
+        &[
+            "-server",
+            "-bootstrap-expect=1",
+            "-datacenter=dc2",
+            &format!("-retry-join-wan={}", DC1[0]),
+            "-retry-interval-wan=1s",
+        ],
+    )
+}
+
+fn dig(ip: &str, name: &str) -> String {
+    let out = Command::new("dig")
+        .args([
+            &format!("@{ip}"),
+            "-p",
+            "8600",
+            "+short",
+            "+time=2",
+            "+tries=1",
+        ])
+        .arg(name)
+        .output()
+        .expect("dig is installed (apt-get install -y bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn two_datacenters_answer_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let join1 = format!("-retry-join={}", DC1[0]);
+    let _dc1: Vec<Proc> = DC1
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            agent(
+                d,
+                &format!("s{}", i + 1),
+                ip,
+                &["-server", "-bootstrap-expect=3", &join1],
+            )
+        })
+        .collect();
+    let _c1 = agent(d, "c1", DC1_CLIENT, &[&join1]);
+    let mut t1 = Some(dc2_server(d));
+    let _c2 = agent(
+        d,
+        "c2",
+        DC2_CLIENT,
+        &["-datacenter=dc2", &format!("-retry-join={DC2_SERVER}")],
+    );
+    wait_for("a dc1 leader", Duration::from_secs(60), || {
+        agreed_leader(&DC1).is_some()
+    });
+    wait_for(
+        "clients that know their leaders",
+        Duration::from_secs(30),
+        || leader(DC1_CLIENT).is_some() && leader(DC2_CLIENT).is_some(),
+    );
+
+    // Both datacenters, known through the WAN pool, from either side: dc2's server joined
+    // one dc1 server over the WAN; the others follow by flood join.
+    wait_for(
+        "dc2 known to every dc1 server",
+        Duration::from_secs(30),
+        || {
+            DC1.iter().chain([&DC1_CLIENT]).all(|ip| {
+                http(ip, "GET", "/v1/catalog/datacenters", "").is_some_and(|(c, b)| {
+                    c == 200 && b.contains("\"dc1\"") && b.contains("\"dc2\"")
+                })
+            })
+        },
+    );
+    let (_, b) = http(DC2_CLIENT, "GET", "/v1/catalog/datacenters", "").unwrap();
+    assert!(b.contains("\"dc1\"") && b.contains("\"dc2\""), "{b}");
+
+    // A write to dc2 from a dc1 client agent lands in dc2 only.
+    let (c, b) = http(DC1_CLIENT, "PUT", "/v1/kv/fed?dc=dc2", "from-dc1").unwrap();
+    assert_eq!((c, b.trim()), (200, "true"));
+    let (c, b) = http(DC2_CLIENT, "GET", "/v1/kv/fed?raw", "").unwrap();
+    assert_eq!((c, b.as_str()), (200, "from-dc1"));
+    let (c, _) = http(DC1_CLIENT, "GET", "/v1/kv/fed", "").unwrap();
+    assert_eq!(c, 404, "dc1 has no such key");
+    let (c, b) = http(DC1_CLIENT, "GET", "/v1/kv/fed?dc=dc2&raw", "").unwrap();
+    assert_eq!((c, b.as_str()), (200, "from-dc1"));
+
+    // A blocking query on dc2 from dc1 wakes on dc2's write.
+    let (_, b) = http(DC1_CLIENT, "GET", "/v1/kv/fed?dc=dc2", "").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let index = v[0]["ModifyIndex"].as_u64().unwrap();
+    let waiter = std::thread::spawn(move || {
+        http(
+            DC1_CLIENT,
+            "GET",
+            &format!("/v1/kv/fed?dc=dc2&raw&index={index}&wait=20s"),
+            "",
+        )
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (c, _) = http(DC2_CLIENT, "PUT", "/v1/kv/fed", "changed-in-dc2").unwrap();
+    assert_eq!(c, 200);
+    let (c, b) = waiter.join().unwrap().unwrap();
+    assert_eq!((c, b.as_str()), (200, "changed-in-dc2"));
+
+    // DNS on a dc1 agent answers for dc2's services.
+    let (c, b) = http(
+        DC2_CLIENT,
+        "PUT",
+        "/v1/agent/service/register",
+        r#"{"Name":"web","Port":8080,"Check":{"TTL":"60s","Status":"passing"}}"#,
+    )
+    .unwrap();
+    assert_eq!(c, 200, "{b}");
+    wait_for(
+        "web.service.dc2.consul from dc1",
+        Duration::from_secs(20),
+        || dig(DC1_CLIENT, "web.service.dc2.consul") == DC2_CLIENT,
+    );
+    assert_eq!(dig(DC1_CLIENT, "web.service.dc3.consul"), "", "no dc3");
+
+    // dc2's only server down: dc1 serves its own, and ?dc=dc2 fails with Consul's text.
+    drop(t1.take());
+    wait_for("?dc=dc2 to fail", Duration::from_secs(30), || {
+        http(DC1_CLIENT, "GET", "/v1/kv/fed?dc=dc2", "")
+            .is_some_and(|(c, b)| c == 500 && b.contains("No path to datacenter"))
+    });
+    let (c, b) = http(DC1_CLIENT, "PUT", "/v1/kv/local", "still").unwrap();
+    assert_eq!((c, b.trim()), (200, "true"));
+    // Back (same data): answered again.
+    t1 = Some(dc2_server(d));
+    wait_for("?dc=dc2 again", Duration::from_secs(60), || {
+        http(DC1_CLIENT, "GET", "/v1/kv/fed?dc=dc2&raw", "")
+            .is_some_and(|(c, b)| c == 200 && b == "changed-in-dc2")
+    });
+    drop(t1);
+}
