@@ -122,14 +122,19 @@ impl Agent {
         }
         // The metrics recorder first: parts that start below (Raft replaying its log) keep the
         // handles they take at their first recording.
-        let telemetry =
-            proconsul_telemetry::Telemetry::install(proconsul_telemetry::Telemetry::new(
+        let telemetry = proconsul_telemetry::Telemetry::install(
+            proconsul_telemetry::Telemetry::new(
                 // go-metrics keeps a minute of intervals unless Prometheus needs more.
                 config
                     .telemetry_prometheus_retention
                     .max(std::time::Duration::from_secs(60)),
                 &config.telemetry_prefix,
-            ));
+            )
+            .with_filter(proconsul_telemetry::PrefixFilter {
+                rules: config.telemetry_filter.clone(),
+                keep_by_default: config.telemetry_filter_default,
+            }),
+        );
         let node_id =
             node_id::load_or_create(config.node_id.as_deref(), config.data_dir.as_deref())?;
         let node_name = config.node_name.clone();

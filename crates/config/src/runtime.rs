@@ -56,6 +56,9 @@ pub struct RuntimeConfig {
     pub telemetry_prometheus_retention: Duration,
     /// `telemetry.metrics_prefix` (default `consul`).
     pub telemetry_prefix: String,
+    /// `telemetry.prefix_filter` as `(prefix, keep)` rules, and `filter_default`.
+    pub telemetry_filter: Vec<(String, bool)>,
+    pub telemetry_filter_default: bool,
     /// `acl { … }`.
     pub acl: proconsul_types::AclConfig,
     /// HTTPS listeners (`ports.https`, `addresses.https` or `client_addr`); empty when off.
@@ -821,6 +824,17 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
             .filter(|s| !s.is_empty()),
         Duration::ZERO,
     )?;
+    let mut telemetry_filter = Vec::new();
+    for rule in tel.prefix_filter.clone().unwrap_or_default() {
+        match rule.split_at_checked(1) {
+            Some(("+", p)) if !p.is_empty() => telemetry_filter.push((p.to_string(), true)),
+            Some(("-", p)) if !p.is_empty() => telemetry_filter.push((p.to_string(), false)),
+            _ => warnings.push(format!(
+                "Filter rule must begin with either '+' or '-': {rule:?}"
+            )),
+        }
+    }
+    let telemetry_filter_default = tel.filter_default.unwrap_or(true);
     let telemetry_prefix = tel
         .metrics_prefix
         .filter(|p| !p.is_empty())
@@ -1044,6 +1058,8 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         unix_socket_mode,
         telemetry_prometheus_retention,
         telemetry_prefix,
+        telemetry_filter,
+        telemetry_filter_default,
         acl,
         https_addrs,
         https_tls,

@@ -1150,3 +1150,34 @@ fn log_file_and_rotation() {
     let e = load("d.json", r#"{"log_file": "x", "log_rotate_bytes": -1}"#).unwrap_err();
     assert!(e.to_string().contains("log_rotate_bytes"), "{e}");
 }
+
+#[test]
+fn telemetry_prefix_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "t.json",
+        r#"{"telemetry": {"prefix_filter": ["+consul.raft.apply", "-consul.raft", "consul.bad"], "filter_default": false}}"#,
+    );
+    let c = load_with(
+        &AgentFlags {
+            config_files: vec![f],
+            data_dir: Some(dir.path().into()),
+            ..AgentFlags::default()
+        },
+        &HOST,
+    )
+    .unwrap();
+    assert_eq!(
+        c.telemetry_filter,
+        vec![
+            ("consul.raft.apply".to_string(), true),
+            ("consul.raft".to_string(), false)
+        ]
+    );
+    assert!(!c.telemetry_filter_default);
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w == "Filter rule must begin with either '+' or '-': \"consul.bad\""));
+}

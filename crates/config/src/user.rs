@@ -136,6 +136,10 @@ pub(crate) struct TelemetryUser {
     pub metrics_prefix: Option<String>,
     /// proconsul never prefixes gauges with the host name: accepted, in effect already.
     pub disable_hostname: Option<bool>,
+    /// `["+consul.raft.apply", "-consul.http"]`: keep or drop metrics by name prefix.
+    pub prefix_filter: Option<Vec<String>>,
+    /// Keep metrics no `prefix_filter` rule names (default true).
+    pub filter_default: Option<bool>,
 }
 
 /// `acl { … }`.
@@ -358,7 +362,8 @@ impl Merge for Addresses {
 
 impl Merge for TelemetryUser {
     fn merge(&mut self, o: Self) {
-        replace!(self, o; prometheus_retention_time, metrics_prefix, disable_hostname);
+        replace!(self, o; prometheus_retention_time, metrics_prefix, disable_hostname,
+            prefix_filter, filter_default);
     }
 }
 

@@ -222,6 +222,37 @@ pub struct Telemetry {
     retain: usize,
     /// `telemetry.metrics_prefix` replaces the leading `consul`.
     prefix: String,
+    /// `telemetry.prefix_filter` / `filter_default`: which metrics are kept at all.
+    filter: PrefixFilter,
+}
+
+/// go-metrics' prefix filter: the longest rule that prefixes a metric's name decides
+/// (`+` keeps, `-` drops); a name no rule prefixes is kept when `keep_by_default`. A dropped
+/// metric's handle records nothing, so a filtered hot path costs nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixFilter {
+    /// `(prefix, keep)`.
+    pub rules: Vec<(String, bool)>,
+    pub keep_by_default: bool,
+}
+
+impl Default for PrefixFilter {
+    fn default() -> Self {
+        PrefixFilter {
+            rules: Vec::new(),
+            keep_by_default: true,
+        }
+    }
+}
+
+impl PrefixFilter {
+    pub fn keeps(&self, name: &str) -> bool {
+        self.rules
+            .iter()
+            .filter(|(p, _)| name.starts_with(p.as_str()))
+            .max_by_key(|(p, _)| p.len())
+            .map_or(self.keep_by_default, |(_, keep)| *keep)
+    }
 }
 
 static GLOBAL: OnceLock<Arc<Telemetry>> = OnceLock::new();
@@ -234,7 +265,25 @@ impl Telemetry {
             cells: RwLock::new(HashMap::new()),
             retain,
             prefix: prefix.to_string(),
+            filter: PrefixFilter::default(),
         }
+    }
+
+    /// Keep only the metrics `filter` keeps.
+    pub fn with_filter(mut self, filter: PrefixFilter) -> Telemetry {
+        self.filter = filter;
+        self
+    }
+
+    /// The name a metric is shown under: `telemetry.metrics_prefix` instead of `consul`.
+    fn shown_name(&self, key: &Key) -> String {
+        let name = key.name();
+        if self.prefix != "consul" {
+            if let Some(rest) = name.strip_prefix("consul.") {
+                return format!("{}.{rest}", self.prefix);
+            }
+        }
+        name.to_string()
     }
 
     /// Install as the process's recorder (once; later calls return the first one, whose
@@ -258,12 +307,7 @@ impl Telemetry {
         {
             return c.clone();
         }
-        let mut name = key.name().to_string();
-        if self.prefix != "consul" {
-            if let Some(rest) = name.strip_prefix("consul.") {
-                name = format!("{}.{rest}", self.prefix);
-            }
-        }
+        let name = self.shown_name(key);
         let labels: Vec<(String, String)> = key
             .labels()
             .map(|l| (l.key().to_string(), l.value().to_string()))
@@ -542,6 +586,9 @@ impl Recorder for Handle {
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        if !self.0.filter.keeps(&self.0.shown_name(key)) {
+            return Counter::noop();
+        }
         Counter::from_arc(Arc::new(CellHandle {
             cell: self.0.cell(Kind::Counter, key),
             retain: self.0.retain,
@@ -549,6 +596,9 @@ impl Recorder for Handle {
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        if !self.0.filter.keeps(&self.0.shown_name(key)) {
+            return Gauge::noop();
+        }
         Gauge::from_arc(Arc::new(CellHandle {
             cell: self.0.cell(Kind::Gauge, key),
             retain: self.0.retain,
@@ -556,6 +606,9 @@ impl Recorder for Handle {
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        if !self.0.filter.keeps(&self.0.shown_name(key)) {
+            return Histogram::noop();
+        }
         Histogram::from_arc(Arc::new(CellHandle {
             cell: self.0.cell(Kind::Sample, key),
             retain: self.0.retain,

@@ -122,3 +122,50 @@ fn summary_of_one_interval() {
     // An interval long gone has no counters, only gauges.
     assert_eq!(count(&t.summary_of(start - 3600)), 0);
 }
+
+#[test]
+fn prefix_filter_keeps_by_the_longest_rule() {
+    use crate::PrefixFilter;
+    let f = PrefixFilter {
+        rules: vec![
+            ("consul.raft".into(), false),
+            ("consul.raft.apply".into(), true),
+            ("consul.http".into(), false),
+        ],
+        keep_by_default: true,
+    };
+    assert!(f.keeps("consul.raft.apply"));
+    assert!(!f.keeps("consul.raft.commitTime"));
+    assert!(!f.keeps("consul.http.GET"));
+    assert!(f.keeps("consul.kvs.apply"));
+    let strict = PrefixFilter {
+        rules: vec![("consul.kvs".into(), true)],
+        keep_by_default: false,
+    };
+    assert!(strict.keeps("consul.kvs.apply"));
+    assert!(!strict.keeps("consul.raft.apply"));
+}
+
+#[test]
+fn filtered_metrics_are_not_kept() {
+    use crate::PrefixFilter;
+    let t = Arc::new(
+        Telemetry::new(Duration::from_secs(60), "consul").with_filter(PrefixFilter {
+            rules: vec![("consul.raft".into(), false)],
+            keep_by_default: true,
+        }),
+    );
+    let h = Handle(t.clone());
+    h.register_counter(&key("consul.raft.apply", &[]), &meta())
+        .increment(1);
+    h.register_counter(&key("consul.kvs.apply", &[]), &meta())
+        .increment(1);
+    let v = t.display();
+    let names: Vec<&str> = v["Counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["consul.kvs.apply"]);
+}
