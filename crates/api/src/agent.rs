@@ -1,6 +1,7 @@
 //! `/v1/agent/*`: the local agent's view and controls.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use proconsul_types::{AgentMember, AgentService, HealthCheck, ServiceDefinition};
 
@@ -32,6 +33,41 @@ impl Client {
         Ok(self
             .get_json::<Vec<AgentMember>>("/v1/agent/members", &q, &QueryOptions::default())?
             .0)
+    }
+
+    /// `/v1/agent/host`: the host's OS, CPU, memory and disk, as untyped JSON (gopsutil's
+    /// shapes).
+    pub fn agent_host(&self) -> Result<serde_json::Value> {
+        Ok(self
+            .get_json::<serde_json::Value>("/v1/agent/host", &[], &QueryOptions::default())?
+            .0)
+    }
+
+    /// `/v1/agent/monitor?loglevel=`: the agent's log lines at `level` and above, each to
+    /// `on_line` as it is logged, until `on_line` returns `false` or `until` passes.
+    pub fn agent_monitor(
+        &self,
+        level: &str,
+        until: Option<Instant>,
+        on_line: impl FnMut(&str) -> bool,
+    ) -> Result<()> {
+        self.stream_lines_until(
+            "/v1/agent/monitor",
+            &[("loglevel", level.to_string())],
+            until,
+            on_line,
+        )
+    }
+
+    /// `/v1/agent/metrics/stream`: each 10 s interval's metrics summary (one JSON object per
+    /// line, as `/v1/agent/metrics` shows one) as the interval ends, until `on_summary`
+    /// returns `false` or `until` passes.
+    pub fn agent_metrics_stream(
+        &self,
+        until: Option<Instant>,
+        on_summary: impl FnMut(&str) -> bool,
+    ) -> Result<()> {
+        self.stream_lines_until("/v1/agent/metrics/stream", &[], until, on_summary)
     }
 
     /// Ask the agent to leave the cluster gracefully and shut down.
@@ -144,6 +180,43 @@ mod tests {
             .join()
             .unwrap()
             .starts_with("GET /v1/agent/members?wan=1 HTTP/1.1"));
+    }
+
+    /// A stream that never ends is given up at the deadline, without an error, after the
+    /// lines that came.
+    #[test]
+    fn metrics_stream_stops_at_the_deadline() {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let n = s.read(&mut buf).unwrap();
+            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            s.write_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  c\r\n{\"Gauges\":1}\r\n1\r\n\n\r\n",
+            )
+            .unwrap();
+            // Hold the connection open past the client's deadline.
+            std::thread::sleep(std::time::Duration::from_millis(1200));
+            req
+        });
+        let start = std::time::Instant::now();
+        let mut lines = Vec::new();
+        client(addr)
+            .agent_metrics_stream(Some(start + std::time::Duration::from_millis(500)), |l| {
+                lines.push(l.to_string());
+                true
+            })
+            .unwrap();
+        assert!(start.elapsed() < std::time::Duration::from_millis(1500));
+        assert_eq!(lines, vec![r#"{"Gauges":1}"#.to_string()]);
+        assert!(server
+            .join()
+            .unwrap()
+            .starts_with("GET /v1/agent/metrics/stream HTTP/1.1"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Every endpoint method goes through [`Client::request`], so query options, the token and the
 //! error mapping are applied in one place.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use ureq::http;
@@ -254,6 +254,19 @@ impl Client {
         &self,
         path: &str,
         query: &[(&str, String)],
+        on_line: impl FnMut(&str) -> bool,
+    ) -> Result<()> {
+        self.stream_lines_until(path, query, None, on_line)
+    }
+
+    /// [`Client::stream_lines`] that also stops at `until`: the request is given up at that
+    /// moment (a line still arriving is lost) and the stream ends without an error, as a Go
+    /// caller's context deadline ends Consul's streams.
+    pub fn stream_lines_until(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        until: Option<Instant>,
         mut on_line: impl FnMut(&str) -> bool,
     ) -> Result<()> {
         use std::io::BufRead;
@@ -267,9 +280,16 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.header("X-Consul-Token", t.as_str());
         }
-        let mut resp = req
-            .call()
-            .map_err(|e| transport(describe(&e, &self.hostport)))?;
+        let past = || until.is_some_and(|u| Instant::now() >= u);
+        if let Some(u) = until {
+            let left = u.saturating_duration_since(Instant::now());
+            req = req.config().timeout_global(Some(left)).build();
+        }
+        let mut resp = match req.call() {
+            Ok(r) => r,
+            Err(_) if past() => return Ok(()),
+            Err(e) => return Err(transport(describe(&e, &self.hostport))),
+        };
         let status = resp.status().as_u16();
         if status != 200 {
             let body = resp.body_mut().read_to_string().unwrap_or_default();
@@ -277,7 +297,11 @@ impl Client {
         }
         let reader = std::io::BufReader::new(resp.body_mut().as_reader());
         for line in reader.lines() {
-            let line = line.map_err(|e| transport(e.to_string()))?;
+            let line = match line {
+                Ok(l) => l,
+                Err(_) if past() => break,
+                Err(e) => return Err(transport(e.to_string())),
+            };
             if !on_line(&line) {
                 break;
             }

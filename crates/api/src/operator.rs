@@ -123,3 +123,29 @@ impl crate::Client {
         .map(|(c, _)| c)
     }
 }
+
+/// `/v1/operator/usage`'s body: counts per datacenter.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct UsageResponse {
+    usage: std::collections::BTreeMap<String, proconsul_types::Usage>,
+}
+
+impl crate::Client {
+    /// `/v1/operator/usage`: service, instance and node counts per datacenter — every
+    /// datacenter's with `global` (Consul's `?global`), else the agent's own.
+    pub fn operator_usage(
+        &self,
+        global: bool,
+        stale: bool,
+    ) -> crate::Result<std::collections::BTreeMap<String, proconsul_types::Usage>> {
+        let q: Vec<(&str, String)> = if global {
+            vec![("global", String::new())]
+        } else {
+            Vec::new()
+        };
+        let opts = crate::QueryOptions::stale(stale);
+        self.get_json::<UsageResponse>("/v1/operator/usage", &q, &opts)
+            .map(|(r, _)| r.usage)
+    }
+}

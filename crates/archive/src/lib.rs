@@ -5,6 +5,8 @@
 
 use std::io::{Read, Write};
 
+pub mod tar;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -28,20 +30,8 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn tar_entry(out: &mut Vec<u8>, name: &str, data: &[u8]) {
-    let mut h = [0u8; 512];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    h[100..107].copy_from_slice(b"0000644");
-    h[108..115].copy_from_slice(b"0000000");
-    h[116..123].copy_from_slice(b"0000000");
-    let size = format!("{:011o}", data.len());
-    h[124..135].copy_from_slice(size.as_bytes());
-    h[136..147].copy_from_slice(b"00000000000");
-    h[156] = b'0';
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
-    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    let size = data.len() as u64;
+    let h = tar::header(name, tar::Entry::File { size }, 0o644, 0).expect("short names");
     out.extend_from_slice(&h);
     out.extend_from_slice(data);
     let pad = (512 - data.len() % 512) % 512;
