@@ -254,6 +254,20 @@ pub(crate) struct AclSnapshot {
     binding_rules: Vec<AclBindingRuleRec>,
 }
 
+impl AclSnapshot {
+    /// Each table's rows and their encoded size, under Consul's record names.
+    pub(crate) fn stats(&self) -> [crate::snapshot::KindStats; 5] {
+        use crate::snapshot::sized;
+        [
+            sized("ACLToken", &self.tokens),
+            sized("ACLPolicy", &self.policies),
+            sized("ACLRole", &self.roles),
+            sized("ACLAuthMethod", &self.auth_methods),
+            sized("ACLBindingRule", &self.binding_rules),
+        ]
+    }
+}
+
 impl AclTables {
     pub(crate) fn to_snapshot(&self) -> AclSnapshot {
         AclSnapshot {

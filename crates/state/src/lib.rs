@@ -38,6 +38,7 @@ pub use command::{
     NewSession, Proposal, Registration, TxnOp, TxnStep, TxnVerb, LOG_ENTRY_VERSION,
 };
 pub use error::StateError;
+pub use snapshot::{dump_stats, DumpStats, KindStats};
 pub use store::{Store, Table};
 pub use view::{StateCounts, View};
 pub use watch::WatchSet;

@@ -153,3 +153,78 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
     s.acl.index = s.max_index(&crate::store::Table::ACL);
     Ok(s)
 }
+
+/// One kind of record in a dump: how many, and their encoded size in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindStats {
+    /// Consul's name for the record type (`Register`, `KVS`, `Session`, …).
+    pub name: &'static str,
+    pub count: u64,
+    pub size: u64,
+}
+
+/// What `snapshot inspect` shows of a dump: its records by kind, and each KV entry's key with
+/// its encoded size (for `-kvdetails`). Sizes are of proconsul's encoding, which is not
+/// Consul's, so they compare with each other and not with a Consul snapshot's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpStats {
+    pub kinds: Vec<KindStats>,
+    pub kvs: Vec<(String, u64)>,
+    /// The whole dump's size.
+    pub total: u64,
+}
+
+pub(crate) fn sized<T: Serialize>(name: &'static str, rows: &[T]) -> KindStats {
+    KindStats {
+        name,
+        count: rows.len() as u64,
+        size: rows.iter().map(row_size).sum(),
+    }
+}
+
+fn row_size<T: Serialize>(row: &T) -> u64 {
+    rmp_serde::to_vec_named(row).map_or(0, |b| b.len() as u64)
+}
+
+/// Read a dump's statistics without building a store. Kinds with no records are left out.
+pub fn dump_stats(bytes: &[u8]) -> Result<DumpStats, StateError> {
+    let snap: Snapshot =
+        rmp_serde::from_slice(bytes).map_err(|e| StateError::Snapshot(e.to_string()))?;
+    if snap.format != FORMAT {
+        return Err(StateError::Snapshot(format!(
+            "unsupported snapshot format {}",
+            snap.format
+        )));
+    }
+    // Consul writes nodes, services and checks each as a `Register` record.
+    let (n, s, c) = (
+        sized("", &snap.nodes),
+        sized("", &snap.services),
+        sized("", &snap.checks),
+    );
+    let mut kinds = vec![
+        KindStats {
+            name: "Register",
+            count: n.count + s.count + c.count,
+            size: n.size + s.size + c.size,
+        },
+        sized("KVS", &snap.kvs),
+        sized("Tombstone", &snap.tombstones),
+        sized("Session", &snap.sessions),
+        sized("Index", &snap.indexes),
+        sized("CoordinateBatchUpdate", &snap.coordinates),
+        sized("Autopilot", snap.autopilot.as_slice()),
+    ];
+    kinds.extend(snap.acl.stats());
+    kinds.retain(|k| k.count > 0);
+    let kvs = snap
+        .kvs
+        .iter()
+        .map(|row| (row.key.clone(), row_size(row)))
+        .collect();
+    Ok(DumpStats {
+        kinds,
+        kvs,
+        total: bytes.len() as u64,
+    })
+}

@@ -202,7 +202,7 @@ fn three_servers_and_a_client_survive_a_leader_kill() {
         .lines()
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect();
-    let names: Vec<&str> = inspect.iter().map(|r| r[0].as_str()).collect();
+    let names: Vec<&str> = inspect.iter().take(5).map(|r| r[0].as_str()).collect();
     assert_eq!(
         names,
         ["ID", "Size", "Index", "Term", "Version"],
@@ -210,6 +210,14 @@ fn three_servers_and_a_client_survive_a_leader_kill() {
     );
     assert!(inspect[2][1].parse::<u64>().unwrap() > 0);
     assert_eq!(inspect[4][1], "1");
+    // Then the records by type: the 50 keys written above among them.
+    assert_eq!(inspect[6], ["Type", "Count", "Size"], "{inspect:?}");
+    assert!(
+        inspect
+            .iter()
+            .any(|r| r.len() == 3 && r[0] == "KVS" && r[1] == "50"),
+        "{inspect:?}"
+    );
     assert!(put("127.0.0.44", "k/0", "changed"));
     let o = std::process::Command::new(BIN)
         .args([

@@ -155,3 +155,25 @@ fn rmp_serde_roundtrip(p: &Proposal) -> Proposal {
     let b = rmp_serde::to_vec_named(p).unwrap();
     rmp_serde::from_slice(&b).unwrap()
 }
+
+/// `snapshot inspect`'s figures: records by Consul's kind names, each KV entry's key and size.
+#[test]
+fn dump_stats_by_kind_and_key() {
+    let h = populated();
+    let bytes = h.store.dump();
+    let stats = proconsul_state::dump_stats(&bytes).unwrap();
+    assert_eq!(stats.total, bytes.len() as u64);
+    let kind = |n: &str| stats.kinds.iter().find(|k| k.name == n).cloned();
+    // Nodes n1 and n2 (only n2's service was deregistered), web1, two checks.
+    assert_eq!(kind("Register").map(|k| k.count), Some(5));
+    assert_eq!(kind("KVS").map(|k| k.count), Some(2));
+    assert_eq!(kind("Session").map(|k| k.count), Some(1));
+    assert_eq!(kind("Tombstone").map(|k| k.count), Some(1));
+    assert!(kind("Autopilot").is_none(), "empty kinds are left out");
+    let keys: Vec<&str> = stats.kvs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["app/a", "app/lock"]);
+    let kv_sum: u64 = stats.kvs.iter().map(|(_, s)| s).sum();
+    assert_eq!(Some(kv_sum), kind("KVS").map(|k| k.size));
+    assert!(kind("Register").unwrap().size > 0);
+    assert!(proconsul_state::dump_stats(b"junk").is_err());
+}
