@@ -478,6 +478,18 @@ pub const COMMANDS: &[Command] = &[
         run: Run::Exec(operator::transfer_leader),
     },
     Command {
+        name: "operator usage",
+        synopsis: "Provides cluster-level usage information",
+        help: operator::usage_help,
+        run: Run::Parent,
+    },
+    Command {
+        name: "operator usage instances",
+        synopsis: "Display service instance usage information",
+        help: operator::usage_instances_help,
+        run: Run::Exec(operator::usage_instances),
+    },
+    Command {
         name: "reload",
         synopsis: "Triggers the agent to reload configuration files",
         help: reload::help,

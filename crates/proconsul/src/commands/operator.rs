@@ -1,5 +1,5 @@
-//! `operator raft list-peers|remove-peer` (the servers' Raft configuration) and `operator
-//! autopilot get-config|set-config`.
+//! `operator raft list-peers|remove-peer` (the servers' Raft configuration), `operator
+//! autopilot get-config|set-config` and `operator usage instances`.
 
 use super::{client, parse_flags};
 use crate::flags::{self, Flag, Kind, CLIENT_FLAGS, SERVER_FLAGS};
@@ -363,5 +363,216 @@ pub fn set_config(args: &[String]) -> anyhow::Result<()> {
     } else {
         ui::out("Configuration could not be atomically updated, please try again");
         Err(ui::exit_silently(1))
+    }
+}
+
+pub fn usage_help() -> String {
+    "Usage: proconsul operator usage <subcommand> [options]
+
+  This command has subcommands for displaying usage information. The subcommands
+  default to working with services registered with the local datacenter.
+
+  Display the number of service instances:
+
+      $ proconsul operator usage instances"
+        .to_string()
+}
+
+const USAGE_INSTANCES_FLAGS: &[Flag] = &[
+    Flag::boolean(
+        "billable",
+        "Display only billable service info. Cannot be used with -connect.",
+    ),
+    Flag::boolean(
+        "connect",
+        "Display only Connect service info.Cannot be used with -billable.",
+    ),
+    Flag::boolean(
+        "all-datacenters",
+        "Display service counts from all datacenters.",
+    ),
+];
+
+fn usage_instances_flags() -> Vec<Flag> {
+    flags::with(USAGE_INSTANCES_FLAGS, &[CLIENT_FLAGS, SERVER_FLAGS])
+}
+
+pub fn usage_instances_help() -> String {
+    flags::usage(
+        "
+Usage: proconsul operator usage instances [options]
+
+  Retrieves usage information about the number of services registered in a given
+  datacenter. By default, the datacenter of the local agent is queried.
+
+  To retrieve the service usage data:
+
+      $ proconsul operator usage instances
+
+  To show only billable service instance counts:
+
+      $ proconsul operator usage instances -billable
+
+  To show only connect service instance counts:
+
+      $ proconsul operator usage instances -connect
+",
+        &usage_instances_flags(),
+    )
+}
+
+pub fn usage_instances(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&usage_instances_flags(), args, usage_instances_help)?;
+    if !p.args.is_empty() {
+        return Err(ui::fail(format!(
+            "Too many arguments (expected 0, got {})",
+            p.args.len()
+        )));
+    }
+    let (billable, connect, all) = (
+        p.bool("billable"),
+        p.bool("connect"),
+        p.bool("all-datacenters"),
+    );
+    if billable && connect {
+        return Err(ui::fail("Cannot specify both -billable and -connect flags"));
+    }
+    let c = client(&p)?;
+    let usage = c
+        .operator_usage(all, p.bool("stale"))
+        .map_err(|e| ui::fail(format!("Error fetching usage information: {e}")))?;
+    if !connect {
+        let total: u64 = usage.values().map(|u| u.billable_service_instances).sum();
+        ui::out(&format!("Billable Service Instances Total: {total}"));
+        for (dc, u) in &usage {
+            ui::out(&format!(
+                "{dc} Billable Service Instances: {}",
+                u.billable_service_instances
+            ));
+        }
+        ui::out("\nBillable Services");
+        ui::out(&format!("{}\n", service_counts(&usage, true, all)));
+    }
+    if !billable {
+        ui::out("Connect Services");
+        ui::out(&service_counts(&usage, false, all));
+    }
+    Ok(())
+}
+
+/// Consul's `formatServiceCounts`: billable services and instances, or Connect instances by
+/// kind, per datacenter (with a total when datacenters are shown), through Go's tabwriter
+/// (padding 6).
+fn service_counts(
+    usage: &std::collections::BTreeMap<String, proconsul_types::Usage>,
+    billable: bool,
+    show_dc: bool,
+) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut head = Vec::new();
+    if show_dc {
+        head.push("Datacenter".to_string());
+    }
+    head.push(if billable { "Services" } else { "Type" }.to_string());
+    head.push("Service instances".to_string());
+    rows.push(head);
+    let (mut services, mut instances) = (0u64, 0u64);
+    // Datacenters in order, then the Connect kinds in order (BTreeMaps both).
+    for (dc, u) in usage {
+        let counts: Vec<(String, u64, u64)> = if billable {
+            vec![(String::new(), u.services, u.billable_service_instances)]
+        } else {
+            u.connect_service_instances
+                .iter()
+                .map(|(kind, n)| (kind.clone(), 0, *n))
+                .collect()
+        };
+        for (kind, svcs, n) in counts {
+            let mut row = Vec::new();
+            if show_dc {
+                row.push(dc.clone());
+            }
+            row.push(if billable { svcs.to_string() } else { kind });
+            row.push(n.to_string());
+            rows.push(row);
+            services += svcs;
+            instances += n;
+        }
+    }
+    if show_dc {
+        rows.push(vec![String::new(); 3]);
+        rows.push(vec![
+            "Total".to_string(),
+            if billable {
+                services.to_string()
+            } else {
+                String::new()
+            },
+            instances.to_string(),
+        ]);
+    }
+    let cells: Vec<Vec<Vec<u8>>> = rows
+        .into_iter()
+        .map(|r| r.into_iter().map(String::into_bytes).collect())
+        .collect();
+    String::from_utf8_lossy(&ui::tabwrite(&cells, 6))
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proconsul_types::Usage;
+
+    fn usage(services: u64, billable: u64, connect: &[(&str, u64)]) -> Usage {
+        Usage {
+            services,
+            billable_service_instances: billable,
+            connect_service_instances: connect.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            ..Usage::default()
+        }
+    }
+
+    /// Consul's own expectations (`usage_instances_ce_test.go`).
+    #[test]
+    fn service_counts_as_consul_lays_them_out() {
+        let kinds = [
+            ("connect-native", 1),
+            ("connect-proxy", 3),
+            ("ingress-gateway", 4),
+            ("mesh-gateway", 2),
+            ("terminating-gateway", 5),
+        ];
+        let one: std::collections::BTreeMap<_, _> =
+            [("dc1".to_string(), usage(10, 20, &kinds))].into();
+        assert_eq!(
+            service_counts(&one, true, false),
+            "Services      Service instances\n10            20"
+        );
+        assert_eq!(
+            service_counts(&one, false, false),
+            "Type                     Service instances\n\
+             connect-native           1\n\
+             connect-proxy            3\n\
+             ingress-gateway          4\n\
+             mesh-gateway             2\n\
+             terminating-gateway      5"
+        );
+        let two: std::collections::BTreeMap<_, _> = [
+            ("dc1".to_string(), usage(10, 20, &kinds)),
+            ("dc2".to_string(), usage(23, 33, &[("connect-native", 9)])),
+        ]
+        .into();
+        assert_eq!(
+            service_counts(&two, true, true),
+            "Datacenter      Services      Service instances\n\
+             dc1             10            20\n\
+             dc2             23            33\n\
+             \x20                             \n\
+             Total           33            53"
+        );
+        assert!(service_counts(&two, false, true)
+            .ends_with("\nTotal                                    24"));
     }
 }
