@@ -24,6 +24,8 @@ pub(crate) fn debug_config(a: &Agent, cfg: &RuntimeConfig) -> Value {
     let rpc = std::net::SocketAddr::new(cfg.advertise_addr, cfg.server_port);
     let port = |p: Option<u16>| p.map_or(-1, i64::from);
     let mut out = json!({
+        // `consul debug` reads it (with `EnableDebug`) before capturing anything.
+        "ACLsEnabled": cfg.acl.enabled,
         "AdvertiseAddrLAN": cfg.advertise_addr.to_string(),
         "AdvertiseAddrWAN": cfg.advertise_addr.to_string(),
         "BindAddr": cfg.bind_addr.to_string(),

@@ -4,6 +4,7 @@
 pub mod acl;
 pub mod agent;
 pub mod catalog;
+pub mod debug;
 pub mod event;
 pub mod exec;
 pub mod force_leave;
@@ -308,6 +309,12 @@ pub const COMMANDS: &[Command] = &[
         synopsis: "Lists all registered services in a datacenter",
         help: catalog::services_help,
         run: Run::Exec(catalog::services),
+    },
+    Command {
+        name: "debug",
+        synopsis: "Records a debugging archive for operators",
+        help: debug::help,
+        run: Run::Exec(debug::run),
     },
     Command {
         name: "event",

@@ -19,6 +19,7 @@ mod cli;
 mod cluster;
 mod commands;
 mod coordinate;
+mod debug;
 mod exec_watches;
 mod federation;
 mod gossip;
