@@ -325,6 +325,14 @@ mod tests {
             "-disable-host-node-id",
             "-hcl=log_json = true",
             "-pid-file=/run/p.pid",
+            "-log-file=/var/log/consul/",
+            "-log-rotate-bytes=1024",
+            "-log-rotate-duration=1h",
+            "-log-rotate-max-files=3",
+            "-join-wan=10.1.0.1",
+            "-retry-join-wan=10.1.0.2",
+            "-retry-interval-wan=7s",
+            "-retry-max-wan=2",
         ]))
         .unwrap();
         assert_eq!(
@@ -365,6 +373,13 @@ mod tests {
                 enable_local_script_checks: true,
                 disable_host_node_id: true,
                 pid_file: Some("/run/p.pid".into()),
+                log_file: Some("/var/log/consul/".into()),
+                log_rotate_bytes: Some(1024),
+                log_rotate_duration: Some("1h".into()),
+                log_rotate_max_files: Some(3),
+                retry_join_wan: vec!["10.1.0.1".into(), "10.1.0.2".into()],
+                retry_interval_wan: Some("7s".into()),
+                retry_max_wan: Some(2),
             }
         );
     }
