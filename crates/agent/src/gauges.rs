@@ -1,6 +1,7 @@
 //! The gauges the agent sets every interval (Consul's `consul.runtime.*`, `consul.state.*`,
 //! `consul.server.isLeader`, `consul.version`), from what the process and the local server
-//! already know; counters and timers are recorded where things happen.
+//! already know; counters and timers are recorded where things happen. And the push sinks
+//! (`telemetry.statsd_address`, `dogstatsd_addr`), flushed every second over UDP.
 
 use std::time::Duration;
 
@@ -37,6 +38,53 @@ impl Agent {
             metrics::gauge!("consul.state.service_instances").set(c.service_instances as f64);
             metrics::gauge!("consul.state.kv_entries").set(c.kv_entries as f64);
             metrics::gauge!("consul.session_ttl.active").set(c.sessions as f64);
+        }
+    }
+}
+
+/// How often the statsd sinks are flushed.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+impl Agent {
+    /// Send what changed to the configured statsd/dogstatsd servers every second (UDP: a lost
+    /// or refused datagram is not retried, as go-metrics' sinks do not).
+    pub(crate) async fn statsd_loop(&self) {
+        use proconsul_telemetry::statsd::{packets, Flavor, Sent};
+        let cfg = self.config();
+        let mut sinks: Vec<(std::net::SocketAddr, Flavor, Sent)> = Vec::new();
+        if let Some(a) = cfg.telemetry_statsd {
+            sinks.push((a, Flavor::Statsd, Sent::default()));
+        }
+        if let Some(a) = cfg.telemetry_dogstatsd {
+            let tags = cfg.telemetry_dogstatsd_tags.clone();
+            sinks.push((a, Flavor::Dogstatsd { tags }, Sent::default()));
+        }
+        if sinks.is_empty() {
+            return;
+        }
+        let bind: std::net::SocketAddr = if sinks[0].0.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = match tokio::net::UdpSocket::bind(bind).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(target: "agent", error = %e, "telemetry: cannot open a UDP socket for statsd");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(FLUSH_EVERY) => {}
+            }
+            for (addr, flavor, sent) in &mut sinks {
+                let lines = self.inner.telemetry.statsd_lines(sent, flavor);
+                for p in packets(&lines) {
+                    let _ = socket.send_to(&p, *addr).await;
+                }
+            }
         }
     }
 }

@@ -326,6 +326,11 @@ impl Agent {
             .inner
             .tasks
             .spawn(async move { a.gauges_loop().await });
+        let a = agent.clone();
+        agent
+            .inner
+            .tasks
+            .spawn(async move { a.statsd_loop().await });
         if !config.dns_addrs.is_empty() {
             let dns = proconsul_dns::DnsServer::start(
                 dns::server_config(&config),

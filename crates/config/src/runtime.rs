@@ -59,6 +59,11 @@ pub struct RuntimeConfig {
     /// `telemetry.prefix_filter` as `(prefix, keep)` rules, and `filter_default`.
     pub telemetry_filter: Vec<(String, bool)>,
     pub telemetry_filter_default: bool,
+    /// `telemetry.statsd_address`, resolved.
+    pub telemetry_statsd: Option<SocketAddr>,
+    /// `telemetry.dogstatsd_addr`, resolved, and `dogstatsd_tags`.
+    pub telemetry_dogstatsd: Option<SocketAddr>,
+    pub telemetry_dogstatsd_tags: Vec<String>,
     /// `acl { … }`.
     pub acl: proconsul_types::AclConfig,
     /// HTTPS listeners (`ports.https`, `addresses.https` or `client_addr`); empty when off.
@@ -835,6 +840,24 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         }
     }
     let telemetry_filter_default = tel.filter_default.unwrap_or(true);
+    let sink_addr = |key: &str, v: &Option<String>| -> Result<Option<SocketAddr>, ValueError> {
+        let Some(addr) = v.as_deref().filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        use std::net::ToSocketAddrs;
+        addr.to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .map(Some)
+            .ok_or_else(|| ValueError::Invalid {
+                key: key.into(),
+                value: addr.into(),
+                why: "must be a reachable host:port".into(),
+            })
+    };
+    let telemetry_statsd = sink_addr("telemetry.statsd_address", &tel.statsd_address)?;
+    let telemetry_dogstatsd = sink_addr("telemetry.dogstatsd_addr", &tel.dogstatsd_addr)?;
+    let telemetry_dogstatsd_tags = tel.dogstatsd_tags.clone().unwrap_or_default();
     let telemetry_prefix = tel
         .metrics_prefix
         .filter(|p| !p.is_empty())
@@ -1060,6 +1083,9 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         telemetry_prefix,
         telemetry_filter,
         telemetry_filter_default,
+        telemetry_statsd,
+        telemetry_dogstatsd,
+        telemetry_dogstatsd_tags,
         acl,
         https_addrs,
         https_tls,

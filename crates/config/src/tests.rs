@@ -1181,3 +1181,33 @@ fn telemetry_prefix_filter() {
         .iter()
         .any(|w| w == "Filter rule must begin with either '+' or '-': \"consul.bad\""));
 }
+
+#[test]
+fn telemetry_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |name: &str, body: &str| {
+        let f = write(dir.path(), name, body);
+        load_with(
+            &AgentFlags {
+                config_files: vec![f],
+                data_dir: Some(dir.path().into()),
+                ..AgentFlags::default()
+            },
+            &HOST,
+        )
+    };
+    let c = load(
+        "a.json",
+        r#"{"telemetry": {"statsd_address": "127.0.0.1:8125", "dogstatsd_addr": "127.0.0.1:8126", "dogstatsd_tags": ["env:prod"]}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.telemetry_statsd, Some("127.0.0.1:8125".parse().unwrap()));
+    assert_eq!(
+        c.telemetry_dogstatsd,
+        Some("127.0.0.1:8126".parse().unwrap())
+    );
+    assert_eq!(c.telemetry_dogstatsd_tags, vec!["env:prod".to_string()]);
+    let e = load("b.json", r#"{"telemetry": {"statsd_address": "no port"}}"#).unwrap_err();
+    assert!(e.to_string().contains("telemetry.statsd_address"), "{e}");
+    assert!(load("c.json", "{}").unwrap().telemetry_statsd.is_none());
+}

@@ -140,6 +140,11 @@ pub(crate) struct TelemetryUser {
     pub prefix_filter: Option<Vec<String>>,
     /// Keep metrics no `prefix_filter` rule names (default true).
     pub filter_default: Option<bool>,
+    /// `host:port` of a statsd server (UDP).
+    pub statsd_address: Option<String>,
+    /// `host:port` of a DogStatsD agent (UDP), and the tags added to every metric.
+    pub dogstatsd_addr: Option<String>,
+    pub dogstatsd_tags: Option<Vec<String>>,
 }
 
 /// `acl { … }`.
@@ -363,7 +368,7 @@ impl Merge for Addresses {
 impl Merge for TelemetryUser {
     fn merge(&mut self, o: Self) {
         replace!(self, o; prometheus_retention_time, metrics_prefix, disable_hostname,
-            prefix_filter, filter_default);
+            prefix_filter, filter_default, statsd_address, dogstatsd_addr, dogstatsd_tags);
     }
 }
 

@@ -618,3 +618,131 @@ impl Recorder for Handle {
 
 #[cfg(test)]
 mod tests;
+
+/// Push sinks: go-metrics' statsd and dogstatsd sinks, fed from the registry.
+///
+/// Every flush sends what changed since the last one: a counter's increase (`|c`), a gauge's
+/// value when it changed (`|g`), and a timer's samples as their mean with a sample rate of
+/// one over their count (`|ms|@r`), so the server counts each sample (min and max within one
+/// flush are not kept). Statsd names carry label values as extra name parts (go-metrics'
+/// `flattenKeyLabels`); dogstatsd sends labels and `dogstatsd_tags` as `|#k:v` tags.
+pub mod statsd {
+    use super::{Arc, Cell, HashMap, Kind, Telemetry};
+
+    /// Which protocol a sink speaks.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Flavor {
+        Statsd,
+        /// With the `dogstatsd_tags` added to every line.
+        Dogstatsd {
+            tags: Vec<String>,
+        },
+    }
+
+    /// What the last flush sent, per metric (by cell; cells live as long as the registry).
+    #[derive(Debug, Default)]
+    pub struct Sent {
+        totals: HashMap<usize, (u64, f64)>,
+        gauges: HashMap<usize, f64>,
+    }
+
+    /// Largest datagram go-metrics' statsd sinks send.
+    pub const MAX_PACKET: usize = 1432;
+
+    fn clean(s: &str) -> String {
+        s.replace([':', ' ', '|'], "_")
+    }
+
+    fn line(cell: &Cell, flavor: &Flavor, value: &str) -> String {
+        match flavor {
+            Flavor::Statsd => {
+                let mut name = clean(&cell.name);
+                for (_, v) in &cell.labels {
+                    name.push('.');
+                    name.push_str(&clean(v));
+                }
+                format!("{name}:{value}")
+            }
+            Flavor::Dogstatsd { tags } => {
+                let mut all: Vec<String> = tags.clone();
+                all.extend(
+                    cell.labels
+                        .iter()
+                        .map(|(k, v)| format!("{}:{}", clean(k), clean(v))),
+                );
+                if all.is_empty() {
+                    format!("{}:{value}", clean(&cell.name))
+                } else {
+                    format!("{}:{value}|#{}", clean(&cell.name), all.join(","))
+                }
+            }
+        }
+    }
+
+    /// Insert the type (and rate) before any dogstatsd tags: `name:v|c|#t`.
+    fn typed(l: String, ty: &str) -> String {
+        match l.find("|#") {
+            Some(i) => format!("{}|{ty}{}", &l[..i], &l[i..]),
+            None => format!("{l}|{ty}"),
+        }
+    }
+
+    impl Telemetry {
+        /// The lines to send now, and remember them as sent.
+        pub fn statsd_lines(&self, sent: &mut Sent, flavor: &Flavor) -> Vec<String> {
+            let mut out = Vec::new();
+            for cell in self.all() {
+                let id = Arc::as_ptr(&cell) as usize;
+                match cell.kind {
+                    Kind::Gauge => {
+                        let v = cell.gauge_value();
+                        if sent.gauges.insert(id, v) != Some(v) {
+                            out.push(typed(line(&cell, flavor, &super::num(v)), "g"));
+                        }
+                    }
+                    Kind::Counter | Kind::Sample => {
+                        let t = cell.total();
+                        let (count, sum) =
+                            sent.totals.insert(id, (t.count, t.sum)).unwrap_or((0, 0.0));
+                        let n = t.count.saturating_sub(count);
+                        if n == 0 {
+                            continue;
+                        }
+                        let delta = t.sum - sum;
+                        if cell.kind == Kind::Counter {
+                            out.push(typed(line(&cell, flavor, &super::num(delta)), "c"));
+                        } else {
+                            let mean = super::num(delta / n as f64);
+                            let ty = if n == 1 {
+                                "ms".to_string()
+                            } else {
+                                format!("ms|@{}", super::num(1.0 / n as f64))
+                            };
+                            out.push(typed(line(&cell, flavor, &mean), &ty));
+                        }
+                    }
+                }
+            }
+            out
+        }
+    }
+
+    /// Pack lines into datagrams of at most [`MAX_PACKET`] bytes (a longer line goes alone).
+    pub fn packets(lines: &[String]) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut cur: Vec<u8> = Vec::new();
+        for l in lines {
+            if !cur.is_empty() && cur.len() + 1 + l.len() > MAX_PACKET {
+                out.push(std::mem::take(&mut cur));
+            }
+            if !cur.is_empty() {
+                cur.push(b'\n');
+            }
+            cur.extend_from_slice(l.as_bytes());
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+        out
+    }
+}

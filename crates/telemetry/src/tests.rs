@@ -169,3 +169,57 @@ fn filtered_metrics_are_not_kept() {
         .collect();
     assert_eq!(names, ["consul.kvs.apply"]);
 }
+
+#[test]
+fn statsd_lines_send_what_changed() {
+    use crate::statsd::{packets, Flavor, Sent};
+    let t = Arc::new(Telemetry::new(Duration::from_secs(60), "consul"));
+    let h = Handle(t.clone());
+    let c = h.register_counter(&key("consul.kvs.apply", &[]), &meta());
+    let s = h.register_histogram(
+        &key("consul.api.http", &[("method", "GET"), ("path", "v1:kv")]),
+        &meta(),
+    );
+    let g = h.register_gauge(&key("consul.server.isLeader", &[]), &meta());
+    c.increment(3);
+    s.record(2.0);
+    s.record(4.0);
+    g.set(1.0);
+    let mut sent = Sent::default();
+    let mut lines = t.statsd_lines(&mut sent, &Flavor::Statsd);
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "consul.api.http.GET.v1_kv:3|ms|@0.5",
+            "consul.kvs.apply:3|c",
+            "consul.server.isLeader:1|g"
+        ]
+    );
+    // Nothing new: nothing sent; then only the change.
+    assert!(t.statsd_lines(&mut sent, &Flavor::Statsd).is_empty());
+    c.increment(2);
+    assert_eq!(
+        t.statsd_lines(&mut sent, &Flavor::Statsd),
+        ["consul.kvs.apply:2|c"]
+    );
+    // Dogstatsd: labels and the configured tags as tags.
+    s.record(6.0);
+    let dog = Flavor::Dogstatsd {
+        tags: vec!["env:test".into()],
+    };
+    assert_eq!(
+        t.statsd_lines(&mut sent, &dog),
+        ["consul.api.http:6|ms|#env:test,method:GET,path:v1_kv"]
+    );
+    // Packets stay under the datagram limit.
+    let many: Vec<String> = (0..200).map(|i| format!("consul.m{i}:1|c")).collect();
+    let p = packets(&many);
+    assert!(p.len() > 1 && p.iter().all(|d| d.len() <= crate::statsd::MAX_PACKET));
+    assert_eq!(
+        p.iter()
+            .map(|d| d.split(|b| *b == b'\n').count())
+            .sum::<usize>(),
+        200
+    );
+}

@@ -238,3 +238,56 @@ async fn metrics_stream_sends_each_interval_as_it_ends() {
     assert_eq!(a.get("/v1/agent/self").await.status, 200);
     a.stop().await;
 }
+
+/// `telemetry.statsd_address` / `dogstatsd_addr`: every second the agent sends what changed
+/// over UDP, in statsd lines (label values as name parts) and DogStatsD lines (labels and
+/// `dogstatsd_tags` as tags).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statsd_and_dogstatsd_sinks_receive_metrics() {
+    let statsd = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dog = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (s_addr, d_addr) = (statsd.local_addr().unwrap(), dog.local_addr().unwrap());
+    let a = TestAgent::start_with(proconsul_testkit::dev_flags(), move |cfg| {
+        cfg.telemetry_statsd = Some(s_addr);
+        cfg.telemetry_dogstatsd = Some(d_addr);
+        cfg.telemetry_dogstatsd_tags = vec!["env:test".into()];
+    })
+    .await;
+    a.wait_registered().await;
+    let read_until = |sock: tokio::net::UdpSocket, want: &'static str| async move {
+        let mut seen = String::new();
+        let mut buf = vec![0u8; 65536];
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                let n = sock.recv(&mut buf).await.unwrap();
+                assert!(n <= proconsul_telemetry::statsd::MAX_PACKET);
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                seen.push('\n');
+                if seen.lines().any(|l| l.starts_with(want)) {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(got.is_ok(), "no line starting {want:?} in {seen}");
+        seen
+    };
+    // Requests made now are timed by consul.api.http, labelled by method and path.
+    for _ in 0..3 {
+        a.get("/v1/status/leader").await;
+    }
+    let lines = read_until(statsd, "consul.api.http.GET.v1_status_leader:").await;
+    let l = lines
+        .lines()
+        .find(|l| l.starts_with("consul.api.http.GET.v1_status_leader:"))
+        .unwrap();
+    assert!(l.contains("|ms"), "{l}");
+    let lines = read_until(dog, "consul.api.http:").await;
+    assert!(
+        lines.lines().any(|l| l.starts_with("consul.api.http:")
+            && l.contains("|ms")
+            && l.contains("|#env:test,method:GET,path:v1_status_leader")),
+        "{lines}"
+    );
+    a.stop().await;
+}
