@@ -480,12 +480,20 @@ impl Backend for Agent {
         Ok(())
     }
 
-    async fn event_fire(&self, ev: UserEvent) -> Result<UserEvent, RpcError> {
+    async fn event_fire(&self, ev: UserEvent, datacenter: &str) -> Result<UserEvent, RpcError> {
         if ev.name.is_empty() {
             return Err(RpcError::BadRequest("Missing name".into()));
         }
         gossip::validate_user_event(&ev).map_err(RpcError::BadRequest)?;
         let ev = gossip::prepare_user_event(ev);
+        if !datacenter.is_empty() {
+            self.call(proconsul_types::EventFire {
+                datacenter: datacenter.to_string(),
+                event: ev.clone(),
+            })
+            .await?;
+            return Ok(ev);
+        }
         let name = format!("{}{}", gossip::USER_EVENT_PREFIX, ev.name);
         self.inner
             .gossip

@@ -419,6 +419,25 @@ impl WanSource for WanServers {
     }
 }
 
+/// Where a server broadcasts user events fired for its datacenter from another one: the LAN
+/// pool, as a local `event fire` would.
+pub(crate) struct LanEvents {
+    pub pool: Pool,
+}
+
+impl proconsul_server::EventSink for LanEvents {
+    fn fire(&self, event: UserEvent) -> proconsul_server::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            validate_user_event(&event)?;
+            let name = format!("{USER_EVENT_PREFIX}{}", event.name);
+            self.pool
+                .user_event(name, encode_user_event(&event), false)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// Consul's msgpack encoding of a user event (`ID`, `n`, `p`, `nf`, `sf`, `tf`, `v`; the
 /// optional ones only when set).
 pub(crate) fn encode_user_event(ev: &UserEvent) -> Vec<u8> {

@@ -191,6 +191,9 @@ impl Agent {
                     max_batches: config.coordinate_update_max_batches,
                 },
                 acl: config.acl.clone(),
+                events: Some(Arc::new(gossip::LanEvents {
+                    pool: gossip.lan.clone(),
+                })),
                 wan: gossip.wan.as_ref().map(|pool| {
                     Arc::new(gossip::WanServers { pool: pool.clone() })
                         as Arc<dyn proconsul_server::WanSource>

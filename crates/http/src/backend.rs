@@ -166,9 +166,13 @@ pub trait Backend: Send + Sync + 'static {
         archive: Vec<u8>,
     ) -> impl Future<Output = Result<(), RpcError>> + Send;
 
-    /// Fire a user event; returns it with ID and LTime filled.
-    fn event_fire(&self, ev: UserEvent)
-        -> impl Future<Output = Result<UserEvent, RpcError>> + Send;
+    /// Fire a user event in `datacenter` (empty: this one); returns it with ID (and, here,
+    /// LTime) filled.
+    fn event_fire(
+        &self,
+        ev: UserEvent,
+        datacenter: &str,
+    ) -> impl Future<Output = Result<UserEvent, RpcError>> + Send;
     /// Cancelled when the agent stops: long-lived answers (log streams) end then.
     fn shutdown_token(&self) -> tokio_util::sync::CancellationToken;
 

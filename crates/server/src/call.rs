@@ -131,6 +131,7 @@ impl Server {
             ServerRequest::CatalogListDatacenters(_) => {
                 ServerReply::CatalogListDatacenters(self.datacenters())
             }
+            ServerRequest::EventFire(e) => ServerReply::EventFire(self.fire_event(e.event).await?),
             ServerRequest::StatusRaftStats(_) => ServerReply::StatusRaftStats(self.status_here()),
             ServerRequest::Read(r) => ServerReply::Read(self.read_here(r.req, r.opts).await?),
             ServerRequest::Write(w) => {

@@ -23,10 +23,31 @@ pub trait WanSource: Send + Sync + 'static {
     fn datacenters(&self) -> Vec<String>;
 }
 
+/// Where a server broadcasts user events fired for its datacenter (the agent's LAN pool).
+pub trait EventSink: Send + Sync + 'static {
+    fn fire(&self, event: proconsul_types::UserEvent) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// A boxed future (what [`EventSink::fire`] returns).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// How many servers of the other datacenter a request tries before giving up.
 const TRIES: usize = 3;
 
 impl Server {
+    /// Broadcast `event` in this datacenter (a user event fired from another one).
+    pub(crate) async fn fire_event(
+        &self,
+        event: proconsul_types::UserEvent,
+    ) -> Result<(), RpcError> {
+        match &self.inner.opts.events {
+            Some(sink) => sink.fire(event).await.map_err(RpcError::Internal),
+            None => Err(RpcError::Internal(
+                "this server cannot fire user events".into(),
+            )),
+        }
+    }
+
     /// Known datacenters, nearest first; just this one without a WAN pool.
     pub fn datacenters(&self) -> Vec<String> {
         match &self.inner.opts.wan {

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use coordinate::CoordinateOptions;
-pub use federation::WanSource;
+pub use federation::{BoxFuture, EventSink, WanSource};
 pub use leader::{LanMember, MemberSource, MemberStatus};
 
 /// What a server needs to start.
@@ -72,6 +72,8 @@ pub struct ServerOptions {
     pub acl: proconsul_types::AclConfig,
     /// The WAN pool (other datacenters' servers); `None` serves this datacenter only.
     pub wan: Option<Arc<dyn WanSource>>,
+    /// Where user events fired from other datacenters are broadcast.
+    pub events: Option<Arc<dyn EventSink>>,
 }
 
 /// Errors starting a server.

@@ -95,6 +95,9 @@ server_calls! {
     "Status.Peers" => StatusPeers -> Vec<String>;
     /// Every datacenter the WAN pool knows, nearest first (`/v1/catalog/datacenters`).
     "Catalog.ListDatacenters" => CatalogListDatacenters -> Vec<String>;
+    /// Broadcast a user event in the serving datacenter's LAN pool (`event fire
+    /// -datacenter`: a server of that datacenter fires it).
+    "Internal.EventFire" => EventFire -> ();
     /// A server's own view of the Raft cluster (autopilot asks each server).
     "Status.RaftStats" => StatusRaftStats -> RaftStats;
     /// A read of the datacenter's state (catalog, health, KV, sessions, coordinates, …).
@@ -155,6 +158,7 @@ impl ServerRequest {
             | ServerRequest::StatusPeers(_)
             | ServerRequest::StatusRaftStats(_)
             | ServerRequest::CatalogListDatacenters(_)
+            | ServerRequest::EventFire(_)
             | ServerRequest::RaftElect(_) => Route::AnyServer,
             ServerRequest::Read(r) if r.opts.consistency == Consistency::Stale => Route::AnyServer,
             ServerRequest::OperatorUsage(r) if r.stale => Route::AnyServer,
@@ -200,6 +204,7 @@ impl ServerRequest {
             ServerRequest::AutopilotServerHealth(r) => &r.datacenter,
             ServerRequest::AutopilotGetState(r) => &r.datacenter,
             ServerRequest::SnapshotSave(r) => &r.datacenter,
+            ServerRequest::EventFire(r) => &r.datacenter,
             ServerRequest::StatusRaftStats(_)
             | ServerRequest::RaftRemovePeer(_)
             | ServerRequest::RaftTransferLeader(_)
@@ -233,6 +238,14 @@ pub struct StatusPeers {
     /// `?dc=`: empty for the agent's own.
     #[serde(default)]
     pub datacenter: String,
+}
+
+/// `Internal.EventFire`: the event (its ID already chosen) for `datacenter`'s LAN pool.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EventFire {
+    #[serde(default)]
+    pub datacenter: String,
+    pub event: crate::UserEvent,
 }
 
 /// `Catalog.ListDatacenters`: answered by any server from its WAN pool.

@@ -23,14 +23,10 @@ pub async fn fire<B: Backend>(
     reply::or_error(
         async {
             let p = Params::parse(q.as_deref());
-            // Another datacenter's events go through its servers, which this agent cannot
-            // reach (until WAN federation): Consul's error for an unknown datacenter.
+            // Another datacenter's events are fired by its servers (through ours, over the
+            // WAN); an unknown datacenter is Consul's `No path to datacenter`.
             let dc = p.get("dc").unwrap_or("");
-            if !dc.is_empty() && dc != st.datacenter() {
-                return Err(proconsul_types::RpcError::Internal(
-                    "No path to datacenter".into(),
-                ));
-            }
+            let dc = if dc == st.datacenter() { "" } else { dc };
             let rights = st.caller_rights().await?;
             if !crate::caller::allows(&rights, proconsul_acl::Check::EventWrite(&name)) {
                 // Consul's event endpoint answers the bare text.
@@ -51,7 +47,7 @@ pub async fn fire<B: Backend>(
                 tag_filter: p.get("tag").unwrap_or("").to_string(),
                 ..Default::default()
             };
-            let ev = st.event_fire(ev).await?;
+            let ev = st.event_fire(ev, dc).await?;
             Ok(reply::json(&ev, p.pretty()))
         }
         .await,

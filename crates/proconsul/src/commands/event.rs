@@ -1,7 +1,7 @@
 //! `event -name=NAME [-node] [-service] [-tag] [payload]`: fire a user event over gossip.
 
 use super::{client, parse_flags};
-use crate::flags::{self, Flag, CLIENT_FLAGS};
+use crate::flags::{self, Flag, CLIENT_FLAGS, SERVER_FLAGS};
 use crate::ui;
 
 const FLAGS: &[Flag] = &[
@@ -18,7 +18,7 @@ const FLAGS: &[Flag] = &[
 ];
 
 fn all_flags() -> Vec<Flag> {
-    flags::with(FLAGS, &[CLIENT_FLAGS])
+    flags::with(FLAGS, &[CLIENT_FLAGS, SERVER_FLAGS])
 }
 
 pub fn help() -> String {

@@ -1,7 +1,7 @@
 //! Two datacenters federated over the WAN pool: three servers and a client in dc1, a server
 //! and a client in dc2, each agent on its own loopback address with Consul's default ports.
-//! A dc1 client agent reads and writes dc2 with `?dc=dc2` (blocking queries included), lists
-//! both datacenters, and resolves `web.service.dc2.consul`; with dc2's server down, dc1 keeps
+//! A dc1 client agent reads and writes dc2 with `?dc=dc2` (blocking queries included), fires
+//! user events there, lists both datacenters, and resolves `web.service.dc2.consul`; with dc2's server down, dc1 keeps
 //! answering its own requests and `?dc=dc2` fails with Consul's text until it is back.
 
 use crate::common;
@@ -140,6 +140,21 @@ fn two_datacenters_answer_for_each_other() {
     assert_eq!(c, 200);
     let (c, b) = waiter.join().unwrap().unwrap();
     assert_eq!((c, b.as_str()), (200, "changed-in-dc2"));
+
+    // A user event fired from dc1 for dc2 is broadcast in dc2 (by a dc2 server), not dc1;
+    // the same through the CLI's -datacenter.
+    let (c, b) = http(DC1_CLIENT, "PUT", "/v1/event/fire/deploy?dc=dc2", "v1").unwrap();
+    assert_eq!(c, 200, "{b}");
+    let out = common::cluster::cli(DC1_CLIENT, &["event", "-datacenter=dc2", "-name=deploy2"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    wait_for("both events in dc2", Duration::from_secs(20), || {
+        http(DC2_CLIENT, "GET", "/v1/event/list", "")
+            .is_some_and(|(_, b)| b.contains("\"deploy\"") && b.contains("\"deploy2\""))
+    });
+    let (_, b) = http(DC1_CLIENT, "GET", "/v1/event/list", "").unwrap();
+    assert!(!b.contains("deploy"), "dc1 got dc2's event: {b}");
+    let (c, b) = http(DC1_CLIENT, "PUT", "/v1/event/fire/x?dc=dc9", "").unwrap();
+    assert_eq!((c, b.as_str()), (500, "No path to datacenter"));
 
     // DNS on a dc1 agent answers for dc2's services.
     let (c, b) = http(

@@ -67,6 +67,7 @@ pub(crate) fn authorize(
         | R::AutopilotGetState(_)
         | R::OperatorUsage(_) => need(id, Check::OperatorRead),
         R::RaftRemovePeer(_) | R::RaftTransferLeader(_) => need(id, Check::OperatorWrite),
+        R::EventFire(e) => need(id, Check::EventWrite(&e.event.name)),
         R::SnapshotSave(_) => need(id, Check::Snapshot),
         // Anyone may bootstrap once, read their own token, log in or out, and learn what
         // their own token grants: the secret is the credential.

@@ -53,6 +53,7 @@ async fn start() -> Server {
         coordinate: Default::default(),
         acl: Default::default(),
         wan: None,
+        events: None,
     })
     .await
     .unwrap();
