@@ -203,17 +203,50 @@ pub async fn autopilot_health<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> R
     )
 }
 
-/// `GET /v1/operator/usage[?stale]`: service, instance and node counts of this datacenter,
+/// `GET /v1/operator/usage[?stale][&global]`: service, instance and node counts of this
+/// datacenter (or the one `?dc=` names; with `?global`, of every datacenter the servers know),
 /// in Consul's shape (the query meta is in the body as well as the headers).
 pub async fn usage<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
-    let req = OperatorUsage {
-        stale: p.has("stale"),
-        datacenter: p.get("dc").unwrap_or("").to_string(),
-    };
-    reply::or_error(st.call(req).await.map(|(meta, usage)| {
+    let stale = p.has("stale");
+    let asked = p.get("dc").unwrap_or("").to_string();
+    let result = async {
+        let here = if asked.is_empty() {
+            st.datacenter()
+        } else {
+            asked.clone()
+        };
+        let (meta, usage) = st
+            .call(OperatorUsage {
+                stale,
+                datacenter: asked.clone(),
+            })
+            .await?;
+        let mut all = serde_json::Map::new();
+        all.insert(
+            here.clone(),
+            serde_json::to_value(&usage).unwrap_or_default(),
+        );
+        if p.has("global") {
+            for dc in st.datacenters().await? {
+                if dc == here {
+                    continue;
+                }
+                let (_, u) = st
+                    .call(OperatorUsage {
+                        stale,
+                        datacenter: dc.clone(),
+                    })
+                    .await?;
+                all.insert(dc, serde_json::to_value(&u).unwrap_or_default());
+            }
+        }
+        Ok::<_, proconsul_types::RpcError>((meta, all))
+    }
+    .await;
+    reply::or_error(result.map(|(meta, all)| {
         let body = serde_json::json!({
-            "Usage": { st.datacenter(): usage },
+            "Usage": all,
             "Index": meta.index,
             "LastContact": meta.last_contact_ms,
             "KnownLeader": meta.known_leader,

@@ -156,6 +156,20 @@ fn two_datacenters_answer_for_each_other() {
     let (c, b) = http(DC1_CLIENT, "PUT", "/v1/event/fire/x?dc=dc9", "").unwrap();
     assert_eq!((c, b.as_str()), (500, "No path to datacenter"));
 
+    // Usage of one other datacenter, and of all.
+    let (c, b) = http(DC1_CLIENT, "GET", "/v1/operator/usage?dc=dc2", "").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert!(
+        c == 200 && v["Usage"]["dc2"].is_object() && v["Usage"]["dc1"].is_null(),
+        "{b}"
+    );
+    let (_, b) = http(DC1_CLIENT, "GET", "/v1/operator/usage?global", "").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert!(
+        v["Usage"]["dc1"].is_object() && v["Usage"]["dc2"].is_object(),
+        "{b}"
+    );
+
     // DNS on a dc1 agent answers for dc2's services.
     let (c, b) = http(
         DC2_CLIENT,
