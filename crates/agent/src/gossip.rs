@@ -183,7 +183,7 @@ impl Gossip {
         let wan = match (cfg.server, cfg.serf_wan_bind()) {
             (true, Some(bind)) => {
                 let name = format!("{node_name}.{}", cfg.datacenter);
-                let advertise = SocketAddr::new(cfg.advertise_addr, bind.port());
+                let advertise = SocketAddr::new(cfg.advertise_addr_wan, bind.port());
                 let mut tags = lan_tags(cfg, node_id);
                 tags.remove("segment");
                 let wan_keys = match load_keyring(cfg, keyring_file(cfg, true).as_deref())? {

@@ -20,14 +20,14 @@ pub(crate) fn debug_config(a: &Agent, cfg: &RuntimeConfig) -> Value {
     let serf_lan = std::net::SocketAddr::new(cfg.advertise_addr, lan.port());
     let serf_wan = a
         .serf_wan_addr()
-        .map(|w| tcp(std::net::SocketAddr::new(cfg.advertise_addr, w.port())));
+        .map(|w| tcp(std::net::SocketAddr::new(cfg.advertise_addr_wan, w.port())));
     let rpc = std::net::SocketAddr::new(cfg.advertise_addr, cfg.server_port);
     let port = |p: Option<u16>| p.map_or(-1, i64::from);
     let mut out = json!({
         // `consul debug` reads it (with `EnableDebug`) before capturing anything.
         "ACLsEnabled": cfg.acl.enabled,
         "AdvertiseAddrLAN": cfg.advertise_addr.to_string(),
-        "AdvertiseAddrWAN": cfg.advertise_addr.to_string(),
+        "AdvertiseAddrWAN": cfg.advertise_addr_wan.to_string(),
         "BindAddr": cfg.bind_addr.to_string(),
         "Bootstrap": cfg.bootstrap,
         "BootstrapExpect": cfg.bootstrap_expect,

@@ -156,10 +156,15 @@ impl Agent {
         } else {
             "ipv6"
         };
-        let tagged_addresses: proconsul_types::StrMap = ["lan", "wan"]
+        let wan = cfg.advertise_addr_wan.to_string();
+        let tagged_addresses: proconsul_types::StrMap = [("lan", &address), ("wan", &wan)]
             .into_iter()
-            .flat_map(|k| [k.to_string(), format!("{k}_{family}")])
-            .map(|k| (k, address.clone()))
+            .flat_map(|(k, a)| {
+                [
+                    (k.to_string(), a.clone()),
+                    (format!("{k}_{family}"), a.clone()),
+                ]
+            })
             .collect();
         let mut node_meta = cfg.node_meta.clone();
         node_meta

@@ -74,6 +74,8 @@ pub struct AgentFlags {
     pub retry_join: Vec<String>,
     /// `-retry-interval`
     pub retry_interval: Option<String>,
+    /// `-advertise-wan`
+    pub advertise_addr_wan: Option<String>,
     /// `-join-wan` / `-retry-join-wan` (repeatable)
     pub retry_join_wan: Vec<String>,
     /// `-retry-interval-wan`

@@ -180,6 +180,7 @@ fn flags_layer(f: &AgentFlags) -> Result<Layer, ConfigError> {
         bind_addr: f.bind_addr.clone(),
         client_addr: f.client_addr.clone(),
         advertise_addr: f.advertise_addr.clone(),
+        advertise_addr_wan: f.advertise_addr_wan.clone(),
         datacenter: f.datacenter.clone(),
         domain: f.domain.clone(),
         ports: (ports != Ports::default()).then_some(ports),

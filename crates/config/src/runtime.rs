@@ -42,6 +42,9 @@ pub struct RuntimeConfig {
     pub bind_addr: IpAddr,
     /// Address other agents reach this one at; never unspecified.
     pub advertise_addr: IpAddr,
+    /// `advertise_addr_wan` (`-advertise-wan`; default `advertise_addr`): the WAN pool's
+    /// address, which other datacenters gossip and dial, and the node's `wan` address.
+    pub advertise_addr_wan: IpAddr,
     /// `client_addr`: where HTTP and DNS listen unless `addresses.*` says otherwise.
     pub client_addrs: Vec<IpAddr>,
     /// HTTP listeners; empty when `ports.http = -1`.
@@ -746,6 +749,13 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
     if advertise_addr.is_unspecified() {
         return Err(InvalidConfig::AdvertiseUnspecified);
     }
+    let advertise_addr_wan = match non_empty(u.advertise_addr_wan.clone()) {
+        Some(a) => values::one_ip("advertise_addr_wan", &a)?,
+        None => advertise_addr,
+    };
+    if advertise_addr_wan.is_unspecified() {
+        return Err(InvalidConfig::AdvertiseUnspecified);
+    }
     let mut client_addrs = match &u.client_addr {
         Some(a) => values::ip_list("client_addr", a)?,
         None => Vec::new(),
@@ -1073,6 +1083,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         bootstrap_expect,
         bind_addr,
         advertise_addr,
+        advertise_addr_wan,
         client_addrs,
         http_addrs,
         http_unix,

@@ -1211,3 +1211,32 @@ fn telemetry_sinks() {
     assert!(e.to_string().contains("telemetry.statsd_address"), "{e}");
     assert!(load("c.json", "{}").unwrap().telemetry_statsd.is_none());
 }
+
+#[test]
+fn advertise_addr_wan_defaults_to_advertise_addr() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |name: &str, body: &str| {
+        let f = write(dir.path(), name, body);
+        load_with(
+            &AgentFlags {
+                config_files: vec![f],
+                data_dir: Some(dir.path().into()),
+                ..AgentFlags::default()
+            },
+            &HOST,
+        )
+    };
+    let c = load("a.json", r#"{"advertise_addr": "10.0.0.5"}"#).unwrap();
+    assert_eq!(c.advertise_addr_wan, "10.0.0.5".parse::<IpAddr>().unwrap());
+    let c = load(
+        "b.json",
+        r#"{"advertise_addr": "10.0.0.5", "advertise_addr_wan": "203.0.113.7"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.advertise_addr_wan,
+        "203.0.113.7".parse::<IpAddr>().unwrap()
+    );
+    let e = load("c.json", r#"{"advertise_addr_wan": "not-an-ip"}"#).unwrap_err();
+    assert!(e.to_string().contains("advertise_addr_wan"), "{e}");
+}

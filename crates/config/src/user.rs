@@ -31,6 +31,8 @@ pub(crate) struct UserConfig {
     pub bootstrap_expect: Option<i64>,
     pub bind_addr: Option<String>,
     pub advertise_addr: Option<String>,
+    /// The address other datacenters reach this server at (WAN gossip and RPC).
+    pub advertise_addr_wan: Option<String>,
     pub client_addr: Option<String>,
     pub ports: Option<Ports>,
     pub addresses: Option<Addresses>,
@@ -317,7 +319,7 @@ fn section<T: Merge + Default>(dst: &mut Option<T>, src: Option<T>) {
 impl Merge for UserConfig {
     fn merge(&mut self, o: Self) {
         replace!(self, o; node_name, node_id, datacenter, primary_datacenter, domain, alt_domain,
-            data_dir, server, bootstrap, bootstrap_expect, bind_addr, advertise_addr, client_addr,
+            data_dir, server, bootstrap, bootstrap_expect, bind_addr, advertise_addr, advertise_addr_wan, client_addr,
             log_level, log_json, log_file, log_rotate_bytes, log_rotate_duration,
             log_rotate_max_files, retry_interval_wan, retry_max_wan, rejoin_after_leave, retry_interval, retry_max, encrypt,
             encrypt_verify_incoming, encrypt_verify_outgoing, reconnect_timeout,

@@ -13,6 +13,10 @@ use crate::ui;
 
 const FLAGS: &[Flag] = &[
     Flag::string("advertise", "Sets the advertise address to use."),
+    Flag::string(
+        "advertise-wan",
+        "Sets address to advertise on WAN instead of -advertise address.",
+    ),
     Flag::string("bind", "Sets the bind address for cluster communication."),
     Flag::boolean("bootstrap", "Sets server to bootstrap mode."),
     Flag::new(
@@ -230,6 +234,7 @@ pub fn parse_agent_flags(args: &[String]) -> Result<AgentFlags, String> {
         bind_addr: s("bind"),
         client_addr: s("client"),
         advertise_addr: s("advertise"),
+        advertise_addr_wan: s("advertise-wan"),
         datacenter: s("datacenter"),
         domain: s("domain"),
         config_files: paths("config-file"),
@@ -330,6 +335,7 @@ mod tests {
             "-log-rotate-duration=1h",
             "-log-rotate-max-files=3",
             "-join-wan=10.1.0.1",
+            "-advertise-wan=192.0.2.9",
             "-retry-join-wan=10.1.0.2",
             "-retry-interval-wan=7s",
             "-retry-max-wan=2",
@@ -380,6 +386,7 @@ mod tests {
                 retry_join_wan: vec!["10.1.0.1".into(), "10.1.0.2".into()],
                 retry_interval_wan: Some("7s".into()),
                 retry_max_wan: Some(2),
+                advertise_addr_wan: Some("192.0.2.9".into()),
             }
         );
     }

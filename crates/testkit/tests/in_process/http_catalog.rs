@@ -1102,3 +1102,28 @@ async fn operator_answers_as_consul_without_encryption() {
     );
     a.stop().await;
 }
+
+/// `advertise_addr_wan`: the node's `wan` tagged addresses (and the WAN pool's address) are
+/// it; `lan` stays the advertise address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertise_addr_wan_is_the_nodes_wan_address() {
+    let a = TestAgent::start_with(proconsul_testkit::dev_flags(), |c| {
+        c.advertise_addr_wan = "127.0.0.2".parse().unwrap();
+    })
+    .await;
+    a.wait_registered().await;
+    let node = a.agent.node_name().to_string();
+    proconsul_testkit::wait_until(
+        std::time::Duration::from_secs(10),
+        "the node's wan address",
+        || async {
+            let v = a.get_json(&format!("/v1/catalog/node/{node}")).await;
+            let t = &v["Node"]["TaggedAddresses"];
+            t["wan"] == "127.0.0.2" && t["wan_ipv4"] == "127.0.0.2" && t["lan"] == "127.0.0.1"
+        },
+    )
+    .await;
+    let members = a.get_json("/v1/agent/members?wan=1").await;
+    assert_eq!(members[0]["Addr"], "127.0.0.2", "{members}");
+    a.stop().await;
+}
