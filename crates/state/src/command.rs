@@ -162,6 +162,9 @@ pub enum Command {
         #[serde(default)]
         cas: Option<u64>,
     },
+    /// A change to the prepared-query table (IDs chosen by the proposer).
+    #[serde(rename = "prepared_query")]
+    PreparedQuery(crate::PreparedQueryCommand),
 }
 
 impl Command {
@@ -580,6 +583,14 @@ mod tests {
                     modify_index: 0,
                 },
             )),
+            Command::PreparedQuery(crate::PreparedQueryCommand::Set(crate::PreparedQueryRec {
+                id: "q".into(),
+                name: "web".into(),
+                service: "web".into(),
+                failover_datacenters: vec!["dc2".into()],
+                ..Default::default()
+            })),
+            Command::PreparedQuery(crate::PreparedQueryCommand::Delete { id: "q".into() }),
         ]
     }
 

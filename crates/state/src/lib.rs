@@ -20,6 +20,7 @@ mod coordinate;
 mod error;
 mod kv;
 mod legacy;
+mod prepared_query;
 mod records;
 mod session;
 mod snapshot;
@@ -38,6 +39,7 @@ pub use command::{
     NewSession, Proposal, Registration, TxnOp, TxnStep, TxnVerb, LOG_ENTRY_VERSION,
 };
 pub use error::StateError;
+pub use prepared_query::{PreparedQueryCommand, PreparedQueryRec};
 pub use snapshot::{dump_stats, DumpStats, KindStats};
 pub use store::{Store, Table};
 pub use view::{StateCounts, View};

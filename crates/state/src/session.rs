@@ -84,6 +84,7 @@ impl Tx {
             return Ok(());
         };
         self.bump_table(Table::Sessions);
+        self.prepared_queries_of_session_delete(id);
 
         let delay_ms = sess.lock_delay.min(MAX_LOCK_DELAY_NS) / 1_000_000;
         let keys: Vec<String> = self

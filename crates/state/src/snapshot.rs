@@ -35,6 +35,9 @@ struct Snapshot {
     /// Absent in snapshots written before ACLs were stored.
     #[serde(default)]
     acl: crate::acl::AclSnapshot,
+    /// Absent in snapshots written before prepared queries were stored.
+    #[serde(default)]
+    prepared_queries: Vec<crate::PreparedQueryRec>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -78,6 +81,7 @@ pub(crate) fn encode(s: &State) -> Vec<u8> {
         coordinates: s.coordinates.values().cloned().collect(),
         autopilot: s.autopilot.clone(),
         acl: s.acl.to_snapshot(),
+        prepared_queries: s.prepared_queries.values().cloned().collect(),
     };
     rmp_serde::to_vec_named(&snap).expect("encoding in-memory records to msgpack cannot fail")
 }
@@ -150,6 +154,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
     for i in snap.indexes {
         s.indexes.insert(i.key, i.index);
     }
+    for q in snap.prepared_queries {
+        if !q.name.is_empty() {
+            s.prepared_query_names.insert(fold(&q.name), q.id.clone());
+        }
+        s.prepared_queries.insert(q.id.clone(), q);
+    }
     s.acl.index = s.max_index(&crate::store::Table::ACL);
     Ok(s)
 }
@@ -214,6 +224,7 @@ pub fn dump_stats(bytes: &[u8]) -> Result<DumpStats, StateError> {
         sized("Index", &snap.indexes),
         sized("CoordinateBatchUpdate", &snap.coordinates),
         sized("Autopilot", snap.autopilot.as_slice()),
+        sized("PreparedQuery", &snap.prepared_queries),
     ];
     kinds.extend(snap.acl.stats());
     kinds.retain(|k| k.count > 0);

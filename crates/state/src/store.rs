@@ -37,10 +37,11 @@ pub enum Table {
     AclRoles = 9,
     AclAuthMethods = 10,
     AclBindingRules = 11,
+    PreparedQueries = 12,
 }
 
 impl Table {
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Nodes,
         Table::Services,
         Table::Checks,
@@ -53,6 +54,7 @@ impl Table {
         Table::AclRoles,
         Table::AclAuthMethods,
         Table::AclBindingRules,
+        Table::PreparedQueries,
     ];
 
     /// The ACL tables.
@@ -79,6 +81,7 @@ impl Table {
             Table::AclRoles => "acl-roles",
             Table::AclAuthMethods => "acl-auth-methods",
             Table::AclBindingRules => "acl-binding-rules",
+            Table::PreparedQueries => "prepared-queries",
         }
     }
 }
@@ -133,6 +136,10 @@ pub(crate) struct State {
     pub autopilot: Option<crate::AutopilotConfig>,
     /// Tokens, policies, roles, auth methods, binding rules.
     pub acl: crate::acl::AclTables,
+    /// query ID → prepared query
+    pub prepared_queries: OrdMap<String, crate::PreparedQueryRec>,
+    /// folded query name → query ID
+    pub prepared_query_names: OrdMap<String, String>,
 }
 
 impl State {
@@ -262,6 +269,7 @@ impl Tx {
             }
             Command::AutopilotSetConfig { config, cas } => self.autopilot_set(config, *cas),
             Command::Acl(c) => unit(self.acl_apply(c)),
+            Command::PreparedQuery(c) => unit(self.prepared_query_apply(c)),
             Command::TombstoneReap { up_to_index } => {
                 self.tombstone_reap(*up_to_index);
                 ApplyResult::Ok

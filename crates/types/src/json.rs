@@ -21,6 +21,16 @@ use std::sync::OnceLock;
 
 /// Every field name the API takes as input, in canonical spelling.
 const FIELDS: &[&str] = &[
+    // prepared queries
+    "Failover",
+    "NearestN",
+    "IgnoreCheckIDs",
+    "OnlyPassing",
+    "Near",
+    "Template",
+    "Regexp",
+    "RemoveEmptyTags",
+    "DNS",
     // catalog / agent service
     "ID",
     "Node",

@@ -5,6 +5,7 @@ mod catalog;
 mod common;
 mod coordinate;
 mod kv;
+mod prepared_query;
 mod session;
 mod snapshot;
 mod txn;
