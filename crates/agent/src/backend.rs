@@ -43,6 +43,17 @@ impl Backend for Agent {
         self.config().acl.default_allow
     }
 
+    fn acl_replication(&self) -> proconsul_types::AclReplicationStatus {
+        match &self.inner.server {
+            Some(s) => s.acl_replication_status(),
+            None => proconsul_types::AclReplicationStatus {
+                last_success: "0001-01-01T00:00:00Z".into(),
+                last_error: "0001-01-01T00:00:00Z".into(),
+                ..Default::default()
+            },
+        }
+    }
+
     fn set_agent_token(&self, kind: &str, token: String) -> Result<(), RpcError> {
         if self.inner.tokens.set(kind, token) {
             tracing::info!(target: "agent", kind, "updated agent ACL token");

@@ -606,6 +606,7 @@ fn acl_config(a: crate::user::AclUser) -> Result<proconsul_types::AclConfig, Val
     let pick = |new: Option<String>, old: Option<String>| new.or(old).unwrap_or_default();
     Ok(proconsul_types::AclConfig {
         enabled: a.enabled.unwrap_or(false),
+        enable_token_replication: a.enable_token_replication.unwrap_or(false),
         default_allow: default_policy == "allow",
         down_policy,
         enable_key_list_policy: a.enable_key_list_policy.unwrap_or(false),
@@ -626,6 +627,7 @@ fn acl_config(a: crate::user::AclUser) -> Result<proconsul_types::AclConfig, Val
                 .config_file_service_registration
                 .unwrap_or_default(),
         },
+        primary_datacenter: String::new(),
     })
 }
 
@@ -872,7 +874,10 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         .metrics_prefix
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "consul".to_string());
-    let acl = acl_config(u.acl.clone().unwrap_or_default())?;
+    let mut acl = acl_config(u.acl.clone().unwrap_or_default())?;
+    if primary_datacenter != datacenter {
+        acl.primary_datacenter = primary_datacenter.clone();
+    }
     let unix_socket_user = numeric("unix_sockets.user", &us.user)?;
     let unix_socket_group = numeric("unix_sockets.group", &us.group)?;
     let unix_socket_mode = us

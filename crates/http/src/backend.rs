@@ -66,6 +66,16 @@ pub trait Backend: Send + Sync + 'static {
     /// `acl.default_policy = "allow"` (Consul's default).
     fn acl_default_allow(&self) -> bool;
 
+    /// `/v1/acl/replication`: how this agent's server replicates ACLs from the primary
+    /// datacenter (a client agent, which has no server, reports none).
+    fn acl_replication(&self) -> proconsul_types::AclReplicationStatus {
+        proconsul_types::AclReplicationStatus {
+            last_success: "0001-01-01T00:00:00Z".into(),
+            last_error: "0001-01-01T00:00:00Z".into(),
+            ..Default::default()
+        }
+    }
+
     /// `PUT /v1/agent/token/:kind`: replace one of the agent's ACL tokens (`NotFound` for a
     /// kind Consul does not have).
     fn set_agent_token(&self, kind: &str, token: String) -> Result<(), RpcError>;

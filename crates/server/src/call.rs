@@ -132,6 +132,9 @@ impl Server {
                 ServerReply::CatalogListDatacenters(self.datacenters())
             }
             ServerRequest::EventFire(e) => ServerReply::EventFire(self.fire_event(e.event).await?),
+            ServerRequest::AclReplicate(r) => {
+                ServerReply::AclReplicate(crate::acl::replication::batch(self, r.tokens)?)
+            }
             ServerRequest::StatusRaftStats(_) => ServerReply::StatusRaftStats(self.status_here()),
             ServerRequest::Read(r) => ServerReply::Read(self.read_here(r.req, r.opts).await?),
             ServerRequest::Write(w) => {

@@ -138,6 +138,7 @@ async fn lead(server: &Server, term: u64) {
         duties(server, led_since),
         expire_sessions(server),
         crate::coordinate::flush_loop(server),
+        crate::acl::replication::run(server),
     );
 }
 

@@ -108,6 +108,8 @@ struct Inner {
     raft_heartbeat_ms: u64,
     /// Raft ids with a membership change in flight (leader only).
     membership_changes: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// How ACL replication from the primary datacenter is going (`/v1/acl/replication`).
+    acl_replication: std::sync::Mutex<acl::replication::Progress>,
     /// Coordinate updates waiting for the next batch (leader).
     coordinates: coordinate::PendingCoordinates,
     /// Resolved ACL tokens.
@@ -163,6 +165,7 @@ impl Server {
                 sessions: Default::default(),
                 established: tokio::sync::watch::Sender::new(None),
                 membership_changes: Default::default(),
+                acl_replication: Default::default(),
                 stable_since: Default::default(),
                 raft_heartbeat_ms,
                 coordinates: Default::default(),

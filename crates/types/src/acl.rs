@@ -411,6 +411,11 @@ pub struct AclConfig {
     /// How long a client agent trusts a token it resolved through a server.
     pub token_ttl: std::time::Duration,
     pub tokens: AclAgentTokens,
+    /// The datacenter whose servers hold the ACL state (`primary_datacenter`); another
+    /// datacenter's servers replicate its policies and roles (and, with
+    /// `enable_token_replication`, its global tokens). Empty: this one.
+    pub primary_datacenter: String,
+    pub enable_token_replication: bool,
 }
 
 impl Default for AclConfig {
@@ -423,6 +428,8 @@ impl Default for AclConfig {
             enable_token_persistence: false,
             token_ttl: std::time::Duration::from_secs(30),
             tokens: AclAgentTokens::default(),
+            primary_datacenter: String::new(),
+            enable_token_replication: false,
         }
     }
 }
@@ -437,4 +444,22 @@ pub struct AclAgentTokens {
     pub replication: String,
     pub dns: String,
     pub config_file_service_registration: String,
+}
+
+/// `ACL.Replicate`: asked of the primary datacenter (`datacenter`) by a secondary's leader.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AclReplicate {
+    #[serde(default)]
+    pub datacenter: String,
+    /// Include the global (non-local) tokens (`enable_token_replication`).
+    pub tokens: bool,
+}
+
+/// The primary's policies, roles and (when asked) global tokens at `index`, as its state
+/// store's records (msgpack; only servers read them: the types crate does not know them).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AclReplicationBatch {
+    pub index: u64,
+    #[serde(with = "serde_bytes")]
+    pub records: Vec<u8>,
 }

@@ -148,6 +148,8 @@ server_calls! {
     /// The caller's token, resolved to what it grants (client agents authorising their own
     /// endpoints).
     "ACL.ResolveIdentity" => AclResolveIdentity -> AclIdentity;
+    /// The primary datacenter's ACL state, for a secondary's replication.
+    "ACL.Replicate" => AclReplicate -> AclReplicationBatch;
 }
 
 impl ServerRequest {
@@ -205,6 +207,7 @@ impl ServerRequest {
             ServerRequest::AutopilotGetState(r) => &r.datacenter,
             ServerRequest::SnapshotSave(r) => &r.datacenter,
             ServerRequest::EventFire(r) => &r.datacenter,
+            ServerRequest::AclReplicate(r) => &r.datacenter,
             ServerRequest::StatusRaftStats(_)
             | ServerRequest::RaftRemovePeer(_)
             | ServerRequest::RaftTransferLeader(_)

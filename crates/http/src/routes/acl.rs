@@ -149,15 +149,7 @@ async fn replication<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
             if !st.acl_enabled() {
                 return Err(RpcError::Unauthorized("ACL support disabled".into()));
             }
-            const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
-            Ok(reply::json(
-                &AclReplicationStatus {
-                    last_success: ZERO_TIME.into(),
-                    last_error: ZERO_TIME.into(),
-                    ..Default::default()
-                },
-                pretty(&q),
-            ))
+            Ok(reply::json(&st.acl_replication(), pretty(&q)))
         }
         .await,
     )

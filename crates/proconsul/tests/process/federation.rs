@@ -202,3 +202,103 @@ fn two_datacenters_answer_for_each_other() {
     });
     drop(t1);
 }
+
+/// ACL replication: dc2 names dc1 its `primary_datacenter`; its leader copies dc1's policies
+/// and global tokens. A token made in dc1 is then enforced in dc2 (what its policy allows, and
+/// nothing else), `/v1/acl/replication` says so, and dc2 keeps enforcing with dc1 down.
+#[test]
+fn acl_policies_and_tokens_replicate_to_a_secondary() {
+    const ROOT: &str = "11111111-2222-3333-4444-555555555555";
+    const P: &str = "127.0.0.131";
+    const S: &str = "127.0.0.132";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let acl = |name: &str, extra: &str| {
+        let f = d.join(format!("{name}.json"));
+        std::fs::write(
+            &f,
+            format!(
+                r#"{{"acl": {{"enabled": true, "default_policy": "deny", {extra}
+                    "tokens": {{"initial_management": "{ROOT}", "agent": "{ROOT}", "replication": "{ROOT}"}}}}}}"#
+            ),
+        )
+        .unwrap();
+        format!("-config-file={}", f.display())
+    };
+    let primary_cfg = acl("p", "");
+    let mut primary = Some(agent(
+        d,
+        "p1",
+        P,
+        &["-server", "-bootstrap-expect=1", &primary_cfg],
+    ));
+    let secondary_cfg = acl("s", r#""enable_token_replication": true,"#);
+    let _secondary = agent(
+        d,
+        "q1",
+        S,
+        &[
+            "-server",
+            "-bootstrap-expect=1",
+            "-datacenter=dc2",
+            "-hcl=primary_datacenter = \"dc1\"",
+            &format!("-retry-join-wan={P}"),
+            "-retry-interval-wan=1s",
+            &secondary_cfg,
+        ],
+    );
+    let with = |path: &str, token: &str| {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{sep}token={token}")
+    };
+    wait_for("dc1's management token", Duration::from_secs(30), || {
+        http(P, "GET", &with("/v1/acl/token/self", ROOT), "").is_some_and(|(c, _)| c == 200)
+    });
+    let (c, b) = http(
+        P,
+        "PUT",
+        &with("/v1/acl/policy", ROOT),
+        r#"{"Name":"app","Rules":"key_prefix \"app/\" { policy = \"write\" }"}"#,
+    )
+    .unwrap();
+    assert_eq!(c, 200, "{b}");
+    let (c, b) = http(
+        P,
+        "PUT",
+        &with("/v1/acl/token", ROOT),
+        r#"{"Policies":[{"Name":"app"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(c, 200, "{b}");
+    let app: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let app = app["SecretID"].as_str().unwrap().to_string();
+
+    // Replicated: dc2 knows the policy and enforces the token by it.
+    wait_for("the policy in dc2", Duration::from_secs(60), || {
+        http(S, "GET", &with("/v1/acl/policy/name/app", ROOT), "")
+            .is_some_and(|(c, b)| c == 200 && b.contains("app/"))
+    });
+    wait_for("the token allowed in dc2", Duration::from_secs(30), || {
+        http(S, "PUT", &with("/v1/kv/app/x", &app), "1")
+            .is_some_and(|(c, b)| c == 200 && b.trim() == "true")
+    });
+    let (c, _) = http(S, "PUT", &with("/v1/kv/other/x", &app), "1").unwrap();
+    assert_eq!(c, 403, "outside its policy");
+    let (c, b) = http(S, "GET", &with("/v1/acl/replication", ROOT), "").unwrap();
+    let r: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(c, 200, "{b}");
+    assert_eq!(r["Enabled"], true, "{b}");
+    assert_eq!(r["SourceDatacenter"], "dc1", "{b}");
+    assert_eq!(r["ReplicationType"], "tokens", "{b}");
+    assert!(r["ReplicatedIndex"].as_u64().unwrap() > 0, "{b}");
+
+    // The primary gone: dc2 enforces what it replicated.
+    drop(primary.take());
+    wait_for("dc1 gone", Duration::from_secs(10), || {
+        http(P, "GET", "/v1/status/leader", "").is_none()
+    });
+    let (c, b) = http(S, "PUT", &with("/v1/kv/app/y", &app), "2").unwrap();
+    assert_eq!((c, b.trim()), (200, "true"));
+    let (c, _) = http(S, "PUT", &with("/v1/kv/other/y", &app), "2").unwrap();
+    assert_eq!(c, 403);
+}

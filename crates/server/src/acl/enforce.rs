@@ -82,7 +82,8 @@ pub(crate) fn authorize(
         | R::AclAuthMethodRead(_)
         | R::AclAuthMethodList(_)
         | R::AclBindingRuleRead(_)
-        | R::AclBindingRuleList(_) => need(id, Check::AclRead),
+        | R::AclBindingRuleList(_)
+        | R::AclReplicate(_) => need(id, Check::AclRead),
         R::AclTokenSet(_)
         | R::AclTokenClone(_)
         | R::AclTokenDelete(_)

@@ -12,6 +12,7 @@
 pub(crate) mod endpoints;
 pub(crate) mod enforce;
 pub(crate) mod login;
+pub(crate) mod replication;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
