@@ -260,6 +260,21 @@ impl Server {
             ServerRequest::AclResolveIdentity(_) => {
                 ServerReply::AclResolveIdentity(self.identity_of(token)?)
             }
+            ServerRequest::PreparedQueryApply(r) => {
+                ServerReply::PreparedQueryApply(self.prepared_query_apply(r, token).await?)
+            }
+            ServerRequest::PreparedQueryGet(r) => {
+                ServerReply::PreparedQueryGet(self.prepared_query_get(&r.id, token)?)
+            }
+            ServerRequest::PreparedQueryList(_) => {
+                ServerReply::PreparedQueryList(self.prepared_query_list(token)?)
+            }
+            ServerRequest::PreparedQueryExecute(r) => {
+                ServerReply::PreparedQueryExecute(self.prepared_query_execute(r, token).await?)
+            }
+            ServerRequest::PreparedQueryExplain(r) => {
+                ServerReply::PreparedQueryExplain(self.prepared_query_explain(&r.id_or_name, token)?)
+            }
         })
     }
 

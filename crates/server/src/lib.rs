@@ -14,6 +14,7 @@ mod coordinate;
 mod federation;
 mod fsm;
 mod leader;
+mod prepared_query;
 mod read;
 mod recovery;
 pub mod remote;

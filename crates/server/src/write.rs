@@ -193,7 +193,7 @@ impl Server {
     }
 
     /// Propose a command; a rejected command becomes Consul's 500 with the store's text.
-    async fn propose_ok(&self, cmd: Command) -> Result<(u64, ApplyResult), RpcError> {
+    pub(crate) async fn propose_ok(&self, cmd: Command) -> Result<(u64, ApplyResult), RpcError> {
         let (idx, applied) = self.propose(cmd).await?;
         match applied {
             ApplyResult::Err(e) => Err(RpcError::Internal(e.to_string())),

@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::acl::*;
+use crate::prepared_query::*;
 use crate::{
     AutopilotState, Consistency, OperatorHealth, QueryMeta, QueryOptions, RaftConfiguration,
     ReadRequest, ReadResponse, RpcError, WriteRequest, WriteResponse,
@@ -148,6 +149,13 @@ server_calls! {
     /// The caller's token, resolved to what it grants (client agents authorising their own
     /// endpoints).
     "ACL.ResolveIdentity" => AclResolveIdentity -> AclIdentity;
+    /// Create, update or delete a prepared query; answers its ID.
+    "PreparedQuery.Apply" => PreparedQueryApply -> String;
+    "PreparedQuery.Get" => PreparedQueryGet -> (QueryMeta, Vec<PreparedQuery>);
+    "PreparedQuery.List" => PreparedQueryList -> (QueryMeta, Vec<PreparedQuery>);
+    /// Run a prepared query, failing over to other datacenters as it says.
+    "PreparedQuery.Execute" => PreparedQueryExecute -> (QueryMeta, PreparedQueryExecuteResponse);
+    "PreparedQuery.Explain" => PreparedQueryExplain -> (QueryMeta, PreparedQueryExplainResponse);
     /// The primary datacenter's ACL state, for a secondary's replication.
     "ACL.Replicate" => AclReplicate -> AclReplicationBatch;
 }
@@ -191,6 +199,7 @@ impl ServerRequest {
                 | ServerRequest::AclBindingRuleDelete(_)
                 | ServerRequest::AclLogin(_)
                 | ServerRequest::AclLogout(_)
+                | ServerRequest::PreparedQueryApply(_)
         )
     }
 
@@ -207,6 +216,11 @@ impl ServerRequest {
             ServerRequest::AutopilotGetState(r) => &r.datacenter,
             ServerRequest::SnapshotSave(r) => &r.datacenter,
             ServerRequest::EventFire(r) => &r.datacenter,
+            ServerRequest::PreparedQueryApply(r) => &r.datacenter,
+            ServerRequest::PreparedQueryGet(r) => &r.datacenter,
+            ServerRequest::PreparedQueryList(r) => &r.datacenter,
+            ServerRequest::PreparedQueryExecute(r) => &r.datacenter,
+            ServerRequest::PreparedQueryExplain(r) => &r.datacenter,
             ServerRequest::AclReplicate(r) => &r.datacenter,
             ServerRequest::StatusRaftStats(_)
             | ServerRequest::RaftRemovePeer(_)

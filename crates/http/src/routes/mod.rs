@@ -10,6 +10,7 @@ mod event;
 mod health;
 mod kv;
 mod operator;
+mod query;
 mod session;
 mod snapshot;
 mod status;
@@ -122,6 +123,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/v1/agent/leave", put(agent::leave::<B>))
         .route("/v1/agent/force-leave/{node}", put(agent::force_leave::<B>))
         .merge(operator::routes::<B>())
+        .merge(query::routes::<B>())
         .route(
             "/v1/snapshot",
             get(snapshot::save::<B>).put(snapshot::restore::<B>),

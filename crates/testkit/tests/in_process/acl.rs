@@ -269,7 +269,7 @@ struct Entry {
     /// The route as registered (`/v1/kv/{*key}`).
     route: &'static str,
     /// The request made (placeholders `{node}`, `{session}`, `{session2}`, `{accessor}`,
-    /// `{policy}`, `{role}`, `{rule}` filled in).
+    /// `{policy}`, `{role}`, `{rule}`, `{query}` filled in).
     path: &'static str,
     body: &'static str,
     /// The rules that let it through.
@@ -322,6 +322,8 @@ const AGENT_R: &str = r#"agent "{node}" { policy = "read" }"#;
 const AGENT_W: &str = r#"agent "{node}" { policy = "write" }"#;
 const SESSION_W: &str = r#"session "{node}" { policy = "write" }"#;
 const SESSION_R: &str = r#"session "{node}" { policy = "read" }"#;
+const PQ_R: &str = r#"query_prefix "pq" { policy = "read" }"#;
+const PQ_W: &str = r#"query_prefix "pq" { policy = "write" }"#;
 const DB_READ: &str = r#"service "db" { policy = "read" } node "ext1" { policy = "read" }"#;
 
 fn table() -> Vec<Entry> {
@@ -627,6 +629,64 @@ fn table() -> Vec<Entry> {
             "",
             SESSION_R,
             F(Some("{session}")),
+        ),
+        // Prepared queries: `{query}` is a query named `pq-…` for the service `db`.
+        e(
+            "POST",
+            "/v1/query",
+            "/v1/query",
+            r#"{"Name":"created","Service":{"Service":"db"}}"#,
+            r#"query "created" { policy = "write" }"#,
+            D,
+        ),
+        e(
+            "GET",
+            "/v1/query",
+            "/v1/query",
+            "",
+            PQ_R,
+            F(Some("{query}")),
+        ),
+        e(
+            "GET",
+            "/v1/query/{id}",
+            "/v1/query/{query}",
+            "",
+            PQ_R,
+            D,
+        ),
+        e(
+            "PUT",
+            "/v1/query/{id}",
+            "/v1/query/{query}",
+            r#"{"Name":"pq-renamed-{session}","Service":{"Service":"db"}}"#,
+            PQ_W,
+            D,
+        ),
+        e(
+            "DELETE",
+            "/v1/query/{id}",
+            "/v1/query/{query}",
+            "",
+            PQ_W,
+            D,
+        ),
+        // Anyone may run a query; its nodes are what the token may read.
+        e(
+            "GET",
+            "/v1/query/{id}/execute",
+            "/v1/query/{query}/execute",
+            "",
+            DB_READ,
+            F(Some("ext1")),
+        ),
+        e(
+            "GET",
+            "/v1/query/{id}/explain",
+            "/v1/query/{query}/explain",
+            "",
+            PQ_R,
+            D,
         ),
         // Events.
         e(
@@ -1256,8 +1316,21 @@ async fn every_route_refuses_a_token_without_its_rule() {
             .as_str()
             .unwrap()
             .to_string();
+        let query = call(
+            &t,
+            ROOT,
+            "POST",
+            "/v1/query",
+            format!(r#"{{"Name":"pq-{i}","Service":{{"Service":"db"}}}}"#).as_bytes(),
+        )
+        .await
+        .json()["ID"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let fill = |s: &str| {
             s.replace("{node}", node)
+                .replace("{query}", &query)
                 .replace("{session2}", &s2)
                 .replace("{session}", &s1)
                 .replace("{accessor}", &accessor)

@@ -25,6 +25,7 @@ mod http_kv;
 mod https;
 mod metrics;
 mod monitor;
+mod query;
 mod rpc_datacenter;
 mod rpc_tls;
 mod ui;

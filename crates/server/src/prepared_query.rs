@@ -1,0 +1,350 @@
+//! Prepared queries (Consul's `PreparedQuery.*` endpoints): create, update, delete, read,
+//! list, execute (with failover to other datacenters) and explain.
+//!
+//! Their ACLs need the stored query (a change is judged by the name of the query it changes as
+//! well as the one it proposes), so, as in Consul's endpoint, they are checked here rather
+//! than in `acl/enforce.rs`: a query with a name needs `query:write` on it to change and
+//! `query:read` to be seen; one without a name is reached by its ID alone (the ID is the
+//! credential) and listed only to tokens with `acl:read`. Execution needs no `query` rule;
+//! its nodes are cut to what the query's token (else the caller's) may read.
+//!
+//! Templates are stored but not rendered: a template query runs as a plain one.
+
+use std::sync::Arc;
+
+use proconsul_acl::Check;
+use proconsul_state::{Command, PreparedQueryCommand, PreparedQueryRec, WatchSet};
+use proconsul_types::{
+    health, CheckServiceNode, Consistency, HealthServiceNodes, PreparedQuery, PreparedQueryApply,
+    PreparedQueryExecute, PreparedQueryExecuteResponse, PreparedQueryExplainResponse,
+    PreparedQueryOp, QueryMeta, QueryOptions, Read, ReadResponse, RpcError, ServerReply,
+    ServerRequest,
+};
+
+use crate::acl::enforce::need;
+use crate::acl::Identity;
+use crate::Server;
+
+/// What a token reads as to those who may not see it (Consul's `redactedToken`).
+const REDACTED: &str = "<hidden>";
+
+/// Consul's `ErrQueryNotFound`.
+fn not_found() -> RpcError {
+    RpcError::NotFound("Query not found".into())
+}
+
+/// Consul's `GetACLPrefix`: the name, when there is one.
+fn acl_prefix(q: &PreparedQuery) -> Option<&str> {
+    (!q.name.is_empty()).then_some(q.name.as_str())
+}
+
+/// May `id` see `q`? (No ACLs: yes.)
+fn readable(id: Option<&Identity>, q: &PreparedQuery) -> bool {
+    let Some(id) = id else { return true };
+    match acl_prefix(q) {
+        Some(p) => id.authz.allows(Check::PreparedQueryRead(p)),
+        None => id.authz.acl_read(),
+    }
+}
+
+/// Hide the query's token from those who may not write ACLs.
+fn redact(id: Option<&Identity>, mut q: PreparedQuery) -> PreparedQuery {
+    if id.is_some_and(|id| !id.authz.acl_write()) && !q.token.is_empty() {
+        q.token = REDACTED.into();
+    }
+    q
+}
+
+/// Consul's `parseQuery`: the shape of a query to create or update.
+fn validate(q: &PreparedQuery) -> Result<(), String> {
+    if q.name.is_empty() && q.template.kind.is_empty() && q.session.is_empty() {
+        return Err("Must be bound to a session".into());
+    }
+    if q.token == REDACTED {
+        return Err(format!(
+            "Bad Token '{REDACTED}', it looks like a query definition with a redacted token was submitted"
+        ));
+    }
+    if q.service.service.is_empty() {
+        return Err("Must provide a Service name to query".into());
+    }
+    if q.service.failover.nearest_n < 0 {
+        return Err(format!(
+            "Bad NearestN '{}', must be >= 0",
+            q.service.failover.nearest_n
+        ));
+    }
+    if !q.dns.ttl.is_empty() {
+        proconsul_types::duration::parse(&q.dns.ttl)
+            .map_err(|e| format!("Bad DNS TTL '{}': {e}", q.dns.ttl))?;
+    }
+    Ok(())
+}
+
+/// Consul's execute filters, in its order: node and service metadata, health (critical
+/// always out, warning out with `OnlyPassing`, `IgnoreCheckIDs` not counted), then tags
+/// (`!tag` excludes; case-insensitive).
+fn keep(q: &PreparedQuery, nodes: &mut Vec<CheckServiceNode>) {
+    let s = &q.service;
+    nodes.retain(|n| {
+        s.node_meta
+            .iter()
+            .all(|(k, v)| n.node.meta.get(k) == Some(v))
+            && s.service_meta
+                .iter()
+                .all(|(k, v)| n.service.meta.get(k) == Some(v))
+            && n.checks.iter().all(|c| {
+                s.ignore_check_ids.contains(&c.check_id)
+                    || !(c.status == health::CRITICAL
+                        || (s.only_passing && c.status == health::WARNING))
+            })
+            && s.tags.iter().all(|t| {
+                let has = |tag: &str| n.service.tags.iter().any(|x| x.eq_ignore_ascii_case(tag));
+                match t.strip_prefix('!') {
+                    Some(not) => !has(not),
+                    None => has(t),
+                }
+            })
+    });
+}
+
+impl Server {
+    /// `PreparedQuery.Apply`: the query's ID.
+    pub(crate) async fn prepared_query_apply(
+        &self,
+        r: PreparedQueryApply,
+        token: &str,
+    ) -> Result<String, RpcError> {
+        let id = self.resolve_token(token)?;
+        let id = id.as_deref();
+        let mut q = r.query;
+        if r.op == PreparedQueryOp::Create {
+            if !q.id.is_empty() {
+                return Err(RpcError::Internal(
+                    "ID must be empty when creating a new prepared query".into(),
+                ));
+            }
+            q.id = uuid::Uuid::new_v4().to_string();
+        }
+        if let (Some(id), Some(prefix)) = (id, acl_prefix(&q)) {
+            need(id, Check::PreparedQueryWrite(prefix))?;
+        }
+        if r.op != PreparedQueryOp::Create {
+            let view = self.inner.store.view();
+            let Some(existing) = view.prepared_query(&mut WatchSet::new(), &q.id).1 else {
+                return Err(RpcError::Internal(format!(
+                    "Cannot modify non-existent prepared query: '{}'",
+                    q.id
+                )));
+            };
+            if let (Some(id), Some(prefix)) = (id, acl_prefix(&existing)) {
+                need(id, Check::PreparedQueryWrite(prefix))?;
+            }
+        }
+        let cmd = match r.op {
+            PreparedQueryOp::Create | PreparedQueryOp::Update => {
+                validate(&q)
+                    .map_err(|e| RpcError::Internal(format!("Invalid prepared query: {e}")))?;
+                PreparedQueryCommand::Set(PreparedQueryRec::from_api(&q))
+            }
+            PreparedQueryOp::Delete => PreparedQueryCommand::Delete { id: q.id.clone() },
+        };
+        self.propose_ok(Command::PreparedQuery(cmd)).await?;
+        Ok(q.id)
+    }
+
+    /// `PreparedQuery.Get`: 404 when unknown, 403 when the token may not see it.
+    pub(crate) fn prepared_query_get(
+        &self,
+        query_id: &str,
+        token: &str,
+    ) -> Result<(QueryMeta, Vec<PreparedQuery>), RpcError> {
+        let id = self.resolve_token(token)?;
+        let (index, q) = self
+            .inner
+            .store
+            .view()
+            .prepared_query(&mut WatchSet::new(), query_id);
+        let q = q.ok_or_else(not_found)?;
+        let id = id.as_deref();
+        // Without a name, the ID is enough to see it.
+        if let (Some(id), Some(prefix)) = (id, acl_prefix(&q)) {
+            need(id, Check::PreparedQueryRead(prefix))?;
+        }
+        Ok((self.meta(index, Consistency::Default), vec![redact(id, q)]))
+    }
+
+    /// `PreparedQuery.List`: the queries the token may see.
+    pub(crate) fn prepared_query_list(
+        &self,
+        token: &str,
+    ) -> Result<(QueryMeta, Vec<PreparedQuery>), RpcError> {
+        let id = self.resolve_token(token)?;
+        let id = id.as_deref();
+        let (index, mut all) = self
+            .inner
+            .store
+            .view()
+            .prepared_queries(&mut WatchSet::new());
+        let before = all.len();
+        all.retain(|q| readable(id, q));
+        let mut meta = self.meta(index, Consistency::Default);
+        meta.results_filtered_by_acls = all.len() != before && !token.is_empty();
+        Ok((meta, all.into_iter().map(|q| redact(id, q)).collect()))
+    }
+
+    /// `PreparedQuery.Explain`: the query a name or ID resolves to.
+    pub(crate) fn prepared_query_explain(
+        &self,
+        id_or_name: &str,
+        token: &str,
+    ) -> Result<(QueryMeta, PreparedQueryExplainResponse), RpcError> {
+        let id = self.resolve_token(token)?;
+        let id = id.as_deref();
+        let (index, q) = self.inner.store.view().prepared_query_resolve(id_or_name);
+        let q = q.ok_or_else(not_found)?;
+        if let (Some(id), Some(prefix)) = (id, acl_prefix(&q)) {
+            need(id, Check::PreparedQueryRead(prefix))?;
+        } else if !readable(id, &q) {
+            return Err(RpcError::PermissionDenied("Permission denied".into()));
+        }
+        Ok((
+            self.meta(index, Consistency::Default),
+            PreparedQueryExplainResponse {
+                query: redact(id, q),
+            },
+        ))
+    }
+
+    /// `PreparedQuery.Execute`: the query's healthy instances here, or else in the first
+    /// failover datacenter that has some (`NearestN` nearest first, then `Datacenters`).
+    pub(crate) async fn prepared_query_execute(
+        &self,
+        r: PreparedQueryExecute,
+        token: &str,
+    ) -> Result<(QueryMeta, PreparedQueryExecuteResponse), RpcError> {
+        let (index, q) = self
+            .inner
+            .store
+            .view()
+            .prepared_query_resolve(&r.id_or_name);
+        let q = q.ok_or_else(not_found)?;
+        // The query's own token, if it has one, reads the service.
+        let token = if q.token.is_empty() { token } else { &q.token };
+        let reader = self.resolve_token(token)?;
+
+        let view = self.inner.store.view();
+        let (_, mut nodes) =
+            view.check_service_nodes(&mut WatchSet::new(), &q.service.service, &[]);
+        keep(&q, &mut nodes);
+        self.readable_nodes(reader.as_ref(), &mut nodes);
+        let near = if r.near.is_empty() {
+            q.service.near.as_str()
+        } else {
+            r.near.as_str()
+        };
+        let near = if near == "_agent" {
+            r.agent_node.as_str()
+        } else {
+            near
+        };
+        shuffle_near_first(&mut nodes, near);
+        if r.limit > 0 {
+            nodes.truncate(r.limit);
+        }
+        let mut reply = PreparedQueryExecuteResponse {
+            service: q.service.service.clone(),
+            nodes,
+            dns: q.dns.clone(),
+            datacenter: self.inner.opts.datacenter.clone(),
+            failovers: 0,
+        };
+        if reply.nodes.is_empty() {
+            self.fail_over(&q, token, r.limit, &mut reply).await;
+        }
+        Ok((self.meta(index, Consistency::Default), reply))
+    }
+
+    /// Cut `nodes` to what `reader` may read (service and node).
+    fn readable_nodes(&self, reader: Option<&Arc<Identity>>, nodes: &mut Vec<CheckServiceNode>) {
+        if let Some(id) = reader {
+            nodes.retain(|n| {
+                id.authz.service_read(&n.service.service) && id.authz.node_read(&n.node.node)
+            });
+        }
+    }
+
+    /// Consul's `queryFailover`: the datacenters to try, in order, each once; unknown ones
+    /// are skipped. A datacenter that cannot be reached is passed over.
+    async fn fail_over(
+        &self,
+        q: &PreparedQuery,
+        token: &str,
+        limit: usize,
+        reply: &mut PreparedQueryExecuteResponse,
+    ) {
+        let here = self.inner.opts.datacenter.clone();
+        let known = self.datacenters();
+        let mut order: Vec<String> = known
+            .iter()
+            .filter(|d| **d != here)
+            .take(q.service.failover.nearest_n.max(0) as usize)
+            .cloned()
+            .collect();
+        for dc in &q.service.failover.datacenters {
+            if *dc != here && known.contains(dc) && !order.contains(dc) {
+                order.push(dc.clone());
+            }
+        }
+        for dc in order {
+            reply.failovers += 1;
+            let read = Read {
+                req: HealthServiceNodes {
+                    service: q.service.service.clone(),
+                    ..Default::default()
+                }
+                .into(),
+                opts: QueryOptions {
+                    datacenter: dc.clone(),
+                    ..Default::default()
+                },
+            };
+            // Straight to that datacenter's servers (what `call` does for another datacenter).
+            let remote = self.forward_to_datacenter(&dc, ServerRequest::Read(read), token);
+            let nodes = match remote.await {
+                Ok(ServerReply::Read((_, ReadResponse::HealthServiceNodes(nodes)))) => nodes,
+                Ok(other) => {
+                    tracing::warn!(datacenter = %dc, reply = other.name(), "unexpected failover reply");
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(datacenter = %dc, %error, "prepared query failover failed");
+                    continue;
+                }
+            };
+            let mut nodes = nodes;
+            keep(q, &mut nodes);
+            shuffle_near_first(&mut nodes, "");
+            if limit > 0 {
+                nodes.truncate(limit);
+            }
+            if !nodes.is_empty() {
+                reply.nodes = nodes;
+                reply.datacenter = dc;
+                return;
+            }
+        }
+    }
+}
+
+/// Consul shuffles the nodes (so DNS answers spread the load) and, when asked for a node
+/// near which to sort, puts that node first. (Sorting the rest by coordinates is not done.)
+fn shuffle_near_first(nodes: &mut [CheckServiceNode], near: &str) {
+    use rand::seq::SliceRandom;
+    nodes.shuffle(&mut rand::rng());
+    if !near.is_empty() {
+        if let Some(i) = nodes.iter().position(|n| n.node.node == near) {
+            nodes.swap(0, i);
+        }
+    }
+}

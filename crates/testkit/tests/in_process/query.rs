@@ -1,0 +1,197 @@
+//! `/v1/query/*` against an in-process agent: create, read, list, update, delete; execute by
+//! ID and by name with Consul's health and tag filters, `?limit=` and `?near=`; explain; the
+//! validation texts and status codes; a query goes with its session.
+
+use proconsul_testkit::{http::request, TestAgent};
+use serde_json::{json, Value};
+
+async fn post(a: &TestAgent, path: &str, body: Value) -> proconsul_testkit::http::Response {
+    request(a.http, "POST", path, body.to_string().as_bytes()).await
+}
+
+/// An external node with one `web` instance and a check in `status`.
+async fn web(a: &TestAgent, node: &str, tags: &[&str], check: (&str, &str)) {
+    let body = json!({
+        "Node": node,
+        "Address": "10.1.0.1",
+        "Service": {"Service": "web", "ID": "web", "Tags": tags, "Port": 80},
+        "Check": {"CheckID": check.0, "Name": check.0, "ServiceID": "web", "Status": check.1},
+    });
+    let r = a
+        .put("/v1/catalog/register", body.to_string().as_bytes())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+fn node_names(v: &Value) -> Vec<String> {
+    let mut names: Vec<String> = v["Nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["Node"]["Node"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crud_execute_explain_and_errors() {
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    web(&a, "n1", &["v1", "primary"], ("c1", "passing")).await;
+    web(&a, "n2", &["v1"], ("c2", "warning")).await;
+    web(&a, "n3", &["v1", "canary"], ("c3", "passing")).await;
+    web(&a, "n4", &["v1"], ("c4", "critical")).await;
+
+    let r = a.get("/v1/query").await;
+    assert_eq!((r.status, r.json()), (200, json!([])));
+
+    // Create.
+    let r = post(
+        &a,
+        "/v1/query",
+        json!({"Name": "web-q", "Service": {"Service": "web", "Tags": ["v1", "!canary"]}, "DNS": {"TTL": "10s"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["ID"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 36);
+
+    // Read and list.
+    let r = a.get(&format!("/v1/query/{id}")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.index() > 0);
+    let q = &r.json()[0];
+    assert_eq!(q["ID"], id.as_str());
+    assert_eq!(q["Name"], "web-q");
+    assert_eq!(q["Service"]["Tags"], json!(["v1", "!canary"]));
+    assert_eq!(q["DNS"]["TTL"], "10s");
+    assert_eq!(q["CreateIndex"], q["ModifyIndex"]);
+    let list = a.get_json("/v1/query").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // Execute by ID and by name: critical is out, canary excluded by `!canary`, warning in.
+    for key in [id.as_str(), "web-q", "WEB-Q"] {
+        let r = a.get(&format!("/v1/query/{key}/execute")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        assert_eq!(node_names(&v), ["n1", "n2"], "{key}");
+        assert_eq!(v["Service"], "web");
+        assert_eq!(v["Datacenter"], "dc1");
+        assert_eq!(v["Failovers"], 0);
+        assert_eq!(v["DNS"]["TTL"], "10s");
+    }
+    let v = a.get_json("/v1/query/web-q/execute?limit=1").await;
+    assert_eq!(v["Nodes"].as_array().unwrap().len(), 1);
+    for _ in 0..5 {
+        let v = a.get_json("/v1/query/web-q/execute?near=n2").await;
+        assert_eq!(v["Nodes"][0]["Node"]["Node"], "n2");
+    }
+
+    // Update: OnlyPassing drops the warning; IgnoreCheckIDs lets the critical one back.
+    let r = a
+        .put(
+            &format!("/v1/query/{id}"),
+            json!({"Name": "web-q", "Service": {"Service": "web", "OnlyPassing": true, "IgnoreCheckIDs": ["c4"]}})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = a.get_json("/v1/query/web-q/execute").await;
+    assert_eq!(node_names(&v), ["n1", "n3", "n4"]);
+    let q = &a.get_json(&format!("/v1/query/{id}")).await[0];
+    assert!(q["ModifyIndex"].as_u64() > q["CreateIndex"].as_u64());
+
+    // Explain.
+    let r = a.get("/v1/query/web-q/explain").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["Query"]["ID"], id.as_str());
+    assert_eq!(r.json()["Query"]["Service"]["OnlyPassing"], true);
+
+    // Errors.
+    let unknown = "00000000-0000-0000-0000-000000000000";
+    for path in [
+        format!("/v1/query/{unknown}"),
+        format!("/v1/query/{unknown}/execute"),
+        "/v1/query/nope/explain".to_string(),
+    ] {
+        let r = a.get(&path).await;
+        assert_eq!(
+            (r.status, r.text()),
+            (404, "Query not found".into()),
+            "{path}"
+        );
+    }
+    let r = post(&a, "/v1/query", json!({"Name": "x", "Service": {}})).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.text(),
+        "Invalid prepared query: Must provide a Service name to query"
+    );
+    let r = post(&a, "/v1/query", json!({"Service": {"Service": "web"}})).await;
+    assert_eq!(
+        r.text(),
+        "Invalid prepared query: Must be bound to a session"
+    );
+    let r = post(
+        &a,
+        "/v1/query",
+        json!({"Name": "y", "Service": {"Service": "web", "Failover": {"NearestN": -1}}}),
+    )
+    .await;
+    assert_eq!(
+        r.text(),
+        "Invalid prepared query: Bad NearestN '-1', must be >= 0"
+    );
+    let r = post(
+        &a,
+        "/v1/query",
+        json!({"Name": "Web-Q", "Service": {"Service": "db"}}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.text()),
+        (500, "name 'Web-Q' aliases an existing query name".into())
+    );
+    let r = a
+        .put(
+            &format!("/v1/query/{unknown}"),
+            br#"{"Name":"z","Service":{"Service":"web"}}"#,
+        )
+        .await;
+    assert_eq!(
+        r.text(),
+        format!("Cannot modify non-existent prepared query: '{unknown}'")
+    );
+
+    // Delete.
+    let r = a.delete(&format!("/v1/query/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(a.get(&format!("/v1/query/{id}")).await.status, 404);
+    assert_eq!(a.get_json("/v1/query").await, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_goes_with_its_session() {
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    let s = a.put("/v1/session/create", b"{}").await.json()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = post(
+        &a,
+        "/v1/query",
+        json!({"Session": s, "Service": {"Service": "consul"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["ID"].as_str().unwrap().to_string();
+    // Anonymous (no name): reached by ID.
+    let v = a.get_json(&format!("/v1/query/{id}/execute")).await;
+    assert_eq!(v["Nodes"].as_array().unwrap().len(), 1);
+    let r = a.put(&format!("/v1/session/destroy/{s}"), b"").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(a.get(&format!("/v1/query/{id}")).await.status, 404);
+}
