@@ -119,7 +119,9 @@ impl PreparedQueryRec {
     }
 }
 
-/// A change to the prepared-query table ([`crate::Command::PreparedQuery`]).
+/// A change to the prepared-query table ([`crate::Command::PreparedQuery`]). `Set` is left
+/// unboxed for the reason `Command::Register` is: built once, moved into the log.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum PreparedQueryCommand {
     /// Create or replace the query with this ID (the proposer chose it).

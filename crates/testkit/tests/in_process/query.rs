@@ -195,3 +195,81 @@ async fn a_query_goes_with_its_session() {
     assert_eq!(r.status, 200);
     assert_eq!(a.get(&format!("/v1/query/{id}")).await.status, 404);
 }
+
+/// Two federated dev servers: a query whose service has no healthy instance in dc1 answers
+/// from dc2 (`NearestN`, or `Failover.Datacenters` with unknown names skipped), and from dc1
+/// again once an instance there is healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_to_another_datacenter() {
+    use proconsul_config::AgentFlags;
+    use proconsul_testkit::{dev_flags, wait_until};
+    use std::time::Duration;
+
+    let a = TestAgent::start_with(
+        AgentFlags {
+            node_name: Some("f1".into()),
+            ..dev_flags()
+        },
+        |_| {},
+    )
+    .await;
+    let b = TestAgent::start_with(
+        AgentFlags {
+            node_name: Some("f2".into()),
+            datacenter: Some("dc2".into()),
+            ..dev_flags()
+        },
+        |_| {},
+    )
+    .await;
+    let wan = b.agent.serf_wan_addr().expect("servers have a WAN pool");
+    let r = a.put(&format!("/v1/agent/join/{wan}?wan"), b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until(
+        Duration::from_secs(10),
+        "dc2 reachable from dc1",
+        || async { a.get("/v1/catalog/nodes?dc=dc2").await.status == 200 },
+    )
+    .await;
+
+    web(&a, "here", &[], ("h", "critical")).await;
+    web(&b, "there", &[], ("t", "passing")).await;
+    for (name, failover) in [
+        ("nearest", json!({"NearestN": 1})),
+        ("listed", json!({"Datacenters": ["nope", "dc2"]})),
+    ] {
+        let r = post(
+            &a,
+            "/v1/query",
+            json!({"Name": name, "Service": {"Service": "web", "Failover": failover}}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = a.get_json(&format!("/v1/query/{name}/execute")).await;
+        assert_eq!(node_names(&v), ["there"], "{name}: {v}");
+        assert_eq!(v["Datacenter"], "dc2", "{name}");
+        assert_eq!(v["Failovers"], 1, "{name}");
+    }
+    // Without failover: nothing, from dc1.
+    post(
+        &a,
+        "/v1/query",
+        json!({"Name": "local", "Service": {"Service": "web"}}),
+    )
+    .await;
+    let v = a.get_json("/v1/query/local/execute").await;
+    assert_eq!(
+        (v["Nodes"].clone(), v["Datacenter"].clone()),
+        (json!([]), json!("dc1"))
+    );
+
+    web(&a, "here", &[], ("h", "passing")).await;
+    let v = a.get_json("/v1/query/nearest/execute").await;
+    assert_eq!(node_names(&v), ["here"]);
+    assert_eq!(
+        (v["Datacenter"].clone(), v["Failovers"].clone()),
+        (json!("dc1"), json!(0))
+    );
+    a.stop().await;
+    b.stop().await;
+}
