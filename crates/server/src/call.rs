@@ -49,7 +49,42 @@ impl Server {
             let dc = dc.to_string();
             return self.forward_to_datacenter(&dc, req, token).await;
         }
+        if let Some(primary) = self.acl_primary_of(&req) {
+            // ACL state is the primary's: a secondary sends the write there and gets it back
+            // by replication (Consul's `args.Datacenter = PrimaryDatacenter`).
+            let mut req = req;
+            req.set_acl_datacenter(&primary);
+            return self.forward_to_datacenter(&primary, req, token).await;
+        }
         self.route_call(req, token, forwarded).await
+    }
+
+    /// The primary datacenter an ACL write made here must go to: in a secondary, writes of
+    /// policies, roles and global tokens (a token local to this datacenter stays here).
+    fn acl_primary_of(&self, req: &ServerRequest) -> Option<String> {
+        let primary = &self.acl_config().primary_datacenter;
+        if primary.is_empty() {
+            return None;
+        }
+        let local_token = |accessor: &str| {
+            self.inner
+                .store
+                .view()
+                .acl_token(&mut proconsul_state::WatchSet::new(), accessor)
+                .1
+                .is_some_and(|t| t.local)
+        };
+        let global = match req {
+            ServerRequest::AclPolicySet(_)
+            | ServerRequest::AclPolicyDelete(_)
+            | ServerRequest::AclRoleSet(_)
+            | ServerRequest::AclRoleDelete(_) => true,
+            ServerRequest::AclTokenSet(t) => !t.token.local,
+            ServerRequest::AclTokenClone(t) => !local_token(&t.accessor_id),
+            ServerRequest::AclTokenDelete(t) => !local_token(&t.accessor_id),
+            _ => false,
+        };
+        global.then(|| primary.clone())
     }
 
     /// Serve `req` here with `token`'s rights: who the token is, whether it may make this
@@ -272,9 +307,9 @@ impl Server {
             ServerRequest::PreparedQueryExecute(r) => {
                 ServerReply::PreparedQueryExecute(self.prepared_query_execute(r, token).await?)
             }
-            ServerRequest::PreparedQueryExplain(r) => {
-                ServerReply::PreparedQueryExplain(self.prepared_query_explain(&r.id_or_name, token)?)
-            }
+            ServerRequest::PreparedQueryExplain(r) => ServerReply::PreparedQueryExplain(
+                self.prepared_query_explain(&r.id_or_name, token)?,
+            ),
         })
     }
 

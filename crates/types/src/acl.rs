@@ -240,6 +240,10 @@ pub struct AclBootstrap {
 /// `ACL.TokenSet`: create (`create`: `PUT /v1/acl/token`) or update a token.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AclTokenSet {
+    /// Set by a secondary datacenter's server forwarding the write to the primary
+    /// (`primary_datacenter`), which holds the ACL state; empty otherwise.
+    #[serde(default)]
+    pub datacenter: String,
     pub token: AclToken,
     pub create: bool,
 }
@@ -254,6 +258,10 @@ pub struct AclTokenRead {
 /// `ACL.TokenClone`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AclTokenClone {
+    /// Set by a secondary datacenter's server forwarding the write to the primary
+    /// (`primary_datacenter`), which holds the ACL state; empty otherwise.
+    #[serde(default)]
+    pub datacenter: String,
     pub accessor_id: String,
     pub description: String,
 }
@@ -261,6 +269,10 @@ pub struct AclTokenClone {
 /// `ACL.TokenDelete`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AclTokenDelete {
+    /// Set by a secondary datacenter's server forwarding the write to the primary
+    /// (`primary_datacenter`), which holds the ACL state; empty otherwise.
+    #[serde(default)]
+    pub datacenter: String,
     pub accessor_id: String,
 }
 
@@ -276,6 +288,10 @@ pub struct AclTokenList {
 /// `ACL.PolicySet`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AclPolicySet {
+    /// Set by a secondary datacenter's server forwarding the write to the primary
+    /// (`primary_datacenter`), which holds the ACL state; empty otherwise.
+    #[serde(default)]
+    pub datacenter: String,
     pub policy: AclPolicy,
     pub create: bool,
 }
@@ -290,6 +306,10 @@ pub struct AclPolicyRead {
 /// `ACL.PolicyDelete`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AclPolicyDelete {
+    /// Set by a secondary datacenter's server forwarding the write to the primary
+    /// (`primary_datacenter`), which holds the ACL state; empty otherwise.
+    #[serde(default)]
+    pub datacenter: String,
     pub id: String,
 }
 
@@ -300,6 +320,10 @@ pub struct AclPolicyList {}
 /// `ACL.RoleSet`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AclRoleSet {
+    /// Set by a secondary datacenter's server forwarding the write to the primary
+    /// (`primary_datacenter`), which holds the ACL state; empty otherwise.
+    #[serde(default)]
+    pub datacenter: String,
     pub role: AclRole,
     pub create: bool,
 }
@@ -314,6 +338,10 @@ pub struct AclRoleRead {
 /// `ACL.RoleDelete`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AclRoleDelete {
+    /// Set by a secondary datacenter's server forwarding the write to the primary
+    /// (`primary_datacenter`), which holds the ACL state; empty otherwise.
+    #[serde(default)]
+    pub datacenter: String,
     pub id: String,
 }
 

@@ -222,6 +222,13 @@ impl ServerRequest {
             ServerRequest::PreparedQueryExecute(r) => &r.datacenter,
             ServerRequest::PreparedQueryExplain(r) => &r.datacenter,
             ServerRequest::AclReplicate(r) => &r.datacenter,
+            ServerRequest::AclTokenSet(r) => &r.datacenter,
+            ServerRequest::AclTokenClone(r) => &r.datacenter,
+            ServerRequest::AclTokenDelete(r) => &r.datacenter,
+            ServerRequest::AclPolicySet(r) => &r.datacenter,
+            ServerRequest::AclPolicyDelete(r) => &r.datacenter,
+            ServerRequest::AclRoleSet(r) => &r.datacenter,
+            ServerRequest::AclRoleDelete(r) => &r.datacenter,
             ServerRequest::StatusRaftStats(_)
             | ServerRequest::RaftRemovePeer(_)
             | ServerRequest::RaftTransferLeader(_)
@@ -229,6 +236,23 @@ impl ServerRequest {
             // ACL state is the primary datacenter's; `?dc=` is not offered on these.
             _ => "",
         }
+    }
+
+    /// Address an ACL write to `datacenter` (a secondary's server sending it to the
+    /// primary); `false` for requests that are not such writes.
+    pub fn set_acl_datacenter(&mut self, datacenter: &str) -> bool {
+        let dc = match self {
+            ServerRequest::AclTokenSet(r) => &mut r.datacenter,
+            ServerRequest::AclTokenClone(r) => &mut r.datacenter,
+            ServerRequest::AclTokenDelete(r) => &mut r.datacenter,
+            ServerRequest::AclPolicySet(r) => &mut r.datacenter,
+            ServerRequest::AclPolicyDelete(r) => &mut r.datacenter,
+            ServerRequest::AclRoleSet(r) => &mut r.datacenter,
+            ServerRequest::AclRoleDelete(r) => &mut r.datacenter,
+            _ => return false,
+        };
+        *dc = datacenter.to_string();
+        true
     }
 
     /// How long a caller waits for the answer: a blocking read may take its whole wait (plus

@@ -193,6 +193,7 @@ async fn token_create<B: Backend>(
             let token: AclToken = body(&headers, b, "Token").await?;
             let t = st
                 .call(AclTokenSet {
+                    datacenter: String::new(),
                     token,
                     create: true,
                 })
@@ -222,6 +223,7 @@ async fn token_update<B: Backend>(
             }
             let t = st
                 .call(AclTokenSet {
+                    datacenter: String::new(),
                     token,
                     create: false,
                 })
@@ -278,7 +280,11 @@ async fn token_self<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
 async fn token_delete<B: Backend>(st: St<B>, Path(id): Path<String>) -> Reply {
     reply::or_error(
         async {
-            st.call(AclTokenDelete { accessor_id: id }).await?;
+            st.call(AclTokenDelete {
+                datacenter: String::new(),
+                accessor_id: id,
+            })
+            .await?;
             Ok(ok_true())
         }
         .await,
@@ -303,6 +309,7 @@ async fn token_clone<B: Backend>(
             let c: CloneBody = body(&headers, b, "Token").await?;
             let t = st
                 .call(AclTokenClone {
+                    datacenter: String::new(),
                     accessor_id: id,
                     description: c.description,
                 })
@@ -345,6 +352,7 @@ async fn policy_create<B: Backend>(
             }
             let p = st
                 .call(AclPolicySet {
+                    datacenter: String::new(),
                     policy,
                     create: true,
                 })
@@ -374,6 +382,7 @@ async fn policy_update<B: Backend>(
             }
             let p = st
                 .call(AclPolicySet {
+                    datacenter: String::new(),
                     policy,
                     create: false,
                 })
@@ -425,7 +434,11 @@ async fn policy_by_name<B: Backend>(
 async fn policy_delete<B: Backend>(st: St<B>, Path(id): Path<String>) -> Reply {
     reply::or_error(
         async {
-            st.call(AclPolicyDelete { id }).await?;
+            st.call(AclPolicyDelete {
+                datacenter: String::new(),
+                id,
+            })
+            .await?;
             Ok(ok_true())
         }
         .await,
@@ -458,7 +471,13 @@ async fn role_create<B: Backend>(
                     "Role ID in URL and payload do not match".into(),
                 ));
             }
-            let r = st.call(AclRoleSet { role, create: true }).await?;
+            let r = st
+                .call(AclRoleSet {
+                    datacenter: String::new(),
+                    role,
+                    create: true,
+                })
+                .await?;
             Ok(reply::json(&r, pretty(&q)))
         }
         .await,
@@ -484,6 +503,7 @@ async fn role_update<B: Backend>(
             }
             let r = st
                 .call(AclRoleSet {
+                    datacenter: String::new(),
                     role,
                     create: false,
                 })
@@ -531,7 +551,11 @@ async fn role_by_name<B: Backend>(
 async fn role_delete<B: Backend>(st: St<B>, Path(id): Path<String>) -> Reply {
     reply::or_error(
         async {
-            st.call(AclRoleDelete { id }).await?;
+            st.call(AclRoleDelete {
+                datacenter: String::new(),
+                id,
+            })
+            .await?;
             Ok(ok_true())
         }
         .await,

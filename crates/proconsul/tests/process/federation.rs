@@ -205,7 +205,8 @@ fn two_datacenters_answer_for_each_other() {
 
 /// ACL replication: dc2 names dc1 its `primary_datacenter`; its leader copies dc1's policies
 /// and global tokens. A token made in dc1 is then enforced in dc2 (what its policy allows, and
-/// nothing else), `/v1/acl/replication` says so, and dc2 keeps enforcing with dc1 down.
+/// nothing else), `/v1/acl/replication` says so, a policy written through dc2 is written in
+/// dc1, and dc2 keeps enforcing with dc1 down.
 #[test]
 fn acl_policies_and_tokens_replicate_to_a_secondary() {
     const ROOT: &str = "11111111-2222-3333-4444-555555555555";
@@ -291,6 +292,23 @@ fn acl_policies_and_tokens_replicate_to_a_secondary() {
     assert_eq!(r["SourceDatacenter"], "dc1", "{b}");
     assert_eq!(r["ReplicationType"], "tokens", "{b}");
     assert!(r["ReplicatedIndex"].as_u64().unwrap() > 0, "{b}");
+
+    // A policy written in dc2 is written in dc1 (the primary holds ACL state) and comes
+    // back to dc2 by replication.
+    let (c, b) = http(
+        S,
+        "PUT",
+        &with("/v1/acl/policy", ROOT),
+        r#"{"Name":"made-in-dc2","Rules":"key_prefix \"dc2/\" { policy = \"read\" }"}"#,
+    )
+    .unwrap();
+    assert_eq!(c, 200, "{b}");
+    let (c, _) = http(P, "GET", &with("/v1/acl/policy/name/made-in-dc2", ROOT), "").unwrap();
+    assert_eq!(c, 200, "written in the primary");
+    wait_for("the policy back in dc2", Duration::from_secs(20), || {
+        http(S, "GET", &with("/v1/acl/policy/name/made-in-dc2", ROOT), "")
+            .is_some_and(|(c, _)| c == 200)
+    });
 
     // The primary gone: dc2 enforces what it replicated.
     drop(primary.take());
