@@ -151,6 +151,26 @@ impl DnsBackend for Agent {
         self.dns_read_in(dc, req).await
     }
 
+    async fn prepared_query(
+        &self,
+        datacenter: &str,
+        name: &str,
+    ) -> Result<Option<proconsul_types::PreparedQueryExecuteResponse>, DnsBackendError> {
+        let dc = self.check_dc(datacenter).await?;
+        let req = proconsul_types::PreparedQueryExecute {
+            id_or_name: name.to_string(),
+            agent_node: self.node_name().to_string(),
+            datacenter: dc,
+            ..Default::default()
+        };
+        match self.call_as(req, &self.inner.tokens.dns()).await {
+            Ok((_, found)) => Ok(Some(found)),
+            // Consul answers NXDOMAIN for an unknown query.
+            Err(RpcError::NotFound(_)) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn node(&self, datacenter: &str, name: &str) -> Result<Option<Node>, DnsBackendError> {
         let dc = self.check_dc(datacenter).await?;
         let req = CatalogNodeServices {

@@ -331,6 +331,11 @@ impl<B: DnsBackend> Inner<B> {
                     },
                 ..
             } => !dc.eq_ignore_ascii_case(&self.backend.datacenter()),
+            // A query may fail over to another datacenter at any moment.
+            Target::Zone {
+                query: Query::Prepared { .. },
+                ..
+            } => true,
             _ => false,
         };
         let (outcome, domain) = match target {
@@ -500,40 +505,75 @@ impl<B: DnsBackend> Inner<B> {
                 if healthy.is_empty() {
                     return Outcome::NameError;
                 }
-                let local;
-                let dc = match &datacenter {
-                    Some(dc) => dc.as_str(),
-                    None => {
-                        local = self.backend.datacenter();
-                        local.as_str()
-                    }
+                let dc = datacenter.unwrap_or_else(|| self.backend.datacenter());
+                let ttl = answer::service_ttl(&self.config.service_ttl, &service);
+                self.service_answer(qname, qtype, &dc, domain, ttl, healthy, cached)
+            }
+            Query::Prepared { datacenter, name } => {
+                let dc_arg = datacenter.as_deref().unwrap_or("");
+                let found = match self.backend.prepared_query(dc_arg, &name).await {
+                    Ok(Some(found)) => found,
+                    Ok(None) => return Outcome::NameError,
+                    Err(e) => return e.into(),
                 };
-                let ctx = ServiceCtx {
+                if found.nodes.is_empty() {
+                    return Outcome::NameError;
+                }
+                // The query's own TTL, else the service's.
+                let ttl = proconsul_types::duration::parse(&found.dns.ttl)
+                    .map(answer::secs)
+                    .unwrap_or_else(|_| {
+                        answer::service_ttl(&self.config.service_ttl, &found.service)
+                    });
+                self.service_answer(
                     qname,
                     qtype,
-                    datacenter: dc,
+                    &found.datacenter,
                     domain,
-                    ttl: answer::service_ttl(&self.config.service_ttl, &service),
-                    a_record_limit: self.config.a_record_limit,
-                };
-                let build = match qtype {
-                    RecordType::SRV => answer::service_srv,
-                    RecordType::A | RecordType::AAAA | RecordType::ANY | RecordType::CNAME => {
-                        answer::service_addrs
-                    }
-                    _ => return Outcome::NoData,
-                };
-                // Answers are shuffled per query: build the orderings to pick from.
-                let variants = cache::orderings(healthy.len(), cached)
-                    .into_iter()
-                    .map(|order| {
-                        let ordered: Vec<_> = order.iter().map(|&i| &healthy[i]).collect();
-                        build(&ctx, &ordered)
-                    })
-                    .collect();
-                Outcome::Shuffled(variants)
+                    ttl,
+                    found.nodes,
+                    cached,
+                )
             }
         }
+    }
+
+    /// SRV or address answers for a service's healthy instances, in shuffled orderings.
+    #[allow(clippy::too_many_arguments)]
+    fn service_answer(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        datacenter: &str,
+        domain: &str,
+        ttl: u32,
+        healthy: Vec<proconsul_types::CheckServiceNode>,
+        cached: bool,
+    ) -> Outcome {
+        let ctx = ServiceCtx {
+            qname,
+            qtype,
+            datacenter,
+            domain,
+            ttl,
+            a_record_limit: self.config.a_record_limit,
+        };
+        let build = match qtype {
+            RecordType::SRV => answer::service_srv,
+            RecordType::A | RecordType::AAAA | RecordType::ANY | RecordType::CNAME => {
+                answer::service_addrs
+            }
+            _ => return Outcome::NoData,
+        };
+        // Answers are shuffled per query: build the orderings to pick from.
+        let variants = cache::orderings(healthy.len(), cached)
+            .into_iter()
+            .map(|order| {
+                let ordered: Vec<_> = order.iter().map(|&i| &healthy[i]).collect();
+                build(&ctx, &ordered)
+            })
+            .collect();
+        Outcome::Shuffled(variants)
     }
 
     async fn reverse(&self, qname: &Name, qtype: RecordType, ip: Option<IpAddr>) -> Outcome {

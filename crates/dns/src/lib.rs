@@ -31,7 +31,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use proconsul_types::{CheckServiceNode, Node};
+use proconsul_types::{CheckServiceNode, Node, PreparedQueryExecuteResponse};
 
 pub use handler::{Handler, Transport};
 pub use recursor::RecursorStrategy;
@@ -94,6 +94,18 @@ pub trait DnsBackend: Send + Sync + 'static {
         &self,
         ip: IpAddr,
     ) -> impl Future<Output = Result<Option<ReverseMatch>, DnsBackendError>> + Send;
+
+    /// Run the prepared query `name` (an ID or a name) from `datacenter`: its healthy
+    /// instances, wherever it failed over to; `Ok(None)` when there is no such query.
+    fn prepared_query(
+        &self,
+        datacenter: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<PreparedQueryExecuteResponse>, DnsBackendError>> + Send
+    {
+        let _ = (datacenter, name);
+        async { Ok(None) }
+    }
 
     /// The local datacenter's name (`dc1`).
     fn datacenter(&self) -> String;

@@ -25,6 +25,12 @@ pub enum Query {
     },
     /// `<hex>.addr[.<dc>]`: 8 hex digits for IPv4, 32 for IPv6.
     Addr { ip: IpAddr },
+    /// `<name>.query[.<dc>]`, `_<name>._tcp.query[.<dc>]`: a prepared query's result
+    /// (dots allowed in the name).
+    Prepared {
+        datacenter: Option<String>,
+        name: String,
+    },
     /// Inside the domain but not a form we answer: NXDOMAIN.
     Invalid,
 }
@@ -158,7 +164,16 @@ pub(crate) fn parse(labels: &[String], is_srv: bool) -> Query {
             Some(ip) => Query::Addr { ip },
             None => Query::Invalid,
         },
-        // Prepared queries, Connect, ingress and virtual IPs are not served yet.
+        "query" if !parts.is_empty() => {
+            let name = match parts {
+                [a, b] if a.len() > 1 && a.starts_with('_') && b.starts_with('_') => {
+                    a[1..].to_string()
+                }
+                _ => parts.join("."),
+            };
+            Query::Prepared { datacenter, name }
+        }
+        // Connect, ingress and virtual IPs are not served yet.
         _ => Query::Invalid,
     }
 }
@@ -274,6 +289,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn prepared_query_names() {
+        let pq = |dc: Option<&str>, name: &str| Query::Prepared {
+            datacenter: dc.map(str::to_string),
+            name: name.into(),
+        };
+        assert_eq!(zone("web.query.consul", false), pq(None, "web"));
+        assert_eq!(zone("Web.Query.dc2.consul", false), pq(Some("dc2"), "web"));
+        assert_eq!(zone("a.b.query.consul", false), pq(None, "a.b"));
+        assert_eq!(zone("_web._tcp.query.consul", true), pq(None, "web"));
+        assert_eq!(zone("query.consul", false), Query::Invalid);
+    }
+
     fn svc(dc: Option<&str>, service: &str, tag: Option<&str>) -> Query {
         Query::Service {
             datacenter: dc.map(str::to_string),
@@ -350,7 +378,7 @@ mod tests {
         assert_eq!(zone("7f0001.addr.dc1.consul", false), Query::Invalid);
         assert_eq!(zone("consul", false), Query::Apex);
         assert_eq!(zone("bogus.consul", false), Query::Invalid);
-        assert_eq!(zone("web.query.consul", false), Query::Invalid);
+        assert_eq!(zone("web.connect.consul", false), Query::Invalid);
         assert!(matches!(
             q("web.service.example.com", false),
             Target::Zone { alt: true, .. }

@@ -273,3 +273,46 @@ async fn failover_to_another_datacenter() {
     a.stop().await;
     b.stop().await;
 }
+
+fn dig(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=2", "+tries=1"])
+        .args(args)
+        .output()
+        .expect("dig is installed (apt-get install -y bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `<name>.query.consul` (A) and `_<name>._tcp.query.consul` (SRV) answer from the query's
+/// result, with its DNS TTL; an unknown query is NXDOMAIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_answers_from_the_query() {
+    let a = TestAgent::start_with(proconsul_testkit::dev_flags(), |c| {
+        c.dns_addrs = vec!["127.0.0.1:0".parse().unwrap()]
+    })
+    .await;
+    let port = a.agent.dns_addrs()[0].port();
+    a.wait_registered().await;
+    web(&a, "n1", &["v1"], ("c1", "passing")).await;
+    web(&a, "n2", &["v2"], ("c2", "passing")).await;
+    let r = post(
+        &a,
+        "/v1/query",
+        json!({"Name": "webq", "Service": {"Service": "web", "Tags": ["v1"]}, "DNS": {"TTL": "7s"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    assert_eq!(
+        dig(port, &["+short", "webq.query.consul", "A"]).trim(),
+        "10.1.0.1"
+    );
+    assert_eq!(
+        dig(port, &["+short", "_webq._tcp.query.consul", "SRV"]).trim(),
+        "1 1 80 n1.node.dc1.consul."
+    );
+    let full = dig(port, &["+noall", "+answer", "webq.query.dc1.consul", "A"]);
+    assert!(full.contains("\t7\tIN\tA\t10.1.0.1"), "{full}");
+    let missing = dig(port, &["nope.query.consul", "A"]);
+    assert!(missing.contains("NXDOMAIN"), "{missing}");
+}
