@@ -647,14 +647,7 @@ fn table() -> Vec<Entry> {
             PQ_R,
             F(Some("{query}")),
         ),
-        e(
-            "GET",
-            "/v1/query/{id}",
-            "/v1/query/{query}",
-            "",
-            PQ_R,
-            D,
-        ),
+        e("GET", "/v1/query/{id}", "/v1/query/{query}", "", PQ_R, D),
         e(
             "PUT",
             "/v1/query/{id}",
@@ -663,14 +656,7 @@ fn table() -> Vec<Entry> {
             PQ_W,
             D,
         ),
-        e(
-            "DELETE",
-            "/v1/query/{id}",
-            "/v1/query/{query}",
-            "",
-            PQ_W,
-            D,
-        ),
+        e("DELETE", "/v1/query/{id}", "/v1/query/{query}", "", PQ_W, D),
         // Anyone may run a query; its nodes are what the token may read.
         e(
             "GET",
