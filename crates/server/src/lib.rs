@@ -15,6 +15,7 @@ mod federation;
 mod fsm;
 mod leader;
 mod prepared_query;
+mod query_template;
 mod read;
 mod recovery;
 pub mod remote;

@@ -8,7 +8,8 @@
 //! credential) and listed only to tokens with `acl:read`. Execution needs no `query` rule;
 //! its nodes are cut to what the query's token (else the caller's) may read.
 //!
-//! Templates are stored but not rendered: a template query runs as a plain one.
+//! Templates (`query_template.rs`) answer for every name their own name is a prefix of,
+//! rendered for that name when resolved.
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ use proconsul_types::{
 
 use crate::acl::enforce::need;
 use crate::acl::Identity;
-use crate::Server;
+use crate::{query_template, Server};
 
 /// What a token reads as to those who may not see it (Consul's `redactedToken`).
 const REDACTED: &str = "<hidden>";
@@ -145,6 +146,11 @@ impl Server {
             PreparedQueryOp::Create | PreparedQueryOp::Update => {
                 validate(&q)
                     .map_err(|e| RpcError::Internal(format!("Invalid prepared query: {e}")))?;
+                if query_template::is_template(&q) {
+                    query_template::check(&q).map_err(|e| {
+                        RpcError::Internal(format!("failed compiling template: {e}"))
+                    })?;
+                }
                 PreparedQueryCommand::Set(PreparedQueryRec::from_api(&q))
             }
             PreparedQueryOp::Delete => PreparedQueryCommand::Delete { id: q.id.clone() },
@@ -201,8 +207,7 @@ impl Server {
     ) -> Result<(QueryMeta, PreparedQueryExplainResponse), RpcError> {
         let id = self.resolve_token(token)?;
         let id = id.as_deref();
-        let (index, q) = self.inner.store.view().prepared_query_resolve(id_or_name);
-        let q = q.ok_or_else(not_found)?;
+        let (index, q) = self.prepared_query_resolve(id_or_name)?;
         if let (Some(id), Some(prefix)) = (id, acl_prefix(&q)) {
             need(id, Check::PreparedQueryRead(prefix))?;
         } else if !readable(id, &q) {
@@ -223,12 +228,7 @@ impl Server {
         r: PreparedQueryExecute,
         token: &str,
     ) -> Result<(QueryMeta, PreparedQueryExecuteResponse), RpcError> {
-        let (index, q) = self
-            .inner
-            .store
-            .view()
-            .prepared_query_resolve(&r.id_or_name);
-        let q = q.ok_or_else(not_found)?;
+        let (index, q) = self.prepared_query_resolve(&r.id_or_name)?;
         // The query's own token, if it has one, reads the service.
         let token = if q.token.is_empty() { token } else { &q.token };
         let reader = self.resolve_token(token)?;
@@ -263,6 +263,23 @@ impl Server {
             self.fail_over(&q, token, r.limit, &mut reply).await;
         }
         Ok((self.meta(index, Consistency::Default), reply))
+    }
+
+    /// The query `id_or_name` names, a template rendered for the name (Consul's
+    /// `PreparedQueryResolve`); 404 `Query not found` when none.
+    fn prepared_query_resolve(&self, id_or_name: &str) -> Result<(u64, PreparedQuery), RpcError> {
+        let (index, q) = self.inner.store.view().prepared_query_resolve(id_or_name);
+        let q = q.ok_or_else(not_found)?;
+        if !query_template::is_template(&q) {
+            return Ok((index, q));
+        }
+        if q.id == id_or_name {
+            return Err(RpcError::Internal(
+                "prepared query templates can only be resolved up by name, not by ID".into(),
+            ));
+        }
+        let rendered = query_template::render(&q, id_or_name).map_err(RpcError::Internal)?;
+        Ok((index, rendered))
     }
 
     /// Cut `nodes` to what `reader` may read (service and node).

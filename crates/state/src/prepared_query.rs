@@ -173,6 +173,18 @@ impl Tx {
                 )));
             }
         }
+        if q.name.is_empty() && !q.template_type.is_empty() {
+            let other = self
+                .s
+                .prepared_queries
+                .values()
+                .any(|o| o.id != q.id && o.name.is_empty() && !o.template_type.is_empty());
+            if other {
+                return Err(StateError::Message(
+                    "a query template with an empty name already exists".into(),
+                ));
+            }
+        }
         if !q.session.is_empty() && !self.s.sessions.contains_key(&q.session) {
             return Err(StateError::InvalidSession(q.session.clone()));
         }
@@ -241,15 +253,27 @@ impl View {
         )
     }
 
-    /// Consul's `PreparedQueryResolve` without templates: by ID first, then by name
-    /// (case-insensitively).
+    /// Consul's `PreparedQueryResolve`, templates unrendered: by ID first, then by name
+    /// (case-insensitively), then the template whose name is the longest prefix of it (an
+    /// empty-named template matches every name). The caller renders a template.
     pub fn prepared_query_resolve(&self, id_or_name: &str) -> (u64, Option<api::PreparedQuery>) {
         let s = self.state();
-        let found = s.prepared_queries.get(id_or_name).or_else(|| {
-            s.prepared_query_names
-                .get(&fold(id_or_name))
-                .and_then(|id| s.prepared_queries.get(id))
-        });
+        let folded = fold(id_or_name);
+        let found = s
+            .prepared_queries
+            .get(id_or_name)
+            .or_else(|| {
+                s.prepared_query_names
+                    .get(&folded)
+                    .and_then(|id| s.prepared_queries.get(id))
+            })
+            .or_else(|| {
+                // Templates are few: a scan, like the session cleanup.
+                s.prepared_queries
+                    .values()
+                    .filter(|q| !q.template_type.is_empty() && folded.starts_with(&fold(&q.name)))
+                    .max_by_key(|q| q.name.len())
+            });
         (
             s.table_index(Table::PreparedQueries),
             found.map(PreparedQueryRec::to_api),

@@ -118,3 +118,29 @@ fn snapshots_carry_queries_and_their_names() {
     assert_eq!(got.service.failover.datacenters, ["dc2", "dc3"]);
     assert_eq!(got.service.tags, ["v1", "!canary"]);
 }
+
+#[test]
+fn templates_resolve_by_longest_name_prefix() {
+    let mut h = H::new();
+    let template = |id: &str, name: &str| PreparedQueryRec {
+        template_type: "name_prefix_match".into(),
+        ..query(id, name, "${name.suffix}")
+    };
+    h.ok(set(template(ID1, "")));
+    assert_eq!(
+        err_text(h.apply(set(template(ID2, "")))),
+        "a query template with an empty name already exists"
+    );
+    h.ok(set(template(ID2, "geo-")));
+    h.ok(set(query(
+        "11111111-0000-0000-0000-000000000003",
+        "geo-exact",
+        "x",
+    )));
+    let v = h.store.view();
+    let id_of = |name: &str| v.prepared_query_resolve(name).1.unwrap().id;
+    assert_eq!(id_of("geo-db"), ID2);
+    assert_eq!(id_of("GEO-db"), ID2);
+    assert_eq!(id_of("anything"), ID1);
+    assert_eq!(id_of("geo-exact"), "11111111-0000-0000-0000-000000000003");
+}

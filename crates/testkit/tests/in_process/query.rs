@@ -316,3 +316,50 @@ async fn dns_answers_from_the_query() {
     let missing = dig(port, &["nope.query.consul", "A"]);
     assert!(missing.contains("NXDOMAIN"), "{missing}");
 }
+
+/// A `name_prefix_match` template answers for every name it prefixes, rendered for that name;
+/// by ID it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_render_for_the_name_asked() {
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    web(&a, "n1", &["blue"], ("c1", "passing")).await;
+    web(&a, "n2", &["green"], ("c2", "passing")).await;
+    let r = post(
+        &a,
+        "/v1/query",
+        json!({
+            "Name": "color-",
+            "Template": {"Type": "name_prefix_match", "Regexp": "^color-(.+)$"},
+            "Service": {"Service": "web", "Tags": ["${match(1)}"]},
+        }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["ID"].as_str().unwrap().to_string();
+    let v = a.get_json("/v1/query/color-green/execute").await;
+    assert_eq!(node_names(&v), ["n2"]);
+    let v = a.get_json("/v1/query/color-blue/explain").await;
+    assert_eq!(v["Query"]["Service"]["Tags"], json!(["blue"]));
+    let r = a.get(&format!("/v1/query/{id}/execute")).await;
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            500,
+            "prepared query templates can only be resolved up by name, not by ID".into()
+        )
+    );
+    let r = post(
+        &a,
+        "/v1/query",
+        json!({"Name": "bad-", "Template": {"Type": "nope"}, "Service": {"Service": "web"}}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            500,
+            "failed compiling template: Bad Template.Type 'nope'".into()
+        )
+    );
+}
