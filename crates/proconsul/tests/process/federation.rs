@@ -320,3 +320,77 @@ fn acl_policies_and_tokens_replicate_to_a_secondary() {
     let (c, _) = http(S, "PUT", &with("/v1/kv/other/y", &app), "2").unwrap();
     assert_eq!(c, 403);
 }
+
+/// A prepared query with `NearestN: 1`, asked of dc1: answered from dc1 while its `web`
+/// instance passes, from dc2 once it is critical (`Failovers` 1, and in DNS), from dc1 again
+/// when it recovers.
+#[test]
+fn prepared_query_fails_over_to_the_nearest_datacenter() {
+    const A: &str = "127.0.0.141";
+    const B: &str = "127.0.0.142";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let _a = agent(d, "pa", A, &["-server", "-bootstrap-expect=1"]);
+    let _b = agent(
+        d,
+        "pb",
+        B,
+        &[
+            "-server",
+            "-bootstrap-expect=1",
+            "-datacenter=dc2",
+            &format!("-retry-join-wan={A}"),
+            "-retry-interval-wan=1s",
+        ],
+    );
+    wait_for("leaders in both", Duration::from_secs(30), || {
+        leader(A).is_some() && leader(B).is_some()
+    });
+    wait_for("dc2 reachable from dc1", Duration::from_secs(30), || {
+        http(A, "GET", "/v1/catalog/nodes?dc=dc2", "").is_some_and(|(c, _)| c == 200)
+    });
+    let register = |ip: &str, node: &str, addr: &str, status: &str| {
+        let body = format!(
+            r#"{{"Node":"{node}","Address":"{addr}","Service":{{"Service":"web","ID":"web","Port":80}},"Check":{{"CheckID":"web-chk","Name":"web-chk","ServiceID":"web","Status":"{status}"}}}}"#
+        );
+        let (c, b) = http(ip, "PUT", "/v1/catalog/register", &body).unwrap();
+        assert_eq!(c, 200, "{b}");
+    };
+    register(A, "w1", "10.0.1.1", "passing");
+    register(B, "w2", "10.0.2.1", "passing");
+    let (c, b) = http(
+        A,
+        "POST",
+        "/v1/query",
+        r#"{"Name":"web","Service":{"Service":"web","Failover":{"NearestN":1}}}"#,
+    )
+    .unwrap();
+    assert_eq!(c, 200, "{b}");
+    let execute = || {
+        let (c, b) = http(A, "GET", "/v1/query/web/execute", "").unwrap();
+        assert_eq!(c, 200, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        (
+            v["Datacenter"].as_str().unwrap_or("").to_string(),
+            v["Failovers"].as_u64().unwrap_or(99),
+            v["Nodes"][0]["Node"]["Node"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
+    };
+    assert_eq!(execute(), ("dc1".into(), 0, "w1".into()));
+    // DNS answers for a query are kept for a second at most.
+    wait_for("web.query.consul in dc1", Duration::from_secs(5), || {
+        dig(A, "web.query.consul") == "10.0.1.1"
+    });
+
+    register(A, "w1", "10.0.1.1", "critical");
+    assert_eq!(execute(), ("dc2".into(), 1, "w2".into()));
+    wait_for("web.query.consul from dc2", Duration::from_secs(5), || {
+        dig(A, "web.query.consul") == "10.0.2.1"
+    });
+
+    register(A, "w1", "10.0.1.1", "passing");
+    assert_eq!(execute(), ("dc1".into(), 0, "w1".into()));
+}
