@@ -299,10 +299,10 @@ impl Server {
                 ServerReply::PreparedQueryApply(self.prepared_query_apply(r, token).await?)
             }
             ServerRequest::PreparedQueryGet(r) => {
-                ServerReply::PreparedQueryGet(self.prepared_query_get(&r.id, token)?)
+                ServerReply::PreparedQueryGet(self.prepared_query_get(&r.id, &r.opts, token).await?)
             }
-            ServerRequest::PreparedQueryList(_) => {
-                ServerReply::PreparedQueryList(self.prepared_query_list(token)?)
+            ServerRequest::PreparedQueryList(r) => {
+                ServerReply::PreparedQueryList(self.prepared_query_list(&r.opts, token).await?)
             }
             ServerRequest::PreparedQueryExecute(r) => {
                 ServerReply::PreparedQueryExecute(self.prepared_query_execute(r, token).await?)

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use proconsul_acl::Check;
-use proconsul_state::{Command, PreparedQueryCommand, PreparedQueryRec, WatchSet};
+use proconsul_state::{Command, PreparedQueryCommand, PreparedQueryRec, View, WatchSet};
 use proconsul_types::{
     health, CheckServiceNode, Consistency, HealthServiceNodes, PreparedQuery, PreparedQueryApply,
     PreparedQueryExecute, PreparedQueryExecuteResponse, PreparedQueryExplainResponse,
@@ -160,43 +160,71 @@ impl Server {
     }
 
     /// `PreparedQuery.Get`: 404 when unknown, 403 when the token may not see it.
-    pub(crate) fn prepared_query_get(
+    pub(crate) async fn prepared_query_get(
         &self,
         query_id: &str,
+        opts: &QueryOptions,
         token: &str,
     ) -> Result<(QueryMeta, Vec<PreparedQuery>), RpcError> {
         let id = self.resolve_token(token)?;
-        let (index, q) = self
-            .inner
-            .store
-            .view()
-            .prepared_query(&mut WatchSet::new(), query_id);
-        let q = q.ok_or_else(not_found)?;
         let id = id.as_deref();
+        let (index, q) = self
+            .blocking(opts, |view, ws| view.prepared_query(ws, query_id))
+            .await?;
+        let q = q.ok_or_else(not_found)?;
         // Without a name, the ID is enough to see it.
         if let (Some(id), Some(prefix)) = (id, acl_prefix(&q)) {
             need(id, Check::PreparedQueryRead(prefix))?;
         }
-        Ok((self.meta(index, Consistency::Default), vec![redact(id, q)]))
+        Ok((self.meta(index, opts.consistency), vec![redact(id, q)]))
     }
 
     /// `PreparedQuery.List`: the queries the token may see.
-    pub(crate) fn prepared_query_list(
+    pub(crate) async fn prepared_query_list(
         &self,
+        opts: &QueryOptions,
         token: &str,
     ) -> Result<(QueryMeta, Vec<PreparedQuery>), RpcError> {
         let id = self.resolve_token(token)?;
         let id = id.as_deref();
         let (index, mut all) = self
-            .inner
-            .store
-            .view()
-            .prepared_queries(&mut WatchSet::new());
+            .blocking(opts, |view, ws| view.prepared_queries(ws))
+            .await?;
         let before = all.len();
         all.retain(|q| readable(id, q));
-        let mut meta = self.meta(index, Consistency::Default);
+        let mut meta = self.meta(index, opts.consistency);
         meta.results_filtered_by_acls = all.len() != before && !token.is_empty();
         Ok((meta, all.into_iter().map(|q| redact(id, q)).collect()))
+    }
+
+    /// Run `read` as a blocking query (Consul's `blockingQuery`): again each time what it
+    /// read changes, until its index passes `opts.min_index` or `opts.max_wait` runs out.
+    async fn blocking<T>(
+        &self,
+        opts: &QueryOptions,
+        read: impl Fn(&View, &mut WatchSet) -> (u64, T),
+    ) -> Result<(u64, T), RpcError> {
+        if opts.consistency == Consistency::Consistent {
+            self.inner
+                .raft
+                .ensure_linearizable()
+                .await
+                .map_err(crate::raft_error)?;
+        }
+        let deadline = opts.max_wait.map(|w| tokio::time::Instant::now() + w);
+        loop {
+            let mut ws = WatchSet::new();
+            let (index, out) = read(&self.inner.store.view(), &mut ws);
+            let Some(deadline) = deadline.filter(|_| opts.min_index > 0 && index <= opts.min_index)
+            else {
+                return Ok((index, out));
+            };
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return Ok((index, out)),
+                _ = ws.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok((index, out)),
+            }
+        }
     }
 
     /// `PreparedQuery.Explain`: the query a name or ID resolves to.

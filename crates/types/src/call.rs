@@ -174,6 +174,12 @@ impl ServerRequest {
             ServerRequest::OperatorUsage(r) if r.stale => Route::AnyServer,
             ServerRequest::RaftGetConfiguration(r) if r.stale => Route::AnyServer,
             ServerRequest::SnapshotSave(r) if r.stale => Route::AnyServer,
+            ServerRequest::PreparedQueryGet(r) if r.opts.consistency == Consistency::Stale => {
+                Route::AnyServer
+            }
+            ServerRequest::PreparedQueryList(r) if r.opts.consistency == Consistency::Stale => {
+                Route::AnyServer
+            }
             _ => Route::Leader,
         }
     }
@@ -217,8 +223,8 @@ impl ServerRequest {
             ServerRequest::SnapshotSave(r) => &r.datacenter,
             ServerRequest::EventFire(r) => &r.datacenter,
             ServerRequest::PreparedQueryApply(r) => &r.datacenter,
-            ServerRequest::PreparedQueryGet(r) => &r.datacenter,
-            ServerRequest::PreparedQueryList(r) => &r.datacenter,
+            ServerRequest::PreparedQueryGet(r) => &r.opts.datacenter,
+            ServerRequest::PreparedQueryList(r) => &r.opts.datacenter,
             ServerRequest::PreparedQueryExecute(r) => &r.datacenter,
             ServerRequest::PreparedQueryExplain(r) => &r.datacenter,
             ServerRequest::AclReplicate(r) => &r.datacenter,
@@ -260,6 +266,8 @@ impl ServerRequest {
     pub fn max_wait(&self) -> Option<std::time::Duration> {
         match self {
             ServerRequest::Read(r) => r.opts.max_wait.map(|w| w + w / 16),
+            ServerRequest::PreparedQueryGet(r) => r.opts.max_wait.map(|w| w + w / 16),
+            ServerRequest::PreparedQueryList(r) => r.opts.max_wait.map(|w| w + w / 16),
             _ => None,
         }
     }

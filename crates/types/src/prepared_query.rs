@@ -121,19 +121,21 @@ pub struct PreparedQueryApply {
     pub datacenter: String,
 }
 
-/// `PreparedQuery.Get`: one query by ID (404 `Query not found` when unknown).
+/// `PreparedQuery.Get`: one query by ID (404 `Query not found` when unknown); a blocking
+/// query with `opts.min_index`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PreparedQueryGet {
     pub id: String,
     #[serde(default)]
-    pub datacenter: String,
+    pub opts: crate::QueryOptions,
 }
 
-/// `PreparedQuery.List`: every query the token may read.
+/// `PreparedQuery.List`: every query the token may read; a blocking query with
+/// `opts.min_index`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PreparedQueryList {
     #[serde(default)]
-    pub datacenter: String,
+    pub opts: crate::QueryOptions,
 }
 
 /// `PreparedQuery.Execute` (and, with `explain`, `PreparedQuery.Explain`'s lookup): a query

@@ -68,21 +68,24 @@ pub async fn create<B: Backend>(
 pub async fn list<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
-        st.call(PreparedQueryList { datacenter: dc(&p) })
-            .await
-            .map(|(meta, v)| reply::json_meta(&v, &meta, p.pretty())),
+        async {
+            let opts = p.query_options()?;
+            let (meta, v) = st.call(PreparedQueryList { opts }).await?;
+            Ok(reply::json_meta(&v, &meta, p.pretty()))
+        }
+        .await,
     )
 }
 
 pub async fn read<B: Backend>(st: St<B>, Path(id): Path<String>, RawQuery(q): RawQuery) -> Reply {
     let p = Params::parse(q.as_deref());
     reply::or_error(
-        st.call(PreparedQueryGet {
-            id,
-            datacenter: dc(&p),
-        })
-        .await
-        .map(|(meta, v)| reply::json_meta(&v, &meta, p.pretty())),
+        async {
+            let opts = p.query_options()?;
+            let (meta, v) = st.call(PreparedQueryGet { id, opts }).await?;
+            Ok(reply::json_meta(&v, &meta, p.pretty()))
+        }
+        .await,
     )
 }
 

@@ -363,3 +363,50 @@ async fn templates_render_for_the_name_asked() {
         )
     );
 }
+
+/// `GET /v1/query` and `/v1/query/:id` are blocking queries on the prepared-query table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_read_block_until_a_change() {
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    let r = post(
+        &a,
+        "/v1/query",
+        json!({"Name": "one", "Service": {"Service": "web"}}),
+    )
+    .await;
+    let id = r.json()["ID"].as_str().unwrap().to_string();
+    let index = a.get("/v1/query").await.index();
+    assert!(index > 0);
+
+    let http = a.http;
+    let list = tokio::spawn(async move {
+        request(
+            http,
+            "GET",
+            &format!("/v1/query?index={index}&wait=10s"),
+            b"",
+        )
+        .await
+    });
+    let path = format!("/v1/query/{id}?index={index}&wait=10s");
+    let one = tokio::spawn(async move { request(http, "GET", &path, b"").await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!list.is_finished() && !one.is_finished(), "they wait");
+    let r = a
+        .put(
+            &format!("/v1/query/{id}"),
+            br#"{"Name":"one","Service":{"Service":"db"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (list, one) = (list.await.unwrap(), one.await.unwrap());
+    assert!(list.index() > index);
+    assert_eq!(list.json()[0]["Service"]["Service"], "db");
+    assert_eq!(one.json()[0]["Service"]["Service"], "db");
+    // A short wait with nothing changing answers when it runs out.
+    let r = a
+        .get(&format!("/v1/query?index={}&wait=100ms", list.index()))
+        .await;
+    assert_eq!((r.status, r.index()), (200, list.index()));
+}
