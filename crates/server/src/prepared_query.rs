@@ -276,7 +276,8 @@ impl Server {
         } else {
             near
         };
-        shuffle_near_first(&mut nodes, near);
+        shuffle(&mut nodes);
+        self.sort_near(&view, &mut nodes, near);
         if r.limit > 0 {
             nodes.truncate(r.limit);
         }
@@ -308,6 +309,33 @@ impl Server {
         }
         let rendered = query_template::render(&q, id_or_name).map_err(RpcError::Internal)?;
         Ok((index, rendered))
+    }
+
+    /// Consul's `sortNodesByDistanceFrom`: by estimated round-trip time from the node `near`
+    /// (nodes without a coordinate last; nothing when `near` has none), then `near` itself
+    /// first if it is among the first ten.
+    fn sort_near(&self, view: &View, nodes: &mut [CheckServiceNode], near: &str) {
+        if near.is_empty() {
+            return;
+        }
+        let (_, coords) = view.coordinates(&mut WatchSet::new());
+        let coord_of = |node: &str| {
+            coords
+                .iter()
+                .find(|c| c.segment.is_empty() && c.node == node)
+                .map(|c| &c.coord)
+        };
+        if let Some(from) = coord_of(near) {
+            let distance = |node: &str| {
+                coord_of(node)
+                    .and_then(|c| from.distance_secs(c))
+                    .unwrap_or(f64::INFINITY)
+            };
+            nodes.sort_by(|a, b| distance(&a.node.node).total_cmp(&distance(&b.node.node)));
+        }
+        if let Some(i) = nodes.iter().take(10).position(|n| n.node.node == near) {
+            nodes.swap(0, i);
+        }
     }
 
     /// Cut `nodes` to what `reader` may read (service and node).
@@ -369,7 +397,7 @@ impl Server {
             };
             let mut nodes = nodes;
             keep(q, &mut nodes);
-            shuffle_near_first(&mut nodes, "");
+            shuffle(&mut nodes);
             if limit > 0 {
                 nodes.truncate(limit);
             }
@@ -382,14 +410,9 @@ impl Server {
     }
 }
 
-/// Consul shuffles the nodes (so DNS answers spread the load) and, when asked for a node
-/// near which to sort, puts that node first. (Sorting the rest by coordinates is not done.)
-fn shuffle_near_first(nodes: &mut [CheckServiceNode], near: &str) {
+/// Consul shuffles the nodes, so DNS answers spread the load (a `?near=` sort then orders
+/// them by distance).
+fn shuffle(nodes: &mut [CheckServiceNode]) {
     use rand::seq::SliceRandom;
     nodes.shuffle(&mut rand::rng());
-    if !near.is_empty() {
-        if let Some(i) = nodes.iter().position(|n| n.node.node == near) {
-            nodes.swap(0, i);
-        }
-    }
 }

@@ -410,3 +410,54 @@ async fn list_and_read_block_until_a_change() {
         .await;
     assert_eq!((r.status, r.index()), (200, list.index()));
 }
+
+/// `?near=` orders the nodes by estimated round-trip time from the node named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_sorts_by_coordinates() {
+    use std::time::Duration;
+    let a = TestAgent::start_with(proconsul_testkit::dev_flags(), |c| {
+        c.coordinate_update_period = Duration::from_millis(50);
+    })
+    .await;
+    a.wait_registered().await;
+    for (node, x) in [("n1", 0.0), ("n2", 0.004), ("n3", 0.010)] {
+        web(&a, node, &[], ("c", "passing")).await;
+        let coord = json!({"Node": node, "Coord": {"Vec": [x, 0, 0, 0, 0, 0, 0, 0], "Error": 0.25, "Adjustment": 0, "Height": 0.00001}});
+        let r = a
+            .put("/v1/coordinate/update", coord.to_string().as_bytes())
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    proconsul_testkit::wait_until(Duration::from_secs(10), "coordinates stored", || async {
+        a.get_json("/v1/coordinate/nodes")
+            .await
+            .as_array()
+            .map(Vec::len)
+            >= Some(3)
+    })
+    .await;
+    post(
+        &a,
+        "/v1/query",
+        json!({"Name": "w", "Service": {"Service": "web"}}),
+    )
+    .await;
+    let order = |v: Value| -> Vec<String> {
+        v["Nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["Node"]["Node"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            order(a.get_json("/v1/query/w/execute?near=n3").await),
+            ["n3", "n2", "n1"]
+        );
+        assert_eq!(
+            order(a.get_json("/v1/query/w/execute?near=n1").await),
+            ["n1", "n2", "n3"]
+        );
+    }
+}
