@@ -254,7 +254,9 @@ async fn statsd_and_dogstatsd_sinks_receive_metrics() {
     })
     .await;
     a.wait_registered().await;
-    let read_until = |sock: tokio::net::UdpSocket, want: &'static str| async move {
+    // Other tests in this process are timed too (the recorder is process-wide): wait for the
+    // line that starts with `want` and holds `also`, whatever comes before it.
+    let read_until = |sock: tokio::net::UdpSocket, want: &'static str, also: &'static str| async move {
         let mut seen = String::new();
         let mut buf = vec![0u8; 65536];
         let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
@@ -263,7 +265,10 @@ async fn statsd_and_dogstatsd_sinks_receive_metrics() {
                 assert!(n <= proconsul_telemetry::statsd::MAX_PACKET);
                 seen.push_str(&String::from_utf8_lossy(&buf[..n]));
                 seen.push('\n');
-                if seen.lines().any(|l| l.starts_with(want)) {
+                if seen
+                    .lines()
+                    .any(|l| l.starts_with(want) && l.contains(also))
+                {
                     return;
                 }
             }
@@ -276,13 +281,18 @@ async fn statsd_and_dogstatsd_sinks_receive_metrics() {
     for _ in 0..3 {
         a.get("/v1/status/leader").await;
     }
-    let lines = read_until(statsd, "consul.api.http.GET.v1_status_leader:").await;
+    let lines = read_until(statsd, "consul.api.http.GET.v1_status_leader:", "").await;
     let l = lines
         .lines()
         .find(|l| l.starts_with("consul.api.http.GET.v1_status_leader:"))
         .unwrap();
     assert!(l.contains("|ms"), "{l}");
-    let lines = read_until(dog, "consul.api.http:").await;
+    let lines = read_until(
+        dog,
+        "consul.api.http:",
+        "|#env:test,method:GET,path:v1_status_leader",
+    )
+    .await;
     assert!(
         lines.lines().any(|l| l.starts_with("consul.api.http:")
             && l.contains("|ms")
