@@ -88,6 +88,8 @@ pub struct AgentFlags {
     pub encrypt: Option<String>,
     /// `-ui`: serve the web UI (`ui_config.enabled`)
     pub ui: bool,
+    /// `-ui-content-path` (`ui_config.content_path`)
+    pub ui_content_path: Option<String>,
     /// `-enable-script-checks`
     pub enable_script_checks: bool,
     /// `-enable-local-script-checks`

@@ -199,9 +199,9 @@ fn flags_layer(f: &AgentFlags) -> Result<Layer, ConfigError> {
         retry_interval: f.retry_interval.clone(),
         retry_max: f.retry_max.map(i64::from),
         encrypt: f.encrypt.clone(),
-        ui_config: f.ui.then(|| user::UiUser {
-            enabled: Some(true),
-            ..user::UiUser::default()
+        ui_config: (f.ui || f.ui_content_path.is_some()).then(|| user::UiUser {
+            enabled: f.ui.then_some(true),
+            content_path: f.ui_content_path.clone(),
         }),
         enable_script_checks: yes(f.enable_script_checks),
         enable_local_script_checks: yes(f.enable_local_script_checks),

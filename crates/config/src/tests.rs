@@ -1240,3 +1240,20 @@ fn advertise_addr_wan_defaults_to_advertise_addr() {
     let e = load("c.json", r#"{"advertise_addr_wan": "not-an-ip"}"#).unwrap_err();
     assert!(e.to_string().contains("advertise_addr_wan"), "{e}");
 }
+
+#[test]
+fn ui_content_path_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = load_with(
+        &AgentFlags {
+            ui: true,
+            ui_content_path: Some("consul".into()),
+            data_dir: Some(dir.path().into()),
+            ..AgentFlags::default()
+        },
+        &HOST,
+    )
+    .unwrap();
+    assert!(c.ui);
+    assert_eq!(c.ui_content_path, "/consul/");
+}

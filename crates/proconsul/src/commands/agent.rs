@@ -170,6 +170,10 @@ const FLAGS: &[Flag] = &[
         "Sets the server port to listen on.",
     ),
     Flag::boolean("ui", "Enables the built-in static web UI server."),
+    Flag::string(
+        "ui-content-path",
+        "Sets the external UI path to a string. Defaults to: /ui/",
+    ),
 ];
 
 pub fn help() -> String {
@@ -263,6 +267,7 @@ pub fn parse_agent_flags(args: &[String]) -> Result<AgentFlags, String> {
         retry_max: uint(&p, "retry-max")?,
         encrypt: s("encrypt"),
         ui: p.bool("ui"),
+        ui_content_path: s("ui-content-path"),
         enable_script_checks: p.bool("enable-script-checks"),
         enable_local_script_checks: p.bool("enable-local-script-checks"),
         disable_host_node_id: p.bool("disable-host-node-id"),
@@ -336,6 +341,7 @@ mod tests {
             "-log-rotate-max-files=3",
             "-join-wan=10.1.0.1",
             "-advertise-wan=192.0.2.9",
+            "-ui-content-path=/consul/",
             "-retry-join-wan=10.1.0.2",
             "-retry-interval-wan=7s",
             "-retry-max-wan=2",
@@ -387,6 +393,7 @@ mod tests {
                 retry_interval_wan: Some("7s".into()),
                 retry_max_wan: Some(2),
                 advertise_addr_wan: Some("192.0.2.9".into()),
+                ui_content_path: Some("/consul/".into()),
             }
         );
     }
