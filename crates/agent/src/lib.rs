@@ -214,36 +214,10 @@ impl Agent {
             None
         };
 
-        // Bind the HTTP listeners before declaring the agent started.
-        let mut listeners = Vec::new();
-        for addr in &config.http_addrs {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| AgentError::Listen {
-                    addr: *addr,
-                    source,
-                })?;
-            listeners.push(l);
-        }
-        let http_addrs = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect();
+        // Bind the HTTP and HTTPS listeners before declaring the agent started.
+        let (listeners, http_addrs) = bind_all(&config.http_addrs).await?;
         let https = agent_tls.https.clone();
-        let mut https_listeners = Vec::new();
-        for addr in &config.https_addrs {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| AgentError::Listen {
-                    addr: *addr,
-                    source,
-                })?;
-            https_listeners.push(l);
-        }
-        let https_addrs: Vec<SocketAddr> = https_listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect();
+        let (https_listeners, https_addrs) = bind_all(&config.https_addrs).await?;
 
         let services = std::mem::take(&mut config.services);
         let checks = std::mem::take(&mut config.checks);
@@ -916,6 +890,28 @@ impl Agent {
         self.sync_changes().await;
         Ok(())
     }
+}
+
+/// Bind a TCP listener on each address; the listeners and the addresses they got (a port of 0
+/// is the kernel's choice).
+async fn bind_all(
+    addrs: &[SocketAddr],
+) -> Result<(Vec<tokio::net::TcpListener>, Vec<SocketAddr>), AgentError> {
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AgentError::Listen {
+                addr: *addr,
+                source,
+            })?;
+        listeners.push(l);
+    }
+    let bound = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    Ok((listeners, bound))
 }
 
 /// Bind the HTTP API's unix socket: a stale socket file from an earlier run is replaced (any
