@@ -127,8 +127,8 @@ pub struct Client {
     base: String,
     /// `host:port`, for Go-style transport errors.
     hostport: String,
-    /// The TLS connector of an `https://` client.
-    tls: Option<Tls>,
+    /// How connections are opened (TCP, TLS or a unix socket).
+    dial: Dial,
     token: Option<String>,
     datacenter: Option<String>,
 }
@@ -143,8 +143,18 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// A ureq agent that goes through `tls` for `https://` URLs; `pooled` keeps idle connections.
-fn ureq_agent(tls: Option<&Tls>, pooled: bool) -> ureq::Agent {
+/// How connections to the agent are opened.
+#[derive(Clone)]
+enum Dial {
+    Tcp,
+    /// `https://`: TCP, then our TLS.
+    Tls(Tls),
+    /// `unix:///path`.
+    Unix(crate::unix::UnixConnector),
+}
+
+/// A ureq agent that dials as `dial` says; `pooled` keeps idle connections.
+fn ureq_agent(dial: &Dial, pooled: bool) -> ureq::Agent {
     let mut builder = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(30)));
@@ -154,17 +164,20 @@ fn ureq_agent(tls: Option<&Tls>, pooled: bool) -> ureq::Agent {
             .max_idle_connections_per_host(0);
     }
     let config = builder.build();
-    match tls {
-        None => config.into(),
-        Some(tls) => {
-            use ureq::unversioned::resolver::DefaultResolver;
-            use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+    use ureq::unversioned::resolver::DefaultResolver;
+    use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+    match dial {
+        Dial::Tcp => config.into(),
+        Dial::Tls(tls) => {
             // ureq's default chain (CONNECT proxy, TCP) with our TLS in place of its own.
             let connector =
                 ().chain(ConnectProxyConnector::default())
                     .chain(TcpConnector::default())
                     .chain(tls.clone());
             ureq::Agent::with_parts(config, connector, DefaultResolver::default())
+        }
+        Dial::Unix(unix) => {
+            ureq::Agent::with_parts(config, ().chain(unix.clone()), DefaultResolver::default())
         }
     }
 }
@@ -182,12 +195,17 @@ impl Client {
         } else {
             None
         };
-        let tls = tls.filter(|_| endpoint.https);
+        let base = endpoint.url();
+        let dial = match (endpoint.unix, tls.filter(|_| endpoint.https)) {
+            (Some(path), _) => Dial::Unix(crate::unix::UnixConnector { path }),
+            (None, Some(tls)) => Dial::Tls(tls),
+            (None, None) => Dial::Tcp,
+        };
         Ok(Client {
-            agent: ureq_agent(tls.as_ref(), true),
-            base: endpoint.url(),
+            agent: ureq_agent(&dial, true),
+            base,
             hostport: endpoint.hostport,
-            tls,
+            dial,
             token,
             datacenter: config.datacenter.filter(|d| !d.is_empty()),
         })
@@ -197,7 +215,7 @@ impl Client {
     /// use this so that a request never silently lands on a restarted agent through a
     /// re-established pooled connection: an agent that goes away always surfaces as an error.
     pub fn with_fresh_connections(mut self) -> Client {
-        self.agent = ureq_agent(self.tls.as_ref(), false);
+        self.agent = ureq_agent(&self.dial, false);
         self
     }
 
@@ -236,7 +254,7 @@ impl Client {
                 .agent
                 .run(builder.body(()).map_err(|e| transport(e.to_string()))?),
         };
-        let mut resp = result.map_err(|e| transport(describe(&e, &self.hostport)))?;
+        let mut resp = result.map_err(|e| transport(describe(&e, &self.hostport, &self.dial)))?;
         let meta = meta_from(resp.headers());
         let status = resp.status().as_u16();
         let body = resp
@@ -244,7 +262,7 @@ impl Client {
             .with_config()
             .limit(MAX_BODY)
             .read_to_vec()
-            .map_err(|e| transport(describe(&e, &self.hostport)))?;
+            .map_err(|e| transport(describe(&e, &self.hostport, &self.dial)))?;
         Ok(Reply { status, meta, body })
     }
 
@@ -288,7 +306,7 @@ impl Client {
         let mut resp = match req.call() {
             Ok(r) => r,
             Err(_) if past() => return Ok(()),
-            Err(e) => return Err(transport(describe(&e, &self.hostport))),
+            Err(e) => return Err(transport(describe(&e, &self.hostport, &self.dial))),
         };
         let status = resp.status().as_u16();
         if status != 200 {
@@ -401,7 +419,11 @@ fn meta_from(headers: &http::HeaderMap) -> QueryMeta {
 /// Describe a transport failure the way Go's net and crypto/tls packages do where users
 /// recognise it (`dial tcp 127.0.0.1:8500: connect: connection refused`, `tls: failed to
 /// verify certificate: x509: certificate signed by unknown authority`).
-fn describe(e: &ureq::Error, hostport: &str) -> String {
+fn describe(e: &ureq::Error, hostport: &str, dial: &Dial) -> String {
+    let network = match dial {
+        Dial::Unix(_) => "unix",
+        Dial::Tcp | Dial::Tls(_) => "tcp",
+    };
     match e {
         ureq::Error::Io(io) => {
             if let Some(tls) = io
@@ -410,8 +432,14 @@ fn describe(e: &ureq::Error, hostport: &str) -> String {
             {
                 return describe_tls_error(tls);
             }
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return format!("dial tcp {hostport}: connect: connection refused");
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    return format!("dial {network} {hostport}: connect: connection refused")
+                }
+                std::io::ErrorKind::NotFound if network == "unix" => {
+                    return format!("dial unix {hostport}: connect: no such file or directory")
+                }
+                _ => {}
             }
             e.to_string()
         }
@@ -484,6 +512,72 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "Unexpected response code: 500 (No cluster leader)"
+        );
+    }
+
+    #[test]
+    fn unix_socket_address_carries_requests_over_the_socket() {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("http.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // One connection, two requests on it: the pooled connection is reused.
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut writer = conn;
+            let mut request_lines = Vec::new();
+            for _ in 0..2 {
+                let mut first = String::new();
+                reader.read_line(&mut first).unwrap();
+                let mut host = String::new();
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line.to_ascii_lowercase().starts_with("host:") {
+                        host = line.trim().to_string();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                request_lines.push((first.trim().to_string(), host));
+                let body = "\"127.0.0.1:8300\"";
+                write!(
+                    writer,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+            request_lines
+        });
+        let c = Client::new(Config {
+            address: format!("unix://{}", path.display()),
+            ..Config::default()
+        })
+        .unwrap();
+        assert_eq!(c.status_leader().unwrap(), "127.0.0.1:8300");
+        assert_eq!(c.status_leader().unwrap(), "127.0.0.1:8300");
+        let seen = server.join().unwrap();
+        assert_eq!(seen[0].0, "GET /v1/status/leader HTTP/1.1");
+        assert_eq!(seen[1].0, "GET /v1/status/leader HTTP/1.1");
+        assert_eq!(seen[0].1.to_ascii_lowercase(), "host: localhost");
+
+        let missing = dir.path().join("gone.sock");
+        let c = Client::new(Config {
+            address: format!("unix://{}", missing.display()),
+            ..Config::default()
+        })
+        .unwrap();
+        let err = c.status_leader().unwrap_err();
+        assert!(err.is_transport());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Get \"http://localhost/v1/status/leader\": dial unix {}: connect: no such file or directory",
+                missing.display()
+            )
         );
     }
 

@@ -47,11 +47,16 @@ pub(crate) struct Endpoint {
     pub https: bool,
     pub hostport: String,
     pub prefix: String,
+    /// `unix:///path`: requests go over this socket (the URL's host is `localhost`).
+    pub unix: Option<PathBuf>,
 }
 
 impl Endpoint {
     /// `scheme://host:port/prefix`, no trailing slash.
     pub fn url(&self) -> String {
+        if self.unix.is_some() {
+            return "http://localhost".to_string();
+        }
         let scheme = if self.https { "https" } else { "http" };
         format!("{scheme}://{}{}", self.hostport, self.prefix)
     }
@@ -107,19 +112,27 @@ impl Config {
         Ok(self.endpoint()?.url())
     }
 
-    /// Split the address as Consul's `NewClient` does: a scheme (`http`, `https`; `unix` is
-    /// not spoken yet), `host:port`, and a path prefix after it.
+    /// Split the address as Consul's `NewClient` does: a scheme (`http`, `https`, or `unix`
+    /// with a socket path), `host:port`, and a path prefix after it.
     pub(crate) fn endpoint(&self) -> Result<Endpoint, Error> {
         let addr = self.address.trim();
         let (https, rest) = match addr.split_once("://") {
             None => (self.https, addr),
             Some(("http", rest)) => (self.https, rest),
             Some(("https", rest)) => (true, rest),
-            Some(("unix", _)) => {
-                return Err(Error::Config(format!(
-                    "unsupported address scheme in {addr:?}: proconsul's client does not \
-                     speak to unix sockets yet"
-                )))
+            Some(("unix", path)) => {
+                if path.is_empty() {
+                    return Err(Error::Config(format!(
+                        "invalid HTTP address {:?}",
+                        self.address
+                    )));
+                }
+                return Ok(Endpoint {
+                    https: false,
+                    hostport: path.to_string(),
+                    prefix: String::new(),
+                    unix: Some(PathBuf::from(path)),
+                });
             }
             Some((scheme, _)) => {
                 return Err(Error::Config(format!("Unknown protocol scheme: {scheme}")))
@@ -141,6 +154,7 @@ impl Config {
             https,
             hostport: hostport.to_string(),
             prefix,
+            unix: None,
         })
     }
 
@@ -204,7 +218,8 @@ mod tests {
             url("ftp://x:1", false).unwrap_err().to_string(),
             "Unknown protocol scheme: ftp"
         );
-        assert!(matches!(url("unix:///tmp/s", false), Err(Error::Config(_))));
+        assert_eq!(url("unix:///tmp/s", false).unwrap(), "http://localhost");
+        assert!(matches!(url("unix://", false), Err(Error::Config(_))));
         assert!(matches!(url("x:1/path", false), Err(Error::Config(_))));
         assert!(matches!(url("https://", false), Err(Error::Config(_))));
     }

@@ -30,6 +30,7 @@ pub mod semaphore;
 mod session;
 mod status;
 mod tls;
+mod unix;
 
 #[cfg(test)]
 mod testserver;

@@ -511,3 +511,53 @@ fn lock_waiter_proceeds_after_the_lock_delay_when_the_holder_session_dies() {
     assert_eq!(read(&log), "A\nB\n");
     let _ = b.0.kill();
 }
+
+/// `-http-addr=unix:///…` (and `CONSUL_HTTP_ADDR`) reach an agent listening on a unix socket
+/// (`addresses.http = "127.0.0.1 unix:///…"`), as Consul's CLI does.
+#[test]
+fn cli_speaks_to_the_agent_over_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let sock = dir.path().join("http.sock");
+    let cfg = common::isolated_config_with(
+        dir.path(),
+        http,
+        &format!(
+            r#""addresses": {{"http": "127.0.0.1 unix://{}"}},"#,
+            sock.display()
+        ),
+    );
+    let _agent = start_dev(&cfg, http, &dir.path().join("agent.log"));
+    let unix = format!("unix://{}", sock.display());
+
+    let put = cli(http, &["kv", "put", &format!("-http-addr={unix}"), "sock/k", "v1"]);
+    assert_eq!(put.status.code(), Some(0), "{}", stderr(&put));
+    assert_eq!(stdout(&put), "Success! Data written to: sock/k\n");
+    // The value went to the same agent (read back over TCP).
+    let get = cli(http, &["kv", "get", "sock/k"]);
+    assert_eq!(stdout(&get), "v1\n");
+
+    // Through the environment too; `members` lists the agent's node.
+    let members = cli_command(http, &["members"])
+        .env("CONSUL_HTTP_ADDR", &unix)
+        .output()
+        .unwrap();
+    assert_eq!(members.status.code(), Some(0), "{}", stderr(&members));
+    assert!(stdout(&members).contains("n1"), "{}", stdout(&members));
+
+    // A socket nobody listens on: Go's dial error, exit 1.
+    let gone = dir.path().join("gone.sock");
+    let out = cli(
+        http,
+        &["kv", "get", &format!("-http-addr=unix://{}", gone.display()), "sock/k"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "dial unix {}: connect: no such file or directory",
+            gone.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
