@@ -12,6 +12,7 @@ mod checks;
 mod coordinate;
 mod dns;
 mod events;
+mod expiry;
 mod gauges;
 mod gossip;
 mod host;
@@ -600,36 +601,6 @@ impl Agent {
             }
         }
         Err(RpcError::Internal(format!("rpc error making call: {last}")))
-    }
-
-    /// TTL expiry every 100 ms (a scan only once a deadline has passed); the critical-service
-    /// reaper, which walks every check, once a second (Consul's runs every 30 s).
-    async fn ttl_loop(&self) {
-        let mut tick: u32 = 0;
-        loop {
-            tokio::select! {
-                _ = self.inner.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-            let now = tokio::time::Instant::now();
-            let mut changed = self.inner.local.expire_ttls(now);
-            tick = tick.wrapping_add(1);
-            let reaped = if tick.is_multiple_of(10) {
-                self.inner.local.reap_critical(now)
-            } else {
-                Vec::new()
-            };
-            for id in reaped {
-                tracing::info!(target: "agent", service = %id, "removed service: critical longer than deregister_critical_service_after");
-                if let Some(p) = &self.inner.persisted {
-                    p.remove_service(&id, &[]);
-                }
-                changed = true;
-            }
-            if changed {
-                self.sync_changes().await;
-            }
-        }
     }
 
     /// This agent as `/v1/agent/members` shows it.

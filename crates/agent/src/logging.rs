@@ -95,11 +95,9 @@ fn filter(level: &str) -> EnvFilter {
 /// Install the process-wide subscriber, printing to stdout (and `file`) and teeing every line
 /// into the returned [`LogTap`] (what `/v1/agent/monitor` streams). Call once per process.
 /// Fails when the log file cannot be opened (Consul: `Failed to setup logging: …`).
-pub fn init(level: &str, json: bool, file: Option<&LogFileConfig>) -> Result<LogTap, String> {
+pub fn init(level: &str, json: bool, file: Option<&LogFileConfig>) -> Result<LogTap, LogError> {
     let file = match file {
-        Some(c) => Some(Arc::new(Mutex::new(
-            LogFile::open(c).map_err(|e| format!("Failed to setup logging: {e}"))?,
-        ))),
+        Some(c) => Some(Arc::new(Mutex::new(LogFile::open(c).map_err(LogError)?))),
         None => None,
     };
     let tap = LogTap {
@@ -117,6 +115,11 @@ pub fn init(level: &str, json: bool, file: Option<&LogFileConfig>) -> Result<Log
     };
     Ok(tap)
 }
+
+/// The log file could not be opened; prints as Consul's start-up error.
+#[derive(Debug, thiserror::Error)]
+#[error("Failed to setup logging: {0}")]
+pub struct LogError(#[source] pub std::io::Error);
 
 /// A broadcast of formatted log lines. Slow monitors lag and lose lines; the agent never waits.
 #[derive(Clone)]
