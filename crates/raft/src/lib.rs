@@ -13,6 +13,8 @@
 // add conversions at every trait boundary.
 #![allow(clippy::result_large_err)]
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod lease;
 mod log_store;
 mod network;

@@ -237,7 +237,7 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry, StorageError> {
+pub(crate) fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry, StorageError> {
     decode::<Entry>(bytes).map_err(|e| {
         tracing::error!(index, error = %e, "undecodable raft log entry");
         StorageIOError::read_log_at_index(index, AnyError::new(&e)).into()

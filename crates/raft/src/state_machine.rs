@@ -50,10 +50,10 @@ const ENVELOPE_VERSION: u32 = 1;
 
 /// What a snapshot file holds: openraft's view (last applied id, membership) plus the state.
 #[derive(Serialize, Deserialize)]
-struct Envelope {
+pub(crate) struct Envelope {
     version: u32,
     meta: SnapshotMeta,
-    data: Blob,
+    pub(crate) data: Blob,
 }
 
 /// State shared between the adapter, its snapshot builders and the node facade.
@@ -126,7 +126,11 @@ fn snapshot_read_err(meta: Option<&SnapshotMeta>, msg: String) -> StorageError {
     StorageIOError::read_snapshot(meta.map(|m| m.signature()), AnyError::error(msg)).into()
 }
 
-fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_snapshot_file(
+    dir: &Path,
+    meta: &SnapshotMeta,
+    data: &[u8],
+) -> std::io::Result<()> {
     let env = Envelope {
         version: ENVELOPE_VERSION,
         meta: meta.clone(),
@@ -153,7 +157,12 @@ fn read_snapshot_file(dir: &Path) -> Result<Option<Envelope>, StorageError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(snapshot_read_err(None, format!("{}: {e}", path.display()))),
     };
-    let env: Envelope = decode(&bytes)
+    parse_snapshot_file(&path, &bytes).map(Some)
+}
+
+/// The envelope in a snapshot file's bytes (`path` names the file in errors).
+pub(crate) fn parse_snapshot_file(path: &Path, bytes: &[u8]) -> Result<Envelope, StorageError> {
+    let env: Envelope = decode(bytes)
         .map_err(|e| snapshot_read_err(None, format!("{}: undecodable: {e}", path.display())))?;
     if env.version != ENVELOPE_VERSION {
         return Err(snapshot_read_err(
@@ -165,7 +174,7 @@ fn read_snapshot_file(dir: &Path) -> Result<Option<Envelope>, StorageError> {
             ),
         ));
     }
-    Ok(Some(env))
+    Ok(env)
 }
 
 /// openraft's state machine: the application state plus last-applied id and membership.
