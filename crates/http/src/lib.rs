@@ -28,14 +28,22 @@ use tokio_util::sync::CancellationToken;
 
 /// Serve `router` on an already-bound listener until `shutdown` fires, admitting at most
 /// `max_conns_per_client` connections per client IP (0 = unlimited).
+///
+/// Every listener serves `router.into_make_service()`, never the `Router` itself: axum makes a
+/// connection's service from a bare `Router` with `with_state(())`, which rebuilds its route
+/// tables — about 37 KB for each open connection with our few hundred routes — where the
+/// make-service only clones the `Arc` they sit in.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     max_conns_per_client: u32,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let server = axum::serve(LimitedListener::new(listener, max_conns_per_client), router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = axum::serve(
+        LimitedListener::new(listener, max_conns_per_client),
+        router.into_make_service(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     // In-flight requests get a moment to finish; a client that holds a stream open (a blocking
     // query, `monitor`) must not hold the agent's shutdown hostage.
     tokio::select! {
@@ -54,8 +62,8 @@ pub async fn serve_unix(
     router: axum::Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let server =
-        axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = axum::serve(listener, router.into_make_service())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     tokio::select! {
         r = server => r,
         _ = async {

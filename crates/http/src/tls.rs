@@ -82,7 +82,7 @@ pub async fn serve_tls(
             });
         }
     });
-    let server = axum::serve(TlsListener { ready, local }, router)
+    let server = axum::serve(TlsListener { ready, local }, router.into_make_service())
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     tokio::select! {
         r = server => r,
