@@ -1,7 +1,9 @@
 //! The gauges the agent sets every interval (Consul's `consul.runtime.*`, `consul.state.*`,
 //! `consul.server.isLeader`, `consul.version`), from what the process and the local server
-//! already know; counters and timers are recorded where things happen. And the push sinks
-//! (`telemetry.statsd_address`, `dogstatsd_addr`), flushed every second over UDP.
+//! already know; counters and timers are recorded where things happen; with
+//! `telemetry.enable_host_metrics` also the host's (`consul.host.*`). And the push sinks:
+//! statsd and DogStatsD (`telemetry.statsd_address`, `dogstatsd_addr`), flushed every second
+//! over UDP, and statsite (`statsite_address`), the same lines over one TCP connection.
 
 use std::time::Duration;
 
@@ -12,8 +14,15 @@ const EVERY: Duration = Duration::from_secs(10);
 
 impl Agent {
     pub(crate) async fn gauges_loop(&self) {
+        let mut host = self
+            .config()
+            .telemetry_host_metrics
+            .then(crate::host::HostMetrics::default);
         loop {
             self.set_gauges();
+            if let Some(h) = &mut host {
+                h.emit(self.config().data_dir.as_deref());
+            }
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(EVERY) => {}
@@ -83,6 +92,55 @@ impl Agent {
                 let lines = self.inner.telemetry.statsd_lines(sent, flavor);
                 for p in packets(&lines) {
                     let _ = socket.send_to(&p, *addr).await;
+                }
+            }
+        }
+    }
+}
+
+impl Agent {
+    /// Send what changed to the statsite server every second over one TCP connection (go-metrics'
+    /// `StatsiteSink`: statsd's line format, newline-terminated). Until a connection opens,
+    /// changes accumulate and go out with the first flush on it; a connection that breaks is
+    /// re-opened at the next flush.
+    pub(crate) async fn statsite_loop(&self) {
+        use proconsul_telemetry::statsd::{Flavor, Sent};
+        use tokio::io::AsyncWriteExt;
+        let Some(addr) = self.config().telemetry_statsite else {
+            return;
+        };
+        let mut sent = Sent::default();
+        let mut conn: Option<tokio::net::TcpStream> = None;
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(FLUSH_EVERY) => {}
+            }
+            if conn.is_none() {
+                match tokio::time::timeout(FLUSH_EVERY, tokio::net::TcpStream::connect(addr)).await
+                {
+                    Ok(Ok(c)) => conn = Some(c),
+                    Ok(Err(e)) => {
+                        tracing::debug!(target: "agent", %addr, error = %e, "telemetry: cannot connect to statsite");
+                        continue;
+                    }
+                    Err(_) => continue,
+                }
+            }
+            let lines = self
+                .inner
+                .telemetry
+                .statsd_lines(&mut sent, &Flavor::Statsd);
+            if lines.is_empty() {
+                continue;
+            }
+            let mut buf = lines.join("\n");
+            buf.push('\n');
+            if let Some(c) = &mut conn {
+                if let Err(e) = c.write_all(buf.as_bytes()).await {
+                    tracing::debug!(target: "agent", %addr, error = %e, "telemetry: statsite connection lost");
+                    // The lines of this flush are lost, as go-metrics' sink loses them.
+                    conn = None;
                 }
             }
         }

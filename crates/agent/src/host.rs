@@ -252,3 +252,136 @@ fn disk(path: &str) -> Result<Value, String> {
         "inodesUsedPercent": pct(inodes_used, inodes_total),
     }))
 }
+
+/// One CPU's counters from `/proc/stat` (clock ticks since boot).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct CpuTimes {
+    user: u64,
+    system: u64,
+    idle: u64,
+    iowait: u64,
+    total: u64,
+}
+
+/// The `cpuN` lines of `/proc/stat` (the per-CPU ones; the summed `cpu` line is skipped).
+fn cpu_times(stat: &str) -> Vec<(String, CpuTimes)> {
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let name = f.next()?.to_string();
+            let n: Vec<u64> = f.filter_map(|x| x.parse().ok()).collect();
+            // user nice system idle iowait irq softirq steal (guest time is inside user).
+            let get = |i: usize| n.get(i).copied().unwrap_or(0);
+            let total = (0..8).map(get).sum();
+            Some((
+                name,
+                CpuTimes {
+                    user: get(0) + get(1),
+                    system: get(2),
+                    idle: get(3),
+                    iowait: get(4),
+                    total,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Per-CPU percentages between two readings: (user, system, idle, iowait, total busy).
+fn cpu_percent(before: CpuTimes, now: CpuTimes) -> Option<(f64, f64, f64, f64, f64)> {
+    let span = now.total.checked_sub(before.total).filter(|s| *s > 0)? as f64;
+    let pct = |a: u64, b: u64| a.saturating_sub(b) as f64 / span * 100.0;
+    let idle = pct(now.idle, before.idle);
+    Some((
+        pct(now.user, before.user),
+        pct(now.system, before.system),
+        idle,
+        pct(now.iowait, before.iowait),
+        100.0 - idle,
+    ))
+}
+
+/// `telemetry.enable_host_metrics`: Consul's `consul.host.*` gauges (its `hoststats`
+/// collector), set at every gauge interval. CPU figures are percentages over the interval, so
+/// they start at the second reading.
+#[derive(Debug, Default)]
+pub(crate) struct HostMetrics {
+    last_cpu: std::collections::HashMap<String, CpuTimes>,
+}
+
+impl HostMetrics {
+    pub(crate) fn emit(&mut self, data_dir: Option<&std::path::Path>) {
+        let gauge = |name: &'static str, v: f64| metrics::gauge!(name).set(v);
+        if let Ok(m) = memory() {
+            let n = |k: &str| m.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+            gauge("consul.host.memory.total", n("total"));
+            gauge("consul.host.memory.available", n("available"));
+            gauge("consul.host.memory.used", n("used"));
+            gauge("consul.host.memory.used_percent", n("usedPercent"));
+            gauge("consul.host.memory.free", n("free"));
+        }
+        if let Ok(stat) = read("/proc/stat") {
+            for (cpu, now) in cpu_times(&stat) {
+                let before = self.last_cpu.insert(cpu.clone(), now);
+                let Some((user, system, idle, iowait, total)) =
+                    before.and_then(|b| cpu_percent(b, now))
+                else {
+                    continue;
+                };
+                for (name, v) in [
+                    ("consul.host.cpu.total", total),
+                    ("consul.host.cpu.user", user),
+                    ("consul.host.cpu.idle", idle),
+                    ("consul.host.cpu.iowait", iowait),
+                    ("consul.host.cpu.system", system),
+                ] {
+                    metrics::gauge!(name, "cpu" => cpu.clone()).set(v);
+                }
+            }
+        }
+        if let Some(dir) = data_dir.and_then(|d| d.to_str()) {
+            if let Ok(d) = disk(dir) {
+                let n = |k: &str| d.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+                let path = dir.to_string();
+                for (name, v) in [
+                    ("consul.host.disk.size", n("total")),
+                    ("consul.host.disk.used", n("used")),
+                    ("consul.host.disk.available", n("free")),
+                    ("consul.host.disk.used_percent", n("usedPercent")),
+                    ("consul.host.disk.inodes_percent", n("inodesUsedPercent")),
+                ] {
+                    metrics::gauge!(name, "path" => path.clone()).set(v);
+                }
+            }
+        }
+        if let Ok(h) = host() {
+            gauge(
+                "consul.host.uptime",
+                h.get("uptime").and_then(Value::as_f64).unwrap_or(0.0),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_percentages_over_an_interval() {
+        let before = "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 10 0 10 80 0 0 0 0 0 0\nintr 5\n";
+        let after = "cpu  40 0 20 130 10 0 0 0 0 0\ncpu0 40 0 20 130 10 0 0 0 0 0\n";
+        let b = cpu_times(before);
+        let a = cpu_times(after);
+        assert_eq!(b.len(), 1, "the summed `cpu` line is skipped");
+        assert_eq!(a[0].0, "cpu0");
+        // 100 ticks passed: 30 user, 10 system, 50 idle, 10 iowait.
+        let (user, system, idle, iowait, total) = cpu_percent(b[0].1, a[0].1).unwrap();
+        assert_eq!(
+            (user, system, idle, iowait, total),
+            (30.0, 10.0, 50.0, 10.0, 50.0)
+        );
+        assert!(cpu_percent(a[0].1, a[0].1).is_none(), "no time passed");
+    }
+}

@@ -311,6 +311,11 @@ impl Agent {
             .spawn(async move { a.statsd_loop().await });
         if !config.dns_addrs.is_empty() {
             let dns = proconsul_dns::DnsServer::start(
+        let a = agent.clone();
+        agent
+            .inner
+            .tasks
+            .spawn(async move { a.statsite_loop().await });
                 dns::server_config(&config),
                 Arc::new(agent.clone()),
                 agent.inner.shutdown.clone(),

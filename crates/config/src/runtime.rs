@@ -67,6 +67,10 @@ pub struct RuntimeConfig {
     /// `telemetry.dogstatsd_addr`, resolved, and `dogstatsd_tags`.
     pub telemetry_dogstatsd: Option<SocketAddr>,
     pub telemetry_dogstatsd_tags: Vec<String>,
+    /// `telemetry.statsite_address`, resolved (statsd's lines over TCP).
+    pub telemetry_statsite: Option<SocketAddr>,
+    /// `telemetry.enable_host_metrics`: the `consul.host.*` gauges.
+    pub telemetry_host_metrics: bool,
     /// `acl { … }`.
     pub acl: proconsul_types::AclConfig,
     /// HTTPS listeners (`ports.https`, `addresses.https` or `client_addr`); empty when off.
@@ -874,6 +878,8 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         .metrics_prefix
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "consul".to_string());
+    let telemetry_statsite = sink_addr("telemetry.statsite_address", &tel.statsite_address)?;
+    let telemetry_host_metrics = tel.enable_host_metrics.unwrap_or(false);
     let mut acl = acl_config(u.acl.clone().unwrap_or_default())?;
     if primary_datacenter != datacenter {
         acl.primary_datacenter = primary_datacenter.clone();
@@ -1106,6 +1112,8 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         https_addrs,
         https_tls,
         rpc_tls,
+        telemetry_statsite,
+        telemetry_host_metrics,
         enable_agent_tls_for_checks: u.enable_agent_tls_for_checks.unwrap_or(false),
         dns_addrs,
         server_port,

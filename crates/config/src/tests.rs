@@ -1207,6 +1207,17 @@ fn telemetry_sinks() {
         Some("127.0.0.1:8126".parse().unwrap())
     );
     assert_eq!(c.telemetry_dogstatsd_tags, vec!["env:prod".to_string()]);
+    assert!(c.telemetry_statsite.is_none() && !c.telemetry_host_metrics);
+    let c = load(
+        "s.json",
+        r#"{"telemetry": {"statsite_address": "127.0.0.1:8127", "enable_host_metrics": true}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.telemetry_statsite,
+        Some("127.0.0.1:8127".parse().unwrap())
+    );
+    assert!(c.telemetry_host_metrics);
     let e = load("b.json", r#"{"telemetry": {"statsd_address": "no port"}}"#).unwrap_err();
     assert!(e.to_string().contains("telemetry.statsd_address"), "{e}");
     assert!(load("c.json", "{}").unwrap().telemetry_statsd.is_none());

@@ -153,6 +153,10 @@ pub(crate) struct TelemetryUser {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AclUser {
+    /// `host:port` of a statsite server (TCP).
+    pub statsite_address: Option<String>,
+    /// Also send the host's memory, CPU, data-dir disk and uptime figures.
+    pub enable_host_metrics: Option<bool>,
     pub enabled: Option<bool>,
     pub default_policy: Option<String>,
     pub down_policy: Option<String>,
@@ -370,7 +374,8 @@ impl Merge for Addresses {
 impl Merge for TelemetryUser {
     fn merge(&mut self, o: Self) {
         replace!(self, o; prometheus_retention_time, metrics_prefix, disable_hostname,
-            prefix_filter, filter_default, statsd_address, dogstatsd_addr, dogstatsd_tags);
+            prefix_filter, filter_default, statsd_address, dogstatsd_addr, dogstatsd_tags,
+            statsite_address, enable_host_metrics);
     }
 }
 

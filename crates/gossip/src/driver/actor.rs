@@ -179,6 +179,7 @@ impl Actor {
     }
 
     async fn step(&mut self, input: SerfInput) {
+        let started = std::time::Instant::now();
         let outs = self.serf.handle(input, &mut || self.rng.random());
         let mut changed = false;
         for o in outs {
@@ -221,6 +222,7 @@ impl Actor {
                 }
             }
         }
+        self.record_rounds(started);
         if changed {
             *self.pool.inner.members.write().unwrap() = self.serf.members();
         }
@@ -247,6 +249,22 @@ impl Actor {
             pending_broadcasts: self.serf.swim().pending_broadcasts(),
             coordinate_resets: self.serf.coordinate_resets(),
         };
+    }
+
+    /// memberlist's round timers: `probeNode` per finished probe (ping to ack, or to the
+    /// probe's end when it failed) and `gossip` for a step that ran a gossip round, timed from
+    /// the step's start until its packets were sent.
+    fn record_rounds(&mut self, started: std::time::Instant) {
+        let rounds = self.serf.take_rounds();
+        let network = self.pool.inner.pool;
+        if rounds.gossip > 0 {
+            metrics::histogram!("consul.memberlist.gossip", "network" => network)
+                .record(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        for d in rounds.probes {
+            metrics::histogram!("consul.memberlist.probeNode", "network" => network)
+                .record(d.as_secs_f64() * 1000.0);
+        }
     }
 
     fn log_event(&self, ev: &SerfEvent) {

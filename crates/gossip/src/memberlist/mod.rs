@@ -34,7 +34,7 @@ pub use suspicion::{remaining_timeout, suspicion_timeout, Awareness, Suspicion};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::wire::messages::{
     node_state, AckResp, Alive, Dead, IndirectPingReq, Message, NackResp, Ping, PushNodeState,
@@ -234,7 +234,23 @@ pub struct Swim {
     next_push_pull: Instant,
     /// Put in every ack we send (Serf: our coordinate).
     ack_payload: Vec<u8>,
+    /// What the driver reports as metrics: rounds run and probes finished.
+    rounds: Rounds,
 }
+
+/// Protocol rounds since the driver last looked ([`Swim::take_rounds`]): memberlist's
+/// `probeNode` (one probe, from its ping to its ack or its end) and `gossip` timers. The core
+/// reads no clock, so the driver times gossip rounds and reads probe durations from here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rounds {
+    /// Gossip rounds run.
+    pub gossip: u32,
+    /// How long each finished probe took, oldest first (at most [`MAX_PROBES_KEPT`]).
+    pub probes: Vec<Duration>,
+}
+
+/// Probe durations kept between two looks of the driver (it looks after every input).
+const MAX_PROBES_KEPT: usize = 16;
 
 fn addr_bytes(a: SocketAddr) -> (Vec<u8>, u16) {
     match a.ip() {
@@ -291,6 +307,7 @@ impl Swim {
             queue: BroadcastQueue::default(),
             seq: 0,
             probe: None,
+            rounds: Rounds::default(),
             relays: HashMap::new(),
             probe_order: Vec::new(),
             probe_index: 0,
@@ -318,6 +335,19 @@ impl Swim {
     /// Set what our acks carry from now on (memberlist's `AckPayload` delegate).
     pub fn set_ack_payload(&mut self, payload: Vec<u8>) {
         self.ack_payload = payload;
+    }
+
+    /// The rounds run since the last call (see [`Rounds`]).
+    pub fn take_rounds(&mut self) -> Rounds {
+        std::mem::take(&mut self.rounds)
+    }
+
+    fn probe_done(&mut self, p: &Probe, now: Instant) {
+        if self.rounds.probes.len() < MAX_PROBES_KEPT {
+            self.rounds
+                .probes
+                .push(now.saturating_duration_since(p.sent));
+        }
     }
 
     /// Lifeguard awareness score (0 = healthy).
@@ -557,6 +587,8 @@ impl Swim {
                     if p.seq == a.seq_no {
                         // Direct or relayed ack: the probe succeeded.
                         self.awareness.apply_delta(-1);
+                        let p = p.clone();
+                        self.probe_done(&p, now);
                         if !p.indirect_sent {
                             out.push(Output::PingComplete {
                                 node: p.target.clone(),
@@ -859,6 +891,7 @@ impl Swim {
         self.tick_probe(now, rng, out);
         if now >= self.next_gossip {
             self.next_gossip = now + self.cfg.gossip_interval;
+            self.rounds.gossip = self.rounds.gossip.saturating_add(1);
             self.gossip(now, rng, out);
         }
         if !self.cfg.push_pull_interval.is_zero() && now >= self.next_push_pull {
@@ -888,6 +921,7 @@ impl Swim {
                 };
                 self.awareness.apply_delta(delta);
                 self.probe = None;
+                self.probe_done(&p, now);
                 if let Some(n) = self.nodes.get(&p.target) {
                     let s = Suspect {
                         incarnation: n.incarnation,

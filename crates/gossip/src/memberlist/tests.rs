@@ -883,3 +883,30 @@ fn acks_carry_the_payload_and_only_direct_probes_complete_pings() {
         .iter()
         .any(|(from, node, ..)| *from == 0 && *node == name(2)));
 }
+
+#[test]
+fn rounds_report_gossip_rounds_and_finished_probes() {
+    let mut sim = Sim::new(3);
+    sim.join_all();
+    for n in &mut sim.nodes {
+        n.take_rounds();
+    }
+    // 1 s of healthy pool: n0 gossips every 200 ms and probes once; every probe is acked
+    // within a step, so its duration is at most one step.
+    sim.run(Duration::from_secs(1));
+    let healthy = sim.nodes[0].take_rounds();
+    assert!((4..=6).contains(&healthy.gossip), "{healthy:?}");
+    assert!(!healthy.probes.is_empty(), "{healthy:?}");
+    assert!(healthy.probes.iter().all(|d| *d <= STEP), "{healthy:?}");
+    assert_eq!(sim.nodes[0].take_rounds(), Rounds::default());
+
+    // A silent peer: n0's probe of it runs to its end (the probe interval), far longer than an
+    // acked one.
+    sim.down.insert(2);
+    sim.run(Duration::from_secs(4));
+    let failing = sim.nodes[0].take_rounds();
+    assert!(
+        failing.probes.iter().any(|d| *d >= Duration::from_millis(900)),
+        "{failing:?}"
+    );
+}

@@ -443,6 +443,11 @@ impl Serf {
         &self.swim
     }
 
+    /// The core's protocol rounds since the last call (for the round timers).
+    pub fn take_rounds(&mut self) -> crate::memberlist::Rounds {
+        self.swim.take_rounds()
+    }
+
     /// Current Lamport clocks: (member, event, query).
     pub fn clocks(&self) -> (LamportTime, LamportTime, LamportTime) {
         (

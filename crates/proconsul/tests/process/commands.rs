@@ -530,7 +530,10 @@ fn cli_speaks_to_the_agent_over_a_unix_socket() {
     let _agent = start_dev(&cfg, http, &dir.path().join("agent.log"));
     let unix = format!("unix://{}", sock.display());
 
-    let put = cli(http, &["kv", "put", &format!("-http-addr={unix}"), "sock/k", "v1"]);
+    let put = cli(
+        http,
+        &["kv", "put", &format!("-http-addr={unix}"), "sock/k", "v1"],
+    );
     assert_eq!(put.status.code(), Some(0), "{}", stderr(&put));
     assert_eq!(stdout(&put), "Success! Data written to: sock/k\n");
     // The value went to the same agent (read back over TCP).
@@ -549,7 +552,12 @@ fn cli_speaks_to_the_agent_over_a_unix_socket() {
     let gone = dir.path().join("gone.sock");
     let out = cli(
         http,
-        &["kv", "get", &format!("-http-addr=unix://{}", gone.display()), "sock/k"],
+        &[
+            "kv",
+            "get",
+            &format!("-http-addr=unix://{}", gone.display()),
+            "sock/k",
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(

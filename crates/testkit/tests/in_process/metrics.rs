@@ -301,3 +301,62 @@ async fn statsd_and_dogstatsd_sinks_receive_metrics() {
     );
     a.stop().await;
 }
+
+/// `telemetry.statsite_address`: the same lines as statsd, newline-terminated, over one TCP
+/// connection; with `enable_host_metrics` they include the host's gauges. The agent's gossip
+/// rounds are timed (`consul.memberlist.gossip`, labelled by pool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statsite_sink_receives_host_and_gossip_metrics_over_tcp() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let a = TestAgent::start_with(proconsul_testkit::dev_flags(), move |cfg| {
+        cfg.telemetry_statsite = Some(addr);
+        cfg.telemetry_host_metrics = true;
+    })
+    .await;
+    let (mut conn, _) = tokio::time::timeout(std::time::Duration::from_secs(10), listener.accept())
+        .await
+        .expect("the agent connects within a flush or two")
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 65536];
+    let wanted = [
+        "consul.host.memory.total:",
+        "consul.host.memory.used_percent:",
+        "consul.host.uptime:",
+        "consul.memberlist.gossip.lan:",
+    ];
+    let got = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the agent closed the connection");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if wanted
+                .iter()
+                .all(|w| seen.lines().any(|l| l.starts_with(w)))
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "not all of {wanted:?} in {seen}");
+    let total = seen
+        .lines()
+        .find(|l| l.starts_with("consul.host.memory.total:"))
+        .unwrap();
+    assert!(total.ends_with("|g"), "{total}");
+    let bytes: f64 = total
+        .trim_start_matches("consul.host.memory.total:")
+        .trim_end_matches("|g")
+        .parse()
+        .unwrap();
+    assert!(bytes > 1e8, "{total}");
+    let gossip = seen
+        .lines()
+        .find(|l| l.starts_with("consul.memberlist.gossip.lan:"))
+        .unwrap();
+    assert!(gossip.contains("|ms"), "{gossip}");
+    a.stop().await;
+}
