@@ -181,6 +181,8 @@ impl Agent {
                 bootstrap: config.dev_mode || config.bootstrap || config.bootstrap_expect == 1,
                 bootstrap_expect: config.bootstrap_expect,
                 raft_multiplier: config.raft_multiplier,
+                raft_snapshot_threshold: config.raft_snapshot_threshold,
+                raft_trailing_logs: config.raft_trailing_logs,
                 session_ttl_min: config.session_ttl_min,
                 tombstone_ttl: Duration::from_secs(15 * 60),
                 members,
@@ -309,13 +311,13 @@ impl Agent {
             .inner
             .tasks
             .spawn(async move { a.statsd_loop().await });
-        if !config.dns_addrs.is_empty() {
-            let dns = proconsul_dns::DnsServer::start(
         let a = agent.clone();
         agent
             .inner
             .tasks
             .spawn(async move { a.statsite_loop().await });
+        if !config.dns_addrs.is_empty() {
+            let dns = proconsul_dns::DnsServer::start(
                 dns::server_config(&config),
                 Arc::new(agent.clone()),
                 agent.inner.shutdown.clone(),

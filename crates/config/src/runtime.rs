@@ -120,6 +120,10 @@ pub struct RuntimeConfig {
     pub reconnect_timeout: Duration,
     /// `performance.raft_multiplier`, 1..=10.
     pub raft_multiplier: u32,
+    /// `raft_snapshot_threshold`: a snapshot every this many applied entries (default 16384).
+    pub raft_snapshot_threshold: u64,
+    /// `raft_trailing_logs`: log entries kept behind a snapshot (default 10240).
+    pub raft_trailing_logs: u64,
     pub enable_script_checks: bool,
     pub enable_local_script_checks: bool,
     /// Services from config files; each service's checks are in its `checks` (never `check`).
@@ -874,12 +878,12 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
     let telemetry_statsd = sink_addr("telemetry.statsd_address", &tel.statsd_address)?;
     let telemetry_dogstatsd = sink_addr("telemetry.dogstatsd_addr", &tel.dogstatsd_addr)?;
     let telemetry_dogstatsd_tags = tel.dogstatsd_tags.clone().unwrap_or_default();
+    let telemetry_statsite = sink_addr("telemetry.statsite_address", &tel.statsite_address)?;
+    let telemetry_host_metrics = tel.enable_host_metrics.unwrap_or(false);
     let telemetry_prefix = tel
         .metrics_prefix
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "consul".to_string());
-    let telemetry_statsite = sink_addr("telemetry.statsite_address", &tel.statsite_address)?;
-    let telemetry_host_metrics = tel.enable_host_metrics.unwrap_or(false);
     let mut acl = acl_config(u.acl.clone().unwrap_or_default())?;
     if primary_datacenter != datacenter {
         acl.primary_datacenter = primary_datacenter.clone();
@@ -1108,12 +1112,12 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         telemetry_statsd,
         telemetry_dogstatsd,
         telemetry_dogstatsd_tags,
+        telemetry_statsite,
+        telemetry_host_metrics,
         acl,
         https_addrs,
         https_tls,
         rpc_tls,
-        telemetry_statsite,
-        telemetry_host_metrics,
         enable_agent_tls_for_checks: u.enable_agent_tls_for_checks.unwrap_or(false),
         dns_addrs,
         server_port,
@@ -1139,6 +1143,15 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         encrypt_verify_outgoing: u.encrypt_verify_outgoing.unwrap_or(true),
         reconnect_timeout,
         raft_multiplier,
+        // Consul applies these only when set and not 0.
+        raft_snapshot_threshold: u
+            .raft_snapshot_threshold
+            .filter(|n| *n > 0)
+            .map_or(16_384, |n| n as u64),
+        raft_trailing_logs: u
+            .raft_trailing_logs
+            .filter(|n| *n > 0)
+            .map_or(10_240, |n| n as u64),
         enable_script_checks,
         enable_local_script_checks,
         services,

@@ -95,6 +95,12 @@ pub(crate) struct UserConfig {
     pub disable_update_check: Option<bool>,
     pub disable_anonymous_signature: Option<bool>,
     pub raft_protocol: Option<i64>,
+    /// Snapshot the state once this many log entries were applied since the last one
+    /// (Consul's default 16384; 0 means the default, as in Consul).
+    pub raft_snapshot_threshold: Option<i64>,
+    /// Log entries kept behind a snapshot, for followers that lag (Consul's default 10240; 0
+    /// means the default).
+    pub raft_trailing_logs: Option<i64>,
 }
 
 /// `ports { ... }`: -1 disables a listener.
@@ -147,16 +153,16 @@ pub(crate) struct TelemetryUser {
     /// `host:port` of a DogStatsD agent (UDP), and the tags added to every metric.
     pub dogstatsd_addr: Option<String>,
     pub dogstatsd_tags: Option<Vec<String>>,
+    /// `host:port` of a statsite server (TCP).
+    pub statsite_address: Option<String>,
+    /// Also send the host's memory, CPU, data-dir disk and uptime figures.
+    pub enable_host_metrics: Option<bool>,
 }
 
 /// `acl { … }`.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AclUser {
-    /// `host:port` of a statsite server (TCP).
-    pub statsite_address: Option<String>,
-    /// Also send the host's memory, CPU, data-dir disk and uptime figures.
-    pub enable_host_metrics: Option<bool>,
     pub enabled: Option<bool>,
     pub default_policy: Option<String>,
     pub down_policy: Option<String>,
@@ -332,7 +338,8 @@ impl Merge for UserConfig {
             skip_leave_on_interrupt, disable_remote_exec, pid_file, enable_debug,
             disable_host_node_id, disable_coordinates, sync_coordinate_interval_min,
             sync_coordinate_rate_target, disable_update_check, disable_anonymous_signature,
-            raft_protocol, enable_agent_tls_for_checks);
+            raft_protocol, raft_snapshot_threshold, raft_trailing_logs,
+            enable_agent_tls_for_checks);
         append(&mut self.retry_join, o.retry_join);
         append(&mut self.start_join, o.start_join);
         append(&mut self.retry_join_wan, o.retry_join_wan);

@@ -33,6 +33,17 @@
 //!   written first), so a restart never finds committed beyond the durable log.
 //! - An I/O error poisons the writer: pending callbacks get the error, every later operation
 //!   fails, and the gate reports it, so openraft stops with a storage error — never swallowed.
+//! - Except a full disk (`ENOSPC`, `EDQUOT`), which is waited out rather than fatal
+//!   ([`WaitForSpace`]): the write that found no room is retried until room appears, the
+//!   writer (and so every later log operation) waits meanwhile, and the gate reports the log as
+//!   *stalled*, so the node refuses new proposals at once with that error. Nothing is
+//!   acknowledged while it waits; when space returns the write completes and the node carries
+//!   on by itself. Retrying is safe because the failed `pwrite` put nothing in the page cache
+//!   (an `fsync` failure, which may have dropped dirty pages, stays fatal).
+//!
+//! The database is opened with redb's integrity check on every open (every page's checksum,
+//! not only after a crash), so a damaged file is refused at start-up with an error naming it,
+//! never read as if it were good.
 //!
 //! What this module must never do: skip an entry it cannot decode (that would silently diverge
 //! the state machine), or let anything escape this node before it is durable. Vote, committed and
@@ -42,13 +53,18 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, RaftLogReader, StorageIOError, Vote};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::backends::FileBackend;
+use redb::{
+    BackendError, Builder, Database, Durability, ReadableDatabase, ReadableTable, StorageBackend,
+    TableDefinition,
+};
 use tokio::sync::{oneshot, watch};
 
 use crate::types::{decode, encode, Entry, LogId, StorageError, TypeConfig};
@@ -123,11 +139,13 @@ impl LogMeta {
     }
 }
 
-/// What is durable in the log: the last log index on disk, or the writer's failure.
+/// What is durable in the log: the last log index on disk, or the writer's failure; and
+/// whether the writer is waiting for disk space (`stalled`, the error it is waiting out).
 #[derive(Clone, Debug, Default)]
 struct Durable {
     last: Option<u64>,
     failed: Option<String>,
+    stalled: Option<String>,
 }
 
 /// Waits until log entries are durable on this node (see the module docs). Cheap to clone.
@@ -148,6 +166,170 @@ impl DurableGate {
             None => Ok(()),
         }
     }
+
+    /// The error the log writer is waiting out (a full disk), if it is waiting.
+    pub(crate) fn stalled(&self) -> Option<String> {
+        self.0.borrow().stalled.clone()
+    }
+
+    /// Resolves with the error once the log writer waits for disk space (pending forever if
+    /// its channel closes: a stopped writer is reported by [`DurableGate::wait`]).
+    pub(crate) async fn until_stalled(&self) -> String {
+        let mut rx = self.0.clone();
+        let stalled = match rx.wait_for(|d| d.stalled.is_some()).await {
+            Ok(d) => d.stalled.clone().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if stalled.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        stalled
+    }
+}
+
+/// How long [`WaitForSpace`] waits before trying a write the disk had no room for again.
+const SPACE_RETRY: Duration = Duration::from_millis(500);
+
+/// redb's file backend, except that a write (or growth of the file) that finds the disk full
+/// (`ENOSPC`, `EDQUOT`) is retried until it succeeds rather than failed: redb treats any I/O
+/// error as fatal for the open database, and openraft any storage error as fatal for the node,
+/// while a full disk is an operator's everyday problem that freeing space must fix without a
+/// restart. While it waits, the log is reported *stalled* (see the module docs). It gives up
+/// (returns the error) once the store is closing, so a shutdown never hangs on a full disk.
+#[derive(Debug)]
+struct WaitForSpace {
+    file: FileBackend,
+    path: PathBuf,
+    /// Where the stall is reported (`None`: nobody to tell, e.g. `peers.json` recovery).
+    report: Option<Arc<watch::Sender<Durable>>>,
+    closing: Arc<AtomicBool>,
+}
+
+/// Whether an I/O error means the disk (or the user's quota) is full.
+fn out_of_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+impl WaitForSpace {
+    fn retry(&self, mut op: impl FnMut() -> io::Result<()>) -> io::Result<()> {
+        let mut reported = false;
+        loop {
+            match op() {
+                Err(e) if out_of_space(&e) && !self.closing.load(Ordering::Acquire) => {
+                    if !reported {
+                        reported = true;
+                        let msg = format!(
+                            "raft log write failed: {}: {e}; writes are refused until space is freed",
+                            self.path.display()
+                        );
+                        tracing::error!("{msg}");
+                        if let Some(r) = &self.report {
+                            r.send_modify(|d| d.stalled = Some(msg));
+                        }
+                    }
+                    std::thread::sleep(SPACE_RETRY);
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
+impl StorageBackend for WaitForSpace {
+    fn len(&self) -> Result<u64, io::Error> {
+        self.file.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        self.file.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), io::Error> {
+        self.retry(|| self.file.set_len(len))
+    }
+
+    fn sync_data(&self) -> Result<(), io::Error> {
+        self.file.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        self.retry(|| self.file.write(offset, data))
+    }
+
+    fn close(&self) -> Result<(), io::Error> {
+        self.file.close()
+    }
+
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.file.try_lock_range(start, end)
+    }
+
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, BackendError> {
+        self.file.try_lock_shared_range(start, end)
+    }
+
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.lock_range(start, end)
+    }
+
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.lock_shared_range(start, end)
+    }
+
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.unlock_range(start, end)
+    }
+
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.file.query_lock_range(start, end)
+    }
+}
+
+/// Open (or create) the redb file at `path`, checking every page (see the module docs). An
+/// error names the file and says what the operator can do.
+fn open_database(
+    path: &Path,
+    report: Option<Arc<watch::Sender<Durable>>>,
+    closing: Arc<AtomicBool>,
+) -> Result<Database, StorageError> {
+    let damaged = |e: &dyn std::fmt::Display| {
+        let msg = format!(
+            "cannot open the raft log {}: {e}. If the file is damaged, stop the server, move its \
+             raft directory away and start it again to rejoin the cluster with a copy from the \
+             leader, or restore a snapshot (see docs/outage-recovery.md)",
+            path.display()
+        );
+        tracing::error!("{msg}");
+        write_err(io::Error::other(msg))
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| damaged(&e))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| damaged(&e))?;
+    let file = FileBackend::new(file).map_err(|e| damaged(&e))?;
+    let backend = WaitForSpace {
+        file,
+        path: path.to_path_buf(),
+        report,
+        closing,
+    };
+    Builder::new()
+        .set_check_integrity_on_open(true)
+        .create_with_backend(backend)
+        .map_err(|e| damaged(&e))
 }
 
 enum Backend {
@@ -162,12 +344,15 @@ struct Redb {
     /// Entries handed to the writer and not yet committed (a contiguous run of indexes).
     tail: Arc<Mutex<BTreeMap<u64, Entry>>>,
     durable: watch::Receiver<Durable>,
+    /// Set when the store closes: a write waiting for disk space gives up.
+    closing: Arc<AtomicBool>,
 }
 
 impl Drop for Redb {
     /// Flush what is queued and wait until the writer has released the database, so a node that
     /// has shut down can be reopened at once.
     fn drop(&mut self) {
+        self.closing.store(true, Ordering::Release);
         let (tx, rx) = mpsc::channel();
         if self.queue.send(Op::Close(tx)).is_ok() {
             let _ = rx.recv();
@@ -273,7 +458,7 @@ fn starts_at_or_after(start: Bound<u64>, index: u64) -> bool {
 struct Writer {
     db: Arc<Database>,
     tail: Arc<Mutex<BTreeMap<u64, Entry>>>,
-    durable: watch::Sender<Durable>,
+    durable: Arc<watch::Sender<Durable>>,
     syncs: Arc<AtomicU64>,
     /// On-disk state after the last committed transaction.
     last_entry: Option<LogId>,
@@ -406,6 +591,10 @@ impl Writer {
                 }
             }
         }
+        if self.durable.borrow().stalled.is_some() {
+            tracing::info!("disk space available again: raft log writes resumed");
+            self.durable.send_modify(|d| d.stalled = None);
+        }
         if w.durable {
             self.syncs.fetch_add(1, Ordering::Relaxed);
             let last = w.last_entry.or(w.last_purged).map(|l| l.index);
@@ -473,10 +662,10 @@ impl LogStore {
     /// Open (or create) the durable log at `path` (e.g. `<data-dir>/raft/raft.redb`) and start
     /// its writer thread.
     pub(crate) fn open(path: &Path) -> Result<Self, StorageError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(write_err)?;
-        }
-        let db = Database::create(path).map_err(write_err)?;
+        let (durable_tx, durable_rx) = watch::channel(Durable::default());
+        let durable_tx = Arc::new(durable_tx);
+        let closing = Arc::new(AtomicBool::new(false));
+        let db = open_database(path, Some(durable_tx.clone()), closing.clone())?;
 
         // Make sure both tables exist so read transactions never see "table does not exist".
         let txn = db.begin_write().map_err(write_err)?;
@@ -503,10 +692,7 @@ impl LogStore {
 
         let db = Arc::new(db);
         let tail = Arc::new(Mutex::new(BTreeMap::new()));
-        let (durable_tx, durable_rx) = watch::channel(Durable {
-            last: meta.last_entry.or(meta.last_purged).map(|l| l.index),
-            failed: None,
-        });
+        durable_tx.send_modify(|d| d.last = meta.last_entry.or(meta.last_purged).map(|l| l.index));
         let log_meta = LogMeta {
             meta: Arc::new(Mutex::new(meta.clone())),
             syncs: Arc::default(),
@@ -531,6 +717,7 @@ impl LogStore {
                 queue,
                 tail,
                 durable: durable_rx,
+                closing,
             })),
             meta: log_meta,
             node_id: None,
@@ -538,8 +725,28 @@ impl LogStore {
     }
 
     /// Tell the store which node it belongs to (enables early acks of own leader appends).
+    ///
+    /// Call before Raft starts: a vote for this node that was committed (it led that term when
+    /// it stopped) is handed to openraft as not committed. openraft would otherwise restore
+    /// the node as leader of its old term at once, with no election and no new entry of its
+    /// own: its commit index is then only the last one it happened to write (it is written
+    /// lazily), so linearizable reads answered from it could miss writes acknowledged before
+    /// the restart. Uncommitted, the vote still binds the node to that term's promise; the
+    /// node starts as a follower and leads again only by winning a newer term, whose first
+    /// entry commits everything before it (Raft's rule; hashicorp/raft always starts as a
+    /// follower). On disk the vote stays as it was until openraft saves the next one.
     pub(crate) fn set_node_id(&mut self, id: u64) {
         self.node_id = Some(id);
+        let mut m = self.meta();
+        if let Some(v) = m.vote {
+            if v.is_committed() && v.leader_id().voted_for() == Some(id) {
+                tracing::info!(
+                    term = v.leader_id().term,
+                    "led this term before the restart: starting as a follower"
+                );
+                m.vote = Some(Vote::new(v.leader_id().term, id));
+            }
+        }
     }
 
     /// The durability gate of a durable log (`None` in memory: everything is "durable" at once).
@@ -833,7 +1040,7 @@ pub(crate) fn recover_membership(
             "need at least one voter in configuration",
         )));
     }
-    let db = Database::create(path).map_err(write_err)?;
+    let db = open_database(path, None, Arc::default())?;
     let mut txn = db.begin_write().map_err(write_err)?;
     txn.set_durability(Durability::Immediate)
         .map_err(write_err)?;

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::lease::{self, Lease};
-use crate::log_store::{LogClosed, LogMeta, LogStore};
+use crate::log_store::{DurableGate, LogClosed, LogMeta, LogStore};
 use crate::network::{NetFactory, RaftTransport, RpcKind};
 use crate::state_machine::{SmShared, SmStore, StateMachine};
 use proconsul_state::{ApplyResult, Proposal};
@@ -129,6 +129,10 @@ pub enum RaftError {
     /// The log or snapshot store failed; the node stops.
     #[error("raft storage error: {0}")]
     Storage(String),
+    /// The log waits for disk space (the message names the file and the error); writes are
+    /// refused until space is freed, then the node carries on by itself.
+    #[error("{0}")]
+    DiskFull(String),
     #[error("raft: {0}")]
     Other(String),
 }
@@ -297,6 +301,8 @@ struct NodeInner {
     transferring: AtomicBool,
     /// openraft's leader lease on followers (its `election_timeout_max`).
     follower_lease: Duration,
+    /// The durable log's gate (`None` in memory): tells when the log waits for disk space.
+    gate: Option<DurableGate>,
 }
 
 impl RaftNode {
@@ -335,7 +341,7 @@ impl RaftNode {
         let network = NetFactory {
             id: opts.node_id,
             transport,
-            gate,
+            gate: gate.clone(),
         };
         let raft = Raft::new(opts.node_id, config, network, log, sm_store)
             .await
@@ -358,6 +364,7 @@ impl RaftNode {
                 shut: AtomicBool::new(false),
                 transferring: AtomicBool::new(false),
                 follower_lease: Duration::from_millis(opts.election_max_ms),
+                gate,
             }),
         })
     }
@@ -447,16 +454,22 @@ impl RaftNode {
     /// response. Returns only after the entry is committed and applied on this (leader) node.
     /// A leader without its lease refuses at once ([`RaftError::NoLeader`]); one that loses it
     /// while the entry waits for its commit answers [`RaftError::LeadershipLost`].
+    ///
+    /// While the log waits for disk space ([`RaftError::DiskFull`]) a proposal is refused at
+    /// once, and one already waiting for its commit is answered with the same error (its
+    /// entry may still be committed once space returns, like any write whose answer was lost).
     pub async fn propose(&self, entry: Proposal) -> Result<(u64, ApplyResult), RaftError> {
         self.check_running()?;
         self.check_not_transferring()?;
         self.check_lease()?;
+        self.check_space()?;
         let write = self.inner.raft.client_write(Request(Arc::new(entry)));
         let resp = if self.inner.lease.held() {
             tokio::select! {
                 biased;
                 r = write => r,
                 _ = self.inner.lease.lost() => return Err(RaftError::LeadershipLost),
+                e = Self::until_stalled(&self.inner.gate) => return Err(RaftError::DiskFull(e)),
             }
         } else {
             // Not the leader: openraft answers with where to forward.
@@ -464,6 +477,22 @@ impl RaftNode {
         };
         let resp = resp.map_err(from_write_err)?;
         Ok((resp.log_id.index, resp.data.0))
+    }
+
+    /// Refuses while the log waits for disk space.
+    fn check_space(&self) -> Result<(), RaftError> {
+        match self.inner.gate.as_ref().and_then(|g| g.stalled()) {
+            Some(e) => Err(RaftError::DiskFull(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves once the log waits for disk space (never for an in-memory log).
+    async fn until_stalled(gate: &Option<DurableGate>) -> String {
+        match gate {
+            Some(g) => g.until_stalled().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Whether openraft itself considers this node the leader (lease or not).
@@ -489,10 +518,13 @@ impl RaftNode {
         self.check_lease()?;
         let check = self.inner.raft.ensure_linearizable();
         let res = if self.inner.lease.held() {
+            // A read waits until everything committed is applied; while the log waits for
+            // disk space, that may be never: answer the error instead of hanging.
             tokio::select! {
                 biased;
                 r = check => r,
                 _ = self.inner.lease.lost() => return Err(RaftError::NoLeader),
+                e = Self::until_stalled(&self.inner.gate) => return Err(RaftError::DiskFull(e)),
             }
         } else {
             check.await

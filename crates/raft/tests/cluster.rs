@@ -519,6 +519,54 @@ async fn durable_cluster_commits_concurrent_proposals() {
     }
 }
 
+/// A leader restarted from disk does not resume leading its old term (openraft would restore it
+/// as leader at once, with a commit index only as new as it last wrote, see `set_node_id`): it
+/// starts as a follower, a leader is elected in a newer term, and that leader has every entry
+/// acknowledged before the restart applied before it answers a linearizable read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_leader_does_not_resume_its_old_term() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |id: u64| tmp.path().join(format!("n{id}"));
+    let router = MemRouter::new();
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        nodes.push(start(&router, opts(id, Some(dir(id)))).await);
+    }
+    let all: Vec<(u64, String)> = (1..=3).map(|id| (id, addr(id))).collect();
+    nodes[0].node.bootstrap(all).await.unwrap();
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    let lid = agreed_leader(&refs).await;
+    let l = lid as usize - 1;
+    let term = nodes[l].node.leading_term().unwrap();
+    let mut last = 0;
+    for i in 0..20 {
+        last = nodes[l]
+            .node
+            .propose(set(format!("r{i}=x")))
+            .await
+            .unwrap()
+            .0;
+    }
+
+    nodes[l].node.shutdown().await;
+    router.unregister(&addr(lid));
+    nodes[l] = start(&router, opts(lid, Some(dir(lid)))).await;
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    let now = agreed_leader(&refs).await;
+    let leader = &nodes[now as usize - 1];
+    let new_term = leader.node.leading_term().unwrap();
+    assert!(
+        new_term > term,
+        "node {now} leads term {new_term}, the term node {lid} led before its restart"
+    );
+    leader.node.ensure_linearizable().await.unwrap();
+    assert!(leader.node.applied_index() >= last);
+    assert_eq!(leader.kv.len(), 20);
+    for n in &nodes {
+        n.node.shutdown().await;
+    }
+}
+
 /// A leader cut off from the quorum stops acting as leader once its lease (the minimum election
 /// timeout) runs out: no known leader, writes and linearizable reads refused, a write caught
 /// waiting for its commit fails with `LeadershipLost`. The majority elects a new leader; after

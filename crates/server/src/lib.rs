@@ -59,6 +59,10 @@ pub struct ServerOptions {
     pub bootstrap_expect: u32,
     /// Consul's `performance.raft_multiplier`.
     pub raft_multiplier: u32,
+    /// Consul's `raft_snapshot_threshold` and `raft_trailing_logs` (durable servers; `-dev`
+    /// keeps its own small values).
+    pub raft_snapshot_threshold: u64,
+    pub raft_trailing_logs: u64,
     pub session_ttl_min: Duration,
     /// How long KV tombstones are kept before the leader reaps them (Consul: 15 minutes).
     pub tombstone_ttl: Duration,
@@ -145,6 +149,8 @@ impl Server {
         }
         let mut ropts = RaftOptions::new(raft_id, opts.rpc_addr.to_string(), opts.raft_dir.clone())
             .with_multiplier(opts.raft_multiplier as u64);
+        ropts.snapshot_logs_since_last = opts.raft_snapshot_threshold;
+        ropts.trailing_logs = opts.raft_trailing_logs;
         if opts.raft_dir.is_none() {
             // -dev: elect at once, keep compaction small.
             ropts.election_min_ms = 150;
@@ -445,7 +451,7 @@ fn raft_error(e: proconsul_raft::RaftError) -> RpcError {
         // Consul's ErrLeadershipLost: the write may or may not have been committed.
         E::LeadershipLost => RpcError::Internal(e.to_string()),
         E::Shutdown => RpcError::Unavailable("server is shutting down".into()),
-        E::Storage(m) | E::Other(m) => RpcError::Internal(m),
+        E::Storage(m) | E::DiskFull(m) | E::Other(m) => RpcError::Internal(m),
     }
 }
 

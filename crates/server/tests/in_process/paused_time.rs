@@ -45,6 +45,8 @@ async fn start() -> Server {
         bootstrap: true,
         bootstrap_expect: 0,
         raft_multiplier: 1,
+        raft_snapshot_threshold: 16_384,
+        raft_trailing_logs: 10_240,
         session_ttl_min: Duration::from_secs(10),
         tombstone_ttl: Duration::from_secs(900),
         members: Arc::new(Alone),
