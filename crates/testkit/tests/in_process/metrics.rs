@@ -360,3 +360,92 @@ async fn statsite_sink_receives_host_and_gossip_metrics_over_tcp() {
     assert!(gossip.contains("|ms"), "{gossip}");
     a.stop().await;
 }
+
+/// The metrics issue #18 names, as Prometheus series of a server with a client agent joined
+/// and used: gossip (a member joined, rounds and probes timed), RPC on both sides (the
+/// client's `consul.client.rpc`, the server's `consul.rpc.request`), Raft, the state store and
+/// the runtime. The text is cumulative, so what happened once is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_named_metrics_are_exported_by_a_server_serving_a_client() {
+    use proconsul_config::AgentFlags;
+    use std::time::Duration;
+    let s = TestAgent::start_with(
+        AgentFlags {
+            node_name: Some("m-s1".into()),
+            ..proconsul_testkit::dev_flags()
+        },
+        |cfg| cfg.telemetry_prometheus_retention = Duration::from_secs(60),
+    )
+    .await;
+    let c = TestAgent::start_with(
+        AgentFlags {
+            node_name: Some("m-c1".into()),
+            bind_addr: Some("127.0.0.1".into()),
+            log_level: Some("warn".into()),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let r = c
+        .put(&format!("/v1/agent/join/{}", s.agent.serf_lan_addr()), b"")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The client reaches the server over RPC once it knows it from gossip.
+    proconsul_testkit::wait_until(Duration::from_secs(10), "a write through the client", || async {
+        c.put("/v1/kv/metrics/through-client", b"1").await.status == 200
+    })
+    .await;
+    assert_eq!(c.get("/v1/kv/metrics/through-client").await.status, 200);
+    assert_eq!(s.put("/v1/session/create", b"{}").await.status, 200);
+
+    let named = [
+        "consul_raft_apply",
+        "consul_raft_commitTime",
+        "consul_raft_leader_lastContact",
+        "consul_raft_state_leader",
+        "consul_raft_state_candidate",
+        "consul_raft_fsm_apply",
+        "consul_kvs_apply",
+        "consul_session_apply",
+        "consul_rpc_request",
+        "consul_client_rpc",
+        "consul_api_http",
+        "consul_serf_member_join",
+        "consul_memberlist_gossip",
+        "consul_memberlist_probeNode",
+        "consul_memberlist_health_score",
+        "consul_autopilot_healthy",
+        "consul_autopilot_failure_tolerance",
+        "consul_leader_reconcile",
+        "consul_session_ttl_active",
+        "consul_state_nodes",
+        "consul_state_services",
+        "consul_state_service_instances",
+        "consul_state_kv_entries",
+        "consul_server_isLeader",
+        "consul_version",
+        "consul_runtime_alloc_bytes",
+    ];
+    // Gossip probes, autopilot and the 10 s gauges come on their own schedule: poll.
+    let mut missing: Vec<&str> = named.to_vec();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !missing.is_empty() {
+        let text = s.get("/v1/agent/metrics?format=prometheus").await.text();
+        missing.retain(|n| {
+            !text.lines().any(|l| {
+                !l.starts_with('#')
+                    && (l.starts_with(&format!("{n} "))
+                        || l.starts_with(&format!("{n}{{"))
+                        || l.starts_with(&format!("{n}_count")))
+            })
+        });
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not exported: {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    c.stop().await;
+    s.stop().await;
+}
