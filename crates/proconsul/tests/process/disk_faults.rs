@@ -1,9 +1,11 @@
 //! Disk faults (#20), on single servers (`-server -bootstrap-expect=1` with a data directory,
-//! free ports on 127.0.0.1):
+//! free ports on 127.0.0.1) and one three-server cluster (127.0.0.191–193):
 //!
 //! - the data directory on a small tmpfs that fills up: writes are refused with a 500 naming
 //!   the file and the error, reads keep being answered, and once space is freed the server takes
 //!   writes again by itself; nothing acknowledged is lost (checked after a `kill -9` too);
+//! - a follower's disk fills up: the cluster goes on, the follower catches up once space is
+//!   freed;
 //! - a damaged Raft log (the file cut short; a byte of the last record flipped): the server
 //!   refuses to start and its log names the file — it never serves what the damage made up.
 //!
@@ -356,4 +358,153 @@ fn flipped_byte_in_last_log_record_is_refused_naming_the_file() {
         file.display()
     );
     s.refuses_to_start("raft.redb", &written);
+}
+
+/// Three servers (127.0.0.191–193), each with its data on its own tmpfs; one follower's fills
+/// up. The other two go on taking writes, the follower says why it cannot keep up and does not
+/// stop, and once space is freed it catches up by itself.
+#[test]
+fn full_disk_on_a_follower_does_not_stop_the_cluster() {
+    use common::cluster::{agreed_leader, http};
+    const IPS: [&str; 3] = ["127.0.0.191", "127.0.0.192", "127.0.0.193"];
+    let dir = tempfile::tempdir().unwrap();
+    let mounts: Vec<Tmpfs> = (0..3).map(|_| Tmpfs::mount("32m")).collect();
+    let name = |i: usize| format!("s{}", i + 1);
+    // Each server's data on its tmpfs, its log in `dir` (a full disk must not silence it).
+    let mut servers: Vec<Proc> = (0..3)
+        .map(|i| {
+            start(
+                &[
+                    "agent",
+                    "-server",
+                    "-bootstrap-expect=3",
+                    &format!("-node={}", name(i)),
+                    &format!("-bind={}", IPS[i]),
+                    &format!("-client={}", IPS[i]),
+                    &format!("-data-dir={}", mounts[i].path().join("data").display()),
+                    &format!("-retry-join={}", IPS[0]),
+                    "-retry-interval=1s",
+                ],
+                &dir.path().join(format!("{}.log", name(i))),
+            )
+        })
+        .collect();
+    wait_for("a leader everywhere", Duration::from_secs(30), || {
+        agreed_leader(&IPS).is_some()
+    });
+    let leader = agreed_leader(&IPS).unwrap();
+    let l = IPS.iter().position(|ip| leader.starts_with(ip)).unwrap();
+    let f = (l + 1) % 3;
+    let log_of = |i: usize| {
+        std::fs::read_to_string(dir.path().join(format!("{}.log", name(i)))).unwrap_or_default()
+    };
+    let put = |i: usize, k: &str, v: &str| {
+        assert_eq!(
+            http(IPS[l], "PUT", &format!("/v1/kv/{k}"), v),
+            Some((200, "true".into())),
+            "write {i}\n{}",
+            log_of(l)
+        );
+    };
+    for i in 0..10 {
+        put(i, &format!("before/{i}"), "x");
+    }
+    fill(&mounts[f].path().join("filler"));
+
+    let value = "y".repeat(8 * 1024);
+    for i in 0..100 {
+        put(i, &format!("during/{i:03}"), &value);
+    }
+    wait_for(
+        "the follower to report its full disk",
+        Duration::from_secs(30),
+        || log_of(f).contains("No space left on device"),
+    );
+    assert!(
+        servers[f].0.try_wait().unwrap().is_none(),
+        "the follower stopped\n{}",
+        log_of(f)
+    );
+
+    std::fs::remove_file(mounts[f].path().join("filler")).unwrap();
+    put(100, "after", "space");
+    wait_for("the follower to catch up", Duration::from_secs(60), || {
+        http(IPS[f], "GET", "/v1/kv/after?raw&stale", "") == Some((200, "space".into()))
+    });
+    for i in 0..100 {
+        assert_eq!(
+            http(
+                IPS[f],
+                "GET",
+                &format!("/v1/kv/during/{i:03}?raw&stale"),
+                ""
+            ),
+            Some((200, value.clone()))
+        );
+    }
+    assert!(log_of(f).contains("writes resumed"), "{}", log_of(f));
+    // The servers must be gone before their filesystems are unmounted.
+    servers.clear();
+}
+
+/// What `docs/outage-recovery.md` tells the operator of a server whose Raft files are damaged:
+/// move its `raft` directory away and start it again. It rejoins (127.0.0.197–199) with its
+/// node ID, gets the data from the leader, and the cluster keeps one leader and three voters.
+#[test]
+fn a_server_with_its_raft_dir_moved_away_rejoins() {
+    use common::cluster::{agreed_leader, http, server};
+    const IPS: [&str; 3] = ["127.0.0.197", "127.0.0.198", "127.0.0.199"];
+    let dir = tempfile::tempdir().unwrap();
+    let name = |i: usize| format!("s{}", i + 1);
+    let mut servers: Vec<Proc> = (0..3)
+        .map(|i| server(dir.path(), &name(i), IPS[i], IPS[0]))
+        .collect();
+    wait_for("a leader everywhere", Duration::from_secs(30), || {
+        agreed_leader(&IPS).is_some()
+    });
+    for i in 0..30 {
+        assert_eq!(
+            http(IPS[0], "PUT", &format!("/v1/kv/k/{i}"), &format!("v{i}")),
+            Some((200, "true".into()))
+        );
+    }
+    let leader = agreed_leader(&IPS).unwrap();
+    let f = (IPS.iter().position(|ip| leader.starts_with(ip)).unwrap() + 1) % 3;
+    // Stopped (kill -9), its Raft state moved away, started again.
+    let _ = servers[f].0.kill();
+    let _ = servers[f].0.wait();
+    let raft = dir.path().join(name(f)).join("raft");
+    std::fs::rename(&raft, raft.with_extension("damaged")).unwrap();
+    servers[f] = server(dir.path(), &name(f), IPS[f], IPS[0]);
+    let log = || std::fs::read_to_string(dir.path().join(format!("{}.log", name(f)))).unwrap();
+    wait_for(
+        "the data on the rejoined server",
+        Duration::from_secs(60),
+        || http(IPS[f], "GET", "/v1/kv/k/29?raw&stale", "") == Some((200, "v29".into())),
+    );
+    assert_eq!(
+        http(IPS[f], "PUT", "/v1/kv/after", "rejoined"),
+        Some((200, "true".into())),
+        "{}",
+        log()
+    );
+    wait_for("one leader for all three", Duration::from_secs(30), || {
+        agreed_leader(&IPS).is_some()
+    });
+    let o = common::cluster::cli(IPS[f], &["operator", "raft", "list-peers"]);
+    let peers = common::stdout(&o);
+    assert_eq!(peers.lines().count(), 4, "{peers}");
+    let voters = peers
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(4) == Some("true"))
+        .count();
+    assert_eq!(voters, 3, "{peers}");
+    assert_eq!(peers.matches("leader").count(), 1, "{peers}");
+    for i in 0..30 {
+        assert_eq!(
+            http(IPS[f], "GET", &format!("/v1/kv/k/{i}?raw&stale"), ""),
+            Some((200, format!("v{i}")))
+        );
+    }
 }
