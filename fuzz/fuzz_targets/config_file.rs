@@ -21,10 +21,18 @@ impl HostInfo for Host {
     }
 }
 
+/// Where each input is written: in memory (`/dev/shm`) where there is one, since a disk busy
+/// with other work would make every execution wait on it.
 fn dir() -> &'static PathBuf {
     static D: OnceLock<PathBuf> = OnceLock::new();
     D.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("proconsul-fuzz-config-{}", std::process::id()));
+        let shm = PathBuf::from("/dev/shm");
+        let base = if shm.is_dir() {
+            shm
+        } else {
+            std::env::temp_dir()
+        };
+        let d = base.join(format!("proconsul-fuzz-config-{}", std::process::id()));
         std::fs::create_dir_all(&d).expect("a temp dir");
         d
     })
