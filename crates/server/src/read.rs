@@ -35,7 +35,11 @@ impl Server {
                     }));
                 }
             }
-            Consistency::Consistent => raft.ensure_linearizable().await.map_err(raft_error)?,
+            // Boxed: openraft's future is large, and a blocking query would carry its room
+            // for as long as it waits.
+            Consistency::Consistent => Box::pin(raft.ensure_linearizable())
+                .await
+                .map_err(raft_error)?,
         }
 
         let deadline = opts.max_wait.map(|w| {
