@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long runs behind the figures in fuzz/README.md: every target (or those named) for RUNS
-# inputs (1,000,000) one after another, one core each, from fuzz/corpus/<target> (kept between
+# inputs (1,000,000), or for MAX_SECONDS each when that is set, one after another, one core each, from fuzz/corpus/<target> (kept between
 # runs, not committed) plus the committed seeds. Prints one Markdown table row per target:
 # target | runs | wall time | exec/s | coverage (edges) | features | peak RSS | result.
 # A crash, hang (10 s per input) or out-of-memory (2 GB) fails the target; its input is kept
@@ -8,6 +8,8 @@
 set -uo pipefail
 cd "$(dirname "$0")" || exit 1
 RUNS=${RUNS:-1000000}
+limit=(-runs="$RUNS")
+[[ -n ${MAX_SECONDS:-} ]] && limit=(-max_total_time="$MAX_SECONDS")
 bin=target/x86_64-unknown-linux-gnu/release
 targets=("$@")
 ((${#targets[@]})) || mapfile -t targets < <(RUSTC_BOOTSTRAP=1 cargo fuzz list)
@@ -16,7 +18,7 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   log=$(mktemp)
   start=$(date +%s.%N)
-  "$bin/$t" -runs="$RUNS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  "$bin/$t" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="artifacts/$t/" "corpus/$t" "seeds/$t" >"$log" 2>&1
   rc=$?
   wall=$(echo "$(date +%s.%N) - $start" | bc)
