@@ -27,6 +27,7 @@ mod federation;
 mod gossip;
 mod leader;
 mod legacy_data;
+mod linearize;
 mod partition;
 mod recovery;
 mod request_path;

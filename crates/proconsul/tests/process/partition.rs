@@ -1,11 +1,5 @@
-//! A network partition between real server processes, built with `ip netns`.
-//!
-//! Three network namespaces, one server each, plug into a bridge that lives in a fourth
-//! namespace (the hub); nothing is added to the test's own namespace, and the cluster's
-//! addresses (10.231.0.0/24) exist only inside these namespaces, so no packet can leave the
-//! machine. Each agent serves HTTP on 127.0.0.1 inside its namespace; the test reaches it from
-//! a thread that has joined that namespace (`setns`), so it can still talk to a server whose
-//! cluster link is cut.
+//! A network partition between real server processes, built with `ip netns`
+//! ([`common::netns`]: three namespaces, one server each, on a bridge in a fourth).
 //!
 //! The scenario: elect a leader, write; cut the leader's cable (its veth in the hub goes down);
 //! the old leader must stop acting as leader (no known leader, `?consistent` reads and writes
@@ -15,134 +9,14 @@
 //!
 //! Needs root and `ip` (iproute2); without them it prints `skipping: ...` and passes. Every
 //! namespace (and with it every veth and the bridge) is deleted and every agent killed when the
-//! test ends, panic or not. Names carry the test's pid so parallel runs do not clash.
+//! test ends, panic or not.
 
 use crate::common;
 
-use std::os::fd::AsRawFd;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_for, Proc, BIN};
-use proconsul_testkit::{request_blocking, Response};
-
-const SUBNET: &str = "10.231.0";
-
-/// The namespaces and links of the test network. Dropping it deletes them all.
-struct Net {
-    hub: String,
-    nodes: Vec<String>,
-    created: Vec<String>,
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run `ip`: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-impl Net {
-    /// `n` namespaces on one bridge; node `i` gets `10.231.0.(11+i)/24` on its `eth0`.
-    fn create(n: usize) -> Result<Net, String> {
-        let pid = std::process::id();
-        let mut net = Net {
-            hub: format!("pcpart{pid}hub"),
-            nodes: (0..n).map(|i| format!("pcpart{pid}n{i}")).collect(),
-            created: Vec::new(),
-        };
-        for ns in std::iter::once(net.hub.clone()).chain(net.nodes.clone()) {
-            ip(&["netns", "add", &ns])?;
-            net.created.push(ns.clone());
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-        }
-        let hub = net.hub.clone();
-        ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &hub, "link", "set", "br0", "up"])?;
-        for (i, ns) in net.nodes.iter().enumerate() {
-            let port = format!("v{i}");
-            ip(&[
-                "-n", &hub, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-                ns,
-            ])?;
-            ip(&["-n", &hub, "link", "set", &port, "master", "br0"])?;
-            ip(&["-n", &hub, "link", "set", &port, "up"])?;
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{}/24", addr(i)),
-                "dev",
-                "eth0",
-            ])?;
-            ip(&["-n", ns, "link", "set", "eth0", "up"])?;
-        }
-        Ok(net)
-    }
-
-    /// Cut (or restore) node `i`'s cable: its port on the bridge goes down (or up).
-    fn cut(&self, i: usize, cut: bool) {
-        let state = if cut { "down" } else { "up" };
-        ip(&["-n", &self.hub, "link", "set", &format!("v{i}"), state]).unwrap();
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.created.drain(..) {
-            if let Err(e) = ip(&["netns", "del", &ns]) {
-                eprintln!("cleanup: {e}");
-            }
-        }
-    }
-}
-
-fn addr(i: usize) -> String {
-    format!("{SUBNET}.{}", 11 + i)
-}
-
-/// Run `f` on a thread that has joined network namespace `ns`.
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            // SAFETY: setns only changes this (short-lived, scoped) thread's network namespace;
-            // the file descriptor is valid for the call.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap()
-    })
-}
-
-/// One HTTP request to the agent at 127.0.0.1:8500 inside `ns`; `None` without a complete
-/// answer.
-fn http(ns: &str, method: &str, path: &str, body: &str) -> Option<Response> {
-    in_netns(ns, || {
-        let r = request_blocking(("127.0.0.1", 8500), method, path, body.as_bytes());
-        (r.status != 0).then_some(r)
-    })
-}
-
-/// The leader `ns`'s agent names (`ip:port`), `Some("")` when it knows none.
-fn leader(ns: &str) -> Option<String> {
-    let r = http(ns, "GET", "/v1/status/leader", "")?;
-    (r.status == 200).then(|| r.text().trim().trim_matches('"').to_string())
-}
+use common::netns::{addr, http, leader, server, skip_reason, Net};
+use common::{wait_for, Proc};
 
 fn put(ns: &str, key: &str, value: &str) -> bool {
     http(ns, "PUT", &format!("/v1/kv/{key}"), value)
@@ -158,49 +32,13 @@ fn put_acked(ns: &str, key: &str, value: &str) {
     );
 }
 
-fn server(net: &Net, dir: &Path, i: usize) -> Proc {
-    let name = format!("s{i}");
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let data = dir.join(&name);
-    Proc(
-        Command::new("ip")
-            .args(["netns", "exec", &net.nodes[i], BIN])
-            .args([
-                "agent",
-                "-server",
-                "-bootstrap-expect=3",
-                &format!("-node={name}"),
-                &format!("-bind={}", addr(i)),
-                "-client=127.0.0.1",
-                &format!("-data-dir={}", data.display()),
-                &format!("-retry-join={}", addr(0)),
-                "-retry-interval=1s",
-            ])
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("network namespaces need root".into());
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(o) if o.status.success() => None,
-        _ => Some("`ip` (iproute2) is not installed".into()),
-    }
-}
-
 #[test]
 fn partitioned_leader_steps_down_and_rejoins_without_losing_writes() {
     if let Some(why) = skip_reason() {
         eprintln!("skipping: {why}");
         return;
     }
-    let net = match Net::create(3) {
+    let net = match Net::create("part", 3) {
         Ok(net) => net,
         Err(e) => {
             eprintln!("skipping: cannot build the test network: {e}");

@@ -3,6 +3,7 @@
 //! started process when the test ends (Drop guards).
 
 pub mod cluster;
+pub mod netns;
 
 use std::io::Write;
 use std::net::TcpListener;
