@@ -296,19 +296,19 @@ impl Tx {
 
         if let Some(e) = &existing {
             if !e.service_id.is_empty() {
-                multi_remove(
-                    &mut self.s.checks_by_service,
-                    &(node_key.clone(), fold(&e.service_id)),
-                    &key,
-                );
+                self.s.checks_by_service.remove(&(
+                    node_key.clone(),
+                    fold(&e.service_id),
+                    key.1.clone(),
+                ));
             }
         }
         if !hc.service_id.is_empty() {
-            multi_insert(
-                &mut self.s.checks_by_service,
-                (node_key.clone(), fold(&hc.service_id)),
-                key.clone(),
-            );
+            self.s.checks_by_service.insert((
+                node_key.clone(),
+                fold(&hc.service_id),
+                key.1.clone(),
+            ));
         }
         self.s.checks.insert(key, hc);
         self.bump_table(Table::Checks);
@@ -381,13 +381,7 @@ impl Tx {
         let Some(svc) = self.s.services.get(&key).cloned() else {
             return Ok(());
         };
-        let checks: Vec<Pair> = self
-            .s
-            .checks_by_service
-            .get(&key)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        for (_, cid) in checks {
+        for (_, cid) in self.s.checks_of_service(&key) {
             self.delete_check(&node_key, &cid)?;
         }
         self.bump_table(Table::Checks);
@@ -415,7 +409,9 @@ impl Tx {
             self.touch_services_of_node(&node_key);
         } else {
             let skey = (node_key.clone(), fold(&hc.service_id));
-            multi_remove(&mut self.s.checks_by_service, &skey, &key);
+            self.s
+                .checks_by_service
+                .remove(&(skey.0.clone(), skey.1.clone(), key.1.clone()));
             if let Some(svc) = self.s.services.get(&skey) {
                 let n = fold(&svc.name);
                 self.bump_service(&n);
@@ -524,13 +520,12 @@ impl State {
             .filter(|c| c.service_id.is_empty())
             .map(CheckRec::to_api)
             .collect();
-        if let Some(keys) = self.checks_by_service.get(&(node_key, fold(&svc.id))) {
-            checks.extend(
-                keys.iter()
-                    .filter_map(|k| self.checks.get(k))
-                    .map(CheckRec::to_api),
-            );
-        }
+        checks.extend(
+            self.checks_of_service(&(node_key, fold(&svc.id)))
+                .iter()
+                .filter_map(|k| self.checks.get(k))
+                .map(CheckRec::to_api),
+        );
         Some(CheckServiceNode {
             node: node.to_api(),
             service: svc.to_api(),
@@ -727,12 +722,7 @@ impl View {
         let keys: Vec<Pair> = s
             .services_by_name
             .get(&folded)
-            .map(|set| {
-                set.iter()
-                    .filter_map(|k| s.checks_by_service.get(k))
-                    .flat_map(|c| c.iter().cloned())
-                    .collect()
-            })
+            .map(|set| set.iter().flat_map(|k| s.checks_of_service(k)).collect())
             .unwrap_or_default();
         (s.table_index(Table::Checks), s.checks_sorted(keys.iter()))
     }

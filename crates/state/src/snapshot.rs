@@ -116,11 +116,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
     for c in snap.checks {
         let key = (fold(&c.node), fold(&c.check_id));
         if !c.service_id.is_empty() {
-            multi_insert(
-                &mut s.checks_by_service,
-                (key.0.clone(), fold(&c.service_id)),
-                key.clone(),
-            );
+            s.checks_by_service
+                .insert((key.0.clone(), fold(&c.service_id), key.1.clone()));
         }
         s.checks.insert(key, c);
     }

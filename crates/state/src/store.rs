@@ -116,8 +116,9 @@ pub(crate) struct State {
     pub services_by_name: OrdMap<String, OrdSet<Pair>>,
     /// (folded node, folded check ID)
     pub checks: OrdMap<Pair, CheckRec>,
-    /// (folded node, folded service ID) → check keys
-    pub checks_by_service: OrdMap<Pair, OrdSet<Pair>>,
+    /// (folded node, folded service ID, folded check ID): each instance's checks, as one flat
+    /// ordered set. A set per instance cost a whole B-tree node each (~3.5 KB for one check).
+    pub checks_by_service: OrdSet<(String, String, String)>,
     pub kvs: OrdMap<String, KvRec>,
     /// session ID → keys it holds
     pub kvs_by_session: OrdMap<String, OrdSet<String>>,
@@ -167,6 +168,17 @@ impl State {
     /// Keys of every check on a node.
     pub fn checks_of_node(&self, node: &str) -> Vec<Pair> {
         range_pairs(&self.checks, node)
+    }
+
+    /// Keys (folded node, folded check ID) of the checks of the instance `service`
+    /// (folded node, folded service ID).
+    pub fn checks_of_service(&self, service: &Pair) -> Vec<Pair> {
+        let (node, id) = service;
+        self.checks_by_service
+            .range((node.clone(), id.clone(), String::new())..)
+            .take_while(|(n, s, _)| n == node && s == id)
+            .map(|(n, _, c)| (n.clone(), c.clone()))
+            .collect()
     }
 }
 
