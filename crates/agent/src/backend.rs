@@ -91,6 +91,10 @@ impl Backend for Agent {
         cfg.ui.then(|| cfg.ui_content_path.clone())
     }
 
+    fn translate_wan_addrs(&self) -> bool {
+        self.config().translate_wan_addrs
+    }
+
     fn kv_max_value_size(&self) -> u64 {
         self.inner.config.kv_max_value_size()
     }

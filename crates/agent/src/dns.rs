@@ -130,6 +130,17 @@ impl Agent {
         Ok(r.map_err(unavailable)?.1)
     }
 
+    /// Rows of datacenter `dc` with their WAN addresses when `translate_wan_addrs` is on and
+    /// `dc` is another datacenter (empty means this one).
+    fn translate<T: proconsul_types::translate::WanAddresses>(&self, dc: &str, rows: &mut [T]) {
+        if self.config().translate_wan_addrs
+            && !dc.is_empty()
+            && !dc.eq_ignore_ascii_case(&self.inner.datacenter)
+        {
+            rows.iter_mut().for_each(|r| r.use_wan_addresses());
+        }
+    }
+
     async fn all_nodes(&self) -> Result<Vec<Node>, DnsBackendError> {
         self.dns_read(CatalogNodes::default()).await
     }
@@ -148,7 +159,9 @@ impl DnsBackend for Agent {
             tags: tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
             ..Default::default()
         };
-        self.dns_read_in(dc, req).await
+        let mut rows = self.dns_read_in(dc.clone(), req).await?;
+        self.translate(&dc, &mut rows);
+        Ok(rows)
     }
 
     async fn prepared_query(
@@ -164,7 +177,11 @@ impl DnsBackend for Agent {
             ..Default::default()
         };
         match self.call_as(req, &self.inner.tokens.dns()).await {
-            Ok((_, found)) => Ok(Some(found)),
+            Ok((_, mut found)) => {
+                let served_by = found.datacenter.clone();
+                self.translate(&served_by, &mut found.nodes);
+                Ok(Some(found))
+            }
             // Consul answers NXDOMAIN for an unknown query.
             Err(RpcError::NotFound(_)) => Ok(None),
             Err(e) => Err(unavailable(e)),
@@ -178,6 +195,7 @@ impl DnsBackend for Agent {
         };
         let found = self.dns_read_in(dc.clone(), req).await?;
         Ok(found.map(|(mut n, _)| {
+            self.translate(&dc, std::slice::from_mut(&mut n));
             n.datacenter = if dc.is_empty() {
                 self.inner.datacenter.clone()
             } else {

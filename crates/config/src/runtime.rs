@@ -120,6 +120,9 @@ pub struct RuntimeConfig {
     pub reconnect_timeout: Duration,
     /// `performance.raft_multiplier`, 1..=10.
     pub raft_multiplier: u32,
+    /// `translate_wan_addrs`: rows of another datacenter carry its nodes' and services' WAN
+    /// addresses, in HTTP and DNS answers.
+    pub translate_wan_addrs: bool,
     /// `raft_snapshot_threshold`: a snapshot every this many applied entries (default 16384).
     pub raft_snapshot_threshold: u64,
     /// `raft_trailing_logs`: log entries kept behind a snapshot (default 10240).
@@ -1143,6 +1146,7 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         encrypt_verify_outgoing: u.encrypt_verify_outgoing.unwrap_or(true),
         reconnect_timeout,
         raft_multiplier,
+        translate_wan_addrs: u.translate_wan_addrs.unwrap_or(false),
         // Consul applies these only when set and not 0.
         raft_snapshot_threshold: u
             .raft_snapshot_threshold

@@ -95,6 +95,8 @@ pub(crate) struct UserConfig {
     pub disable_update_check: Option<bool>,
     pub disable_anonymous_signature: Option<bool>,
     pub raft_protocol: Option<i64>,
+    /// Answer with other datacenters' WAN addresses (Consul's `translate_wan_addrs`).
+    pub translate_wan_addrs: Option<bool>,
     /// Snapshot the state once this many log entries were applied since the last one
     /// (Consul's default 16384; 0 means the default, as in Consul).
     pub raft_snapshot_threshold: Option<i64>,
@@ -338,7 +340,7 @@ impl Merge for UserConfig {
             skip_leave_on_interrupt, disable_remote_exec, pid_file, enable_debug,
             disable_host_node_id, disable_coordinates, sync_coordinate_interval_min,
             sync_coordinate_rate_target, disable_update_check, disable_anonymous_signature,
-            raft_protocol, raft_snapshot_threshold, raft_trailing_logs,
+            raft_protocol, translate_wan_addrs, raft_snapshot_threshold, raft_trailing_logs,
             enable_agent_tls_for_checks);
         append(&mut self.retry_join, o.retry_join);
         append(&mut self.start_join, o.start_join);

@@ -98,6 +98,8 @@ pub trait Backend: Send + Sync + 'static {
     fn ui_content_path(&self) -> Option<String>;
     /// Largest KV value accepted (`limits.kv_max_value_size`).
     fn kv_max_value_size(&self) -> u64;
+    /// `translate_wan_addrs`: other datacenters' rows carry WAN addresses.
+    fn translate_wan_addrs(&self) -> bool;
 
     /// `/v1/agent/self`.
     fn agent_self(&self) -> serde_json::Value;

@@ -84,6 +84,27 @@ pub fn add_cache(r: &mut Reply, c: crate::cache::CacheResult) {
     }
 }
 
+/// `X-Consul-Translate-Addresses: true` on the reads that translate addresses, when the agent
+/// has `translate_wan_addrs` on (Consul sets it whether or not this answer needed it).
+pub fn add_translate_header(r: &mut Reply, translate_wan_addrs: bool) {
+    if translate_wan_addrs {
+        r.headers_mut()
+            .insert("X-Consul-Translate-Addresses", HeaderValue::from_static("true"));
+    }
+}
+
+/// Rows of datacenter `dc` as the agent answers them: with WAN addresses when it translates
+/// and `dc` is another datacenter (see `proconsul_types::translate`).
+pub fn translate<B: crate::Backend, T: proconsul_types::translate::WanAddresses>(
+    b: &B,
+    dc: &str,
+    rows: &mut [T],
+) {
+    if b.translate_wan_addrs() && !dc.is_empty() && dc != b.datacenter() {
+        rows.iter_mut().for_each(|r| r.use_wan_addresses());
+    }
+}
+
 /// Only the `X-Consul-Index` header: for write answers that report the index they committed at.
 pub fn with_index(mut r: Reply, index: u64) -> Reply {
     r.headers_mut()

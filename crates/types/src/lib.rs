@@ -21,6 +21,7 @@ pub mod reads;
 pub mod rpc;
 pub mod session;
 pub mod time;
+pub mod translate;
 pub mod txn;
 pub mod ui;
 

@@ -93,10 +93,13 @@ pub async fn nodes<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
             for n in &mut nodes {
                 n.datacenter = dc.clone();
             }
+            reply::translate(&**st, &dc, &mut nodes);
             if let Some(f) = filter {
                 f.retain(&mut nodes);
             }
-            Ok(reply::json_meta(&nodes, &meta, p.pretty()))
+            let mut r = reply::json_meta(&nodes, &meta, p.pretty());
+            reply::add_translate_header(&mut r, st.translate_wan_addrs());
+            Ok(r)
         }
         .await,
     )
@@ -246,7 +249,12 @@ pub(crate) async fn instance_rows<B, Q, T>(
 where
     B: Backend,
     Q: proconsul_types::Query<Out = Vec<T>> + Clone + serde::Serialize + Sync,
-    T: serde::Serialize + Clone + Send + Sync + 'static,
+    T: serde::Serialize
+        + Clone
+        + Send
+        + Sync
+        + proconsul_types::translate::WanAddresses
+        + 'static,
 {
     let opts = p.query_options()?;
     let filter = p.filter(schema)?;
@@ -263,6 +271,7 @@ where
     for r in &mut rows {
         set_datacenter(r, &dc);
     }
+    reply::translate(&***st, &dc, &mut rows);
     if let Some(f) = filter {
         f.retain(&mut rows);
     }
@@ -270,6 +279,7 @@ where
         rows.clear();
     }
     let mut r = reply::json_meta(&rows, &meta, p.pretty());
+    reply::add_translate_header(&mut r, st.translate_wan_addrs());
     if let Some(c) = cached {
         reply::add_cache(&mut r, c);
     }
@@ -301,7 +311,7 @@ pub async fn node_services<B: Backend>(
 }
 
 /// A node and its services, shaped by `shape`; `null` when the node is unknown.
-async fn node_reply<B: Backend, T: serde::Serialize>(
+async fn node_reply<B: Backend, T: serde::Serialize + proconsul_types::translate::WanAddresses>(
     b: &B,
     name: String,
     q: Option<String>,
@@ -313,14 +323,20 @@ async fn node_reply<B: Backend, T: serde::Serialize>(
     let filter = p.filter(schemas::SERVICE)?;
     let dc = dc_of(b, &opts.datacenter);
     let (meta, found) = b.query(CatalogNodeServices { node: name }, opts).await?;
-    let out = found.map(|(mut node, mut services)| {
-        node.datacenter = dc;
-        if let Some(f) = filter {
-            f.retain(&mut services);
-        }
-        shape(node, services)
-    });
-    Ok(reply::json_meta(&out, &meta, p.pretty()))
+    let mut out: Vec<T> = found
+        .map(|(mut node, mut services)| {
+            node.datacenter = dc.clone();
+            if let Some(f) = filter {
+                f.retain(&mut services);
+            }
+            shape(node, services)
+        })
+        .into_iter()
+        .collect();
+    reply::translate(b, &dc, &mut out);
+    let mut r = reply::json_meta(&out.pop(), &meta, p.pretty());
+    reply::add_translate_header(&mut r, b.translate_wan_addrs());
+    Ok(r)
 }
 
 /// The datacenter a read was served from: the one asked for, else the agent's.

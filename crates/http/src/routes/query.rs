@@ -141,7 +141,12 @@ pub async fn execute<B: Backend>(
                     datacenter: dc(&p),
                 })
                 .await?;
-            Ok(reply::json_meta(&resp, &meta, p.pretty()))
+            let mut resp = resp;
+            let served_by = resp.datacenter.clone();
+            reply::translate(&**st, &served_by, &mut resp.nodes);
+            let mut r = reply::json_meta(&resp, &meta, p.pretty());
+            reply::add_translate_header(&mut r, st.translate_wan_addrs());
+            Ok(r)
         }
         .await,
     )

@@ -28,4 +28,5 @@ mod monitor;
 mod query;
 mod rpc_datacenter;
 mod rpc_tls;
+mod translate_wan;
 mod ui;
