@@ -22,6 +22,13 @@ pub struct SessionRequest {
     /// A Go duration (`15s`); empty for the agent's default.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub lock_delay: String,
+    /// The node the session is tied to; empty for the agent's own node.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub node: String,
+    /// Health checks the session is tied to; `None` for the default (`serfHealth`), `Some`
+    /// of an empty list for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<String>>,
 }
 
 impl Client {

@@ -192,14 +192,43 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .agent_self()
         .map_err(|e| ui::fail(format!("Error querying Consul agent: {e}")))?;
     let local_dc = info["Config"]["Datacenter"].as_str().unwrap_or_default();
-    if let Some(dc) = p
+    let local_node = info["Config"]["NodeName"].as_str().unwrap_or_default();
+    // Another datacenter (`-datacenter`: every call of `c` carries `?dc=`): the session is
+    // made there, on one of its servers' nodes and tied to no check, as Consul's
+    // `createSessionForeign` does; the job's KV and event go there too.
+    let foreign = p
         .str("datacenter")
-        .filter(|d| !d.is_empty() && *d != local_dc)
-    {
-        return Err(ui::fail(format!(
-            "Remote exec in foreign datacenter {dc:?} is not supported by proconsul"
-        )));
-    }
+        .is_some_and(|d| !d.is_empty() && d != local_dc);
+    let session_request = if foreign {
+        let servers = c
+            .health_service("consul", &[], true, &Default::default())
+            .map_err(|e| {
+                ui::fail(format!(
+                    "Failed to find Consul server in remote datacenter: {e}"
+                ))
+            })?
+            .0;
+        let Some(server) = servers.first() else {
+            return Err(ui::fail(
+                "Failed to find Consul server in remote datacenter",
+            ));
+        };
+        SessionRequest {
+            name: format!("Remote Exec via {local_node}@{local_dc}"),
+            node: server.node.node.clone(),
+            checks: Some(Vec::new()),
+            ttl: SESSION_TTL.into(),
+            behavior: "delete".into(),
+            ..SessionRequest::default()
+        }
+    } else {
+        SessionRequest {
+            name: "Remote Exec".into(),
+            ttl: SESSION_TTL.into(),
+            behavior: "delete".into(),
+            ..SessionRequest::default()
+        }
+    };
     let local_disabled = info["DebugConfig"]["DisableRemoteExec"]
         .as_bool()
         .unwrap_or(false);
@@ -207,12 +236,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .map_err(|e| ui::fail(format!("Failed to create job spec: {e}")))?;
 
     let session = c
-        .session_create(&SessionRequest {
-            name: "Remote Exec".into(),
-            ttl: SESSION_TTL.into(),
-            behavior: "delete".into(),
-            ..SessionRequest::default()
-        })
+        .session_create(&session_request)
         .map_err(|e| ui::fail(format!("Failed to create session: {e}")))?;
     let job = Job::start(c.clone(), prefix, session);
     {

@@ -86,7 +86,11 @@ fn two_datacenters_answer_for_each_other() {
         d,
         "c2",
         DC2_CLIENT,
-        &["-datacenter=dc2", &format!("-retry-join={DC2_SERVER}")],
+        &[
+            "-datacenter=dc2",
+            &format!("-retry-join={DC2_SERVER}"),
+            "-hcl=disable_remote_exec = false",
+        ],
     );
     wait_for("a dc1 leader", Duration::from_secs(60), || {
         agreed_leader(&DC1).is_some()
@@ -155,6 +159,21 @@ fn two_datacenters_answer_for_each_other() {
     assert!(!b.contains("deploy"), "dc1 got dc2's event: {b}");
     let (c, b) = http(DC1_CLIENT, "PUT", "/v1/event/fire/x?dc=dc9", "").unwrap();
     assert_eq!((c, b.as_str()), (500, "No path to datacenter"));
+
+    // `exec -datacenter=dc2` from dc1 runs on dc2's agents that allow it (c2), through a
+    // session on a dc2 server's node and dc2's KV.
+    let out = Command::new(common::BIN)
+        .args(["exec", &format!("-http-addr={DC1_CLIENT}:8500")])
+        .args(["-datacenter=dc2", "-wait=2s", "echo", "fed-exec"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(text.contains("    c2: fed-exec\n"), "{text}");
+    assert!(
+        text.ends_with("1 / 1 node(s) completed / acknowledged\n"),
+        "{text}"
+    );
 
     // Usage of one other datacenter, and of all.
     let (c, b) = http(DC1_CLIENT, "GET", "/v1/operator/usage?dc=dc2", "").unwrap();
