@@ -242,6 +242,9 @@ impl proconsul_http::Backend for FakeAgent {
     fn kv_max_value_size(&self) -> u64 {
         512 * 1024
     }
+    fn translate_wan_addrs(&self) -> bool {
+        true
+    }
     fn agent_self(&self) -> serde_json::Value {
         serde_json::json!({"Config": {"Datacenter": "dc1", "NodeName": "n1"}})
     }
