@@ -18,6 +18,9 @@
 //! `PROCONSUL_LINEARIZE_SECS=600 cargo test --release -p proconsul --test process --
 //! linearize::histories --nocapture`). The figures are printed at the end.
 //!
+//! `PROCONSUL_LINEARIZE_READS` picks the register clients' read mode: `consistent` (the
+//! default), or `default` (the leader's lease) or `stale` (expected to fail) by hand.
+//!
 //! `stale_reads_of_a_cut_off_server_are_flagged` shows the checker catches what `?stale`
 //! permits: a read served by a server cut off from the leader, after a newer write completed.
 
@@ -102,8 +105,10 @@ impl Client {
     }
 
     fn read(&mut self, key: &str, mode: &str) -> Option<Read> {
+        // `default` is no parameter at all.
+        let query = if mode == "default" { "" } else { mode };
         let call = self.now();
-        let r = self.request("GET", &format!("/v1/kv/{key}?{mode}"), "");
+        let r = self.request("GET", &format!("/v1/kv/{key}?{query}"), "");
         let ret = self.now();
         let got = match r.status {
             404 => None,
@@ -166,8 +171,8 @@ impl Client {
     }
 
     /// Read, then replace what was read by a new value if nothing changed in between.
-    fn cas_increment(&mut self, key: &str) {
-        let Some(read) = self.read(key, "consistent") else {
+    fn cas_increment(&mut self, key: &str, mode: &str) {
+        let Some(read) = self.read(key, mode) else {
             return;
         };
         let value = self.next_value();
@@ -262,7 +267,7 @@ fn create_session(stop: &AtomicBool) -> Option<String> {
     None
 }
 
-fn register_client(id: u32, ns: &str, start: Instant, stop: &AtomicBool) -> Client {
+fn register_client(id: u32, ns: &str, mode: &str, start: Instant, stop: &AtomicBool) -> Client {
     enter_netns(ns);
     let mut c = Client::new(id, start);
     let mut rng = StdRng::seed_from_u64(id as u64);
@@ -270,10 +275,10 @@ fn register_client(id: u32, ns: &str, start: Instant, stop: &AtomicBool) -> Clie
         let key = format!("lz/r{}", rng.random_range(0..REGISTERS));
         match rng.random_range(0..10) {
             0..=3 => {
-                c.read(&key, "consistent");
+                c.read(&key, mode);
             }
             4..=5 => c.write(&key),
-            _ => c.cas_increment(&key),
+            _ => c.cas_increment(&key, mode),
         }
         std::thread::sleep(Duration::from_millis(rng.random_range(0..5)));
     }
@@ -404,6 +409,14 @@ fn inject(c: &mut Cluster, k: usize, rng: &mut StdRng, hold: Duration) -> String
     }
 }
 
+fn read_mode_from_env() -> String {
+    match std::env::var("PROCONSUL_LINEARIZE_READS").as_deref() {
+        Ok("default") => "default".into(),
+        Ok("stale") => "stale".into(),
+        _ => "consistent".into(),
+    }
+}
+
 fn secs_from_env() -> u64 {
     std::env::var("PROCONSUL_LINEARIZE_SECS")
         .ok()
@@ -444,6 +457,7 @@ fn histories_under_faults_are_linearizable() {
             .is_some_and(|r| r.text().matches(":8300").count() == 3)
     });
     let secs = secs_from_env();
+    let mode = read_mode_from_env();
     let start = Instant::now();
     let stop = AtomicBool::new(false);
     let sessions = Sessions::default();
@@ -454,8 +468,8 @@ fn histories_under_faults_are_linearizable() {
     let clients: Vec<Client> = std::thread::scope(|s| {
         let mut handles = Vec::new();
         for id in 0..6u32 {
-            let (ns, stop) = (&nodes[id as usize % 3], &stop);
-            handles.push(s.spawn(move || register_client(id, ns, start, stop)));
+            let (ns, stop, mode) = (&nodes[id as usize % 3], &stop, mode.as_str());
+            handles.push(s.spawn(move || register_client(id, ns, mode, start, stop)));
         }
         for id in 6..9u32 {
             let (ns, stop, sessions) = (&nodes[id as usize % 3], &stop, &sessions);
@@ -502,7 +516,7 @@ fn histories_under_faults_are_linearizable() {
         eprintln!("{}", a.description);
     }
     eprintln!(
-        "linearize: {:.0}s, {} faults; ops: {} ok, {} failed, {} indeterminate \
+        "linearize ({mode} reads): {:.0}s, {} faults; ops: {} ok, {} failed, {} indeterminate \
          (register {} ops on {} keys, lock {} ops on {} keys); anomalies: {} register, {} lock, \
          {} index conflicts; gave up on {:?} {:?}; checker {:.2}s ({} + {} steps)",
         ran.as_secs_f64(),
