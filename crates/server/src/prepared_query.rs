@@ -75,6 +75,26 @@ fn validate(q: &PreparedQuery) -> Result<(), String> {
             q.service.failover.nearest_n
         ));
     }
+    let failover = &q.service.failover;
+    if (failover.nearest_n != 0 || !failover.datacenters.is_empty()) && !failover.targets.is_empty()
+    {
+        return Err("Targets cannot be populated with NearestN or Datacenters".into());
+    }
+    for t in &failover.targets {
+        if !t.peer.is_empty() {
+            return Err(format!(
+                "Bad failover target peer {:?}: cluster peering is not available in this build",
+                t.peer
+            ));
+        }
+        for (what, v) in [("partition", &t.partition), ("namespace", &t.namespace)] {
+            if !v.is_empty() && v != "default" {
+                return Err(format!(
+                    "Bad failover target {what} {v:?}: only \"default\" exists (Consul Enterprise feature)"
+                ));
+            }
+        }
+    }
     if !q.dns.ttl.is_empty() {
         proconsul_types::duration::parse(&q.dns.ttl)
             .map_err(|e| format!("Bad DNS TTL '{}': {e}", q.dns.ttl))?;
@@ -358,13 +378,19 @@ impl Server {
     ) {
         let here = self.inner.opts.datacenter.clone();
         let known = self.datacenters();
+        let failover = &q.service.failover;
         let mut order: Vec<String> = known
             .iter()
             .filter(|d| **d != here)
-            .take(q.service.failover.nearest_n.max(0) as usize)
+            .take(failover.nearest_n.max(0) as usize)
             .cloned()
             .collect();
-        for dc in &q.service.failover.datacenters {
+        // `Targets` (never together with the two above): datacenters named by each target.
+        let listed = failover
+            .datacenters
+            .iter()
+            .chain(failover.targets.iter().map(|t| &t.datacenter));
+        for dc in listed {
             if *dc != here && known.contains(dc) && !order.contains(dc) {
                 order.push(dc.clone());
             }

@@ -59,6 +59,10 @@ pub struct PreparedQueryRec {
     pub create_index: u64,
     #[serde(default)]
     pub modify_index: u64,
+    /// `Failover.Targets`, by datacenter (peers are refused before they are stored). Last, so
+    /// records written before it decode.
+    #[serde(default)]
+    pub failover_target_datacenters: Vec<String>,
 }
 
 impl PreparedQueryRec {
@@ -83,6 +87,13 @@ impl PreparedQueryRec {
             dns_ttl: q.dns.ttl.clone(),
             create_index: 0,
             modify_index: 0,
+            failover_target_datacenters: q
+                .service
+                .failover
+                .targets
+                .iter()
+                .map(|t| t.datacenter.clone())
+                .collect(),
         }
     }
 
@@ -102,6 +113,14 @@ impl PreparedQueryRec {
                 failover: api::QueryFailoverOptions {
                     nearest_n: self.failover_nearest_n,
                     datacenters: self.failover_datacenters.clone(),
+                    targets: self
+                        .failover_target_datacenters
+                        .iter()
+                        .map(|dc| api::QueryFailoverTarget {
+                            datacenter: dc.clone(),
+                            ..Default::default()
+                        })
+                        .collect(),
                 },
                 ignore_check_ids: self.ignore_check_ids.clone(),
                 only_passing: self.only_passing,

@@ -63,6 +63,20 @@ pub struct QueryFailoverOptions {
     pub nearest_n: i64,
     /// Then these, in order.
     pub datacenters: Vec<String>,
+    /// Instead of both: these, in order (a datacenter each; cluster peers are refused).
+    pub targets: Vec<QueryFailoverTarget>,
+}
+
+/// One entry of `Failover.Targets`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct QueryFailoverTarget {
+    /// A cluster peer (none exist here: refused when set).
+    pub peer: String,
+    pub datacenter: String,
+    /// Enterprise's admin partition and namespace; only empty or `default` is accepted.
+    pub partition: String,
+    pub namespace: String,
 }
 
 /// `DNS`.

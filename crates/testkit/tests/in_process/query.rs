@@ -237,6 +237,10 @@ async fn failover_to_another_datacenter() {
     for (name, failover) in [
         ("nearest", json!({"NearestN": 1})),
         ("listed", json!({"Datacenters": ["nope", "dc2"]})),
+        (
+            "targets",
+            json!({"Targets": [{"Datacenter": "nope"}, {"Datacenter": "dc2"}]}),
+        ),
     ] {
         let r = post(
             &a,
@@ -250,6 +254,44 @@ async fn failover_to_another_datacenter() {
         assert_eq!(v["Datacenter"], "dc2", "{name}");
         assert_eq!(v["Failovers"], 1, "{name}");
     }
+    // Targets are read back as given; they exclude NearestN/Datacenters, and a peer target
+    // (cluster peering) is refused, as is anything not in the default partition.
+    let v = a.get_json("/v1/query").await;
+    let targets = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["Name"] == "targets")
+        .unwrap();
+    assert_eq!(
+        targets["Service"]["Failover"]["Targets"][1]["Datacenter"],
+        "dc2",
+        "{targets}"
+    );
+    for (failover, error) in [
+        (
+            json!({"NearestN": 1, "Targets": [{"Datacenter": "dc2"}]}),
+            "Targets cannot be populated with NearestN or Datacenters",
+        ),
+        (
+            json!({"Targets": [{"Peer": "other-cluster"}]}),
+            "Bad failover target peer \"other-cluster\"",
+        ),
+        (
+            json!({"Targets": [{"Datacenter": "dc2", "Partition": "p1"}]}),
+            "Bad failover target partition \"p1\"",
+        ),
+    ] {
+        let r = post(
+            &a,
+            "/v1/query",
+            json!({"Name": "bad", "Service": {"Service": "web", "Failover": failover}}),
+        )
+        .await;
+        assert_eq!(r.status, 500, "{failover}");
+        assert!(r.text().contains(error), "{failover}: {}", r.text());
+    }
+
     // Without failover: nothing, from dc1.
     post(
         &a,
