@@ -6,7 +6,7 @@
 //! Consul's do.
 //!
 //! Rights are what a server says the caller's token grants (`ACL.ResolveIdentity`), compiled
-//! here and kept for `acl.token_ttl`. When no server answers, `acl.down_policy` decides:
+//! here and kept for the shortest of `acl.token_ttl`, `policy_ttl` and `role_ttl`. When no server answers, `acl.down_policy` decides:
 //! `extend-cache`/`async-cache` keep using what was resolved before (however old), `allow`
 //! and `deny` answer for every token.
 
@@ -289,7 +289,7 @@ impl Agent {
         }
         let cached = acl.rights.lock().unwrap().get(token).cloned();
         if let Some((at, rights)) = &cached {
-            if at.elapsed() < acl.config.token_ttl {
+            if at.elapsed() < acl.config.rights_ttl() {
                 return Ok(Some(rights.clone()));
             }
         }

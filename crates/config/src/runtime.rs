@@ -627,6 +627,16 @@ fn acl_config(a: crate::user::AclUser) -> Result<proconsul_types::AclConfig, Val
             a.token_ttl.as_deref().filter(|s| !s.is_empty()),
             dflt.token_ttl,
         )?,
+        policy_ttl: dur_or(
+            "acl.policy_ttl",
+            a.policy_ttl.as_deref().filter(|s| !s.is_empty()),
+            dflt.policy_ttl,
+        )?,
+        role_ttl: dur_or(
+            "acl.role_ttl",
+            a.role_ttl.as_deref().filter(|s| !s.is_empty()),
+            dflt.role_ttl,
+        )?,
         tokens: proconsul_types::AclAgentTokens {
             initial_management: pick(t.initial_management, t.master),
             agent: t.agent.unwrap_or_default(),

@@ -438,6 +438,12 @@ pub struct AclConfig {
     pub enable_token_persistence: bool,
     /// How long a client agent trusts a token it resolved through a server.
     pub token_ttl: std::time::Duration,
+    /// How long it trusts the policies and roles it resolved with it (`policy_ttl`,
+    /// `role_ttl`): a token's rights are resolved as one, so the shortest of the three applies.
+    #[serde(default = "thirty_seconds")]
+    pub policy_ttl: std::time::Duration,
+    #[serde(default = "thirty_seconds")]
+    pub role_ttl: std::time::Duration,
     pub tokens: AclAgentTokens,
     /// The datacenter whose servers hold the ACL state (`primary_datacenter`); another
     /// datacenter's servers replicate its policies and roles (and, with
@@ -455,10 +461,24 @@ impl Default for AclConfig {
             enable_key_list_policy: false,
             enable_token_persistence: false,
             token_ttl: std::time::Duration::from_secs(30),
+            policy_ttl: thirty_seconds(),
+            role_ttl: thirty_seconds(),
             tokens: AclAgentTokens::default(),
             primary_datacenter: String::new(),
             enable_token_replication: false,
         }
+    }
+}
+
+fn thirty_seconds() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
+
+impl AclConfig {
+    /// How long a resolved token's rights (the token, its roles and policies compiled
+    /// together) are trusted: the shortest of `token_ttl`, `policy_ttl` and `role_ttl`.
+    pub fn rights_ttl(&self) -> std::time::Duration {
+        self.token_ttl.min(self.policy_ttl).min(self.role_ttl)
     }
 }
 
