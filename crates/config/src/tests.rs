@@ -890,7 +890,11 @@ fn acl_block_and_legacy_keys() {
     assert!(!c.acl.default_allow);
     assert_eq!(c.acl.down_policy, "deny");
     assert_eq!(c.acl.token_ttl, Duration::from_secs(45));
-    assert_eq!(c.acl.rights_ttl(), Duration::from_secs(30), "policy_ttl's default");
+    assert_eq!(
+        c.acl.rights_ttl(),
+        Duration::from_secs(30),
+        "policy_ttl's default"
+    );
     assert_eq!(c.acl.tokens.initial_management, "root");
     assert_eq!(c.acl.tokens.agent, "ag");
 

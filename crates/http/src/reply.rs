@@ -88,8 +88,10 @@ pub fn add_cache(r: &mut Reply, c: crate::cache::CacheResult) {
 /// has `translate_wan_addrs` on (Consul sets it whether or not this answer needed it).
 pub fn add_translate_header(r: &mut Reply, translate_wan_addrs: bool) {
     if translate_wan_addrs {
-        r.headers_mut()
-            .insert("X-Consul-Translate-Addresses", HeaderValue::from_static("true"));
+        r.headers_mut().insert(
+            "X-Consul-Translate-Addresses",
+            HeaderValue::from_static("true"),
+        );
     }
 }
 

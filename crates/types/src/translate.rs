@@ -76,7 +76,8 @@ impl WanAddresses for NodeService {
 impl WanAddresses for ServiceNode {
     fn use_wan_addresses(&mut self) {
         self.address = node_address(&self.address, &self.tagged_addresses);
-        self.service_address = service_address(&self.service_address, &self.service_tagged_addresses);
+        self.service_address =
+            service_address(&self.service_address, &self.service_tagged_addresses);
         self.service_port = service_port(self.service_port, &self.service_tagged_addresses);
     }
 }
@@ -91,14 +92,18 @@ impl WanAddresses for CheckServiceNode {
 impl WanAddresses for NodeServices {
     fn use_wan_addresses(&mut self) {
         self.node.use_wan_addresses();
-        self.services.values_mut().for_each(WanAddresses::use_wan_addresses);
+        self.services
+            .values_mut()
+            .for_each(WanAddresses::use_wan_addresses);
     }
 }
 
 impl WanAddresses for NodeServiceList {
     fn use_wan_addresses(&mut self) {
         self.node.use_wan_addresses();
-        self.services.iter_mut().for_each(WanAddresses::use_wan_addresses);
+        self.services
+            .iter_mut()
+            .for_each(WanAddresses::use_wan_addresses);
     }
 }
 
@@ -108,31 +113,67 @@ mod tests {
     use crate::catalog::ServiceAddress;
 
     fn tags(pairs: &[(&str, &str)]) -> StrMap {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn node_addresses_prefer_tagged_wan_ones() {
         // As agents tag themselves: wan_ipv4 wins.
-        let agent = tags(&[("lan", "10.0.0.1"), ("lan_ipv4", "10.0.0.1"), ("wan", "203.0.113.1"), ("wan_ipv4", "203.0.113.1")]);
+        let agent = tags(&[
+            ("lan", "10.0.0.1"),
+            ("lan_ipv4", "10.0.0.1"),
+            ("wan", "203.0.113.1"),
+            ("wan_ipv4", "203.0.113.1"),
+        ]);
         assert_eq!(node_address("10.0.0.1", &agent), "203.0.113.1");
         // Only `wan`: it replaces the address.
-        assert_eq!(node_address("10.0.0.2", &tags(&[("wan", "198.51.100.2")])), "198.51.100.2");
+        assert_eq!(
+            node_address("10.0.0.2", &tags(&[("wan", "198.51.100.2")])),
+            "198.51.100.2"
+        );
         // No WAN tag: the LAN IPv4 tag, else the address, stays.
-        assert_eq!(node_address("10.0.0.3", &tags(&[("lan_ipv4", "10.0.0.3")])), "10.0.0.3");
+        assert_eq!(
+            node_address("10.0.0.3", &tags(&[("lan_ipv4", "10.0.0.3")])),
+            "10.0.0.3"
+        );
         assert_eq!(node_address("host.example", &StrMap::new()), "host.example");
         // An IPv6 WAN address is preferred (Consul's order).
-        assert_eq!(node_address("10.0.0.4", &tags(&[("wan", "198.51.100.4"), ("wan_ipv6", "2001:db8::4")])), "2001:db8::4");
+        assert_eq!(
+            node_address(
+                "10.0.0.4",
+                &tags(&[("wan", "198.51.100.4"), ("wan_ipv6", "2001:db8::4")])
+            ),
+            "2001:db8::4"
+        );
     }
 
     #[test]
     fn service_address_and_port_from_the_wan_tag() {
         let mut t = ServiceAddresses::new();
-        t.insert("wan".into(), ServiceAddress { address: "198.51.100.9".into(), port: 18080 });
+        t.insert(
+            "wan".into(),
+            ServiceAddress {
+                address: "198.51.100.9".into(),
+                port: 18080,
+            },
+        );
         assert_eq!(service_address("10.0.0.9", &t), "198.51.100.9");
         assert_eq!(service_port(8080, &t), 18080);
-        t.insert("wan".into(), ServiceAddress { address: "198.51.100.9".into(), port: 0 });
-        assert_eq!(service_port(8080, &t), 8080, "a WAN tag without a port keeps the port");
+        t.insert(
+            "wan".into(),
+            ServiceAddress {
+                address: "198.51.100.9".into(),
+                port: 0,
+            },
+        );
+        assert_eq!(
+            service_port(8080, &t),
+            8080,
+            "a WAN tag without a port keeps the port"
+        );
         // An instance without an address of its own and no WAN tag stays empty (the node's
         // address is used, already translated).
         assert_eq!(service_address("", &ServiceAddresses::new()), "");

@@ -906,7 +906,10 @@ fn rounds_report_gossip_rounds_and_finished_probes() {
     sim.run(Duration::from_secs(4));
     let failing = sim.nodes[0].take_rounds();
     assert!(
-        failing.probes.iter().any(|d| *d >= Duration::from_millis(900)),
+        failing
+            .probes
+            .iter()
+            .any(|d| *d >= Duration::from_millis(900)),
         "{failing:?}"
     );
 }

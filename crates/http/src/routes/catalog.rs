@@ -249,12 +249,7 @@ pub(crate) async fn instance_rows<B, Q, T>(
 where
     B: Backend,
     Q: proconsul_types::Query<Out = Vec<T>> + Clone + serde::Serialize + Sync,
-    T: serde::Serialize
-        + Clone
-        + Send
-        + Sync
-        + proconsul_types::translate::WanAddresses
-        + 'static,
+    T: serde::Serialize + Clone + Send + Sync + proconsul_types::translate::WanAddresses + 'static,
 {
     let opts = p.query_options()?;
     let filter = p.filter(schema)?;

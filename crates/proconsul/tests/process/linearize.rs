@@ -365,7 +365,7 @@ fn inject(c: &mut Cluster, k: usize, rng: &mut StdRng, hold: Duration) -> String
         .unwrap();
     match k % 5 {
         0 => {
-            let victim = if k % 2 == 0 { li } else { follower };
+            let victim = if k.is_multiple_of(2) { li } else { follower };
             if let Some(mut p) = c.servers[victim].take() {
                 let _ = p.0.kill();
                 let _ = p.0.wait();
@@ -375,7 +375,7 @@ fn inject(c: &mut Cluster, k: usize, rng: &mut StdRng, hold: Duration) -> String
             format!("kill -9 s{victim} (leader s{li}), restart")
         }
         1 => {
-            let victim = if k % 2 == 0 { follower } else { li };
+            let victim = if k.is_multiple_of(2) { follower } else { li };
             // SAFETY: kill(2) on a child this test started and still owns.
             unsafe { libc::kill(c.pid(victim), libc::SIGSTOP) };
             std::thread::sleep(hold);

@@ -1685,21 +1685,43 @@ async fn a_changed_policy_reaches_the_agent_within_policy_ttl() {
         c.acl.policy_ttl = Duration::from_secs(1);
     })
     .await;
-    wait_until(Duration::from_secs(10), "initial management token", || async {
-        call(&t, ROOT, "GET", "/v1/acl/token/self", b"").await.status == 200
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "initial management token",
+        || async {
+            call(&t, ROOT, "GET", "/v1/acl/token/self", b"")
+                .await
+                .status
+                == 200
+        },
+    )
     .await;
     let secret = token_with(&t, "reader", r#"agent_prefix "" { policy = "read" }"#).await;
     // Resolved and cached by the agent.
-    assert_eq!(call(&t, &secret, "GET", "/v1/agent/self", b"").await.status, 200);
-    let policy = call(&t, ROOT, "GET", "/v1/acl/policy/name/reader", b"").await.json();
+    assert_eq!(
+        call(&t, &secret, "GET", "/v1/agent/self", b"").await.status,
+        200
+    );
+    let policy = call(&t, ROOT, "GET", "/v1/acl/policy/name/reader", b"")
+        .await
+        .json();
     let id = policy["ID"].as_str().unwrap();
-    let body = serde_json::json!({ "Name": "reader", "Rules": r#"agent_prefix "" { policy = "deny" }"# });
-    let r = call(&t, ROOT, "PUT", &format!("/v1/acl/policy/{id}"), body.to_string().as_bytes()).await;
+    let body =
+        serde_json::json!({ "Name": "reader", "Rules": r#"agent_prefix "" { policy = "deny" }"# });
+    let r = call(
+        &t,
+        ROOT,
+        "PUT",
+        &format!("/v1/acl/policy/{id}"),
+        body.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    wait_until(Duration::from_secs(5), "the denied policy on the agent", || async {
-        call(&t, &secret, "GET", "/v1/agent/self", b"").await.status == 403
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the denied policy on the agent",
+        || async { call(&t, &secret, "GET", "/v1/agent/self", b"").await.status == 403 },
+    )
     .await;
     t.stop().await;
 }

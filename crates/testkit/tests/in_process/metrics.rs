@@ -392,9 +392,11 @@ async fn the_named_metrics_are_exported_by_a_server_serving_a_client() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     // The client reaches the server over RPC once it knows it from gossip.
-    proconsul_testkit::wait_until(Duration::from_secs(10), "a write through the client", || async {
-        c.put("/v1/kv/metrics/through-client", b"1").await.status == 200
-    })
+    proconsul_testkit::wait_until(
+        Duration::from_secs(10),
+        "a write through the client",
+        || async { c.put("/v1/kv/metrics/through-client", b"1").await.status == 200 },
+    )
     .await;
     assert_eq!(c.get("/v1/kv/metrics/through-client").await.status, 200);
     assert_eq!(s.put("/v1/session/create", b"{}").await.status, 200);

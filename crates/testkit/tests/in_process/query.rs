@@ -264,8 +264,7 @@ async fn failover_to_another_datacenter() {
         .find(|q| q["Name"] == "targets")
         .unwrap();
     assert_eq!(
-        targets["Service"]["Failover"]["Targets"][1]["Datacenter"],
-        "dc2",
+        targets["Service"]["Failover"]["Targets"][1]["Datacenter"], "dc2",
         "{targets}"
     );
     for (failover, error) in [

@@ -32,7 +32,14 @@ async fn register_external(a: &TestAgent, node: &str, n: u8) {
 
 fn dig(port: u16, args: &[&str]) -> String {
     let out = std::process::Command::new("dig")
-        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=2", "+tries=1", "+short"])
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+time=2",
+            "+tries=1",
+            "+short",
+        ])
         .args(args)
         .output()
         .expect("dig is installed (apt-get install -y bind9-dnsutils)");
@@ -64,9 +71,11 @@ async fn other_datacenters_rows_carry_wan_addresses() {
     let wan = b.agent.serf_wan_addr().expect("servers have a WAN pool");
     let r = a.put(&format!("/v1/agent/join/{wan}?wan"), b"").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    wait_until(Duration::from_secs(10), "dc2 reachable from dc1", || async {
-        a.get("/v1/catalog/nodes?dc=dc2").await.status == 200
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "dc2 reachable from dc1",
+        || async { a.get("/v1/catalog/nodes?dc=dc2").await.status == 200 },
+    )
     .await;
     register_external(&b, "far", 2).await;
     register_external(&a, "near", 1).await;
@@ -76,7 +85,11 @@ async fn other_datacenters_rows_carry_wan_addresses() {
     assert_eq!(r.header("X-Consul-Translate-Addresses"), Some("true"));
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(
-        (&v[0]["Address"], &v[0]["ServiceAddress"], &v[0]["ServicePort"]),
+        (
+            &v[0]["Address"],
+            &v[0]["ServiceAddress"],
+            &v[0]["ServicePort"]
+        ),
         (&json!("198.51.100.2"), &json!("203.0.113.2"), &json!(18080)),
         "{v}"
     );
@@ -86,12 +99,21 @@ async fn other_datacenters_rows_carry_wan_addresses() {
     // health/service, catalog/nodes, catalog/node.
     let v = a.get_json("/v1/health/service/web?dc=dc2").await;
     assert_eq!(
-        (&v[0]["Node"]["Address"], &v[0]["Service"]["Address"], &v[0]["Service"]["Port"]),
+        (
+            &v[0]["Node"]["Address"],
+            &v[0]["Service"]["Address"],
+            &v[0]["Service"]["Port"]
+        ),
         (&json!("198.51.100.2"), &json!("203.0.113.2"), &json!(18080)),
         "{v}"
     );
     let v = a.get_json("/v1/catalog/nodes?dc=dc2").await;
-    let far = v.as_array().unwrap().iter().find(|n| n["Node"] == "far").unwrap();
+    let far = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["Node"] == "far")
+        .unwrap();
     assert_eq!(far["Address"], "198.51.100.2");
     let v = a.get_json("/v1/catalog/node/far?dc=dc2").await;
     assert_eq!(v["Node"]["Address"], "198.51.100.2", "{v}");
@@ -103,7 +125,11 @@ async fn other_datacenters_rows_carry_wan_addresses() {
     assert_eq!(r.header("X-Consul-Translate-Addresses"), Some("true"));
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(
-        (&v[0]["Address"], &v[0]["ServiceAddress"], &v[0]["ServicePort"]),
+        (
+            &v[0]["Address"],
+            &v[0]["ServiceAddress"],
+            &v[0]["ServicePort"]
+        ),
         (&json!("10.1.0.1"), &json!("10.1.1.1"), &json!(8080)),
         "{v}"
     );
@@ -114,8 +140,11 @@ async fn other_datacenters_rows_carry_wan_addresses() {
     assert_eq!(v[0]["ServiceAddress"], "10.1.1.1", "{v}");
 
     // A prepared query that fails over to dc2 answers with dc2's WAN addresses.
-    let query = json!({"Name": "w", "Service": {"Service": "web", "Failover": {"Datacenters": ["dc2"]}}});
-    let r = proconsul_testkit::http::request(a.http, "POST", "/v1/query", query.to_string().as_bytes()).await;
+    let query =
+        json!({"Name": "w", "Service": {"Service": "web", "Failover": {"Datacenters": ["dc2"]}}});
+    let r =
+        proconsul_testkit::http::request(a.http, "POST", "/v1/query", query.to_string().as_bytes())
+            .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let r = a
         .put(
@@ -130,7 +159,10 @@ async fn other_datacenters_rows_carry_wan_addresses() {
 
     // DNS: the service's WAN address and port for dc2's instances.
     let port = a.agent.dns_addrs()[0].port();
-    assert_eq!(dig(port, &["web.service.dc2.consul", "A"]).trim(), "203.0.113.2");
+    assert_eq!(
+        dig(port, &["web.service.dc2.consul", "A"]).trim(),
+        "203.0.113.2"
+    );
     let srv = dig(port, &["web.service.dc2.consul", "SRV"]);
     assert!(srv.contains(" 18080 "), "{srv}");
     a.stop().await;
