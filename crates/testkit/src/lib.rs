@@ -110,6 +110,24 @@ impl TestAgent {
     pub async fn stop(self) {
         self.agent.shutdown().await;
     }
+
+    /// Join server `other` (of datacenter `other_dc`) to this server's WAN pool, and wait
+    /// until this agent answers `?dc=<other_dc>`.
+    pub async fn federate_with(&self, other: &TestAgent, other_dc: &str) {
+        let wan = other
+            .agent
+            .serf_wan_addr()
+            .expect("servers have a WAN pool");
+        let r = self.put(&format!("/v1/agent/join/{wan}?wan"), b"").await;
+        assert_eq!(r.status, 200, "WAN join: {}", r.text());
+        let path = format!("/v1/catalog/nodes?dc={other_dc}");
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{other_dc} reachable"),
+            || async { self.get(&path).await.status == 200 },
+        )
+        .await;
+    }
 }
 
 /// Poll `cond` every 20 ms until it holds or `within` passes; panics with `what` on timeout.

@@ -12,10 +12,17 @@ use proconsul_testkit::{dev_flags, wait_until, Response, TestAgent};
 const ROOT: &str = "11111111-2222-3333-4444-555555555555";
 
 async fn acl_agent() -> TestAgent {
+    acl_agent_with(|_| {}).await
+}
+
+/// A `-dev` agent with ACLs on (deny by default, `ROOT` the initial management token), then
+/// `tweak`ed, once the management token resolves.
+async fn acl_agent_with(tweak: impl FnOnce(&mut proconsul_config::RuntimeConfig)) -> TestAgent {
     let t = TestAgent::start_with(dev_flags(), |c| {
         c.acl.enabled = true;
         c.acl.default_allow = false;
         c.acl.tokens.initial_management = ROOT.into();
+        tweak(c);
     })
     .await;
     wait_until(
@@ -1677,24 +1684,10 @@ async fn services_sync_with_the_token_they_were_registered_with() {
 /// agent's own endpoints within `policy_ttl`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_policy_reaches_the_agent_within_policy_ttl() {
-    let t = TestAgent::start_with(dev_flags(), |c| {
-        c.acl.enabled = true;
-        c.acl.default_allow = false;
-        c.acl.tokens.initial_management = ROOT.into();
+    let t = acl_agent_with(|c| {
         c.acl.token_ttl = Duration::from_secs(3600);
         c.acl.policy_ttl = Duration::from_secs(1);
     })
-    .await;
-    wait_until(
-        Duration::from_secs(10),
-        "initial management token",
-        || async {
-            call(&t, ROOT, "GET", "/v1/acl/token/self", b"")
-                .await
-                .status
-                == 200
-        },
-    )
     .await;
     let secret = token_with(&t, "reader", r#"agent_prefix "" { policy = "read" }"#).await;
     // Resolved and cached by the agent.

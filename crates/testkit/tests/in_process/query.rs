@@ -202,8 +202,7 @@ async fn a_query_goes_with_its_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_to_another_datacenter() {
     use proconsul_config::AgentFlags;
-    use proconsul_testkit::{dev_flags, wait_until};
-    use std::time::Duration;
+    use proconsul_testkit::dev_flags;
 
     let a = TestAgent::start_with(
         AgentFlags {
@@ -222,15 +221,7 @@ async fn failover_to_another_datacenter() {
         |_| {},
     )
     .await;
-    let wan = b.agent.serf_wan_addr().expect("servers have a WAN pool");
-    let r = a.put(&format!("/v1/agent/join/{wan}?wan"), b"").await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    wait_until(
-        Duration::from_secs(10),
-        "dc2 reachable from dc1",
-        || async { a.get("/v1/catalog/nodes?dc=dc2").await.status == 200 },
-    )
-    .await;
+    a.federate_with(&b, "dc2").await;
 
     web(&a, "here", &[], ("h", "critical")).await;
     web(&b, "there", &[], ("t", "passing")).await;

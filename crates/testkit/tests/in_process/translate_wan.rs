@@ -3,10 +3,8 @@
 //! addresses of its nodes and services, and says so in `X-Consul-Translate-Addresses`; its own
 //! datacenter's rows, and agents that leave it off, keep the registered addresses.
 
-use std::time::Duration;
-
 use proconsul_config::AgentFlags;
-use proconsul_testkit::{dev_flags, wait_until, TestAgent};
+use proconsul_testkit::{dev_flags, TestAgent};
 use serde_json::{json, Value};
 
 /// A node of `a`'s datacenter with a LAN and a WAN address, running `web` with its own WAN
@@ -68,15 +66,7 @@ async fn other_datacenters_rows_carry_wan_addresses() {
         |_| {},
     )
     .await;
-    let wan = b.agent.serf_wan_addr().expect("servers have a WAN pool");
-    let r = a.put(&format!("/v1/agent/join/{wan}?wan"), b"").await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    wait_until(
-        Duration::from_secs(10),
-        "dc2 reachable from dc1",
-        || async { a.get("/v1/catalog/nodes?dc=dc2").await.status == 200 },
-    )
-    .await;
+    a.federate_with(&b, "dc2").await;
     register_external(&b, "far", 2).await;
     register_external(&a, "near", 1).await;
 
