@@ -78,6 +78,9 @@ pub struct Agent {
 struct AgentInner {
     /// The running config and what follows it (see [`live_config`]).
     config: live_config::LiveConfig,
+    /// `limits.rpc_rate`/`rpc_max_burst`: the RPCs a client agent sends its servers (`None`:
+    /// no limit, and always on servers, as Consul limits only its client agents).
+    rpc_limiter: Option<proconsul_server::rate_limit::TokenBucket>,
     /// The flags the agent was started with, re-applied on reload.
     flags: AgentFlags,
     node_name: String,
@@ -194,6 +197,7 @@ impl Agent {
                     max_batches: config.coordinate_update_max_batches,
                 },
                 acl: config.acl.clone(),
+                request_limits: config.request_limits,
                 events: Some(Arc::new(gossip::LanEvents {
                     pool: gossip.lan.clone(),
                 })),
@@ -226,6 +230,14 @@ impl Agent {
         let checks = std::mem::take(&mut config.checks);
         let agent = Agent {
             inner: Arc::new(AgentInner {
+                rpc_limiter: if config.server {
+                    None
+                } else {
+                    proconsul_server::rate_limit::TokenBucket::new(
+                        config.rpc_rate,
+                        f64::from(config.rpc_max_burst),
+                    )
+                },
                 config: live_config::LiveConfig::new(config.clone(), http_addrs),
                 flags,
                 node_name,
@@ -490,6 +502,10 @@ impl Agent {
             match &self.inner.server {
                 Some(s) => s.call(req, token, false).await,
                 None => {
+                    if self.inner.rpc_limiter.as_ref().is_some_and(|l| !l.take()) {
+                        // Consul's `structs.ErrRPCRateExceeded`, answered 429.
+                        return Err(RpcError::TooManyRequests("RPC rate limit exceeded".into()));
+                    }
                     self.on_some_server(|pool, addr| {
                         let req = req.clone();
                         async move { pool.request(&addr, req, token, false).await }

@@ -143,6 +143,12 @@ pub struct RuntimeConfig {
     pub txn_max_req_len: u64,
     /// `limits.http_max_conns_per_client` (0 = unlimited).
     pub http_max_conns_per_client: u32,
+    /// `limits.request_limits` (servers).
+    pub request_limits: proconsul_types::RequestLimits,
+    /// `limits.rpc_rate` (infinite by default) and `rpc_max_burst` (1000): RPCs a client
+    /// agent sends its servers.
+    pub rpc_rate: f64,
+    pub rpc_max_burst: u32,
     pub dns: DnsConfig,
     pub leave_on_terminate: bool,
     pub skip_leave_on_interrupt: bool,
@@ -652,6 +658,32 @@ fn acl_config(a: crate::user::AclUser) -> Result<proconsul_types::AclConfig, Val
     })
 }
 
+/// `limits.request_limits`: mode `disabled` (default), `permissive` or `enforcing`; a rate
+/// that is absent or negative is no limit.
+fn request_limits(
+    r: crate::user::RequestLimitsUser,
+) -> Result<proconsul_types::RequestLimits, ValueError> {
+    use proconsul_types::RequestLimitMode;
+    let mode = match r.mode.as_deref().map(str::trim).unwrap_or("") {
+        "" | "disabled" => RequestLimitMode::Disabled,
+        "permissive" => RequestLimitMode::Permissive,
+        "enforcing" => RequestLimitMode::Enforcing,
+        other => {
+            return Err(ValueError::Invalid {
+                key: "limits.request_limits.mode".into(),
+                value: other.into(),
+                why: "must be one of 'disabled', 'permissive' or 'enforcing'".into(),
+            })
+        }
+    };
+    let rate = |r: Option<f64>| r.filter(|r| *r >= 0.0).unwrap_or(f64::INFINITY);
+    Ok(proconsul_types::RequestLimits {
+        mode,
+        read_rate: rate(r.read_rate),
+        write_rate: rate(r.write_rate),
+    })
+}
+
 fn non_empty(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
@@ -1031,6 +1063,20 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
     }
 
     let limits = u.limits.unwrap_or_default();
+    let request_limits = request_limits(limits.request_limits.clone().unwrap_or_default())?;
+    // Consul reads a negative or absent rate as no limit.
+    let rpc_rate = limits
+        .rpc_rate
+        .filter(|r| *r >= 0.0)
+        .unwrap_or(f64::INFINITY);
+    let rpc_max_burst = limits.rpc_max_burst.unwrap_or(1000);
+    if rpc_max_burst < 0 || rpc_max_burst > i64::from(u32::MAX) {
+        return Err(ValueError::Negative {
+            key: "limits.rpc_max_burst".into(),
+            value: rpc_max_burst,
+        }
+        .into());
+    }
     let http_max_conns = limits.http_max_conns_per_client.unwrap_or(200);
     if http_max_conns < 0 || http_max_conns > i64::from(u32::MAX) {
         return Err(ValueError::Negative {
@@ -1184,6 +1230,9 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         kv_max_value_size: limits.kv_max_value_size.unwrap_or(512 * 1024),
         txn_max_req_len: limits.txn_max_req_len.unwrap_or(512 * 1024),
         http_max_conns_per_client: http_max_conns as u32,
+        request_limits,
+        rpc_rate,
+        rpc_max_burst: rpc_max_burst as u32,
         dns,
         leave_on_terminate: u.leave_on_terminate.unwrap_or(!server),
         skip_leave_on_interrupt: u.skip_leave_on_interrupt.unwrap_or(server),

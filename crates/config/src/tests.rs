@@ -1188,6 +1188,45 @@ fn telemetry_prefix_filter() {
 }
 
 #[test]
+fn rate_limits() {
+    use proconsul_types::RequestLimitMode;
+    let dir = tempfile::tempdir().unwrap();
+    let load = |name: &str, body: &str| {
+        let f = write(dir.path(), name, body);
+        load_with(
+            &AgentFlags {
+                config_files: vec![f],
+                data_dir: Some(dir.path().into()),
+                ..AgentFlags::default()
+            },
+            &HOST,
+        )
+    };
+    let c = load("none.json", "{}").unwrap();
+    assert_eq!(c.request_limits.mode, RequestLimitMode::Disabled);
+    assert!(c.request_limits.read_rate.is_infinite() && c.rpc_rate.is_infinite());
+    assert_eq!(c.rpc_max_burst, 1000);
+    let c = load(
+        "l.hcl",
+        "limits {\n rpc_rate = 50\n rpc_max_burst = 5\n request_limits {\n mode = \"enforcing\"\n read_rate = 100\n write_rate = -1\n }\n}\n",
+    )
+    .unwrap();
+    assert_eq!(c.request_limits.mode, RequestLimitMode::Enforcing);
+    assert_eq!(c.request_limits.read_rate, 100.0);
+    assert!(
+        c.request_limits.write_rate.is_infinite(),
+        "negative: no limit"
+    );
+    assert_eq!((c.rpc_rate, c.rpc_max_burst), (50.0, 5));
+    let e = load(
+        "bad.json",
+        r#"{"limits": {"request_limits": {"mode": "strict"}}}"#,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("limits.request_limits.mode"), "{e}");
+}
+
+#[test]
 fn telemetry_sinks() {
     let dir = tempfile::tempdir().unwrap();
     let load = |name: &str, body: &str| {

@@ -257,6 +257,19 @@ pub(crate) struct Limits {
     pub kv_max_value_size: Option<u64>,
     pub txn_max_req_len: Option<u64>,
     pub http_max_conns_per_client: Option<i64>,
+    /// RPCs per second a client agent sends its servers, and the burst above it.
+    pub rpc_rate: Option<f64>,
+    pub rpc_max_burst: Option<i64>,
+    pub request_limits: Option<RequestLimitsUser>,
+}
+
+/// `limits { request_limits { … } }`: a server's global rate limit.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RequestLimitsUser {
+    pub mode: Option<String>,
+    pub read_rate: Option<f64>,
+    pub write_rate: Option<f64>,
 }
 
 /// `dns_config { ... }`
@@ -446,7 +459,8 @@ impl Merge for Performance {
 
 impl Merge for Limits {
     fn merge(&mut self, o: Self) {
-        replace!(self, o; kv_max_value_size, txn_max_req_len, http_max_conns_per_client);
+        replace!(self, o; kv_max_value_size, txn_max_req_len, http_max_conns_per_client,
+            rpc_rate, rpc_max_burst, request_limits);
     }
 }
 

@@ -16,6 +16,7 @@ mod fsm;
 mod leader;
 mod prepared_query;
 mod query_template;
+pub mod rate_limit;
 mod read;
 mod recovery;
 pub mod remote;
@@ -76,6 +77,8 @@ pub struct ServerOptions {
     pub coordinate: CoordinateOptions,
     /// `acl { … }`: enforcement, default policy, the initial management token.
     pub acl: proconsul_types::AclConfig,
+    /// `limits.request_limits`: reads and writes served per second.
+    pub request_limits: proconsul_types::RequestLimits,
     /// The WAN pool (other datacenters' servers); `None` serves this datacenter only.
     pub wan: Option<Arc<dyn WanSource>>,
     /// Where user events fired from other datacenters are broadcast.
@@ -120,6 +123,8 @@ struct Inner {
     coordinates: coordinate::PendingCoordinates,
     /// Resolved ACL tokens.
     acl: acl::Resolver,
+    /// `limits.request_limits`.
+    limiter: rate_limit::RequestLimiter,
     /// Time decided by the proposer ([`Clock`]).
     clock: Clock,
     shutdown: CancellationToken,
@@ -165,8 +170,10 @@ impl Server {
             raft.bootstrap(vec![(raft_id, opts.rpc_addr.to_string())])
                 .await?;
         }
+        let limiter = rate_limit::RequestLimiter::new(&opts.request_limits);
         let server = Server {
             inner: Arc::new(Inner {
+                limiter,
                 opts,
                 store,
                 raft,

@@ -104,6 +104,9 @@ pub enum RpcError {
     Conflict(String),
     /// 413
     TooLarge(String),
+    /// 429: a rate limit (`limits.request_limits` on a server, `limits.rpc_rate` on a client
+    /// agent) refused the request; another server may take it.
+    TooManyRequests(String),
     /// 500 `No cluster leader`
     NoLeader,
     /// 500 with the message (what Consul does for most RPC errors)
@@ -122,6 +125,7 @@ impl RpcError {
             RpcError::NotFound(_) => 404,
             RpcError::Conflict(_) => 409,
             RpcError::TooLarge(_) => 413,
+            RpcError::TooManyRequests(_) => 429,
             RpcError::NoLeader | RpcError::Internal(_) => 500,
             RpcError::Unavailable(_) => 503,
         }
@@ -143,6 +147,7 @@ impl std::fmt::Display for RpcError {
             | RpcError::NotFound(m)
             | RpcError::Conflict(m)
             | RpcError::TooLarge(m)
+            | RpcError::TooManyRequests(m)
             | RpcError::Internal(m)
             | RpcError::Unavailable(m) => f.write_str(m),
         }
@@ -150,3 +155,35 @@ impl std::fmt::Display for RpcError {
 }
 
 impl std::error::Error for RpcError {}
+
+/// `limits.request_limits`: a server's limits on the requests it serves per second (Consul's
+/// global rate limit). Reads are counted where they arrive, writes on the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RequestLimits {
+    pub mode: RequestLimitMode,
+    /// Reads per second; infinite when unset.
+    pub read_rate: f64,
+    /// Writes per second; infinite when unset.
+    pub write_rate: f64,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            mode: RequestLimitMode::Disabled,
+            read_rate: f64::INFINITY,
+            write_rate: f64::INFINITY,
+        }
+    }
+}
+
+/// `limits.request_limits.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestLimitMode {
+    /// No limit (the default).
+    Disabled,
+    /// Over the limit: logged and counted, served anyway.
+    Permissive,
+    /// Over the limit: refused.
+    Enforcing,
+}

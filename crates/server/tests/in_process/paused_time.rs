@@ -54,6 +54,7 @@ async fn start() -> Server {
         pool: SharedPool::new("dc1"),
         coordinate: Default::default(),
         acl: Default::default(),
+        request_limits: Default::default(),
         wan: None,
         events: None,
     })

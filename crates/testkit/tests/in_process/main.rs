@@ -23,6 +23,7 @@ mod http_catalog;
 mod http_coordinate;
 mod http_kv;
 mod https;
+mod limits;
 mod metrics;
 mod monitor;
 mod query;

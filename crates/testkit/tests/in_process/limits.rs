@@ -1,0 +1,149 @@
+//! Overload limits: a server's `limits.request_limits` (reads refused with 429 where they
+//! arrive, writes with 503 on the leader, Consul's texts; `permissive` serves and counts) and
+//! a client agent's `limits.rpc_rate`/`rpc_max_burst` (429 `RPC rate limit exceeded`). A
+//! refused request changes nothing.
+
+use proconsul_config::AgentFlags;
+use proconsul_testkit::{dev_flags, wait_until, TestAgent};
+use proconsul_types::{RequestLimitMode, RequestLimits};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforcing_request_limits_refuse_with_consuls_statuses() {
+    let a = TestAgent::start_with(dev_flags(), |c| {
+        c.request_limits = RequestLimits {
+            mode: RequestLimitMode::Enforcing,
+            read_rate: 2.0,
+            write_rate: 1.0,
+        };
+    })
+    .await;
+    // Far more reads than 2 a second: some are refused, with Consul's text.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let r = a.get("/v1/catalog/nodes").await;
+        if r.status == 429 {
+            assert_eq!(
+                r.text(),
+                "rate limit exceeded, try again later or against a different server"
+            );
+        }
+        statuses.push(r.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+
+    // Writes: refused on the leader with 503; a refused write is not applied.
+    let mut last_written = None;
+    let mut refused = 0;
+    for i in 0..10 {
+        let r = a.put("/v1/kv/limited", format!("v{i}").as_bytes()).await;
+        match r.status {
+            200 => last_written = Some(format!("v{i}")),
+            503 => {
+                assert_eq!(
+                    r.text(),
+                    "rate limit exceeded for operation that can only be performed by the leader, try again later"
+                );
+                refused += 1;
+            }
+            other => panic!("write answered {other}: {}", r.text()),
+        }
+    }
+    assert!(refused > 0);
+    let last_written = last_written.expect("the first write fits the burst");
+    // Reads refill at 2/s: wait for one to pass, then the value is the last acknowledged.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let value = loop {
+        let r = a.get("/v1/kv/limited?raw").await;
+        if r.status == 200 {
+            break r.text();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no read within the limit"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(value, last_written);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissive_request_limits_serve_and_count() {
+    let a = TestAgent::start_with(dev_flags(), |c| {
+        c.telemetry_prometheus_retention = Duration::from_secs(60);
+        c.request_limits = RequestLimits {
+            mode: RequestLimitMode::Permissive,
+            read_rate: 0.0,
+            write_rate: 0.0,
+        };
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(a.get("/v1/catalog/nodes").await.status, 200);
+        assert_eq!(a.put("/v1/kv/p", b"1").await.status, 200);
+    }
+    let text = a.get("/v1/agent/metrics?format=prometheus").await.text();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("consul_rpc_rate_limit_exceeded{")
+                && l.contains("limit_type=\"global/read\"")
+                && l.contains("mode=\"permissive\"")),
+        "{text}"
+    );
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_agents_rpc_rate_refuses_with_429() {
+    let s = TestAgent::start_with(
+        AgentFlags {
+            node_name: Some("l-s1".into()),
+            ..dev_flags()
+        },
+        |_| {},
+    )
+    .await;
+    let c = TestAgent::start_with(
+        AgentFlags {
+            node_name: Some("l-c1".into()),
+            bind_addr: Some("127.0.0.1".into()),
+            log_level: Some("warn".into()),
+            ..Default::default()
+        },
+        |cfg| {
+            cfg.rpc_rate = 1.0;
+            cfg.rpc_max_burst = 3;
+        },
+    )
+    .await;
+    let r = c
+        .put(&format!("/v1/agent/join/{}", s.agent.serf_lan_addr()), b"")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until(
+        Duration::from_secs(10),
+        "the client reaches a server",
+        || async { c.get("/v1/catalog/nodes").await.status == 200 },
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let r = c.get("/v1/catalog/nodes").await;
+        if r.status == 429 {
+            assert_eq!(r.text(), "RPC rate limit exceeded");
+        }
+        statuses.push(r.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // The server's own clients are not limited by it.
+    for _ in 0..10 {
+        assert_eq!(s.get("/v1/catalog/nodes").await.status, 200);
+    }
+    c.stop().await;
+    s.stop().await;
+}
