@@ -1009,20 +1009,27 @@ fn https_listener_settings() {
     );
 }
 
+/// Load one config file `name` holding `body`, written in `dir` (also the data dir).
+fn load_one_file(
+    dir: &std::path::Path,
+    name: &str,
+    body: &str,
+) -> Result<RuntimeConfig, ConfigError> {
+    let f = write(dir, name, body);
+    load_with(
+        &AgentFlags {
+            config_files: vec![f],
+            data_dir: Some(dir.into()),
+            ..AgentFlags::default()
+        },
+        &HOST,
+    )
+}
+
 #[test]
 fn rpc_tls_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let load = |name: &str, body: &str| {
-        let f = write(dir.path(), name, body);
-        load_with(
-            &AgentFlags {
-                config_files: vec![f],
-                data_dir: Some(dir.path().into()),
-                ..AgentFlags::default()
-            },
-            &HOST,
-        )
-    };
+    let load = |name: &str, body: &str| load_one_file(dir.path(), name, body);
     // Nothing asked: plaintext.
     assert!(load("a.json", "{}").unwrap().rpc_tls.is_none());
     // The legacy keys land where Consul reads them; verify_server_hostname implies
@@ -1119,17 +1126,7 @@ fn rpc_tls_settings() {
 #[test]
 fn log_file_and_rotation() {
     let dir = tempfile::tempdir().unwrap();
-    let load = |name: &str, body: &str| {
-        let f = write(dir.path(), name, body);
-        load_with(
-            &AgentFlags {
-                config_files: vec![f],
-                data_dir: Some(dir.path().into()),
-                ..AgentFlags::default()
-            },
-            &HOST,
-        )
-    };
+    let load = |name: &str, body: &str| load_one_file(dir.path(), name, body);
     assert!(load("a.json", r#"{"log_file": ""}"#)
         .unwrap()
         .log_file
@@ -1191,17 +1188,7 @@ fn telemetry_prefix_filter() {
 fn rate_limits() {
     use proconsul_types::RequestLimitMode;
     let dir = tempfile::tempdir().unwrap();
-    let load = |name: &str, body: &str| {
-        let f = write(dir.path(), name, body);
-        load_with(
-            &AgentFlags {
-                config_files: vec![f],
-                data_dir: Some(dir.path().into()),
-                ..AgentFlags::default()
-            },
-            &HOST,
-        )
-    };
+    let load = |name: &str, body: &str| load_one_file(dir.path(), name, body);
     let c = load("none.json", "{}").unwrap();
     assert_eq!(c.request_limits.mode, RequestLimitMode::Disabled);
     assert!(c.request_limits.read_rate.is_infinite() && c.rpc_rate.is_infinite());
@@ -1229,17 +1216,7 @@ fn rate_limits() {
 #[test]
 fn telemetry_sinks() {
     let dir = tempfile::tempdir().unwrap();
-    let load = |name: &str, body: &str| {
-        let f = write(dir.path(), name, body);
-        load_with(
-            &AgentFlags {
-                config_files: vec![f],
-                data_dir: Some(dir.path().into()),
-                ..AgentFlags::default()
-            },
-            &HOST,
-        )
-    };
+    let load = |name: &str, body: &str| load_one_file(dir.path(), name, body);
     let c = load(
         "a.json",
         r#"{"telemetry": {"statsd_address": "127.0.0.1:8125", "dogstatsd_addr": "127.0.0.1:8126", "dogstatsd_tags": ["env:prod"]}}"#,
@@ -1270,17 +1247,7 @@ fn telemetry_sinks() {
 #[test]
 fn advertise_addr_wan_defaults_to_advertise_addr() {
     let dir = tempfile::tempdir().unwrap();
-    let load = |name: &str, body: &str| {
-        let f = write(dir.path(), name, body);
-        load_with(
-            &AgentFlags {
-                config_files: vec![f],
-                data_dir: Some(dir.path().into()),
-                ..AgentFlags::default()
-            },
-            &HOST,
-        )
-    };
+    let load = |name: &str, body: &str| load_one_file(dir.path(), name, body);
     let c = load("a.json", r#"{"advertise_addr": "10.0.0.5"}"#).unwrap();
     assert_eq!(c.advertise_addr_wan, "10.0.0.5".parse::<IpAddr>().unwrap());
     let c = load(
