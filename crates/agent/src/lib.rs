@@ -209,10 +209,15 @@ impl Agent {
             let server = Server::start(opts).await?;
             if let Some(l) = rpc_listener {
                 let handler = Arc::new(proconsul_server::remote::RpcHandler(server.clone()));
+                let limits = proconsul_rpc::ConnLimits {
+                    max_per_client: config.rpc_max_conns_per_client,
+                    handshake_timeout: config.rpc_handshake_timeout,
+                };
                 tasks.spawn(proconsul_rpc::serve(
                     l,
                     handler,
                     agent_tls.rpc.clone(),
+                    limits,
                     shutdown.clone(),
                 ));
             }

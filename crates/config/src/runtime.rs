@@ -141,8 +141,12 @@ pub struct RuntimeConfig {
     pub check_update_interval: Duration,
     pub kv_max_value_size: u64,
     pub txn_max_req_len: u64,
-    /// `limits.http_max_conns_per_client` (0 = unlimited).
+    /// `limits.http_max_conns_per_client` (200; 0 = unlimited).
     pub http_max_conns_per_client: u32,
+    /// `limits.rpc_max_conns_per_client` (100; 0 = unlimited) and `rpc_handshake_timeout`
+    /// (5 s; `None` when 0 = no limit): a server's RPC port.
+    pub rpc_max_conns_per_client: u32,
+    pub rpc_handshake_timeout: Option<Duration>,
     /// `limits.request_limits` (servers).
     pub request_limits: proconsul_types::RequestLimits,
     /// `limits.rpc_rate` (infinite by default) and `rpc_max_burst` (1000): RPCs a client
@@ -305,6 +309,17 @@ fn required_port(key: &str, v: Option<i64>, default: i64) -> Result<u16, Invalid
 
 fn dur_or(key: &str, v: Option<&str>, default: Duration) -> Result<Duration, ValueError> {
     Ok(values::duration(key, v)?.unwrap_or(default))
+}
+
+/// A count that must fit a `u32` (a connection limit, a burst), or `default` when absent.
+fn count_or(key: &str, v: Option<i64>, default: u32) -> Result<u32, ValueError> {
+    match v {
+        None => Ok(default),
+        Some(n) => u32::try_from(n).map_err(|_| ValueError::Negative {
+            key: key.into(),
+            value: n,
+        }),
+    }
 }
 
 /// The `tls` settings that protect nothing say so (there is no gRPC listener).
@@ -1069,22 +1084,23 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         .rpc_rate
         .filter(|r| *r >= 0.0)
         .unwrap_or(f64::INFINITY);
-    let rpc_max_burst = limits.rpc_max_burst.unwrap_or(1000);
-    if rpc_max_burst < 0 || rpc_max_burst > i64::from(u32::MAX) {
-        return Err(ValueError::Negative {
-            key: "limits.rpc_max_burst".into(),
-            value: rpc_max_burst,
-        }
-        .into());
-    }
-    let http_max_conns = limits.http_max_conns_per_client.unwrap_or(200);
-    if http_max_conns < 0 || http_max_conns > i64::from(u32::MAX) {
-        return Err(ValueError::Negative {
-            key: "limits.http_max_conns_per_client".into(),
-            value: http_max_conns,
-        }
-        .into());
-    }
+    let rpc_max_burst = count_or("limits.rpc_max_burst", limits.rpc_max_burst, 1000)?;
+    let http_max_conns = count_or(
+        "limits.http_max_conns_per_client",
+        limits.http_max_conns_per_client,
+        200,
+    )?;
+    let rpc_max_conns = count_or(
+        "limits.rpc_max_conns_per_client",
+        limits.rpc_max_conns_per_client,
+        100,
+    )?;
+    let rpc_handshake_timeout = Some(dur_or(
+        "limits.rpc_handshake_timeout",
+        limits.rpc_handshake_timeout.as_deref(),
+        Duration::from_secs(5),
+    )?)
+    .filter(|t| !t.is_zero());
 
     let d = u.dns_config.unwrap_or_default();
     let dflt = DnsConfig::default();
@@ -1229,10 +1245,12 @@ pub(crate) fn build(layer: Layer, opts: BuildOpts<'_>) -> Result<RuntimeConfig, 
         )?,
         kv_max_value_size: limits.kv_max_value_size.unwrap_or(512 * 1024),
         txn_max_req_len: limits.txn_max_req_len.unwrap_or(512 * 1024),
-        http_max_conns_per_client: http_max_conns as u32,
+        http_max_conns_per_client: http_max_conns,
+        rpc_max_conns_per_client: rpc_max_conns,
+        rpc_handshake_timeout,
         request_limits,
         rpc_rate,
-        rpc_max_burst: rpc_max_burst as u32,
+        rpc_max_burst,
         dns,
         leave_on_terminate: u.leave_on_terminate.unwrap_or(!server),
         skip_leave_on_interrupt: u.skip_leave_on_interrupt.unwrap_or(server),

@@ -1193,6 +1193,30 @@ fn rate_limits() {
     assert_eq!(c.request_limits.mode, RequestLimitMode::Disabled);
     assert!(c.request_limits.read_rate.is_infinite() && c.rpc_rate.is_infinite());
     assert_eq!(c.rpc_max_burst, 1000);
+    assert_eq!(c.rpc_max_conns_per_client, 100);
+    assert_eq!(
+        c.rpc_handshake_timeout,
+        Some(std::time::Duration::from_secs(5))
+    );
+    let c = load(
+        "conns.json",
+        r#"{"limits": {"rpc_max_conns_per_client": 3, "rpc_handshake_timeout": "250ms"}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.rpc_max_conns_per_client, 3);
+    assert_eq!(
+        c.rpc_handshake_timeout,
+        Some(std::time::Duration::from_millis(250))
+    );
+    let c = load("off.json", r#"{"limits": {"rpc_handshake_timeout": "0s"}}"#).unwrap();
+    assert_eq!(c.rpc_handshake_timeout, None, "0 is no limit");
+    for bad in [
+        r#"{"limits": {"rpc_max_conns_per_client": -1}}"#,
+        r#"{"limits": {"rpc_handshake_timeout": "soon"}}"#,
+    ] {
+        let e = load("bad-conns.json", bad).unwrap_err().to_string();
+        assert!(e.contains("limits.rpc_"), "{bad}: {e}");
+    }
     let c = load(
         "l.hcl",
         "limits {\n rpc_rate = 50\n rpc_max_burst = 5\n request_limits {\n mode = \"enforcing\"\n read_rate = 100\n write_rate = -1\n }\n}\n",

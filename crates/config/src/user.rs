@@ -257,6 +257,10 @@ pub(crate) struct Limits {
     pub kv_max_value_size: Option<u64>,
     pub txn_max_req_len: Option<u64>,
     pub http_max_conns_per_client: Option<i64>,
+    /// Connections one client IP may hold open to a server's RPC port.
+    pub rpc_max_conns_per_client: Option<i64>,
+    /// How long a new RPC connection has to send its first byte and finish TLS.
+    pub rpc_handshake_timeout: Option<String>,
     /// RPCs per second a client agent sends its servers, and the burst above it.
     pub rpc_rate: Option<f64>,
     pub rpc_max_burst: Option<i64>,
@@ -460,7 +464,8 @@ impl Merge for Performance {
 impl Merge for Limits {
     fn merge(&mut self, o: Self) {
         replace!(self, o; kv_max_value_size, txn_max_req_len, http_max_conns_per_client,
-            rpc_rate, rpc_max_burst, request_limits);
+            rpc_max_conns_per_client, rpc_handshake_timeout, rpc_rate, rpc_max_burst,
+            request_limits);
     }
 }
 
@@ -655,6 +660,12 @@ pub(crate) fn check_user(u: &UserConfig) -> Result<(), ValueError> {
     duration("session_ttl_min", u.session_ttl_min.as_deref())?;
     duration("check_update_interval", u.check_update_interval.as_deref())?;
     duration("reconnect_timeout", u.reconnect_timeout.as_deref())?;
+    if let Some(l) = &u.limits {
+        duration(
+            "limits.rpc_handshake_timeout",
+            l.rpc_handshake_timeout.as_deref(),
+        )?;
+    }
     duration(
         "sync_coordinate_interval_min",
         u.sync_coordinate_interval_min.as_deref(),

@@ -4,31 +4,27 @@
 //! closed at once, before any request is read, so one client cannot exhaust the agent's sockets.
 //! The count drops when the connection's stream is dropped.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use proconsul_types::conn_limit::{ClientSlot, PerClientLimit};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-
-type Counts = Arc<Mutex<HashMap<IpAddr, u32>>>;
 
 /// A TCP listener that admits at most `max_per_client` connections per remote IP (0 = no limit).
 pub struct LimitedListener {
     inner: TcpListener,
-    max_per_client: u32,
-    counts: Counts,
+    limit: Arc<PerClientLimit>,
 }
 
 impl LimitedListener {
     pub fn new(inner: TcpListener, max_per_client: u32) -> Self {
         LimitedListener {
             inner,
-            max_per_client,
-            counts: Arc::default(),
+            limit: PerClientLimit::new(max_per_client),
         }
     }
 }
@@ -36,20 +32,7 @@ impl LimitedListener {
 /// An accepted connection that releases its slot when dropped.
 pub struct CountedStream {
     stream: TcpStream,
-    ip: IpAddr,
-    counts: Counts,
-}
-
-impl Drop for CountedStream {
-    fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap();
-        if let Some(n) = c.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.remove(&self.ip);
-            }
-        }
-    }
+    _slot: ClientSlot,
 }
 
 impl axum::serve::Listener for LimitedListener {
@@ -67,24 +50,16 @@ impl axum::serve::Listener for LimitedListener {
                     continue;
                 }
             };
-            let ip = addr.ip();
-            {
-                let mut c = self.counts.lock().unwrap();
-                let n = c.entry(ip).or_insert(0);
-                if self.max_per_client > 0 && *n >= self.max_per_client {
-                    drop(c);
-                    tracing::warn!(target: "agent.http", client = %ip, limit = self.max_per_client, "too many connections from one client; closing");
-                    drop(stream);
-                    continue;
-                }
-                *n += 1;
-            }
+            let Some(slot) = self.limit.admit(addr.ip()) else {
+                tracing::warn!(target: "agent.http", client = %addr.ip(), limit = self.limit.max(), "too many connections from one client; closing");
+                drop(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             return (
                 CountedStream {
                     stream,
-                    ip,
-                    counts: self.counts.clone(),
+                    _slot: slot,
                 },
                 addr,
             );

@@ -27,7 +27,7 @@ pub use tls::{Incoming, Outgoing, Peer, SharedTls, TlsSettings};
 /// The method number of the connection handshake (the first request on a connection).
 pub const HELLO: u8 = 0xFF;
 pub use frame::{Frame, FrameKind, MAX_FRAME};
-pub use server::{serve, Handler};
+pub use server::{serve, ConnLimits, Handler};
 
 /// Why a call failed on the wire (transport errors; the API error a server answers with is
 /// `proconsul_types::RpcError`, carried inside a successful reply).

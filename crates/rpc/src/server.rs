@@ -1,14 +1,16 @@
 //! The accepting side: one task per connection reads requests and answers each one in its own
 //! task (so a slow call does not block the others), writing answers through a shared writer.
-//! Connections and in-flight requests per connection are bounded. A connection is TLS or
-//! plaintext by its first byte (see [`crate::tls`]); the TLS handshake runs on the
-//! connection's own task under a deadline.
+//! Connections (in all, and per client IP: `limits.rpc_max_conns_per_client`) and in-flight
+//! requests per connection are bounded. A connection is TLS or plaintext by its first byte
+//! (see [`crate::tls`]); that byte and the TLS handshake must arrive within
+//! `limits.rpc_handshake_timeout`, on the connection's own task.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use proconsul_types::conn_limit::PerClientLimit;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -22,8 +24,33 @@ use crate::tls::{cert_valid_for, Peer, SharedTls, TLS_HANDSHAKE};
 const MAX_CONNECTIONS: usize = 512;
 /// Most requests handled at once on one connection.
 const MAX_IN_FLIGHT_PER_CONN: usize = 256;
-/// How long a new connection has to send its first byte and finish a TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Consul's `limits.rpc_max_conns_per_client` (default 100, 0 = no limit) and
+/// `rpc_handshake_timeout` (default 5 s, `None` = no limit): how many connections one client
+/// IP may hold open, and how long a new connection has to send its first byte and finish a
+/// TLS handshake before it is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    pub max_per_client: u32,
+    pub handshake_timeout: Option<Duration>,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_per_client: 100,
+            handshake_timeout: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// `fut`, cut off after `limit` when there is one (`None` when it was).
+async fn within<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
+    match limit {
+        Some(t) => tokio::time::timeout(t, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
 
 /// The refusal a plaintext caller gets when TLS is required (Consul's text).
 pub const PLAINTEXT_REFUSED: &str = "Non-TLS connection attempted with VerifyIncoming set";
@@ -51,15 +78,17 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Serve `listener` until `shutdown`, with the TLS settings `tls` holds when each connection
-/// arrives; every task is tracked and stops with it.
+/// arrives and the connection limits `limits`; every task is tracked and stops with it.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     tls: SharedTls,
+    limits: ConnLimits,
     shutdown: CancellationToken,
 ) {
     let tasks = TaskTracker::new();
     let conns = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_client = PerClientLimit::new(limits.max_per_client);
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -72,6 +101,10 @@ pub async fn serve<H: Handler>(
                 }
             },
         };
+        let Some(slot) = per_client.admit(peer.ip()) else {
+            tracing::error!(target: "agent.rpc", conn = %format!("from={peer}"), "rejecting RPC conn from because rpc_max_conns_per_client exceeded");
+            continue;
+        };
         let Ok(permit) = conns.clone().try_acquire_owned() else {
             tracing::warn!(target: "agent.rpc", %peer, "too many RPC connections; closing");
             continue;
@@ -79,11 +112,12 @@ pub async fn serve<H: Handler>(
         let _ = stream.set_nodelay(true);
         let (handler, stop, inner, tls) =
             (handler.clone(), shutdown.clone(), tasks.clone(), tls.get());
+        let handshake = limits.handshake_timeout;
         tasks.spawn(async move {
-            let _permit = permit;
+            let _held = (permit, slot);
             tokio::select! {
                 _ = stop.cancelled() => {}
-                _ = accept(stream, peer, tls, handler, stop.clone(), inner) => {}
+                _ = accept(stream, peer, tls, handshake, handler, stop.clone(), inner) => {}
             }
         });
     }
@@ -96,13 +130,18 @@ async fn accept<H: Handler>(
     stream: TcpStream,
     addr: SocketAddr,
     tls: crate::TlsSettings,
+    handshake: Option<Duration>,
     handler: Arc<H>,
     stop: CancellationToken,
     tasks: TaskTracker,
 ) {
     let mut first = [0u8; 1];
-    let is_tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
-        Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
+    let is_tls = match within(handshake, stream.peek(&mut first)).await {
+        Some(Ok(1)) => first[0] == TLS_HANDSHAKE,
+        None => {
+            tracing::debug!(target: "agent.rpc", %addr, "closing an RPC connection that sent nothing within rpc_handshake_timeout");
+            return;
+        }
         _ => return,
     };
     let incoming = tls.incoming.as_ref();
@@ -126,13 +165,13 @@ async fn accept<H: Handler>(
         return;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(incoming.config.clone());
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+    let stream = match within(handshake, acceptor.accept(stream)).await {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
             tracing::warn!(target: "agent.rpc", %addr, error = %e, "RPC TLS handshake failed");
             return;
         }
-        Err(_) => {
+        None => {
             tracing::debug!(target: "agent.rpc", %addr, "RPC TLS handshake timed out");
             return;
         }
@@ -299,7 +338,13 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let stop = CancellationToken::new();
-        let srv = tokio::spawn(serve(l, Arc::new(Echo), SharedTls::default(), stop.clone()));
+        let srv = tokio::spawn(serve(
+            l,
+            Arc::new(Echo),
+            SharedTls::default(),
+            ConnLimits::default(),
+            stop.clone(),
+        ));
         let c = Client::connect(&addr, Duration::from_secs(2))
             .await
             .unwrap();
@@ -379,6 +424,7 @@ mod tests {
             l,
             Arc::new(Picky),
             SharedTls::default(),
+            ConnLimits::default(),
             stop.clone(),
         ));
         let t = Duration::from_secs(2);
@@ -426,6 +472,70 @@ mod tests {
         }
         // The server is still serving.
         assert_eq!(c.call(1, vec![0, 8], t).await.unwrap(), vec![0, 8]);
+        stop.cancel();
+        srv.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn connections_per_client_and_the_handshake_deadline_are_bounded() {
+        use tokio::io::AsyncReadExt;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let stop = CancellationToken::new();
+        let limits = ConnLimits {
+            max_per_client: 2,
+            handshake_timeout: Some(Duration::from_millis(300)),
+        };
+        let srv = tokio::spawn(serve(
+            l,
+            Arc::new(Echo),
+            SharedTls::default(),
+            limits,
+            stop.clone(),
+        ));
+        let t = Duration::from_secs(2);
+        let closed_at_once = |mut s: tokio::net::TcpStream| async move {
+            let mut buf = [0u8; 1];
+            tokio::time::timeout(Duration::from_millis(150), s.read(&mut buf)).await
+        };
+
+        // Two connections from 127.0.0.1 are served; a third is closed before it is read.
+        let a = Client::connect(&addr, t).await.unwrap();
+        let b = Client::connect(&addr, t).await.unwrap();
+        assert_eq!(a.call(1, vec![0, 1], t).await.unwrap(), vec![0, 1]);
+        assert_eq!(b.call(1, vec![0, 2], t).await.unwrap(), vec![0, 2]);
+        let third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        assert!(
+            matches!(closed_at_once(third).await, Ok(Ok(0)) | Ok(Err(_))),
+            "a third connection from one client is closed at once"
+        );
+        // Closing one frees its slot.
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let c = Client::connect(&addr, t).await.unwrap();
+        assert_eq!(c.call(1, vec![0, 3], t).await.unwrap(), vec![0, 3]);
+        drop((b, c));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        // A connection that sends nothing is closed after the handshake timeout, not before.
+        let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let start = std::time::Instant::now();
+        let mut buf = [0u8; 1];
+        let r = tokio::time::timeout(t, idle.read(&mut buf)).await;
+        assert!(
+            matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+            "an idle connection is closed: {r:?}"
+        );
+        assert!(
+            start.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            start.elapsed()
+        );
+        // Once past the first byte, a connection may stay idle longer than that.
+        let d = Client::connect(&addr, t).await.unwrap();
+        assert_eq!(d.call(1, vec![0, 4], t).await.unwrap(), vec![0, 4]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(d.call(1, vec![0, 5], t).await.unwrap(), vec![0, 5]);
         stop.cancel();
         srv.await.unwrap();
     }

@@ -11,6 +11,7 @@ pub mod acl;
 pub mod agent;
 pub mod call;
 pub mod catalog;
+pub mod conn_limit;
 pub mod coordinate;
 pub mod duration;
 pub mod json;

@@ -1,7 +1,8 @@
 //! Overload limits: a server's `limits.request_limits` (reads refused with 429 where they
 //! arrive, writes with 503 on the leader, Consul's texts; `permissive` serves and counts) and
 //! a client agent's `limits.rpc_rate`/`rpc_max_burst` (429 `RPC rate limit exceeded`). A
-//! refused request changes nothing.
+//! refused request changes nothing. A server's RPC port bounds connections per client IP
+//! (`rpc_max_conns_per_client`) and the time to the first byte (`rpc_handshake_timeout`).
 
 use proconsul_config::AgentFlags;
 use proconsul_testkit::{dev_flags, wait_until, TestAgent};
@@ -146,4 +147,43 @@ async fn a_client_agents_rpc_rate_refuses_with_429() {
     }
     c.stop().await;
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rpc_port_bounds_connections_per_client_and_the_handshake_time() {
+    use tokio::io::AsyncReadExt;
+    let a = TestAgent::start_with(dev_flags(), |c| {
+        c.rpc_max_conns_per_client = 2;
+        c.rpc_handshake_timeout = Some(Duration::from_millis(300));
+    })
+    .await;
+    let addr = a.agent.server().unwrap().rpc_addr();
+    let closed_within = |mut s: tokio::net::TcpStream, t: Duration| async move {
+        let mut buf = [0u8; 1];
+        matches!(
+            tokio::time::timeout(t, s.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    };
+    // Two silent connections are held (until the handshake timeout); a third is closed at once.
+    let one = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let two = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let three = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(three, Duration::from_millis(150)).await,
+        "a third connection from one IP is closed before the handshake timeout"
+    );
+    // The two silent ones are closed by the handshake timeout.
+    assert!(closed_within(one, Duration::from_secs(3)).await);
+    assert!(closed_within(two, Duration::from_secs(3)).await);
+    // Their slots are free again: the agent's own RPC clients still get through.
+    let pool = proconsul_server::remote::SharedPool::new("dc1");
+    wait_until(
+        Duration::from_secs(5),
+        "a status call is served",
+        || async { pool.status(&addr.to_string()).await.is_ok() },
+    )
+    .await;
+    a.stop().await;
 }
