@@ -21,11 +21,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+mod load;
+use load::{percentile, read_response, request, rss_kib, threads, Error};
 
 /// Connections per source address: a third of the ephemeral range, so the ports a previous run
 /// left in TIME_WAIT do not run a second one out.
@@ -97,91 +98,6 @@ impl Args {
     }
 }
 
-/// One HTTP/1.1 response: status, `X-Consul-Index`, body.
-struct Response {
-    status: u16,
-    index: u64,
-    body: Vec<u8>,
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Read one response with a `Content-Length` body from `s`.
-async fn read_response(s: &mut TcpStream) -> Result<Response, Error> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(p) = find(&buf, b"\r\n\r\n") {
-            break p + 4;
-        }
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            return Err("connection closed before the response".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..head_end])?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or("bad status line")?;
-    let (mut len, mut index) = (None, 0);
-    for l in lines {
-        let Some((k, v)) = l.split_once(':') else {
-            continue;
-        };
-        let v = v.trim();
-        if k.eq_ignore_ascii_case("content-length") {
-            len = Some(v.parse::<usize>()?);
-        } else if k.eq_ignore_ascii_case("x-consul-index") {
-            index = v.parse()?;
-        } else if k.eq_ignore_ascii_case("transfer-encoding") {
-            return Err("chunked responses are not read by this tool".into());
-        }
-    }
-    let len = len.ok_or("no Content-Length")?;
-    while buf.len() < head_end + len {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            return Err("connection closed inside the body".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(Response {
-        status,
-        index,
-        body: buf[head_end..head_end + len].to_vec(),
-    })
-}
-
-async fn request(
-    s: &mut TcpStream,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> Result<Response, Error> {
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await?;
-    s.write_all(body).await?;
-    let r = read_response(s).await?;
-    if r.status != 200 {
-        return Err(format!(
-            "{method} {path}: {} {}",
-            r.status,
-            String::from_utf8_lossy(&r.body)
-        )
-        .into());
-    }
-    Ok(r)
-}
-
 fn watch_path(kind: Kind, t: usize) -> String {
     match kind {
         Kind::Kv => format!("/v1/kv/bench/watch/{t}"),
@@ -212,26 +128,6 @@ async fn change(s: &mut TcpStream, kind: Kind, t: usize, round: usize) -> Result
         }
     }
     Ok(())
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn threads(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("Threads:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// What the watchers saw: (target, when its query answered).
@@ -279,14 +175,6 @@ async fn open(
     }
     // Keep the connection until the tool exits, as a client between two queries would.
     std::future::pending::<()>().await;
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
 }
 
 #[tokio::main]

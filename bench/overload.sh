@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Overload: do 10,000 idle keep-alive connections, slow readers and a flood from one client slow
+# down the clients doing ordinary work? Runs examples/watchers' `overload` tool against
+# `proconsul agent -dev` on 127.0.0.1:18541 with its default limits (http_max_conns_per_client
+# 200): 8 active clients read one KV key in a closed loop, alone and then beside each load.
+# A flood's connections beyond the per-client limit are closed before they are read; the
+# ones admitted are served like any other connection (as in Consul), so the flood's share
+# of the agent follows the number of connections it holds: MAX_CONNS shows that lever.
+#
+#   bash bench/overload.sh [BINARY] [SECONDS] [IDLE] [SLOW] [FLOOD]
+#   MAX_CONNS=16 bash bench/overload.sh        # the agent's http_max_conns_per_client
+#
+# Both processes hold one descriptor per idle connection: `ulimit -n` is raised as far as the
+# hard limit allows. Prints figures only; never a pass/fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/release/proconsul}
+SECS=${2:-10}
+IDLE=${3:-10000}
+SLOW=${4:-200}
+FLOOD=${5:-5000}
+MAX_CONNS=${MAX_CONNS:-200}
+ulimit -n $(( IDLE + 2000 )) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+[[ -x $BIN ]] || cargo build --release -p proconsul
+# Its own target dir: built alone, tokio's feature set differs from the workspace's.
+cargo build --release -q -p proconsul-example-watchers --target-dir target/bench
+
+WORK=$(mktemp -d)
+trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+cat >"$WORK/config.json" <<JSON
+{ "ports": { "http": 18541, "dns": -1, "grpc": -1, "serf_lan": 18542, "serf_wan": -1, "server": 18543 },
+  "limits": { "http_max_conns_per_client": $MAX_CONNS } }
+JSON
+"$BIN" agent -dev -log-level=warn -config-file="$WORK/config.json" >"$WORK/log" 2>&1 &
+PID=$!
+until curl -sf localhost:18541/v1/status/leader | grep -q 18543; do
+  kill -0 $PID 2>/dev/null || { cat "$WORK/log"; exit 1; }
+  sleep 0.05
+done
+echo "proconsul $($BIN version | head -1), $(nproc) cores, http_max_conns_per_client $MAX_CONNS"
+target/bench/release/overload --addr 127.0.0.1:18541 --pid "$PID" --secs "$SECS" \
+  --idle "$IDLE" --slow "$SLOW" --flood "$FLOOD"
