@@ -234,6 +234,10 @@ impl Backend for Agent {
         self.inner.local.agent_services(&self.inner.datacenter)
     }
 
+    fn agent_service(&self, id: &str) -> Option<AgentService> {
+        self.inner.local.agent_service(&self.inner.datacenter, id)
+    }
+
     fn agent_services_watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.local.watch_services()
     }

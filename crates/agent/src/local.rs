@@ -83,6 +83,18 @@ pub struct Tables {
     /// No TTL runs out before this: the 100 ms expiry tick skips its scan of every check until
     /// then. Only ever moved earlier outside `expire_ttls` (a deadline set anywhere lowers it).
     next_ttl_expiry: Option<Instant>,
+    /// What changed since anti-entropy last took it ([`LocalState::take_changed`]).
+    changed: Changed,
+}
+
+/// What changed locally since anti-entropy last looked: the services and checks a registration
+/// or deregistration touched, by ID, so its immediate sync writes only those (Consul's
+/// `InSync` flags); any other change marks everything, and the sync diffs it all.
+#[derive(Default, Clone, Debug)]
+pub struct Changed {
+    pub services: std::collections::BTreeSet<String>,
+    pub checks: std::collections::BTreeSet<String>,
+    pub everything: bool,
 }
 
 impl Tables {
@@ -114,6 +126,39 @@ impl LocalState {
     /// A copy of everything (for sync and listings); checks are shared, not copied.
     pub fn snapshot(&self) -> Tables {
         self.inner.lock().unwrap().clone()
+    }
+
+    /// What changed since the last call (and forget it).
+    pub fn take_changed(&self) -> Changed {
+        std::mem::take(&mut self.inner.lock().unwrap().changed)
+    }
+
+    /// Mark everything changed again (a sync of the changes failed: the next one diffs all).
+    pub fn mark_all_changed(&self) {
+        self.inner.lock().unwrap().changed.everything = true;
+    }
+
+    /// The current entries of the services and checks `changed` names (`None`: removed).
+    #[allow(clippy::type_complexity)]
+    pub fn entries(
+        &self,
+        changed: &Changed,
+    ) -> (
+        Vec<(String, Option<LocalService>)>,
+        Vec<(String, Option<Arc<LocalCheck>>)>,
+    ) {
+        let t = self.inner.lock().unwrap();
+        let services = changed
+            .services
+            .iter()
+            .map(|id| (id.clone(), t.services.get(id).cloned()))
+            .collect();
+        let checks = changed
+            .checks
+            .iter()
+            .map(|id| (id.clone(), t.checks.get(id).cloned()))
+            .collect();
+        (services, checks)
     }
 
     /// Add or replace a service and its checks.
@@ -215,12 +260,15 @@ impl LocalState {
             resolved.push(c);
         }
         let mut t = self.inner.lock().unwrap();
+        let t = &mut *t;
         if replace_existing_checks {
             let keep: Vec<String> = checks.iter().map(|c| c.check.check_id.clone()).collect();
+            let changed = &mut t.changed;
             t.checks.retain(|id, c| {
                 let keep = c.check.service_id != svc.id || keep.contains(id);
                 if !keep {
                     c.stop();
+                    changed.checks.insert(id.clone());
                 }
                 keep
             });
@@ -241,10 +289,12 @@ impl LocalState {
                 _ => c,
             };
             t.note_ttl_deadline(c.ttl_deadline);
+            t.changed.checks.insert(id.clone());
             if let Some(old) = t.checks.insert(id, Arc::new(c)) {
                 old.stop();
             }
         }
+        t.changed.services.insert(svc.id.clone());
         t.services.insert(
             svc.id.clone(),
             LocalService {
@@ -253,7 +303,6 @@ impl LocalState {
                 sidecar_of: sidecar_of.map(str::to_string),
             },
         );
-        drop(t);
         self.services_touched();
         Ok(resolved)
     }
@@ -262,9 +311,11 @@ impl LocalState {
     /// unknown.
     pub fn remove_service(&self, id: &str) -> bool {
         let mut t = self.inner.lock().unwrap();
+        let t = &mut *t;
         if t.services.remove(id).is_none() {
             return false;
         }
+        t.changed.services.insert(id.to_string());
         let sidecars: Vec<String> = t
             .services
             .iter()
@@ -273,22 +324,17 @@ impl LocalState {
             .collect();
         for sid in &sidecars {
             t.services.remove(sid);
+            t.changed.services.insert(sid.clone());
         }
-        t.checks.retain(|_, c| {
-            let keep = !sidecars.contains(&c.check.service_id);
+        let changed = &mut t.changed;
+        t.checks.retain(|cid, c| {
+            let keep = c.check.service_id != id && !sidecars.contains(&c.check.service_id);
             if !keep {
                 c.stop();
+                changed.checks.insert(cid.clone());
             }
             keep
         });
-        t.checks.retain(|_, c| {
-            let keep = c.check.service_id != id;
-            if !keep {
-                c.stop();
-            }
-            keep
-        });
-        drop(t);
         self.services_touched();
         true
     }
@@ -308,6 +354,7 @@ impl LocalState {
             def.id = def.name.clone();
         }
         let mut t = self.inner.lock().unwrap();
+        t.changed.everything = true;
         let svc = if def.service_id.is_empty() {
             None
         } else {
@@ -340,6 +387,7 @@ impl LocalState {
         reason: &str,
     ) -> Result<bool, RpcError> {
         let mut t = self.inner.lock().unwrap();
+        t.changed.everything = true;
         let (id, svc) = match service {
             None => (NODE_MAINT_ID.to_string(), None),
             Some(sid) => match t.services.get(sid) {
@@ -397,7 +445,9 @@ impl LocalState {
 
     /// Remove a check; `false` if unknown.
     pub fn remove_check(&self, id: &str) -> bool {
-        match self.inner.lock().unwrap().checks.remove(id) {
+        let mut t = self.inner.lock().unwrap();
+        t.changed.everything = true;
+        match t.checks.remove(id) {
             Some(c) => {
                 c.stop();
                 true
@@ -429,6 +479,7 @@ impl LocalState {
     /// Returns whether the status changed (worth an immediate sync).
     pub fn set_check_result(&self, id: &str, status: Option<&str>, output: &str) -> bool {
         let mut t = self.inner.lock().unwrap();
+        let t = &mut *t;
         let Some(c) = t.checks.get_mut(id) else {
             return false;
         };
@@ -437,6 +488,7 @@ impl LocalState {
             return false; // the common case: nothing to write
         }
         let c = Arc::make_mut(c);
+        t.changed.everything = true;
         if c.check.output != output {
             c.check.output = output.to_string();
         }
@@ -466,6 +518,7 @@ impl LocalState {
         c.ttl_deadline = Some(Instant::now() + ttl);
         let deadline = c.ttl_deadline;
         t.note_ttl_deadline(deadline);
+        t.changed.everything = true;
         Ok(())
     }
 
@@ -493,6 +546,7 @@ impl LocalState {
             }
         }
         t.next_ttl_expiry = next;
+        t.changed.everything |= changed;
         changed
     }
 
@@ -523,6 +577,7 @@ impl LocalState {
                 reap.push(c.check.service_id.clone());
             }
         }
+        t.changed.everything |= !reap.is_empty();
         for id in &reap {
             t.services.remove(id);
             t.checks.retain(|_, c| {
@@ -539,6 +594,7 @@ impl LocalState {
     /// Drop every config-sourced service and check (before a reload re-adds them).
     pub fn remove_config_sourced(&self) {
         let mut t = self.inner.lock().unwrap();
+        t.changed.everything = true;
         t.services.retain(|_, s| !s.from_config);
         let services: Vec<String> = t.services.keys().cloned().collect();
         t.checks.retain(|_, c| {
@@ -554,32 +610,16 @@ impl LocalState {
         let t = self.inner.lock().unwrap();
         t.services
             .iter()
-            .map(|(id, s)| {
-                let v = &s.service;
-                (
-                    id.clone(),
-                    AgentService {
-                        kind: v.kind.clone(),
-                        id: v.id.clone(),
-                        service: v.service.clone(),
-                        tags: v.tags.clone(),
-                        meta: v.meta.clone(),
-                        port: v.port,
-                        address: v.address.clone(),
-                        tagged_addresses: v.tagged_addresses.clone(),
-                        weights: v.weights,
-                        enable_tag_override: v.enable_tag_override,
-                        datacenter: datacenter.to_string(),
-                        content_hash: String::new(),
-                        // Consul's `buildAgentService`: `Proxy` for proxies and gateways,
-                        // `Connect` for Connect-native services only.
-                        proxy: (!v.kind.is_empty()).then(|| (&v.proxy).into()),
-                        connect: v.connect.native.then(|| v.connect.clone()),
-                        locality: v.locality.clone(),
-                    },
-                )
-            })
+            .map(|(id, s)| (id.clone(), agent_service(&s.service, datacenter)))
             .collect()
+    }
+
+    /// `/v1/agent/service/:id`, and the one service a registration replaces.
+    pub fn agent_service(&self, datacenter: &str, id: &str) -> Option<AgentService> {
+        let t = self.inner.lock().unwrap();
+        t.services
+            .get(id)
+            .map(|s| agent_service(&s.service, datacenter))
     }
 
     /// `/v1/agent/checks`.
@@ -589,6 +629,29 @@ impl LocalState {
             .iter()
             .map(|(id, c)| (id.clone(), c.check.clone()))
             .collect()
+    }
+}
+
+/// The agent endpoints' view of one local service.
+fn agent_service(v: &NodeService, datacenter: &str) -> AgentService {
+    AgentService {
+        kind: v.kind.clone(),
+        id: v.id.clone(),
+        service: v.service.clone(),
+        tags: v.tags.clone(),
+        meta: v.meta.clone(),
+        port: v.port,
+        address: v.address.clone(),
+        tagged_addresses: v.tagged_addresses.clone(),
+        weights: v.weights,
+        enable_tag_override: v.enable_tag_override,
+        datacenter: datacenter.to_string(),
+        content_hash: String::new(),
+        // Consul's `buildAgentService`: `Proxy` for proxies and gateways, `Connect` for
+        // Connect-native services only.
+        proxy: (!v.kind.is_empty()).then(|| (&v.proxy).into()),
+        connect: v.connect.native.then(|| v.connect.clone()),
+        locality: v.locality.clone(),
     }
 }
 

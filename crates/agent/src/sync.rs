@@ -1,13 +1,16 @@
 //! Anti-entropy: make the catalog's entry for this node match the agent's local state.
 //!
-//! A full diff each time (the node, each service, each check; linear in their number), so one
-//! routine serves the immediate sync after a change and the periodic repair. Changed checks go
-//! to the catalog in batches. Catalog entries for this node that
-//! the agent does not know are removed, except what servers own: the `serfHealth` check and the
-//! `consul` service.
+//! The periodic repair is a full diff (the node, each service, each check; linear in their
+//! number). The immediate sync after a registration or deregistration writes only the services
+//! and checks it touched ([`crate::local::Changed`], Consul's `InSync` flags), so registering
+//! the 10,000th service costs what registering the first did; any other change (a check's
+//! result, a TTL, a reload), a failed write, or a node not yet synced makes it a full diff.
+//! Changed checks go to the catalog in batches. Catalog entries for this node that the agent
+//! does not know are removed, except what servers own: the `serfHealth` check and the `consul`
+//! service.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -41,6 +44,9 @@ pub(crate) struct AntiEntropy {
     covered: AtomicU64,
     /// When each check was last written to the catalog (`check_update_interval`).
     check_written: Mutex<HashMap<String, Instant>>,
+    /// A full pass has succeeded: the node is in the catalog, and a sync of the changes alone
+    /// is enough.
+    node_synced: AtomicBool,
 }
 
 /// Checks written to the catalog in one registration, at most.
@@ -90,10 +96,116 @@ impl Agent {
         }
         let covered = ae.requested.load(Ordering::SeqCst);
         ae.covered.store(covered, Ordering::SeqCst);
-        if let Err(e) = self.sync_pass().await {
+        let changed = self.inner.local.take_changed();
+        let result = if changed.everything || !ae.node_synced.load(Ordering::SeqCst) {
+            self.sync_pass().await
+        } else {
+            self.sync_changed(&changed).await
+        };
+        if let Err(e) = result {
             tracing::debug!(target: "agent", error = %e, "immediate sync failed; anti-entropy will retry");
+            self.inner.local.mark_all_changed();
             ae.wake.notify_one();
         }
+    }
+
+    /// Write the services and checks `changed` names as they are now (removed ones are
+    /// deregistered). The caller holds the pass lock; the node is in the catalog.
+    async fn sync_changed(&self, changed: &crate::local::Changed) -> Result<(), RpcError> {
+        let node = self.inner.node_name.clone();
+        let entry_of_node = self.entry_of_node();
+        let (services, checks) = self.inner.local.entries(changed);
+        for (id, s) in services {
+            match s {
+                Some(s) => self.write_service(&entry_of_node, &id, &s).await?,
+                None => {
+                    let req = DeregisterRequest {
+                        node: node.clone(),
+                        service_id: id,
+                        ..Default::default()
+                    };
+                    self.rpc_write(WriteRequest::Deregister(req)).await?;
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut by_token: BTreeMap<String, Vec<HealthCheck>> = BTreeMap::new();
+        for (id, c) in checks {
+            match c {
+                Some(c) => {
+                    self.inner
+                        .anti_entropy
+                        .check_written
+                        .lock()
+                        .unwrap()
+                        .insert(id.clone(), now);
+                    let token =
+                        self.inner
+                            .tokens
+                            .check_token(&id, &c.check.service_id, c.from_config);
+                    by_token.entry(token).or_default().push(c.check.clone());
+                }
+                None => {
+                    let req = DeregisterRequest {
+                        node: node.clone(),
+                        check_id: id,
+                        ..Default::default()
+                    };
+                    self.rpc_write(WriteRequest::Deregister(req)).await?;
+                }
+            }
+        }
+        self.write_checks(&entry_of_node, by_token).await
+    }
+
+    /// A registration of something on this node that leaves the node itself alone.
+    fn entry_of_node(&self) -> RegisterRequest {
+        RegisterRequest {
+            id: self.inner.node_id.clone(),
+            node: self.inner.node_name.clone(),
+            address: self.config().advertise_addr.to_string(),
+            skip_node_update: true,
+            ..Default::default()
+        }
+    }
+
+    /// Register one local service, with the token it was registered with.
+    async fn write_service(
+        &self,
+        entry_of_node: &RegisterRequest,
+        id: &str,
+        s: &crate::local::LocalService,
+    ) -> Result<(), RpcError> {
+        let req = RegisterRequest {
+            service: Some(s.service.clone()),
+            ..entry_of_node.clone()
+        };
+        let token = self.inner.tokens.service_token(id, s.from_config);
+        self.rpc_write_as(WriteRequest::Register(Box::new(req)), &token)
+            .await
+            .map(drop)
+    }
+
+    /// Register changed checks in batches, one series per token they carry: many change
+    /// together (a reload, a restart, a burst of registrations), and one Raft entry each would
+    /// cost far more.
+    async fn write_checks(
+        &self,
+        entry_of_node: &RegisterRequest,
+        by_token: BTreeMap<String, Vec<HealthCheck>>,
+    ) -> Result<(), RpcError> {
+        for (token, mut changed) in by_token {
+            while !changed.is_empty() {
+                let rest = changed.split_off(changed.len().min(CHECKS_PER_WRITE));
+                let req = RegisterRequest {
+                    checks: std::mem::replace(&mut changed, rest),
+                    ..entry_of_node.clone()
+                };
+                self.rpc_write_as(WriteRequest::Register(Box::new(req)), &token)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The loop: a full sync every [`AE_INTERVAL`] (scaled with the cluster), sooner when woken,
@@ -130,6 +242,8 @@ impl Agent {
 
     /// One pass; the caller holds the pass lock.
     pub(crate) async fn sync_pass(&self) -> Result<(), RpcError> {
+        // This pass covers every change made so far.
+        drop(self.inner.local.take_changed());
         let node = self.inner.node_name.clone();
         let stale = QueryOptions {
             consistency: Consistency::Stale,
@@ -193,14 +307,7 @@ impl Agent {
                 .await?;
         }
 
-        // A registration of something on this node that leaves the node itself alone.
-        let entry_of_node = RegisterRequest {
-            id: self.inner.node_id.clone(),
-            node: node.clone(),
-            address: address.clone(),
-            skip_node_update: true,
-            ..Default::default()
-        };
+        let entry_of_node = self.entry_of_node();
 
         // Services: register what differs, remove what the agent does not have.
         let remote_by_id: HashMap<&str, &NodeService> =
@@ -210,13 +317,7 @@ impl Agent {
             if remote.is_some_and(|r| same_service(r, &s.service)) {
                 continue;
             }
-            let req = RegisterRequest {
-                service: Some(s.service.clone()),
-                ..entry_of_node.clone()
-            };
-            let token = self.inner.tokens.service_token(id, s.from_config);
-            self.rpc_write_as(WriteRequest::Register(Box::new(req)), &token)
-                .await?;
+            self.write_service(&entry_of_node, id, s).await?;
         }
         for r in &remote_services {
             if r.id == CONSUL_SERVICE_ID || local.services.contains_key(&r.id) {
@@ -267,19 +368,7 @@ impl Agent {
                 .check_token(id, &c.check.service_id, c.from_config);
             changed.entry(token).or_default().push(c.check.clone());
         }
-        // Many checks change together (a reload, a restart, a burst of registrations): write
-        // them in batches rather than one Raft entry each (one batch per token they carry).
-        for (token, mut changed) in changed {
-            while !changed.is_empty() {
-                let rest = changed.split_off(changed.len().min(CHECKS_PER_WRITE));
-                let req = RegisterRequest {
-                    checks: std::mem::replace(&mut changed, rest),
-                    ..entry_of_node.clone()
-                };
-                self.rpc_write_as(WriteRequest::Register(Box::new(req)), &token)
-                    .await?;
-            }
-        }
+        self.write_checks(&entry_of_node, changed).await?;
         for r in &remote_checks {
             if r.check_id == health::SERF_CHECK_ID || local.checks.contains_key(&r.check_id) {
                 continue;
@@ -291,6 +380,10 @@ impl Agent {
             };
             self.rpc_write(WriteRequest::Deregister(req)).await?;
         }
+        self.inner
+            .anti_entropy
+            .node_synced
+            .store(true, Ordering::SeqCst);
         Ok(())
     }
 }

@@ -109,6 +109,10 @@ pub trait Backend: Send + Sync + 'static {
     fn agent_members(&self, wan: bool) -> Vec<AgentMember>;
     /// `/v1/agent/services`.
     fn agent_services(&self) -> BTreeMap<String, AgentService>;
+    /// One of the agent's services (`/v1/agent/service/:id`, a registration's checks).
+    fn agent_service(&self, id: &str) -> Option<AgentService> {
+        self.agent_services().remove(id)
+    }
     /// Ticks when one of the agent's services is added, replaced or removed.
     fn agent_services_watch(&self) -> tokio::sync::watch::Receiver<u64>;
     /// `/v1/agent/checks`.

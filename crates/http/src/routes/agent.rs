@@ -63,7 +63,7 @@ async fn may_write_service<B: Backend>(st: &St<B>, id: &str) -> Result<(), RpcEr
     if rights.is_none() {
         return Ok(());
     }
-    let Some(s) = st.agent_services().remove(id) else {
+    let Some(s) = st.agent_service(id) else {
         return Err(RpcError::NotFound(format!(
             "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
         )));
@@ -248,7 +248,7 @@ pub async fn service<B: Backend>(
     let mut changes = st.agent_services_watch();
     loop {
         changes.borrow_and_update();
-        let Some(mut svc) = st.agent_services().remove(&id) else {
+        let Some(mut svc) = st.agent_service(&id) else {
             return reply::text(StatusCode::NOT_FOUND, format!("unknown service ID: {id}"));
         };
         if let Err(e) = need(&rights, Check::ServiceRead(&svc.service)) {
@@ -326,7 +326,7 @@ pub async fn register_service<B: Backend>(
             } else {
                 &definition.id
             };
-            if let Some(existing) = st.agent_services().get(id) {
+            if let Some(existing) = st.agent_service(id) {
                 need(&rights, Check::ServiceWrite(&existing.service))?;
             }
             st.agent_register_service(ServiceRegistration {
@@ -362,8 +362,7 @@ pub async fn register_check<B: Backend>(st: St<B>, headers: HeaderMap, body: Bod
                     need(&rights, Check::NodeWrite(&st.node_name()))?;
                 } else {
                     let name = st
-                        .agent_services()
-                        .remove(&service_id)
+                        .agent_service(&service_id)
                         .map_or(service_id, |s| s.service);
                     need(&rights, Check::ServiceWrite(&name))?;
                 }
@@ -634,7 +633,7 @@ pub async fn health_by_id<B: Backend>(
 ) -> Reply {
     let p = Params::parse(q.as_deref());
     let text = p.get("format") == Some("text");
-    let Some(svc) = st.agent_services().remove(&id) else {
+    let Some(svc) = st.agent_service(&id) else {
         return reply::text(StatusCode::NOT_FOUND, format!("ServiceId {id} not found"));
     };
     if let Err(e) = require(&st, Check::ServiceRead(&svc.service)).await {

@@ -175,3 +175,82 @@ async fn api_registrations_survive_a_restart() {
     assert!(c.get("disk").is_some());
     a.stop().await;
 }
+
+/// A registration's immediate sync writes what it touched and only that (Consul's `InSync`
+/// flags): the service and its checks are in the catalog when the call returns, a
+/// deregistration's removal likewise, and drift elsewhere in the node's catalog entry is left
+/// to the periodic full sync, not repaired by each registration's sync (which would cost a
+/// diff of every service on the node per registration).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_syncs_what_it_touched() {
+    let a = TestAgent::dev().await;
+    a.wait_registered().await;
+    let node = a.agent.node_name().to_string();
+    let reg = |id: &str| {
+        format!(
+            r#"{{"ID":"{id}","Name":"web","Port":80,"Check":{{"TTL":"60s","Status":"passing"}}}}"#
+        )
+    };
+    assert_eq!(
+        a.put("/v1/agent/service/register", reg("w1").as_bytes())
+            .await
+            .status,
+        200
+    );
+    // In the catalog, with its check, when the call returns: no waiting.
+    let ids = |v: serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["Service"]["ID"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(a.get_json("/v1/health/service/web?passing").await),
+        ["w1"]
+    );
+
+    // Drift: w1 removed from the catalog behind the agent's back.
+    let r = a
+        .put(
+            "/v1/catalog/deregister",
+            format!(r#"{{"Node":"{node}","ServiceID":"w1"}}"#).as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Registering w2 writes w2 (and its check) only.
+    assert_eq!(
+        a.put("/v1/agent/service/register", reg("w2").as_bytes())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        ids(a.get_json("/v1/health/service/web?passing").await),
+        ["w2"]
+    );
+    // Deregistering w2 removes it and its check at once.
+    assert_eq!(
+        a.put("/v1/agent/service/deregister/w2", b"").await.status,
+        200
+    );
+    assert_eq!(
+        ids(a.get_json("/v1/health/service/web").await),
+        Vec::<String>::new()
+    );
+    let checks = a.get_json(&format!("/v1/health/node/{node}")).await;
+    assert!(
+        !checks.to_string().contains("service:w2"),
+        "w2's check is gone: {checks}"
+    );
+    // Any other change makes the next sync a full one, which repairs the drift: w1 is back.
+    let r = a
+        .put(
+            "/v1/agent/check/register",
+            br#"{"Name":"node-ttl","TTL":"60s","Status":"passing"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(ids(a.get_json("/v1/health/service/web").await), ["w1"]);
+    a.stop().await;
+}
