@@ -25,6 +25,9 @@ ulimit -n $(( IDLE + 2000 )) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # Its own target dir: built alone, tokio's feature set differs from the workspace's.
 cargo build --release -q -p proconsul-example-watchers --target-dir target/bench
 
+if curl -sf localhost:18541/v1/status/leader >/dev/null 2>&1; then
+  echo "something already answers on 127.0.0.1:18541: stop it first" >&2; exit 1
+fi
 WORK=$(mktemp -d)
 trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 cat >"$WORK/config.json" <<JSON

@@ -13,6 +13,9 @@ BIN=${1:-target/release/proconsul}
 SECS=${2:-10}
 command -v wrk >/dev/null || { echo "needs wrk: apt-get install -y wrk" >&2; exit 2; }
 [[ -x $BIN ]] || cargo build --release -p proconsul
+if curl -sf localhost:18502/v1/status/leader >/dev/null 2>&1; then
+  echo "something already answers on 127.0.0.1:18502: stop it first" >&2; exit 1
+fi
 WORK=$(mktemp -d)
 trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 cat >"$WORK/ports.json" <<JSON
