@@ -67,6 +67,7 @@ use redb::{
 };
 use tokio::sync::{oneshot, watch};
 
+use crate::trace::{self, Step, Tracer};
 use crate::types::{decode, encode, Entry, LogId, StorageError, TypeConfig};
 
 /// Log entries: index → msgpack-encoded `Entry`.
@@ -99,6 +100,8 @@ pub(crate) struct LogStore {
     /// This node's Raft id once known ([`LogStore::set_node_id`]): enables the early
     /// acknowledgement of its own leader appends. Without it every append waits for its fsync.
     node_id: Option<u64>,
+    /// Write-latency trace hook (`None`: off).
+    trace: Tracer,
 }
 
 /// A read-only view of the log's metadata that does not keep the database open (the node
@@ -463,6 +466,7 @@ struct Writer {
     /// On-disk state after the last committed transaction.
     last_entry: Option<LogId>,
     last_purged: Option<LogId>,
+    trace: Tracer,
 }
 
 /// What a committed batch changed.
@@ -498,8 +502,30 @@ impl Writer {
                 fail_all(batch, msg);
                 continue;
             }
+            let traced_sync = self.trace.is_some()
+                && batch
+                    .iter()
+                    .any(|op| !matches!(op, Op::Meta { done: None, .. }));
+            if traced_sync {
+                let last = batch.iter().rev().find_map(|op| match op {
+                    Op::Append { entries, .. } => entries.last().map(|(id, _)| id.index),
+                    _ => None,
+                });
+                trace::record(&self.trace, Step::SyncStart, last.unwrap_or(0), 0);
+            }
             match self.write(&batch) {
-                Ok(w) => self.finish(batch, w),
+                Ok(w) => {
+                    if self.trace.is_some() {
+                        let step = if w.durable {
+                            Step::SyncEnd
+                        } else {
+                            Step::NoSyncEnd
+                        };
+                        let last = w.last_entry.map_or(0, |l| l.index);
+                        trace::record(&self.trace, step, last, 0);
+                    }
+                    self.finish(batch, w)
+                }
                 Err(e) => {
                     let msg = format!("raft log write failed: {e}");
                     tracing::error!("{msg}");
@@ -656,12 +682,13 @@ impl LogStore {
             backend: Arc::new(Backend::Mem(Mutex::new(BTreeMap::new()))),
             meta: LogMeta::default(),
             node_id: None,
+            trace: None,
         }
     }
 
     /// Open (or create) the durable log at `path` (e.g. `<data-dir>/raft/raft.redb`) and start
-    /// its writer thread.
-    pub(crate) fn open(path: &Path) -> Result<Self, StorageError> {
+    /// its writer thread; `trace` records the writer's steps (see `crate::trace`).
+    pub(crate) fn open(path: &Path, trace: Tracer) -> Result<Self, StorageError> {
         let (durable_tx, durable_rx) = watch::channel(Durable::default());
         let durable_tx = Arc::new(durable_tx);
         let closing = Arc::new(AtomicBool::new(false));
@@ -704,6 +731,7 @@ impl LogStore {
             syncs: log_meta.syncs.clone(),
             last_entry: meta.last_entry,
             last_purged: meta.last_purged,
+            trace: trace.clone(),
         };
         let (queue, rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -721,6 +749,7 @@ impl LogStore {
             })),
             meta: log_meta,
             node_id: None,
+            trace,
         })
     }
 
@@ -890,6 +919,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not fsync'd on its own: it rides in the writer's next transaction, which (queue order)
         // also holds or follows the entries it names. Losing it only means replaying less.
+        trace::record(
+            &self.trace,
+            Step::Commit,
+            committed.map_or(0, |c| c.index),
+            0,
+        );
         let bytes = encode(&committed).map_err(write_err)?;
         self.put_meta(KEY_COMMITTED, bytes, false)
             .await
@@ -937,6 +972,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 }
                 let early = !entries.is_empty() && self.is_own_leader_append(&entries);
                 let last = entries.last().map(|e| e.log_id);
+                if let (Some(t), Some(last)) = (&self.trace, last) {
+                    let step = if early {
+                        Step::LeaderAppend
+                    } else {
+                        Step::FollowerAppend
+                    };
+                    t.record(step, last.index, 0);
+                }
                 {
                     let mut tail = r.tail();
                     for e in entries {
@@ -1105,7 +1148,7 @@ mod tests {
             txn.commit().unwrap();
         }
         // The last entry is decoded at open: a corrupt one stops the node.
-        assert!(LogStore::open(&path).is_err());
+        assert!(LogStore::open(&path, None).is_err());
 
         // A corrupt entry in the middle fails the read instead of being skipped.
         let good = Entry::new_blank(openraft::LogId::new(
@@ -1121,7 +1164,7 @@ mod tests {
                 .unwrap();
             txn.commit().unwrap();
         }
-        let mut store = LogStore::open(&path).unwrap();
+        let mut store = LogStore::open(&path, None).unwrap();
         assert!(store.try_get_log_entries(2..3).await.is_ok());
         assert!(store.try_get_log_entries(1..3).await.is_err());
     }
@@ -1145,7 +1188,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("raft.redb");
         {
-            let mut store = LogStore::open(&path).unwrap();
+            let mut store = LogStore::open(&path, None).unwrap();
             store.set_node_id(1);
             store.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
             let gate = store.durable_gate().unwrap();
@@ -1175,7 +1218,7 @@ mod tests {
             assert_eq!(indexes(&mut store).await, vec![2, 3, 4]);
         }
         // Dropping the store flushed and closed the database: it reopens with everything.
-        let mut store = LogStore::open(&path).unwrap();
+        let mut store = LogStore::open(&path, None).unwrap();
         assert_eq!(indexes(&mut store).await, vec![2, 3, 4]);
         let state = store.get_log_state().await.unwrap();
         assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(1));

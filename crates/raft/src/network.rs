@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use crate::log_store::DurableGate;
 use crate::node::RaftNode;
+use crate::trace::{self, Step, Tracer};
 use crate::types::{decode, encode, TypeConfig};
 
 /// Which Raft RPC a frame carries. The numeric values are stable (use them as a frame tag).
@@ -102,6 +103,7 @@ pub(crate) struct NetFactory {
     pub(crate) transport: Arc<dyn RaftTransport>,
     /// With a durable log: log entries leave this node only once durable here.
     pub(crate) gate: Option<DurableGate>,
+    pub(crate) trace: Tracer,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetFactory {
@@ -114,6 +116,7 @@ impl RaftNetworkFactory<TypeConfig> for NetFactory {
             node: node.clone(),
             transport: self.transport.clone(),
             gate: self.gate.clone(),
+            trace: self.trace.clone(),
         }
     }
 }
@@ -125,6 +128,7 @@ pub(crate) struct NetClient {
     node: BasicNode,
     transport: Arc<dyn RaftTransport>,
     gate: Option<DurableGate>,
+    trace: Tracer,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<u64, BasicNode, OrRaftError<u64, E>>>;
@@ -190,6 +194,17 @@ impl RaftNetwork<TypeConfig> for NetClient {
             .last()
             .map(|e| e.log_id.index)
             .max(rpc.prev_log_id.map(|l| l.index));
+        let traced = self.trace.as_ref().map(|_| match rpc.entries.last() {
+            Some(e) => (Step::ShipSent, Step::AckRecv, e.log_id.index),
+            None => (
+                Step::HeartbeatSent,
+                Step::HeartbeatAck,
+                rpc.leader_commit.map_or(0, |c| c.index),
+            ),
+        });
+        if let Some((_, _, index)) = traced.filter(|t| t.0 == Step::ShipSent) {
+            trace::record(&self.trace, Step::ShipReady, index, self.target);
+        }
         if let (Some(gate), Some(needed)) = (&self.gate, needed) {
             let ttl = option.hard_ttl();
             match tokio::time::timeout(ttl, gate.wait(needed)).await {
@@ -207,7 +222,13 @@ impl RaftNetwork<TypeConfig> for NetClient {
                 }
             }
         }
+        if let Some((sent, _, index)) = traced {
+            trace::record(&self.trace, sent, index, self.target);
+        }
         let bytes = self.call_raw(RpcKind::AppendEntries, &rpc, &option).await?;
+        if let Some((_, acked, index)) = traced {
+            trace::record(&self.trace, acked, index, self.target);
+        }
         self.decode_reply(&bytes)
     }
 

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use proconsul_state::{ApplyResult, Proposal};
 
 use crate::log_store::DurableGate;
+use crate::trace::{self, Step, Tracer};
 use crate::types::{
     decode, encode, Blob, Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership,
     TypeConfig,
@@ -261,6 +262,8 @@ pub(crate) struct SmStore {
     /// With a durable log: entries are applied only once durable on this node (the leader
     /// acknowledges its own appends to openraft before the fsync; see `log_store`).
     gate: Option<DurableGate>,
+    /// Write-latency trace hook (`None`: off).
+    trace: Tracer,
 }
 
 impl SmStore {
@@ -301,12 +304,18 @@ impl SmStore {
             last_applied,
             membership,
             gate: None,
+            trace: None,
         })
     }
 
     /// Apply entries only after the log has made them durable.
     pub(crate) fn set_durable_gate(&mut self, gate: Option<DurableGate>) {
         self.gate = gate;
+    }
+
+    /// Record apply steps in `trace` (see `crate::trace`).
+    pub(crate) fn set_trace(&mut self, trace: Tracer) {
+        self.trace = trace;
     }
 
     pub(crate) fn shared(&self) -> Arc<SmShared> {
@@ -368,6 +377,8 @@ impl RaftStateMachine<TypeConfig> for SmStore {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
+        let last_index = entries.last().map_or(0, |e| e.log_id.index);
+        trace::record(&self.trace, Step::ApplyStart, last_index, 0);
         if let (Some(gate), Some(last)) = (&self.gate, entries.last()) {
             gate.wait(last.log_id.index)
                 .await
@@ -400,6 +411,7 @@ impl RaftStateMachine<TypeConfig> for SmStore {
             }
             self.shared.applied_index.store(index, Ordering::Release);
         }
+        trace::record(&self.trace, Step::Applied, last_index, 0);
         Ok(out)
     }
 
