@@ -8,7 +8,8 @@
 # write with wall-clock timestamps (crates/raft/src/trace.rs; off and free without the
 # variable). One client then PUTs WRITES (default 3000) values one after another on one
 # keep-alive connection, and bench/write_trace.py lines the client's send/reply times up with
-# the servers' records by log index. Prints figures only; never a pass/fail.
+# the servers' records by log index. Prints figures only; never a pass/fail. KEEP=1 keeps the
+# records (the directory is printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/proconsul}
@@ -17,7 +18,7 @@ NET=${NET:-127.0.0.6}
 [[ -x $BIN ]] || cargo build --release -p proconsul
 WORK=$(mktemp -d)
 PIDS=()
-trap 'kill -9 "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill -9 "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; [[ -n ${KEEP:-} ]] || rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/trace"
 
 for i in 1 2 3; do
@@ -39,3 +40,4 @@ python3 bench/write_trace.py client "$leader:8500" 500 "$WORK/warmup.txt"
 python3 bench/write_trace.py client "$leader:8500" "$N" "$WORK/trace/client.txt"
 sleep 1 # the servers flush their records every 200 ms
 python3 bench/write_trace.py analyse "$WORK/trace"
+[[ -z ${KEEP:-} ]] || echo "records: $WORK/trace"
