@@ -124,7 +124,8 @@ def analyse(d):
             continue
         ack, fid = min(acks)
         f = followers[fid]
-        ready = leader.first("ship_ready", index, p0, fid)
+        # Before the change the network waited for the leader's fsync between these two.
+        ready = leader.first("ship_ready", index, p0, fid) or leader.first("ship_sent", index, p0, fid)
         sent = leader.first("ship_sent", index, p0, fid)
         frecv = f.first("follower_recv", index, p0)
         fapp = f.first("follower_append", index, p0)

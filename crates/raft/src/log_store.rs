@@ -22,13 +22,20 @@
 //!   commit quorum.
 //! - The *leader's own* appends (entries of the leader's current term, written while this node's
 //!   committed vote names itself) are acknowledged to openraft at once, so the core keeps taking
-//!   proposals while the fsync runs and the next batch collects behind it. That acknowledgement
-//!   is not observable: until the entries are durable here ([`DurableGate`]) they are neither sent
-//!   to any follower or learner (the network waits, so any follower's ack implies the leader's
-//!   own copy is durable and every quorum of two or more is made of real acks), nor applied to the
-//!   state machine (so no client sees a result, no read observes them, no snapshot includes them).
-//!   A single-voter cluster therefore still answers a client only after the fsync, and a crash
-//!   before it loses only entries nobody has seen.
+//!   proposals while the fsync runs and the next batch collects behind it. openraft counts that
+//!   acknowledgement towards the commit quorum, so it must never be what makes one:
+//!   - The entries are shipped to the followers at once, while the leader's own fsync runs (Raft
+//!     lets a leader replicate before its own write is durable, as long as it counts itself
+//!     only once it is), but a follower's ack is handed to openraft only once the leader's copy
+//!     of everything it acknowledges is durable here ([`DurableGate`]; the network waits). So
+//!     any quorum openraft sees of two or more is made of durable copies, the leader's
+//!     included: a commit means a majority has the entry on disk, and the two fsyncs overlap.
+//!   - Until durable here, entries are not applied to the state machine either (so no client
+//!     sees a result, no read observes them, no snapshot includes them). A single-voter cluster
+//!     therefore still answers a client only after the fsync.
+//!
+//!   A crash before the fsync loses entries nobody was told about. A follower may hold them:
+//!   uncommitted entries, which a later leader commits or overwrites, as for any leader crash.
 //! - Committed is written in the writer's next transaction (queue order guarantees its entry was
 //!   written first), so a restart never finds committed beyond the durable log.
 //! - An I/O error poisons the writer: pending callbacks get the error, every later operation
@@ -46,8 +53,9 @@
 //! never read as if it were good.
 //!
 //! What this module must never do: skip an entry it cannot decode (that would silently diverge
-//! the state machine), or let anything escape this node before it is durable. Vote, committed and
-//! last-purged live in the same database so a restart sees one consistent picture.
+//! the state machine), or let an entry count towards a commit, be applied or be answered before
+//! it is durable here. Vote, committed and last-purged live in the same database so a restart
+//! sees one consistent picture.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

@@ -8,6 +8,11 @@
 //!
 //! The reply body carries openraft's own `Result`, so a remote Raft error (e.g. a higher vote)
 //! reaches openraft intact; a [`TransportError`] means the frame never got an answer.
+//!
+//! With a durable log, AppendEntries goes out at once but a successful reply is handed to
+//! openraft only once the leader's own copy of what it acknowledges is durable (see the
+//! `log_store` module docs: the leader's early acknowledgement of its own appends must never
+//! make a commit quorum).
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -101,7 +106,8 @@ pub trait RaftTransport: Send + Sync + 'static {
 pub(crate) struct NetFactory {
     pub(crate) id: u64,
     pub(crate) transport: Arc<dyn RaftTransport>,
-    /// With a durable log: log entries leave this node only once durable here.
+    /// With a durable log: a follower's ack reaches openraft only once what it acknowledges
+    /// is durable here too.
     pub(crate) gate: Option<DurableGate>,
     pub(crate) trace: Tracer,
 }
@@ -186,10 +192,10 @@ impl RaftNetwork<TypeConfig> for NetClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>, Infallible> {
-        // The leader acknowledges its own appends to openraft before they are fsync'd (group
-        // commit, see `log_store`): never ship an entry that is not durable here yet. So a
-        // follower's ack always implies the leader's own copy is durable.
-        let needed = rpc
+        let deadline = tokio::time::Instant::now() + option.hard_ttl();
+        // Everything a successful reply says the follower holds (the request's last entry,
+        // or the entry it follows for a heartbeat).
+        let held = rpc
             .entries
             .last()
             .map(|e| e.log_id.index)
@@ -202,12 +208,27 @@ impl RaftNetwork<TypeConfig> for NetClient {
                 rpc.leader_commit.map_or(0, |c| c.index),
             ),
         });
-        if let Some((_, _, index)) = traced.filter(|t| t.0 == Step::ShipSent) {
-            trace::record(&self.trace, Step::ShipReady, index, self.target);
+        if let Some((sent, _, index)) = traced {
+            trace::record(&self.trace, sent, index, self.target);
         }
-        if let (Some(gate), Some(needed)) = (&self.gate, needed) {
-            let ttl = option.hard_ttl();
-            match tokio::time::timeout(ttl, gate.wait(needed)).await {
+        let bytes = self.call_raw(RpcKind::AppendEntries, &rpc, &option).await?;
+        if let Some((_, acked, index)) = traced {
+            trace::record(&self.trace, acked, index, self.target);
+        }
+        let resp: AppendEntriesResponse<u64> = self.decode_reply(&bytes)?;
+        // The entries went out while the leader's own fsync of them may still be running (its
+        // appends are acknowledged to openraft early: group commit, see `log_store`). openraft
+        // counts the leader towards a commit quorum from that early acknowledgement, so a
+        // follower's ack is handed over only once the leader's copy of everything it covers
+        // is durable here: every quorum openraft sees is then made of copies on disk, and the
+        // two fsyncs overlap instead of running one after the other.
+        let matched = match &resp {
+            AppendEntriesResponse::Success => held,
+            AppendEntriesResponse::PartialSuccess(m) => m.map(|l| l.index),
+            AppendEntriesResponse::Conflict | AppendEntriesResponse::HigherVote(_) => None,
+        };
+        if let (Some(gate), Some(matched)) = (&self.gate, matched) {
+            match tokio::time::timeout_at(deadline, gate.wait(matched)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     return Err(RPCError::Unreachable(Unreachable::new(&AnyError::error(e))))
@@ -217,19 +238,15 @@ impl RaftNetwork<TypeConfig> for NetClient {
                         action: RPCTypes::AppendEntries,
                         id: self.id,
                         target: self.target,
-                        timeout: ttl,
+                        timeout: option.hard_ttl(),
                     }))
                 }
             }
+            if let Some((Step::ShipSent, _, index)) = traced {
+                trace::record(&self.trace, Step::AckDone, index, self.target);
+            }
         }
-        if let Some((sent, _, index)) = traced {
-            trace::record(&self.trace, sent, index, self.target);
-        }
-        let bytes = self.call_raw(RpcKind::AppendEntries, &rpc, &option).await?;
-        if let Some((_, acked, index)) = traced {
-            trace::record(&self.trace, acked, index, self.target);
-        }
-        self.decode_reply(&bytes)
+        Ok(resp)
     }
 
     async fn install_snapshot(

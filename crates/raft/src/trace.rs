@@ -37,12 +37,13 @@ pub(crate) enum Step {
     SyncEnd,
     /// A transaction without fsync (metadata only) ended.
     NoSyncEnd,
-    /// Replication handed entries to the network (index: the last; peer: the target).
-    ShipReady,
-    /// The AppendEntries frame goes onto the wire.
+    /// Replication handed entries to the network, which puts them on the wire (index: the
+    /// last; peer: the target).
     ShipSent,
     /// The target's reply arrived.
     AckRecv,
+    /// The reply is handed back to openraft (after waiting for the leader's own fsync).
+    AckDone,
     /// A heartbeat (no entries) went out (index: the leader's committed index).
     HeartbeatSent,
     /// Its reply arrived.
@@ -69,9 +70,9 @@ impl Step {
             Step::SyncStart => "sync_start",
             Step::SyncEnd => "sync_end",
             Step::NoSyncEnd => "nosync_end",
-            Step::ShipReady => "ship_ready",
             Step::ShipSent => "ship_sent",
             Step::AckRecv => "ack_recv",
+            Step::AckDone => "ack_done",
             Step::HeartbeatSent => "heartbeat_sent",
             Step::HeartbeatAck => "heartbeat_ack",
             Step::FollowerRecv => "follower_recv",
