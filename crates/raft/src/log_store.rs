@@ -12,11 +12,12 @@
 //!
 //! So the durable store decouples openraft from the disk:
 //!
-//! - Every log operation (append, truncate, purge, vote, committed) goes, in order, through one
-//!   queue to a dedicated writer thread. The writer drains everything queued, writes it in ONE
-//!   redb write transaction, commits (one fsync), then completes every drained operation in order.
-//!   Appended entries stay in an in-memory tail until committed, so reads and the log state always
-//!   reflect every submitted append.
+//! - Every log operation (append, truncate, purge, vote) goes, in order, through one queue to a
+//!   dedicated writer thread. The writer drains everything queued, writes it in ONE redb write
+//!   transaction, commits (one fsync), then completes every drained operation in order.
+//!   Appended entries stay in an in-memory tail until applied, so reads and the log state always
+//!   reflect every submitted append, and openraft's reads of what it applies next never touch
+//!   the disk.
 //! - A *follower's* append (entries from another leader) is acknowledged to openraft only after
 //!   its batch is durable, as openraft's contract says: its reply to the leader counts towards a
 //!   commit quorum.
@@ -36,8 +37,9 @@
 //!
 //!   A crash before the fsync loses entries nobody was told about. A follower may hold them:
 //!   uncommitted entries, which a later leader commits or overwrites, as for any leader crash.
-//! - Committed is written in the writer's next transaction (queue order guarantees its entry was
-//!   written first), so a restart never finds committed beyond the durable log.
+//! - The committed index rides in the writer's next durable transaction (queue order keeps it
+//!   behind the entries it names; only the latest one waits), so a restart never finds
+//!   committed beyond the durable log, and a Raft commit costs no transaction of its own.
 //! - An I/O error poisons the writer: pending callbacks get the error, every later operation
 //!   fails, and the gate reports it, so openraft stops with a storage error — never swallowed.
 //! - Except a full disk (`ENOSPC`, `EDQUOT`), which is waited out rather than fatal
@@ -198,6 +200,26 @@ impl DurableGate {
     }
 }
 
+/// Drops applied entries from a durable log's in-memory tail (held by the state machine).
+///
+/// Only applied entries leave: they are committed, so no truncation can have replaced them,
+/// and durable, since apply waits for the [`DurableGate`]; reads find them in the database.
+#[derive(Clone)]
+pub(crate) struct TailRelease(Arc<Mutex<BTreeMap<u64, Entry>>>);
+
+impl TailRelease {
+    /// Everything up to `index` has been applied.
+    pub(crate) fn applied(&self, index: u64) {
+        let mut tail = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(first) = tail.first_entry() {
+            if *first.key() > index {
+                break;
+            }
+            first.remove();
+        }
+    }
+}
+
 /// How long [`WaitForSpace`] waits before trying a write the disk had no room for again.
 const SPACE_RETRY: Duration = Duration::from_millis(500);
 
@@ -348,11 +370,15 @@ enum Backend {
     Redb(Redb),
 }
 
-/// The durable backend: the database (for reads), the writer's queue and the unwritten tail.
+/// The durable backend: the database (for reads), the writer's queue and the tail.
 struct Redb {
     db: Arc<Database>,
     queue: mpsc::Sender<Op>,
-    /// Entries handed to the writer and not yet committed (a contiguous run of indexes).
+    /// Entries handed to the writer and not yet applied (a contiguous run of indexes; every
+    /// index below the first is in the database). An entry leaves when the state machine has
+    /// applied it ([`TailRelease`]), so openraft's read of what it applies next, the most
+    /// frequent read of all, never opens a read transaction or decodes an entry; and since
+    /// apply waits for durability, an entry is on disk before it leaves.
     tail: Arc<Mutex<BTreeMap<u64, Entry>>>,
     durable: watch::Receiver<Durable>,
     /// Set when the store closes: a write waiting for disk space gives up.
@@ -412,6 +438,26 @@ enum Op {
     Close(mpsc::Sender<()>),
 }
 
+impl Op {
+    /// Metadata nobody waits for (the committed index): it need not be durable on its own.
+    fn is_lazy(&self) -> bool {
+        matches!(self, Op::Meta { done: None, .. })
+    }
+}
+
+/// Lazy metadata kept for a later transaction: only the latest record of each key matters.
+fn coalesce_lazy(ops: Vec<Op>) -> Vec<Op> {
+    let mut out: Vec<Op> = Vec::with_capacity(1);
+    for op in ops {
+        if let Op::Meta { key, .. } = &op {
+            let key = *key;
+            out.retain(|o| !matches!(o, Op::Meta { key: k, .. } if *k == key));
+        }
+        out.push(op);
+    }
+    out
+}
+
 #[derive(Default, Clone)]
 struct Meta {
     vote: Option<Vote<u64>>,
@@ -468,7 +514,6 @@ fn starts_at_or_after(start: Bound<u64>, index: u64) -> bool {
 /// The writer thread's state: everything it needs, nothing openraft holds.
 struct Writer {
     db: Arc<Database>,
-    tail: Arc<Mutex<BTreeMap<u64, Entry>>>,
     durable: Arc<watch::Sender<Durable>>,
     syncs: Arc<AtomicU64>,
     /// On-disk state after the last committed transaction.
@@ -490,9 +535,11 @@ impl Writer {
     fn run(mut self, queue: mpsc::Receiver<Op>) {
         let mut failed: Option<String> = None;
         let mut close = None;
+        // Lazy metadata (the committed index) waiting to ride in the next durable transaction.
+        let mut lazy: Vec<Op> = Vec::new();
         while close.is_none() {
             let Ok(first) = queue.recv() else { break };
-            let mut batch = Vec::new();
+            let mut batch = std::mem::take(&mut lazy);
             let mut next = Some(first);
             while let Some(op) = next.take() {
                 match op {
@@ -510,10 +557,16 @@ impl Writer {
                 fail_all(batch, msg);
                 continue;
             }
-            let traced_sync = self.trace.is_some()
-                && batch
-                    .iter()
-                    .any(|op| !matches!(op, Op::Meta { done: None, .. }));
+            if close.is_none() && batch.iter().all(Op::is_lazy) {
+                // Nothing here needs the disk now: it waits for the next durable transaction
+                // (queue order keeps it behind the entries it names). A transaction of its own
+                // would be no safer — redb keeps a non-durable commit in memory only, until a
+                // durable one follows — and would put a commit per Raft commit in the way of
+                // the next append's fsync.
+                lazy = coalesce_lazy(batch);
+                continue;
+            }
+            let traced_sync = self.trace.is_some();
             if traced_sync {
                 let last = batch.iter().rev().find_map(|op| match op {
                     Op::Append { entries, .. } => entries.last().map(|(id, _)| id.index),
@@ -521,7 +574,7 @@ impl Writer {
                 });
                 trace::record(&self.trace, Step::SyncStart, last.unwrap_or(0), 0);
             }
-            match self.write(&batch) {
+            match self.write(&batch, close.is_some()) {
                 Ok(w) => {
                     if self.trace.is_some() {
                         let step = if w.durable {
@@ -550,11 +603,10 @@ impl Writer {
         }
     }
 
-    /// Write the whole batch in one transaction and commit it.
-    fn write(&self, batch: &[Op]) -> io::Result<Written> {
-        let durable = batch
-            .iter()
-            .any(|op| !matches!(op, Op::Meta { done: None, .. }));
+    /// Write the whole batch in one transaction and commit it: durably unless it holds only
+    /// lazy metadata (then only when the store closes, so nothing queued is lost).
+    fn write(&self, batch: &[Op], closing: bool) -> io::Result<Written> {
+        let durable = closing || !batch.iter().all(Op::is_lazy);
         let mut last_entry = self.last_entry;
         let mut last_purged = self.last_purged;
         let mut lasts = Vec::with_capacity(batch.len());
@@ -609,22 +661,11 @@ impl Writer {
         })
     }
 
-    /// After a commit: drop written entries from the tail, publish durability, complete ops.
+    /// After a commit: publish durability, complete ops. (Written entries stay in the tail
+    /// until applied: see [`TailRelease`].)
     fn finish(&mut self, batch: Vec<Op>, w: Written) {
         self.last_entry = w.last_entry;
         self.last_purged = w.last_purged;
-        {
-            let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-            for op in &batch {
-                if let Op::Append { entries, .. } = op {
-                    for (id, _) in entries {
-                        if tail.get(&id.index).map(|e| e.log_id) == Some(*id) {
-                            tail.remove(&id.index);
-                        }
-                    }
-                }
-            }
-        }
         if self.durable.borrow().stalled.is_some() {
             tracing::info!("disk space available again: raft log writes resumed");
             self.durable.send_modify(|d| d.stalled = None);
@@ -734,7 +775,6 @@ impl LogStore {
         };
         let writer = Writer {
             db: db.clone(),
-            tail: tail.clone(),
             durable: durable_tx,
             syncs: log_meta.syncs.clone(),
             last_entry: meta.last_entry,
@@ -783,6 +823,15 @@ impl LogStore {
                 );
                 m.vote = Some(Vote::new(v.leader_id().term, id));
             }
+        }
+    }
+
+    /// What lets the state machine drop applied entries from the durable log's in-memory tail
+    /// (`None` in memory: there is no tail).
+    pub(crate) fn tail_release(&self) -> Option<TailRelease> {
+        match &*self.backend {
+            Backend::Mem(_) => None,
+            Backend::Redb(r) => Some(TailRelease(r.tail.clone())),
         }
     }
 
@@ -857,7 +906,7 @@ impl LogStore {
                 Ok(m.range((start, end)).map(|(_, e)| e.clone()).collect())
             }
             Backend::Redb(r) => {
-                // Tail first: an entry leaves the tail only after it is committed, so anything
+                // Tail first: an entry leaves the tail only after it is durable, so anything
                 // not seen here is visible to the read transaction opened afterwards.
                 let tail: Vec<Entry> = r
                     .tail()
@@ -925,8 +974,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not fsync'd on its own: it rides in the writer's next transaction, which (queue order)
-        // also holds or follows the entries it names. Losing it only means replaying less.
+        // Not fsync'd on its own: it rides in the writer's next durable transaction, which
+        // (queue order) also holds or follows the entries it names. Losing it only means
+        // replaying less.
         trace::record(
             &self.trace,
             Step::Commit,

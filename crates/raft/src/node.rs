@@ -339,7 +339,7 @@ impl RaftNode {
         let (mut log, mut sm_store) = (log, sm_store);
         log.set_node_id(opts.node_id);
         let gate = log.durable_gate();
-        sm_store.set_durable_gate(gate.clone());
+        sm_store.set_log(gate.clone(), log.tail_release());
         sm_store.set_trace(trace.clone());
         let log_meta = log.meta_handle();
         let log_closed = log.closed_handle();

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use proconsul_state::{ApplyResult, Proposal};
 
-use crate::log_store::DurableGate;
+use crate::log_store::{DurableGate, TailRelease};
 use crate::trace::{self, Step, Tracer};
 use crate::types::{
     decode, encode, Blob, Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership,
@@ -264,6 +264,8 @@ pub(crate) struct SmStore {
     gate: Option<DurableGate>,
     /// Write-latency trace hook (`None`: off).
     trace: Tracer,
+    /// With a durable log: drops applied entries from its in-memory tail.
+    tail: Option<TailRelease>,
 }
 
 impl SmStore {
@@ -305,12 +307,15 @@ impl SmStore {
             membership,
             gate: None,
             trace: None,
+            tail: None,
         })
     }
 
-    /// Apply entries only after the log has made them durable.
-    pub(crate) fn set_durable_gate(&mut self, gate: Option<DurableGate>) {
+    /// Apply entries only after the log has made them durable, and tell the log's tail what
+    /// has been applied.
+    pub(crate) fn set_log(&mut self, gate: Option<DurableGate>, tail: Option<TailRelease>) {
         self.gate = gate;
+        self.tail = tail;
     }
 
     /// Record apply steps in `trace` (see `crate::trace`).
@@ -410,6 +415,9 @@ impl RaftStateMachine<TypeConfig> for SmStore {
                 }
             }
             self.shared.applied_index.store(index, Ordering::Release);
+        }
+        if let Some(tail) = &self.tail {
+            tail.applied(last_index);
         }
         trace::record(&self.trace, Step::Applied, last_index, 0);
         Ok(out)
