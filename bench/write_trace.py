@@ -89,14 +89,19 @@ def analyse(d):
         sys.exit("expected one node with proposals, found %d" % len(leaders))
     leader = leaders[0]
     followers = {n.id: n for n in nodes if n is not leader}
-    reqs = []
-    with open(os.path.join(d, "client.txt")) as f:
-        for line in f:
-            a, b = line.split()
-            reqs.append((int(a), int(b)))
-    starts = [r[0] for r in reqs]
     pstart = {i: ns for ns, i, _ in leader.steps["propose_start"]}
     pend = {i: ns for ns, i, _ in leader.steps["propose_end"]}
+    reqs = []
+    client_file = os.path.join(d, "client.txt")
+    if os.path.exists(client_file):
+        with open(client_file) as f:
+            for line in f:
+                a, b = line.split()
+                reqs.append((int(a), int(b)))
+    else:
+        # Another client (wrk -c1): every proposal is one, with no client-side times.
+        reqs = [(ns, pend[i]) for ns, i, _ in leader.steps["propose_start"] if i in pend]
+    starts = [r[0] for r in reqs]
 
     steps = collections.OrderedDict()
 
@@ -157,8 +162,8 @@ def analyse(d):
         add("-- propose -> propose returns", p0, pe)
         add("== client send -> reply", send, recv)
 
-    n = len(steps.get("== client send -> reply", []))
-    print("writes traced: %d (lone writer, 1 connection)" % n)
+    n = len(steps.get("-- propose -> propose returns", []))
+    print("writes traced: %d (lone writer, 1 connection%s)" % (n, "" if os.path.exists(client_file) else "; no client times"))
     print("%-60s %9s %9s" % ("step (µs)", "p50", "p99"))
     for name, xs in steps.items():
         print("%-60s %9.1f %9.1f" % (name, pct(xs, 50), pct(xs, 99)))

@@ -37,9 +37,11 @@
 //!
 //!   A crash before the fsync loses entries nobody was told about. A follower may hold them:
 //!   uncommitted entries, which a later leader commits or overwrites, as for any leader crash.
-//! - The committed index rides in the writer's next durable transaction (queue order keeps it
-//!   behind the entries it names; only the latest one waits), so a restart never finds
-//!   committed beyond the durable log, and a Raft commit costs no transaction of its own.
+//! - The committed index is not queued: openraft's latest one is set aside, and the writer's
+//!   next transaction writes it once the entry it names is written (it was appended before
+//!   openraft saved the index, so it is at the latest in that transaction unless a batch limit
+//!   cut it off). A restart never finds committed beyond the durable log, and a Raft commit
+//!   costs no transaction, and no wake-up of the writer, of its own.
 //! - An I/O error poisons the writer: pending callbacks get the error, every later operation
 //!   fails, and the gate reports it, so openraft stops with a storage error — never swallowed.
 //! - Except a full disk (`ENOSPC`, `EDQUOT`), which is waited out rather than fatal
@@ -197,6 +199,17 @@ impl DurableGate {
             std::future::pending::<()>().await;
         }
         stalled
+    }
+}
+
+#[cfg(test)]
+impl DurableGate {
+    /// A gate and the function that marks every entry up to an index durable.
+    pub(crate) fn manual() -> (DurableGate, impl Fn(u64)) {
+        let (tx, rx) = watch::channel(Durable::default());
+        (DurableGate(rx), move |i| {
+            tx.send_modify(|d| d.last = Some(i))
+        })
     }
 }
 
@@ -381,6 +394,7 @@ struct Redb {
     /// apply waits for durability, an entry is on disk before it leaves.
     tail: Arc<Mutex<BTreeMap<u64, Entry>>>,
     durable: watch::Receiver<Durable>,
+    committed: PendingCommitted,
     /// Set when the store closes: a write waiting for disk space gives up.
     closing: Arc<AtomicBool>,
 }
@@ -413,9 +427,10 @@ type Done<T> = oneshot::Sender<io::Result<T>>;
 
 /// One queued log operation, executed by the writer in submission order.
 enum Op {
-    /// `flushed`: the callback to fire once durable (`None`: already acknowledged).
+    /// `flushed`: the callback to fire once durable (`None`: already acknowledged). The writer
+    /// encodes the entries (off openraft's core, into one reused buffer).
     Append {
-        entries: Vec<(LogId, Vec<u8>)>,
+        entries: Vec<Entry>,
         flushed: Option<LogFlushed<TypeConfig>>,
     },
     /// Delete entries from `from` on; replies with the last remaining log id.
@@ -428,35 +443,19 @@ enum Op {
         upto: LogId,
         done: Done<Option<LogId>>,
     },
-    /// Write a metadata record; durable (fsync'd before `done`) unless `done` is `None`.
+    /// Write a metadata record; durable (fsync'd) before `done`.
     Meta {
         key: &'static str,
         bytes: Vec<u8>,
-        done: Option<Done<()>>,
+        done: Done<()>,
     },
     /// The store is gone: finish what is queued, close the database, then reply.
     Close(mpsc::Sender<()>),
 }
 
-impl Op {
-    /// Metadata nobody waits for (the committed index): it need not be durable on its own.
-    fn is_lazy(&self) -> bool {
-        matches!(self, Op::Meta { done: None, .. })
-    }
-}
-
-/// Lazy metadata kept for a later transaction: only the latest record of each key matters.
-fn coalesce_lazy(ops: Vec<Op>) -> Vec<Op> {
-    let mut out: Vec<Op> = Vec::with_capacity(1);
-    for op in ops {
-        if let Op::Meta { key, .. } = &op {
-            let key = *key;
-            out.retain(|o| !matches!(o, Op::Meta { key: k, .. } if *k == key));
-        }
-        out.push(op);
-    }
-    out
-}
+/// The committed index openraft last saved and the writer has not written yet (see the module
+/// docs): `Some(committed)` while one waits.
+type PendingCommitted = Arc<Mutex<Option<Option<LogId>>>>;
 
 #[derive(Default, Clone)]
 struct Meta {
@@ -516,9 +515,12 @@ struct Writer {
     db: Arc<Database>,
     durable: Arc<watch::Sender<Durable>>,
     syncs: Arc<AtomicU64>,
+    committed: PendingCommitted,
     /// On-disk state after the last committed transaction.
     last_entry: Option<LogId>,
     last_purged: Option<LogId>,
+    /// Reused for encoding entries.
+    buf: Vec<u8>,
     trace: Tracer,
 }
 
@@ -528,18 +530,17 @@ struct Written {
     lasts: Vec<Option<LogId>>,
     last_entry: Option<LogId>,
     last_purged: Option<LogId>,
-    durable: bool,
+    /// The pending committed index this transaction wrote, if it wrote it.
+    committed: Option<Option<LogId>>,
 }
 
 impl Writer {
     fn run(mut self, queue: mpsc::Receiver<Op>) {
         let mut failed: Option<String> = None;
         let mut close = None;
-        // Lazy metadata (the committed index) waiting to ride in the next durable transaction.
-        let mut lazy: Vec<Op> = Vec::new();
         while close.is_none() {
             let Ok(first) = queue.recv() else { break };
-            let mut batch = std::mem::take(&mut lazy);
+            let mut batch = Vec::new();
             let mut next = Some(first);
             while let Some(op) = next.take() {
                 match op {
@@ -550,41 +551,26 @@ impl Writer {
                     next = queue.try_recv().ok();
                 }
             }
-            if batch.is_empty() {
-                continue;
-            }
             if let Some(msg) = &failed {
                 fail_all(batch, msg);
                 continue;
             }
-            if close.is_none() && batch.iter().all(Op::is_lazy) {
-                // Nothing here needs the disk now: it waits for the next durable transaction
-                // (queue order keeps it behind the entries it names). A transaction of its own
-                // would be no safer — redb keeps a non-durable commit in memory only, until a
-                // durable one follows — and would put a commit per Raft commit in the way of
-                // the next append's fsync.
-                lazy = coalesce_lazy(batch);
+            // At close, a committed index still waiting gets a transaction of its own.
+            let pending = self.lock_committed().is_some();
+            if batch.is_empty() && !(close.is_some() && pending) {
                 continue;
             }
-            let traced_sync = self.trace.is_some();
-            if traced_sync {
+            if self.trace.is_some() {
                 let last = batch.iter().rev().find_map(|op| match op {
-                    Op::Append { entries, .. } => entries.last().map(|(id, _)| id.index),
+                    Op::Append { entries, .. } => entries.last().map(|e| e.log_id.index),
                     _ => None,
                 });
                 trace::record(&self.trace, Step::SyncStart, last.unwrap_or(0), 0);
             }
-            match self.write(&batch, close.is_some()) {
+            match self.write(&batch) {
                 Ok(w) => {
-                    if self.trace.is_some() {
-                        let step = if w.durable {
-                            Step::SyncEnd
-                        } else {
-                            Step::NoSyncEnd
-                        };
-                        let last = w.last_entry.map_or(0, |l| l.index);
-                        trace::record(&self.trace, step, last, 0);
-                    }
+                    let last = w.last_entry.map_or(0, |l| l.index);
+                    trace::record(&self.trace, Step::SyncEnd, last, 0);
                     self.finish(batch, w)
                 }
                 Err(e) => {
@@ -603,20 +589,20 @@ impl Writer {
         }
     }
 
-    /// Write the whole batch in one transaction and commit it: durably unless it holds only
-    /// lazy metadata (then only when the store closes, so nothing queued is lost).
-    fn write(&self, batch: &[Op], closing: bool) -> io::Result<Written> {
-        let durable = closing || !batch.iter().all(Op::is_lazy);
+    fn lock_committed(&self) -> MutexGuard<'_, Option<Option<LogId>>> {
+        self.committed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write the whole batch in one transaction and commit it durably (one fsync), with the
+    /// pending committed index once the entry it names is written.
+    fn write(&mut self, batch: &[Op]) -> io::Result<Written> {
+        let pending = *self.lock_committed();
         let mut last_entry = self.last_entry;
         let mut last_purged = self.last_purged;
         let mut lasts = Vec::with_capacity(batch.len());
         let mut txn = self.db.begin_write().map_err(io_err)?;
-        txn.set_durability(if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })
-        .map_err(io_err)?;
+        txn.set_durability(Durability::Immediate).map_err(io_err)?;
+        let mut committed = None;
         {
             let mut log = txn.open_table(LOG).map_err(io_err)?;
             let mut meta = txn.open_table(META).map_err(io_err)?;
@@ -624,9 +610,12 @@ impl Writer {
                 let mut last = None;
                 match op {
                     Op::Append { entries, .. } => {
-                        for (id, bytes) in entries {
-                            log.insert(id.index, bytes.as_slice()).map_err(io_err)?;
-                            last_entry = Some(*id);
+                        for e in entries {
+                            self.buf.clear();
+                            rmp_serde::encode::write_named(&mut self.buf, e).map_err(io_err)?;
+                            log.insert(e.log_id.index, self.buf.as_slice())
+                                .map_err(io_err)?;
+                            last_entry = Some(e.log_id);
                         }
                     }
                     Op::Truncate { from, .. } => {
@@ -651,13 +640,28 @@ impl Writer {
                 }
                 lasts.push(last);
             }
+            // The entry a committed index names was appended before openraft saved it, so it
+            // is written by now unless a batch limit left it for the next transaction.
+            if let Some(c) = pending {
+                let on_disk = |l: Option<LogId>| match (c, l) {
+                    (None, _) => true,
+                    (Some(c), Some(l)) => l.index >= c.index,
+                    (Some(_), None) => false,
+                };
+                if on_disk(last_entry) || on_disk(last_purged) {
+                    let bytes = encode(&c).map_err(io_err)?;
+                    meta.insert(KEY_COMMITTED, bytes.as_slice())
+                        .map_err(io_err)?;
+                    committed = Some(c);
+                }
+            }
         }
         txn.commit().map_err(io_err)?;
         Ok(Written {
             lasts,
             last_entry,
             last_purged,
-            durable,
+            committed,
         })
     }
 
@@ -666,15 +670,20 @@ impl Writer {
     fn finish(&mut self, batch: Vec<Op>, w: Written) {
         self.last_entry = w.last_entry;
         self.last_purged = w.last_purged;
+        if let Some(c) = w.committed {
+            let mut pending = self.lock_committed();
+            // Unless openraft saved a newer one meanwhile.
+            if *pending == Some(c) {
+                *pending = None;
+            }
+        }
         if self.durable.borrow().stalled.is_some() {
             tracing::info!("disk space available again: raft log writes resumed");
             self.durable.send_modify(|d| d.stalled = None);
         }
-        if w.durable {
-            self.syncs.fetch_add(1, Ordering::Relaxed);
-            let last = w.last_entry.or(w.last_purged).map(|l| l.index);
-            self.durable.send_modify(|d| d.last = last);
-        }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        let last = w.last_entry.or(w.last_purged).map(|l| l.index);
+        self.durable.send_modify(|d| d.last = last);
         for (op, last) in batch.into_iter().zip(w.lasts) {
             match op {
                 Op::Append { flushed, .. } => {
@@ -686,9 +695,7 @@ impl Writer {
                     let _ = done.send(Ok(last));
                 }
                 Op::Meta { done, .. } => {
-                    if let Some(done) = done {
-                        let _ = done.send(Ok(()));
-                    }
+                    let _ = done.send(Ok(()));
                 }
                 Op::Close(_) => {}
             }
@@ -709,9 +716,7 @@ fn fail_all(batch: Vec<Op>, msg: &str) {
                 let _ = done.send(Err(io::Error::other(msg.to_string())));
             }
             Op::Meta { done, .. } => {
-                if let Some(done) = done {
-                    let _ = done.send(Err(io::Error::other(msg.to_string())));
-                }
+                let _ = done.send(Err(io::Error::other(msg.to_string())));
             }
             Op::Close(_) => {}
         }
@@ -773,10 +778,13 @@ impl LogStore {
             meta: Arc::new(Mutex::new(meta.clone())),
             syncs: Arc::default(),
         };
+        let committed = PendingCommitted::default();
         let writer = Writer {
             db: db.clone(),
             durable: durable_tx,
             syncs: log_meta.syncs.clone(),
+            committed: committed.clone(),
+            buf: Vec::new(),
             last_entry: meta.last_entry,
             last_purged: meta.last_purged,
             trace: trace.clone(),
@@ -793,6 +801,7 @@ impl LogStore {
                 queue,
                 tail,
                 durable: durable_rx,
+                committed,
                 closing,
             })),
             meta: log_meta,
@@ -873,27 +882,17 @@ impl LogStore {
                 .all(|e| e.log_id.leader_id == *vote.leader_id())
     }
 
-    /// Write one metadata record through the writer queue; with `wait`, return once durable.
-    async fn put_meta(&self, key: &'static str, bytes: Vec<u8>, wait: bool) -> io::Result<()> {
+    /// Write one metadata record through the writer queue; returns once durable.
+    async fn put_meta(&self, key: &'static str, bytes: Vec<u8>) -> io::Result<()> {
         let Backend::Redb(r) = &*self.backend else {
             return Ok(());
         };
-        if !wait {
-            return r
-                .queue
-                .send(Op::Meta {
-                    key,
-                    bytes,
-                    done: None,
-                })
-                .map_err(|_| io::Error::other("raft log writer stopped"));
-        }
         let (tx, rx) = oneshot::channel();
         r.queue
             .send(Op::Meta {
                 key,
                 bytes,
-                done: Some(tx),
+                done: tx,
             })
             .map_err(|_| io::Error::other("raft log writer stopped"))?;
         reply(rx).await
@@ -962,7 +961,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         let bytes = encode(vote).map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
         // Queued behind every earlier append: durable once this returns, and so are they.
-        self.put_meta(KEY_VOTE, bytes, true)
+        self.put_meta(KEY_VOTE, bytes)
             .await
             .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
         self.meta().vote = Some(*vote);
@@ -974,19 +973,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not fsync'd on its own: it rides in the writer's next durable transaction, which
-        // (queue order) also holds or follows the entries it names. Losing it only means
-        // replaying less.
         trace::record(
             &self.trace,
             Step::Commit,
             committed.map_or(0, |c| c.index),
             0,
         );
-        let bytes = encode(&committed).map_err(write_err)?;
-        self.put_meta(KEY_COMMITTED, bytes, false)
-            .await
-            .map_err(write_err)?;
+        // Not written on its own, nor does it wake the writer: its next transaction takes it
+        // along once the entry it names is written (see the module docs). Losing it only means
+        // replaying less.
+        if let Backend::Redb(r) = &*self.backend {
+            *r.committed.lock().unwrap_or_else(|p| p.into_inner()) = Some(committed);
+        }
         self.meta().committed = committed;
         Ok(())
     }
@@ -1021,13 +1019,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             Backend::Redb(r) => {
                 let entries: Vec<Entry> = entries.into_iter().collect();
-                let mut encoded = Vec::with_capacity(entries.len());
-                for e in &entries {
-                    let bytes = encode(e).map_err(|err| {
-                        StorageIOError::write_log_entry(e.log_id, AnyError::new(&err))
-                    })?;
-                    encoded.push((e.log_id, bytes));
-                }
                 let early = !entries.is_empty() && self.is_own_leader_append(&entries);
                 let last = entries.last().map(|e| e.log_id);
                 if let (Some(t), Some(last)) = (&self.trace, last) {
@@ -1039,9 +1030,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     t.record(step, last.index, 0);
                 }
                 {
+                    // Clones share the payload (an `Arc`): the writer encodes from them.
                     let mut tail = r.tail();
-                    for e in entries {
-                        tail.insert(e.log_id.index, e);
+                    for e in &entries {
+                        tail.insert(e.log_id.index, e.clone());
                     }
                 }
                 if let Some(last) = last {
@@ -1049,13 +1041,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 }
                 if early {
                     r.submit(Op::Append {
-                        entries: encoded,
+                        entries,
                         flushed: None,
                     })?;
                     callback.log_io_completed(Ok(()));
                 } else {
                     r.submit(Op::Append {
-                        entries: encoded,
+                        entries,
                         flushed: Some(callback),
                     })?;
                 }
@@ -1284,5 +1276,79 @@ mod tests {
             store.read_vote().await.unwrap(),
             Some(Vote::new_committed(2, 2))
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn committed_is_written_with_its_entry_and_never_beyond_the_log() {
+        use openraft::storage::RaftLogStorageExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        let id = |i| blank(1, 1, i).log_id;
+        {
+            let mut store = LogStore::open(&path, None).unwrap();
+            store.set_node_id(1);
+            store.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
+            let gate = store.durable_gate().unwrap();
+            for i in 1..=3 {
+                store.blocking_append([blank(1, 1, i)]).await.unwrap();
+            }
+            gate.wait(3).await.unwrap();
+            let syncs = store.meta_handle().sync_count();
+            // Saving it costs no transaction: it waits for the next one.
+            store.save_committed(Some(id(2))).await.unwrap();
+            assert_eq!(store.read_committed().await.unwrap(), Some(id(2)));
+            assert_eq!(store.meta_handle().sync_count(), syncs);
+            store.blocking_append([blank(1, 1, 4)]).await.unwrap();
+            gate.wait(4).await.unwrap();
+        }
+        {
+            let mut store = LogStore::open(&path, None).unwrap();
+            assert_eq!(store.read_committed().await.unwrap(), Some(id(2)));
+            // One naming an entry the log does not hold is never written, not even at close.
+            store.save_committed(Some(id(9))).await.unwrap();
+        }
+        {
+            let mut store = LogStore::open(&path, None).unwrap();
+            assert_eq!(store.read_committed().await.unwrap(), Some(id(2)));
+            // The latest one still waiting is written when the store closes.
+            store.save_committed(Some(id(4))).await.unwrap();
+        }
+        let mut store = LogStore::open(&path, None).unwrap();
+        assert_eq!(store.read_committed().await.unwrap(), Some(id(4)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_leave_the_tail_once_applied_and_reads_find_them_on_disk() {
+        use openraft::storage::RaftLogStorageExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(&dir.path().join("raft.redb"), None).unwrap();
+        store.set_node_id(1);
+        store.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
+        let gate = store.durable_gate().unwrap();
+        let release = store.tail_release().unwrap();
+        let backend = store.backend.clone();
+        let Backend::Redb(r) = &*backend else {
+            unreachable!()
+        };
+        let tail = |r: &Redb| r.tail().keys().copied().collect::<Vec<_>>();
+        for i in 1..=5 {
+            store.blocking_append([blank(1, 1, i)]).await.unwrap();
+        }
+        gate.wait(5).await.unwrap();
+        // Durable, but kept for the state machine's read of what it applies next.
+        assert_eq!(tail(r), vec![1, 2, 3, 4, 5]);
+        release.applied(3);
+        assert_eq!(tail(r), vec![4, 5]);
+        assert_eq!(indexes(&mut store).await, vec![1, 2, 3, 4, 5]);
+        let mid = store.try_get_log_entries(2..5).await.unwrap();
+        assert_eq!(
+            mid.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+        release.applied(5);
+        assert!(tail(r).is_empty());
+        assert_eq!(indexes(&mut store).await, vec![1, 2, 3, 4, 5]);
     }
 }

@@ -356,7 +356,104 @@ impl RaftTransport for MemTransport {
 
 #[cfg(test)]
 mod tests {
-    use super::RpcKind;
+    use super::*;
+    use openraft::entry::RaftEntry;
+    use openraft::{CommittedLeaderId, LogId, Vote};
+    use std::task::Poll;
+
+    /// Answers every frame at once with `reply`, counting the frames.
+    struct Answer {
+        frames: Arc<Mutex<usize>>,
+        reply: Vec<u8>,
+    }
+
+    impl RaftTransport for Answer {
+        fn call(&self, _: u64, _: &str, _: RpcKind, _: Vec<u8>) -> TransportFuture {
+            *self.frames.lock().unwrap() += 1;
+            let reply = self.reply.clone();
+            Box::pin(async move { Ok(reply) })
+        }
+    }
+
+    async fn client(
+        reply: AppendEntriesResponse<u64>,
+        gate: DurableGate,
+    ) -> (NetClient, Arc<Mutex<usize>>) {
+        let frames = Arc::new(Mutex::new(0));
+        let reply = encode(&Ok::<_, OrRaftError<u64, Infallible>>(reply)).unwrap();
+        let transport = Arc::new(Answer {
+            frames: frames.clone(),
+            reply,
+        });
+        let mut factory = NetFactory {
+            id: 1,
+            transport,
+            gate: Some(gate),
+            trace: None,
+        };
+        let node = BasicNode {
+            addr: "peer".into(),
+        };
+        (factory.new_client(2, &node).await, frames)
+    }
+
+    fn entries_up_to(last: u64) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: (1..=last)
+                .map(|i| {
+                    crate::types::Entry::new_blank(LogId::new(CommittedLeaderId::new(1, 1), i))
+                })
+                .collect(),
+        }
+    }
+
+    /// Poll `f` until it can make no more progress by itself; its output if it finished.
+    async fn settle<F: Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        for _ in 0..100 {
+            let polled = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await;
+            if let Poll::Ready(v) = polled {
+                return Some(v);
+            }
+            tokio::task::yield_now().await;
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn entries_ship_at_once_but_an_ack_waits_for_the_leaders_own_fsync() {
+        let (gate, durable) = DurableGate::manual();
+        let (mut c, frames) = client(AppendEntriesResponse::Success, gate).await;
+        let option = RPCOption::new(Duration::from_secs(60));
+        let mut call = std::pin::pin!(c.append_entries(entries_up_to(2), option));
+        assert!(settle(&mut call).await.is_none(), "ack handed over early");
+        assert_eq!(*frames.lock().unwrap(), 1, "entries not shipped yet");
+        durable(1);
+        assert!(settle(&mut call).await.is_none(), "ack covers entry 2 too");
+        durable(2);
+        let resp = settle(&mut call).await.expect("ack once durable");
+        assert!(matches!(resp, Ok(AppendEntriesResponse::Success)));
+    }
+
+    #[tokio::test]
+    async fn a_rejection_is_handed_over_at_once() {
+        let rejections = || {
+            [
+                AppendEntriesResponse::Conflict,
+                AppendEntriesResponse::HigherVote(Vote::new(5, 3)),
+            ]
+        };
+        for (reply, want) in rejections().into_iter().zip(rejections()) {
+            let (gate, _durable) = DurableGate::manual();
+            let (mut c, _) = client(reply, gate).await;
+            let option = RPCOption::new(Duration::from_secs(60));
+            let mut call = std::pin::pin!(c.append_entries(entries_up_to(2), option));
+            let resp = settle(&mut call).await.expect("no wait for a rejection");
+            assert_eq!(resp.unwrap(), want);
+        }
+    }
 
     #[test]
     fn rpc_kind_tags_are_stable() {

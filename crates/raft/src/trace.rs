@@ -30,13 +30,10 @@ pub(crate) enum Step {
     LeaderAppend,
     /// The log store got another leader's entries (a follower's append; index: the last).
     FollowerAppend,
-    /// The log writer begins a write transaction that will be fsync'd (index: last entry
-    /// after it).
+    /// The log writer begins a write transaction (index: the last entry it appends).
     SyncStart,
-    /// That transaction is durable.
+    /// That transaction is durable (index: the last entry on disk).
     SyncEnd,
-    /// A transaction without fsync (metadata only) ended.
-    NoSyncEnd,
     /// Replication handed entries to the network, which puts them on the wire (index: the
     /// last; peer: the target).
     ShipSent,
@@ -69,7 +66,6 @@ impl Step {
             Step::FollowerAppend => "follower_append",
             Step::SyncStart => "sync_start",
             Step::SyncEnd => "sync_end",
-            Step::NoSyncEnd => "nosync_end",
             Step::ShipSent => "ship_sent",
             Step::AckRecv => "ack_recv",
             Step::AckDone => "ack_done",
