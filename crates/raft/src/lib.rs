@@ -20,6 +20,7 @@ mod log_store;
 mod network;
 mod node;
 mod state_machine;
+mod trace;
 mod types;
 
 #[cfg(test)]
@@ -31,3 +32,4 @@ pub use node::{
     TransferGuard,
 };
 pub use state_machine::StateMachine;
+pub use trace::TRACE_ENV;

@@ -12,25 +12,36 @@
 //!
 //! So the durable store decouples openraft from the disk:
 //!
-//! - Every log operation (append, truncate, purge, vote, committed) goes, in order, through one
-//!   queue to a dedicated writer thread. The writer drains everything queued, writes it in ONE
-//!   redb write transaction, commits (one fsync), then completes every drained operation in order.
-//!   Appended entries stay in an in-memory tail until committed, so reads and the log state always
-//!   reflect every submitted append.
+//! - Every log operation (append, truncate, purge, vote) goes, in order, through one queue to a
+//!   dedicated writer thread. The writer drains everything queued, writes it in ONE redb write
+//!   transaction, commits (one fsync), then completes every drained operation in order.
+//!   Appended entries stay in an in-memory tail until applied, so reads and the log state always
+//!   reflect every submitted append, and openraft's reads of what it applies next never touch
+//!   the disk.
 //! - A *follower's* append (entries from another leader) is acknowledged to openraft only after
 //!   its batch is durable, as openraft's contract says: its reply to the leader counts towards a
 //!   commit quorum.
 //! - The *leader's own* appends (entries of the leader's current term, written while this node's
 //!   committed vote names itself) are acknowledged to openraft at once, so the core keeps taking
-//!   proposals while the fsync runs and the next batch collects behind it. That acknowledgement
-//!   is not observable: until the entries are durable here ([`DurableGate`]) they are neither sent
-//!   to any follower or learner (the network waits, so any follower's ack implies the leader's
-//!   own copy is durable and every quorum of two or more is made of real acks), nor applied to the
-//!   state machine (so no client sees a result, no read observes them, no snapshot includes them).
-//!   A single-voter cluster therefore still answers a client only after the fsync, and a crash
-//!   before it loses only entries nobody has seen.
-//! - Committed is written in the writer's next transaction (queue order guarantees its entry was
-//!   written first), so a restart never finds committed beyond the durable log.
+//!   proposals while the fsync runs and the next batch collects behind it. openraft counts that
+//!   acknowledgement towards the commit quorum, so it must never be what makes one:
+//!   - The entries are shipped to the followers at once, while the leader's own fsync runs (Raft
+//!     lets a leader replicate before its own write is durable, as long as it counts itself
+//!     only once it is), but a follower's ack is handed to openraft only once the leader's copy
+//!     of everything it acknowledges is durable here ([`DurableGate`]; the network waits). So
+//!     any quorum openraft sees of two or more is made of durable copies, the leader's
+//!     included: a commit means a majority has the entry on disk, and the two fsyncs overlap.
+//!   - Until durable here, entries are not applied to the state machine either (so no client
+//!     sees a result, no read observes them, no snapshot includes them). A single-voter cluster
+//!     therefore still answers a client only after the fsync.
+//!
+//!   A crash before the fsync loses entries nobody was told about. A follower may hold them:
+//!   uncommitted entries, which a later leader commits or overwrites, as for any leader crash.
+//! - The committed index is not queued: openraft's latest one is set aside, and the writer's
+//!   next transaction writes it once the entry it names is written (it was appended before
+//!   openraft saved the index, so it is at the latest in that transaction unless a batch limit
+//!   cut it off). A restart never finds committed beyond the durable log, and a Raft commit
+//!   costs no transaction, and no wake-up of the writer, of its own.
 //! - An I/O error poisons the writer: pending callbacks get the error, every later operation
 //!   fails, and the gate reports it, so openraft stops with a storage error — never swallowed.
 //! - Except a full disk (`ENOSPC`, `EDQUOT`), which is waited out rather than fatal
@@ -46,8 +57,9 @@
 //! never read as if it were good.
 //!
 //! What this module must never do: skip an entry it cannot decode (that would silently diverge
-//! the state machine), or let anything escape this node before it is durable. Vote, committed and
-//! last-purged live in the same database so a restart sees one consistent picture.
+//! the state machine), or let an entry count towards a commit, be applied or be answered before
+//! it is durable here. Vote, committed and last-purged live in the same database so a restart
+//! sees one consistent picture.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -67,6 +79,7 @@ use redb::{
 };
 use tokio::sync::{oneshot, watch};
 
+use crate::trace::{self, Step, Tracer};
 use crate::types::{decode, encode, Entry, LogId, StorageError, TypeConfig};
 
 /// Log entries: index → msgpack-encoded `Entry`.
@@ -99,6 +112,8 @@ pub(crate) struct LogStore {
     /// This node's Raft id once known ([`LogStore::set_node_id`]): enables the early
     /// acknowledgement of its own leader appends. Without it every append waits for its fsync.
     node_id: Option<u64>,
+    /// Write-latency trace hook (`None`: off).
+    trace: Tracer,
 }
 
 /// A read-only view of the log's metadata that does not keep the database open (the node
@@ -184,6 +199,37 @@ impl DurableGate {
             std::future::pending::<()>().await;
         }
         stalled
+    }
+}
+
+#[cfg(test)]
+impl DurableGate {
+    /// A gate and the function that marks every entry up to an index durable.
+    pub(crate) fn manual() -> (DurableGate, impl Fn(u64)) {
+        let (tx, rx) = watch::channel(Durable::default());
+        (DurableGate(rx), move |i| {
+            tx.send_modify(|d| d.last = Some(i))
+        })
+    }
+}
+
+/// Drops applied entries from a durable log's in-memory tail (held by the state machine).
+///
+/// Only applied entries leave: they are committed, so no truncation can have replaced them,
+/// and durable, since apply waits for the [`DurableGate`]; reads find them in the database.
+#[derive(Clone)]
+pub(crate) struct TailRelease(Arc<Mutex<BTreeMap<u64, Entry>>>);
+
+impl TailRelease {
+    /// Everything up to `index` has been applied.
+    pub(crate) fn applied(&self, index: u64) {
+        let mut tail = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(first) = tail.first_entry() {
+            if *first.key() > index {
+                break;
+            }
+            first.remove();
+        }
     }
 }
 
@@ -337,13 +383,18 @@ enum Backend {
     Redb(Redb),
 }
 
-/// The durable backend: the database (for reads), the writer's queue and the unwritten tail.
+/// The durable backend: the database (for reads), the writer's queue and the tail.
 struct Redb {
     db: Arc<Database>,
     queue: mpsc::Sender<Op>,
-    /// Entries handed to the writer and not yet committed (a contiguous run of indexes).
+    /// Entries handed to the writer and not yet applied (a contiguous run of indexes; every
+    /// index below the first is in the database). An entry leaves when the state machine has
+    /// applied it ([`TailRelease`]), so openraft's read of what it applies next, the most
+    /// frequent read of all, never opens a read transaction or decodes an entry; and since
+    /// apply waits for durability, an entry is on disk before it leaves.
     tail: Arc<Mutex<BTreeMap<u64, Entry>>>,
     durable: watch::Receiver<Durable>,
+    committed: PendingCommitted,
     /// Set when the store closes: a write waiting for disk space gives up.
     closing: Arc<AtomicBool>,
 }
@@ -376,9 +427,10 @@ type Done<T> = oneshot::Sender<io::Result<T>>;
 
 /// One queued log operation, executed by the writer in submission order.
 enum Op {
-    /// `flushed`: the callback to fire once durable (`None`: already acknowledged).
+    /// `flushed`: the callback to fire once durable (`None`: already acknowledged). The writer
+    /// encodes the entries (off openraft's core, into one reused buffer).
     Append {
-        entries: Vec<(LogId, Vec<u8>)>,
+        entries: Vec<Entry>,
         flushed: Option<LogFlushed<TypeConfig>>,
     },
     /// Delete entries from `from` on; replies with the last remaining log id.
@@ -391,15 +443,19 @@ enum Op {
         upto: LogId,
         done: Done<Option<LogId>>,
     },
-    /// Write a metadata record; durable (fsync'd before `done`) unless `done` is `None`.
+    /// Write a metadata record; durable (fsync'd) before `done`.
     Meta {
         key: &'static str,
         bytes: Vec<u8>,
-        done: Option<Done<()>>,
+        done: Done<()>,
     },
     /// The store is gone: finish what is queued, close the database, then reply.
     Close(mpsc::Sender<()>),
 }
+
+/// The committed index openraft last saved and the writer has not written yet (see the module
+/// docs): `Some(committed)` while one waits.
+type PendingCommitted = Arc<Mutex<Option<Option<LogId>>>>;
 
 #[derive(Default, Clone)]
 struct Meta {
@@ -457,12 +513,15 @@ fn starts_at_or_after(start: Bound<u64>, index: u64) -> bool {
 /// The writer thread's state: everything it needs, nothing openraft holds.
 struct Writer {
     db: Arc<Database>,
-    tail: Arc<Mutex<BTreeMap<u64, Entry>>>,
     durable: Arc<watch::Sender<Durable>>,
     syncs: Arc<AtomicU64>,
+    committed: PendingCommitted,
     /// On-disk state after the last committed transaction.
     last_entry: Option<LogId>,
     last_purged: Option<LogId>,
+    /// Reused for encoding entries.
+    buf: Vec<u8>,
+    trace: Tracer,
 }
 
 /// What a committed batch changed.
@@ -471,7 +530,8 @@ struct Written {
     lasts: Vec<Option<LogId>>,
     last_entry: Option<LogId>,
     last_purged: Option<LogId>,
-    durable: bool,
+    /// The pending committed index this transaction wrote, if it wrote it.
+    committed: Option<Option<LogId>>,
 }
 
 impl Writer {
@@ -491,15 +551,28 @@ impl Writer {
                     next = queue.try_recv().ok();
                 }
             }
-            if batch.is_empty() {
-                continue;
-            }
             if let Some(msg) = &failed {
                 fail_all(batch, msg);
                 continue;
             }
+            // At close, a committed index still waiting gets a transaction of its own.
+            let pending = self.lock_committed().is_some();
+            if batch.is_empty() && !(close.is_some() && pending) {
+                continue;
+            }
+            if self.trace.is_some() {
+                let last = batch.iter().rev().find_map(|op| match op {
+                    Op::Append { entries, .. } => entries.last().map(|e| e.log_id.index),
+                    _ => None,
+                });
+                trace::record(&self.trace, Step::SyncStart, last.unwrap_or(0), 0);
+            }
             match self.write(&batch) {
-                Ok(w) => self.finish(batch, w),
+                Ok(w) => {
+                    let last = w.last_entry.map_or(0, |l| l.index);
+                    trace::record(&self.trace, Step::SyncEnd, last, 0);
+                    self.finish(batch, w)
+                }
                 Err(e) => {
                     let msg = format!("raft log write failed: {e}");
                     tracing::error!("{msg}");
@@ -516,21 +589,20 @@ impl Writer {
         }
     }
 
-    /// Write the whole batch in one transaction and commit it.
-    fn write(&self, batch: &[Op]) -> io::Result<Written> {
-        let durable = batch
-            .iter()
-            .any(|op| !matches!(op, Op::Meta { done: None, .. }));
+    fn lock_committed(&self) -> MutexGuard<'_, Option<Option<LogId>>> {
+        self.committed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write the whole batch in one transaction and commit it durably (one fsync), with the
+    /// pending committed index once the entry it names is written.
+    fn write(&mut self, batch: &[Op]) -> io::Result<Written> {
+        let pending = *self.lock_committed();
         let mut last_entry = self.last_entry;
         let mut last_purged = self.last_purged;
         let mut lasts = Vec::with_capacity(batch.len());
         let mut txn = self.db.begin_write().map_err(io_err)?;
-        txn.set_durability(if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })
-        .map_err(io_err)?;
+        txn.set_durability(Durability::Immediate).map_err(io_err)?;
+        let mut committed = None;
         {
             let mut log = txn.open_table(LOG).map_err(io_err)?;
             let mut meta = txn.open_table(META).map_err(io_err)?;
@@ -538,9 +610,12 @@ impl Writer {
                 let mut last = None;
                 match op {
                     Op::Append { entries, .. } => {
-                        for (id, bytes) in entries {
-                            log.insert(id.index, bytes.as_slice()).map_err(io_err)?;
-                            last_entry = Some(*id);
+                        for e in entries {
+                            self.buf.clear();
+                            rmp_serde::encode::write_named(&mut self.buf, e).map_err(io_err)?;
+                            log.insert(e.log_id.index, self.buf.as_slice())
+                                .map_err(io_err)?;
+                            last_entry = Some(e.log_id);
                         }
                     }
                     Op::Truncate { from, .. } => {
@@ -565,41 +640,50 @@ impl Writer {
                 }
                 lasts.push(last);
             }
+            // The entry a committed index names was appended before openraft saved it, so it
+            // is written by now unless a batch limit left it for the next transaction.
+            if let Some(c) = pending {
+                let on_disk = |l: Option<LogId>| match (c, l) {
+                    (None, _) => true,
+                    (Some(c), Some(l)) => l.index >= c.index,
+                    (Some(_), None) => false,
+                };
+                if on_disk(last_entry) || on_disk(last_purged) {
+                    let bytes = encode(&c).map_err(io_err)?;
+                    meta.insert(KEY_COMMITTED, bytes.as_slice())
+                        .map_err(io_err)?;
+                    committed = Some(c);
+                }
+            }
         }
         txn.commit().map_err(io_err)?;
         Ok(Written {
             lasts,
             last_entry,
             last_purged,
-            durable,
+            committed,
         })
     }
 
-    /// After a commit: drop written entries from the tail, publish durability, complete ops.
+    /// After a commit: publish durability, complete ops. (Written entries stay in the tail
+    /// until applied: see [`TailRelease`].)
     fn finish(&mut self, batch: Vec<Op>, w: Written) {
         self.last_entry = w.last_entry;
         self.last_purged = w.last_purged;
-        {
-            let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-            for op in &batch {
-                if let Op::Append { entries, .. } = op {
-                    for (id, _) in entries {
-                        if tail.get(&id.index).map(|e| e.log_id) == Some(*id) {
-                            tail.remove(&id.index);
-                        }
-                    }
-                }
+        if let Some(c) = w.committed {
+            let mut pending = self.lock_committed();
+            // Unless openraft saved a newer one meanwhile.
+            if *pending == Some(c) {
+                *pending = None;
             }
         }
         if self.durable.borrow().stalled.is_some() {
             tracing::info!("disk space available again: raft log writes resumed");
             self.durable.send_modify(|d| d.stalled = None);
         }
-        if w.durable {
-            self.syncs.fetch_add(1, Ordering::Relaxed);
-            let last = w.last_entry.or(w.last_purged).map(|l| l.index);
-            self.durable.send_modify(|d| d.last = last);
-        }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        let last = w.last_entry.or(w.last_purged).map(|l| l.index);
+        self.durable.send_modify(|d| d.last = last);
         for (op, last) in batch.into_iter().zip(w.lasts) {
             match op {
                 Op::Append { flushed, .. } => {
@@ -611,9 +695,7 @@ impl Writer {
                     let _ = done.send(Ok(last));
                 }
                 Op::Meta { done, .. } => {
-                    if let Some(done) = done {
-                        let _ = done.send(Ok(()));
-                    }
+                    let _ = done.send(Ok(()));
                 }
                 Op::Close(_) => {}
             }
@@ -634,9 +716,7 @@ fn fail_all(batch: Vec<Op>, msg: &str) {
                 let _ = done.send(Err(io::Error::other(msg.to_string())));
             }
             Op::Meta { done, .. } => {
-                if let Some(done) = done {
-                    let _ = done.send(Err(io::Error::other(msg.to_string())));
-                }
+                let _ = done.send(Err(io::Error::other(msg.to_string())));
             }
             Op::Close(_) => {}
         }
@@ -656,12 +736,13 @@ impl LogStore {
             backend: Arc::new(Backend::Mem(Mutex::new(BTreeMap::new()))),
             meta: LogMeta::default(),
             node_id: None,
+            trace: None,
         }
     }
 
     /// Open (or create) the durable log at `path` (e.g. `<data-dir>/raft/raft.redb`) and start
-    /// its writer thread.
-    pub(crate) fn open(path: &Path) -> Result<Self, StorageError> {
+    /// its writer thread; `trace` records the writer's steps (see `crate::trace`).
+    pub(crate) fn open(path: &Path, trace: Tracer) -> Result<Self, StorageError> {
         let (durable_tx, durable_rx) = watch::channel(Durable::default());
         let durable_tx = Arc::new(durable_tx);
         let closing = Arc::new(AtomicBool::new(false));
@@ -697,13 +778,16 @@ impl LogStore {
             meta: Arc::new(Mutex::new(meta.clone())),
             syncs: Arc::default(),
         };
+        let committed = PendingCommitted::default();
         let writer = Writer {
             db: db.clone(),
-            tail: tail.clone(),
             durable: durable_tx,
             syncs: log_meta.syncs.clone(),
+            committed: committed.clone(),
+            buf: Vec::new(),
             last_entry: meta.last_entry,
             last_purged: meta.last_purged,
+            trace: trace.clone(),
         };
         let (queue, rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -717,10 +801,12 @@ impl LogStore {
                 queue,
                 tail,
                 durable: durable_rx,
+                committed,
                 closing,
             })),
             meta: log_meta,
             node_id: None,
+            trace,
         })
     }
 
@@ -746,6 +832,15 @@ impl LogStore {
                 );
                 m.vote = Some(Vote::new(v.leader_id().term, id));
             }
+        }
+    }
+
+    /// What lets the state machine drop applied entries from the durable log's in-memory tail
+    /// (`None` in memory: there is no tail).
+    pub(crate) fn tail_release(&self) -> Option<TailRelease> {
+        match &*self.backend {
+            Backend::Mem(_) => None,
+            Backend::Redb(r) => Some(TailRelease(r.tail.clone())),
         }
     }
 
@@ -787,27 +882,17 @@ impl LogStore {
                 .all(|e| e.log_id.leader_id == *vote.leader_id())
     }
 
-    /// Write one metadata record through the writer queue; with `wait`, return once durable.
-    async fn put_meta(&self, key: &'static str, bytes: Vec<u8>, wait: bool) -> io::Result<()> {
+    /// Write one metadata record through the writer queue; returns once durable.
+    async fn put_meta(&self, key: &'static str, bytes: Vec<u8>) -> io::Result<()> {
         let Backend::Redb(r) = &*self.backend else {
             return Ok(());
         };
-        if !wait {
-            return r
-                .queue
-                .send(Op::Meta {
-                    key,
-                    bytes,
-                    done: None,
-                })
-                .map_err(|_| io::Error::other("raft log writer stopped"));
-        }
         let (tx, rx) = oneshot::channel();
         r.queue
             .send(Op::Meta {
                 key,
                 bytes,
-                done: Some(tx),
+                done: tx,
             })
             .map_err(|_| io::Error::other("raft log writer stopped"))?;
         reply(rx).await
@@ -820,7 +905,7 @@ impl LogStore {
                 Ok(m.range((start, end)).map(|(_, e)| e.clone()).collect())
             }
             Backend::Redb(r) => {
-                // Tail first: an entry leaves the tail only after it is committed, so anything
+                // Tail first: an entry leaves the tail only after it is durable, so anything
                 // not seen here is visible to the read transaction opened afterwards.
                 let tail: Vec<Entry> = r
                     .tail()
@@ -876,7 +961,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         let bytes = encode(vote).map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
         // Queued behind every earlier append: durable once this returns, and so are they.
-        self.put_meta(KEY_VOTE, bytes, true)
+        self.put_meta(KEY_VOTE, bytes)
             .await
             .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
         self.meta().vote = Some(*vote);
@@ -888,12 +973,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not fsync'd on its own: it rides in the writer's next transaction, which (queue order)
-        // also holds or follows the entries it names. Losing it only means replaying less.
-        let bytes = encode(&committed).map_err(write_err)?;
-        self.put_meta(KEY_COMMITTED, bytes, false)
-            .await
-            .map_err(write_err)?;
+        trace::record(
+            &self.trace,
+            Step::Commit,
+            committed.map_or(0, |c| c.index),
+            0,
+        );
+        // Not written on its own, nor does it wake the writer: its next transaction takes it
+        // along once the entry it names is written (see the module docs). Losing it only means
+        // replaying less.
+        if let Backend::Redb(r) = &*self.backend {
+            *r.committed.lock().unwrap_or_else(|p| p.into_inner()) = Some(committed);
+        }
         self.meta().committed = committed;
         Ok(())
     }
@@ -928,19 +1019,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             Backend::Redb(r) => {
                 let entries: Vec<Entry> = entries.into_iter().collect();
-                let mut encoded = Vec::with_capacity(entries.len());
-                for e in &entries {
-                    let bytes = encode(e).map_err(|err| {
-                        StorageIOError::write_log_entry(e.log_id, AnyError::new(&err))
-                    })?;
-                    encoded.push((e.log_id, bytes));
-                }
                 let early = !entries.is_empty() && self.is_own_leader_append(&entries);
                 let last = entries.last().map(|e| e.log_id);
+                if let (Some(t), Some(last)) = (&self.trace, last) {
+                    let step = if early {
+                        Step::LeaderAppend
+                    } else {
+                        Step::FollowerAppend
+                    };
+                    t.record(step, last.index, 0);
+                }
                 {
+                    // Clones share the payload (an `Arc`): the writer encodes from them.
                     let mut tail = r.tail();
-                    for e in entries {
-                        tail.insert(e.log_id.index, e);
+                    for e in &entries {
+                        tail.insert(e.log_id.index, e.clone());
                     }
                 }
                 if let Some(last) = last {
@@ -948,13 +1041,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 }
                 if early {
                     r.submit(Op::Append {
-                        entries: encoded,
+                        entries,
                         flushed: None,
                     })?;
                     callback.log_io_completed(Ok(()));
                 } else {
                     r.submit(Op::Append {
-                        entries: encoded,
+                        entries,
                         flushed: Some(callback),
                     })?;
                 }
@@ -1105,7 +1198,7 @@ mod tests {
             txn.commit().unwrap();
         }
         // The last entry is decoded at open: a corrupt one stops the node.
-        assert!(LogStore::open(&path).is_err());
+        assert!(LogStore::open(&path, None).is_err());
 
         // A corrupt entry in the middle fails the read instead of being skipped.
         let good = Entry::new_blank(openraft::LogId::new(
@@ -1121,7 +1214,7 @@ mod tests {
                 .unwrap();
             txn.commit().unwrap();
         }
-        let mut store = LogStore::open(&path).unwrap();
+        let mut store = LogStore::open(&path, None).unwrap();
         assert!(store.try_get_log_entries(2..3).await.is_ok());
         assert!(store.try_get_log_entries(1..3).await.is_err());
     }
@@ -1145,7 +1238,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("raft.redb");
         {
-            let mut store = LogStore::open(&path).unwrap();
+            let mut store = LogStore::open(&path, None).unwrap();
             store.set_node_id(1);
             store.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
             let gate = store.durable_gate().unwrap();
@@ -1175,7 +1268,7 @@ mod tests {
             assert_eq!(indexes(&mut store).await, vec![2, 3, 4]);
         }
         // Dropping the store flushed and closed the database: it reopens with everything.
-        let mut store = LogStore::open(&path).unwrap();
+        let mut store = LogStore::open(&path, None).unwrap();
         assert_eq!(indexes(&mut store).await, vec![2, 3, 4]);
         let state = store.get_log_state().await.unwrap();
         assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(1));
@@ -1183,5 +1276,79 @@ mod tests {
             store.read_vote().await.unwrap(),
             Some(Vote::new_committed(2, 2))
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn committed_is_written_with_its_entry_and_never_beyond_the_log() {
+        use openraft::storage::RaftLogStorageExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        let id = |i| blank(1, 1, i).log_id;
+        {
+            let mut store = LogStore::open(&path, None).unwrap();
+            store.set_node_id(1);
+            store.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
+            let gate = store.durable_gate().unwrap();
+            for i in 1..=3 {
+                store.blocking_append([blank(1, 1, i)]).await.unwrap();
+            }
+            gate.wait(3).await.unwrap();
+            let syncs = store.meta_handle().sync_count();
+            // Saving it costs no transaction: it waits for the next one.
+            store.save_committed(Some(id(2))).await.unwrap();
+            assert_eq!(store.read_committed().await.unwrap(), Some(id(2)));
+            assert_eq!(store.meta_handle().sync_count(), syncs);
+            store.blocking_append([blank(1, 1, 4)]).await.unwrap();
+            gate.wait(4).await.unwrap();
+        }
+        {
+            let mut store = LogStore::open(&path, None).unwrap();
+            assert_eq!(store.read_committed().await.unwrap(), Some(id(2)));
+            // One naming an entry the log does not hold is never written, not even at close.
+            store.save_committed(Some(id(9))).await.unwrap();
+        }
+        {
+            let mut store = LogStore::open(&path, None).unwrap();
+            assert_eq!(store.read_committed().await.unwrap(), Some(id(2)));
+            // The latest one still waiting is written when the store closes.
+            store.save_committed(Some(id(4))).await.unwrap();
+        }
+        let mut store = LogStore::open(&path, None).unwrap();
+        assert_eq!(store.read_committed().await.unwrap(), Some(id(4)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_leave_the_tail_once_applied_and_reads_find_them_on_disk() {
+        use openraft::storage::RaftLogStorageExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(&dir.path().join("raft.redb"), None).unwrap();
+        store.set_node_id(1);
+        store.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
+        let gate = store.durable_gate().unwrap();
+        let release = store.tail_release().unwrap();
+        let backend = store.backend.clone();
+        let Backend::Redb(r) = &*backend else {
+            unreachable!()
+        };
+        let tail = |r: &Redb| r.tail().keys().copied().collect::<Vec<_>>();
+        for i in 1..=5 {
+            store.blocking_append([blank(1, 1, i)]).await.unwrap();
+        }
+        gate.wait(5).await.unwrap();
+        // Durable, but kept for the state machine's read of what it applies next.
+        assert_eq!(tail(r), vec![1, 2, 3, 4, 5]);
+        release.applied(3);
+        assert_eq!(tail(r), vec![4, 5]);
+        assert_eq!(indexes(&mut store).await, vec![1, 2, 3, 4, 5]);
+        let mid = store.try_get_log_entries(2..5).await.unwrap();
+        assert_eq!(
+            mid.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+        release.applied(5);
+        assert!(tail(r).is_empty());
+        assert_eq!(indexes(&mut store).await, vec![1, 2, 3, 4, 5]);
     }
 }

@@ -8,6 +8,11 @@
 //!
 //! The reply body carries openraft's own `Result`, so a remote Raft error (e.g. a higher vote)
 //! reaches openraft intact; a [`TransportError`] means the frame never got an answer.
+//!
+//! With a durable log, AppendEntries goes out at once but a successful reply is handed to
+//! openraft only once the leader's own copy of what it acknowledges is durable (see the
+//! `log_store` module docs: the leader's early acknowledgement of its own appends must never
+//! make a commit quorum).
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -30,6 +35,7 @@ use serde::Serialize;
 
 use crate::log_store::DurableGate;
 use crate::node::RaftNode;
+use crate::trace::{self, Step, Tracer};
 use crate::types::{decode, encode, TypeConfig};
 
 /// Which Raft RPC a frame carries. The numeric values are stable (use them as a frame tag).
@@ -100,8 +106,10 @@ pub trait RaftTransport: Send + Sync + 'static {
 pub(crate) struct NetFactory {
     pub(crate) id: u64,
     pub(crate) transport: Arc<dyn RaftTransport>,
-    /// With a durable log: log entries leave this node only once durable here.
+    /// With a durable log: a follower's ack reaches openraft only once what it acknowledges
+    /// is durable here too.
     pub(crate) gate: Option<DurableGate>,
+    pub(crate) trace: Tracer,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetFactory {
@@ -114,6 +122,7 @@ impl RaftNetworkFactory<TypeConfig> for NetFactory {
             node: node.clone(),
             transport: self.transport.clone(),
             gate: self.gate.clone(),
+            trace: self.trace.clone(),
         }
     }
 }
@@ -125,6 +134,7 @@ pub(crate) struct NetClient {
     node: BasicNode,
     transport: Arc<dyn RaftTransport>,
     gate: Option<DurableGate>,
+    trace: Tracer,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<u64, BasicNode, OrRaftError<u64, E>>>;
@@ -182,17 +192,43 @@ impl RaftNetwork<TypeConfig> for NetClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>, Infallible> {
-        // The leader acknowledges its own appends to openraft before they are fsync'd (group
-        // commit, see `log_store`): never ship an entry that is not durable here yet. So a
-        // follower's ack always implies the leader's own copy is durable.
-        let needed = rpc
+        let deadline = tokio::time::Instant::now() + option.hard_ttl();
+        // Everything a successful reply says the follower holds (the request's last entry,
+        // or the entry it follows for a heartbeat).
+        let held = rpc
             .entries
             .last()
             .map(|e| e.log_id.index)
             .max(rpc.prev_log_id.map(|l| l.index));
-        if let (Some(gate), Some(needed)) = (&self.gate, needed) {
-            let ttl = option.hard_ttl();
-            match tokio::time::timeout(ttl, gate.wait(needed)).await {
+        let traced = self.trace.as_ref().map(|_| match rpc.entries.last() {
+            Some(e) => (Step::ShipSent, Step::AckRecv, e.log_id.index),
+            None => (
+                Step::HeartbeatSent,
+                Step::HeartbeatAck,
+                rpc.leader_commit.map_or(0, |c| c.index),
+            ),
+        });
+        if let Some((sent, _, index)) = traced {
+            trace::record(&self.trace, sent, index, self.target);
+        }
+        let bytes = self.call_raw(RpcKind::AppendEntries, &rpc, &option).await?;
+        if let Some((_, acked, index)) = traced {
+            trace::record(&self.trace, acked, index, self.target);
+        }
+        let resp: AppendEntriesResponse<u64> = self.decode_reply(&bytes)?;
+        // The entries went out while the leader's own fsync of them may still be running (its
+        // appends are acknowledged to openraft early: group commit, see `log_store`). openraft
+        // counts the leader towards a commit quorum from that early acknowledgement, so a
+        // follower's ack is handed over only once the leader's copy of everything it covers
+        // is durable here: every quorum openraft sees is then made of copies on disk, and the
+        // two fsyncs overlap instead of running one after the other.
+        let matched = match &resp {
+            AppendEntriesResponse::Success => held,
+            AppendEntriesResponse::PartialSuccess(m) => m.map(|l| l.index),
+            AppendEntriesResponse::Conflict | AppendEntriesResponse::HigherVote(_) => None,
+        };
+        if let (Some(gate), Some(matched)) = (&self.gate, matched) {
+            match tokio::time::timeout_at(deadline, gate.wait(matched)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     return Err(RPCError::Unreachable(Unreachable::new(&AnyError::error(e))))
@@ -202,13 +238,15 @@ impl RaftNetwork<TypeConfig> for NetClient {
                         action: RPCTypes::AppendEntries,
                         id: self.id,
                         target: self.target,
-                        timeout: ttl,
+                        timeout: option.hard_ttl(),
                     }))
                 }
             }
+            if let Some((Step::ShipSent, _, index)) = traced {
+                trace::record(&self.trace, Step::AckDone, index, self.target);
+            }
         }
-        let bytes = self.call_raw(RpcKind::AppendEntries, &rpc, &option).await?;
-        self.decode_reply(&bytes)
+        Ok(resp)
     }
 
     async fn install_snapshot(
@@ -318,7 +356,104 @@ impl RaftTransport for MemTransport {
 
 #[cfg(test)]
 mod tests {
-    use super::RpcKind;
+    use super::*;
+    use openraft::entry::RaftEntry;
+    use openraft::{CommittedLeaderId, LogId, Vote};
+    use std::task::Poll;
+
+    /// Answers every frame at once with `reply`, counting the frames.
+    struct Answer {
+        frames: Arc<Mutex<usize>>,
+        reply: Vec<u8>,
+    }
+
+    impl RaftTransport for Answer {
+        fn call(&self, _: u64, _: &str, _: RpcKind, _: Vec<u8>) -> TransportFuture {
+            *self.frames.lock().unwrap() += 1;
+            let reply = self.reply.clone();
+            Box::pin(async move { Ok(reply) })
+        }
+    }
+
+    async fn client(
+        reply: AppendEntriesResponse<u64>,
+        gate: DurableGate,
+    ) -> (NetClient, Arc<Mutex<usize>>) {
+        let frames = Arc::new(Mutex::new(0));
+        let reply = encode(&Ok::<_, OrRaftError<u64, Infallible>>(reply)).unwrap();
+        let transport = Arc::new(Answer {
+            frames: frames.clone(),
+            reply,
+        });
+        let mut factory = NetFactory {
+            id: 1,
+            transport,
+            gate: Some(gate),
+            trace: None,
+        };
+        let node = BasicNode {
+            addr: "peer".into(),
+        };
+        (factory.new_client(2, &node).await, frames)
+    }
+
+    fn entries_up_to(last: u64) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: (1..=last)
+                .map(|i| {
+                    crate::types::Entry::new_blank(LogId::new(CommittedLeaderId::new(1, 1), i))
+                })
+                .collect(),
+        }
+    }
+
+    /// Poll `f` until it can make no more progress by itself; its output if it finished.
+    async fn settle<F: Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        for _ in 0..100 {
+            let polled = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await;
+            if let Poll::Ready(v) = polled {
+                return Some(v);
+            }
+            tokio::task::yield_now().await;
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn entries_ship_at_once_but_an_ack_waits_for_the_leaders_own_fsync() {
+        let (gate, durable) = DurableGate::manual();
+        let (mut c, frames) = client(AppendEntriesResponse::Success, gate).await;
+        let option = RPCOption::new(Duration::from_secs(60));
+        let mut call = std::pin::pin!(c.append_entries(entries_up_to(2), option));
+        assert!(settle(&mut call).await.is_none(), "ack handed over early");
+        assert_eq!(*frames.lock().unwrap(), 1, "entries not shipped yet");
+        durable(1);
+        assert!(settle(&mut call).await.is_none(), "ack covers entry 2 too");
+        durable(2);
+        let resp = settle(&mut call).await.expect("ack once durable");
+        assert!(matches!(resp, Ok(AppendEntriesResponse::Success)));
+    }
+
+    #[tokio::test]
+    async fn a_rejection_is_handed_over_at_once() {
+        let rejections = || {
+            [
+                AppendEntriesResponse::Conflict,
+                AppendEntriesResponse::HigherVote(Vote::new(5, 3)),
+            ]
+        };
+        for (reply, want) in rejections().into_iter().zip(rejections()) {
+            let (gate, _durable) = DurableGate::manual();
+            let (mut c, _) = client(reply, gate).await;
+            let option = RPCOption::new(Duration::from_secs(60));
+            let mut call = std::pin::pin!(c.append_entries(entries_up_to(2), option));
+            let resp = settle(&mut call).await.expect("no wait for a rejection");
+            assert_eq!(resp.unwrap(), want);
+        }
+    }
 
     #[test]
     fn rpc_kind_tags_are_stable() {

@@ -36,6 +36,7 @@ use crate::lease::{self, Lease};
 use crate::log_store::{DurableGate, LogClosed, LogMeta, LogStore};
 use crate::network::{NetFactory, RaftTransport, RpcKind};
 use crate::state_machine::{SmShared, SmStore, StateMachine};
+use crate::trace::{Step, Tracer, WriteTrace};
 use proconsul_state::{ApplyResult, Proposal};
 
 use crate::types::{decode, encode, Request, TypeConfig};
@@ -303,6 +304,8 @@ struct NodeInner {
     follower_lease: Duration,
     /// The durable log's gate (`None` in memory): tells when the log waits for disk space.
     gate: Option<DurableGate>,
+    /// Write-latency trace hook (`None`: off; see `crate::trace`).
+    trace: Tracer,
 }
 
 impl RaftNode {
@@ -316,11 +319,13 @@ impl RaftNode {
     ) -> Result<RaftNode, RaftError> {
         let config = Arc::new(opts.to_config()?);
         let dir = opts.dir.clone();
+        let trace = WriteTrace::from_env(opts.node_id);
+        let log_trace = trace.clone();
         // Opening redb and restoring a snapshot are blocking and may take a while.
         let (log, sm_store) = tokio::task::spawn_blocking(move || {
             let stores = match dir {
                 Some(dir) => (
-                    LogStore::open(&dir.join("raft.redb"))?,
+                    LogStore::open(&dir.join("raft.redb"), log_trace)?,
                     SmStore::open(sm, Some(dir.join("snapshots")))?,
                 ),
                 None => (LogStore::memory(), SmStore::open(sm, None)?),
@@ -334,7 +339,8 @@ impl RaftNode {
         let (mut log, mut sm_store) = (log, sm_store);
         log.set_node_id(opts.node_id);
         let gate = log.durable_gate();
-        sm_store.set_durable_gate(gate.clone());
+        sm_store.set_log(gate.clone(), log.tail_release());
+        sm_store.set_trace(trace.clone());
         let log_meta = log.meta_handle();
         let log_closed = log.closed_handle();
         let shared = sm_store.shared();
@@ -342,6 +348,7 @@ impl RaftNode {
             id: opts.node_id,
             transport,
             gate: gate.clone(),
+            trace: trace.clone(),
         };
         let raft = Raft::new(opts.node_id, config, network, log, sm_store)
             .await
@@ -365,6 +372,7 @@ impl RaftNode {
                 transferring: AtomicBool::new(false),
                 follower_lease: Duration::from_millis(opts.election_max_ms),
                 gate,
+                trace,
             }),
         })
     }
@@ -463,6 +471,7 @@ impl RaftNode {
         self.check_not_transferring()?;
         self.check_lease()?;
         self.check_space()?;
+        let started = self.inner.trace.as_ref().map(|_| std::time::Instant::now());
         let write = self.inner.raft.client_write(Request(Arc::new(entry)));
         let resp = if self.inner.lease.held() {
             tokio::select! {
@@ -476,6 +485,10 @@ impl RaftNode {
             write.await
         };
         let resp = resp.map_err(from_write_err)?;
+        if let (Some(t), Some(started)) = (&self.inner.trace, started) {
+            t.record_at(Step::ProposeStart, resp.log_id.index, 0, started);
+            t.record(Step::ProposeEnd, resp.log_id.index, 0);
+        }
         Ok((resp.log_id.index, resp.data.0))
     }
 
@@ -732,8 +745,16 @@ impl RaftNode {
         let raft = &self.inner.raft;
         let out = match kind {
             RpcKind::AppendEntries => {
+                let received = self.inner.trace.as_ref().map(|_| std::time::Instant::now());
                 let req: AppendEntriesRequest<TypeConfig> = decode(body).map_err(bad)?;
+                let last = req.entries.last().map(|e| e.log_id.index);
+                if let (Some(t), Some(at), Some(last)) = (&self.inner.trace, received, last) {
+                    t.record_at(Step::FollowerRecv, last, 0, at);
+                }
                 let res = raft.append_entries(req).await;
+                if let (Some(t), Some(last)) = (&self.inner.trace, last) {
+                    t.record(Step::FollowerReply, last, 0);
+                }
                 if matches!(&res, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
                     self.touch_contact();
                 }

@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use proconsul_state::{ApplyResult, Proposal};
 
-use crate::log_store::DurableGate;
+use crate::log_store::{DurableGate, TailRelease};
+use crate::trace::{self, Step, Tracer};
 use crate::types::{
     decode, encode, Blob, Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership,
     TypeConfig,
@@ -261,6 +262,10 @@ pub(crate) struct SmStore {
     /// With a durable log: entries are applied only once durable on this node (the leader
     /// acknowledges its own appends to openraft before the fsync; see `log_store`).
     gate: Option<DurableGate>,
+    /// Write-latency trace hook (`None`: off).
+    trace: Tracer,
+    /// With a durable log: drops applied entries from its in-memory tail.
+    tail: Option<TailRelease>,
 }
 
 impl SmStore {
@@ -301,12 +306,21 @@ impl SmStore {
             last_applied,
             membership,
             gate: None,
+            trace: None,
+            tail: None,
         })
     }
 
-    /// Apply entries only after the log has made them durable.
-    pub(crate) fn set_durable_gate(&mut self, gate: Option<DurableGate>) {
+    /// Apply entries only after the log has made them durable, and tell the log's tail what
+    /// has been applied.
+    pub(crate) fn set_log(&mut self, gate: Option<DurableGate>, tail: Option<TailRelease>) {
         self.gate = gate;
+        self.tail = tail;
+    }
+
+    /// Record apply steps in `trace` (see `crate::trace`).
+    pub(crate) fn set_trace(&mut self, trace: Tracer) {
+        self.trace = trace;
     }
 
     pub(crate) fn shared(&self) -> Arc<SmShared> {
@@ -368,6 +382,8 @@ impl RaftStateMachine<TypeConfig> for SmStore {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
+        let last_index = entries.last().map_or(0, |e| e.log_id.index);
+        trace::record(&self.trace, Step::ApplyStart, last_index, 0);
         if let (Some(gate), Some(last)) = (&self.gate, entries.last()) {
             gate.wait(last.log_id.index)
                 .await
@@ -400,6 +416,10 @@ impl RaftStateMachine<TypeConfig> for SmStore {
             }
             self.shared.applied_index.store(index, Ordering::Release);
         }
+        if let Some(tail) = &self.tail {
+            tail.applied(last_index);
+        }
+        trace::record(&self.trace, Step::Applied, last_index, 0);
         Ok(out)
     }
 

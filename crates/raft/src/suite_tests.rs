@@ -53,7 +53,7 @@ struct RedbBuilder;
 impl StoreBuilder<TypeConfig, LogStore, SmStore, tempfile::TempDir> for RedbBuilder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, SmStore), StorageError<u64>> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = LogStore::open(&dir.path().join("raft.redb"))?;
+        let log = LogStore::open(&dir.path().join("raft.redb"), None)?;
         let sm = SmStore::open(
             Arc::new(ToySm::default()),
             Some(dir.path().join("snapshots")),
