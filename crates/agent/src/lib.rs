@@ -950,8 +950,12 @@ pub fn run_with(flags: AgentFlags, observers: Vec<Arc<dyn ConfigObserver>>) -> i
             return 1;
         }
     };
+    // Sockets' readiness is looked at every 8 task polls instead of tokio's 61: while tasks
+    // keep waking one another (one client's connections taking turns, `http/src/fair.rs`), a
+    // connection whose request just arrived would otherwise wait behind 60 of them.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .event_interval(8)
         .build()
     {
         Ok(rt) => rt,

@@ -9,6 +9,7 @@
 mod backend;
 pub mod cache;
 pub mod caller;
+mod fair;
 mod limit;
 mod middleware;
 mod near;
@@ -29,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 /// Serve `router` on an already-bound listener until `shutdown` fires, admitting at most
 /// `max_conns_per_client` connections per client IP (0 = unlimited).
 ///
+/// Each request carries its connection's [`limit::ClientInfo`] (its place with its client's
+/// scheduler, [`fair`]).
+///
 /// Every listener serves `router.into_make_service()`, never the `Router` itself: axum makes a
 /// connection's service from a bare `Router` with `with_state(())`, which rebuilds its route
 /// tables — about 37 KB for each open connection with our few hundred routes — where the
@@ -41,7 +45,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let server = axum::serve(
         LimitedListener::new(listener, max_conns_per_client),
-        router.into_make_service(),
+        router.into_make_service_with_connect_info::<limit::ClientInfo>(),
     )
     .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     // In-flight requests get a moment to finish; a client that holds a stream open (a blocking

@@ -2,22 +2,42 @@
 //!
 //! A listener wrapper counts open connections per remote IP; a connection over the limit is
 //! closed at once, before any request is read, so one client cannot exhaust the agent's sockets.
-//! The count drops when the connection's stream is dropped.
+//! The count drops when the connection's stream is dropped. The connections it admits read
+//! through their client's scheduler ([`crate::fair`]).
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use proconsul_types::conn_limit::{ClientSlot, PerClientLimit};
+
+use crate::fair::{ClientSched, ConnGate};
+
+/// What a request knows of its connection (axum's `ConnectInfo`): its place with its client's
+/// scheduler.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    pub(crate) gate: Arc<ConnGate>,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LimitedListener>>
+    for ClientInfo
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Self {
+        ClientInfo {
+            gate: stream.io().gate.clone(),
+        }
+    }
+}
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A TCP listener that admits at most `max_per_client` connections per remote IP (0 = no limit).
 pub struct LimitedListener {
     inner: TcpListener,
-    limit: Arc<PerClientLimit>,
+    limit: Arc<PerClientLimit<ClientSched>>,
 }
 
 impl LimitedListener {
@@ -32,7 +52,16 @@ impl LimitedListener {
 /// An accepted connection that releases its slot when dropped.
 pub struct CountedStream {
     stream: TcpStream,
-    _slot: ClientSlot,
+    gate: Arc<ConnGate>,
+    /// `gate` as a waker: the socket's readiness goes through the client's scheduler.
+    gate_waker: Waker,
+    _slot: ClientSlot<ClientSched>,
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        self.gate.close();
+    }
 }
 
 impl axum::serve::Listener for LimitedListener {
@@ -56,9 +85,12 @@ impl axum::serve::Listener for LimitedListener {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            let gate = ConnGate::new(slot.shared().clone());
             return (
                 CountedStream {
                     stream,
+                    gate_waker: Waker::from(gate.clone()),
+                    gate,
                     _slot: slot,
                 },
                 addr,
@@ -77,7 +109,16 @@ impl AsyncRead for CountedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = &mut *self;
+        if !this.gate.may_read(cx.waker()) {
+            return Poll::Pending; // the scheduler wakes the task when its turn comes
+        }
+        let before = buf.filled().len();
+        let r =
+            Pin::new(&mut this.stream).poll_read(&mut Context::from_waker(&this.gate_waker), buf);
+        let got_bytes = matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before;
+        this.gate.after_read(got_bytes, r.is_pending());
+        r
     }
 }
 
@@ -104,5 +145,107 @@ impl AsyncWrite for CountedStream {
     }
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fair::RUNNING_PER_CLIENT;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Every request stays in its handler until released, counting how many are inside.
+    #[derive(Default)]
+    struct Hold {
+        inside: AtomicUsize,
+        release: tokio::sync::Notify,
+    }
+
+    async fn send_from(
+        addr: SocketAddr,
+        source: &str,
+        method: &str,
+        path: &str,
+    ) -> tokio::net::TcpStream {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let mut s = sock.connect(addr).await.unwrap();
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx");
+        s.write_all(req.as_bytes()).await.unwrap();
+        s
+    }
+
+    async fn inside_becomes(hold: &Hold, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while hold.inside.load(Ordering::SeqCst) != n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} inside, waiting for {n}",
+                hold.inside.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_has_a_bounded_number_of_requests_running_and_others_are_not_queued_behind_it()
+    {
+        let hold = Arc::new(Hold::default());
+        let h = hold.clone();
+        let router = axum::Router::new()
+            .route(
+                "/hold",
+                axum::routing::any(move || {
+                    let h = h.clone();
+                    async move {
+                        h.inside.fetch_add(1, Ordering::SeqCst);
+                        h.release.notified().await;
+                        h.inside.fetch_sub(1, Ordering::SeqCst);
+                        "done"
+                    }
+                }),
+            )
+            .layer(crate::middleware::AroundLayer {
+                default_allow: true,
+            });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let srv = tokio::spawn(crate::serve(l, router, 0, stop.clone()));
+
+        // A blocking query and a write wait without holding one of their client's places.
+        let _blocking = send_from(addr, "127.0.0.1", "GET", "/hold?index=5").await;
+        let _write = send_from(addr, "127.0.0.1", "PUT", "/hold").await;
+        inside_becomes(&hold, 2).await;
+        // 20 reads from the same client over 20 connections: only its share runs.
+        let mut flood = Vec::new();
+        for _ in 0..20 {
+            flood.push(send_from(addr, "127.0.0.1", "GET", "/hold").await);
+        }
+        inside_becomes(&hold, 2 + RUNNING_PER_CLIENT).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(hold.inside.load(Ordering::SeqCst), 2 + RUNNING_PER_CLIENT);
+        // Another client's read runs at once.
+        let _other = send_from(addr, "127.0.0.2", "GET", "/hold").await;
+        inside_becomes(&hold, 3 + RUNNING_PER_CLIENT).await;
+        // Released, every waiting read gets its turn and is answered.
+        for mut s in flood {
+            let mut buf = [0u8; 256];
+            let n = loop {
+                hold.release.notify_waiters();
+                if let Ok(r) =
+                    tokio::time::timeout(Duration::from_millis(20), s.read(&mut buf)).await
+                {
+                    break r.unwrap();
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..n]);
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        }
+        stop.cancel();
+        let _ = srv.await;
     }
 }

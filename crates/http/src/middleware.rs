@@ -1,4 +1,5 @@
-//! What wraps every response ([`AroundLayer`]): Consul's fixed headers, gzip, the request timer.
+//! What wraps every response ([`AroundLayer`]): Consul's fixed headers, gzip, the request timer,
+//! and the connection's place with its client's scheduler ([`crate::fair`]).
 //!
 //! Gzip'd responses for clients that accept them, as Consul's HTTP server does (its
 //! `gziphandler` with no minimum size). Go's HTTP client asks for gzip by default, so every
@@ -77,6 +78,10 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        let in_progress = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<crate::limit::ClientInfo>>()
+            .map(|c| c.0.gate.begin(waits(&req)));
         // The route's pattern lives as long as the router: its address names the route, so
         // the timer is found without copying the pattern or touching its reference count.
         let route: &'static str = req
@@ -94,8 +99,24 @@ where
                 crate::caller::with_token(token, self.inner.call(req))
             },
             compressing: None,
+            in_progress,
         }
     }
+}
+
+/// Will this request wait rather than compute: a blocking query, or a write (which waits for
+/// Raft's group commit)? It then gives its connection's place back at once.
+fn waits(req: &Request) -> bool {
+    if !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        return true;
+    }
+    req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p.starts_with("index=") || p.starts_with("hash="))
+    })
 }
 
 type Compressing = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
@@ -111,6 +132,8 @@ pin_project_lite::pin_project! {
         default_allow: bool,
         // Set once the response is in and must be compressed (the only boxed step).
         compressing: Option<Compressing>,
+        // The request's hold on its connection's place, let go when the response is in.
+        in_progress: Option<crate::fair::RequestInProgress>,
     }
 }
 
@@ -132,6 +155,7 @@ where
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(r)) => r,
             };
+            drop(this.in_progress.take());
             consul_headers(&mut resp, *this.default_allow);
             if !*this.wants_gzip {
                 record_api_http(

@@ -88,7 +88,7 @@ pub async fn serve<H: Handler>(
 ) {
     let tasks = TaskTracker::new();
     let conns = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let per_client = PerClientLimit::new(limits.max_per_client);
+    let per_client = PerClientLimit::<()>::new(limits.max_per_client);
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,

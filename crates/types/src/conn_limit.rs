@@ -3,27 +3,37 @@
 //!
 //! Plain std (a mutex over a map), shared by the HTTP and RPC listeners: a listener asks
 //! [`PerClientLimit::admit`] for a slot before it reads anything from a new connection and keeps
-//! the [`ClientSlot`] with the connection; dropping it frees the slot.
+//! the [`ClientSlot`] with the connection; dropping it frees the slot. A listener may keep a
+//! state shared by all of one client's connections (`T`: the HTTP listener's scheduler of the
+//! client's requests); it lives while the client has a connection open.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-/// At most `max` open connections per remote IP (0 = no limit).
+/// At most `max` open connections per remote IP (0 = no limit), and one `T` per client.
 #[derive(Debug, Default)]
-pub struct PerClientLimit {
+pub struct PerClientLimit<T = ()> {
     max: u32,
-    open: Mutex<HashMap<IpAddr, u32>>,
+    open: Mutex<HashMap<IpAddr, (u32, Arc<T>)>>,
 }
 
 /// One admitted connection's place in its client's count; released when dropped.
 #[derive(Debug)]
-pub struct ClientSlot {
+pub struct ClientSlot<T: Default = ()> {
     ip: IpAddr,
-    limit: Arc<PerClientLimit>,
+    shared: Arc<T>,
+    limit: Arc<PerClientLimit<T>>,
 }
 
-impl PerClientLimit {
+impl<T: Default> ClientSlot<T> {
+    /// The state shared by every open connection of this client.
+    pub fn shared(&self) -> &Arc<T> {
+        &self.shared
+    }
+}
+
+impl<T: Default> PerClientLimit<T> {
     pub fn new(max: u32) -> Arc<Self> {
         Arc::new(PerClientLimit {
             max,
@@ -37,15 +47,16 @@ impl PerClientLimit {
     }
 
     /// A slot for one more connection from `ip`, or `None` when it already has `max` open.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot<T>> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(ip).or_insert(0);
+        let (n, shared) = open.entry(ip).or_default();
         if self.max > 0 && *n >= self.max {
             return None;
         }
         *n += 1;
         Some(ClientSlot {
             ip,
+            shared: shared.clone(),
             limit: self.clone(),
         })
     }
@@ -53,14 +64,14 @@ impl PerClientLimit {
     /// Connections open from `ip` now.
     pub fn open_from(&self, ip: IpAddr) -> u32 {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.get(&ip).copied().unwrap_or(0)
+        open.get(&ip).map_or(0, |(n, _)| *n)
     }
 }
 
-impl Drop for ClientSlot {
+impl<T: Default> Drop for ClientSlot<T> {
     fn drop(&mut self) {
         let mut open = self.limit.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.ip) {
+        if let Some((n, _)) = open.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
                 open.remove(&self.ip);
@@ -75,7 +86,7 @@ mod tests {
 
     #[test]
     fn counts_per_ip_and_frees_on_drop() {
-        let limit = PerClientLimit::new(2);
+        let limit = PerClientLimit::<()>::new(2);
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
         let s1 = limit.admit(a).unwrap();
@@ -88,8 +99,26 @@ mod tests {
     }
 
     #[test]
+    fn one_shared_state_per_client_while_it_has_a_connection() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let limit = PerClientLimit::<AtomicU32>::new(0);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let first = limit.admit(ip).unwrap();
+        let second = limit.admit(ip).unwrap();
+        assert!(Arc::ptr_eq(first.shared(), second.shared()));
+        first.shared().store(7, Ordering::Relaxed);
+        drop((first, second));
+        let again = limit.admit(ip).unwrap();
+        assert_eq!(
+            again.shared().load(Ordering::Relaxed),
+            0,
+            "a new client's state is new"
+        );
+    }
+
+    #[test]
     fn zero_is_no_limit() {
-        let limit = PerClientLimit::new(0);
+        let limit = PerClientLimit::<()>::new(0);
         let ip: IpAddr = "::1".parse().unwrap();
         let slots: Vec<_> = (0..1000).map(|_| limit.admit(ip).unwrap()).collect();
         assert_eq!(limit.open_from(ip), 1000);
