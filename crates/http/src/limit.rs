@@ -216,21 +216,28 @@ mod tests {
         let stop = tokio_util::sync::CancellationToken::new();
         let srv = tokio::spawn(crate::serve(l, router, 0, stop.clone()));
 
-        // A blocking query and a write wait without holding one of their client's places.
+        // A client alone is not held back: 12 reads over 12 connections all run.
+        let mut lone = Vec::new();
+        for _ in 0..12 {
+            lone.push(send_from(addr, "127.0.0.3", "GET", "/hold").await);
+        }
+        inside_becomes(&hold, 12).await;
+        // Beside it, a blocking query and a write wait without holding one of their client's
+        // places...
         let _blocking = send_from(addr, "127.0.0.1", "GET", "/hold?index=5").await;
         let _write = send_from(addr, "127.0.0.1", "PUT", "/hold").await;
-        inside_becomes(&hold, 2).await;
-        // 20 reads from the same client over 20 connections: only its share runs.
+        inside_becomes(&hold, 14).await;
+        // ...and 20 reads from that client over 20 connections: only its share runs.
         let mut flood = Vec::new();
         for _ in 0..20 {
             flood.push(send_from(addr, "127.0.0.1", "GET", "/hold").await);
         }
-        inside_becomes(&hold, 2 + RUNNING_PER_CLIENT).await;
+        inside_becomes(&hold, 14 + RUNNING_PER_CLIENT).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(hold.inside.load(Ordering::SeqCst), 2 + RUNNING_PER_CLIENT);
-        // Another client's read runs at once.
+        assert_eq!(hold.inside.load(Ordering::SeqCst), 14 + RUNNING_PER_CLIENT);
+        // A third client's read runs at once.
         let _other = send_from(addr, "127.0.0.2", "GET", "/hold").await;
-        inside_becomes(&hold, 3 + RUNNING_PER_CLIENT).await;
+        inside_becomes(&hold, 15 + RUNNING_PER_CLIENT).await;
         // Released, every waiting read gets its turn and is answered.
         for mut s in flood {
             let mut buf = [0u8; 256];
