@@ -377,7 +377,19 @@ impl Swim {
 
     /// One member by name.
     pub fn member(&self, name: &str) -> Option<MemberView> {
-        self.members().into_iter().find(|m| m.name == name)
+        self.nodes.get(name).map(|n| MemberView {
+            name: name.to_string(),
+            addr: n.addr,
+            meta: n.meta.clone(),
+            incarnation: n.incarnation,
+            state: n.state,
+            vsn: n.vsn.clone(),
+        })
+    }
+
+    /// One member's state by name (what [`Swim::member`] says, without the copy).
+    pub fn state_of(&self, name: &str) -> Option<State> {
+        self.nodes.get(name).map(|n| n.state)
     }
 
     /// The earliest time a [`Input::Tick`] has work to do.
