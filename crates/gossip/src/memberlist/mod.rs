@@ -215,12 +215,14 @@ struct Relay {
 }
 
 /// The SWIM state machine. See the module docs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Swim {
     cfg: SwimConfig,
     incarnation: u32,
     leaving: bool,
     nodes: BTreeMap<String, Node>,
+    /// The names in `nodes`, for picking random ones without a walk over the table.
+    names: Vec<String>,
     suspicions: HashMap<String, Suspicion>,
     awareness: Awareness,
     queue: BroadcastQueue,
@@ -232,6 +234,8 @@ pub struct Swim {
     next_probe: Instant,
     next_gossip: Instant,
     next_push_pull: Instant,
+    /// When the earliest dead or left node is due to be forgotten (None: none is).
+    reap_at: Option<Instant>,
     /// Put in every ack we send (Serf: our coordinate).
     ack_payload: Vec<u8>,
     /// What the driver reports as metrics: rounds run and probes finished.
@@ -302,6 +306,7 @@ impl Swim {
             awareness: Awareness::new(cfg.awareness_max_multiplier),
             incarnation: 1,
             leaving: false,
+            names: nodes.keys().cloned().collect(),
             nodes,
             suspicions: HashMap::new(),
             queue: BroadcastQueue::default(),
@@ -314,6 +319,7 @@ impl Swim {
             next_probe: now + cfg.probe_interval,
             next_gossip: now + cfg.gossip_interval,
             next_push_pull: now + cfg.push_pull_interval,
+            reap_at: None,
             ack_payload: Vec::new(),
             cfg,
         };
@@ -492,17 +498,10 @@ impl Swim {
         }
     }
 
-    /// memberlist `estNumNodes`: members that still count (not long dead).
-    fn num_nodes(&self, now: Instant) -> usize {
-        self.nodes
-            .values()
-            .filter(|n| match n.state {
-                State::Alive | State::Suspect => true,
-                State::Dead | State::Left => {
-                    now.saturating_duration_since(n.state_change) < self.cfg.gossip_to_the_dead_time
-                }
-            })
-            .count()
+    /// memberlist `estNumNodes`: the size of the node table — dead and left nodes count until
+    /// they are forgotten, `gossip_to_the_dead_time` after they died.
+    fn num_nodes(&self) -> usize {
+        self.nodes.len()
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -523,8 +522,8 @@ impl Swim {
     }
 
     /// Send `msg`, piggybacking queued broadcasts when they fit.
-    fn send(&mut self, to: SocketAddr, msg: Message, now: Instant, out: &mut Vec<Output>) {
-        self.send_all(to, vec![msg], now, out);
+    fn send(&mut self, to: SocketAddr, msg: Message, out: &mut Vec<Output>) {
+        self.send_all(to, vec![msg], out);
     }
 
     /// Send `msgs` (at least one) in one packet, as a compound with as many
@@ -533,7 +532,6 @@ impl Swim {
         &mut self,
         to: SocketAddr,
         mut msgs: Vec<Message>,
-        now: Instant,
         out: &mut Vec<Output>,
     ) {
         let size: usize = msgs
@@ -545,8 +543,10 @@ impl Swim {
             .packet_budget
             .saturating_sub(self.cfg.packet_overhead);
         let avail = budget.saturating_sub(size + COMPOUND_HEADER_OVERHEAD);
-        let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes(now));
-        msgs.extend(self.queue.take(COMPOUND_PART_OVERHEAD, avail, limit));
+        if !self.queue.is_empty() {
+            let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes());
+            msgs.extend(self.queue.take(COMPOUND_PART_OVERHEAD, avail, limit));
+        }
         let msg = if msgs.len() == 1 {
             msgs.remove(0)
         } else {
@@ -570,7 +570,7 @@ impl Swim {
                     seq_no: p.seq_no,
                     payload: self.ack_payload.clone(),
                 };
-                self.send(to.unwrap_or(from), Message::Ack(ack), now, out);
+                self.send(to.unwrap_or(from), Message::Ack(ack), out);
             }
             Message::IndirectPing(ind) => {
                 let Some(target) = parse_addr(&ind.target, ind.port) else {
@@ -592,7 +592,7 @@ impl Swim {
                     },
                 );
                 let ping = self.make_ping(seq, &ind.node);
-                self.send(target, Message::Ping(ping), now, out);
+                self.send(target, Message::Ping(ping), out);
             }
             Message::Ack(a) => {
                 if let Some(p) = self.probe.as_mut() {
@@ -619,7 +619,7 @@ impl Swim {
                         seq_no: r.orig_seq,
                         payload: Vec::new(),
                     };
-                    self.send(r.requester, Message::Ack(ack), now, out);
+                    self.send(r.requester, Message::Ack(ack), out);
                 }
             }
             Message::Nack(n) => {
@@ -688,6 +688,7 @@ impl Swim {
         }
         match self.nodes.get_mut(&a.node) {
             None => {
+                self.names.push(a.node.clone());
                 self.nodes.insert(
                     a.node.clone(),
                     Node {
@@ -734,7 +735,7 @@ impl Swim {
 
     fn suspect_node(&mut self, s: Suspect, now: Instant, out: &mut Vec<Output>) {
         let _ = out;
-        let n_nodes = self.num_nodes(now);
+        let n_nodes = self.num_nodes();
         let Some(n) = self.nodes.get(&s.node) else {
             return;
         };
@@ -795,6 +796,8 @@ impl Swim {
             n.state = if left { State::Left } else { State::Dead };
             n.state_change = now;
         }
+        let forget = now + self.cfg.gossip_to_the_dead_time;
+        self.reap_at = Some(self.reap_at.map_or(forget, |t| t.min(forget)));
         self.suspicions.remove(&d.node);
         let key = d.node.clone();
         self.event(
@@ -861,7 +864,6 @@ impl Swim {
                     self.send(
                         r.requester,
                         Message::Nack(NackResp { seq_no: r.orig_seq }),
-                        now,
                         out,
                     );
                 }
@@ -892,14 +894,24 @@ impl Swim {
             }
         }
         // Forget nodes dead for longer than we keep gossiping to them (memberlist
-        // `resetNodes`); the Serf layer keeps its own record of failed members.
-        let me = self.cfg.name.clone();
-        let keep = self.cfg.gossip_to_the_dead_time;
-        self.nodes.retain(|name, n| {
-            *name == me
-                || matches!(n.state, State::Alive | State::Suspect)
-                || now.saturating_duration_since(n.state_change) < keep
-        });
+        // `resetNodes`); the Serf layer keeps its own record of failed members. Only when one
+        // is due: the scan is over the whole table.
+        if self.reap_at.is_some_and(|t| now >= t) {
+            let me = self.cfg.name.clone();
+            let keep = self.cfg.gossip_to_the_dead_time;
+            self.nodes.retain(|name, n| {
+                *name == me
+                    || matches!(n.state, State::Alive | State::Suspect)
+                    || now.saturating_duration_since(n.state_change) < keep
+            });
+            self.names = self.nodes.keys().cloned().collect();
+            self.reap_at = self
+                .nodes
+                .iter()
+                .filter(|(name, n)| **name != me && matches!(n.state, State::Dead | State::Left))
+                .map(|(_, n)| n.state_change + keep)
+                .min();
+        }
         self.tick_probe(now, rng, out);
         if now >= self.next_gossip {
             self.next_gossip = now + self.cfg.gossip_interval;
@@ -908,13 +920,8 @@ impl Swim {
         }
         if !self.cfg.push_pull_interval.is_zero() && now >= self.next_push_pull {
             self.next_push_pull = now + self.cfg.push_pull_interval;
-            let peers: Vec<SocketAddr> = self
-                .nodes
-                .iter()
-                .filter(|(name, n)| **name != self.cfg.name && n.state == State::Alive)
-                .map(|(_, n)| n.addr)
-                .collect();
-            if let Some(to) = pick(peers, 1, rng).pop() {
+            let peers = self.random_nodes(1, rng, |_, n| n.state != State::Alive);
+            if let Some(to) = peers.first().copied() {
                 out.push(Output::PushPull { to, join: false });
             }
         }
@@ -923,7 +930,7 @@ impl Swim {
     fn tick_probe(&mut self, now: Instant, rng: &mut impl FnMut() -> u64, out: &mut Vec<Output>) {
         if let Some(p) = self.probe.clone() {
             if !p.indirect_sent && now >= p.direct_deadline {
-                self.send_indirect(p, now, rng, out);
+                self.send_indirect(p, rng, out);
             } else if p.indirect_sent && now >= p.end {
                 // Probe failed: Lifeguard penalty, then suspect the target.
                 let delta = if p.expected_nacks > 0 {
@@ -981,13 +988,12 @@ impl Swim {
                 from: self.cfg.name.clone(),
             }));
         }
-        self.send_all(addr, msgs, now, out);
+        self.send_all(addr, msgs, out);
     }
 
     fn send_indirect(
         &mut self,
         mut p: Probe,
-        now: Instant,
         rng: &mut impl FnMut() -> u64,
         out: &mut Vec<Output>,
     ) {
@@ -997,15 +1003,9 @@ impl Swim {
         };
         let (taddr, tport) = addr_bytes(target.addr);
         let tcp_to = target.addr;
-        let peers: Vec<SocketAddr> = self
-            .nodes
-            .iter()
-            .filter(|(name, n)| {
-                **name != self.cfg.name && **name != p.target && n.state == State::Alive
-            })
-            .map(|(_, n)| n.addr)
-            .collect();
-        let peers = pick(peers, self.cfg.indirect_checks, rng);
+        let peers = self.random_nodes(self.cfg.indirect_checks, rng, |name, n| {
+            name == p.target || n.state != State::Alive
+        });
         let (source_addr, source_port) = addr_bytes(self.cfg.addr);
         for to in &peers {
             let ind = IndirectPingReq {
@@ -1018,7 +1018,7 @@ impl Swim {
                 source_port,
                 source_node: self.cfg.name.clone(),
             };
-            self.send(*to, Message::IndirectPing(ind), now, out);
+            self.send(*to, Message::IndirectPing(ind), out);
         }
         // memberlist's TCP fallback: also ping the target over TCP; an ack that comes back
         // that way (fed in as a packet) saves it from suspicion when only UDP is broken.
@@ -1059,29 +1059,65 @@ impl Swim {
         None
     }
 
+    /// Up to `k` random other nodes not excluded by `exclude` (memberlist `kRandomNodes`):
+    /// random draws from the table, at most 3 per node, or a shuffle when the table is small
+    /// (fewer than 3k nodes) so that the search is exhaustive.
+    fn random_nodes(
+        &self,
+        k: usize,
+        rng: &mut impl FnMut() -> u64,
+        exclude: impl Fn(&str, &Node) -> bool,
+    ) -> Vec<SocketAddr> {
+        let n = self.names.len();
+        let mut out: Vec<SocketAddr> = Vec::with_capacity(k);
+        let mut chosen: Vec<usize> = Vec::with_capacity(k);
+        // Considers the i-th name; true once `k` are chosen.
+        let mut consider = |i: usize| {
+            let name = self.names[i].as_str();
+            if name != self.cfg.name && !chosen.contains(&i) {
+                if let Some(node) = self.nodes.get(name).filter(|node| !exclude(name, node)) {
+                    out.push(node.addr);
+                    chosen.push(i);
+                }
+            }
+            chosen.len() >= k
+        };
+        if k == 0 {
+            return out;
+        }
+        if n < k * 3 {
+            let order: Vec<usize> = (0..n).collect();
+            for i in pick(order, n, rng) {
+                if consider(i) {
+                    break;
+                }
+            }
+        } else {
+            for _ in 0..3 * n {
+                if consider((rng() % n as u64) as usize) {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
     fn gossip(&mut self, now: Instant, rng: &mut impl FnMut() -> u64, out: &mut Vec<Output>) {
-        let peers: Vec<SocketAddr> = self
-            .nodes
-            .iter()
-            .filter(|(name, n)| {
-                **name != self.cfg.name
-                    && match n.state {
-                        State::Alive | State::Suspect => true,
-                        State::Dead => {
-                            now.saturating_duration_since(n.state_change)
-                                < self.cfg.gossip_to_the_dead_time
-                        }
-                        State::Left => false,
-                    }
-            })
-            .map(|(_, n)| n.addr)
-            .collect();
+        if self.queue.is_empty() {
+            return; // nothing to say: spare the walk over the node table
+        }
+        let dead_time = self.cfg.gossip_to_the_dead_time;
+        let peers = self.random_nodes(self.cfg.gossip_nodes, rng, |_, n| match n.state {
+            State::Alive | State::Suspect => false,
+            State::Dead => now.saturating_duration_since(n.state_change) >= dead_time,
+            State::Left => true,
+        });
         let budget = self
             .cfg
             .packet_budget
             .saturating_sub(self.cfg.packet_overhead + COMPOUND_HEADER_OVERHEAD);
-        let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes(now));
-        for to in pick(peers, self.cfg.gossip_nodes, rng) {
+        let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes());
+        for to in peers {
             let mut msgs = self.queue.take(COMPOUND_PART_OVERHEAD, budget, limit);
             if msgs.is_empty() {
                 return;
