@@ -134,6 +134,7 @@ pub struct FalsePositive {
     pub about: usize,
 }
 
+#[derive(Clone)]
 struct SimNode {
     swim: Swim,
     name: String,
@@ -142,7 +143,7 @@ struct SimNode {
     tick_at: Option<Instant>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Event {
     Tick(usize),
     Udp {
@@ -174,6 +175,7 @@ enum Event {
     },
 }
 
+#[derive(Clone)]
 struct Scheduled {
     at: Instant,
     seq: u64,
@@ -197,7 +199,9 @@ impl Ord for Scheduled {
     }
 }
 
-/// The simulator. See the module docs.
+/// The simulator. See the module docs. A clone continues independently (give it its own
+/// [`Sim::reseed`]).
+#[derive(Clone)]
 pub struct Sim {
     start: Instant,
     now: Instant,
@@ -252,6 +256,11 @@ impl Sim {
             false_deads: Vec::new(),
             alive_counts: None,
         }
+    }
+
+    /// Draw randomness from `seed` from now on.
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = Rng::new(seed);
     }
 
     /// Add a node (started now, knowing only itself); returns its index.

@@ -107,7 +107,8 @@ pub fn lan_config(i: usize) -> SwimConfig {
 }
 
 /// `n` members that all know each other alive (each was handed everyone's state, as after a
-/// push/pull with an all-knowing peer), run until no member has a broadcast left to send.
+/// push/pull with an all-knowing peer), run until no member has a broadcast left to send. They
+/// start at random moments within one probe interval, so that their timers are not in step.
 /// `tweak` adjusts every member's configuration.
 pub fn converged_pool(n: usize, net: NetConfig, seed: u64, tweak: &dyn Fn(&mut SwimConfig)) -> Sim {
     let mut sim = Sim::new(net, seed);
@@ -136,10 +137,16 @@ pub fn converged_pool(n: usize, net: NetConfig, seed: u64, tweak: &dyn Fn(&mut S
             }
         })
         .collect();
-    for c in cfgs {
-        sim.add_node(c);
-    }
-    for i in 0..n {
+    let mut rng = Rng::new(seed ^ 0x00c0_ffee);
+    let spread = cfgs.first().map_or(Duration::ZERO, |c| c.probe_interval);
+    let mut starts: Vec<Duration> = (0..n)
+        .map(|_| Duration::from_nanos(rng.below(spread.as_nanos().max(1) as u64)))
+        .collect();
+    starts.sort();
+    let t0 = sim.now();
+    for (c, start) in cfgs.into_iter().zip(starts) {
+        sim.run_until(t0 + start, |_| false);
+        let i = sim.add_node(c);
         let pp = PushPull {
             join: false,
             nodes: everyone.clone(),
@@ -262,12 +269,15 @@ impl ScaleOptions {
     }
 }
 
-/// In a converged pool of `n`: (a) a new member joins one random member; 10 s later (b) a
-/// random other member crashes; (c) false positives counted from the join until the window
-/// ends.
-pub fn run_scale(n: usize, seed: u64, opts: &ScaleOptions) -> ScaleRun {
+/// In (a copy of) `pool`, a [`converged_pool`] of `n` built with `opts`: (a) a new member
+/// joins one random member; 10 s later (b) a random other member crashes; (c) false positives
+/// counted from the join until the window ends. `seed` drives everything after the copy.
+pub fn run_scale(pool: &Sim, seed: u64, opts: &ScaleOptions) -> ScaleRun {
     let tweak = opts.tweak;
-    let mut sim = converged_pool(n, opts.net, seed, &tweak);
+    let n = pool.len();
+    let mut sim = pool.clone();
+    sim.reseed(seed);
+    sim.set_net(opts.net);
     let mut pick = Rng::new(seed ^ 0x5ca1_ab1e);
     let t_start = sim.now();
     sim.clear_false_positives();

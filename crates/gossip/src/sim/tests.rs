@@ -1,9 +1,153 @@
+//! The scale checks of issue #20 that CI runs (unoptimised, a few seconds): a pool of 50 at
+//! memberlist's LAN timing over a LAN with 1 % loss, held against memberlist's model, plus a
+//! lossier network where live members do get suspected and must refute. Bounds come from
+//! [`Prediction`]; the figures for 50/200/1,000 are `bench/gossip-scale.sh`'s.
+
+use std::time::Duration;
+
 use super::scenarios::*;
 use super::*;
 
+const N: usize = 50;
+const SEED: u64 = 20;
+
+fn lan() -> SwimConfig {
+    lan_config(0)
+}
+
+/// What the model allows, as a list of violations (empty: within bounds).
+fn violations(r: &ScaleRun, loss: f64) -> Vec<String> {
+    let cfg = lan();
+    let pred = Prediction::new(r.n, &cfg, loss);
+    let mut v = Vec::new();
+    // (a) Every member knows the joiner alive within the model's 99.99 % time.
+    match r.join.all {
+        Some(t) if t <= pred.spread_9999 => {}
+        t => v.push(format!(
+            "join reached all {} members after {t:?}, the model's 99.99 % time is {:?}",
+            r.n, pred.spread_9999
+        )),
+    }
+    // (b) First suspicion: the victim is probed within a few probe intervals (the chance that
+    // nobody probes it for 4 intervals is about e^-4), and the probe takes one.
+    let f = &r.failure;
+    let (Some(suspect), Some(first_dead), Some(all_dead)) = (f.first_suspect, f.first_dead, f.all_dead)
+    else {
+        v.push(format!("failure not detected everywhere: {f:?}"));
+        return v;
+    };
+    let suspect_bound = pred.first_suspect + cfg.probe_interval * 4;
+    if suspect > suspect_bound {
+        v.push(format!("first suspicion after {suspect:?} (bound {suspect_bound:?})"));
+    }
+    // Lifeguard never declares before its minimum timeout has run from the first suspicion…
+    if first_dead < suspect + pred.suspicion_min {
+        v.push(format!(
+            "declared dead {:?} after the first suspicion, under the minimum {:?}",
+            first_dead - suspect,
+            pred.suspicion_min
+        ));
+    }
+    // …and with independent confirmations it does not wait much longer; then the dead message
+    // spreads like a broadcast.
+    let dead_bound = suspect + pred.suspicion_min + cfg.probe_interval + pred.spread_9999;
+    if all_dead > dead_bound {
+        v.push(format!(
+            "dead everywhere after {all_dead:?} (bound {dead_bound:?}: first suspicion + \
+             minimum timeout + one probe + the model's 99.99 % spread)"
+        ));
+    }
+    // (c) Nobody live is declared dead.
+    if r.false_positives.dead > 0 {
+        v.push(format!("live members declared dead: {:?}", r.false_positives));
+    }
+    if r.stats.over_budget > 0 {
+        v.push(format!("{} packets over the UDP budget", r.stats.over_budget));
+    }
+    v
+}
+
+fn run(opts: &ScaleOptions) -> ScaleRun {
+    let pool = converged_pool(N, opts.net, SEED, &opts.tweak);
+    let r = run_scale(&pool, SEED, opts);
+    eprintln!("{r:#?}");
+    r
+}
+
 #[test]
-fn smoke() {
-    let t = std::time::Instant::now();
-    let r = run_scale(50, 1, &ScaleOptions::lan());
-    eprintln!("{r:#?} in {:?}", t.elapsed());
+fn fifty_members_at_one_percent_loss_stay_within_memberlists_model() {
+    let r = run(&ScaleOptions::lan());
+    assert_eq!(r.n, N);
+    let v = violations(&r, NetConfig::lan().loss);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn the_model_check_fails_a_pool_that_does_not_gossip() {
+    // Gossip fanout 0: a join spreads only on probes and acks, far slower than the model.
+    let opts = ScaleOptions {
+        tweak: |c| c.gossip_nodes = 0,
+        window: Duration::from_secs(60),
+        ..ScaleOptions::lan()
+    };
+    let v = violations(&run(&opts), NetConfig::lan().loss);
+    assert!(v.iter().any(|m| m.starts_with("join reached")), "{v:#?}");
+}
+
+#[test]
+fn under_heavy_loss_live_members_are_suspected_but_refute() {
+    // 10 % loss and no TCP fallback: probes of live members do fail, and they must refute
+    // before Lifeguard's timeout (a broken refutation shows here as dead events).
+    let net = NetConfig {
+        loss: 0.10,
+        tcp_ping: false,
+        ..NetConfig::lan()
+    };
+    let opts = ScaleOptions {
+        net,
+        window: Duration::from_secs(60),
+        ..ScaleOptions::lan()
+    };
+    let fp = run(&opts).false_positives;
+    assert!(fp.suspicions > 0 && fp.refutations > 0, "{fp:?}");
+    assert_eq!((fp.dead, fp.declared_dead), (0, 0), "{fp:?}");
+}
+
+#[test]
+fn a_run_is_a_function_of_its_seed() {
+    let net = NetConfig::lan();
+    let run = |seed| {
+        let mut s = converged_pool(8, net, seed, &|_| {});
+        s.run_for(Duration::from_secs(20));
+        s
+    };
+    let (a, b, c) = (run(7), run(7), run(8));
+    assert_eq!((a.stats(), a.elapsed()), (b.stats(), b.elapsed()));
+    assert_ne!(a.stats(), c.stats());
+    for i in 0..8 {
+        assert_eq!(a.swim(i).pending_broadcasts(), 0);
+        assert_eq!(a.swim(i).members().len(), 8);
+    }
+}
+
+#[test]
+fn a_mass_join_converges() {
+    let (took, stats) = mass_join(20, NetConfig::lan(), 3, &|_| {}, Duration::from_secs(60));
+    assert!(took.is_some(), "{stats:?}");
+    assert_eq!(stats.over_budget, 0);
+}
+
+#[test]
+fn model_figures() {
+    // The epidemic model of Serf's convergence simulator at LAN timing: 99.99 % of 1,000
+    // members in about 2 s ("2–3 s"), and Lifeguard's suspicion bounds.
+    let p = Prediction::new(1000, &lan(), 0.0);
+    assert!(
+        p.spread_9999 > Duration::from_millis(2000) && p.spread_9999 < Duration::from_millis(2300),
+        "{p:?}"
+    );
+    assert_eq!(p.suspicion_min, Duration::from_secs(12));
+    assert_eq!(p.suspicion_max, Duration::from_secs(72));
+    let p = Prediction::new(50, &lan(), 0.01);
+    assert!(p.spread_50 < p.spread_99 && p.spread_99 < p.spread_9999);
 }
