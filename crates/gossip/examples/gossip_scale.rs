@@ -129,7 +129,9 @@ fn main() {
         // One converged pool per N (the costly part: every member's broadcasts about all the
         // others must run out first), each seed continuing its own copy.
         let pool = converged_pool(n, opts.net, 0, &opts.tweak);
-        let rs = (1..=a.seeds).map(|seed| run_scale(&pool, seed, &opts)).collect();
+        let rs = (1..=a.seeds)
+            .map(|seed| run_scale(&pool, seed, &opts))
+            .collect();
         runs.push((n, rs, t.elapsed()));
     }
 
@@ -158,13 +160,19 @@ fn main() {
     println!("\n(b) failure detection: from the crash until the first suspicion, the first dead declaration, every live member has it dead");
     println!(
         "{:>6} | {:>22} {:>6} | {:>22} {:>13} | {:>22} {:>6} | {:>13}",
-        "N", "first suspect", "model", "first dead", "susp. min", "all dead", "model", "Lifeguard max"
+        "N",
+        "first suspect",
+        "model",
+        "first dead",
+        "susp. min",
+        "all dead",
+        "model",
+        "Lifeguard max"
     );
     for (n, rs, _) in &runs {
         let pr = Prediction::new(*n, &cfg, a.net.loss);
-        let col = |f: fn(&ScaleRun) -> Option<Duration>| {
-            spread_of(&rs.iter().map(f).collect::<Vec<_>>())
-        };
+        let col =
+            |f: fn(&ScaleRun) -> Option<Duration>| spread_of(&rs.iter().map(f).collect::<Vec<_>>());
         println!(
             "{n:>6} | {:>22} {:>6} | {:>22} {:>13} | {:>22} {:>6} | {:>13}",
             col(|r| r.failure.first_suspect),
@@ -183,7 +191,14 @@ fn main() {
     );
     println!(
         "{:>6} | {:>11} | {:>17} | {:>13} | {:>17} | {:>11} | {:>12} {:>9} | wall",
-        "N", "accusations", "members suspected", "dead events", "members declared", "refutations", "UDP packets", "lost"
+        "N",
+        "accusations",
+        "members suspected",
+        "dead events",
+        "members declared",
+        "refutations",
+        "UDP packets",
+        "lost"
     );
     for (n, rs, wall) in &runs {
         let sum = |f: fn(&ScaleRun) -> u64| rs.iter().map(f).sum::<u64>();

@@ -158,7 +158,10 @@ enum Event {
         state: PushPull,
     },
     /// The answer to `to`'s push/pull.
-    PushPullAnswer { to: usize, state: PushPull },
+    PushPullAnswer {
+        to: usize,
+        state: PushPull,
+    },
     /// A TCP fallback ping reaches `to`.
     TcpPing {
         to: usize,
@@ -393,9 +396,7 @@ impl Sim {
         }
         let is_tick = matches!(input, Input::Tick(_));
         let rng = &mut self.rng;
-        let outs = self.nodes[i]
-            .swim
-            .handle(input, &mut || rng.next_u64());
+        let outs = self.nodes[i].swim.handle(input, &mut || rng.next_u64());
         self.perform(i, outs);
         self.observe(i);
         self.reschedule(i, is_tick);
@@ -439,7 +440,11 @@ impl Sim {
     fn latency(&mut self) -> Duration {
         let (lo, hi) = self.net.latency;
         let span = hi.saturating_sub(lo).as_nanos() as u64;
-        let extra = if span == 0 { 0 } else { self.rng.below(span + 1) };
+        let extra = if span == 0 {
+            0
+        } else {
+            self.rng.below(span + 1)
+        };
         lo + Duration::from_nanos(extra)
     }
 
@@ -503,7 +508,9 @@ impl Sim {
                 deadline,
             } => {
                 let node = &self.nodes[to];
-                if !node.up || !self.net.tcp_ping || !(ping.node.is_empty() || ping.node == node.name)
+                if !node.up
+                    || !self.net.tcp_ping
+                    || !(ping.node.is_empty() || ping.node == node.name)
                 {
                     return;
                 }
@@ -559,14 +566,7 @@ impl Sim {
                         user_state: Vec::new(),
                     };
                     let at = self.now + self.tcp_request_delay();
-                    self.schedule(
-                        at,
-                        Event::PushPullRequest {
-                            to: j,
-                            from,
-                            state,
-                        },
-                    );
+                    self.schedule(at, Event::PushPullRequest { to: j, from, state });
                 }
                 Output::TcpPing { to, ping, deadline } => {
                     self.stats.tcp_pings += 1;
