@@ -113,8 +113,16 @@ pub enum Input {
         /// Receive time.
         now: Instant,
     },
-    /// Join a pool through these seeds (emits [`Output::PushPull`] for each).
+    /// Join a pool through these seeds (emits [`Output::PushPull`] for each, and later the
+    /// push/pull that follows a join, as [`Input::Joined`] does).
     Join(Vec<SocketAddr>, Instant),
+    /// The driver joined the pool with push/pulls of its own. A joiner syncs once more with a
+    /// random member after the join's broadcasts have had their time
+    /// (`retransmit_limit · gossip_interval`): memberlist does not, but when many members
+    /// join at once each got its seed's view from before the others' joins reached it, and
+    /// the retransmit-limited gossip leaves a few members unaware of a few others until the
+    /// periodic push/pull, 30 s later (memberlist: later still). See `docs/gossip-scale.md`.
+    Joined(Instant),
     /// A push/pull exchange delivered a remote state; merge it.
     PushPull(PushPull, Instant),
     /// Leave gracefully: broadcast a dead message about ourselves from ourselves.
@@ -236,6 +244,8 @@ pub struct Swim {
     next_push_pull: Instant,
     /// When the earliest dead or left node is due to be forgotten (None: none is).
     reap_at: Option<Instant>,
+    /// When we joined, until the one push/pull that follows a join (see [`Input::Joined`]).
+    joined_at: Option<Instant>,
     /// Put in every ack we send (Serf: our coordinate).
     ack_payload: Vec<u8>,
     /// What the driver reports as metrics: rounds run and probes finished.
@@ -320,6 +330,7 @@ impl Swim {
             next_gossip: now + cfg.gossip_interval,
             next_push_pull: now + cfg.push_pull_interval,
             reap_at: None,
+            joined_at: None,
             ack_payload: Vec::new(),
             cfg,
         };
@@ -417,6 +428,9 @@ impl Swim {
         for r in self.relays.values() {
             t = t.min(r.deadline);
         }
+        if let Some(at) = self.sync_after_join_at() {
+            t = t.min(at);
+        }
         t
     }
 
@@ -454,7 +468,11 @@ impl Swim {
                     self.handle_msg(from, m, now, &mut out);
                 }
             }
-            Input::Join(seeds, _now) => {
+            Input::Joined(now) => self.joined_at = Some(now),
+            Input::Join(seeds, now) => {
+                if !seeds.is_empty() {
+                    self.joined_at = Some(now);
+                }
                 for to in seeds {
                     out.push(Output::PushPull { to, join: true });
                 }
@@ -528,12 +546,7 @@ impl Swim {
 
     /// Send `msgs` (at least one) in one packet, as a compound with as many
     /// queued broadcasts as fit in the packet budget (memberlist `sendMsg`).
-    fn send_all(
-        &mut self,
-        to: SocketAddr,
-        mut msgs: Vec<Message>,
-        out: &mut Vec<Output>,
-    ) {
+    fn send_all(&mut self, to: SocketAddr, mut msgs: Vec<Message>, out: &mut Vec<Output>) {
         let size: usize = msgs
             .iter()
             .map(|m| m.encode_packet().map(|b| b.len()).unwrap_or(0) + COMPOUND_PART_OVERHEAD)
@@ -925,6 +938,13 @@ impl Swim {
                 out.push(Output::PushPull { to, join: false });
             }
         }
+        if self.sync_after_join_at().is_some_and(|at| now >= at) {
+            self.joined_at = None;
+            let peers = self.random_nodes(1, rng, |_, n| n.state != State::Alive);
+            if let Some(to) = peers.first().copied().filter(|_| !self.leaving) {
+                out.push(Output::PushPull { to, join: false });
+            }
+        }
     }
 
     fn tick_probe(&mut self, now: Instant, rng: &mut impl FnMut() -> u64, out: &mut Vec<Output>) {
@@ -1057,6 +1077,13 @@ impl Swim {
             self.probe_index = 0;
         }
         None
+    }
+
+    /// When the push/pull that follows a join is due: once a broadcast queued at the join has
+    /// had time to be sent its `retransmit_limit` times, one gossip round each.
+    fn sync_after_join_at(&self) -> Option<Instant> {
+        let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes());
+        self.joined_at.map(|t| t + self.cfg.gossip_interval * limit)
     }
 
     /// Up to `k` random other nodes not excluded by `exclude` (memberlist `kRandomNodes`):

@@ -208,6 +208,57 @@ fn nodes_joined_through_one_seed_see_each_other() {
 }
 
 #[test]
+fn a_joiner_syncs_once_more_after_the_joins_broadcasts_had_their_time() {
+    let now = Instant::now();
+    let mut cfg = SwimConfig::lan(name(0), addr(0));
+    cfg.push_pull_interval = Duration::ZERO; // no periodic push/pull in the way
+    let mut s = Swim::new(cfg.clone(), now);
+    let mut seed = 5u64;
+    let mut rng = || xorshift(&mut seed);
+    let out = s.handle(Input::Join(vec![addr(1)], now), &mut rng);
+    assert_eq!(
+        out,
+        vec![Output::PushPull {
+            to: addr(1),
+            join: true
+        }]
+    );
+    let peer = Swim::new(SwimConfig::lan(name(1), addr(1)), now);
+    let state = PushPull {
+        join: true,
+        nodes: peer.local_state(),
+        user_state: Vec::new(),
+    };
+    s.handle(Input::PushPull(state, now), &mut rng);
+    // Two members: retransmit limit 4 * ceil(log10 3) = 4 rounds of 200 ms.
+    let due = now + Duration::from_millis(800);
+    assert_eq!(s.next_deadline().min(due), s.next_deadline());
+    let mut syncs = Vec::new();
+    let mut t = now;
+    while t < now + Duration::from_secs(10) {
+        t = s.next_deadline().max(t + Duration::from_millis(1));
+        for o in s.handle(Input::Tick(t), &mut rng) {
+            if let Output::PushPull { to, join } = o {
+                syncs.push((t, to, join));
+            }
+        }
+    }
+    assert_eq!(syncs, vec![(due, addr(1), false)]);
+
+    // The driver's form (it ran the join's push/pulls itself); with nobody alive to sync with
+    // when it is due, nothing is sent and the timer does not stay due.
+    let mut s = Swim::new(cfg, now);
+    assert!(s.handle(Input::Joined(now), &mut rng).is_empty());
+    let t = now + Duration::from_secs(2);
+    let out = s.handle(Input::Tick(t), &mut rng);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::PushPull { .. })),
+        "{out:?}"
+    );
+    assert!(s.next_deadline() > t);
+}
+
+#[test]
 fn silent_node_becomes_suspect_then_dead_within_bound() {
     let mut sim = Sim::new(4);
     sim.join_all();
