@@ -411,16 +411,18 @@ impl Swim {
 
     /// The earliest time a [`Input::Tick`] has work to do.
     pub fn next_deadline(&self) -> Instant {
-        let mut t = self.next_probe.min(self.next_gossip);
+        let mut t = self.next_gossip;
         if !self.cfg.push_pull_interval.is_zero() {
             t = t.min(self.next_push_pull);
         }
-        if let Some(p) = &self.probe {
-            t = t.min(if p.indirect_sent {
-                p.end
-            } else {
-                p.direct_deadline
-            });
+        // The next probe waits for the one in flight (a failing probe runs to its
+        // awareness-scaled end, past the next probe time) and does not run while leaving: a
+        // past probe time then is no deadline, or the driver would spin until it passes.
+        match &self.probe {
+            Some(p) if p.indirect_sent => t = t.min(p.end),
+            Some(p) => t = t.min(p.direct_deadline),
+            None if !self.leaving => t = t.min(self.next_probe),
+            None => {}
         }
         for s in self.suspicions.values() {
             t = t.min(s.deadline());

@@ -140,6 +140,11 @@ impl Sim {
             if !self.down.contains(&i) && self.nodes[i].next_deadline() <= self.now {
                 let now = self.now;
                 self.input(i, Input::Tick(now));
+                // A deadline still due after a tick would make the driver spin.
+                assert!(
+                    self.nodes[i].next_deadline() > now,
+                    "n{i}: deadline still due after a tick"
+                );
             }
         }
     }
@@ -417,6 +422,17 @@ fn leaving_node_is_seen_as_left_not_failed() {
         .collect();
     assert_eq!(about2.len(), 3);
     assert!(about2.iter().all(|(_, _, e)| e.kind == EventKind::Leave));
+}
+
+#[test]
+fn a_leaving_node_that_stays_up_has_no_stale_deadline() {
+    // A leaving node stops probing; its probe time must not stay due (Sim::step asserts it).
+    let mut sim = Sim::new(3);
+    sim.join_all();
+    let now = sim.now;
+    sim.input(2, Input::Leave(now));
+    sim.run(Duration::from_secs(5));
+    assert_eq!(sim.state(0, 2), Some(State::Left));
 }
 
 #[test]

@@ -1025,7 +1025,9 @@ mod tests {
         a.handle(SerfInput::Joined(now), &mut r);
         // Two members: 4 gossip rounds after the join (retransmit limit 4 * ceil(log10 3)).
         let early = a.handle(SerfInput::Tick(now + Duration::from_millis(600)), &mut r);
-        assert!(!early.iter().any(|o| matches!(o, SerfOutput::PushPull { .. })));
+        assert!(!early
+            .iter()
+            .any(|o| matches!(o, SerfOutput::PushPull { .. })));
         let out = a.handle(SerfInput::Tick(now + Duration::from_millis(800)), &mut r);
         let b_addr: SocketAddr = "127.0.0.1:7002".parse().unwrap();
         assert!(

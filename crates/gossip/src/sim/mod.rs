@@ -109,6 +109,9 @@ pub struct NetStats {
     pub push_pulls: u64,
     /// TCP fallback pings started.
     pub tcp_pings: u64,
+    /// Ticks after which the core's next deadline had already passed (a driver would spin on
+    /// them; should stay 0).
+    pub stalled_ticks: u64,
 }
 
 /// When each node first saw the watched subject in a state (see [`Sim::watch`]), as time since
@@ -454,8 +457,9 @@ impl Sim {
         }
         let mut at = self.nodes[i].swim.next_deadline().max(self.now);
         if after_tick && at <= self.now {
-            // A tick that leaves work due now would spin; the core never does that, but a
-            // simulator must not hang if it did.
+            // A tick that leaves work due now would make a driver spin: count it, and move on
+            // rather than hang.
+            self.stats.stalled_ticks += 1;
             at = self.now + Duration::from_micros(1);
         }
         if self.nodes[i].tick_at != Some(at) {
