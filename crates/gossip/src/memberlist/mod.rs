@@ -116,12 +116,13 @@ pub enum Input {
     /// Join a pool through these seeds (emits [`Output::PushPull`] for each, and later the
     /// push/pull that follows a join, as [`Input::Joined`] does).
     Join(Vec<SocketAddr>, Instant),
-    /// The driver joined the pool with push/pulls of its own. A joiner syncs once more with a
-    /// random member after the join's broadcasts have had their time
-    /// (`retransmit_limit · gossip_interval`): memberlist does not, but when many members
-    /// join at once each got its seed's view from before the others' joins reached it, and
-    /// the retransmit-limited gossip leaves a few members unaware of a few others until the
-    /// periodic push/pull, 30 s later (memberlist: later still). See `docs/gossip-scale.md`.
+    /// The driver joined the pool with push/pulls of its own. A joiner then syncs twice more,
+    /// each time with a random member: once the join's broadcasts have had their time
+    /// (`retransmit_limit · gossip_interval` after joining), and once its broadcast queue has
+    /// run dry. memberlist does not; but when many members join at once, each got its seed's
+    /// view from before the others' joins reached it, and the retransmit-limited gossip leaves
+    /// a few members unaware of a few others until the periodic push/pull, 30 s later
+    /// (memberlist: later still). See `docs/gossip-scale.md`.
     Joined(Instant),
     /// A push/pull exchange delivered a remote state; merge it.
     PushPull(PushPull, Instant),
@@ -200,6 +201,17 @@ struct Node {
     state_change: Instant,
 }
 
+/// The push/pulls that follow a join ([`Input::Joined`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterJoin {
+    /// Not joining (or done).
+    Idle,
+    /// Joined at this time; the first sync is due `retransmit_limit · gossip_interval` later.
+    Settling(Instant),
+    /// First sync done; the second is due when our broadcast queue is empty.
+    Draining,
+}
+
 /// The probe in flight.
 #[derive(Debug, Clone)]
 struct Probe {
@@ -244,8 +256,8 @@ pub struct Swim {
     next_push_pull: Instant,
     /// When the earliest dead or left node is due to be forgotten (None: none is).
     reap_at: Option<Instant>,
-    /// When we joined, until the one push/pull that follows a join (see [`Input::Joined`]).
-    joined_at: Option<Instant>,
+    /// Where we are in the push/pulls that follow a join (see [`Input::Joined`]).
+    after_join: AfterJoin,
     /// Put in every ack we send (Serf: our coordinate).
     ack_payload: Vec<u8>,
     /// What the driver reports as metrics: rounds run and probes finished.
@@ -330,7 +342,7 @@ impl Swim {
             next_gossip: now + cfg.gossip_interval,
             next_push_pull: now + cfg.push_pull_interval,
             reap_at: None,
-            joined_at: None,
+            after_join: AfterJoin::Idle,
             ack_payload: Vec::new(),
             cfg,
         };
@@ -470,10 +482,10 @@ impl Swim {
                     self.handle_msg(from, m, now, &mut out);
                 }
             }
-            Input::Joined(now) => self.joined_at = Some(now),
+            Input::Joined(now) => self.after_join = AfterJoin::Settling(now),
             Input::Join(seeds, now) => {
                 if !seeds.is_empty() {
-                    self.joined_at = Some(now);
+                    self.after_join = AfterJoin::Settling(now);
                 }
                 for to in seeds {
                     out.push(Output::PushPull { to, join: true });
@@ -940,10 +952,20 @@ impl Swim {
                 out.push(Output::PushPull { to, join: false });
             }
         }
-        if self.sync_after_join_at().is_some_and(|at| now >= at) {
-            self.joined_at = None;
+        let sync = match self.after_join {
+            AfterJoin::Settling(_) if self.sync_after_join_at().is_some_and(|at| now >= at) => {
+                self.after_join = AfterJoin::Draining;
+                true
+            }
+            AfterJoin::Draining if self.queue.is_empty() => {
+                self.after_join = AfterJoin::Idle;
+                true
+            }
+            _ => false,
+        };
+        if sync && !self.leaving {
             let peers = self.random_nodes(1, rng, |_, n| n.state != State::Alive);
-            if let Some(to) = peers.first().copied().filter(|_| !self.leaving) {
+            if let Some(to) = peers.first().copied() {
                 out.push(Output::PushPull { to, join: false });
             }
         }
@@ -1081,11 +1103,14 @@ impl Swim {
         None
     }
 
-    /// When the push/pull that follows a join is due: once a broadcast queued at the join has
-    /// had time to be sent its `retransmit_limit` times, one gossip round each.
+    /// When the first push/pull that follows a join is due: once a broadcast queued at the
+    /// join has had time to be sent its `retransmit_limit` times, one gossip round each.
     fn sync_after_join_at(&self) -> Option<Instant> {
+        let AfterJoin::Settling(joined) = self.after_join else {
+            return None;
+        };
         let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes());
-        self.joined_at.map(|t| t + self.cfg.gossip_interval * limit)
+        Some(joined + self.cfg.gossip_interval * limit)
     }
 
     /// Up to `k` random other nodes not excluded by `exclude` (memberlist `kRandomNodes`):

@@ -213,7 +213,7 @@ fn nodes_joined_through_one_seed_see_each_other() {
 }
 
 #[test]
-fn a_joiner_syncs_once_more_after_the_joins_broadcasts_had_their_time() {
+fn a_joiner_syncs_after_the_joins_broadcasts_had_their_time_and_ran_out() {
     let now = Instant::now();
     let mut cfg = SwimConfig::lan(name(0), addr(0));
     cfg.push_pull_interval = Duration::ZERO; // no periodic push/pull in the way
@@ -248,7 +248,11 @@ fn a_joiner_syncs_once_more_after_the_joins_broadcasts_had_their_time() {
             }
         }
     }
-    assert_eq!(syncs, vec![(due, addr(1), false)]);
+    // Once when the join's broadcasts had their time, once more when our queue ran dry.
+    assert_eq!(syncs.len(), 2, "{syncs:?}");
+    assert_eq!(syncs[0], (due, addr(1), false));
+    assert_eq!((syncs[1].1, syncs[1].2), (addr(1), false));
+    assert_eq!(s.pending_broadcasts(), 0);
 
     // The driver's form (it ran the join's push/pulls itself); with nobody alive to sync with
     // when it is due, nothing is sent and the timer does not stay due.
