@@ -258,6 +258,8 @@ pub struct Swim {
     reap_at: Option<Instant>,
     /// Where we are in the push/pulls that follow a join (see [`Input::Joined`]).
     after_join: AfterJoin,
+    /// The first periodic push/pull has been put off by a random stagger (at the first tick).
+    push_pull_staggered: bool,
     /// Put in every ack we send (Serf: our coordinate).
     ack_payload: Vec<u8>,
     /// What the driver reports as metrics: rounds run and probes finished.
@@ -297,6 +299,20 @@ pub fn parse_addr(ip: &[u8], port: u16) -> Option<SocketAddr> {
         _ => return None,
     };
     Some(SocketAddr::new(ip, port))
+}
+
+/// Pools larger than this sync less often (memberlist `pushPullScaleThreshold`).
+const PUSH_PULL_SCALE_THRESHOLD: usize = 32;
+
+/// memberlist `pushPullScale`: the push/pull interval times `ceil(log2 n − log2 32) + 1` beyond
+/// 32 members (×2 at 50, ×4 at 200, ×6 at 1,000), so that full state syncs do not saturate the
+/// network as the pool grows.
+pub fn push_pull_scale(interval: Duration, n: usize) -> Duration {
+    if n <= PUSH_PULL_SCALE_THRESHOLD {
+        return interval;
+    }
+    let mult = ((n as f64).log2() - (PUSH_PULL_SCALE_THRESHOLD as f64).log2()).ceil() + 1.0;
+    interval * mult as u32
 }
 
 /// Pick up to `k` items at random (partial Fisher–Yates).
@@ -343,6 +359,7 @@ impl Swim {
             next_push_pull: now + cfg.push_pull_interval,
             reap_at: None,
             after_join: AfterJoin::Idle,
+            push_pull_staggered: false,
             ack_payload: Vec::new(),
             cfg,
         };
@@ -945,8 +962,18 @@ impl Swim {
             self.rounds.gossip = self.rounds.gossip.saturating_add(1);
             self.gossip(now, rng, out);
         }
+        if !self.push_pull_staggered {
+            // memberlist staggers its push/pull timer by a random part of the interval, so that
+            // members started together do not all sync at the same moment, every time.
+            self.push_pull_staggered = true;
+            let interval = self.cfg.push_pull_interval.as_nanos() as u64;
+            if interval > 0 {
+                self.next_push_pull += Duration::from_nanos(rng() % interval);
+            }
+        }
         if !self.cfg.push_pull_interval.is_zero() && now >= self.next_push_pull {
-            self.next_push_pull = now + self.cfg.push_pull_interval;
+            self.next_push_pull =
+                now + push_pull_scale(self.cfg.push_pull_interval, self.num_nodes());
             let peers = self.random_nodes(1, rng, |_, n| n.state != State::Alive);
             if let Some(to) = peers.first().copied() {
                 out.push(Output::PushPull { to, join: false });

@@ -772,6 +772,41 @@ fn lifeguard_formulas() {
 }
 
 #[test]
+fn push_pull_interval_scales_like_memberlists() {
+    let i = Duration::from_secs(30);
+    assert_eq!(push_pull_scale(i, 1), i);
+    assert_eq!(push_pull_scale(i, 32), i);
+    assert_eq!(push_pull_scale(i, 33), i * 2);
+    assert_eq!(push_pull_scale(i, 50), i * 2);
+    assert_eq!(push_pull_scale(i, 64), i * 2);
+    assert_eq!(push_pull_scale(i, 65), i * 3);
+    assert_eq!(push_pull_scale(i, 200), i * 4);
+    assert_eq!(push_pull_scale(i, 1000), i * 6);
+}
+
+#[test]
+fn periodic_push_pulls_are_staggered() {
+    // Members started together sync at different moments: the first periodic push/pull comes
+    // a random part of the interval after the interval.
+    let now = Instant::now();
+    let mut firsts = Vec::new();
+    for seed in 1..=8u64 {
+        let mut s = Swim::new(SwimConfig::lan("me", addr(0)), now);
+        let mut x = seed;
+        s.handle(Input::Tick(now + STEP), &mut || xorshift(&mut x));
+        let first = s.next_push_pull - now;
+        assert!(
+            first >= Duration::from_secs(30) && first < Duration::from_secs(60),
+            "{first:?}"
+        );
+        firsts.push(first);
+    }
+    firsts.sort();
+    firsts.dedup();
+    assert!(firsts.len() > 4, "{firsts:?}");
+}
+
+#[test]
 fn presets_match_design() {
     let a = addr(0);
     let lan = SwimConfig::lan("x", a);
