@@ -16,7 +16,9 @@
 //! event). [`Swim::next_deadline`] says when the next `Tick` is due.
 //!
 //! Push/pull itself is driver work: the core emits [`Output::PushPull`] (on
-//! join and every `push_pull_interval`), offers [`Swim::local_state`] to send,
+//! join, twice after a join — see [`Input::Joined`] — and periodically: every
+//! `push_pull_interval`, scaled with the pool and first staggered as memberlist
+//! does), offers [`Swim::local_state`] to send,
 //! and merges a received state with [`Input::PushPull`]. Likewise the TCP
 //! fallback ping ([`Output::TcpPing`]) is the driver's to perform.
 
