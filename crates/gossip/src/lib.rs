@@ -17,6 +17,10 @@
 //! * [`driver`] — the tokio driver ([`driver::Pool`]): sockets, timers, TCP
 //!   push/pull, the snapshot and keyring files. The only layer that does I/O.
 //!
+//! * `sim` (tests and the `sim` feature only) — a deterministic in-memory network
+//!   of many memberlist cores on virtual time, for the scale figures of
+//!   `docs/gossip-scale.md` and their CI checks.
+//!
 //! A layer only uses the layers below it. Below [`driver`] there are no
 //! sockets, files, clocks or randomness: callers pass bytes, time and random
 //! numbers in and get bytes and effects out. Errors are [`Error`] for the
@@ -28,6 +32,8 @@ pub mod driver;
 pub mod error;
 pub mod memberlist;
 pub mod serf;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 pub mod wire;
 
 pub use error::{Error, PoolError, Result};

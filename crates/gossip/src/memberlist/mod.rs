@@ -16,7 +16,9 @@
 //! event). [`Swim::next_deadline`] says when the next `Tick` is due.
 //!
 //! Push/pull itself is driver work: the core emits [`Output::PushPull`] (on
-//! join and every `push_pull_interval`), offers [`Swim::local_state`] to send,
+//! join, twice after a join — see [`Input::Joined`] — and periodically: every
+//! `push_pull_interval`, scaled with the pool and first staggered as memberlist
+//! does), offers [`Swim::local_state`] to send,
 //! and merges a received state with [`Input::PushPull`]. Likewise the TCP
 //! fallback ping ([`Output::TcpPing`]) is the driver's to perform.
 
@@ -113,8 +115,17 @@ pub enum Input {
         /// Receive time.
         now: Instant,
     },
-    /// Join a pool through these seeds (emits [`Output::PushPull`] for each).
+    /// Join a pool through these seeds (emits [`Output::PushPull`] for each, and later the
+    /// push/pull that follows a join, as [`Input::Joined`] does).
     Join(Vec<SocketAddr>, Instant),
+    /// The driver joined the pool with push/pulls of its own. A joiner then syncs twice more,
+    /// each time with a random member: once the join's broadcasts have had their time
+    /// (`retransmit_limit · gossip_interval` after joining), and once its broadcast queue has
+    /// run dry. memberlist does not; but when many members join at once, each got its seed's
+    /// view from before the others' joins reached it, and the retransmit-limited gossip leaves
+    /// a few members unaware of a few others until the periodic push/pull, 30 s later
+    /// (memberlist: later still). See `docs/gossip-scale.md`.
+    Joined(Instant),
     /// A push/pull exchange delivered a remote state; merge it.
     PushPull(PushPull, Instant),
     /// Leave gracefully: broadcast a dead message about ourselves from ourselves.
@@ -192,6 +203,17 @@ struct Node {
     state_change: Instant,
 }
 
+/// The push/pulls that follow a join ([`Input::Joined`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterJoin {
+    /// Not joining (or done).
+    Idle,
+    /// Joined at this time; the first sync is due `retransmit_limit · gossip_interval` later.
+    Settling(Instant),
+    /// First sync done; the second is due when our broadcast queue is empty.
+    Draining,
+}
+
 /// The probe in flight.
 #[derive(Debug, Clone)]
 struct Probe {
@@ -215,12 +237,14 @@ struct Relay {
 }
 
 /// The SWIM state machine. See the module docs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Swim {
     cfg: SwimConfig,
     incarnation: u32,
     leaving: bool,
     nodes: BTreeMap<String, Node>,
+    /// The names in `nodes`, for picking random ones without a walk over the table.
+    names: Vec<String>,
     suspicions: HashMap<String, Suspicion>,
     awareness: Awareness,
     queue: BroadcastQueue,
@@ -232,6 +256,12 @@ pub struct Swim {
     next_probe: Instant,
     next_gossip: Instant,
     next_push_pull: Instant,
+    /// When the earliest dead or left node is due to be forgotten (None: none is).
+    reap_at: Option<Instant>,
+    /// Where we are in the push/pulls that follow a join (see [`Input::Joined`]).
+    after_join: AfterJoin,
+    /// The first periodic push/pull has been put off by a random stagger (at the first tick).
+    push_pull_staggered: bool,
     /// Put in every ack we send (Serf: our coordinate).
     ack_payload: Vec<u8>,
     /// What the driver reports as metrics: rounds run and probes finished.
@@ -273,6 +303,20 @@ pub fn parse_addr(ip: &[u8], port: u16) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// Pools larger than this sync less often (memberlist `pushPullScaleThreshold`).
+const PUSH_PULL_SCALE_THRESHOLD: usize = 32;
+
+/// memberlist `pushPullScale`: the push/pull interval times `ceil(log2 n − log2 32) + 1` beyond
+/// 32 members (×2 at 50, ×4 at 200, ×6 at 1,000), so that full state syncs do not saturate the
+/// network as the pool grows.
+pub fn push_pull_scale(interval: Duration, n: usize) -> Duration {
+    if n <= PUSH_PULL_SCALE_THRESHOLD {
+        return interval;
+    }
+    let mult = ((n as f64).log2() - (PUSH_PULL_SCALE_THRESHOLD as f64).log2()).ceil() + 1.0;
+    interval * mult as u32
+}
+
 /// Pick up to `k` items at random (partial Fisher–Yates).
 fn pick<T>(mut v: Vec<T>, k: usize, rng: &mut impl FnMut() -> u64) -> Vec<T> {
     let k = k.min(v.len());
@@ -302,6 +346,7 @@ impl Swim {
             awareness: Awareness::new(cfg.awareness_max_multiplier),
             incarnation: 1,
             leaving: false,
+            names: nodes.keys().cloned().collect(),
             nodes,
             suspicions: HashMap::new(),
             queue: BroadcastQueue::default(),
@@ -314,6 +359,9 @@ impl Swim {
             next_probe: now + cfg.probe_interval,
             next_gossip: now + cfg.gossip_interval,
             next_push_pull: now + cfg.push_pull_interval,
+            reap_at: None,
+            after_join: AfterJoin::Idle,
+            push_pull_staggered: false,
             ack_payload: Vec::new(),
             cfg,
         };
@@ -377,27 +425,44 @@ impl Swim {
 
     /// One member by name.
     pub fn member(&self, name: &str) -> Option<MemberView> {
-        self.members().into_iter().find(|m| m.name == name)
+        self.nodes.get(name).map(|n| MemberView {
+            name: name.to_string(),
+            addr: n.addr,
+            meta: n.meta.clone(),
+            incarnation: n.incarnation,
+            state: n.state,
+            vsn: n.vsn.clone(),
+        })
+    }
+
+    /// One member's state by name (what [`Swim::member`] says, without the copy).
+    pub fn state_of(&self, name: &str) -> Option<State> {
+        self.nodes.get(name).map(|n| n.state)
     }
 
     /// The earliest time a [`Input::Tick`] has work to do.
     pub fn next_deadline(&self) -> Instant {
-        let mut t = self.next_probe.min(self.next_gossip);
+        let mut t = self.next_gossip;
         if !self.cfg.push_pull_interval.is_zero() {
             t = t.min(self.next_push_pull);
         }
-        if let Some(p) = &self.probe {
-            t = t.min(if p.indirect_sent {
-                p.end
-            } else {
-                p.direct_deadline
-            });
+        // The next probe waits for the one in flight (a failing probe runs to its
+        // awareness-scaled end, past the next probe time) and does not run while leaving: a
+        // past probe time then is no deadline, or the driver would spin until it passes.
+        match &self.probe {
+            Some(p) if p.indirect_sent => t = t.min(p.end),
+            Some(p) => t = t.min(p.direct_deadline),
+            None if !self.leaving => t = t.min(self.next_probe),
+            None => {}
         }
         for s in self.suspicions.values() {
             t = t.min(s.deadline());
         }
         for r in self.relays.values() {
             t = t.min(r.deadline);
+        }
+        if let Some(at) = self.sync_after_join_at() {
+            t = t.min(at);
         }
         t
     }
@@ -436,7 +501,11 @@ impl Swim {
                     self.handle_msg(from, m, now, &mut out);
                 }
             }
-            Input::Join(seeds, _now) => {
+            Input::Joined(now) => self.after_join = AfterJoin::Settling(now),
+            Input::Join(seeds, now) => {
+                if !seeds.is_empty() {
+                    self.after_join = AfterJoin::Settling(now);
+                }
                 for to in seeds {
                     out.push(Output::PushPull { to, join: true });
                 }
@@ -480,17 +549,10 @@ impl Swim {
         }
     }
 
-    /// memberlist `estNumNodes`: members that still count (not long dead).
-    fn num_nodes(&self, now: Instant) -> usize {
-        self.nodes
-            .values()
-            .filter(|n| match n.state {
-                State::Alive | State::Suspect => true,
-                State::Dead | State::Left => {
-                    now.saturating_duration_since(n.state_change) < self.cfg.gossip_to_the_dead_time
-                }
-            })
-            .count()
+    /// memberlist `estNumNodes`: the size of the node table — dead and left nodes count until
+    /// they are forgotten, `gossip_to_the_dead_time` after they died.
+    fn num_nodes(&self) -> usize {
+        self.nodes.len()
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -511,19 +573,13 @@ impl Swim {
     }
 
     /// Send `msg`, piggybacking queued broadcasts when they fit.
-    fn send(&mut self, to: SocketAddr, msg: Message, now: Instant, out: &mut Vec<Output>) {
-        self.send_all(to, vec![msg], now, out);
+    fn send(&mut self, to: SocketAddr, msg: Message, out: &mut Vec<Output>) {
+        self.send_all(to, vec![msg], out);
     }
 
     /// Send `msgs` (at least one) in one packet, as a compound with as many
     /// queued broadcasts as fit in the packet budget (memberlist `sendMsg`).
-    fn send_all(
-        &mut self,
-        to: SocketAddr,
-        mut msgs: Vec<Message>,
-        now: Instant,
-        out: &mut Vec<Output>,
-    ) {
+    fn send_all(&mut self, to: SocketAddr, mut msgs: Vec<Message>, out: &mut Vec<Output>) {
         let size: usize = msgs
             .iter()
             .map(|m| m.encode_packet().map(|b| b.len()).unwrap_or(0) + COMPOUND_PART_OVERHEAD)
@@ -533,8 +589,10 @@ impl Swim {
             .packet_budget
             .saturating_sub(self.cfg.packet_overhead);
         let avail = budget.saturating_sub(size + COMPOUND_HEADER_OVERHEAD);
-        let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes(now));
-        msgs.extend(self.queue.take(COMPOUND_PART_OVERHEAD, avail, limit));
+        if !self.queue.is_empty() {
+            let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes());
+            msgs.extend(self.queue.take(COMPOUND_PART_OVERHEAD, avail, limit));
+        }
         let msg = if msgs.len() == 1 {
             msgs.remove(0)
         } else {
@@ -558,7 +616,7 @@ impl Swim {
                     seq_no: p.seq_no,
                     payload: self.ack_payload.clone(),
                 };
-                self.send(to.unwrap_or(from), Message::Ack(ack), now, out);
+                self.send(to.unwrap_or(from), Message::Ack(ack), out);
             }
             Message::IndirectPing(ind) => {
                 let Some(target) = parse_addr(&ind.target, ind.port) else {
@@ -580,7 +638,7 @@ impl Swim {
                     },
                 );
                 let ping = self.make_ping(seq, &ind.node);
-                self.send(target, Message::Ping(ping), now, out);
+                self.send(target, Message::Ping(ping), out);
             }
             Message::Ack(a) => {
                 if let Some(p) = self.probe.as_mut() {
@@ -607,7 +665,7 @@ impl Swim {
                         seq_no: r.orig_seq,
                         payload: Vec::new(),
                     };
-                    self.send(r.requester, Message::Ack(ack), now, out);
+                    self.send(r.requester, Message::Ack(ack), out);
                 }
             }
             Message::Nack(n) => {
@@ -676,6 +734,7 @@ impl Swim {
         }
         match self.nodes.get_mut(&a.node) {
             None => {
+                self.names.push(a.node.clone());
                 self.nodes.insert(
                     a.node.clone(),
                     Node {
@@ -722,7 +781,7 @@ impl Swim {
 
     fn suspect_node(&mut self, s: Suspect, now: Instant, out: &mut Vec<Output>) {
         let _ = out;
-        let n_nodes = self.num_nodes(now);
+        let n_nodes = self.num_nodes();
         let Some(n) = self.nodes.get(&s.node) else {
             return;
         };
@@ -783,6 +842,8 @@ impl Swim {
             n.state = if left { State::Left } else { State::Dead };
             n.state_change = now;
         }
+        let forget = now + self.cfg.gossip_to_the_dead_time;
+        self.reap_at = Some(self.reap_at.map_or(forget, |t| t.min(forget)));
         self.suspicions.remove(&d.node);
         let key = d.node.clone();
         self.event(
@@ -849,7 +910,6 @@ impl Swim {
                     self.send(
                         r.requester,
                         Message::Nack(NackResp { seq_no: r.orig_seq }),
-                        now,
                         out,
                     );
                 }
@@ -880,29 +940,61 @@ impl Swim {
             }
         }
         // Forget nodes dead for longer than we keep gossiping to them (memberlist
-        // `resetNodes`); the Serf layer keeps its own record of failed members.
-        let me = self.cfg.name.clone();
-        let keep = self.cfg.gossip_to_the_dead_time;
-        self.nodes.retain(|name, n| {
-            *name == me
-                || matches!(n.state, State::Alive | State::Suspect)
-                || now.saturating_duration_since(n.state_change) < keep
-        });
+        // `resetNodes`); the Serf layer keeps its own record of failed members. Only when one
+        // is due: the scan is over the whole table.
+        if self.reap_at.is_some_and(|t| now >= t) {
+            let me = self.cfg.name.clone();
+            let keep = self.cfg.gossip_to_the_dead_time;
+            self.nodes.retain(|name, n| {
+                *name == me
+                    || matches!(n.state, State::Alive | State::Suspect)
+                    || now.saturating_duration_since(n.state_change) < keep
+            });
+            self.names = self.nodes.keys().cloned().collect();
+            self.reap_at = self
+                .nodes
+                .iter()
+                .filter(|(name, n)| **name != me && matches!(n.state, State::Dead | State::Left))
+                .map(|(_, n)| n.state_change + keep)
+                .min();
+        }
         self.tick_probe(now, rng, out);
         if now >= self.next_gossip {
             self.next_gossip = now + self.cfg.gossip_interval;
             self.rounds.gossip = self.rounds.gossip.saturating_add(1);
             self.gossip(now, rng, out);
         }
+        if !self.push_pull_staggered {
+            // memberlist staggers its push/pull timer by a random part of the interval, so that
+            // members started together do not all sync at the same moment, every time.
+            self.push_pull_staggered = true;
+            let interval = self.cfg.push_pull_interval.as_nanos() as u64;
+            if interval > 0 {
+                self.next_push_pull += Duration::from_nanos(rng() % interval);
+            }
+        }
         if !self.cfg.push_pull_interval.is_zero() && now >= self.next_push_pull {
-            self.next_push_pull = now + self.cfg.push_pull_interval;
-            let peers: Vec<SocketAddr> = self
-                .nodes
-                .iter()
-                .filter(|(name, n)| **name != self.cfg.name && n.state == State::Alive)
-                .map(|(_, n)| n.addr)
-                .collect();
-            if let Some(to) = pick(peers, 1, rng).pop() {
+            self.next_push_pull =
+                now + push_pull_scale(self.cfg.push_pull_interval, self.num_nodes());
+            let peers = self.random_nodes(1, rng, |_, n| n.state != State::Alive);
+            if let Some(to) = peers.first().copied() {
+                out.push(Output::PushPull { to, join: false });
+            }
+        }
+        let sync = match self.after_join {
+            AfterJoin::Settling(_) if self.sync_after_join_at().is_some_and(|at| now >= at) => {
+                self.after_join = AfterJoin::Draining;
+                true
+            }
+            AfterJoin::Draining if self.queue.is_empty() => {
+                self.after_join = AfterJoin::Idle;
+                true
+            }
+            _ => false,
+        };
+        if sync && !self.leaving {
+            let peers = self.random_nodes(1, rng, |_, n| n.state != State::Alive);
+            if let Some(to) = peers.first().copied() {
                 out.push(Output::PushPull { to, join: false });
             }
         }
@@ -911,7 +1003,7 @@ impl Swim {
     fn tick_probe(&mut self, now: Instant, rng: &mut impl FnMut() -> u64, out: &mut Vec<Output>) {
         if let Some(p) = self.probe.clone() {
             if !p.indirect_sent && now >= p.direct_deadline {
-                self.send_indirect(p, now, rng, out);
+                self.send_indirect(p, rng, out);
             } else if p.indirect_sent && now >= p.end {
                 // Probe failed: Lifeguard penalty, then suspect the target.
                 let delta = if p.expected_nacks > 0 {
@@ -969,13 +1061,12 @@ impl Swim {
                 from: self.cfg.name.clone(),
             }));
         }
-        self.send_all(addr, msgs, now, out);
+        self.send_all(addr, msgs, out);
     }
 
     fn send_indirect(
         &mut self,
         mut p: Probe,
-        now: Instant,
         rng: &mut impl FnMut() -> u64,
         out: &mut Vec<Output>,
     ) {
@@ -985,15 +1076,9 @@ impl Swim {
         };
         let (taddr, tport) = addr_bytes(target.addr);
         let tcp_to = target.addr;
-        let peers: Vec<SocketAddr> = self
-            .nodes
-            .iter()
-            .filter(|(name, n)| {
-                **name != self.cfg.name && **name != p.target && n.state == State::Alive
-            })
-            .map(|(_, n)| n.addr)
-            .collect();
-        let peers = pick(peers, self.cfg.indirect_checks, rng);
+        let peers = self.random_nodes(self.cfg.indirect_checks, rng, |name, n| {
+            name == p.target || n.state != State::Alive
+        });
         let (source_addr, source_port) = addr_bytes(self.cfg.addr);
         for to in &peers {
             let ind = IndirectPingReq {
@@ -1006,7 +1091,7 @@ impl Swim {
                 source_port,
                 source_node: self.cfg.name.clone(),
             };
-            self.send(*to, Message::IndirectPing(ind), now, out);
+            self.send(*to, Message::IndirectPing(ind), out);
         }
         // memberlist's TCP fallback: also ping the target over TCP; an ack that comes back
         // that way (fed in as a packet) saves it from suspicion when only UDP is broken.
@@ -1047,29 +1132,75 @@ impl Swim {
         None
     }
 
+    /// When the first push/pull that follows a join is due: once a broadcast queued at the
+    /// join has had time to be sent its `retransmit_limit` times, one gossip round each.
+    fn sync_after_join_at(&self) -> Option<Instant> {
+        let AfterJoin::Settling(joined) = self.after_join else {
+            return None;
+        };
+        let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes());
+        Some(joined + self.cfg.gossip_interval * limit)
+    }
+
+    /// Up to `k` random other nodes not excluded by `exclude` (memberlist `kRandomNodes`):
+    /// random draws from the table, at most 3 per node, or a shuffle when the table is small
+    /// (fewer than 3k nodes) so that the search is exhaustive.
+    fn random_nodes(
+        &self,
+        k: usize,
+        rng: &mut impl FnMut() -> u64,
+        exclude: impl Fn(&str, &Node) -> bool,
+    ) -> Vec<SocketAddr> {
+        let n = self.names.len();
+        let mut out: Vec<SocketAddr> = Vec::with_capacity(k);
+        let mut chosen: Vec<usize> = Vec::with_capacity(k);
+        // Considers the i-th name; true once `k` are chosen.
+        let mut consider = |i: usize| {
+            let name = self.names[i].as_str();
+            if name != self.cfg.name && !chosen.contains(&i) {
+                if let Some(node) = self.nodes.get(name).filter(|node| !exclude(name, node)) {
+                    out.push(node.addr);
+                    chosen.push(i);
+                }
+            }
+            chosen.len() >= k
+        };
+        if k == 0 {
+            return out;
+        }
+        if n < k * 3 {
+            let order: Vec<usize> = (0..n).collect();
+            for i in pick(order, n, rng) {
+                if consider(i) {
+                    break;
+                }
+            }
+        } else {
+            for _ in 0..3 * n {
+                if consider((rng() % n as u64) as usize) {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
     fn gossip(&mut self, now: Instant, rng: &mut impl FnMut() -> u64, out: &mut Vec<Output>) {
-        let peers: Vec<SocketAddr> = self
-            .nodes
-            .iter()
-            .filter(|(name, n)| {
-                **name != self.cfg.name
-                    && match n.state {
-                        State::Alive | State::Suspect => true,
-                        State::Dead => {
-                            now.saturating_duration_since(n.state_change)
-                                < self.cfg.gossip_to_the_dead_time
-                        }
-                        State::Left => false,
-                    }
-            })
-            .map(|(_, n)| n.addr)
-            .collect();
+        if self.queue.is_empty() {
+            return; // nothing to say: spare the walk over the node table
+        }
+        let dead_time = self.cfg.gossip_to_the_dead_time;
+        let peers = self.random_nodes(self.cfg.gossip_nodes, rng, |_, n| match n.state {
+            State::Alive | State::Suspect => false,
+            State::Dead => now.saturating_duration_since(n.state_change) >= dead_time,
+            State::Left => true,
+        });
         let budget = self
             .cfg
             .packet_budget
             .saturating_sub(self.cfg.packet_overhead + COMPOUND_HEADER_OVERHEAD);
-        let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes(now));
-        for to in pick(peers, self.cfg.gossip_nodes, rng) {
+        let limit = retransmit_limit(self.cfg.retransmit_mult, self.num_nodes());
+        for to in peers {
             let mut msgs = self.queue.take(COMPOUND_PART_OVERHEAD, budget, limit);
             if msgs.is_empty() {
                 return;

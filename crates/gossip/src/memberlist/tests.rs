@@ -140,6 +140,11 @@ impl Sim {
             if !self.down.contains(&i) && self.nodes[i].next_deadline() <= self.now {
                 let now = self.now;
                 self.input(i, Input::Tick(now));
+                // A deadline still due after a tick would make the driver spin.
+                assert!(
+                    self.nodes[i].next_deadline() > now,
+                    "n{i}: deadline still due after a tick"
+                );
             }
         }
     }
@@ -205,6 +210,61 @@ fn nodes_joined_through_one_seed_see_each_other() {
         assert_eq!(sim.nodes[v].awareness(), 0);
     }
     assert!(sim.events.iter().all(|(_, _, e)| e.kind == EventKind::Join));
+}
+
+#[test]
+fn a_joiner_syncs_after_the_joins_broadcasts_had_their_time_and_ran_out() {
+    let now = Instant::now();
+    let mut cfg = SwimConfig::lan(name(0), addr(0));
+    cfg.push_pull_interval = Duration::ZERO; // no periodic push/pull in the way
+    let mut s = Swim::new(cfg.clone(), now);
+    let mut seed = 5u64;
+    let mut rng = || xorshift(&mut seed);
+    let out = s.handle(Input::Join(vec![addr(1)], now), &mut rng);
+    assert_eq!(
+        out,
+        vec![Output::PushPull {
+            to: addr(1),
+            join: true
+        }]
+    );
+    let peer = Swim::new(SwimConfig::lan(name(1), addr(1)), now);
+    let state = PushPull {
+        join: true,
+        nodes: peer.local_state(),
+        user_state: Vec::new(),
+    };
+    s.handle(Input::PushPull(state, now), &mut rng);
+    // Two members: retransmit limit 4 * ceil(log10 3) = 4 rounds of 200 ms.
+    let due = now + Duration::from_millis(800);
+    assert_eq!(s.next_deadline().min(due), s.next_deadline());
+    let mut syncs = Vec::new();
+    let mut t = now;
+    while t < now + Duration::from_secs(10) {
+        t = s.next_deadline().max(t + Duration::from_millis(1));
+        for o in s.handle(Input::Tick(t), &mut rng) {
+            if let Output::PushPull { to, join } = o {
+                syncs.push((t, to, join));
+            }
+        }
+    }
+    // Once when the join's broadcasts had their time, once more when our queue ran dry.
+    assert_eq!(syncs.len(), 2, "{syncs:?}");
+    assert_eq!(syncs[0], (due, addr(1), false));
+    assert_eq!((syncs[1].1, syncs[1].2), (addr(1), false));
+    assert_eq!(s.pending_broadcasts(), 0);
+
+    // The driver's form (it ran the join's push/pulls itself); with nobody alive to sync with
+    // when it is due, nothing is sent and the timer does not stay due.
+    let mut s = Swim::new(cfg, now);
+    assert!(s.handle(Input::Joined(now), &mut rng).is_empty());
+    let t = now + Duration::from_secs(2);
+    let out = s.handle(Input::Tick(t), &mut rng);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::PushPull { .. })),
+        "{out:?}"
+    );
+    assert!(s.next_deadline() > t);
 }
 
 #[test]
@@ -366,6 +426,17 @@ fn leaving_node_is_seen_as_left_not_failed() {
         .collect();
     assert_eq!(about2.len(), 3);
     assert!(about2.iter().all(|(_, _, e)| e.kind == EventKind::Leave));
+}
+
+#[test]
+fn a_leaving_node_that_stays_up_has_no_stale_deadline() {
+    // A leaving node stops probing; its probe time must not stay due (Sim::step asserts it).
+    let mut sim = Sim::new(3);
+    sim.join_all();
+    let now = sim.now;
+    sim.input(2, Input::Leave(now));
+    sim.run(Duration::from_secs(5));
+    assert_eq!(sim.state(0, 2), Some(State::Left));
 }
 
 #[test]
@@ -698,6 +769,41 @@ fn lifeguard_formulas() {
     assert!(!sp.confirm("d"), "capped at k");
     assert_eq!(sp.confirmations(), 2);
     assert_eq!(sp.deadline(), t + min);
+}
+
+#[test]
+fn push_pull_interval_scales_like_memberlists() {
+    let i = Duration::from_secs(30);
+    assert_eq!(push_pull_scale(i, 1), i);
+    assert_eq!(push_pull_scale(i, 32), i);
+    assert_eq!(push_pull_scale(i, 33), i * 2);
+    assert_eq!(push_pull_scale(i, 50), i * 2);
+    assert_eq!(push_pull_scale(i, 64), i * 2);
+    assert_eq!(push_pull_scale(i, 65), i * 3);
+    assert_eq!(push_pull_scale(i, 200), i * 4);
+    assert_eq!(push_pull_scale(i, 1000), i * 6);
+}
+
+#[test]
+fn periodic_push_pulls_are_staggered() {
+    // Members started together sync at different moments: the first periodic push/pull comes
+    // a random part of the interval after the interval.
+    let now = Instant::now();
+    let mut firsts = Vec::new();
+    for seed in 1..=8u64 {
+        let mut s = Swim::new(SwimConfig::lan("me", addr(0)), now);
+        let mut x = seed;
+        s.handle(Input::Tick(now + STEP), &mut || xorshift(&mut x));
+        let first = s.next_push_pull - now;
+        assert!(
+            first >= Duration::from_secs(30) && first < Duration::from_secs(60),
+            "{first:?}"
+        );
+        firsts.push(first);
+    }
+    firsts.sort();
+    firsts.dedup();
+    assert!(firsts.len() > 4, "{firsts:?}");
 }
 
 #[test]

@@ -539,7 +539,9 @@ impl Serf {
                     self.merge_user_state(spp, join, now, &mut out);
                 }
             }
-            SerfInput::Joined(_now) => {
+            SerfInput::Joined(now) => {
+                let o = self.swim.handle(Input::Joined(now), rng);
+                self.absorb(o, now, rng, &mut out);
                 let ltime = self.clock.increment();
                 if let Some(me) = self.members.get_mut(&self.cfg.swim.name) {
                     me.status_ltime = ltime;
@@ -1011,6 +1013,30 @@ mod tests {
         let mut out = b.handle(SerfInput::PushPull(sa, now), &mut r);
         out.extend(a.handle(SerfInput::PushPull(sb, now), &mut r));
         out
+    }
+
+    #[test]
+    fn a_joined_member_syncs_once_more_after_its_join() {
+        let now = Instant::now();
+        let mut a = serf("a", 7001, now);
+        let mut b = serf("b", 7002, now);
+        join(&mut a, &mut b, now);
+        let mut r = rng();
+        a.handle(SerfInput::Joined(now), &mut r);
+        // Two members: 4 gossip rounds after the join (retransmit limit 4 * ceil(log10 3)).
+        let early = a.handle(SerfInput::Tick(now + Duration::from_millis(600)), &mut r);
+        assert!(!early
+            .iter()
+            .any(|o| matches!(o, SerfOutput::PushPull { .. })));
+        let out = a.handle(SerfInput::Tick(now + Duration::from_millis(800)), &mut r);
+        let b_addr: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+        assert!(
+            out.contains(&SerfOutput::PushPull {
+                to: b_addr,
+                join: false
+            }),
+            "{out:?}"
+        );
     }
 
     #[test]
