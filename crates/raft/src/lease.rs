@@ -91,9 +91,15 @@ pub(crate) async fn run(
         let vote = m.vote.leader_id();
         (vote.voted_for() == Some(id)).then(|| vote.get_term())
     };
+    // openraft reports the quorum's acknowledgement as an age computed when it publishes its
+    // metrics: turned into an instant when a new report arrives, and kept as that instant
+    // until the next. (Recomputed from the same old report at a later wake-up, the age would
+    // be taken from the wrong "now" and renew a lease no quorum renewed.)
+    let mut acked: Option<Instant> = None;
+    let mut report_is_new = true;
     loop {
         let now = Instant::now();
-        let acked = {
+        if std::mem::take(&mut report_is_new) {
             let m = metrics.borrow_and_update();
             // Every term this node voted for itself in is an election it ran (watching for the
             // Candidate state would miss one that the watch coalesced away).
@@ -105,7 +111,7 @@ pub(crate) async fn run(
             if let (ServerState::Leader, Some(ms)) = (m.state, m.millis_since_quorum_ack) {
                 metrics::histogram!("consul.raft.leader.lastContact").record(ms as f64);
             }
-            if m.state == ServerState::Leader && m.current_leader == Some(id) {
+            acked = if m.state == ServerState::Leader && m.current_leader == Some(id) {
                 let elected = *leading_since.get_or_insert(now);
                 let quorum = m
                     .millis_since_quorum_ack
@@ -114,8 +120,8 @@ pub(crate) async fn run(
             } else {
                 leading_since = None;
                 None
-            }
-        };
+            };
+        }
         let held = valid(&acked, lease.len, now);
         if announced && !held && acked.is_some() {
             tracing::warn!(
@@ -138,8 +144,39 @@ pub(crate) async fn run(
                     lease.acked.send_replace(None);
                     return;
                 }
+                report_is_new = true;
             }
             _ = tokio::time::sleep_until(expiry.unwrap_or(now)), if expiry.is_some() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// One report from openraft saying a quorum just answered, then silence (a cut-off leader
+    /// whose openraft has nothing new to report): the lease runs out one lease later and stays
+    /// out; the old report is not read again as if it were new.
+    #[tokio::test(start_paused = true)]
+    async fn an_old_report_does_not_renew_the_lease() {
+        let mut m = RaftMetrics::<u64, BasicNode>::new_initial(1);
+        m.state = ServerState::Leader;
+        m.current_leader = Some(1);
+        m.millis_since_quorum_ack = Some(0);
+        let (_tx, rx) = watch::channel(m);
+        let lease = Arc::new(Lease::new(Duration::from_secs(1)));
+        let task = tokio::spawn(run(1, lease.clone(), rx));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(lease.held(), "held within the lease");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(
+            !lease.held(),
+            "lost one lease after the quorum's last answer"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!lease.held(), "and not renewed by the same old report");
+        task.abort();
     }
 }
