@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use proconsul_testkit::{dev_flags, wait_until, TestAgent};
 
-fn dig(port: u16, args: &[&str]) -> String {
+/// `dig` at the agent's DNS port (also used by `translate_wan`).
+pub(crate) fn dig(port: u16, args: &[&str]) -> String {
     let out = Command::new("dig")
         // No client cookie: with a fresh one per query, no two queries would share a cached answer.
         .args([

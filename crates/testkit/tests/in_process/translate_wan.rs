@@ -7,6 +7,8 @@ use proconsul_config::AgentFlags;
 use proconsul_testkit::{dev_flags, TestAgent};
 use serde_json::{json, Value};
 
+use crate::dns::dig;
+
 /// A node of `a`'s datacenter with a LAN and a WAN address, running `web` with its own WAN
 /// address and port.
 async fn register_external(a: &TestAgent, node: &str, n: u8) {
@@ -26,22 +28,6 @@ async fn register_external(a: &TestAgent, node: &str, n: u8) {
         .put("/v1/catalog/register", body.to_string().as_bytes())
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-}
-
-fn dig(port: u16, args: &[&str]) -> String {
-    let out = std::process::Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+time=2",
-            "+tries=1",
-            "+short",
-        ])
-        .args(args)
-        .output()
-        .expect("dig is installed (apt-get install -y bind9-dnsutils)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,12 +61,8 @@ async fn other_datacenters_rows_carry_wan_addresses() {
     assert_eq!(r.header("X-Consul-Translate-Addresses"), Some("true"));
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(
-        (
-            &v[0]["Address"],
-            &v[0]["ServiceAddress"],
-            &v[0]["ServicePort"]
-        ),
-        (&json!("198.51.100.2"), &json!("203.0.113.2"), &json!(18080)),
+        first_instance_address(&v),
+        (json!("198.51.100.2"), json!("203.0.113.2"), json!(18080)),
         "{v}"
     );
     // The tags themselves are untouched.
@@ -115,12 +97,8 @@ async fn other_datacenters_rows_carry_wan_addresses() {
     assert_eq!(r.header("X-Consul-Translate-Addresses"), Some("true"));
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(
-        (
-            &v[0]["Address"],
-            &v[0]["ServiceAddress"],
-            &v[0]["ServicePort"]
-        ),
-        (&json!("10.1.0.1"), &json!("10.1.1.1"), &json!(8080)),
+        first_instance_address(&v),
+        (json!("10.1.0.1"), json!("10.1.1.1"), json!(8080)),
         "{v}"
     );
     // An agent without the setting: no header, registered addresses, even across.
@@ -150,11 +128,20 @@ async fn other_datacenters_rows_carry_wan_addresses() {
     // DNS: the service's WAN address and port for dc2's instances.
     let port = a.agent.dns_addrs()[0].port();
     assert_eq!(
-        dig(port, &["web.service.dc2.consul", "A"]).trim(),
+        dig(port, &["+short", "web.service.dc2.consul", "A"]).trim(),
         "203.0.113.2"
     );
-    let srv = dig(port, &["web.service.dc2.consul", "SRV"]);
+    let srv = dig(port, &["+short", "web.service.dc2.consul", "SRV"]);
     assert!(srv.contains(" 18080 "), "{srv}");
     a.stop().await;
     b.stop().await;
+}
+
+/// `catalog/service`'s first instance: node address, service address, service port.
+fn first_instance_address(v: &Value) -> (Value, Value, Value) {
+    (
+        v[0]["Address"].clone(),
+        v[0]["ServiceAddress"].clone(),
+        v[0]["ServicePort"].clone(),
+    )
 }
