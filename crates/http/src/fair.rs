@@ -18,6 +18,9 @@
 //! only the order of work, and a client alone is never held back: the bound applies only
 //! while another client has a request running too ([`BUSY_CLIENTS`]), so one client's 64
 //! parallel connections (a benchmark, a busy application) cost no extra wake-ups.
+//!
+//! Plain HTTP listeners only (`crate::serve`): the HTTPS and unix-socket listeners serve their
+//! connections without a scheduler so far.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
