@@ -19,8 +19,8 @@
 //! while another client has a request running too ([`BUSY_CLIENTS`]), so one client's 64
 //! parallel connections (a benchmark, a busy application) cost no extra wake-ups.
 //!
-//! Plain HTTP listeners only (`crate::serve`): the HTTPS and unix-socket listeners serve their
-//! connections without a scheduler so far.
+//! The TCP listeners, plain (`crate::serve`) and TLS (`crate::tls::serve_tls`): the TLS stream
+//! reads through the same gate. A unix socket has no client address to be fair between.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

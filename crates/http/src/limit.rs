@@ -26,9 +26,7 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Limi
     for ClientInfo
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Self {
-        ClientInfo {
-            gate: stream.io().gate.clone(),
-        }
+        stream.io().client_info()
     }
 }
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -56,6 +54,15 @@ pub struct CountedStream {
     /// `gate` as a waker: the socket's readiness goes through the client's scheduler.
     gate_waker: Waker,
     _slot: ClientSlot<ClientSched>,
+}
+
+impl CountedStream {
+    /// What its requests know of it.
+    pub(crate) fn client_info(&self) -> ClientInfo {
+        ClientInfo {
+            gate: self.gate.clone(),
+        }
+    }
 }
 
 impl Drop for CountedStream {

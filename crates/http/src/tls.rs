@@ -12,7 +12,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::limit::{CountedStream, LimitedListener};
+use crate::limit::{ClientInfo, CountedStream, LimitedListener};
 
 /// How long a client has to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +39,17 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         Ok(self.local)
+    }
+}
+
+/// A request over TLS knows its connection's place with its client's scheduler, as over plain
+/// HTTP: without it a request would never say that it is done or that it waits, and its
+/// connection would keep its place for good.
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for ClientInfo
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        stream.io().get_ref().0.client_info()
     }
 }
 
@@ -82,8 +93,11 @@ pub async fn serve_tls(
             });
         }
     });
-    let server = axum::serve(TlsListener { ready, local }, router.into_make_service())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = axum::serve(
+        TlsListener { ready, local },
+        router.into_make_service_with_connect_info::<ClientInfo>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     tokio::select! {
         r = server => r,
         _ = async {

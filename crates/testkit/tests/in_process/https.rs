@@ -161,3 +161,68 @@ async fn verify_incoming_requires_a_client_certificate_from_the_ca() {
     assert_eq!(status, 200);
     t.stop().await;
 }
+
+/// A keep-alive connection over TLS from `source`: one `GET path` answered, the connection
+/// kept open. `None` when no answer came within two seconds or the connection failed.
+async fn https_keep_alive_get(
+    addr: std::net::SocketAddr,
+    source: &str,
+    path: &str,
+) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(fixture("https-ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut buf = [0u8; 4096];
+    let (tls, n) = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let tcp = sock.connect(addr).await.ok()?;
+        let mut tls = connector.connect(name, tcp).await.ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        tls.write_all(req.as_bytes()).await.ok()?;
+        let n = tls.read(&mut buf).await.ok()?;
+        Some((tls, n))
+    })
+    .await
+    .ok()??;
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    Some(tls)
+}
+
+/// Over TLS too, a request tells its client's scheduler when it is done: a client's
+/// keep-alive connections give their places back after each answer, so its ninth connection
+/// is served while another client is busy (a connection used to keep its place for good once
+/// it had been answered, and the ninth waited for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_a_clients_connections_give_their_places_back() {
+    let t = TestAgent::start_with(dev_flags(), |c| with_https(c, false)).await;
+    let addr = t.agent.https_addrs()[0];
+    t.put("/v1/kv/watched", b"1").await;
+    let index = t.get("/v1/kv/watched").await.index();
+    // Another client is busy: a blocking query of its own, parked.
+    let blocking = format!("/v1/kv/watched?index={index}&wait=30s");
+    let other =
+        tokio::spawn(async move { https_keep_alive_get(addr, "127.0.0.2", &blocking).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut held = Vec::new();
+    // Three times a client's places (the http crate's `RUNNING_PER_CLIENT`, 8).
+    for i in 0..24 {
+        let conn = https_keep_alive_get(addr, "127.0.0.3", "/v1/status/leader").await;
+        held.push(conn.unwrap_or_else(|| panic!("connection {} was not answered", i + 1)));
+    }
+    other.abort();
+    t.stop().await;
+}
