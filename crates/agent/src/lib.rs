@@ -79,8 +79,13 @@ struct AgentInner {
     /// The running config and what follows it (see [`live_config`]).
     config: live_config::LiveConfig,
     /// `limits.rpc_rate`/`rpc_max_burst`: the RPCs a client agent sends its servers (`None`:
-    /// no limit, and always on servers, as Consul limits only its client agents).
-    rpc_limiter: Option<proconsul_server::rate_limit::TokenBucket>,
+    /// no limit, and always on servers, as Consul limits only its client agents). A reload
+    /// that changes them puts a new bucket in.
+    rpc_limiter: std::sync::RwLock<Option<Arc<proconsul_server::rate_limit::TokenBucket>>>,
+    /// `limits.http_max_conns_per_client`, counted across the HTTP and HTTPS listeners.
+    http_conn_limit: Arc<proconsul_http::HttpConnLimit>,
+    /// `limits.rpc_max_conns_per_client` on a server's RPC port.
+    rpc_conn_limit: Option<Arc<proconsul_types::conn_limit::PerClientLimit>>,
     /// The flags the agent was started with, re-applied on reload.
     flags: AgentFlags,
     node_name: String,
@@ -166,6 +171,7 @@ impl Agent {
         let gossip = gossip::Gossip::start(&config, &node_name, &node_id, &shutdown)
             .await
             .map_err(AgentError::Config)?;
+        let mut rpc_conn_limit = None;
         let server = if config.server {
             let members = Arc::new(gossip::LanMembers {
                 pool: gossip.lan.clone(),
@@ -209,10 +215,11 @@ impl Agent {
             let server = Server::start(opts).await?;
             if let Some(l) = rpc_listener {
                 let handler = Arc::new(proconsul_server::remote::RpcHandler(server.clone()));
-                let limits = proconsul_rpc::ConnLimits {
-                    max_per_client: config.rpc_max_conns_per_client,
-                    handshake_timeout: config.rpc_handshake_timeout,
-                };
+                let limits = proconsul_rpc::ConnLimits::new(
+                    config.rpc_max_conns_per_client,
+                    config.rpc_handshake_timeout,
+                );
+                rpc_conn_limit = Some(limits.per_client.clone());
                 tasks.spawn(proconsul_rpc::serve(
                     l,
                     handler,
@@ -235,14 +242,9 @@ impl Agent {
         let checks = std::mem::take(&mut config.checks);
         let agent = Agent {
             inner: Arc::new(AgentInner {
-                rpc_limiter: if config.server {
-                    None
-                } else {
-                    proconsul_server::rate_limit::TokenBucket::new(
-                        config.rpc_rate,
-                        f64::from(config.rpc_max_burst),
-                    )
-                },
+                rpc_limiter: std::sync::RwLock::new(rpc_bucket(&config)),
+                http_conn_limit: proconsul_http::conn_limit(config.http_max_conns_per_client),
+                rpc_conn_limit,
                 config: live_config::LiveConfig::new(config.clone(), http_addrs),
                 flags,
                 node_name,
@@ -279,11 +281,11 @@ impl Agent {
         agent.start_check_runners();
 
         let router = proconsul_http::router(Arc::new(agent.clone()));
-        let max_conns = config.http_max_conns_per_client;
         for l in listeners {
             let (r, s) = (router.clone(), agent.inner.shutdown.clone());
+            let limit = agent.inner.http_conn_limit.clone();
             agent.inner.tasks.spawn(async move {
-                if let Err(e) = proconsul_http::serve(l, r, max_conns, s).await {
+                if let Err(e) = proconsul_http::serve(l, r, limit, s).await {
                     tracing::error!(target: "agent", error = %e, "HTTP server failed");
                 }
             });
@@ -291,8 +293,9 @@ impl Agent {
         if let Some(tls) = https {
             for l in https_listeners {
                 let (r, s, tls) = (router.clone(), agent.inner.shutdown.clone(), tls.clone());
+                let limit = agent.inner.http_conn_limit.clone();
                 agent.inner.tasks.spawn(async move {
-                    if let Err(e) = proconsul_http::serve_tls(l, r, tls, max_conns, s).await {
+                    if let Err(e) = proconsul_http::serve_tls(l, r, tls, limit, s).await {
                         tracing::error!(target: "agent", error = %e, "HTTPS server failed");
                     }
                 });
@@ -507,7 +510,13 @@ impl Agent {
             match &self.inner.server {
                 Some(s) => s.call(req, token, false).await,
                 None => {
-                    if self.inner.rpc_limiter.as_ref().is_some_and(|l| !l.take()) {
+                    let limiter = self
+                        .inner
+                        .rpc_limiter
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    if limiter.is_some_and(|l| !l.take()) {
                         // Consul's `structs.ErrRPCRateExceeded`, answered 429.
                         return Err(RpcError::TooManyRequests("RPC rate limit exceeded".into()));
                     }
@@ -853,6 +862,29 @@ impl Agent {
         true
     }
 
+    /// The `limits` a reload changes, as Consul's `ReloadConfig`: connections per client on
+    /// HTTP and RPC (new connections count against the new limit), the client agent's RPC
+    /// rate, a server's request limits. `rpc_handshake_timeout` stays as it started.
+    fn reload_limits(&self, new: &RuntimeConfig) {
+        let old = self.inner.config.get();
+        self.inner
+            .http_conn_limit
+            .set_max(new.http_max_conns_per_client);
+        if let Some(l) = &self.inner.rpc_conn_limit {
+            l.set_max(new.rpc_max_conns_per_client);
+        }
+        if (old.rpc_rate, old.rpc_max_burst) != (new.rpc_rate, new.rpc_max_burst) {
+            *self
+                .inner
+                .rpc_limiter
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = rpc_bucket(new);
+        }
+        if let Some(s) = &self.inner.server {
+            s.reload_request_limits(&new.request_limits);
+        }
+    }
+
     /// Re-read config files and apply service/check changes.
     async fn reload(&self) -> Result<(), RpcError> {
         let new = proconsul_config::load(&self.inner.flags)
@@ -883,12 +915,23 @@ impl Agent {
         for c in &new.checks {
             self.inner.local.add_check(&self.inner.node_name, c, true)?;
         }
+        self.reload_limits(&new);
         self.inner.config.replace(new);
         self.start_check_runners();
         tracing::info!(target: "agent", "configuration reloaded");
         self.sync_changes().await;
         Ok(())
     }
+}
+
+/// A client agent's bucket for `limits.rpc_rate`/`rpc_max_burst` (none on a server, or for an
+/// infinite rate).
+fn rpc_bucket(config: &RuntimeConfig) -> Option<Arc<proconsul_server::rate_limit::TokenBucket>> {
+    if config.server {
+        return None;
+    }
+    proconsul_server::rate_limit::TokenBucket::new(config.rpc_rate, f64::from(config.rpc_max_burst))
+        .map(Arc::new)
 }
 
 /// Bind a TCP listener on each address; the listeners and the addresses they got (a port of 0

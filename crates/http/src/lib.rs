@@ -24,11 +24,11 @@ pub use caller::{caller_token, Rights};
 pub use routes::router;
 pub use tls::{serve_tls, ServerTls};
 
-pub use limit::LimitedListener;
+pub use limit::{conn_limit, HttpConnLimit, LimitedListener};
 use tokio_util::sync::CancellationToken;
 
 /// Serve `router` on an already-bound listener until `shutdown` fires, admitting at most
-/// `max_conns_per_client` connections per client IP (0 = unlimited).
+/// `limit`'s connections per client IP (counted with the agent's other HTTP listeners).
 ///
 /// Each request carries its connection's [`limit::ClientInfo`] (its place with its client's
 /// scheduler, [`fair`]).
@@ -40,11 +40,11 @@ use tokio_util::sync::CancellationToken;
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
-    max_conns_per_client: u32,
+    limit: std::sync::Arc<HttpConnLimit>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let server = axum::serve(
-        LimitedListener::new(listener, max_conns_per_client),
+        LimitedListener::new(listener, limit),
         router.into_make_service_with_connect_info::<limit::ClientInfo>(),
     )
     .with_graceful_shutdown(shutdown.clone().cancelled_owned());

@@ -32,18 +32,25 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Limi
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A TCP listener that admits at most `max_per_client` connections per remote IP (0 = no limit).
+/// The agent's count of HTTP(S) connections per client IP, shared by all its HTTP and HTTPS
+/// listeners (as Consul's one `httpConnLimiter`), with each client's scheduler.
+pub type HttpConnLimit = PerClientLimit<ClientSched>;
+
+/// A count for `max_per_client` connections per client IP (0 = no limit); a reload may change
+/// the limit ([`PerClientLimit::set_max`]).
+pub fn conn_limit(max_per_client: u32) -> Arc<HttpConnLimit> {
+    PerClientLimit::new(max_per_client)
+}
+
+/// A TCP listener that admits at most its limit's connections per remote IP.
 pub struct LimitedListener {
     inner: TcpListener,
-    limit: Arc<PerClientLimit<ClientSched>>,
+    limit: Arc<HttpConnLimit>,
 }
 
 impl LimitedListener {
-    pub fn new(inner: TcpListener, max_per_client: u32) -> Self {
-        LimitedListener {
-            inner,
-            limit: PerClientLimit::new(max_per_client),
-        }
+    pub fn new(inner: TcpListener, limit: Arc<HttpConnLimit>) -> Self {
+        LimitedListener { inner, limit }
     }
 }
 
@@ -221,7 +228,7 @@ mod tests {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let stop = tokio_util::sync::CancellationToken::new();
-        let srv = tokio::spawn(crate::serve(l, router, 0, stop.clone()));
+        let srv = tokio::spawn(crate::serve(l, router, super::conn_limit(0), stop.clone()));
 
         // A client alone is not held back: 12 reads over 12 connections all run.
         let mut lone = Vec::new();

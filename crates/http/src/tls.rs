@@ -12,7 +12,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::limit::{ClientInfo, CountedStream, LimitedListener};
+use crate::limit::{ClientInfo, CountedStream, HttpConnLimit, LimitedListener};
 
 /// How long a client has to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,12 +62,12 @@ pub async fn serve_tls(
     listener: TcpListener,
     router: axum::Router,
     config: ServerTls,
-    max_conns_per_client: u32,
+    limit: Arc<HttpConnLimit>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let local = listener.local_addr()?;
     let (tx, ready) = tokio::sync::mpsc::channel(READY_QUEUE);
-    let mut tcp = LimitedListener::new(listener, max_conns_per_client);
+    let mut tcp = LimitedListener::new(listener, limit);
     let stop = shutdown.clone();
     tokio::spawn(async move {
         use axum::serve::Listener;

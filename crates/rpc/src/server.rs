@@ -28,19 +28,26 @@ const MAX_IN_FLIGHT_PER_CONN: usize = 256;
 /// Consul's `limits.rpc_max_conns_per_client` (default 100, 0 = no limit) and
 /// `rpc_handshake_timeout` (default 5 s, `None` = no limit): how many connections one client
 /// IP may hold open, and how long a new connection has to send its first byte and finish a
-/// TLS handshake before it is closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// TLS handshake before it is closed. The count per client is shared with whoever holds the
+/// limits, so a reload can change it ([`PerClientLimit::set_max`]); the timeout is fixed.
+#[derive(Debug, Clone)]
 pub struct ConnLimits {
-    pub max_per_client: u32,
+    pub per_client: Arc<PerClientLimit<()>>,
     pub handshake_timeout: Option<Duration>,
+}
+
+impl ConnLimits {
+    pub fn new(max_per_client: u32, handshake_timeout: Option<Duration>) -> ConnLimits {
+        ConnLimits {
+            per_client: PerClientLimit::new(max_per_client),
+            handshake_timeout,
+        }
+    }
 }
 
 impl Default for ConnLimits {
     fn default() -> Self {
-        ConnLimits {
-            max_per_client: 100,
-            handshake_timeout: Some(Duration::from_secs(5)),
-        }
+        ConnLimits::new(100, Some(Duration::from_secs(5)))
     }
 }
 
@@ -88,7 +95,7 @@ pub async fn serve<H: Handler>(
 ) {
     let tasks = TaskTracker::new();
     let conns = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let per_client = PerClientLimit::<()>::new(limits.max_per_client);
+    let per_client = limits.per_client.clone();
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -482,10 +489,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let stop = CancellationToken::new();
-        let limits = ConnLimits {
-            max_per_client: 2,
-            handshake_timeout: Some(Duration::from_millis(300)),
-        };
+        let limits = ConnLimits::new(2, Some(Duration::from_millis(300)));
         let srv = tokio::spawn(serve(
             l,
             Arc::new(Echo),

@@ -136,9 +136,8 @@ impl Server {
         forwarded: bool,
     ) -> Result<ServerReply, RpcError> {
         let route = req.route();
-        self.inner
-            .limiter
-            .admit(&req, forwarded, forwarded || self.is_leader())?;
+        let limiter = self.request_limiter();
+        limiter.admit(&req, forwarded, forwarded || self.is_leader())?;
         if forwarded && route == Route::Leader && !self.inner.raft.is_leader() {
             // Forwarded to a server that no longer leads: the forwarder decides whether to
             // retry (idempotent requests) once a leader is known again.

@@ -123,8 +123,8 @@ struct Inner {
     coordinates: coordinate::PendingCoordinates,
     /// Resolved ACL tokens.
     acl: acl::Resolver,
-    /// `limits.request_limits`.
-    limiter: rate_limit::RequestLimiter,
+    /// `limits.request_limits`; replaced by a reload that changes them.
+    limiter: std::sync::RwLock<Arc<rate_limit::RequestLimiter>>,
     /// Time decided by the proposer ([`Clock`]).
     clock: Clock,
     shutdown: CancellationToken,
@@ -170,7 +170,9 @@ impl Server {
             raft.bootstrap(vec![(raft_id, opts.rpc_addr.to_string())])
                 .await?;
         }
-        let limiter = rate_limit::RequestLimiter::new(&opts.request_limits);
+        let limiter = std::sync::RwLock::new(Arc::new(rate_limit::RequestLimiter::new(
+            &opts.request_limits,
+        )));
         let server = Server {
             inner: Arc::new(Inner {
                 limiter,
@@ -234,6 +236,29 @@ impl Server {
             return None;
         }
         Some(leader)
+    }
+
+    /// The `limits.request_limits` in force.
+    pub(crate) fn request_limiter(&self) -> Arc<rate_limit::RequestLimiter> {
+        self.inner
+            .limiter
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A reload's `limits.request_limits` (Consul's `ReloadConfig`): new buckets, full, when
+    /// the limits changed; the same ones otherwise.
+    pub fn reload_request_limits(&self, limits: &proconsul_types::RequestLimits) {
+        let mut l = self
+            .inner
+            .limiter
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if l.limits() != limits {
+            tracing::info!(target: "agent.server", mode = ?limits.mode, read_rate = limits.read_rate, write_rate = limits.write_rate, "request limits reloaded");
+            *l = Arc::new(rate_limit::RequestLimiter::new(limits));
+        }
     }
 
     /// Whether this server leads and has established its leadership in the current term.

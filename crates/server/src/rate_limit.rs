@@ -58,6 +58,7 @@ impl TokenBucket {
 
 /// The server's read and write buckets.
 pub(crate) struct RequestLimiter {
+    limits: RequestLimits,
     mode: RequestLimitMode,
     reads: Option<TokenBucket>,
     writes: Option<TokenBucket>,
@@ -66,11 +67,17 @@ pub(crate) struct RequestLimiter {
 impl RequestLimiter {
     pub(crate) fn new(limits: &RequestLimits) -> RequestLimiter {
         RequestLimiter {
+            limits: *limits,
             mode: limits.mode,
             // One second's worth of requests may come at once.
             reads: TokenBucket::new(limits.read_rate, limits.read_rate),
             writes: TokenBucket::new(limits.write_rate, limits.write_rate),
         }
+    }
+
+    /// The limits it enforces.
+    pub(crate) fn limits(&self) -> &RequestLimits {
+        &self.limits
     }
 
     /// May `req` go on? `serves_write_here`: this server serves writes (it leads, or the

@@ -5,16 +5,19 @@
 //! [`PerClientLimit::admit`] for a slot before it reads anything from a new connection and keeps
 //! the [`ClientSlot`] with the connection; dropping it frees the slot. A listener may keep a
 //! state shared by all of one client's connections (`T`: the HTTP listener's scheduler of the
-//! client's requests); it lives while the client has a connection open.
+//! client's requests); it lives while the client has a connection open. The limit can change
+//! while connections are open (a config reload, as Consul's `SetConfig`): connections already
+//! open stay, and new ones are counted against the new limit.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// At most `max` open connections per remote IP (0 = no limit), and one `T` per client.
 #[derive(Debug, Default)]
 pub struct PerClientLimit<T = ()> {
-    max: u32,
+    max: AtomicU32,
     open: Mutex<HashMap<IpAddr, (u32, Arc<T>)>>,
 }
 
@@ -36,21 +39,27 @@ impl<T: Default> ClientSlot<T> {
 impl<T: Default> PerClientLimit<T> {
     pub fn new(max: u32) -> Arc<Self> {
         Arc::new(PerClientLimit {
-            max,
+            max: AtomicU32::new(max),
             open: Mutex::default(),
         })
     }
 
     /// The limit per client (0 = none).
     pub fn max(&self) -> u32 {
-        self.max
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// A new limit per client for the connections that come from now on.
+    pub fn set_max(&self, max: u32) {
+        self.max.store(max, Ordering::Relaxed);
     }
 
     /// A slot for one more connection from `ip`, or `None` when it already has `max` open.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot<T>> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let (n, shared) = open.entry(ip).or_default();
-        if self.max > 0 && *n >= self.max {
+        let max = self.max();
+        if max > 0 && *n >= max {
             return None;
         }
         *n += 1;
@@ -95,7 +104,16 @@ mod tests {
         let _other = limit.admit(b).expect("another IP has its own count");
         drop(s1);
         assert_eq!(limit.open_from(a), 1);
-        assert!(limit.admit(a).is_some(), "a freed slot is given again");
+        let _s3 = limit.admit(a).expect("a freed slot is given again");
+        limit.set_max(3);
+        let _s4 = limit.admit(a).expect("a raised limit admits more at once");
+        assert!(limit.admit(a).is_none());
+        limit.set_max(1);
+        assert!(
+            limit.admit(b).is_none(),
+            "a lowered one refuses new connections"
+        );
+        assert_eq!(limit.open_from(a), 3, "and keeps those already open");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! arrive, writes with 503 on the leader, Consul's texts; `permissive` serves and counts) and
 //! a client agent's `limits.rpc_rate`/`rpc_max_burst` (429 `RPC rate limit exceeded`). A
 //! refused request changes nothing. A server's RPC port bounds connections per client IP
-//! (`rpc_max_conns_per_client`) and the time to the first byte (`rpc_handshake_timeout`).
+//! (`rpc_max_conns_per_client`) and the time to the first byte (`rpc_handshake_timeout`). A
+//! reload applies new limits, as Consul's does.
 
 use proconsul_config::AgentFlags;
 use proconsul_testkit::{dev_flags, wait_until, TestAgent};
@@ -185,5 +186,82 @@ async fn the_rpc_port_bounds_connections_per_client_and_the_handshake_time() {
         || async { pool.status(&addr.to_string()).await.is_ok() },
     )
     .await;
+    a.stop().await;
+}
+
+/// A reload applies new `limits` as Consul's does: connections per client on HTTP and RPC
+/// (those open stay; new ones count against the new limit) and a server's request limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_new_limits() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let conf = tempfile::tempdir().unwrap();
+    let write_limits = |http: u32, rpc: u32, read_rate: &str| {
+        std::fs::write(
+            conf.path().join("limits.hcl"),
+            format!(
+                "limits {{\n  http_max_conns_per_client = {http}\n  rpc_max_conns_per_client = {rpc}\n  \
+                 request_limits {{\n    mode = \"enforcing\"\n    read_rate = {read_rate}\n  }}\n}}\n"
+            ),
+        )
+        .unwrap();
+    };
+    write_limits(3, 2, "1000000");
+    let mut flags = dev_flags();
+    flags.config_dirs.push(conf.path().to_path_buf());
+    let a = TestAgent::start_with(flags, |_| {}).await;
+    let rpc = a.agent.server().unwrap().rpc_addr();
+    let connect_from = |source: &'static str, to: std::net::SocketAddr| async move {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        sock.connect(to).await.unwrap()
+    };
+    // Answered (`true`), or closed without an answer (`false`).
+    let answered = |mut s: tokio::net::TcpStream| async move {
+        let _ = s
+            .write_all(b"GET /v1/agent/self HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut buf = [0u8; 12];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answered or closed at once")
+            .unwrap_or(0);
+        n > 0 && buf.starts_with(b"HTTP/1.1 200")
+    };
+    let closed_at_once = |mut s: tokio::net::TcpStream| async move {
+        let mut buf = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    };
+
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from("127.0.0.2", a.http).await);
+    }
+    let mut held_rpc = vec![
+        connect_from("127.0.0.2", rpc).await,
+        connect_from("127.0.0.2", rpc).await,
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!answered(connect_from("127.0.0.2", a.http).await).await);
+    assert!(closed_at_once(connect_from("127.0.0.2", rpc).await).await);
+    for _ in 0..20 {
+        assert_eq!(a.get("/v1/catalog/nodes").await.status, 200);
+    }
+
+    write_limits(5, 3, "1");
+    assert_eq!(a.put("/v1/agent/reload", b"").await.status, 200);
+    // One more HTTP connection is admitted beside the three still open, and one more RPC one.
+    assert!(answered(connect_from("127.0.0.2", a.http).await).await);
+    held_rpc.push(connect_from("127.0.0.2", rpc).await);
+    assert!(!closed_at_once(held_rpc.pop().unwrap()).await);
+    // Reads are now limited to one a second.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(a.get("/v1/catalog/nodes").await.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    drop((held, held_rpc));
     a.stop().await;
 }
