@@ -11,7 +11,46 @@ use serde::{Deserialize, Serialize};
 
 use proconsul_types as api;
 
-pub(crate) type StrMap = BTreeMap<String, String>;
+/// A node's or a service's string map (`Meta`, a node's `TaggedAddresses`): usually a handful
+/// of entries or none, so it is one sorted slice rather than a `BTreeMap`, whose first entry
+/// allocates a 540-byte node. Encoded exactly as the `BTreeMap` it replaces (a map in key
+/// order), so snapshots and log entries are unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct StrMap(Box<[(Box<str>, Box<str>)]>);
+
+impl StrMap {
+    pub fn from_api(m: &BTreeMap<String, String>) -> Self {
+        StrMap(
+            m.iter()
+                .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                .collect(),
+        )
+    }
+
+    pub fn to_api(&self) -> BTreeMap<String, String> {
+        self.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+}
+
+impl Serialize for StrMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for StrMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Through a BTreeMap: sorted, and a repeated key keeps its last value, as before.
+        BTreeMap::<String, String>::deserialize(d).map(|m| StrMap::from_api(&m))
+    }
+}
+
 pub(crate) type JsonMap = serde_json::Map<String, serde_json::Value>;
 
 /// Case-folded key, the way Consul's memdb indexes node names, service and check IDs.
@@ -38,8 +77,8 @@ impl NodeRec {
             id: n.id.clone(),
             name: n.node.clone(),
             address: n.address.clone(),
-            tagged_addresses: n.tagged_addresses.clone(),
-            meta: n.meta.clone(),
+            tagged_addresses: StrMap::from_api(&n.tagged_addresses),
+            meta: StrMap::from_api(&n.meta),
             create_index: 0,
             modify_index: n.modify_index,
         }
@@ -50,8 +89,8 @@ impl NodeRec {
             id: req.id.clone(),
             name: req.node.clone(),
             address: req.address.clone(),
-            tagged_addresses: req.tagged_addresses.clone(),
-            meta: req.node_meta.clone(),
+            tagged_addresses: StrMap::from_api(&req.tagged_addresses),
+            meta: StrMap::from_api(&req.node_meta),
             create_index: 0,
             modify_index: 0,
         }
@@ -72,8 +111,8 @@ impl NodeRec {
             node: self.name.clone(),
             address: self.address.clone(),
             datacenter: String::new(),
-            tagged_addresses: self.tagged_addresses.clone(),
-            meta: self.meta.clone(),
+            tagged_addresses: self.tagged_addresses.to_api(),
+            meta: self.meta.to_api(),
             create_index: self.create_index,
             modify_index: self.modify_index,
         }
@@ -139,7 +178,7 @@ impl ServiceRec {
             tags: s.tags.clone(),
             address: s.address.clone(),
             tagged_addresses: s.tagged_addresses.clone(),
-            meta: s.meta.clone(),
+            meta: StrMap::from_api(&s.meta),
             port: s.port,
             weight_passing: s.weights.passing,
             weight_warning: s.weights.warning,
@@ -195,7 +234,7 @@ impl ServiceRec {
             tags: self.tags.clone(),
             address: self.address.clone(),
             tagged_addresses: self.tagged_addresses.clone(),
-            meta: self.meta.clone(),
+            meta: self.meta.to_api(),
             port: self.port,
             weights: api::Weights {
                 passing: self.weight_passing,
@@ -409,4 +448,87 @@ impl SessionRec {
             modify_index: self.modify_index,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service with every field set, and one with none of the rarely used ones.
+    fn services() -> Vec<ServiceRec> {
+        let full: api::NodeService = serde_json::from_value(serde_json::json!({
+            "Kind": "connect-proxy",
+            "ID": "web-sidecar-proxy",
+            "Service": "web-sidecar-proxy",
+            "Tags": ["v1", "primary"],
+            "Address": "10.0.0.1",
+            "TaggedAddresses": {"lan": {"Address": "10.0.0.1", "Port": 21000}},
+            "Meta": {"version": "1.2.3", "az": "a"},
+            "Port": 21000,
+            "Weights": {"Passing": 3, "Warning": 2},
+            "EnableTagOverride": true,
+            "Locality": {"Region": "eu", "Zone": "eu-1"},
+            "Proxy": {
+                "DestinationServiceName": "web",
+                "DestinationServiceID": "web-1",
+                "LocalServiceAddress": "127.0.0.1",
+                "LocalServicePort": 8080,
+                "Mode": "transparent",
+                "Config": {"protocol": "http"},
+                "Upstreams": [{"DestinationName": "db", "LocalBindPort": 9191}],
+                "MeshGateway": {"Mode": "local"},
+                "Expose": {"Checks": true}
+            },
+            "Connect": {"Native": true}
+        }))
+        .unwrap();
+        let plain: api::NodeService = serde_json::from_value(serde_json::json!({
+            "ID": "web-1", "Service": "web", "Tags": ["v1"], "Port": 8000,
+            "Meta": {"version": "1.2.3"}
+        }))
+        .unwrap();
+        let mut out = vec![
+            ServiceRec::from_api("node-1", &full),
+            ServiceRec::from_api("node-1", &plain),
+        ];
+        out[0].create_index = 7;
+        out[0].modify_index = 9;
+        out
+    }
+
+    /// Records are what snapshots and log entries encode: their bytes must not change with
+    /// how records are laid out in memory. The expected bytes were written by the build before
+    /// the compact layout (plain `BTreeMap`s).
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn records_encode_as_they_always_have() {
+        for (rec, want) in services().iter().zip(GOLDEN) {
+            let bytes = rmp_serde::to_vec_named(rec).unwrap();
+            assert_eq!(hex(&bytes), *want);
+            let back: ServiceRec = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(&back, rec);
+            assert_eq!(back.to_api(), rec.to_api());
+        }
+        let node: api::RegisterRequest = serde_json::from_value(serde_json::json!({
+            "Node": "node-1", "Address": "10.0.0.1",
+            "TaggedAddresses": {"wan": "1.2.3.4", "lan": "10.0.0.1"},
+            "NodeMeta": {"rack": "r1", "az": "a"}
+        }))
+        .unwrap();
+        let node = NodeRec::from_register(&node);
+        let bytes = rmp_serde::to_vec_named(&node).unwrap();
+        assert_eq!(hex(&bytes), GOLDEN_NODE);
+        let back: NodeRec = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, node);
+        assert_eq!(back.to_api(), node.to_api());
+    }
+
+    const GOLDEN: [&str; 2] = [
+        "de0013a46e6f6465a66e6f64652d31a46b696e64ad636f6e6e6563742d70726f7879a26964b17765622d736964656361722d70726f7879a46e616d65b17765622d736964656361722d70726f7879a47461677392a27631a77072696d617279a761646472657373a831302e302e302e31b07461676765645f61646472657373657381a36c616e82a741646472657373a831302e302e302e31a4506f7274cd5208a46d65746182a2617aa161a776657273696f6ea5312e322e33a4706f7274cd5208ae7765696768745f70617373696e6703ae7765696768745f7761726e696e6702b3656e61626c655f7461675f6f76657272696465c3b270726f78795f6d6573685f6761746577617981a44d6f6465a56c6f63616cac70726f78795f6578706f736581a6436865636b73c3a570726f787989b064657374696e6174696f6e5f6e616d65a3776562ae64657374696e6174696f6e5f6964a57765622d31ad6c6f63616c5f61646472657373a93132372e302e302e31aa6c6f63616c5f706f7274cd1f90b16c6f63616c5f736f636b65745f70617468a0a46d6f6465ab7472616e73706172656e74ab7472616e73706172656e74c0a6636f6e66696781a870726f746f636f6ca468747470a9757073747265616d739182af44657374696e6174696f6e4e616d65a26462ad4c6f63616c42696e64506f7274cd23e7ae636f6e6e6563745f6e6174697665c3a86c6f63616c69747992a26575a465752d31ac6372656174655f696e64657807ac6d6f646966795f696e64657809",
+        "de0013a46e6f6465a66e6f64652d31a46b696e64a0a26964a57765622d31a46e616d65a3776562a47461677391a27631a761646472657373a0b07461676765645f61646472657373657380a46d65746181a776657273696f6ea5312e322e33a4706f7274cd1f40ae7765696768745f70617373696e6701ae7765696768745f7761726e696e6701b3656e61626c655f7461675f6f76657272696465c2b270726f78795f6d6573685f6761746577617980ac70726f78795f6578706f736580a570726f787989b064657374696e6174696f6e5f6e616d65a0ae64657374696e6174696f6e5f6964a0ad6c6f63616c5f61646472657373a0aa6c6f63616c5f706f727400b16c6f63616c5f736f636b65745f70617468a0a46d6f6465a0ab7472616e73706172656e74c0a6636f6e66696780a9757073747265616d7390ae636f6e6e6563745f6e6174697665c2a86c6f63616c697479c0ac6372656174655f696e64657800ac6d6f646966795f696e64657800",
+    ];
+    const GOLDEN_NODE: &str = "87a26964a0a46e616d65a66e6f64652d31a761646472657373a831302e302e302e31b07461676765645f61646472657373657382a36c616ea831302e302e302e31a377616ea7312e322e332e34a46d65746182a2617aa161a47261636ba27231ac6372656174655f696e64657800ac6d6f646966795f696e64657800";
 }
