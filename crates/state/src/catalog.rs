@@ -472,7 +472,7 @@ impl State {
             .values()
             .map(Arc::as_ref)
             .filter(|s| {
-                (s.kind == "connect-proxy" && fold(&s.proxy.destination_name) == folded)
+                (s.kind == "connect-proxy" && fold(&s.mesh().proxy.destination_name) == folded)
                     || (s.connect_native && fold(&s.name) == folded)
             })
             .collect();

@@ -119,7 +119,11 @@ impl NodeRec {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A service instance. In memory the proxy configuration and locality, which most instances
+/// lack, are boxed apart ([`ServiceMesh`]: about 300 bytes inline); encoded, the record is the
+/// flat struct it always was ([`ServiceWire`]).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "ServiceWire")]
 pub(crate) struct ServiceRec {
     /// The node name as registered.
     pub node: String,
@@ -134,18 +138,137 @@ pub(crate) struct ServiceRec {
     pub weight_passing: i32,
     pub weight_warning: i32,
     pub enable_tag_override: bool,
+    pub connect_native: bool,
+    /// `None` exactly when every part of it is empty, so records compare as before.
+    mesh: Option<Box<ServiceMesh>>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// The rarely set part of a [`ServiceRec`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ServiceMesh {
     pub proxy_mesh_gateway: JsonMap,
     pub proxy_expose: JsonMap,
+    pub proxy: ProxyRec,
+    pub locality: Option<(String, String)>,
+}
+
+impl ServiceMesh {
+    fn boxed_unless_empty(self) -> Option<Box<ServiceMesh>> {
+        (self != ServiceMesh::default()).then(|| Box::new(self))
+    }
+}
+
+/// The encoded form of a [`ServiceRec`] (snapshots, log entries): field names and order are
+/// part of both formats.
+#[derive(Serialize)]
+struct ServiceWireRef<'a> {
+    node: &'a str,
+    kind: &'a str,
+    id: &'a str,
+    name: &'a str,
+    tags: &'a [String],
+    address: &'a str,
+    tagged_addresses: &'a proconsul_types::ServiceAddresses,
+    meta: &'a StrMap,
+    port: u16,
+    weight_passing: i32,
+    weight_warning: i32,
+    enable_tag_override: bool,
+    proxy_mesh_gateway: &'a JsonMap,
+    proxy_expose: &'a JsonMap,
+    proxy: &'a ProxyRec,
+    connect_native: bool,
+    locality: &'a Option<(String, String)>,
+    create_index: u64,
+    modify_index: u64,
+}
+
+/// [`ServiceWireRef`], owned, for decoding.
+#[derive(Deserialize)]
+struct ServiceWire {
+    node: String,
+    kind: String,
+    id: String,
+    name: String,
+    tags: Vec<String>,
+    address: String,
+    tagged_addresses: proconsul_types::ServiceAddresses,
+    meta: StrMap,
+    port: u16,
+    weight_passing: i32,
+    weight_warning: i32,
+    enable_tag_override: bool,
+    proxy_mesh_gateway: JsonMap,
+    proxy_expose: JsonMap,
     /// The rest of a proxy's configuration, and `Connect.Native`, `Locality` (absent from
     /// records written before they were kept: `default`).
     #[serde(default)]
-    pub proxy: ProxyRec,
+    proxy: ProxyRec,
     #[serde(default)]
-    pub connect_native: bool,
+    connect_native: bool,
     #[serde(default)]
-    pub locality: Option<(String, String)>,
-    pub create_index: u64,
-    pub modify_index: u64,
+    locality: Option<(String, String)>,
+    create_index: u64,
+    modify_index: u64,
+}
+
+impl From<ServiceWire> for ServiceRec {
+    fn from(w: ServiceWire) -> Self {
+        let mesh = ServiceMesh {
+            proxy_mesh_gateway: w.proxy_mesh_gateway,
+            proxy_expose: w.proxy_expose,
+            proxy: w.proxy,
+            locality: w.locality,
+        };
+        ServiceRec {
+            node: w.node,
+            kind: w.kind,
+            id: w.id,
+            name: w.name,
+            tags: w.tags,
+            address: w.address,
+            tagged_addresses: w.tagged_addresses,
+            meta: w.meta,
+            port: w.port,
+            weight_passing: w.weight_passing,
+            weight_warning: w.weight_warning,
+            enable_tag_override: w.enable_tag_override,
+            connect_native: w.connect_native,
+            mesh: mesh.boxed_unless_empty(),
+            create_index: w.create_index,
+            modify_index: w.modify_index,
+        }
+    }
+}
+
+impl Serialize for ServiceRec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mesh = self.mesh();
+        ServiceWireRef {
+            node: &self.node,
+            kind: &self.kind,
+            id: &self.id,
+            name: &self.name,
+            tags: &self.tags,
+            address: &self.address,
+            tagged_addresses: &self.tagged_addresses,
+            meta: &self.meta,
+            port: self.port,
+            weight_passing: self.weight_passing,
+            weight_warning: self.weight_warning,
+            enable_tag_override: self.enable_tag_override,
+            proxy_mesh_gateway: &mesh.proxy_mesh_gateway,
+            proxy_expose: &mesh.proxy_expose,
+            proxy: &mesh.proxy,
+            connect_native: self.connect_native,
+            locality: &mesh.locality,
+            create_index: self.create_index,
+            modify_index: self.modify_index,
+        }
+        .serialize(s)
+    }
 }
 
 /// A proxy's registration, beyond the mesh-gateway and expose maps.
@@ -183,26 +306,38 @@ impl ServiceRec {
             weight_passing: s.weights.passing,
             weight_warning: s.weights.warning,
             enable_tag_override: s.enable_tag_override,
-            proxy_mesh_gateway: s.proxy.mesh_gateway.clone(),
-            proxy_expose: s.proxy.expose.clone(),
-            proxy: ProxyRec {
-                destination_name: s.proxy.destination_service_name.clone(),
-                destination_id: s.proxy.destination_service_id.clone(),
-                local_address: s.proxy.local_service_address.clone(),
-                local_port: s.proxy.local_service_port,
-                local_socket_path: s.proxy.local_service_socket_path.clone(),
-                mode: s.proxy.mode.clone(),
-                transparent: s.proxy.transparent_proxy.clone(),
-                config: s.proxy.config.clone(),
-                upstreams: s.proxy.upstreams.clone(),
-            },
             connect_native: s.connect.native,
-            locality: s
-                .locality
-                .as_ref()
-                .map(|l| (l.region.clone(), l.zone.clone())),
+            mesh: ServiceMesh {
+                proxy_mesh_gateway: s.proxy.mesh_gateway.clone(),
+                proxy_expose: s.proxy.expose.clone(),
+                proxy: ProxyRec {
+                    destination_name: s.proxy.destination_service_name.clone(),
+                    destination_id: s.proxy.destination_service_id.clone(),
+                    local_address: s.proxy.local_service_address.clone(),
+                    local_port: s.proxy.local_service_port,
+                    local_socket_path: s.proxy.local_service_socket_path.clone(),
+                    mode: s.proxy.mode.clone(),
+                    transparent: s.proxy.transparent_proxy.clone(),
+                    config: s.proxy.config.clone(),
+                    upstreams: s.proxy.upstreams.clone(),
+                },
+                locality: s
+                    .locality
+                    .as_ref()
+                    .map(|l| (l.region.clone(), l.zone.clone())),
+            }
+            .boxed_unless_empty(),
             create_index: 0,
             modify_index: 0,
+        }
+    }
+
+    /// The proxy configuration and locality (all empty for most instances).
+    pub fn mesh(&self) -> &ServiceMesh {
+        static EMPTY: std::sync::OnceLock<ServiceMesh> = std::sync::OnceLock::new();
+        match &self.mesh {
+            Some(m) => m,
+            None => EMPTY.get_or_init(ServiceMesh::default),
         }
     }
 
@@ -227,6 +362,7 @@ impl ServiceRec {
     }
 
     pub fn to_api(&self) -> api::NodeService {
+        let mesh = self.mesh();
         api::NodeService {
             kind: self.kind.clone(),
             id: self.id.clone(),
@@ -241,22 +377,22 @@ impl ServiceRec {
                 warning: self.weight_warning,
             },
             enable_tag_override: self.enable_tag_override,
-            locality: self.locality.as_ref().map(|(region, zone)| api::Locality {
+            locality: mesh.locality.as_ref().map(|(region, zone)| api::Locality {
                 region: region.clone(),
                 zone: zone.clone(),
             }),
             proxy: api::ServiceProxy {
-                transparent_proxy: self.proxy.transparent.clone(),
-                destination_service_name: self.proxy.destination_name.clone(),
-                destination_service_id: self.proxy.destination_id.clone(),
-                local_service_address: self.proxy.local_address.clone(),
-                local_service_port: self.proxy.local_port,
-                local_service_socket_path: self.proxy.local_socket_path.clone(),
-                mode: self.proxy.mode.clone(),
-                config: self.proxy.config.clone(),
-                upstreams: self.proxy.upstreams.clone(),
-                mesh_gateway: self.proxy_mesh_gateway.clone(),
-                expose: self.proxy_expose.clone(),
+                transparent_proxy: mesh.proxy.transparent.clone(),
+                destination_service_name: mesh.proxy.destination_name.clone(),
+                destination_service_id: mesh.proxy.destination_id.clone(),
+                local_service_address: mesh.proxy.local_address.clone(),
+                local_service_port: mesh.proxy.local_port,
+                local_service_socket_path: mesh.proxy.local_socket_path.clone(),
+                mode: mesh.proxy.mode.clone(),
+                config: mesh.proxy.config.clone(),
+                upstreams: mesh.proxy.upstreams.clone(),
+                mesh_gateway: mesh.proxy_mesh_gateway.clone(),
+                expose: mesh.proxy_expose.clone(),
             },
             connect: api::ServiceConnect {
                 native: self.connect_native,
@@ -498,7 +634,7 @@ mod tests {
 
     /// Records are what snapshots and log entries encode: their bytes must not change with
     /// how records are laid out in memory. The expected bytes were written by the build before
-    /// the compact layout (plain `BTreeMap`s).
+    /// the compact layout (plain `BTreeMap`s and every proxy field inline).
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
