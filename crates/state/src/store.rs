@@ -331,6 +331,22 @@ impl Inner {
     }
 }
 
+/// A point-in-time copy of the store (see [`Store::freeze`]).
+#[derive(Clone)]
+pub struct Frozen(Arc<State>);
+
+impl Frozen {
+    /// Deterministic snapshot bytes of every table, as of the freeze.
+    pub fn dump(&self) -> Vec<u8> {
+        crate::snapshot::encode(&self.0)
+    }
+
+    /// Index of the last entry applied before the freeze.
+    pub fn index(&self) -> u64 {
+        self.0.index
+    }
+}
+
 /// The state store. A cheap `Clone` handle; `Send + Sync`.
 #[derive(Clone)]
 pub struct Store {
@@ -438,6 +454,13 @@ impl Store {
     /// Deterministic snapshot bytes of every table.
     pub fn dump(&self) -> Vec<u8> {
         crate::snapshot::encode(&self.inner.root())
+    }
+
+    /// The state as it is now, in O(1): it shares every table with the store until they
+    /// change, so holding it costs only what has changed since. [`Frozen::dump`] gives the
+    /// bytes [`Store::dump`] gives now.
+    pub fn freeze(&self) -> Frozen {
+        Frozen(self.inner.root())
     }
 
     /// A restore that arrived through the log at `index`: the snapshot's data, with every
