@@ -31,5 +31,5 @@ pub use node::{
     recover_membership, Leadership, RaftError, RaftMetricsSummary, RaftNode, RaftOptions,
     TransferGuard,
 };
-pub use state_machine::StateMachine;
+pub use state_machine::{FrozenState, StateMachine};
 pub use trace::TRACE_ENV;

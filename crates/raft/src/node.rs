@@ -206,6 +206,8 @@ pub struct RaftMetricsSummary {
     pub applied_index: u64,
     pub last_snapshot_index: u64,
     pub last_snapshot_term: u64,
+    /// The last entry dropped from the log after a snapshot (0: none yet).
+    pub last_purged_index: u64,
     pub leader_id: Option<u64>,
     pub num_voters: usize,
     /// Log index of the membership configuration in effect.
@@ -813,6 +815,7 @@ impl RaftNode {
             applied_index: self.inner.sm.applied_index(),
             last_snapshot_index: snap.map(|l| l.index).unwrap_or(0),
             last_snapshot_term: snap.map(|l| l.leader_id.term).unwrap_or(0),
+            last_purged_index: m.purged.map(|l| l.index).unwrap_or(0),
             leader_id: m.current_leader.filter(|_| !lease_lost),
             num_voters: m.membership_config.membership().voter_ids().count(),
             latest_configuration_index: m.membership_config.log_id().map(|l| l.index).unwrap_or(0),

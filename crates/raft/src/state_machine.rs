@@ -7,11 +7,15 @@
 //! stands — openraft then replays only the log after the snapshot.
 //!
 //! Snapshot consistency: openraft builds snapshots in a spawned task while entries keep being
-//! applied, so the state bytes are captured in `get_snapshot_builder` (on the apply path, together
-//! with the matching last-applied id); only the file write happens off that path.
+//! applied, so the state is frozen in `get_snapshot_builder` (on the apply path, together with the
+//! matching last-applied id: [`StateMachine::freeze`], O(1) for a persistent store); encoding it
+//! and writing the file happen off that path.
 //!
 //! In durable mode the current snapshot lives only on disk (read back when a follower needs it),
-//! so a large state is not held twice in memory. Files are written to a temp name, fsync'd and
+//! so a large state is not held twice in memory. In memory (`-dev`) the current snapshot is the
+//! frozen state itself, encoded only when a follower asks for it: a persistent store's frozen
+//! copy shares everything unchanged with the live state, where its bytes would be a second
+//! copy of the whole state (about as large as the store's records). Files are written to a temp name, fsync'd and
 //! renamed, so a crash leaves either the old or the new snapshot, never a torn one. The file
 //! carries a CRC-32 of its meta and state: msgpack decodes many damaged files without
 //! complaint (a flipped byte in a value is still a value), so without it a damaged snapshot
@@ -19,6 +23,7 @@
 //! A snapshot that finds the disk full waits for space (like the log, see `log_store`) rather
 //! than stop the node.
 
+use std::borrow::Cow;
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,8 +51,30 @@ pub trait StateMachine: Send + Sync + 'static {
     fn note_index(&self, index: u64);
     /// Serialise the whole state (deterministic bytes).
     fn snapshot(&self) -> Vec<u8>;
+    /// The state as it is now, to be encoded later (possibly more than once, from another
+    /// thread) into what [`StateMachine::snapshot`] returns now. Called on the apply path, so a
+    /// store that can copy itself cheaply should override this default (which encodes at once).
+    fn freeze(&self) -> Arc<dyn FrozenState> {
+        Arc::new(EncodedState(self.snapshot()))
+    }
     /// Replace the whole state from snapshot bytes.
     fn restore(&self, data: &[u8]) -> Result<(), String>;
+}
+
+/// A point-in-time copy of a state machine (see [`StateMachine::freeze`]).
+pub trait FrozenState: Send + Sync + 'static {
+    /// The snapshot bytes of the state as it was frozen.
+    fn encode(&self) -> Cow<'_, [u8]>;
+}
+
+/// A state frozen as its snapshot bytes (the default [`StateMachine::freeze`], and a snapshot
+/// received from the leader).
+struct EncodedState(Vec<u8>);
+
+impl FrozenState for EncodedState {
+    fn encode(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.0)
+    }
 }
 
 const SNAPSHOT_FILE: &str = "current.snap";
@@ -73,47 +100,57 @@ pub(crate) struct SmShared {
     snapshot_seq: AtomicU64,
     /// `None`: snapshots kept in memory (`-dev`).
     dir: Option<PathBuf>,
-    /// The current snapshot's meta, and its bytes when in memory. The lock also orders the
-    /// compare-and-write of snapshot files.
+    /// The current snapshot's meta, and its frozen state when in memory. The lock also orders
+    /// the compare-and-write of snapshot files.
     current: Mutex<Option<CurrentSnapshot>>,
 }
 
-/// The current snapshot's meta, plus its bytes when snapshots are kept in memory.
-type CurrentSnapshot = (SnapshotMeta, Option<Arc<Vec<u8>>>);
+/// The current snapshot's meta, plus its frozen state when snapshots are kept in memory.
+type CurrentSnapshot = (SnapshotMeta, Option<Arc<dyn FrozenState>>);
 
 impl SmShared {
     pub(crate) fn applied_index(&self) -> u64 {
         self.applied_index.load(Ordering::Acquire)
     }
 
-    /// Make `meta`/`data` the current snapshot unless a newer one is already current.
-    /// Blocking (file I/O in durable mode): call from `spawn_blocking`.
-    fn store(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+    /// Make `meta`/`state` the current snapshot unless a newer one is already current; the
+    /// size of the snapshot file written (`None` in memory: nothing is encoded).
+    /// Blocking (encoding and file I/O in durable mode): call from `spawn_blocking`.
+    fn store(
+        &self,
+        meta: &SnapshotMeta,
+        state: Arc<dyn FrozenState>,
+    ) -> Result<Option<usize>, StorageError> {
+        let is_stale = |cur: &Option<CurrentSnapshot>| {
+            cur.as_ref()
+                .is_some_and(|(m, _)| m.last_log_id > meta.last_log_id)
+        };
+        let Some(dir) = &self.dir else {
+            let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if !is_stale(&cur) {
+                *cur = Some((meta.clone(), Some(state)));
+            }
+            return Ok(None);
+        };
+        let data = state.encode();
         let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((m, _)) = cur.as_ref() {
-            if m.last_log_id > meta.last_log_id {
-                return Ok(());
-            }
+        if is_stale(&cur) {
+            return Ok(None);
         }
-        match &self.dir {
-            Some(dir) => {
-                write_snapshot_file(dir, meta, data).map_err(|e| {
-                    StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
-                })?;
-                *cur = Some((meta.clone(), None));
-            }
-            None => *cur = Some((meta.clone(), Some(Arc::new(data.to_vec())))),
-        }
-        Ok(())
+        write_snapshot_file(dir, meta, &data).map_err(|e| {
+            StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
+        })?;
+        *cur = Some((meta.clone(), None));
+        Ok(Some(data.len()))
     }
 
     fn current(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
         match (&*cur, &self.dir) {
             (None, _) => Ok(None),
-            (Some((meta, Some(data))), _) => Ok(Some(Snapshot {
+            (Some((meta, Some(state))), _) => Ok(Some(Snapshot {
                 meta: meta.clone(),
-                snapshot: Box::new(Cursor::new(data.as_ref().clone())),
+                snapshot: Box::new(Cursor::new(state.encode().into_owned())),
             })),
             (Some((meta, None)), Some(dir)) => {
                 let env = read_snapshot_file(dir)?.ok_or_else(|| {
@@ -328,12 +365,12 @@ impl SmStore {
     }
 }
 
-/// Builds one snapshot from state captured when the builder was created.
+/// Builds one snapshot from state frozen when the builder was created.
 pub(crate) struct SmSnapshotBuilder {
     shared: Arc<SmShared>,
     last_applied: Option<LogId>,
     membership: StoredMembership,
-    data: Vec<u8>,
+    state: Arc<dyn FrozenState>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SmSnapshotBuilder {
@@ -348,23 +385,25 @@ impl RaftSnapshotBuilder<TypeConfig> for SmSnapshotBuilder {
             last_membership: self.membership.clone(),
             snapshot_id,
         };
-        let data = std::mem::take(&mut self.data);
+        let state = self.state.clone();
         let shared = self.shared.clone();
         let start = std::time::Instant::now();
-        let (m2, data) =
-            tokio::task::spawn_blocking(move || shared.store(&meta, &data).map(|_| (meta, data)))
+        let (meta, bytes) =
+            tokio::task::spawn_blocking(move || shared.store(&meta, state).map(|b| (meta, b)))
                 .await
                 .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))??;
         metrics::histogram!("consul.raft.snapshot.persist")
             .record(start.elapsed().as_secs_f64() * 1000.0);
         tracing::info!(
-            index = m2.last_log_id.map(|l| l.index).unwrap_or(0),
-            bytes = data.len(),
+            index = meta.last_log_id.map(|l| l.index).unwrap_or(0),
+            bytes,
             "built snapshot"
         );
+        // openraft reads only the meta of a snapshot it had built (`sm::worker`); followers
+        // get the data through `get_current_snapshot`. So nothing is encoded for it here.
         Ok(Snapshot {
-            meta: m2,
-            snapshot: Box::new(Cursor::new(data)),
+            meta,
+            snapshot: Box::new(Cursor::new(Vec::new())),
         })
     }
 }
@@ -425,14 +464,14 @@ impl RaftStateMachine<TypeConfig> for SmStore {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         let start = std::time::Instant::now();
-        let data = self.shared.sm.snapshot();
+        let state = self.shared.sm.freeze();
         metrics::histogram!("consul.raft.fsm.snapshot")
             .record(start.elapsed().as_secs_f64() * 1000.0);
         SmSnapshotBuilder {
             shared: self.shared.clone(),
             last_applied: self.last_applied,
             membership: self.membership.clone(),
-            data,
+            state,
         }
     }
 
@@ -467,7 +506,8 @@ impl RaftStateMachine<TypeConfig> for SmStore {
 
         let shared = self.shared.clone();
         let meta = meta.clone();
-        tokio::task::spawn_blocking(move || shared.store(&meta, &data))
+        let state = Arc::new(EncodedState(data));
+        tokio::task::spawn_blocking(move || shared.store(&meta, state))
             .await
             .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))??;
         Ok(())

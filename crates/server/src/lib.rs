@@ -141,6 +141,14 @@ pub fn raft_id_from_node_id(node_id: &str) -> u64 {
     u64::from_str_radix(&hex, 16).unwrap_or(0).max(1)
 }
 
+/// `-dev` keeps its Raft log in memory, where every entry not yet compacted costs as much as
+/// the records it carries (a server's log is on disk). A snapshot there is the store's frozen
+/// root, taken in O(1) and sharing what is unchanged with the live store, so snapshotting often
+/// is cheap and the log stays a few thousand entries long however much is registered.
+pub const DEV_SNAPSHOT_THRESHOLD: u64 = 1024;
+/// Entries `-dev` keeps behind its snapshot: a server that joins it installs the snapshot.
+pub const DEV_TRAILING_LOGS: u64 = 256;
+
 impl Server {
     /// Start the Raft node and the leader loop; bootstrap if asked and there is no Raft state.
     pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
@@ -161,6 +169,8 @@ impl Server {
             ropts.election_min_ms = 150;
             ropts.election_max_ms = 300;
             ropts.heartbeat_ms = 50;
+            ropts.snapshot_logs_since_last = DEV_SNAPSHOT_THRESHOLD;
+            ropts.trailing_logs = DEV_TRAILING_LOGS;
         }
         let raft_heartbeat_ms = ropts.heartbeat_ms;
         let sm = Arc::new(fsm::StoreMachine::new(store.clone()));

@@ -10,6 +10,7 @@
 //! memdb indexes fold case); records keep the spelling they were registered with.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use proconsul_types::{
     health, CheckServiceNode, HealthCheck, Node, NodeInfo, NodeService, ServiceNode,
@@ -104,7 +105,7 @@ impl Tx {
 
     /// Consul `ensureNodeTxn`: upsert by ID (renaming if the ID moved) or by name.
     pub(crate) fn ensure_node(&mut self, mut node: NodeRec) -> Result<(), StateError> {
-        let mut prior: Option<NodeRec> = None;
+        let mut prior: Option<Arc<NodeRec>> = None;
         if !node.id.is_empty() {
             let by_id = self
                 .s
@@ -167,7 +168,7 @@ impl Tx {
         if !node.id.is_empty() {
             self.s.node_ids.insert(fold(&node.id), key.clone());
         }
-        self.s.nodes.insert(key.clone(), node);
+        self.s.nodes.insert(key.clone(), Arc::new(node));
         self.bump_table(Table::Nodes);
         self.bump_node(&key);
         // Node data is part of health/catalog service rows: touch every service on the node.
@@ -218,7 +219,7 @@ impl Tx {
             }
         }
         multi_insert(&mut self.s.services_by_name, name.clone(), key.clone());
-        self.s.services.insert(key, svc);
+        self.s.services.insert(key, Arc::new(svc));
         self.bump_table(Table::Services);
         self.bump_service(&name);
         self.bump_table(Table::Nodes);
@@ -310,7 +311,7 @@ impl Tx {
                 key.1.clone(),
             ));
         }
-        self.s.checks.insert(key, hc);
+        self.s.checks.insert(key, Arc::new(hc));
         self.bump_table(Table::Checks);
         self.changes.node_checks.insert(node_key);
         Ok(())
@@ -453,7 +454,12 @@ impl State {
     fn instances(&self, folded: &str) -> Vec<&ServiceRec> {
         self.services_by_name
             .get(folded)
-            .map(|set| set.iter().filter_map(|k| self.services.get(k)).collect())
+            .map(|set| {
+                set.iter()
+                    .filter_map(|k| self.services.get(k))
+                    .map(Arc::as_ref)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -464,8 +470,9 @@ impl State {
         let mut out: Vec<&ServiceRec> = self
             .services
             .values()
+            .map(Arc::as_ref)
             .filter(|s| {
-                (s.kind == "connect-proxy" && fold(&s.proxy.destination_name) == folded)
+                (s.kind == "connect-proxy" && fold(&s.mesh().proxy.destination_name) == folded)
                     || (s.connect_native && fold(&s.name) == folded)
             })
             .collect();
@@ -483,13 +490,13 @@ impl State {
     }
 
     fn node_of(&self, svc: &ServiceRec) -> Option<&NodeRec> {
-        self.nodes.get(&fold(&svc.node))
+        self.nodes.get(&fold(&svc.node)).map(Arc::as_ref)
     }
 
     /// Resolve a node by name, or by a unique ID prefix (Consul accepts either).
     fn resolve_node(&self, name_or_id: &str) -> Option<&NodeRec> {
         if let Some(n) = self.nodes.get(&fold(name_or_id)) {
-            return Some(n);
+            return Some(n.as_ref());
         }
         if name_or_id.len() < 2 {
             return None;
@@ -506,7 +513,7 @@ impl State {
         if hits.next().is_some() {
             return None;
         }
-        self.nodes.get(first.1)
+        self.nodes.get(first.1).map(Arc::as_ref)
     }
 
     /// An instance with its node and checks: the node's node-level checks, then its own.
@@ -518,13 +525,13 @@ impl State {
             .iter()
             .filter_map(|k| self.checks.get(k))
             .filter(|c| c.service_id.is_empty())
-            .map(CheckRec::to_api)
+            .map(|r| r.to_api())
             .collect();
         checks.extend(
             self.checks_of_service(&(node_key, fold(&svc.id)))
                 .iter()
                 .filter_map(|k| self.checks.get(k))
-                .map(CheckRec::to_api),
+                .map(|r| r.to_api()),
         );
         Some(CheckServiceNode {
             node: node.to_api(),
@@ -540,7 +547,7 @@ impl State {
             .services_of_node(&key)
             .iter()
             .filter_map(|k| self.services.get(k))
-            .map(ServiceRec::to_api)
+            .map(|r| r.to_api())
             .collect();
         let checks = self.checks_sorted(self.checks_of_node(&key).iter());
         let n = node.to_api();
@@ -567,7 +574,7 @@ impl State {
         keys.dedup();
         keys.into_iter()
             .filter_map(|k| self.checks.get(k))
-            .map(CheckRec::to_api)
+            .map(|r| r.to_api())
             .collect()
     }
 }
@@ -579,7 +586,7 @@ impl View {
         let s = self.state();
         (
             s.table_index(Table::Nodes),
-            s.nodes.values().map(NodeRec::to_api).collect(),
+            s.nodes.values().map(|r| r.to_api()).collect(),
         )
     }
 
@@ -589,7 +596,7 @@ impl View {
         let s = self.state();
         (
             s.table_index(Table::Nodes),
-            s.nodes.get(&fold(name)).map(NodeRec::to_api),
+            s.nodes.get(&fold(name)).map(|r| r.to_api()),
         )
     }
 
@@ -691,7 +698,7 @@ impl View {
             .services_of_node(&key)
             .iter()
             .filter_map(|k| s.services.get(k))
-            .map(ServiceRec::to_api)
+            .map(|r| r.to_api())
             .collect();
         let idx = s.index_of(&node_index_key(&key)).unwrap_or(0);
         (idx, Some((n.to_api(), services)))
@@ -703,7 +710,7 @@ impl View {
         self.state()
             .checks
             .get(&(fold(node), fold(check_id)))
-            .map(CheckRec::to_api)
+            .map(|r| r.to_api())
     }
 
     /// Checks on a node, ordered by check ID. Index: the checks table.
@@ -735,7 +742,7 @@ impl View {
             .checks
             .values()
             .filter(|c| state == health::ANY || c.status == state)
-            .map(CheckRec::to_api)
+            .map(|r| r.to_api())
             .collect();
         (s.table_index(Table::Checks), rows)
     }

@@ -41,6 +41,6 @@ pub use command::{
 pub use error::StateError;
 pub use prepared_query::{PreparedQueryCommand, PreparedQueryRec};
 pub use snapshot::{dump_stats, DumpStats, KindStats};
-pub use store::{Store, Table};
+pub use store::{Frozen, Store, Table};
 pub use view::{StateCounts, View};
 pub use watch::WatchSet;

@@ -11,7 +11,46 @@ use serde::{Deserialize, Serialize};
 
 use proconsul_types as api;
 
-pub(crate) type StrMap = BTreeMap<String, String>;
+/// A node's or a service's string map (`Meta`, a node's `TaggedAddresses`): usually a handful
+/// of entries or none, so it is one sorted slice rather than a `BTreeMap`, whose first entry
+/// allocates a 540-byte node. Encoded exactly as the `BTreeMap` it replaces (a map in key
+/// order), so snapshots and log entries are unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct StrMap(Box<[(Box<str>, Box<str>)]>);
+
+impl StrMap {
+    pub fn from_api(m: &BTreeMap<String, String>) -> Self {
+        StrMap(
+            m.iter()
+                .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                .collect(),
+        )
+    }
+
+    pub fn to_api(&self) -> BTreeMap<String, String> {
+        self.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+}
+
+impl Serialize for StrMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for StrMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Through a BTreeMap: sorted, and a repeated key keeps its last value, as before.
+        BTreeMap::<String, String>::deserialize(d).map(|m| StrMap::from_api(&m))
+    }
+}
+
 pub(crate) type JsonMap = serde_json::Map<String, serde_json::Value>;
 
 /// Case-folded key, the way Consul's memdb indexes node names, service and check IDs.
@@ -38,8 +77,8 @@ impl NodeRec {
             id: n.id.clone(),
             name: n.node.clone(),
             address: n.address.clone(),
-            tagged_addresses: n.tagged_addresses.clone(),
-            meta: n.meta.clone(),
+            tagged_addresses: StrMap::from_api(&n.tagged_addresses),
+            meta: StrMap::from_api(&n.meta),
             create_index: 0,
             modify_index: n.modify_index,
         }
@@ -50,8 +89,8 @@ impl NodeRec {
             id: req.id.clone(),
             name: req.node.clone(),
             address: req.address.clone(),
-            tagged_addresses: req.tagged_addresses.clone(),
-            meta: req.node_meta.clone(),
+            tagged_addresses: StrMap::from_api(&req.tagged_addresses),
+            meta: StrMap::from_api(&req.node_meta),
             create_index: 0,
             modify_index: 0,
         }
@@ -72,15 +111,19 @@ impl NodeRec {
             node: self.name.clone(),
             address: self.address.clone(),
             datacenter: String::new(),
-            tagged_addresses: self.tagged_addresses.clone(),
-            meta: self.meta.clone(),
+            tagged_addresses: self.tagged_addresses.to_api(),
+            meta: self.meta.to_api(),
             create_index: self.create_index,
             modify_index: self.modify_index,
         }
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A service instance. In memory the proxy configuration and locality, which most instances
+/// lack, are boxed apart ([`ServiceMesh`]: about 300 bytes inline); encoded, the record is the
+/// flat struct it always was ([`ServiceWire`]).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "ServiceWire")]
 pub(crate) struct ServiceRec {
     /// The node name as registered.
     pub node: String,
@@ -95,18 +138,137 @@ pub(crate) struct ServiceRec {
     pub weight_passing: i32,
     pub weight_warning: i32,
     pub enable_tag_override: bool,
+    pub connect_native: bool,
+    /// `None` exactly when every part of it is empty, so records compare as before.
+    mesh: Option<Box<ServiceMesh>>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// The rarely set part of a [`ServiceRec`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ServiceMesh {
     pub proxy_mesh_gateway: JsonMap,
     pub proxy_expose: JsonMap,
+    pub proxy: ProxyRec,
+    pub locality: Option<(String, String)>,
+}
+
+impl ServiceMesh {
+    fn boxed_unless_empty(self) -> Option<Box<ServiceMesh>> {
+        (self != ServiceMesh::default()).then(|| Box::new(self))
+    }
+}
+
+/// The encoded form of a [`ServiceRec`] (snapshots, log entries): field names and order are
+/// part of both formats.
+#[derive(Serialize)]
+struct ServiceWireRef<'a> {
+    node: &'a str,
+    kind: &'a str,
+    id: &'a str,
+    name: &'a str,
+    tags: &'a [String],
+    address: &'a str,
+    tagged_addresses: &'a proconsul_types::ServiceAddresses,
+    meta: &'a StrMap,
+    port: u16,
+    weight_passing: i32,
+    weight_warning: i32,
+    enable_tag_override: bool,
+    proxy_mesh_gateway: &'a JsonMap,
+    proxy_expose: &'a JsonMap,
+    proxy: &'a ProxyRec,
+    connect_native: bool,
+    locality: &'a Option<(String, String)>,
+    create_index: u64,
+    modify_index: u64,
+}
+
+/// [`ServiceWireRef`], owned, for decoding.
+#[derive(Deserialize)]
+struct ServiceWire {
+    node: String,
+    kind: String,
+    id: String,
+    name: String,
+    tags: Vec<String>,
+    address: String,
+    tagged_addresses: proconsul_types::ServiceAddresses,
+    meta: StrMap,
+    port: u16,
+    weight_passing: i32,
+    weight_warning: i32,
+    enable_tag_override: bool,
+    proxy_mesh_gateway: JsonMap,
+    proxy_expose: JsonMap,
     /// The rest of a proxy's configuration, and `Connect.Native`, `Locality` (absent from
     /// records written before they were kept: `default`).
     #[serde(default)]
-    pub proxy: ProxyRec,
+    proxy: ProxyRec,
     #[serde(default)]
-    pub connect_native: bool,
+    connect_native: bool,
     #[serde(default)]
-    pub locality: Option<(String, String)>,
-    pub create_index: u64,
-    pub modify_index: u64,
+    locality: Option<(String, String)>,
+    create_index: u64,
+    modify_index: u64,
+}
+
+impl From<ServiceWire> for ServiceRec {
+    fn from(w: ServiceWire) -> Self {
+        let mesh = ServiceMesh {
+            proxy_mesh_gateway: w.proxy_mesh_gateway,
+            proxy_expose: w.proxy_expose,
+            proxy: w.proxy,
+            locality: w.locality,
+        };
+        ServiceRec {
+            node: w.node,
+            kind: w.kind,
+            id: w.id,
+            name: w.name,
+            tags: w.tags,
+            address: w.address,
+            tagged_addresses: w.tagged_addresses,
+            meta: w.meta,
+            port: w.port,
+            weight_passing: w.weight_passing,
+            weight_warning: w.weight_warning,
+            enable_tag_override: w.enable_tag_override,
+            connect_native: w.connect_native,
+            mesh: mesh.boxed_unless_empty(),
+            create_index: w.create_index,
+            modify_index: w.modify_index,
+        }
+    }
+}
+
+impl Serialize for ServiceRec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mesh = self.mesh();
+        ServiceWireRef {
+            node: &self.node,
+            kind: &self.kind,
+            id: &self.id,
+            name: &self.name,
+            tags: &self.tags,
+            address: &self.address,
+            tagged_addresses: &self.tagged_addresses,
+            meta: &self.meta,
+            port: self.port,
+            weight_passing: self.weight_passing,
+            weight_warning: self.weight_warning,
+            enable_tag_override: self.enable_tag_override,
+            proxy_mesh_gateway: &mesh.proxy_mesh_gateway,
+            proxy_expose: &mesh.proxy_expose,
+            proxy: &mesh.proxy,
+            connect_native: self.connect_native,
+            locality: &mesh.locality,
+            create_index: self.create_index,
+            modify_index: self.modify_index,
+        }
+        .serialize(s)
+    }
 }
 
 /// A proxy's registration, beyond the mesh-gateway and expose maps.
@@ -139,31 +301,43 @@ impl ServiceRec {
             tags: s.tags.clone(),
             address: s.address.clone(),
             tagged_addresses: s.tagged_addresses.clone(),
-            meta: s.meta.clone(),
+            meta: StrMap::from_api(&s.meta),
             port: s.port,
             weight_passing: s.weights.passing,
             weight_warning: s.weights.warning,
             enable_tag_override: s.enable_tag_override,
-            proxy_mesh_gateway: s.proxy.mesh_gateway.clone(),
-            proxy_expose: s.proxy.expose.clone(),
-            proxy: ProxyRec {
-                destination_name: s.proxy.destination_service_name.clone(),
-                destination_id: s.proxy.destination_service_id.clone(),
-                local_address: s.proxy.local_service_address.clone(),
-                local_port: s.proxy.local_service_port,
-                local_socket_path: s.proxy.local_service_socket_path.clone(),
-                mode: s.proxy.mode.clone(),
-                transparent: s.proxy.transparent_proxy.clone(),
-                config: s.proxy.config.clone(),
-                upstreams: s.proxy.upstreams.clone(),
-            },
             connect_native: s.connect.native,
-            locality: s
-                .locality
-                .as_ref()
-                .map(|l| (l.region.clone(), l.zone.clone())),
+            mesh: ServiceMesh {
+                proxy_mesh_gateway: s.proxy.mesh_gateway.clone(),
+                proxy_expose: s.proxy.expose.clone(),
+                proxy: ProxyRec {
+                    destination_name: s.proxy.destination_service_name.clone(),
+                    destination_id: s.proxy.destination_service_id.clone(),
+                    local_address: s.proxy.local_service_address.clone(),
+                    local_port: s.proxy.local_service_port,
+                    local_socket_path: s.proxy.local_service_socket_path.clone(),
+                    mode: s.proxy.mode.clone(),
+                    transparent: s.proxy.transparent_proxy.clone(),
+                    config: s.proxy.config.clone(),
+                    upstreams: s.proxy.upstreams.clone(),
+                },
+                locality: s
+                    .locality
+                    .as_ref()
+                    .map(|l| (l.region.clone(), l.zone.clone())),
+            }
+            .boxed_unless_empty(),
             create_index: 0,
             modify_index: 0,
+        }
+    }
+
+    /// The proxy configuration and locality (all empty for most instances).
+    pub fn mesh(&self) -> &ServiceMesh {
+        static EMPTY: std::sync::OnceLock<ServiceMesh> = std::sync::OnceLock::new();
+        match &self.mesh {
+            Some(m) => m,
+            None => EMPTY.get_or_init(ServiceMesh::default),
         }
     }
 
@@ -188,6 +362,7 @@ impl ServiceRec {
     }
 
     pub fn to_api(&self) -> api::NodeService {
+        let mesh = self.mesh();
         api::NodeService {
             kind: self.kind.clone(),
             id: self.id.clone(),
@@ -195,29 +370,29 @@ impl ServiceRec {
             tags: self.tags.clone(),
             address: self.address.clone(),
             tagged_addresses: self.tagged_addresses.clone(),
-            meta: self.meta.clone(),
+            meta: self.meta.to_api(),
             port: self.port,
             weights: api::Weights {
                 passing: self.weight_passing,
                 warning: self.weight_warning,
             },
             enable_tag_override: self.enable_tag_override,
-            locality: self.locality.as_ref().map(|(region, zone)| api::Locality {
+            locality: mesh.locality.as_ref().map(|(region, zone)| api::Locality {
                 region: region.clone(),
                 zone: zone.clone(),
             }),
             proxy: api::ServiceProxy {
-                transparent_proxy: self.proxy.transparent.clone(),
-                destination_service_name: self.proxy.destination_name.clone(),
-                destination_service_id: self.proxy.destination_id.clone(),
-                local_service_address: self.proxy.local_address.clone(),
-                local_service_port: self.proxy.local_port,
-                local_service_socket_path: self.proxy.local_socket_path.clone(),
-                mode: self.proxy.mode.clone(),
-                config: self.proxy.config.clone(),
-                upstreams: self.proxy.upstreams.clone(),
-                mesh_gateway: self.proxy_mesh_gateway.clone(),
-                expose: self.proxy_expose.clone(),
+                transparent_proxy: mesh.proxy.transparent.clone(),
+                destination_service_name: mesh.proxy.destination_name.clone(),
+                destination_service_id: mesh.proxy.destination_id.clone(),
+                local_service_address: mesh.proxy.local_address.clone(),
+                local_service_port: mesh.proxy.local_port,
+                local_service_socket_path: mesh.proxy.local_socket_path.clone(),
+                mode: mesh.proxy.mode.clone(),
+                config: mesh.proxy.config.clone(),
+                upstreams: mesh.proxy.upstreams.clone(),
+                mesh_gateway: mesh.proxy_mesh_gateway.clone(),
+                expose: mesh.proxy_expose.clone(),
             },
             connect: api::ServiceConnect {
                 native: self.connect_native,
@@ -409,4 +584,87 @@ impl SessionRec {
             modify_index: self.modify_index,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service with every field set, and one with none of the rarely used ones.
+    fn services() -> Vec<ServiceRec> {
+        let full: api::NodeService = serde_json::from_value(serde_json::json!({
+            "Kind": "connect-proxy",
+            "ID": "web-sidecar-proxy",
+            "Service": "web-sidecar-proxy",
+            "Tags": ["v1", "primary"],
+            "Address": "10.0.0.1",
+            "TaggedAddresses": {"lan": {"Address": "10.0.0.1", "Port": 21000}},
+            "Meta": {"version": "1.2.3", "az": "a"},
+            "Port": 21000,
+            "Weights": {"Passing": 3, "Warning": 2},
+            "EnableTagOverride": true,
+            "Locality": {"Region": "eu", "Zone": "eu-1"},
+            "Proxy": {
+                "DestinationServiceName": "web",
+                "DestinationServiceID": "web-1",
+                "LocalServiceAddress": "127.0.0.1",
+                "LocalServicePort": 8080,
+                "Mode": "transparent",
+                "Config": {"protocol": "http"},
+                "Upstreams": [{"DestinationName": "db", "LocalBindPort": 9191}],
+                "MeshGateway": {"Mode": "local"},
+                "Expose": {"Checks": true}
+            },
+            "Connect": {"Native": true}
+        }))
+        .unwrap();
+        let plain: api::NodeService = serde_json::from_value(serde_json::json!({
+            "ID": "web-1", "Service": "web", "Tags": ["v1"], "Port": 8000,
+            "Meta": {"version": "1.2.3"}
+        }))
+        .unwrap();
+        let mut out = vec![
+            ServiceRec::from_api("node-1", &full),
+            ServiceRec::from_api("node-1", &plain),
+        ];
+        out[0].create_index = 7;
+        out[0].modify_index = 9;
+        out
+    }
+
+    /// Records are what snapshots and log entries encode: their bytes must not change with
+    /// how records are laid out in memory. The expected bytes were written by the build before
+    /// the compact layout (plain `BTreeMap`s and every proxy field inline).
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn records_encode_as_they_always_have() {
+        for (rec, want) in services().iter().zip(GOLDEN) {
+            let bytes = rmp_serde::to_vec_named(rec).unwrap();
+            assert_eq!(hex(&bytes), *want);
+            let back: ServiceRec = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(&back, rec);
+            assert_eq!(back.to_api(), rec.to_api());
+        }
+        let node: api::RegisterRequest = serde_json::from_value(serde_json::json!({
+            "Node": "node-1", "Address": "10.0.0.1",
+            "TaggedAddresses": {"wan": "1.2.3.4", "lan": "10.0.0.1"},
+            "NodeMeta": {"rack": "r1", "az": "a"}
+        }))
+        .unwrap();
+        let node = NodeRec::from_register(&node);
+        let bytes = rmp_serde::to_vec_named(&node).unwrap();
+        assert_eq!(hex(&bytes), GOLDEN_NODE);
+        let back: NodeRec = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, node);
+        assert_eq!(back.to_api(), node.to_api());
+    }
+
+    const GOLDEN: [&str; 2] = [
+        "de0013a46e6f6465a66e6f64652d31a46b696e64ad636f6e6e6563742d70726f7879a26964b17765622d736964656361722d70726f7879a46e616d65b17765622d736964656361722d70726f7879a47461677392a27631a77072696d617279a761646472657373a831302e302e302e31b07461676765645f61646472657373657381a36c616e82a741646472657373a831302e302e302e31a4506f7274cd5208a46d65746182a2617aa161a776657273696f6ea5312e322e33a4706f7274cd5208ae7765696768745f70617373696e6703ae7765696768745f7761726e696e6702b3656e61626c655f7461675f6f76657272696465c3b270726f78795f6d6573685f6761746577617981a44d6f6465a56c6f63616cac70726f78795f6578706f736581a6436865636b73c3a570726f787989b064657374696e6174696f6e5f6e616d65a3776562ae64657374696e6174696f6e5f6964a57765622d31ad6c6f63616c5f61646472657373a93132372e302e302e31aa6c6f63616c5f706f7274cd1f90b16c6f63616c5f736f636b65745f70617468a0a46d6f6465ab7472616e73706172656e74ab7472616e73706172656e74c0a6636f6e66696781a870726f746f636f6ca468747470a9757073747265616d739182af44657374696e6174696f6e4e616d65a26462ad4c6f63616c42696e64506f7274cd23e7ae636f6e6e6563745f6e6174697665c3a86c6f63616c69747992a26575a465752d31ac6372656174655f696e64657807ac6d6f646966795f696e64657809",
+        "de0013a46e6f6465a66e6f64652d31a46b696e64a0a26964a57765622d31a46e616d65a3776562a47461677391a27631a761646472657373a0b07461676765645f61646472657373657380a46d65746181a776657273696f6ea5312e322e33a4706f7274cd1f40ae7765696768745f70617373696e6701ae7765696768745f7761726e696e6701b3656e61626c655f7461675f6f76657272696465c2b270726f78795f6d6573685f6761746577617980ac70726f78795f6578706f736580a570726f787989b064657374696e6174696f6e5f6e616d65a0ae64657374696e6174696f6e5f6964a0ad6c6f63616c5f61646472657373a0aa6c6f63616c5f706f727400b16c6f63616c5f736f636b65745f70617468a0a46d6f6465a0ab7472616e73706172656e74c0a6636f6e66696780a9757073747265616d7390ae636f6e6e6563745f6e6174697665c2a86c6f63616c697479c0ac6372656174655f696e64657800ac6d6f646966795f696e64657800",
+    ];
+    const GOLDEN_NODE: &str = "87a26964a0a46e616d65a66e6f64652d31a761646472657373a831302e302e302e31b07461676765645f61646472657373657382a36c616ea831302e302e302e31a377616ea7312e322e332e34a46d65746182a2617aa161a47261636ba27231ac6372656174655f696e64657800ac6d6f646966795f696e64657800";
 }

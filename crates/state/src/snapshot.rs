@@ -5,6 +5,8 @@
 //! hash map is ever iterated. Secondary indexes are not written; restore rebuilds them. Lock-delay
 //! deadlines are not written either: like Consul, they live in memory only.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::command::CoordinateUpdate;
@@ -64,9 +66,9 @@ pub(crate) fn encode(s: &State) -> Vec<u8> {
     let snap = Snapshot {
         format: FORMAT,
         index: s.index,
-        nodes: s.nodes.values().cloned().collect(),
-        services: s.services.values().cloned().collect(),
-        checks: s.checks.values().cloned().collect(),
+        nodes: s.nodes.values().map(|r| NodeRec::clone(r)).collect(),
+        services: s.services.values().map(|r| ServiceRec::clone(r)).collect(),
+        checks: s.checks.values().map(|r| CheckRec::clone(r)).collect(),
         kvs: s
             .kvs
             .iter()
@@ -106,12 +108,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
         if !n.id.is_empty() {
             s.node_ids.insert(fold(&n.id), key.clone());
         }
-        s.nodes.insert(key, n);
+        s.nodes.insert(key, Arc::new(n));
     }
     for svc in snap.services {
         let key = (fold(&svc.node), fold(&svc.id));
         multi_insert(&mut s.services_by_name, fold(&svc.name), key.clone());
-        s.services.insert(key, svc);
+        s.services.insert(key, Arc::new(svc));
     }
     for c in snap.checks {
         let key = (fold(&c.node), fold(&c.check_id));
@@ -119,7 +121,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
             s.checks_by_service
                 .insert((key.0.clone(), fold(&c.service_id), key.1.clone()));
         }
-        s.checks.insert(key, c);
+        s.checks.insert(key, Arc::new(c));
     }
     for row in snap.kvs {
         if let Some(sess) = &row.entry.session {

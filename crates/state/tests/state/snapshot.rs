@@ -23,6 +23,23 @@ fn populated() -> H {
 }
 
 #[test]
+fn a_frozen_store_dumps_the_state_of_its_freeze() {
+    let mut h = populated();
+    let before = h.store.dump();
+    let frozen = h.store.freeze();
+    assert_eq!(frozen.index(), h.store.last_index());
+    h.service("n1", "web2", "web", &["v2"]);
+    h.set("app/c", "3");
+    h.ok(dereg("n1", "", ""));
+    assert_ne!(h.store.dump(), before);
+    assert_eq!(
+        frozen.dump(),
+        before,
+        "later writes do not reach a frozen copy"
+    );
+}
+
+#[test]
 fn dump_restore_dump_is_identical() {
     let h = populated();
     let bytes = h.store.dump();
