@@ -58,6 +58,15 @@ pub struct CountedStream {
     _slot: ClientSlot<ClientSched>,
 }
 
+impl CountedStream {
+    /// What its requests know of it.
+    pub(crate) fn client_info(&self) -> ClientInfo {
+        ClientInfo {
+            gate: self.gate.clone(),
+        }
+    }
+}
+
 impl Drop for CountedStream {
     fn drop(&mut self) {
         self.gate.close();
