@@ -33,29 +33,61 @@ use tokio_util::sync::CancellationToken;
 /// Each request carries its connection's [`limit::ClientInfo`] (its place with its client's
 /// scheduler, [`fair`]).
 ///
-/// Every listener serves `router.into_make_service()`, never the `Router` itself: axum makes a
-/// connection's service from a bare `Router` with `with_state(())`, which rebuilds its route
-/// tables — about 37 KB for each open connection with our few hundred routes — where the
-/// make-service only clones the `Arc` they sit in.
+/// Plain HTTP/1.1 straight on hyper's `http1` connection, not `axum::serve`: axum serves each
+/// connection with hyper-util's `auto` builder, which first reads a few bytes to tell HTTP/2's
+/// preface from HTTP/1 and hands them back through a rewinding wrapper. hyper's read buffer
+/// then starts with those bytes, is found short of its 8 KiB read size, and doubles to 16 KiB,
+/// copying: 8 KB more allocated and 5 KB more resident for each parked blocking query
+/// (`bench/blocking.sh`, heaptrack). Consul's plain HTTP port speaks HTTP/1.1 only (Go's
+/// server does HTTP/2 over TLS alone), so nothing is lost. Each connection's service is the
+/// router itself (cloning it clones an `Arc`), never a `Router` turned into a connection's
+/// service by `with_state(())`, which rebuilds its route tables: about 37 KB per connection
+/// with our few hundred routes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     limit: std::sync::Arc<HttpConnLimit>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let server = axum::serve(
-        LimitedListener::new(listener, limit),
-        router.into_make_service_with_connect_info::<limit::ClientInfo>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    use axum::serve::Listener as _;
+    let mut listener = LimitedListener::new(listener, limit);
+    let conns = tokio_util::task::TaskTracker::new();
+    loop {
+        let (io, _) = tokio::select! {
+            c = listener.accept() => c,
+            _ = shutdown.cancelled() => break,
+        };
+        conns.spawn(serve_conn(io, router.clone(), shutdown.clone()));
+    }
+    drop(listener);
+    conns.close();
     // In-flight requests get a moment to finish; a client that holds a stream open (a blocking
     // query, `monitor`) must not hold the agent's shutdown hostage.
-    tokio::select! {
-        r = server => r,
-        _ = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => Ok(()),
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conns.wait()).await;
+    Ok(())
+}
+
+/// One plain HTTP/1.1 connection, until it closes; once `shutdown` fires it finishes the
+/// request in progress and closes.
+async fn serve_conn(io: limit::CountedStream, router: axum::Router, shutdown: CancellationToken) {
+    let info = axum::extract::ConnectInfo(io.client_info());
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut().insert(info.clone());
+        tower::Service::call(&mut router.clone(), req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    let mut conn = std::pin::pin!(conn);
+    let r = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = r {
+        tracing::trace!(target: "agent.http", error = %e, "connection ended");
     }
 }
 

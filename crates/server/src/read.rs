@@ -48,22 +48,24 @@ impl Server {
                 + w
                 + Duration::from_millis(rand::rng().random_range(0..jitter))
         });
+        let mut stopping = false;
         loop {
             let view = self.inner.store.view();
             let mut ws = WatchSet::new();
             let (index, resp) = run_read(&view, &mut ws, &req);
             let done = match deadline {
                 None => true,
-                Some(d) => index > opts.min_index || tokio::time::Instant::now() >= d,
+                Some(d) => stopping || index > opts.min_index || tokio::time::Instant::now() >= d,
             };
             if done || ws.is_empty() {
                 return Ok((self.meta(index, opts.consistency), resp));
             }
+            // Not held while it waits (a service's instances with their checks are kilobytes,
+            // times every open query): whatever ends the wait, the read runs again.
+            drop((view, resp));
             let d = deadline.expect("blocking query has a deadline");
             tokio::select! {
-                _ = self.inner.shutdown.cancelled() => {
-                    return Ok((self.meta(index, opts.consistency), resp));
-                }
+                _ = self.inner.shutdown.cancelled() => stopping = true,
                 _ = ws.changed() => {}
                 _ = tokio::time::sleep_until(d) => {}
             }

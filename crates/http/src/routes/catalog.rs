@@ -177,11 +177,22 @@ pub async fn connect<B: Backend>(
     service_rows(st, name, q, headers, true).await
 }
 
+/// A request's `Cache-Control`, read before its query starts: a blocking query that kept its
+/// headers would keep hyper's 8 KiB read buffer they point into, and hyper would take another
+/// to watch the connection while it waits.
+pub(crate) fn cache_control(headers: HeaderMap) -> crate::cache::CacheControl {
+    headers
+        .get(axum::http::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .map(crate::cache::CacheControl::parse)
+        .unwrap_or_default()
+}
+
 /// A read, from the agent's cache when the request says `?cached`.
 pub(crate) async fn read_maybe_cached<B, Q>(
     st: &St<B>,
     p: &Params,
-    headers: &HeaderMap,
+    cc: crate::cache::CacheControl,
     q: Q,
     opts: &QueryOptions,
 ) -> Result<(QueryMeta, Q::Out, Option<crate::cache::CacheResult>), RpcError>
@@ -194,12 +205,9 @@ where
         let (meta, out) = st.query(q, opts.clone()).await?;
         return Ok((meta, out, None));
     }
-    let cc = headers
-        .get(axum::http::header::CACHE_CONTROL)
-        .and_then(|v| v.to_str().ok())
-        .map(crate::cache::CacheControl::parse)
-        .unwrap_or_default();
-    let (meta, out, c) = crate::cache::query(&st.0, q, opts.clone(), cc).await?;
+    // Boxed: the cache's future is large, and every blocking query that does not ask for the
+    // cache would carry its room while it waits.
+    let (meta, out, c) = Box::pin(crate::cache::query(&st.0, q, opts.clone(), cc)).await?;
     Ok((meta, out, Some(c)))
 }
 
@@ -210,6 +218,7 @@ async fn service_rows<B: Backend>(
     headers: HeaderMap,
     connect: bool,
 ) -> Reply {
+    let cc = cache_control(headers);
     let p = Params::parse(q.as_deref());
     reply::or_error(
         async {
@@ -222,7 +231,7 @@ async fn service_rows<B: Backend>(
             instance_rows(
                 &st,
                 &p,
-                &headers,
+                cc,
                 req,
                 schemas::SERVICE_NODE,
                 |r| &r.node,
@@ -240,7 +249,7 @@ async fn service_rows<B: Backend>(
 pub(crate) async fn instance_rows<B, Q, T>(
     st: &St<B>,
     p: &Params,
-    headers: &HeaderMap,
+    cc: crate::cache::CacheControl,
     req: Q,
     schema: &'static proconsul_filter::Schema,
     node_of: impl Fn(&T) -> &str,
@@ -254,7 +263,7 @@ where
     let opts = p.query_options()?;
     let filter = p.filter(schema)?;
     let dc = dc_of(&***st, &opts.datacenter);
-    let (meta, mut rows, cached) = read_maybe_cached(st, p, headers, req, &opts).await?;
+    let (meta, mut rows, cached) = read_maybe_cached(st, p, cc, req, &opts).await?;
     crate::near::sort(
         &***st,
         p.get("near").unwrap_or(""),

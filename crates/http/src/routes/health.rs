@@ -78,6 +78,7 @@ async fn service_rows<B: Backend>(
     headers: HeaderMap,
     connect: bool,
 ) -> Reply {
+    let cc = super::catalog::cache_control(headers);
     let p = Params::parse(q.as_deref());
     reply::or_error(
         async {
@@ -91,7 +92,7 @@ async fn service_rows<B: Backend>(
             super::catalog::instance_rows(
                 &st,
                 &p,
-                &headers,
+                cc,
                 req,
                 schemas::CHECK_SERVICE_NODE,
                 |r| &r.node.node,
