@@ -57,7 +57,8 @@ pub async fn serve(
             c = listener.accept() => c,
             _ = shutdown.cancelled() => break,
         };
-        conns.spawn(serve_conn(io, router.clone(), shutdown.clone()));
+        let info = io.client_info();
+        conns.spawn(serve_conn(io, info, router.clone(), shutdown.clone()));
     }
     drop(listener);
     conns.close();
@@ -67,10 +68,17 @@ pub async fn serve(
     Ok(())
 }
 
-/// One plain HTTP/1.1 connection, until it closes; once `shutdown` fires it finishes the
-/// request in progress and closes.
-async fn serve_conn(io: limit::CountedStream, router: axum::Router, shutdown: CancellationToken) {
-    let info = axum::extract::ConnectInfo(io.client_info());
+/// One HTTP/1.1 connection (plain, or TLS once handshaken), until it closes; once `shutdown`
+/// fires it finishes the request in progress and closes.
+async fn serve_conn<I>(
+    io: I,
+    info: limit::ClientInfo,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let info = axum::extract::ConnectInfo(info);
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut().insert(info.clone());

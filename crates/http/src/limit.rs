@@ -22,13 +22,6 @@ pub struct ClientInfo {
     pub(crate) gate: Arc<ConnGate>,
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LimitedListener>>
-    for ClientInfo
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Self {
-        stream.io().client_info()
-    }
-}
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -3,55 +3,19 @@
 //! hold up anyone else's accept), then the same router as plain HTTP.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::limit::{ClientInfo, CountedStream, HttpConnLimit, LimitedListener};
+use crate::limit::{HttpConnLimit, LimitedListener};
 
 /// How long a client has to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshaken connections waiting for the server to take them.
 const READY_QUEUE: usize = 64;
-
-/// Connections that finished their TLS handshake.
-struct TlsListener {
-    ready: tokio::sync::mpsc::Receiver<(TlsStream<CountedStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<CountedStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop ended (shutdown): nothing more will come.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-/// A request over TLS knows its connection's place with its client's scheduler, as over plain
-/// HTTP: without it a request would never say that it is done or that it waits, and its
-/// connection would keep its place for good.
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for ClientInfo
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        stream.io().get_ref().0.client_info()
-    }
-}
 
 /// The HTTPS listener's TLS config, replaced by a reload; each connection takes the one in
 /// force when it arrives.
@@ -65,8 +29,7 @@ pub async fn serve_tls(
     limit: Arc<HttpConnLimit>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let local = listener.local_addr()?;
-    let (tx, ready) = tokio::sync::mpsc::channel(READY_QUEUE);
+    let (tx, mut ready) = tokio::sync::mpsc::channel(READY_QUEUE);
     let mut tcp = LimitedListener::new(listener, limit);
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -93,16 +56,28 @@ pub async fn serve_tls(
             });
         }
     });
-    let server = axum::serve(
-        TlsListener { ready, local },
-        router.into_make_service_with_connect_info::<ClientInfo>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    tokio::select! {
-        r = server => r,
-        _ = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(crate::SHUTDOWN_GRACE).await;
-        } => Ok(()),
+    // Each handshaken connection is served as a plain one is (`crate::serve_conn`: HTTP/1.1, the
+    // only protocol the listener's ALPN offers), its requests knowing their client's scheduler:
+    // without that a request would never say that it is done or that it waits, and its
+    // connection would keep its place for good.
+    let conns = tokio_util::task::TaskTracker::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            c = ready.recv() => match c {
+                Some(c) => c,
+                None => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let info = stream.get_ref().0.client_info();
+        conns.spawn(crate::serve_conn(
+            stream,
+            info,
+            router.clone(),
+            shutdown.clone(),
+        ));
     }
+    conns.close();
+    let _ = tokio::time::timeout(crate::SHUTDOWN_GRACE, conns.wait()).await;
+    Ok(())
 }
