@@ -16,6 +16,9 @@
 # equal CPU priority it takes the CPU the active clients need to send their next request, and
 # the figures then show the load tool starving itself. Its thread runs FLOOD_NICE (default 4)
 # nice levels below the tool's; "alone" shows it still offers the agent more than it answers.
+# The same flood then runs against a second agent on this machine ("+ flood elsewhere"): what
+# the active clients lose there is what the flood costs them through the shared cores alone;
+# the difference to "+ flood" is what it costs them through their own agent.
 #
 # Both processes hold one descriptor per idle connection: `ulimit -n` is raised as far as the
 # hard limit allows. Prints figures only; never a pass/fail.
@@ -33,21 +36,35 @@ ulimit -n $(( IDLE + 2000 )) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # Its own target dir: built alone, tokio's feature set differs from the workspace's.
 cargo build --release -q -p proconsul-example-watchers --target-dir target/bench
 
-if curl -sf localhost:18541/v1/status/leader >/dev/null 2>&1; then
-  echo "something already answers on 127.0.0.1:18541: stop it first" >&2; exit 1
-fi
+for port in 18541 18551; do
+  if curl -sf localhost:$port/v1/status/leader >/dev/null 2>&1; then
+    echo "something already answers on 127.0.0.1:$port: stop it first" >&2; exit 1
+  fi
+done
 WORK=$(mktemp -d)
-trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
-cat >"$WORK/config.json" <<JSON
-{ "ports": { "http": 18541, "dns": -1, "grpc": -1, "serf_lan": 18542, "serf_wan": -1, "server": 18543 },
+trap 'kill $PID $OTHER 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+# An agent -dev on ports BASE..BASE+2, logging to $WORK/log.BASE; prints its pid.
+start_agent() {
+  local base=$1
+  cat >"$WORK/config.$base.json" <<JSON
+{ "ports": { "http": $base, "dns": -1, "grpc": -1, "serf_lan": $((base + 1)), "serf_wan": -1, "server": $((base + 2)) },
   "limits": { "http_max_conns_per_client": $MAX_CONNS } }
 JSON
-"$BIN" agent -dev -log-level=warn -config-file="$WORK/config.json" >"$WORK/log" 2>&1 &
-PID=$!
-until curl -sf localhost:18541/v1/status/leader | grep -q 18543; do
-  kill -0 $PID 2>/dev/null || { cat "$WORK/log"; exit 1; }
-  sleep 0.05
-done
+  "$BIN" agent -dev -log-level=warn -config-file="$WORK/config.$base.json" >"$WORK/log.$base" 2>&1 &
+  echo $!
+}
+wait_leader() {
+  until curl -sf localhost:$1/v1/status/leader | grep -q $(($1 + 2)); do
+    kill -0 "$2" 2>/dev/null || { cat "$WORK/log.$1"; exit 1; }
+    sleep 0.05
+  done
+}
+PID=$(start_agent 18541)
+OTHER=$(start_agent 18551)
+wait_leader 18541 "$PID"
+wait_leader 18551 "$OTHER"
+curl -sf -X PUT -d 'a small value' localhost:18551/v1/kv/bench/hot >/dev/null
 echo "proconsul $($BIN version | head -1), $(nproc) cores, http_max_conns_per_client $MAX_CONNS"
 target/bench/release/overload --addr 127.0.0.1:18541 --pid "$PID" --secs "$SECS" \
-  --idle "$IDLE" --slow "$SLOW" --flood "$FLOOD" --flood-nice "$FLOOD_NICE"
+  --idle "$IDLE" --slow "$SLOW" --flood "$FLOOD" --flood-nice "$FLOOD_NICE" \
+  --flood-addr 127.0.0.1:18551

@@ -2,7 +2,8 @@
 //! slow down the clients that are doing ordinary work?
 //!
 //! usage: overload [--addr 127.0.0.1:18541] [--pid AGENT_PID] [--active 8] [--secs 10]
-//!                 [--idle 10000] [--slow 200] [--flood 5000] [--flood-nice 10]
+//!                 [--idle 10000] [--slow 200] [--flood 5000] [--flood-nice 4]
+//!                 [--flood-addr ADDR]
 //!
 //! The *active clients* are `--active` keep-alive connections from 127.0.0.1, each reading one
 //! KV key in a closed loop for `--secs`; their requests per second and latency percentiles are
@@ -38,6 +39,9 @@ struct Args {
     slow: usize,
     flood: usize,
     flood_nice: i32,
+    /// Another agent on this machine: the flood runs against it too, as a second phase, to
+    /// show what the flood costs the active clients through the shared cores alone.
+    flood_addr: Option<SocketAddr>,
 }
 
 fn parse_args() -> Result<Args, Error> {
@@ -50,6 +54,7 @@ fn parse_args() -> Result<Args, Error> {
         slow: 200,
         flood: 5_000,
         flood_nice: 4,
+        flood_addr: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,6 +68,7 @@ fn parse_args() -> Result<Args, Error> {
             "--slow" => a.slow = v.parse()?,
             "--flood" => a.flood = v.parse()?,
             "--flood-nice" => a.flood_nice = v.parse()?,
+            "--flood-addr" => a.flood_addr = Some(v.parse()?),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -246,8 +252,13 @@ struct Flood {
 /// active clients need to send their next request, and the figures would show the load tool
 /// starving itself rather than what the agent does. On a real network the flooding client has
 /// its own CPU; here the agent still sees a flood far beyond what it can answer.
-fn start_flood(a: &Args, stop: Arc<AtomicBool>, flood: Arc<Flood>) -> std::thread::JoinHandle<()> {
-    let (addr, total, nice) = (a.addr, a.flood, a.flood_nice);
+fn start_flood(
+    a: &Args,
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    flood: Arc<Flood>,
+) -> std::thread::JoinHandle<()> {
+    let (total, nice) = (a.flood, a.flood_nice);
     std::thread::spawn(move || {
         lower_thread_priority(nice);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -256,6 +267,43 @@ fn start_flood(a: &Args, stop: Arc<AtomicBool>, flood: Arc<Flood>) -> std::threa
             .expect("flood runtime");
         rt.block_on(flood_loop(addr, total, stop, flood));
     })
+}
+
+/// One flood phase: the flood against `target`, alone, then beside the active clients.
+async fn flood_phase(a: &Args, target: SocketAddr, label: &str) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = Arc::new(Flood {
+        admitted: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        answered: AtomicU64::new(0),
+    });
+    let thread = start_flood(a, target, stop.clone(), flood.clone());
+    // Until its connections are all opened (admitted or refused), then one more second.
+    let opened = || flood.admitted.load(Ordering::Relaxed) + flood.refused.load(Ordering::Relaxed);
+    let t = Instant::now();
+    while opened() < a.flood as u64 && t.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // First the flood alone: what it takes of the agent when no one else asks.
+    let t = Instant::now();
+    let answered_before = flood.answered.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(a.secs)).await;
+    let alone = (flood.answered.load(Ordering::Relaxed) - answered_before) as f64
+        / t.elapsed().as_secs_f64();
+    let answered_before = flood.answered.load(Ordering::Relaxed);
+    let mut f = active_clients(a).await;
+    let answered = flood.answered.load(Ordering::Relaxed) - answered_before;
+    let extra = format!(
+        "  | flood: {} connections admitted, {} refused, {:.0} req/s answered ({alone:.0} alone)",
+        flood.admitted.load(Ordering::Relaxed),
+        flood.refused.load(Ordering::Relaxed),
+        answered as f64 / f.secs
+    );
+    f.line(label, &extra);
+    stop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Raise this thread's nice value by `by` (Linux: a thread's own priority).
@@ -380,39 +428,12 @@ async fn main() -> Result<(), Error> {
     }
 
     if a.flood > 0 {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flood = Arc::new(Flood {
-            admitted: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            answered: AtomicU64::new(0),
-        });
-        let thread = start_flood(&a, stop.clone(), flood.clone());
-        // Until its connections are all opened (admitted or refused), then one more second.
-        let opened =
-            || flood.admitted.load(Ordering::Relaxed) + flood.refused.load(Ordering::Relaxed);
-        let t = Instant::now();
-        while opened() < a.flood as u64 && t.elapsed() < Duration::from_secs(30) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        flood_phase(&a, a.addr, "+ flood").await;
+        if let Some(elsewhere) = a.flood_addr {
+            // The same flood at another agent on this machine: what it costs the active
+            // clients through the shared cores alone, without touching their agent.
+            flood_phase(&a, elsewhere, "+ flood elsewhere").await;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        // First the flood alone: what it takes of the agent when no one else asks.
-        let t = Instant::now();
-        let answered_before = flood.answered.load(Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_secs(a.secs)).await;
-        let alone = (flood.answered.load(Ordering::Relaxed) - answered_before) as f64
-            / t.elapsed().as_secs_f64();
-        let answered_before = flood.answered.load(Ordering::Relaxed);
-        let mut f = active_clients(&a).await;
-        let answered = flood.answered.load(Ordering::Relaxed) - answered_before;
-        let extra = format!(
-            "  | flood: {} connections admitted, {} refused, {:.0} req/s answered ({alone:.0} alone)",
-            flood.admitted.load(Ordering::Relaxed),
-            flood.refused.load(Ordering::Relaxed),
-            answered as f64 / f.secs
-        );
-        f.line("+ flood", &extra);
-        stop.store(true, Ordering::Relaxed);
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
     Ok(())
 }
