@@ -173,6 +173,7 @@ async fn https_keep_alive_get(
     for c in CertificateDer::pem_file_iter(fixture("https-ca.pem")).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
+    #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
