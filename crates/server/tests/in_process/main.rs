@@ -2,3 +2,4 @@
 
 mod dev_log;
 mod paused_time;
+mod solo;

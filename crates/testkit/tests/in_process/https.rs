@@ -19,13 +19,8 @@ fn fixture(name: &str) -> PathBuf {
     .join(name)
 }
 
-/// `GET path` over TLS trusting the test CA, with a client certificate when given; the
-/// status, or the error that stopped it.
-async fn https_get(
-    addr: std::net::SocketAddr,
-    path: &str,
-    client_cert: bool,
-) -> Result<(u16, String), String> {
+/// A TLS connector trusting the test CA, with the test client certificate when asked.
+fn connector(client_cert: bool) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(fixture("https-ca.pem")).unwrap() {
         roots.add(c.unwrap()).unwrap();
@@ -47,7 +42,17 @@ async fn https_get(
     } else {
         builder.with_no_client_auth()
     };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// `GET path` over TLS trusting the test CA, with a client certificate when given; the
+/// status, or the error that stopped it.
+async fn https_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    client_cert: bool,
+) -> Result<(u16, String), String> {
+    let connector = connector(client_cert);
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -169,20 +174,9 @@ async fn https_keep_alive_get(
     source: &str,
     path: &str,
 ) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(fixture("https-ca.pem")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = connector(false);
     let name = ServerName::try_from("localhost").unwrap();
     let mut buf = [0u8; 4096];
     let (tls, n) = tokio::time::timeout(std::time::Duration::from_secs(2), async {
