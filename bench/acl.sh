@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/proconsul}
 SECS=${2:-10}
-command -v wrk >/dev/null || { echo "needs wrk: apt-get install -y wrk" >&2; exit 2; }
+source bench/lib.sh
+bench_need wrk curl
 [[ -x $BIN ]] || cargo build --release -p proconsul
 ROOT=11111111-2222-3333-4444-555555555555
 WORK=$(mktemp -d)

@@ -25,7 +25,8 @@ CONNS=${CONNS:-1 8 64}
 ROUNDS=${ROUNDS:-1}
 NET=${NET:-127.0.0.6}
 EPORT=${EPORT:-2379}
-command -v wrk >/dev/null || { echo "needs wrk: apt-get install -y wrk" >&2; exit 2; }
+source bench/lib.sh
+bench_need wrk
 command -v etcd >/dev/null || { echo "needs etcd: apt-get install -y etcd-server" >&2; exit 2; }
 IFS=, read -r -a BINARIES <<<"$BINS"
 for b in "${BINARIES[@]}"; do
@@ -79,19 +80,14 @@ load() {
 }
 
 run_proconsul() {
-  local bin=$1 i leader=""
+  local bin=$1 i leader
   for i in 1 2 3; do
     "$bin" agent -server -bootstrap-expect=3 -node="s$i" -bind="${NET}$i" -client="${NET}$i" \
       -data-dir="$WORK/p$i" -retry-join="${NET}1" -retry-interval=1s -log-level=warn \
       >"$WORK/p$i.log" 2>&1 &
     PIDS+=($!)
   done
-  for _ in $(seq 1 300); do
-    leader=$(curl -sf "${NET}1:8500/v1/status/leader" | tr -d '"' | cut -d: -f1) && [[ -n $leader ]] && break
-    sleep 0.1
-  done
-  [[ -n $leader ]] || { echo "no leader"; exit 1; }
-  until [[ $(curl -sf "$leader:8500/v1/status/peers" | grep -o 8300 | wc -l) == 3 ]]; do sleep 0.1; done
+  leader=$(bench_cluster_leader)
   sleep 1
   load "proconsul $bin" "http://$leader:8500" bench/kv_put.lua
   kill -9 "${PIDS[@]}"; wait 2>/dev/null || true; PIDS=()

@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/proconsul}
 SECS=${2:-10}
-command -v wrk >/dev/null || { echo "needs wrk: apt-get install -y wrk" >&2; exit 2; }
+source bench/lib.sh
+bench_need wrk curl
 [[ -x $BIN ]] || cargo build --release -p proconsul
 WORK=$(mktemp -d)
 trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
@@ -19,14 +20,7 @@ cat >"$WORK/ports.json" <<JSON
 JSON
 
 t0=$(date +%s%N)
-if [[ ${MODE:-dev} == server ]]; then
-  "$BIN" agent -server -bootstrap-expect=1 -bind=127.0.0.1 -data-dir="$WORK/data" -log-level=warn \
-    -config-file="$WORK/ports.json" >"$WORK/log" 2>&1 &
-else
-  "$BIN" agent -dev -log-level=warn -config-file="$WORK/ports.json" >"$WORK/log" 2>&1 &
-fi
-PID=$!
-until curl -sf localhost:18500/v1/status/leader | grep -q 8300; do sleep 0.005; done
+bench_start_single "$WORK/ports.json" "$WORK/log" "$WORK/data" 18500 8300
 t1=$(date +%s%N)
 echo "mode: ${MODE:-dev}"
 echo "time to serving (leader known over HTTP): $(( (t1 - t0) / 1000000 )) ms"

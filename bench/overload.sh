@@ -36,33 +36,24 @@ ulimit -n $(( IDLE + 2000 )) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # Its own target dir: built alone, tokio's feature set differs from the workspace's.
 cargo build --release -q -p proconsul-example-watchers --target-dir target/bench
 
-for port in 18541 18551; do
-  if curl -sf localhost:$port/v1/status/leader >/dev/null 2>&1; then
-    echo "something already answers on 127.0.0.1:$port: stop it first" >&2; exit 1
-  fi
-done
+source bench/lib.sh
+bench_port_free 18541
+bench_port_free 18551
 WORK=$(mktemp -d)
+PID="" OTHER=""
 trap 'kill $PID $OTHER 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
-# An agent -dev on ports BASE..BASE+2, logging to $WORK/log.BASE; prints its pid.
+# An agent -dev on ports BASE..BASE+2 (MODE is for the scripts that offer a server).
 start_agent() {
   local base=$1
   cat >"$WORK/config.$base.json" <<JSON
 { "ports": { "http": $base, "dns": -1, "grpc": -1, "serf_lan": $((base + 1)), "serf_wan": -1, "server": $((base + 2)) },
   "limits": { "http_max_conns_per_client": $MAX_CONNS } }
 JSON
-  "$BIN" agent -dev -log-level=warn -config-file="$WORK/config.$base.json" >"$WORK/log.$base" 2>&1 &
-  echo $!
+  MODE=dev bench_start_single "$WORK/config.$base.json" "$WORK/log.$base" "" "$base" $((base + 2))
 }
-wait_leader() {
-  until curl -sf localhost:$1/v1/status/leader | grep -q $(($1 + 2)); do
-    kill -0 "$2" 2>/dev/null || { cat "$WORK/log.$1"; exit 1; }
-    sleep 0.05
-  done
-}
-PID=$(start_agent 18541)
-OTHER=$(start_agent 18551)
-wait_leader 18541 "$PID"
-wait_leader 18551 "$OTHER"
+start_agent 18551
+OTHER=$PID
+start_agent 18541
 curl -sf -X PUT -d 'a small value' localhost:18551/v1/kv/bench/hot >/dev/null
 echo "proconsul $($BIN version | head -1), $(nproc) cores, http_max_conns_per_client $MAX_CONNS"
 target/bench/release/overload --addr 127.0.0.1:18541 --pid "$PID" --secs "$SECS" \

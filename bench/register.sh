@@ -11,11 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/proconsul}
 SECS=${2:-10}
-command -v wrk >/dev/null || { echo "needs wrk: apt-get install -y wrk" >&2; exit 2; }
+source bench/lib.sh
+bench_need wrk curl
 [[ -x $BIN ]] || cargo build --release -p proconsul
-if curl -sf localhost:18502/v1/status/leader >/dev/null 2>&1; then
-  echo "something already answers on 127.0.0.1:18502: stop it first" >&2; exit 1
-fi
+bench_port_free 18502
 WORK=$(mktemp -d)
 trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 cat >"$WORK/ports.json" <<JSON
@@ -23,14 +22,7 @@ cat >"$WORK/ports.json" <<JSON
 JSON
 start() {
   rm -rf "$WORK/data"
-  if [[ ${MODE:-dev} == server ]]; then
-    "$BIN" agent -server -bootstrap-expect=1 -bind=127.0.0.1 -data-dir="$WORK/data" -log-level=warn \
-      -config-file="$WORK/ports.json" >"$WORK/log" 2>&1 &
-  else
-    "$BIN" agent -dev -log-level=warn -config-file="$WORK/ports.json" >"$WORK/log" 2>&1 &
-  fi
-  PID=$!
-  until curl -sf localhost:18502/v1/status/leader | grep -q 18504; do sleep 0.01; done
+  bench_start_single "$WORK/ports.json" "$WORK/log" "$WORK/data" 18502 18504
 }
 echo "proconsul $($BIN version | head -1), mode ${MODE:-dev}, $(nproc) cores"
 for kind in agent catalog; do

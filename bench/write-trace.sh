@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 BIN=${1:-target/release/proconsul}
 N=${2:-3000}
 NET=${NET:-127.0.0.6}
+source bench/lib.sh
 [[ -x $BIN ]] || cargo build --release -p proconsul
 WORK=$(mktemp -d)
 PIDS=()
@@ -29,13 +30,7 @@ for i in 1 2 3; do
     -retry-interval=1s -log-level=error >"$WORK/p$i.log" 2>&1 &
   PIDS+=($!)
 done
-leader=""
-for _ in $(seq 1 300); do
-  leader=$(curl -sf "${NET}1:8500/v1/status/leader" | tr -d '"' | cut -d: -f1) && [[ -n $leader ]] && break
-  sleep 0.1
-done
-[[ -n $leader ]] || { echo "no leader"; exit 1; }
-until [[ $(curl -sf "$leader:8500/v1/status/peers" | grep -o 8300 | wc -l) == 3 ]]; do sleep 0.1; done
+leader=$(bench_cluster_leader)
 sleep 2 # let the leader's first reconcile writes pass
 echo "leader: $leader ($BIN)"
 python3 bench/write_trace.py client "$leader:8500" 500 "$WORK/warmup.txt"

@@ -95,20 +95,21 @@ pub async fn request(
     Ok(r)
 }
 
+/// A process's resident memory in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    proc_status(pid, "VmRSS:")
 }
 
+/// A process's thread count.
 pub fn threads(pid: u32) -> Option<u64> {
+    proc_status(pid, "Threads:")
+}
+
+/// The number after `field` in `/proc/PID/status`.
+fn proc_status(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
-        .find(|l| l.starts_with("Threads:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()
