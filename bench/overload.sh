@@ -3,9 +3,9 @@
 # down the clients doing ordinary work? Runs examples/watchers' `overload` tool against
 # `proconsul agent -dev` on 127.0.0.1:18541 with its default limits (http_max_conns_per_client
 # 200): 8 active clients read one KV key in a closed loop, alone and then beside each load.
-# A flood's connections beyond the per-client limit are closed before they are read; the
-# ones admitted are served like any other connection (as in Consul), so the flood's share
-# of the agent follows the number of connections it holds: MAX_CONNS shows that lever.
+# A flood's connections beyond the per-client limit get Consul's 429 and are closed before
+# they are read; the ones admitted take turns with the other clients' (crates/http/src/fair.rs).
+# MAX_CONNS changes the limit.
 #
 #   bash bench/overload.sh [BINARY] [SECONDS] [IDLE] [SLOW] [FLOOD]
 #   MAX_CONNS=16 bash bench/overload.sh        # the agent's http_max_conns_per_client

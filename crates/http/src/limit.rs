@@ -2,6 +2,10 @@
 //!
 //! A listener wrapper counts open connections per remote IP; a connection over the limit is
 //! closed at once, before any request is read, so one client cannot exhaust the agent's sockets.
+//! On plain HTTP it is first sent Consul's answer (go-connlimit's 429 handler), which clients
+//! report as `Unexpected response code: 429 (Your IP is issuing too many concurrent
+//! connections, please rate limit your calls)`; over TLS nothing can be written before a
+//! handshake, so it is only closed.
 //! The count drops when the connection's stream is dropped. The connections it admits read
 //! through their client's scheduler ([`crate::fair`]).
 
@@ -35,15 +39,37 @@ pub fn conn_limit(max_per_client: u32) -> Arc<HttpConnLimit> {
     PerClientLimit::new(max_per_client)
 }
 
+/// What Consul writes to a plain HTTP connection over the per-client limit before closing it.
+pub const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 81\r\n\
+Connection: close\r\n\r\n\
+Your IP is issuing too many concurrent connections, please rate limit your calls\n";
+
 /// A TCP listener that admits at most its limit's connections per remote IP.
 pub struct LimitedListener {
     inner: TcpListener,
     limit: Arc<HttpConnLimit>,
+    /// Plain HTTP: a refused connection gets [`TOO_MANY_CONNECTIONS`] before it is closed.
+    answer_refused: bool,
 }
 
 impl LimitedListener {
+    /// For plain HTTP.
     pub fn new(inner: TcpListener, limit: Arc<HttpConnLimit>) -> Self {
-        LimitedListener { inner, limit }
+        LimitedListener {
+            inner,
+            limit,
+            answer_refused: true,
+        }
+    }
+
+    /// For connections that will speak TLS: a refused one is closed without an answer.
+    pub fn for_tls(inner: TcpListener, limit: Arc<HttpConnLimit>) -> Self {
+        LimitedListener {
+            answer_refused: false,
+            ..LimitedListener::new(inner, limit)
+        }
     }
 }
 
@@ -88,6 +114,11 @@ impl axum::serve::Listener for LimitedListener {
             };
             let Some(slot) = self.limit.admit(addr.ip()) else {
                 tracing::warn!(target: "agent.http", client = %addr.ip(), limit = self.limit.max(), "too many connections from one client; closing");
+                if self.answer_refused {
+                    // Never waits: a new socket's send buffer has room, and if it has not,
+                    // the client goes without the answer rather than holding up the accepts.
+                    let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+                }
                 drop(stream);
                 continue;
             };

@@ -30,7 +30,7 @@ pub async fn serve_tls(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let (tx, mut ready) = tokio::sync::mpsc::channel(READY_QUEUE);
-    let mut tcp = LimitedListener::new(listener, limit);
+    let mut tcp = LimitedListener::for_tls(listener, limit);
     let stop = shutdown.clone();
     tokio::spawn(async move {
         use axum::serve::Listener;

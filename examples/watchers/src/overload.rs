@@ -352,6 +352,13 @@ async fn flood_loop(addr: SocketAddr, total: usize, stop: Arc<AtomicBool>, flood
                 }
                 .await;
                 match ok {
+                    // Refused over the per-client limit, with Consul's 429.
+                    Ok(r) if r.status == 429 => {
+                        if first {
+                            flood.refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        break;
+                    }
                     Ok(_) => {
                         if std::mem::take(&mut first) {
                             flood.admitted.fetch_add(1, Ordering::Relaxed);
