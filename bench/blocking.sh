@@ -37,12 +37,12 @@ cargo build --release -q -p proconsul-example-watchers --target-dir target/bench
 WORK=$(mktemp -d)
 trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 cat >"$WORK/config.json" <<JSON
-{ "ports": { "http": 18540, "dns": -1, "grpc": -1 },
+{ "ports": { "http": 18540, "dns": -1, "grpc": -1, "serf_lan": 18543, "serf_wan": -1, "server": 18544 },
   "limits": { "http_max_conns_per_client": 0 } }
 JSON
 "$BIN" agent -dev -log-level=warn -config-file="$WORK/config.json" >"$WORK/log" 2>&1 &
 PID=$!
-until curl -sf localhost:18540/v1/status/leader | grep -q 8300; do
+until curl -sf localhost:18540/v1/status/leader | grep -q 18544; do
   kill -0 $PID 2>/dev/null || { cat "$WORK/log"; exit 1; }
   sleep 0.05
 done

@@ -10,6 +10,7 @@ mod backend;
 pub mod cache;
 pub mod caller;
 mod fair;
+mod h1;
 mod limit;
 mod middleware;
 mod near;
@@ -33,13 +34,10 @@ use tokio_util::sync::CancellationToken;
 /// Each request carries its connection's [`limit::ClientInfo`] (its place with its client's
 /// scheduler, [`fair`]).
 ///
-/// Plain HTTP/1.1 straight on hyper's `http1` connection, not `axum::serve`: axum serves each
-/// connection with hyper-util's `auto` builder, which first reads a few bytes to tell HTTP/2's
-/// preface from HTTP/1 and hands them back through a rewinding wrapper. hyper's read buffer
-/// then starts with those bytes, is found short of its 8 KiB read size, and doubles to 16 KiB,
-/// copying: 8 KB more allocated and 5 KB more resident for each parked blocking query
-/// (`bench/blocking.sh`, heaptrack). Consul's plain HTTP port speaks HTTP/1.1 only (Go's
-/// server does HTTP/2 over TLS alone), so nothing is lost. Each connection's service is the
+/// Plain HTTP/1.1 on the crate's own connection loop ([`h1`]), not `axum::serve` or hyper:
+/// hyper keeps two 8 KiB buffers for each connection's life, which were most of what a parked
+/// blocking query cost. Consul's plain HTTP port speaks HTTP/1.1 only (Go's server does HTTP/2
+/// over TLS alone), so nothing is lost. Each connection's service is the
 /// router itself (cloning it clones an `Arc`), never a `Router` turned into a connection's
 /// service by `with_state(())`, which rebuilds its route tables: about 37 KB per connection
 /// with our few hundred routes.
@@ -78,25 +76,7 @@ async fn serve_conn<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let info = axum::extract::ConnectInfo(info);
-    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let mut req = req.map(axum::body::Body::new);
-        req.extensions_mut().insert(info.clone());
-        tower::Service::call(&mut router.clone(), req)
-    });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
-    let mut conn = std::pin::pin!(conn);
-    let r = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = r {
-        tracing::trace!(target: "agent.http", error = %e, "connection ended");
-    }
+    h1::serve_conn(io, info, router, shutdown).await
 }
 
 /// Serve `router` on a unix socket until `shutdown` fires (`addresses.http = "unix://…"`).
