@@ -79,6 +79,16 @@ async fn serve_conn<I>(
     h1::serve_conn(io, info, router, shutdown).await
 }
 
+/// One HTTP/1.1 connection on any byte stream, its requests without a client's scheduler or
+/// address (an in-memory pipe: the fuzz target of the connection loop, tests).
+#[doc(hidden)]
+pub async fn serve_stream<I>(io: I, router: axum::Router, shutdown: CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    h1::serve_conn(io, (), router, shutdown).await
+}
+
 /// Serve `router` on a unix socket until `shutdown` fires (`addresses.http = "unix://…"`).
 /// Whoever can open the socket is local; the socket's mode and owner are its access control.
 pub async fn serve_unix(
