@@ -54,21 +54,26 @@ const COALESCE: usize = 16 * 1024;
 /// Serve requests on `io` with `router` until the client closes, a request asks to close, or
 /// `shutdown` fires (then the request in progress is answered first). Every request carries
 /// `info` as its `ConnectInfo`.
-pub(crate) async fn serve_conn<I, C>(
+pub(crate) fn serve_conn<I, C>(
     io: I,
     info: C,
     router: axum::Router,
     shutdown: CancellationToken,
-) where
+) -> impl std::future::Future<Output = ()>
+where
     I: AsyncRead + AsyncWrite + Unpin,
     C: Clone + Send + Sync + 'static,
 {
+    // The stream goes into the connection before the future is made, so the future holds it
+    // once (an `async fn` would keep its argument's room beside the connection's).
     let mut conn = Conn {
         io,
         buf: BytesMut::new(),
     };
-    if let Err(e) = conn.serve(info, router, &shutdown).await {
-        tracing::trace!(target: "agent.http", error = %e, "connection ended");
+    async move {
+        if let Err(e) = conn.serve(info, router, &shutdown).await {
+            tracing::trace!(target: "agent.http", error = %e, "connection ended");
+        }
     }
 }
 

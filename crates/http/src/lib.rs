@@ -68,25 +68,32 @@ pub async fn serve(
 
 /// One HTTP/1.1 connection (plain, or TLS once handshaken), until it closes; once `shutdown`
 /// fires it finishes the request in progress and closes.
-async fn serve_conn<I>(
+fn serve_conn<I>(
     io: I,
     info: limit::ClientInfo,
     router: axum::Router,
     shutdown: CancellationToken,
-) where
+) -> impl std::future::Future<Output = ()>
+where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    h1::serve_conn(io, info, router, shutdown).await
+    // Not an `async fn` around it: that would keep a second copy of its arguments in every
+    // connection's task.
+    h1::serve_conn(io, info, router, shutdown)
 }
 
 /// One HTTP/1.1 connection on any byte stream, its requests without a client's scheduler or
 /// address (an in-memory pipe: the fuzz target of the connection loop, tests).
 #[doc(hidden)]
-pub async fn serve_stream<I>(io: I, router: axum::Router, shutdown: CancellationToken)
+pub fn serve_stream<I>(
+    io: I,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) -> impl std::future::Future<Output = ()>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    h1::serve_conn(io, (), router, shutdown).await
+    h1::serve_conn(io, (), router, shutdown)
 }
 
 /// Serve `router` on a unix socket until `shutdown` fires (`addresses.http = "unix://…"`).

@@ -158,28 +158,27 @@ pub async fn services<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
     )
 }
 
-pub async fn service<B: Backend>(
+pub fn service<B: Backend>(
     st: St<B>,
     Path(name): Path<String>,
     q: RawQuery,
     headers: HeaderMap,
-) -> Reply {
-    service_rows(st, name, q, headers, false).await
+) -> impl std::future::Future<Output = Reply> + Send {
+    service_rows(st, name, q, headers, false)
 }
 
 /// `/v1/catalog/connect/:service`: the proxies for a service and its Connect-native instances.
-pub async fn connect<B: Backend>(
+pub fn connect<B: Backend>(
     st: St<B>,
     Path(name): Path<String>,
     q: RawQuery,
     headers: HeaderMap,
-) -> Reply {
-    service_rows(st, name, q, headers, true).await
+) -> impl std::future::Future<Output = Reply> + Send {
+    service_rows(st, name, q, headers, true)
 }
 
-/// A request's `Cache-Control`, read before its query starts: a blocking query that kept its
-/// headers would keep hyper's 8 KiB read buffer they point into, and hyper would take another
-/// to watch the connection while it waits.
+/// A request's `Cache-Control`, read before its query starts (a blocking query keeps what is
+/// alive across its wait).
 pub(crate) fn cache_control(headers: HeaderMap) -> crate::cache::CacheControl {
     headers
         .get(axum::http::header::CACHE_CONTROL)
@@ -188,59 +187,87 @@ pub(crate) fn cache_control(headers: HeaderMap) -> crate::cache::CacheControl {
         .unwrap_or_default()
 }
 
-/// A read, from the agent's cache when the request says `?cached`.
-pub(crate) async fn read_maybe_cached<B, Q>(
+/// A read, from the agent's cache when the request says `?cached` (`cached` holds its
+/// `Cache-Control`).
+async fn read_maybe_cached<B, Q>(
     st: &St<B>,
-    p: &Params,
-    cc: crate::cache::CacheControl,
+    cached: Option<crate::cache::CacheControl>,
     q: Q,
-    opts: &QueryOptions,
+    opts: QueryOptions,
 ) -> Result<(QueryMeta, Q::Out, Option<crate::cache::CacheResult>), RpcError>
 where
     B: Backend,
     Q: proconsul_types::Query + Clone + serde::Serialize + Sync,
     Q::Out: Clone + Sync,
 {
-    if !p.has("cached") {
-        let (meta, out) = st.query(q, opts.clone()).await?;
+    let Some(cc) = cached else {
+        let (meta, out) = st.query(q, opts).await?;
         return Ok((meta, out, None));
-    }
+    };
     // Boxed: the cache's future is large, and every blocking query that does not ask for the
     // cache would carry its room while it waits.
-    let (meta, out, c) = Box::pin(crate::cache::query(&st.0, q, opts.clone(), cc)).await?;
+    let (meta, out, c) = Box::pin(crate::cache::query(&st.0, q, opts, cc)).await?;
     Ok((meta, out, Some(c)))
 }
 
-async fn service_rows<B: Backend>(
+fn service_rows<B: Backend>(
     st: St<B>,
     name: String,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     connect: bool,
-) -> Reply {
-    let cc = cache_control(headers);
-    let p = Params::parse(q.as_deref());
-    reply::or_error(
-        async {
-            let req = CatalogServiceNodes {
-                service: name,
-                tags: p.all("tag"),
-                node_meta: p.node_meta()?,
-                connect,
-            };
-            instance_rows(
-                &st,
-                &p,
-                cc,
-                req,
-                schemas::SERVICE_NODE,
-                |r| &r.node,
-                fill_service_node,
-            )
-            .await
-        }
-        .await,
-    )
+) -> impl std::future::Future<Output = Reply> + Send {
+    // Everything read from the request before the read starts: the future holds the query
+    // and its options only, however long it waits.
+    let asked = (|| {
+        let p = Params::parse(q.as_deref());
+        let req = CatalogServiceNodes {
+            service: name,
+            tags: p.all("tag"),
+            node_meta: p.node_meta()?,
+            connect,
+        };
+        Ok((req, RowsAsk::parse(&p, headers, schemas::SERVICE_NODE)?))
+    })();
+    async move {
+        let (req, ask) = match asked {
+            Ok(a) => a,
+            Err(e) => return reply::or_error(Err(e)),
+        };
+        reply::or_error(instance_rows(&st, ask, req, |r| &r.node, fill_service_node).await)
+    }
+}
+
+/// What a read of a service's instances asks beside its query, taken from the query string
+/// and headers before the read.
+pub(crate) struct RowsAsk {
+    opts: QueryOptions,
+    filter: Option<proconsul_filter::Filter>,
+    /// `?near=`, or empty.
+    near: String,
+    /// `?peer=` asked for another cluster's instances (none here).
+    peer: bool,
+    pretty: bool,
+    /// `?cached`, with the request's `Cache-Control`.
+    cached: Option<crate::cache::CacheControl>,
+}
+
+impl RowsAsk {
+    pub(crate) fn parse(
+        p: &Params,
+        headers: HeaderMap,
+        schema: &'static proconsul_filter::Schema,
+    ) -> Result<RowsAsk, RpcError> {
+        let cc = cache_control(headers);
+        Ok(RowsAsk {
+            opts: p.query_options()?,
+            filter: p.filter(schema)?,
+            near: p.get("near").unwrap_or("").to_string(),
+            peer: !p.peer().is_empty(),
+            pretty: p.pretty(),
+            cached: p.has("cached").then_some(cc),
+        })
+    }
 }
 
 /// The reply of a read of a service's instances (`/v1/catalog/service`, `/v1/health/service`
@@ -248,10 +275,8 @@ async fn service_rows<B: Backend>(
 /// the serving datacenter filled in, then `?filter=` and `?peer=` applied.
 pub(crate) async fn instance_rows<B, Q, T>(
     st: &St<B>,
-    p: &Params,
-    cc: crate::cache::CacheControl,
+    ask: RowsAsk,
     req: Q,
-    schema: &'static proconsul_filter::Schema,
     node_of: impl Fn(&T) -> &str,
     set_datacenter: impl Fn(&mut T, &str),
 ) -> Result<Reply, RpcError>
@@ -260,18 +285,21 @@ where
     Q: proconsul_types::Query<Out = Vec<T>> + Clone + serde::Serialize + Sync,
     T: serde::Serialize + Clone + Send + Sync + proconsul_types::translate::WanAddresses + 'static,
 {
-    let opts = p.query_options()?;
-    let filter = p.filter(schema)?;
+    let RowsAsk {
+        opts,
+        filter,
+        near,
+        peer,
+        pretty,
+        cached,
+    } = ask;
     let dc = dc_of(&***st, &opts.datacenter);
-    let (meta, mut rows, cached) = read_maybe_cached(st, p, cc, req, &opts).await?;
-    crate::near::sort(
-        &***st,
-        p.get("near").unwrap_or(""),
-        &opts,
-        &mut rows,
-        node_of,
-    )
-    .await?;
+    // Options kept past the read only when `?near=` needs them for its own.
+    let near_opts = (!near.is_empty()).then(|| opts.clone());
+    let (meta, mut rows, cached) = read_maybe_cached(st, cached, req, opts).await?;
+    if let Some(opts) = near_opts {
+        crate::near::sort(&***st, &near, &opts, &mut rows, node_of).await?;
+    }
     for r in &mut rows {
         set_datacenter(r, &dc);
     }
@@ -279,10 +307,10 @@ where
     if let Some(f) = filter {
         f.retain(&mut rows);
     }
-    if !p.peer().is_empty() {
+    if peer {
         rows.clear();
     }
-    let mut r = reply::json_meta(&rows, &meta, p.pretty());
+    let mut r = reply::json_meta(&rows, &meta, pretty);
     reply::add_translate_header(&mut r, st.translate_wan_addrs());
     if let Some(c) = cached {
         reply::add_cache(&mut r, c);

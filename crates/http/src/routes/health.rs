@@ -3,6 +3,7 @@
 use axum::extract::{Path, RawQuery};
 use axum::http::HeaderMap;
 
+use super::catalog::{instance_rows, RowsAsk};
 use super::St;
 use crate::params::Params;
 use crate::reply::{self, Reply};
@@ -51,55 +52,63 @@ pub async fn state<B: Backend>(
     reply::or_error(checks_reply(&**st, q, HealthChecksInState { state }).await)
 }
 
-pub async fn service<B: Backend>(
+pub fn service<B: Backend>(
     st: St<B>,
     Path(name): Path<String>,
     q: RawQuery,
     headers: HeaderMap,
-) -> Reply {
-    service_rows(st, name, q, headers, false).await
+) -> impl std::future::Future<Output = Reply> + Send {
+    service_rows(st, name, q, headers, false)
 }
 
 /// `/v1/health/connect/:service`: health of the proxies for a service and of its
 /// Connect-native instances.
-pub async fn connect<B: Backend>(
+pub fn connect<B: Backend>(
     st: St<B>,
     Path(name): Path<String>,
     q: RawQuery,
     headers: HeaderMap,
-) -> Reply {
-    service_rows(st, name, q, headers, true).await
+) -> impl std::future::Future<Output = Reply> + Send {
+    service_rows(st, name, q, headers, true)
 }
 
-async fn service_rows<B: Backend>(
+fn service_rows<B: Backend>(
     st: St<B>,
     service: String,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     connect: bool,
-) -> Reply {
-    let cc = super::catalog::cache_control(headers);
-    let p = Params::parse(q.as_deref());
-    reply::or_error(
-        async {
-            let req = HealthServiceNodes {
-                service,
-                tags: p.all("tag"),
-                passing: p.flag("passing")?,
-                node_meta: p.node_meta()?,
-                connect,
-            };
-            super::catalog::instance_rows(
+) -> impl std::future::Future<Output = Reply> + Send {
+    // Everything read from the request before the read starts: the future holds the query
+    // and its options only, however long it waits.
+    let asked = (|| {
+        let p = Params::parse(q.as_deref());
+        let req = HealthServiceNodes {
+            service,
+            tags: p.all("tag"),
+            passing: p.flag("passing")?,
+            node_meta: p.node_meta()?,
+            connect,
+        };
+        Ok((
+            req,
+            RowsAsk::parse(&p, headers, schemas::CHECK_SERVICE_NODE)?,
+        ))
+    })();
+    async move {
+        let (req, ask) = match asked {
+            Ok(a) => a,
+            Err(e) => return reply::or_error(Err(e)),
+        };
+        reply::or_error(
+            instance_rows(
                 &st,
-                &p,
-                cc,
+                ask,
                 req,
-                schemas::CHECK_SERVICE_NODE,
                 |r| &r.node.node,
                 |r, dc| r.node.datacenter = dc.to_string(),
             )
-            .await
-        }
-        .await,
-    )
+            .await,
+        )
+    }
 }

@@ -73,39 +73,62 @@ fn not_found(meta: &proconsul_types::QueryMeta) -> Reply {
     r
 }
 
+/// What a KV read asks for.
+enum GetMode {
+    Keys { separator: Option<String> },
+    Recurse,
+    Entry { raw: bool },
+}
+
 async fn do_get<B: Backend>(b: &B, key: String, q: Option<String>) -> Result<Reply, RpcError> {
-    let p = Params::parse(q.as_deref());
-    let opts = p.query_options()?;
+    // The query string is read and let go before the read: a blocking read keeps what is
+    // alive across its wait, for as long as it waits.
+    let (opts, pretty, mode) = {
+        let p = Params::parse(q.as_deref());
+        drop(q);
+        let opts = p.query_options()?;
+        let mode = if p.has("keys") {
+            GetMode::Keys {
+                separator: p
+                    .get("separator")
+                    .or_else(|| p.get("seperator"))
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            }
+        } else if p.has("recurse") {
+            GetMode::Recurse
+        } else {
+            GetMode::Entry { raw: p.has("raw") }
+        };
+        (opts, p.pretty(), mode)
+    };
     check_key(&key)?;
-    let pretty = p.pretty();
-    if p.has("keys") {
-        let separator = p
-            .get("separator")
-            .or_else(|| p.get("seperator"))
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
-        let empty_prefix = key.is_empty();
-        let (meta, keys) = b
-            .query(
-                KvKeys {
-                    prefix: key,
-                    separator,
-                },
-                opts,
-            )
-            .await?;
-        if keys.is_empty() && !empty_prefix {
-            return Ok(not_found(&meta));
+    let raw = match mode {
+        GetMode::Keys { separator } => {
+            let empty_prefix = key.is_empty();
+            let (meta, keys) = b
+                .query(
+                    KvKeys {
+                        prefix: key,
+                        separator,
+                    },
+                    opts,
+                )
+                .await?;
+            if keys.is_empty() && !empty_prefix {
+                return Ok(not_found(&meta));
+            }
+            return Ok(reply::json_meta(&keys, &meta, pretty));
         }
-        return Ok(reply::json_meta(&keys, &meta, pretty));
-    }
-    if p.has("recurse") {
-        let (meta, entries) = b.query(KvList { prefix: key }, opts).await?;
-        if entries.is_empty() {
-            return Ok(not_found(&meta));
+        GetMode::Recurse => {
+            let (meta, entries) = b.query(KvList { prefix: key }, opts).await?;
+            if entries.is_empty() {
+                return Ok(not_found(&meta));
+            }
+            return Ok(reply::json_meta(&entries, &meta, pretty));
         }
-        return Ok(reply::json_meta(&entries, &meta, pretty));
-    }
+        GetMode::Entry { raw } => raw,
+    };
     if key.is_empty() {
         return Err(RpcError::BadRequest("Missing key name".into()));
     }
@@ -113,7 +136,7 @@ async fn do_get<B: Backend>(b: &B, key: String, q: Option<String>) -> Result<Rep
     let Some(entry) = entry else {
         return Ok(not_found(&meta));
     };
-    if p.has("raw") {
+    if raw {
         let mut r = Reply::new(Body::from(entry.value.unwrap_or_default()));
         let h = r.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
