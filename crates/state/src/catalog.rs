@@ -210,6 +210,17 @@ impl Tx {
         svc.modify_index = self.idx;
 
         let name = fold(&svc.name);
+        // Instances of one service usually carry the same tags and meta: hold one copy.
+        if let Some(sibling) = self
+            .s
+            .services_by_name
+            .get(&name)
+            .and_then(|set| set.iter().next())
+            .and_then(|k| self.s.services.get(k))
+        {
+            svc.tags.share(&sibling.tags);
+            svc.meta.share(&sibling.meta);
+        }
         if let Some(e) = &existing {
             let old = fold(&e.name);
             if old != name {
@@ -608,7 +619,7 @@ impl View {
         for svc in s.services.values() {
             out.entry(svc.name.clone())
                 .or_default()
-                .extend(svc.tags.iter().cloned());
+                .extend(svc.tags.iter().map(str::to_owned));
         }
         let out = out
             .into_iter()
@@ -836,5 +847,45 @@ impl View {
             .filter_map(|svc| s.check_service_node(svc))
             .collect();
         (s.catalog_index(), rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Command, Proposal, Store};
+
+    fn register(store: &Store, index: u64, node: &str, id: &str) {
+        let req = serde_json::from_value(serde_json::json!({
+            "Node": node, "Address": "10.0.0.1",
+            "Service": {"ID": id, "Service": "web", "Tags": ["v1", "primary"],
+                        "Meta": {"version": "1.2.3"}},
+            "Check": {"CheckID": format!("service:{id}"), "Name": "http",
+                      "Status": "passing", "ServiceID": id},
+        }))
+        .unwrap();
+        assert!(!store
+            .apply(index, &Proposal::new(0, Command::register(req)))
+            .is_err());
+    }
+
+    /// Instances of one service hold one copy of their equal tags and meta, and a check holds
+    /// its service's tags rather than a copy.
+    #[test]
+    fn records_share_their_repeated_lists() {
+        let store = Store::new();
+        register(&store, 1, "node-1", "web-1");
+        register(&store, 2, "node-2", "web-2");
+        let s = store.inner.root();
+        let service = |node: &str, id: &str| s.services.get(&(fold(node), fold(id))).unwrap();
+        let (a, b) = (service("node-1", "web-1"), service("node-2", "web-2"));
+        assert!(b.tags.shares(&a.tags));
+        assert!(b.meta.shares(&a.meta));
+        let check = s
+            .checks
+            .get(&(fold("node-2"), fold("service:web-2")))
+            .unwrap();
+        assert!(check.service_tags.shares(&b.tags));
+        assert_eq!(check.to_api().service_tags, vec!["v1", "primary"]);
     }
 }

@@ -10,12 +10,13 @@
 //! Layout: `command` (the versioned log entries), `legacy` (reading version 1 entries), `store` (root, writer, apply), `catalog`, `kv`,
 //! `session`, `coordinate`, `txn` (writes and reads per domain), `view` (read views), `watch` (notifiers and
 //! watch sets), `snapshot` (dump/restore), `records` (internal rows, kept apart from the API
-//! shapes in `proconsul-types`).
+//! shapes in `proconsul-types`), `compact` (the records' shared small lists).
 
 mod acl;
 mod autopilot;
 mod catalog;
 mod command;
+mod compact;
 mod coordinate;
 mod error;
 mod kv;

@@ -5,51 +5,11 @@
 //! without touching persisted state. Records never carry a datacenter: the store does not know
 //! it, the server fills it in.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use proconsul_types as api;
 
-/// A node's or a service's string map (`Meta`, a node's `TaggedAddresses`): usually a handful
-/// of entries or none, so it is one sorted slice rather than a `BTreeMap`, whose first entry
-/// allocates a 540-byte node. Encoded exactly as the `BTreeMap` it replaces (a map in key
-/// order), so snapshots and log entries are unchanged.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct StrMap(Box<[(Box<str>, Box<str>)]>);
-
-impl StrMap {
-    pub fn from_api(m: &BTreeMap<String, String>) -> Self {
-        StrMap(
-            m.iter()
-                .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-                .collect(),
-        )
-    }
-
-    pub fn to_api(&self) -> BTreeMap<String, String> {
-        self.iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (&**k, &**v))
-    }
-}
-
-impl Serialize for StrMap {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for StrMap {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Through a BTreeMap: sorted, and a repeated key keeps its last value, as before.
-        BTreeMap::<String, String>::deserialize(d).map(|m| StrMap::from_api(&m))
-    }
-}
+pub(crate) use crate::compact::{StrMap, Tags};
 
 pub(crate) type JsonMap = serde_json::Map<String, serde_json::Value>;
 
@@ -130,7 +90,7 @@ pub(crate) struct ServiceRec {
     pub kind: String,
     pub id: String,
     pub name: String,
-    pub tags: Vec<String>,
+    pub tags: Tags,
     pub address: String,
     pub tagged_addresses: proconsul_types::ServiceAddresses,
     pub meta: StrMap,
@@ -168,7 +128,7 @@ struct ServiceWireRef<'a> {
     kind: &'a str,
     id: &'a str,
     name: &'a str,
-    tags: &'a [String],
+    tags: &'a Tags,
     address: &'a str,
     tagged_addresses: &'a proconsul_types::ServiceAddresses,
     meta: &'a StrMap,
@@ -192,7 +152,7 @@ struct ServiceWire {
     kind: String,
     id: String,
     name: String,
-    tags: Vec<String>,
+    tags: Tags,
     address: String,
     tagged_addresses: proconsul_types::ServiceAddresses,
     meta: StrMap,
@@ -298,7 +258,7 @@ impl ServiceRec {
                 s.id.clone()
             },
             name: s.service.clone(),
-            tags: s.tags.clone(),
+            tags: Tags::from_api(&s.tags),
             address: s.address.clone(),
             tagged_addresses: s.tagged_addresses.clone(),
             meta: StrMap::from_api(&s.meta),
@@ -367,7 +327,7 @@ impl ServiceRec {
             kind: self.kind.clone(),
             id: self.id.clone(),
             service: self.name.clone(),
-            tags: self.tags.clone(),
+            tags: self.tags.to_api(),
             address: self.address.clone(),
             tagged_addresses: self.tagged_addresses.clone(),
             meta: self.meta.to_api(),
@@ -404,24 +364,136 @@ impl ServiceRec {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A health check. In memory the fields a plain check leaves empty (notes, type, interval,
+/// timeout, exposed port, definition: about 120 bytes inline) are boxed apart
+/// ([`CheckExtra`]), and the service's tags are the service record's own list ([`Tags`]);
+/// encoded, the record is the flat struct it always was ([`CheckWireRef`]).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "CheckWire")]
 pub(crate) struct CheckRec {
     pub node: String,
     pub check_id: String,
     pub name: String,
     pub status: String,
-    pub notes: String,
     pub output: String,
     pub service_id: String,
     pub service_name: String,
-    pub service_tags: Vec<String>,
+    pub service_tags: Tags,
+    /// `None` exactly when every part of it is empty, so records compare as before.
+    extra: Option<Box<CheckExtra>>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// The rarely set part of a [`CheckRec`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct CheckExtra {
+    pub notes: String,
     pub check_type: String,
     pub interval: String,
     pub timeout: String,
     pub exposed_port: u16,
     pub definition: JsonMap,
-    pub create_index: u64,
-    pub modify_index: u64,
+}
+
+impl CheckExtra {
+    fn boxed_unless_empty(self) -> Option<Box<CheckExtra>> {
+        (self != CheckExtra::default()).then(|| Box::new(self))
+    }
+}
+
+/// The encoded form of a [`CheckRec`] (snapshots, log entries): field names and order are part
+/// of both formats.
+#[derive(Serialize)]
+struct CheckWireRef<'a> {
+    node: &'a str,
+    check_id: &'a str,
+    name: &'a str,
+    status: &'a str,
+    notes: &'a str,
+    output: &'a str,
+    service_id: &'a str,
+    service_name: &'a str,
+    service_tags: &'a Tags,
+    check_type: &'a str,
+    interval: &'a str,
+    timeout: &'a str,
+    exposed_port: u16,
+    definition: &'a JsonMap,
+    create_index: u64,
+    modify_index: u64,
+}
+
+/// [`CheckWireRef`], owned, for decoding.
+#[derive(Deserialize)]
+struct CheckWire {
+    node: String,
+    check_id: String,
+    name: String,
+    status: String,
+    notes: String,
+    output: String,
+    service_id: String,
+    service_name: String,
+    service_tags: Tags,
+    check_type: String,
+    interval: String,
+    timeout: String,
+    exposed_port: u16,
+    definition: JsonMap,
+    create_index: u64,
+    modify_index: u64,
+}
+
+impl From<CheckWire> for CheckRec {
+    fn from(w: CheckWire) -> Self {
+        CheckRec {
+            node: w.node,
+            check_id: w.check_id,
+            name: w.name,
+            status: w.status,
+            output: w.output,
+            service_id: w.service_id,
+            service_name: w.service_name,
+            service_tags: w.service_tags,
+            extra: CheckExtra {
+                notes: w.notes,
+                check_type: w.check_type,
+                interval: w.interval,
+                timeout: w.timeout,
+                exposed_port: w.exposed_port,
+                definition: w.definition,
+            }
+            .boxed_unless_empty(),
+            create_index: w.create_index,
+            modify_index: w.modify_index,
+        }
+    }
+}
+
+impl Serialize for CheckRec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let extra = self.extra();
+        CheckWireRef {
+            node: &self.node,
+            check_id: &self.check_id,
+            name: &self.name,
+            status: &self.status,
+            notes: &extra.notes,
+            output: &self.output,
+            service_id: &self.service_id,
+            service_name: &self.service_name,
+            service_tags: &self.service_tags,
+            check_type: &extra.check_type,
+            interval: &extra.interval,
+            timeout: &extra.timeout,
+            exposed_port: extra.exposed_port,
+            definition: &extra.definition,
+            create_index: self.create_index,
+            modify_index: self.modify_index,
+        }
+        .serialize(s)
+    }
 }
 
 impl CheckRec {
@@ -431,18 +503,31 @@ impl CheckRec {
             check_id: c.check_id.clone(),
             name: c.name.clone(),
             status: c.status.clone(),
-            notes: c.notes.clone(),
             output: c.output.clone(),
             service_id: c.service_id.clone(),
             service_name: c.service_name.clone(),
-            service_tags: c.service_tags.clone(),
-            check_type: c.check_type.clone(),
-            interval: c.interval.clone(),
-            timeout: c.timeout.clone(),
-            exposed_port: c.exposed_port,
-            definition: c.definition.clone(),
+            service_tags: Tags::from_api(&c.service_tags),
+            extra: CheckExtra {
+                notes: c.notes.clone(),
+                check_type: c.check_type.clone(),
+                interval: c.interval.clone(),
+                timeout: c.timeout.clone(),
+                exposed_port: c.exposed_port,
+                definition: c.definition.clone(),
+            }
+            .boxed_unless_empty(),
             create_index: 0,
             modify_index: 0,
+        }
+    }
+
+    /// The notes, type, interval, timeout, exposed port and definition (all empty for most
+    /// checks).
+    pub fn extra(&self) -> &CheckExtra {
+        static EMPTY: std::sync::OnceLock<CheckExtra> = std::sync::OnceLock::new();
+        match &self.extra {
+            Some(x) => x,
+            None => EMPTY.get_or_init(CheckExtra::default),
         }
     }
 
@@ -457,21 +542,22 @@ impl CheckRec {
     }
 
     pub fn to_api(&self) -> api::HealthCheck {
+        let extra = self.extra();
         api::HealthCheck {
             node: self.node.clone(),
             check_id: self.check_id.clone(),
             name: self.name.clone(),
             status: self.status.clone(),
-            notes: self.notes.clone(),
+            notes: extra.notes.clone(),
             output: self.output.clone(),
             service_id: self.service_id.clone(),
             service_name: self.service_name.clone(),
-            service_tags: self.service_tags.clone(),
-            check_type: self.check_type.clone(),
-            interval: self.interval.clone(),
-            timeout: self.timeout.clone(),
-            exposed_port: self.exposed_port,
-            definition: self.definition.clone(),
+            service_tags: self.service_tags.to_api(),
+            check_type: extra.check_type.clone(),
+            interval: extra.interval.clone(),
+            timeout: extra.timeout.clone(),
+            exposed_port: extra.exposed_port,
+            definition: extra.definition.clone(),
             create_index: self.create_index,
             modify_index: self.modify_index,
         }
@@ -662,6 +748,70 @@ mod tests {
         assert_eq!(back.to_api(), node.to_api());
     }
 
+    /// A check with every field set, and a plain one.
+    fn checks() -> Vec<CheckRec> {
+        let full: api::HealthCheck = serde_json::from_value(serde_json::json!({
+            "Node": "node-1", "CheckID": "service:web-1", "Name": "http", "Status": "passing",
+            "Notes": "a note", "Output": "HTTP GET: 200 OK", "ServiceID": "web-1",
+            "ServiceName": "web", "ServiceTags": ["v1", "primary"], "Type": "http",
+            "Interval": "10s", "Timeout": "1s", "ExposedPort": 21500,
+            "Definition": {"HTTP": "http://localhost/health", "Method": "GET"}
+        }))
+        .unwrap();
+        let plain: api::HealthCheck = serde_json::from_value(serde_json::json!({
+            "Node": "node-1", "CheckID": "serfHealth", "Name": "Serf Health Status",
+            "Status": "passing"
+        }))
+        .unwrap();
+        [full, plain]
+            .iter()
+            .map(|c| {
+                let mut r = CheckRec::from_api(c);
+                r.create_index = 7;
+                r.modify_index = 9;
+                assert_eq!(
+                    r.to_api(),
+                    api::HealthCheck {
+                        create_index: 7,
+                        modify_index: 9,
+                        ..c.clone()
+                    }
+                );
+                r
+            })
+            .collect()
+    }
+
+    /// The expected bytes were written by the build before checks were laid out compactly
+    /// (every field inline).
+    #[test]
+    fn checks_encode_as_they_always_have() {
+        let checks = checks();
+        assert!(checks[0].extra.is_some() && checks[1].extra.is_none());
+        for (rec, want) in checks.iter().zip(GOLDEN_CHECKS) {
+            let bytes = rmp_serde::to_vec_named(rec).unwrap();
+            assert_eq!(hex(&bytes), *want);
+            let back: CheckRec = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(&back, rec);
+            assert_eq!(back.to_api(), rec.to_api());
+        }
+    }
+
+    /// A plain check keeps only what it uses inline: its rare fields are one pointer, its
+    /// service's tags another.
+    #[test]
+    fn a_plain_check_is_small() {
+        assert!(
+            std::mem::size_of::<CheckRec>() <= 216,
+            "{}",
+            std::mem::size_of::<CheckRec>()
+        );
+    }
+
+    const GOLDEN_CHECKS: [&str; 2] = [
+        "de0010a46e6f6465a66e6f64652d31a8636865636b5f6964ad736572766963653a7765622d31a46e616d65a468747470a6737461747573a770617373696e67a56e6f746573a661206e6f7465a66f7574707574b048545450204745543a20323030204f4baa736572766963655f6964a57765622d31ac736572766963655f6e616d65a3776562ac736572766963655f7461677392a27631a77072696d617279aa636865636b5f74797065a468747470a8696e74657276616ca3313073a774696d656f7574a23173ac6578706f7365645f706f7274cd53fcaa646566696e6974696f6e82a448545450b7687474703a2f2f6c6f63616c686f73742f6865616c7468a64d6574686f64a3474554ac6372656174655f696e64657807ac6d6f646966795f696e64657809",
+        "de0010a46e6f6465a66e6f64652d31a8636865636b5f6964aa736572664865616c7468a46e616d65b253657266204865616c746820537461747573a6737461747573a770617373696e67a56e6f746573a0a66f7574707574a0aa736572766963655f6964a0ac736572766963655f6e616d65a0ac736572766963655f7461677390aa636865636b5f74797065a0a8696e74657276616ca0a774696d656f7574a0ac6578706f7365645f706f727400aa646566696e6974696f6e80ac6372656174655f696e64657807ac6d6f646966795f696e64657809",
+    ];
     const GOLDEN: [&str; 2] = [
         "de0013a46e6f6465a66e6f64652d31a46b696e64ad636f6e6e6563742d70726f7879a26964b17765622d736964656361722d70726f7879a46e616d65b17765622d736964656361722d70726f7879a47461677392a27631a77072696d617279a761646472657373a831302e302e302e31b07461676765645f61646472657373657381a36c616e82a741646472657373a831302e302e302e31a4506f7274cd5208a46d65746182a2617aa161a776657273696f6ea5312e322e33a4706f7274cd5208ae7765696768745f70617373696e6703ae7765696768745f7761726e696e6702b3656e61626c655f7461675f6f76657272696465c3b270726f78795f6d6573685f6761746577617981a44d6f6465a56c6f63616cac70726f78795f6578706f736581a6436865636b73c3a570726f787989b064657374696e6174696f6e5f6e616d65a3776562ae64657374696e6174696f6e5f6964a57765622d31ad6c6f63616c5f61646472657373a93132372e302e302e31aa6c6f63616c5f706f7274cd1f90b16c6f63616c5f736f636b65745f70617468a0a46d6f6465ab7472616e73706172656e74ab7472616e73706172656e74c0a6636f6e66696781a870726f746f636f6ca468747470a9757073747265616d739182af44657374696e6174696f6e4e616d65a26462ad4c6f63616c42696e64506f7274cd23e7ae636f6e6e6563745f6e6174697665c3a86c6f63616c69747992a26575a465752d31ac6372656174655f696e64657807ac6d6f646966795f696e64657809",
         "de0013a46e6f6465a66e6f64652d31a46b696e64a0a26964a57765622d31a46e616d65a3776562a47461677391a27631a761646472657373a0b07461676765645f61646472657373657380a46d65746181a776657273696f6ea5312e322e33a4706f7274cd1f40ae7765696768745f70617373696e6701ae7765696768745f7761726e696e6701b3656e61626c655f7461675f6f76657272696465c2b270726f78795f6d6573685f6761746577617980ac70726f78795f6578706f736580a570726f787989b064657374696e6174696f6e5f6e616d65a0ae64657374696e6174696f6e5f6964a0ad6c6f63616c5f61646472657373a0aa6c6f63616c5f706f727400b16c6f63616c5f736f636b65745f70617468a0a46d6f6465a0ab7472616e73706172656e74c0a6636f6e66696780a9757073747265616d7390ae636f6e6e6563745f6e6174697665c2a86c6f63616c697479c0ac6372656174655f696e64657800ac6d6f646966795f696e64657800",
