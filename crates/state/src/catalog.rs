@@ -18,7 +18,7 @@ use proconsul_types::{
 
 use crate::command::{Deregistration, Registration};
 use crate::error::StateError;
-use crate::key::{KeyPair, PairRef, TripleRef};
+use crate::key::{self, KeyPair, PairRef, TripleRef};
 use crate::records::{fold, CheckRec, NodeRec, ServiceRec};
 use crate::store::{
     multi_insert, multi_remove, node_index_key, service_index_key, State, Table, Tx,
@@ -66,7 +66,7 @@ impl Tx {
         for check in &reg.checks {
             let mut rec = check.clone();
             if rec.node.is_empty() {
-                rec.node = node.name.clone();
+                rec.node = node.name.as_str().into();
             }
             if fold(&rec.node) != fold(&node.name) {
                 return Err(StateError::Message(format!(
@@ -98,7 +98,7 @@ impl Tx {
             .s
             .checks
             .get(&PairRef(&key, &fold(health::SERF_CHECK_ID)))
-            .is_some_and(|c| c.status != health::CRITICAL);
+            .is_some_and(|c| &*c.status != health::CRITICAL);
         if !(e.id.is_empty() && allow_clash_without_id) && healthy {
             return Err(StateError::Message(format!(
                 "Node name {} is reserved by node {} with name {} ({})",
@@ -202,6 +202,8 @@ impl Tx {
             return Err(StateError::MissingNode);
         }
         let key = self.s.service_key(&node_key, &fold(&svc.id));
+        key::share(&mut svc.node, &key.0);
+        key::share(&mut svc.id, &key.1);
         let existing = self.s.services.get(&key).cloned();
         if let Some(e) = &existing {
             svc.create_index = e.create_index;
@@ -257,7 +259,7 @@ impl Tx {
             None => hc.create_index = self.idx,
         }
         if hc.status.is_empty() {
-            hc.status = health::CRITICAL.to_owned();
+            hc.status = health::CRITICAL.into();
         }
         if !self.s.nodes.contains_key(&*node_key) {
             return Err(StateError::MissingNode);
@@ -286,7 +288,7 @@ impl Tx {
         }
 
         // A critical check invalidates the sessions tied to it (even if unchanged).
-        if hc.status == health::CRITICAL {
+        if &*hc.status == health::CRITICAL {
             let sessions: Vec<String> = self
                 .s
                 .session_checks
@@ -310,7 +312,10 @@ impl Tx {
             }
         }
         let key = self.s.check_key(&node_key, &check_id);
+        key::share(&mut hc.node, &key.0);
+        key::share(&mut hc.check_id, &key.1);
         if let Some((node, service)) = service_key {
+            key::share(&mut hc.service_id, &service);
             self.s
                 .checks_by_service
                 .insert((node, service, key.1.clone()));
@@ -497,7 +502,7 @@ impl State {
             .values()
             .map(Arc::as_ref)
             .filter(|s| {
-                (s.kind == "connect-proxy" && fold(&s.mesh().proxy.destination_name) == folded)
+                (&*s.kind == "connect-proxy" && fold(&s.mesh().proxy.destination_name) == folded)
                     || (s.connect_native && fold(&s.name) == folded)
             })
             .collect();
@@ -631,7 +636,7 @@ impl View {
         let s = self.state();
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for svc in s.services.values() {
-            out.entry(svc.name.clone())
+            out.entry(svc.name.to_string())
                 .or_default()
                 .extend(svc.tags.iter().map(str::to_owned));
         }
@@ -770,7 +775,7 @@ impl View {
         let rows = s
             .checks
             .values()
-            .filter(|c| state == health::ANY || c.status == state)
+            .filter(|c| state == health::ANY || &*c.status == state)
             .map(|r| r.to_api())
             .collect();
         (s.table_index(Table::Checks), rows)
@@ -938,5 +943,23 @@ mod tests {
             assert!(Arc::ptr_eq(&service.1, &by_service.1));
             assert!(Arc::ptr_eq(&check.1, &by_service.2));
         }
+        // Records share their keys too, when they spell them the same.
+        register(&store, 2, "node-2", "web-2");
+        let s = store.inner.root();
+        let (key, svc) = s
+            .services
+            .get_key_value(&PairRef("node-2", "web-2"))
+            .unwrap();
+        assert!(Arc::ptr_eq(&svc.node, &key.0) && Arc::ptr_eq(&svc.id, &key.1));
+        let (key, check) = s
+            .checks
+            .get_key_value(&PairRef("node-2", "service:web-2"))
+            .unwrap();
+        assert!(Arc::ptr_eq(&check.node, &key.0) && Arc::ptr_eq(&check.check_id, &key.1));
+        assert!(Arc::ptr_eq(&check.service_id, &svc.id));
+        assert!(Arc::ptr_eq(&check.service_name, &svc.name));
+        // Spelled otherwise, a record keeps its own spelling.
+        let svc = s.services.get(&PairRef("node-1", "web-1")).unwrap();
+        assert_eq!((&*svc.node, &*svc.id), ("Node-1", "Web-1"));
     }
 }

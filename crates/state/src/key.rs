@@ -5,7 +5,8 @@
 //! the checks-by-service index; as `String`s that was nine folded copies per instance, each 24
 //! bytes inline in a B-tree leaf plus its own allocation. A [`Key`] is 16 bytes inline, and a
 //! table that names something another table already holds clones that table's key (see
-//! `State::node_key`, `State::service_key`). Lookups borrow: [`PairRef`] and [`TripleRef`]
+//! `State::node_key`, `State::service_key`), and so does a record whose own name or ID spells
+//! the same as its key ([`share`]). Lookups borrow: [`PairRef`] and [`TripleRef`]
 //! compare with the owned tuples (imbl's maps take any `equivalent::Comparable` key), so a
 //! read never allocates a key.
 
@@ -20,6 +21,14 @@ pub(crate) type Key = Arc<str>;
 pub(crate) type KeyPair = (Key, Key);
 /// (folded node, folded service ID, folded check ID)
 pub(crate) type KeyTriple = (Key, Key, Key);
+
+/// `field` holding `key`'s allocation when it spells the same: a record's node name or ID as
+/// registered, which is usually already lower case.
+pub(crate) fn share(field: &mut Arc<str>, key: &Key) {
+    if **field == **key {
+        field.clone_from(key);
+    }
+}
 
 /// A borrowed [`KeyPair`], for lookups and ranges.
 #[derive(Clone, Copy, Debug)]

@@ -5,6 +5,8 @@
 //! without touching persisted state. Records never carry a datacenter: the store does not know
 //! it, the server fills it in.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use proconsul_types as api;
@@ -86,12 +88,12 @@ impl NodeRec {
 #[serde(from = "ServiceWire")]
 pub(crate) struct ServiceRec {
     /// The node name as registered.
-    pub node: String,
-    pub kind: String,
-    pub id: String,
-    pub name: String,
+    pub node: Arc<str>,
+    pub kind: Box<str>,
+    pub id: Arc<str>,
+    pub name: Arc<str>,
     pub tags: Tags,
-    pub address: String,
+    pub address: Box<str>,
     pub tagged_addresses: proconsul_types::ServiceAddresses,
     pub meta: StrMap,
     pub port: u16,
@@ -183,12 +185,12 @@ impl From<ServiceWire> for ServiceRec {
             locality: w.locality,
         };
         ServiceRec {
-            node: w.node,
-            kind: w.kind,
-            id: w.id,
-            name: w.name,
+            node: w.node.into(),
+            kind: w.kind.into(),
+            id: w.id.into(),
+            name: w.name.into(),
             tags: w.tags,
-            address: w.address,
+            address: w.address.into(),
             tagged_addresses: w.tagged_addresses,
             meta: w.meta,
             port: w.port,
@@ -249,17 +251,17 @@ pub(crate) struct ProxyRec {
 impl ServiceRec {
     pub fn from_api(node: &str, s: &api::NodeService) -> Self {
         ServiceRec {
-            node: node.to_owned(),
-            kind: s.kind.clone(),
+            node: node.into(),
+            kind: s.kind.as_str().into(),
             // Consul's endpoint defaults the ID to the name; do it here too so the key is never empty.
             id: if s.id.is_empty() {
-                s.service.clone()
+                s.service.as_str().into()
             } else {
-                s.id.clone()
+                s.id.as_str().into()
             },
-            name: s.service.clone(),
+            name: s.service.as_str().into(),
             tags: Tags::from_api(&s.tags),
-            address: s.address.clone(),
+            address: s.address.as_str().into(),
             tagged_addresses: s.tagged_addresses.clone(),
             meta: StrMap::from_api(&s.meta),
             port: s.port,
@@ -308,8 +310,8 @@ impl ServiceRec {
         a.modify_index = 0;
         b.create_index = 0;
         b.modify_index = 0;
-        a.node = fold(&a.node);
-        b.node = fold(&b.node);
+        a.node = fold(&a.node).into();
+        b.node = fold(&b.node).into();
         a == b
     }
 
@@ -324,11 +326,11 @@ impl ServiceRec {
     pub fn to_api(&self) -> api::NodeService {
         let mesh = self.mesh();
         api::NodeService {
-            kind: self.kind.clone(),
-            id: self.id.clone(),
-            service: self.name.clone(),
+            kind: self.kind.to_string(),
+            id: self.id.to_string(),
+            service: self.name.to_string(),
             tags: self.tags.to_api(),
-            address: self.address.clone(),
+            address: self.address.to_string(),
             tagged_addresses: self.tagged_addresses.clone(),
             meta: self.meta.to_api(),
             port: self.port,
@@ -371,13 +373,13 @@ impl ServiceRec {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(from = "CheckWire")]
 pub(crate) struct CheckRec {
-    pub node: String,
-    pub check_id: String,
-    pub name: String,
-    pub status: String,
-    pub output: String,
-    pub service_id: String,
-    pub service_name: String,
+    pub node: Arc<str>,
+    pub check_id: Arc<str>,
+    pub name: Box<str>,
+    pub status: Box<str>,
+    pub output: Box<str>,
+    pub service_id: Arc<str>,
+    pub service_name: Arc<str>,
     pub service_tags: Tags,
     /// `None` exactly when every part of it is empty, so records compare as before.
     extra: Option<Box<CheckExtra>>,
@@ -448,13 +450,13 @@ struct CheckWire {
 impl From<CheckWire> for CheckRec {
     fn from(w: CheckWire) -> Self {
         CheckRec {
-            node: w.node,
-            check_id: w.check_id,
-            name: w.name,
-            status: w.status,
-            output: w.output,
-            service_id: w.service_id,
-            service_name: w.service_name,
+            node: w.node.into(),
+            check_id: w.check_id.into(),
+            name: w.name.into(),
+            status: w.status.into(),
+            output: w.output.into(),
+            service_id: w.service_id.into(),
+            service_name: w.service_name.into(),
             service_tags: w.service_tags,
             extra: CheckExtra {
                 notes: w.notes,
@@ -499,13 +501,13 @@ impl Serialize for CheckRec {
 impl CheckRec {
     pub fn from_api(c: &api::HealthCheck) -> Self {
         CheckRec {
-            node: c.node.clone(),
-            check_id: c.check_id.clone(),
-            name: c.name.clone(),
-            status: c.status.clone(),
-            output: c.output.clone(),
-            service_id: c.service_id.clone(),
-            service_name: c.service_name.clone(),
+            node: c.node.as_str().into(),
+            check_id: c.check_id.as_str().into(),
+            name: c.name.as_str().into(),
+            status: c.status.as_str().into(),
+            output: c.output.as_str().into(),
+            service_id: c.service_id.as_str().into(),
+            service_name: c.service_name.as_str().into(),
             service_tags: Tags::from_api(&c.service_tags),
             extra: CheckExtra {
                 notes: c.notes.clone(),
@@ -544,14 +546,14 @@ impl CheckRec {
     pub fn to_api(&self) -> api::HealthCheck {
         let extra = self.extra();
         api::HealthCheck {
-            node: self.node.clone(),
-            check_id: self.check_id.clone(),
-            name: self.name.clone(),
-            status: self.status.clone(),
+            node: self.node.to_string(),
+            check_id: self.check_id.to_string(),
+            name: self.name.to_string(),
+            status: self.status.to_string(),
             notes: extra.notes.clone(),
-            output: self.output.clone(),
-            service_id: self.service_id.clone(),
-            service_name: self.service_name.clone(),
+            output: self.output.to_string(),
+            service_id: self.service_id.to_string(),
+            service_name: self.service_name.to_string(),
             service_tags: self.service_tags.to_api(),
             check_type: extra.check_type.clone(),
             interval: extra.interval.clone(),
@@ -801,11 +803,15 @@ mod tests {
     /// service's tags another.
     #[test]
     fn a_plain_check_is_small() {
-        assert!(
-            std::mem::size_of::<CheckRec>() <= 216,
-            "{}",
-            std::mem::size_of::<CheckRec>()
-        );
+        let size = std::mem::size_of::<CheckRec>();
+        assert!(size <= 152, "{size}");
+    }
+
+    /// Likewise a plain service instance: its proxy configuration and locality are one pointer.
+    #[test]
+    fn a_plain_service_is_small() {
+        let size = std::mem::size_of::<ServiceRec>();
+        assert!(size <= 176, "{size}");
     }
 
     const GOLDEN_CHECKS: [&str; 2] = [

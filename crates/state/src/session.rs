@@ -38,7 +38,7 @@ impl Tx {
             let Some(c) = self.s.checks.get(&PairRef(&node_key, &fold(check))) else {
                 return Err(StateError::MissingCheck(check.to_owned()));
             };
-            if c.status == health::CRITICAL {
+            if &*c.status == health::CRITICAL {
                 return Err(StateError::CheckCritical(check.to_owned()));
             }
         }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::CoordinateUpdate;
 use crate::error::StateError;
-use crate::key::{Key, PairRef};
+use crate::key::{self, Key, PairRef};
 use crate::records::{fold, CheckRec, KvRec, NodeRec, ServiceRec, SessionRec};
 use crate::store::{multi_insert, State};
 
@@ -114,6 +114,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
     }
     for mut svc in snap.services {
         let key = s.service_key(&fold(&svc.node), &fold(&svc.id));
+        key::share(&mut svc.node, &key.0);
+        key::share(&mut svc.id, &key.1);
         let name = fold(&svc.name);
         s.share_with_siblings(&name, &mut svc);
         multi_insert(&mut s.services_by_name, name, key.clone());
@@ -122,9 +124,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
     for mut c in snap.checks {
         let node = fold(&c.node);
         let key = s.check_key(&node, &fold(&c.check_id));
+        key::share(&mut c.node, &key.0);
+        key::share(&mut c.check_id, &key.1);
         if !c.service_id.is_empty() {
             let (node, service) = s.service_key(&node, &fold(&c.service_id));
+            key::share(&mut c.service_id, &service);
             if let Some(svc) = s.services.get(&PairRef(&node, &service)) {
+                key::share(&mut c.service_name, &svc.name);
                 c.service_tags.share(&svc.tags);
             }
             s.checks_by_service.insert((node, service, key.1.clone()));

@@ -108,7 +108,7 @@ impl Tx {
         let id = svc.id.clone();
         let key = (fold(node), fold(&id));
         let mut svc = svc.clone();
-        svc.node = node.to_string();
+        svc.node = node.into();
         self.txn_catalog(
             verb,
             "Service",
