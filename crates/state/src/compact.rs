@@ -4,7 +4,7 @@
 //! Both are immutable once built and held behind one `Arc`, so a record that repeats another's
 //! list holds a pointer instead of a copy: every check of a service instance carries the
 //! instance's tags (Consul's `HealthCheck.ServiceTags`), and the instances of one service usually
-//! carry the same tags and meta (see `Tx::ensure_service`). Empty is `None` and allocates
+//! carry the same tags and meta (see `State::share_with_siblings`). Empty is `None` and allocates
 //! nothing. Each encodes exactly as the plain type it replaces (a map in key order, a sequence),
 //! so snapshots and log entries are unchanged.
 
@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 /// A string map as a sorted slice rather than a `BTreeMap`, whose first entry allocates a
 /// 540-byte node. Encoded as the `BTreeMap` it replaces.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct StrMap(Option<Arc<[(Box<str>, Box<str>)]>>);
+pub(crate) struct StrMap(Option<Arc<[Entry]>>);
+
+/// One key and value of a [`StrMap`].
+type Entry = (Box<str>, Box<str>);
 
 impl StrMap {
     pub fn from_api(m: &BTreeMap<String, String>) -> Self {
