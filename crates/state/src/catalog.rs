@@ -18,9 +18,10 @@ use proconsul_types::{
 
 use crate::command::{Deregistration, Registration};
 use crate::error::StateError;
+use crate::key::{self, KeyPair, PairRef, TripleRef};
 use crate::records::{fold, CheckRec, NodeRec, ServiceRec};
 use crate::store::{
-    multi_insert, multi_remove, node_index_key, service_index_key, Pair, State, Table, Tx,
+    multi_insert, multi_remove, node_index_key, service_index_key, State, Table, Tx,
     NODE_EXTINCTION, SERVICE_EXTINCTION,
 };
 use crate::view::View;
@@ -33,7 +34,7 @@ impl Tx {
         if node.name.is_empty() {
             return Err(StateError::MissingNodeName);
         }
-        let changes_node = match self.s.nodes.get(&fold(&node.name)) {
+        let changes_node = match self.s.nodes.get(&*fold(&node.name)) {
             None => true,
             Some(_) if reg.skip_node_update => false,
             Some(e) => {
@@ -50,8 +51,12 @@ impl Tx {
         }
 
         if let Some(rec) = &reg.service {
-            let key = (fold(&node.name), fold(&rec.id));
-            let unchanged = self.s.services.get(&key).is_some_and(|e| e.same(rec));
+            let (node_key, id) = (fold(&node.name), fold(&rec.id));
+            let unchanged = self
+                .s
+                .services
+                .get(&PairRef(&node_key, &id))
+                .is_some_and(|e| e.same(rec));
             if !unchanged {
                 self.ensure_service(rec.clone())
                     .map_err(|e| e.wrap("failed inserting service"))?;
@@ -61,7 +66,7 @@ impl Tx {
         for check in &reg.checks {
             let mut rec = check.clone();
             if rec.node.is_empty() {
-                rec.node = node.name.clone();
+                rec.node = node.name.as_str().into();
             }
             if fold(&rec.node) != fold(&node.name) {
                 return Err(StateError::Message(format!(
@@ -83,7 +88,7 @@ impl Tx {
         allow_clash_without_id: bool,
     ) -> Result<(), StateError> {
         let key = fold(&node.name);
-        let Some(e) = self.s.nodes.get(&key) else {
+        let Some(e) = self.s.nodes.get(&*key) else {
             return Ok(());
         };
         if fold(&e.id) == fold(&node.id) {
@@ -92,8 +97,8 @@ impl Tx {
         let healthy = self
             .s
             .checks
-            .get(&(key, fold(health::SERF_CHECK_ID)))
-            .is_some_and(|c| c.status != health::CRITICAL);
+            .get(&PairRef(&key, &fold(health::SERF_CHECK_ID)))
+            .is_some_and(|c| &*c.status != health::CRITICAL);
         if !(e.id.is_empty() && allow_clash_without_id) && healthy {
             return Err(StateError::Message(format!(
                 "Node name {} is reserved by node {} with name {} ({})",
@@ -141,7 +146,7 @@ impl Tx {
                 }
             }
         }
-        let key = fold(&node.name);
+        let key = self.s.node_key(&fold(&node.name));
         if prior.is_none() {
             prior = self.s.nodes.get(&key).cloned();
         }
@@ -193,10 +198,12 @@ impl Tx {
     /// Consul `ensureServiceTxn`.
     pub(crate) fn ensure_service(&mut self, mut svc: ServiceRec) -> Result<(), StateError> {
         let node_key = fold(&svc.node);
-        if !self.s.nodes.contains_key(&node_key) {
+        if !self.s.nodes.contains_key(&*node_key) {
             return Err(StateError::MissingNode);
         }
-        let key = (node_key.clone(), fold(&svc.id));
+        let key = self.s.service_key(&node_key, &fold(&svc.id));
+        key::share(&mut svc.node, &key.0);
+        key::share(&mut svc.id, &key.1);
         let existing = self.s.services.get(&key).cloned();
         if let Some(e) = &existing {
             svc.create_index = e.create_index;
@@ -210,6 +217,7 @@ impl Tx {
         svc.modify_index = self.idx;
 
         let name = fold(&svc.name);
+        self.s.share_with_siblings(&name, &mut svc);
         if let Some(e) = &existing {
             let old = fold(&e.name);
             if old != name {
@@ -241,8 +249,8 @@ impl Tx {
     /// Consul `ensureCheckTxn`.
     pub(crate) fn ensure_check(&mut self, mut hc: CheckRec) -> Result<(), StateError> {
         let node_key = fold(&hc.node);
-        let key = (node_key.clone(), fold(&hc.check_id));
-        let existing = self.s.checks.get(&key).cloned();
+        let check_id = fold(&hc.check_id);
+        let existing = self.s.checks.get(&PairRef(&node_key, &check_id)).cloned();
         match &existing {
             Some(e) => {
                 hc.create_index = e.create_index;
@@ -251,19 +259,21 @@ impl Tx {
             None => hc.create_index = self.idx,
         }
         if hc.status.is_empty() {
-            hc.status = health::CRITICAL.to_owned();
+            hc.status = health::CRITICAL.into();
         }
-        if !self.s.nodes.contains_key(&node_key) {
+        if !self.s.nodes.contains_key(&*node_key) {
             return Err(StateError::MissingNode);
         }
         let modified;
+        let mut service_key = None;
         if !hc.service_id.is_empty() {
-            let svc = self
+            let (key, svc) = self
                 .s
                 .services
-                .get(&(node_key.clone(), fold(&hc.service_id)))
-                .cloned()
+                .get_key_value(&PairRef(&node_key, &fold(&hc.service_id)))
+                .map(|(k, v)| (k.clone(), v.clone()))
                 .ok_or(StateError::MissingService)?;
+            service_key = Some(key);
             hc.service_name = svc.name.clone();
             hc.service_tags = svc.tags.clone();
             modified = !existing.as_ref().is_some_and(|e| e.same(&hc));
@@ -278,11 +288,11 @@ impl Tx {
         }
 
         // A critical check invalidates the sessions tied to it (even if unchanged).
-        if hc.status == health::CRITICAL {
+        if &*hc.status == health::CRITICAL {
             let sessions: Vec<String> = self
                 .s
                 .session_checks
-                .get(&key)
+                .get(&(node_key.clone(), check_id.clone()))
                 .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default();
             for id in sessions {
@@ -297,19 +307,18 @@ impl Tx {
 
         if let Some(e) = &existing {
             if !e.service_id.is_empty() {
-                self.s.checks_by_service.remove(&(
-                    node_key.clone(),
-                    fold(&e.service_id),
-                    key.1.clone(),
-                ));
+                let old = TripleRef(&node_key, &fold(&e.service_id), &check_id);
+                self.s.checks_by_service.remove(&old);
             }
         }
-        if !hc.service_id.is_empty() {
-            self.s.checks_by_service.insert((
-                node_key.clone(),
-                fold(&hc.service_id),
-                key.1.clone(),
-            ));
+        let key = self.s.check_key(&node_key, &check_id);
+        key::share(&mut hc.node, &key.0);
+        key::share(&mut hc.check_id, &key.1);
+        if let Some((node, service)) = service_key {
+            key::share(&mut hc.service_id, &service);
+            self.s
+                .checks_by_service
+                .insert((node, service, key.1.clone()));
         }
         self.s.checks.insert(key, Arc::new(hc));
         self.bump_table(Table::Checks);
@@ -331,7 +340,7 @@ impl Tx {
     /// Consul `deleteNodeTxn`: services, checks, the node, then its sessions.
     pub(crate) fn delete_node(&mut self, name: &str) -> Result<(), StateError> {
         let key = fold(name);
-        let Some(node) = self.s.nodes.get(&key).cloned() else {
+        let Some(node) = self.s.nodes.get(&*key).cloned() else {
             return Ok(());
         };
         let services = self.s.services_of_node(&key);
@@ -348,8 +357,14 @@ impl Tx {
             self.delete_check(&key, &cid)?;
         }
         self.delete_node_coordinates(&key);
-        self.s.nodes.remove(&key);
-        if !node.id.is_empty() && self.s.node_ids.get(&fold(&node.id)) == Some(&key) {
+        self.s.nodes.remove(&*key);
+        if !node.id.is_empty()
+            && self
+                .s
+                .node_ids
+                .get(&fold(&node.id))
+                .is_some_and(|k| **k == *key)
+        {
             self.s.node_ids.remove(&fold(&node.id));
         }
         self.bump_table(Table::Nodes);
@@ -378,11 +393,12 @@ impl Tx {
         service_id: &str,
     ) -> Result<(), StateError> {
         let node_key = fold(node);
-        let key = (node_key.clone(), fold(service_id));
+        let service_id = fold(service_id);
+        let key = PairRef(&node_key, &service_id);
         let Some(svc) = self.s.services.get(&key).cloned() else {
             return Ok(());
         };
-        for (_, cid) in self.s.checks_of_service(&key) {
+        for (_, cid) in self.s.checks_of_service(&node_key, &service_id) {
             self.delete_check(&node_key, &cid)?;
         }
         self.bump_table(Table::Checks);
@@ -400,8 +416,8 @@ impl Tx {
     /// Consul `deleteCheckTxn`: the check, its service's index, and sessions tied to it.
     pub(crate) fn delete_check(&mut self, node: &str, check_id: &str) -> Result<(), StateError> {
         let node_key = fold(node);
-        let key = (node_key.clone(), fold(check_id));
-        let Some(hc) = self.s.checks.remove(&key) else {
+        let check_id = fold(check_id);
+        let Some(hc) = self.s.checks.remove(&PairRef(&node_key, &check_id)) else {
             return Ok(());
         };
         self.bump_table(Table::Checks);
@@ -409,11 +425,11 @@ impl Tx {
         if hc.service_id.is_empty() {
             self.touch_services_of_node(&node_key);
         } else {
-            let skey = (node_key.clone(), fold(&hc.service_id));
+            let service_id = fold(&hc.service_id);
             self.s
                 .checks_by_service
-                .remove(&(skey.0.clone(), skey.1.clone(), key.1.clone()));
-            if let Some(svc) = self.s.services.get(&skey) {
+                .remove(&TripleRef(&node_key, &service_id, &check_id));
+            if let Some(svc) = self.s.services.get(&PairRef(&node_key, &service_id)) {
                 let n = fold(&svc.name);
                 self.bump_service(&n);
             }
@@ -421,7 +437,7 @@ impl Tx {
         let sessions: Vec<String> = self
             .s
             .session_checks
-            .get(&key)
+            .get(&(node_key, check_id))
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
         for id in sessions {
@@ -433,6 +449,20 @@ impl Tx {
 }
 
 impl State {
+    /// Instances of one service usually carry the same tags and meta: `svc`, an instance of
+    /// `folded_name`, holds another instance's when they are equal.
+    pub(crate) fn share_with_siblings(&self, folded_name: &str, svc: &mut ServiceRec) {
+        if let Some(sibling) = self
+            .services_by_name
+            .get(folded_name)
+            .and_then(|set| set.iter().next())
+            .and_then(|k| self.services.get(k))
+        {
+            svc.tags.share(&sibling.tags);
+            svc.meta.share(&sibling.meta);
+        }
+    }
+
     /// Consul `maxIndexForService`.
     fn service_index(&self, folded: &str, exists: bool, with_checks: bool) -> u64 {
         if !exists {
@@ -472,7 +502,7 @@ impl State {
             .values()
             .map(Arc::as_ref)
             .filter(|s| {
-                (s.kind == "connect-proxy" && fold(&s.mesh().proxy.destination_name) == folded)
+                (&*s.kind == "connect-proxy" && fold(&s.mesh().proxy.destination_name) == folded)
                     || (s.connect_native && fold(&s.name) == folded)
             })
             .collect();
@@ -490,12 +520,12 @@ impl State {
     }
 
     fn node_of(&self, svc: &ServiceRec) -> Option<&NodeRec> {
-        self.nodes.get(&fold(&svc.node)).map(Arc::as_ref)
+        self.nodes.get(&*fold(&svc.node)).map(Arc::as_ref)
     }
 
     /// Resolve a node by name, or by a unique ID prefix (Consul accepts either).
     fn resolve_node(&self, name_or_id: &str) -> Option<&NodeRec> {
-        if let Some(n) = self.nodes.get(&fold(name_or_id)) {
+        if let Some(n) = self.nodes.get(&*fold(name_or_id)) {
             return Some(n.as_ref());
         }
         if name_or_id.len() < 2 {
@@ -528,7 +558,7 @@ impl State {
             .map(|r| r.to_api())
             .collect();
         checks.extend(
-            self.checks_of_service(&(node_key, fold(&svc.id)))
+            self.checks_of_service(&node_key, &fold(&svc.id))
                 .iter()
                 .filter_map(|k| self.checks.get(k))
                 .map(|r| r.to_api()),
@@ -568,8 +598,8 @@ impl State {
         self.max_index(&[Table::Nodes, Table::Services, Table::Checks])
     }
 
-    fn checks_sorted<'a>(&'a self, keys: impl Iterator<Item = &'a Pair>) -> Vec<HealthCheck> {
-        let mut keys: Vec<&Pair> = keys.collect();
+    fn checks_sorted<'a>(&'a self, keys: impl Iterator<Item = &'a KeyPair>) -> Vec<HealthCheck> {
+        let mut keys: Vec<&KeyPair> = keys.collect();
         keys.sort();
         keys.dedup();
         keys.into_iter()
@@ -596,7 +626,7 @@ impl View {
         let s = self.state();
         (
             s.table_index(Table::Nodes),
-            s.nodes.get(&fold(name)).map(|r| r.to_api()),
+            s.nodes.get(&*fold(name)).map(|r| r.to_api()),
         )
     }
 
@@ -606,9 +636,9 @@ impl View {
         let s = self.state();
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for svc in s.services.values() {
-            out.entry(svc.name.clone())
+            out.entry(svc.name.to_string())
                 .or_default()
-                .extend(svc.tags.iter().cloned());
+                .extend(svc.tags.iter().map(str::to_owned));
         }
         let out = out
             .into_iter()
@@ -709,7 +739,7 @@ impl View {
     pub fn node_check(&self, node: &str, check_id: &str) -> Option<HealthCheck> {
         self.state()
             .checks
-            .get(&(fold(node), fold(check_id)))
+            .get(&PairRef(&fold(node), &fold(check_id)))
             .map(|r| r.to_api())
     }
 
@@ -726,10 +756,14 @@ impl View {
         let folded = fold(service);
         self.watch_service(ws, &folded);
         let s = self.state();
-        let keys: Vec<Pair> = s
+        let keys: Vec<KeyPair> = s
             .services_by_name
             .get(&folded)
-            .map(|set| set.iter().flat_map(|k| s.checks_of_service(k)).collect())
+            .map(|set| {
+                set.iter()
+                    .flat_map(|(node, id)| s.checks_of_service(node, id))
+                    .collect()
+            })
             .unwrap_or_default();
         (s.table_index(Table::Checks), s.checks_sorted(keys.iter()))
     }
@@ -741,7 +775,7 @@ impl View {
         let rows = s
             .checks
             .values()
-            .filter(|c| state == health::ANY || c.status == state)
+            .filter(|c| state == health::ANY || &*c.status == state)
             .map(|r| r.to_api())
             .collect();
         (s.table_index(Table::Checks), rows)
@@ -836,5 +870,96 @@ impl View {
             .filter_map(|svc| s.check_service_node(svc))
             .collect();
         (s.catalog_index(), rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Command, Proposal, Store};
+
+    fn register(store: &Store, index: u64, node: &str, id: &str) {
+        let req = serde_json::from_value(serde_json::json!({
+            "Node": node, "Address": "10.0.0.1",
+            "Service": {"ID": id, "Service": "web", "Tags": ["v1", "primary"],
+                        "Meta": {"version": "1.2.3"}},
+            "Check": {"CheckID": format!("service:{id}"), "Name": "http",
+                      "Status": "passing", "ServiceID": id},
+        }))
+        .unwrap();
+        assert!(!store
+            .apply(index, &Proposal::new(0, Command::register(req)))
+            .is_err());
+    }
+
+    /// Instances of one service hold one copy of their equal tags and meta, and a check holds
+    /// its service's tags rather than a copy.
+    #[test]
+    fn records_share_their_repeated_lists() {
+        let store = Store::new();
+        register(&store, 1, "node-1", "web-1");
+        register(&store, 2, "node-2", "web-2");
+        let s = store.inner.root();
+        let service = |node: &str, id: &str| s.services.get(&PairRef(node, id)).unwrap();
+        let (a, b) = (service("node-1", "web-1"), service("node-2", "web-2"));
+        assert!(b.tags.shares(&a.tags));
+        assert!(b.meta.shares(&a.meta));
+        let check = s.checks.get(&PairRef("node-2", "service:web-2")).unwrap();
+        assert!(check.service_tags.shares(&b.tags));
+        assert_eq!(check.to_api().service_tags, vec!["v1", "primary"]);
+    }
+
+    /// One allocation per folded name or ID, whichever table or index holds it; after a
+    /// restore too.
+    #[test]
+    fn tables_share_their_keys() {
+        let store = Store::new();
+        register(&store, 1, "Node-1", "Web-1");
+        for s in [
+            store.inner.root(),
+            Arc::new(crate::snapshot::decode(&store.dump()).unwrap()),
+        ] {
+            let (node, _) = s.nodes.get_key_value("node-1").unwrap();
+            let (service, _) = s
+                .services
+                .get_key_value(&PairRef("node-1", "web-1"))
+                .unwrap();
+            let (check, _) = s
+                .checks
+                .get_key_value(&PairRef("node-1", "service:web-1"))
+                .unwrap();
+            let by_name = s
+                .services_by_name
+                .get("web")
+                .unwrap()
+                .iter()
+                .next()
+                .unwrap();
+            let by_service = s.checks_by_service.iter().next().unwrap();
+            for n in [&service.0, &check.0, &by_name.0, &by_service.0] {
+                assert!(Arc::ptr_eq(node, n));
+            }
+            assert!(Arc::ptr_eq(&service.1, &by_name.1));
+            assert!(Arc::ptr_eq(&service.1, &by_service.1));
+            assert!(Arc::ptr_eq(&check.1, &by_service.2));
+        }
+        // Records share their keys too, when they spell them the same.
+        register(&store, 2, "node-2", "web-2");
+        let s = store.inner.root();
+        let (key, svc) = s
+            .services
+            .get_key_value(&PairRef("node-2", "web-2"))
+            .unwrap();
+        assert!(Arc::ptr_eq(&svc.node, &key.0) && Arc::ptr_eq(&svc.id, &key.1));
+        let (key, check) = s
+            .checks
+            .get_key_value(&PairRef("node-2", "service:web-2"))
+            .unwrap();
+        assert!(Arc::ptr_eq(&check.node, &key.0) && Arc::ptr_eq(&check.check_id, &key.1));
+        assert!(Arc::ptr_eq(&check.service_id, &svc.id));
+        assert!(Arc::ptr_eq(&check.service_name, &svc.name));
+        // Spelled otherwise, a record keeps its own spelling.
+        let svc = s.services.get(&PairRef("node-1", "web-1")).unwrap();
+        assert_eq!((&*svc.node, &*svc.id), ("Node-1", "Web-1"));
     }
 }

@@ -35,7 +35,7 @@ impl Tx {
                 continue;
             }
             let node = fold(&u.node);
-            let Some(n) = self.s.nodes.get(&node) else {
+            let Some(n) = self.s.nodes.get(&*node) else {
                 continue;
             };
             let row = CoordinateUpdate {

@@ -7,17 +7,19 @@
 //! randomness. Anything time-dependent arrives inside the proposal, so every replica that
 //! applies the same log holds the same state and produces the same [`Store::dump`] bytes.
 //!
-//! Layout: `command` (the versioned log entries), `legacy` (reading version 1 entries), `store` (root, writer, apply), `catalog`, `kv`,
+//! Layout: `command` (the versioned log entries), `legacy` (reading version 1 entries), `store` (root, writer, apply), `catalog` (with `key`, its shared keys), `kv`,
 //! `session`, `coordinate`, `txn` (writes and reads per domain), `view` (read views), `watch` (notifiers and
 //! watch sets), `snapshot` (dump/restore), `records` (internal rows, kept apart from the API
-//! shapes in `proconsul-types`).
+//! shapes in `proconsul-types`), `compact` (the records' shared small lists).
 
 mod acl;
 mod autopilot;
 mod catalog;
 mod command;
+mod compact;
 mod coordinate;
 mod error;
+mod key;
 mod kv;
 mod legacy;
 mod prepared_query;

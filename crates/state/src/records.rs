@@ -5,51 +5,13 @@
 //! without touching persisted state. Records never carry a datacenter: the store does not know
 //! it, the server fills it in.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use proconsul_types as api;
 
-/// A node's or a service's string map (`Meta`, a node's `TaggedAddresses`): usually a handful
-/// of entries or none, so it is one sorted slice rather than a `BTreeMap`, whose first entry
-/// allocates a 540-byte node. Encoded exactly as the `BTreeMap` it replaces (a map in key
-/// order), so snapshots and log entries are unchanged.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct StrMap(Box<[(Box<str>, Box<str>)]>);
-
-impl StrMap {
-    pub fn from_api(m: &BTreeMap<String, String>) -> Self {
-        StrMap(
-            m.iter()
-                .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-                .collect(),
-        )
-    }
-
-    pub fn to_api(&self) -> BTreeMap<String, String> {
-        self.iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (&**k, &**v))
-    }
-}
-
-impl Serialize for StrMap {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for StrMap {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Through a BTreeMap: sorted, and a repeated key keeps its last value, as before.
-        BTreeMap::<String, String>::deserialize(d).map(|m| StrMap::from_api(&m))
-    }
-}
+pub(crate) use crate::compact::{StrMap, Tags};
 
 pub(crate) type JsonMap = serde_json::Map<String, serde_json::Value>;
 
@@ -126,12 +88,12 @@ impl NodeRec {
 #[serde(from = "ServiceWire")]
 pub(crate) struct ServiceRec {
     /// The node name as registered.
-    pub node: String,
-    pub kind: String,
-    pub id: String,
-    pub name: String,
-    pub tags: Vec<String>,
-    pub address: String,
+    pub node: Arc<str>,
+    pub kind: Box<str>,
+    pub id: Arc<str>,
+    pub name: Arc<str>,
+    pub tags: Tags,
+    pub address: Box<str>,
     pub tagged_addresses: proconsul_types::ServiceAddresses,
     pub meta: StrMap,
     pub port: u16,
@@ -168,7 +130,7 @@ struct ServiceWireRef<'a> {
     kind: &'a str,
     id: &'a str,
     name: &'a str,
-    tags: &'a [String],
+    tags: &'a Tags,
     address: &'a str,
     tagged_addresses: &'a proconsul_types::ServiceAddresses,
     meta: &'a StrMap,
@@ -192,7 +154,7 @@ struct ServiceWire {
     kind: String,
     id: String,
     name: String,
-    tags: Vec<String>,
+    tags: Tags,
     address: String,
     tagged_addresses: proconsul_types::ServiceAddresses,
     meta: StrMap,
@@ -223,12 +185,12 @@ impl From<ServiceWire> for ServiceRec {
             locality: w.locality,
         };
         ServiceRec {
-            node: w.node,
-            kind: w.kind,
-            id: w.id,
-            name: w.name,
+            node: w.node.into(),
+            kind: w.kind.into(),
+            id: w.id.into(),
+            name: w.name.into(),
             tags: w.tags,
-            address: w.address,
+            address: w.address.into(),
             tagged_addresses: w.tagged_addresses,
             meta: w.meta,
             port: w.port,
@@ -289,17 +251,17 @@ pub(crate) struct ProxyRec {
 impl ServiceRec {
     pub fn from_api(node: &str, s: &api::NodeService) -> Self {
         ServiceRec {
-            node: node.to_owned(),
-            kind: s.kind.clone(),
+            node: node.into(),
+            kind: s.kind.as_str().into(),
             // Consul's endpoint defaults the ID to the name; do it here too so the key is never empty.
             id: if s.id.is_empty() {
-                s.service.clone()
+                s.service.as_str().into()
             } else {
-                s.id.clone()
+                s.id.as_str().into()
             },
-            name: s.service.clone(),
-            tags: s.tags.clone(),
-            address: s.address.clone(),
+            name: s.service.as_str().into(),
+            tags: Tags::from_api(&s.tags),
+            address: s.address.as_str().into(),
             tagged_addresses: s.tagged_addresses.clone(),
             meta: StrMap::from_api(&s.meta),
             port: s.port,
@@ -348,8 +310,8 @@ impl ServiceRec {
         a.modify_index = 0;
         b.create_index = 0;
         b.modify_index = 0;
-        a.node = fold(&a.node);
-        b.node = fold(&b.node);
+        a.node = fold(&a.node).into();
+        b.node = fold(&b.node).into();
         a == b
     }
 
@@ -364,11 +326,11 @@ impl ServiceRec {
     pub fn to_api(&self) -> api::NodeService {
         let mesh = self.mesh();
         api::NodeService {
-            kind: self.kind.clone(),
-            id: self.id.clone(),
-            service: self.name.clone(),
-            tags: self.tags.clone(),
-            address: self.address.clone(),
+            kind: self.kind.to_string(),
+            id: self.id.to_string(),
+            service: self.name.to_string(),
+            tags: self.tags.to_api(),
+            address: self.address.to_string(),
             tagged_addresses: self.tagged_addresses.clone(),
             meta: self.meta.to_api(),
             port: self.port,
@@ -404,45 +366,170 @@ impl ServiceRec {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A health check. In memory the fields a plain check leaves empty (notes, type, interval,
+/// timeout, exposed port, definition: about 120 bytes inline) are boxed apart
+/// ([`CheckExtra`]), and the service's tags are the service record's own list ([`Tags`]);
+/// encoded, the record is the flat struct it always was ([`CheckWireRef`]).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "CheckWire")]
 pub(crate) struct CheckRec {
-    pub node: String,
-    pub check_id: String,
-    pub name: String,
-    pub status: String,
+    pub node: Arc<str>,
+    pub check_id: Arc<str>,
+    pub name: Box<str>,
+    pub status: Box<str>,
+    pub output: Box<str>,
+    pub service_id: Arc<str>,
+    pub service_name: Arc<str>,
+    pub service_tags: Tags,
+    /// `None` exactly when every part of it is empty, so records compare as before.
+    extra: Option<Box<CheckExtra>>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// The rarely set part of a [`CheckRec`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct CheckExtra {
     pub notes: String,
-    pub output: String,
-    pub service_id: String,
-    pub service_name: String,
-    pub service_tags: Vec<String>,
     pub check_type: String,
     pub interval: String,
     pub timeout: String,
     pub exposed_port: u16,
     pub definition: JsonMap,
-    pub create_index: u64,
-    pub modify_index: u64,
+}
+
+impl CheckExtra {
+    fn boxed_unless_empty(self) -> Option<Box<CheckExtra>> {
+        (self != CheckExtra::default()).then(|| Box::new(self))
+    }
+}
+
+/// The encoded form of a [`CheckRec`] (snapshots, log entries): field names and order are part
+/// of both formats.
+#[derive(Serialize)]
+struct CheckWireRef<'a> {
+    node: &'a str,
+    check_id: &'a str,
+    name: &'a str,
+    status: &'a str,
+    notes: &'a str,
+    output: &'a str,
+    service_id: &'a str,
+    service_name: &'a str,
+    service_tags: &'a Tags,
+    check_type: &'a str,
+    interval: &'a str,
+    timeout: &'a str,
+    exposed_port: u16,
+    definition: &'a JsonMap,
+    create_index: u64,
+    modify_index: u64,
+}
+
+/// [`CheckWireRef`], owned, for decoding.
+#[derive(Deserialize)]
+struct CheckWire {
+    node: String,
+    check_id: String,
+    name: String,
+    status: String,
+    notes: String,
+    output: String,
+    service_id: String,
+    service_name: String,
+    service_tags: Tags,
+    check_type: String,
+    interval: String,
+    timeout: String,
+    exposed_port: u16,
+    definition: JsonMap,
+    create_index: u64,
+    modify_index: u64,
+}
+
+impl From<CheckWire> for CheckRec {
+    fn from(w: CheckWire) -> Self {
+        CheckRec {
+            node: w.node.into(),
+            check_id: w.check_id.into(),
+            name: w.name.into(),
+            status: w.status.into(),
+            output: w.output.into(),
+            service_id: w.service_id.into(),
+            service_name: w.service_name.into(),
+            service_tags: w.service_tags,
+            extra: CheckExtra {
+                notes: w.notes,
+                check_type: w.check_type,
+                interval: w.interval,
+                timeout: w.timeout,
+                exposed_port: w.exposed_port,
+                definition: w.definition,
+            }
+            .boxed_unless_empty(),
+            create_index: w.create_index,
+            modify_index: w.modify_index,
+        }
+    }
+}
+
+impl Serialize for CheckRec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let extra = self.extra();
+        CheckWireRef {
+            node: &self.node,
+            check_id: &self.check_id,
+            name: &self.name,
+            status: &self.status,
+            notes: &extra.notes,
+            output: &self.output,
+            service_id: &self.service_id,
+            service_name: &self.service_name,
+            service_tags: &self.service_tags,
+            check_type: &extra.check_type,
+            interval: &extra.interval,
+            timeout: &extra.timeout,
+            exposed_port: extra.exposed_port,
+            definition: &extra.definition,
+            create_index: self.create_index,
+            modify_index: self.modify_index,
+        }
+        .serialize(s)
+    }
 }
 
 impl CheckRec {
     pub fn from_api(c: &api::HealthCheck) -> Self {
         CheckRec {
-            node: c.node.clone(),
-            check_id: c.check_id.clone(),
-            name: c.name.clone(),
-            status: c.status.clone(),
-            notes: c.notes.clone(),
-            output: c.output.clone(),
-            service_id: c.service_id.clone(),
-            service_name: c.service_name.clone(),
-            service_tags: c.service_tags.clone(),
-            check_type: c.check_type.clone(),
-            interval: c.interval.clone(),
-            timeout: c.timeout.clone(),
-            exposed_port: c.exposed_port,
-            definition: c.definition.clone(),
+            node: c.node.as_str().into(),
+            check_id: c.check_id.as_str().into(),
+            name: c.name.as_str().into(),
+            status: c.status.as_str().into(),
+            output: c.output.as_str().into(),
+            service_id: c.service_id.as_str().into(),
+            service_name: c.service_name.as_str().into(),
+            service_tags: Tags::from_api(&c.service_tags),
+            extra: CheckExtra {
+                notes: c.notes.clone(),
+                check_type: c.check_type.clone(),
+                interval: c.interval.clone(),
+                timeout: c.timeout.clone(),
+                exposed_port: c.exposed_port,
+                definition: c.definition.clone(),
+            }
+            .boxed_unless_empty(),
             create_index: 0,
             modify_index: 0,
+        }
+    }
+
+    /// The notes, type, interval, timeout, exposed port and definition (all empty for most
+    /// checks).
+    pub fn extra(&self) -> &CheckExtra {
+        static EMPTY: std::sync::OnceLock<CheckExtra> = std::sync::OnceLock::new();
+        match &self.extra {
+            Some(x) => x,
+            None => EMPTY.get_or_init(CheckExtra::default),
         }
     }
 
@@ -457,21 +544,22 @@ impl CheckRec {
     }
 
     pub fn to_api(&self) -> api::HealthCheck {
+        let extra = self.extra();
         api::HealthCheck {
-            node: self.node.clone(),
-            check_id: self.check_id.clone(),
-            name: self.name.clone(),
-            status: self.status.clone(),
-            notes: self.notes.clone(),
-            output: self.output.clone(),
-            service_id: self.service_id.clone(),
-            service_name: self.service_name.clone(),
-            service_tags: self.service_tags.clone(),
-            check_type: self.check_type.clone(),
-            interval: self.interval.clone(),
-            timeout: self.timeout.clone(),
-            exposed_port: self.exposed_port,
-            definition: self.definition.clone(),
+            node: self.node.to_string(),
+            check_id: self.check_id.to_string(),
+            name: self.name.to_string(),
+            status: self.status.to_string(),
+            notes: extra.notes.clone(),
+            output: self.output.to_string(),
+            service_id: self.service_id.to_string(),
+            service_name: self.service_name.to_string(),
+            service_tags: self.service_tags.to_api(),
+            check_type: extra.check_type.clone(),
+            interval: extra.interval.clone(),
+            timeout: extra.timeout.clone(),
+            exposed_port: extra.exposed_port,
+            definition: extra.definition.clone(),
             create_index: self.create_index,
             modify_index: self.modify_index,
         }
@@ -662,6 +750,74 @@ mod tests {
         assert_eq!(back.to_api(), node.to_api());
     }
 
+    /// A check with every field set, and a plain one.
+    fn checks() -> Vec<CheckRec> {
+        let full: api::HealthCheck = serde_json::from_value(serde_json::json!({
+            "Node": "node-1", "CheckID": "service:web-1", "Name": "http", "Status": "passing",
+            "Notes": "a note", "Output": "HTTP GET: 200 OK", "ServiceID": "web-1",
+            "ServiceName": "web", "ServiceTags": ["v1", "primary"], "Type": "http",
+            "Interval": "10s", "Timeout": "1s", "ExposedPort": 21500,
+            "Definition": {"HTTP": "http://localhost/health", "Method": "GET"}
+        }))
+        .unwrap();
+        let plain: api::HealthCheck = serde_json::from_value(serde_json::json!({
+            "Node": "node-1", "CheckID": "serfHealth", "Name": "Serf Health Status",
+            "Status": "passing"
+        }))
+        .unwrap();
+        [full, plain]
+            .iter()
+            .map(|c| {
+                let mut r = CheckRec::from_api(c);
+                r.create_index = 7;
+                r.modify_index = 9;
+                assert_eq!(
+                    r.to_api(),
+                    api::HealthCheck {
+                        create_index: 7,
+                        modify_index: 9,
+                        ..c.clone()
+                    }
+                );
+                r
+            })
+            .collect()
+    }
+
+    /// The expected bytes were written by the build before checks were laid out compactly
+    /// (every field inline).
+    #[test]
+    fn checks_encode_as_they_always_have() {
+        let checks = checks();
+        assert!(checks[0].extra.is_some() && checks[1].extra.is_none());
+        for (rec, want) in checks.iter().zip(GOLDEN_CHECKS) {
+            let bytes = rmp_serde::to_vec_named(rec).unwrap();
+            assert_eq!(hex(&bytes), *want);
+            let back: CheckRec = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(&back, rec);
+            assert_eq!(back.to_api(), rec.to_api());
+        }
+    }
+
+    /// A plain check keeps only what it uses inline: its rare fields are one pointer, its
+    /// service's tags another.
+    #[test]
+    fn a_plain_check_is_small() {
+        let size = std::mem::size_of::<CheckRec>();
+        assert!(size <= 152, "{size}");
+    }
+
+    /// Likewise a plain service instance: its proxy configuration and locality are one pointer.
+    #[test]
+    fn a_plain_service_is_small() {
+        let size = std::mem::size_of::<ServiceRec>();
+        assert!(size <= 176, "{size}");
+    }
+
+    const GOLDEN_CHECKS: [&str; 2] = [
+        "de0010a46e6f6465a66e6f64652d31a8636865636b5f6964ad736572766963653a7765622d31a46e616d65a468747470a6737461747573a770617373696e67a56e6f746573a661206e6f7465a66f7574707574b048545450204745543a20323030204f4baa736572766963655f6964a57765622d31ac736572766963655f6e616d65a3776562ac736572766963655f7461677392a27631a77072696d617279aa636865636b5f74797065a468747470a8696e74657276616ca3313073a774696d656f7574a23173ac6578706f7365645f706f7274cd53fcaa646566696e6974696f6e82a448545450b7687474703a2f2f6c6f63616c686f73742f6865616c7468a64d6574686f64a3474554ac6372656174655f696e64657807ac6d6f646966795f696e64657809",
+        "de0010a46e6f6465a66e6f64652d31a8636865636b5f6964aa736572664865616c7468a46e616d65b253657266204865616c746820537461747573a6737461747573a770617373696e67a56e6f746573a0a66f7574707574a0aa736572766963655f6964a0ac736572766963655f6e616d65a0ac736572766963655f7461677390aa636865636b5f74797065a0a8696e74657276616ca0a774696d656f7574a0ac6578706f7365645f706f727400aa646566696e6974696f6e80ac6372656174655f696e64657807ac6d6f646966795f696e64657809",
+    ];
     const GOLDEN: [&str; 2] = [
         "de0013a46e6f6465a66e6f64652d31a46b696e64ad636f6e6e6563742d70726f7879a26964b17765622d736964656361722d70726f7879a46e616d65b17765622d736964656361722d70726f7879a47461677392a27631a77072696d617279a761646472657373a831302e302e302e31b07461676765645f61646472657373657381a36c616e82a741646472657373a831302e302e302e31a4506f7274cd5208a46d65746182a2617aa161a776657273696f6ea5312e322e33a4706f7274cd5208ae7765696768745f70617373696e6703ae7765696768745f7761726e696e6702b3656e61626c655f7461675f6f76657272696465c3b270726f78795f6d6573685f6761746577617981a44d6f6465a56c6f63616cac70726f78795f6578706f736581a6436865636b73c3a570726f787989b064657374696e6174696f6e5f6e616d65a3776562ae64657374696e6174696f6e5f6964a57765622d31ad6c6f63616c5f61646472657373a93132372e302e302e31aa6c6f63616c5f706f7274cd1f90b16c6f63616c5f736f636b65745f70617468a0a46d6f6465ab7472616e73706172656e74ab7472616e73706172656e74c0a6636f6e66696781a870726f746f636f6ca468747470a9757073747265616d739182af44657374696e6174696f6e4e616d65a26462ad4c6f63616c42696e64506f7274cd23e7ae636f6e6e6563745f6e6174697665c3a86c6f63616c69747992a26575a465752d31ac6372656174655f696e64657807ac6d6f646966795f696e64657809",
         "de0013a46e6f6465a66e6f64652d31a46b696e64a0a26964a57765622d31a46e616d65a3776562a47461677391a27631a761646472657373a0b07461676765645f61646472657373657380a46d65746181a776657273696f6ea5312e322e33a4706f7274cd1f40ae7765696768745f70617373696e6701ae7765696768745f7761726e696e6701b3656e61626c655f7461675f6f76657272696465c2b270726f78795f6d6573685f6761746577617980ac70726f78795f6578706f736580a570726f787989b064657374696e6174696f6e5f6e616d65a0ae64657374696e6174696f6e5f6964a0ad6c6f63616c5f61646472657373a0aa6c6f63616c5f706f727400b16c6f63616c5f736f636b65745f70617468a0a46d6f6465a0ab7472616e73706172656e74c0a6636f6e66696780a9757073747265616d7390ae636f6e6e6563745f6e6174697665c2a86c6f63616c697479c0ac6372656174655f696e64657800ac6d6f646966795f696e64657800",

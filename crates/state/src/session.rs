@@ -10,6 +10,7 @@ use proconsul_types::{health, SessionEntry, BEHAVIOR_DELETE, BEHAVIOR_RELEASE};
 
 use crate::command::NewSession;
 use crate::error::StateError;
+use crate::key::PairRef;
 use crate::records::{fold, SessionRec};
 use crate::store::{multi_insert, multi_remove, Table, Tx, MAX_LOCK_DELAY_NS};
 use crate::view::View;
@@ -30,14 +31,14 @@ impl Tx {
         sess.create_index = self.idx;
         sess.modify_index = self.idx;
         let node_key = fold(&sess.node);
-        if !self.s.nodes.contains_key(&node_key) {
+        if !self.s.nodes.contains_key(&*node_key) {
             return Err(StateError::MissingNode);
         }
         for check in sess.check_ids() {
-            let Some(c) = self.s.checks.get(&(node_key.clone(), fold(check))) else {
+            let Some(c) = self.s.checks.get(&PairRef(&node_key, &fold(check))) else {
                 return Err(StateError::MissingCheck(check.to_owned()));
             };
-            if c.status == health::CRITICAL {
+            if &*c.status == health::CRITICAL {
                 return Err(StateError::CheckCritical(check.to_owned()));
             }
         }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::CoordinateUpdate;
 use crate::error::StateError;
+use crate::key::{self, Key, PairRef};
 use crate::records::{fold, CheckRec, KvRec, NodeRec, ServiceRec, SessionRec};
 use crate::store::{multi_insert, State};
 
@@ -103,23 +104,36 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
         acl: crate::acl::AclTables::from_snapshot(snap.acl),
         ..State::default()
     };
+    // Keys and lists shared between records and tables as `Tx::ensure_*` shares them.
     for n in snap.nodes {
-        let key = fold(&n.name);
+        let key: Key = fold(&n.name).into();
         if !n.id.is_empty() {
             s.node_ids.insert(fold(&n.id), key.clone());
         }
         s.nodes.insert(key, Arc::new(n));
     }
-    for svc in snap.services {
-        let key = (fold(&svc.node), fold(&svc.id));
-        multi_insert(&mut s.services_by_name, fold(&svc.name), key.clone());
+    for mut svc in snap.services {
+        let key = s.service_key(&fold(&svc.node), &fold(&svc.id));
+        key::share(&mut svc.node, &key.0);
+        key::share(&mut svc.id, &key.1);
+        let name = fold(&svc.name);
+        s.share_with_siblings(&name, &mut svc);
+        multi_insert(&mut s.services_by_name, name, key.clone());
         s.services.insert(key, Arc::new(svc));
     }
-    for c in snap.checks {
-        let key = (fold(&c.node), fold(&c.check_id));
+    for mut c in snap.checks {
+        let node = fold(&c.node);
+        let key = s.check_key(&node, &fold(&c.check_id));
+        key::share(&mut c.node, &key.0);
+        key::share(&mut c.check_id, &key.1);
         if !c.service_id.is_empty() {
-            s.checks_by_service
-                .insert((key.0.clone(), fold(&c.service_id), key.1.clone()));
+            let (node, service) = s.service_key(&node, &fold(&c.service_id));
+            key::share(&mut c.service_id, &service);
+            if let Some(svc) = s.services.get(&PairRef(&node, &service)) {
+                key::share(&mut c.service_name, &svc.name);
+                c.service_tags.share(&svc.tags);
+            }
+            s.checks_by_service.insert((node, service, key.1.clone()));
         }
         s.checks.insert(key, Arc::new(c));
     }

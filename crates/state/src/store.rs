@@ -13,11 +13,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
+use equivalent::Comparable;
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{ApplyResult, Command, Proposal};
 use crate::error::StateError;
+use crate::key::{Key, KeyPair, KeyTriple, PairRef, TripleRef};
 use crate::records::{CheckRec, KvRec, NodeRec, ServiceRec, SessionRec};
 use crate::view::View;
 use crate::watch::{Changes, Hub};
@@ -101,6 +103,7 @@ pub(crate) type Pair = (String, String);
 
 /// One immutable version of everything. Primary tables are keyed by case-folded names where
 /// Consul's indexes fold case; secondary indexes are rebuilt on restore, never snapshotted.
+/// The catalog's tables share their keys ([`crate::key`]).
 ///
 /// Catalog records sit behind an `Arc`: a persistent map's node holds 16 entries inline and is
 /// copied whole when a write touches it while an older version (a reader, a frozen snapshot)
@@ -113,18 +116,18 @@ pub(crate) struct State {
     pub index: u64,
     /// Restore generation (see `watch`).
     pub epoch: u64,
-    pub nodes: OrdMap<String, Arc<NodeRec>>,
+    pub nodes: OrdMap<Key, Arc<NodeRec>>,
     /// folded node ID → folded node name
-    pub node_ids: OrdMap<String, String>,
+    pub node_ids: OrdMap<String, Key>,
     /// (folded node, folded service ID)
-    pub services: OrdMap<Pair, Arc<ServiceRec>>,
+    pub services: OrdMap<KeyPair, Arc<ServiceRec>>,
     /// folded service name → instances
-    pub services_by_name: OrdMap<String, OrdSet<Pair>>,
+    pub services_by_name: OrdMap<String, OrdSet<KeyPair>>,
     /// (folded node, folded check ID)
-    pub checks: OrdMap<Pair, Arc<CheckRec>>,
+    pub checks: OrdMap<KeyPair, Arc<CheckRec>>,
     /// (folded node, folded service ID, folded check ID): each instance's checks, as one flat
     /// ordered set. A set per instance cost a whole B-tree node each (~3.5 KB for one check).
-    pub checks_by_service: OrdSet<(String, String, String)>,
+    pub checks_by_service: OrdSet<KeyTriple>,
     pub kvs: OrdMap<String, KvRec>,
     /// session ID → keys it holds
     pub kvs_by_session: OrdMap<String, OrdSet<String>>,
@@ -167,30 +170,54 @@ impl State {
     }
 
     /// Keys of every service instance on a node.
-    pub fn services_of_node(&self, node: &str) -> Vec<Pair> {
+    pub fn services_of_node(&self, node: &str) -> Vec<KeyPair> {
         range_pairs(&self.services, node)
     }
 
     /// Keys of every check on a node.
-    pub fn checks_of_node(&self, node: &str) -> Vec<Pair> {
+    pub fn checks_of_node(&self, node: &str) -> Vec<KeyPair> {
         range_pairs(&self.checks, node)
     }
 
-    /// Keys (folded node, folded check ID) of the checks of the instance `service`
-    /// (folded node, folded service ID).
-    pub fn checks_of_service(&self, service: &Pair) -> Vec<Pair> {
-        let (node, id) = service;
+    /// Keys (folded node, folded check ID) of the checks of the instance (folded `node`,
+    /// folded service `id`).
+    pub fn checks_of_service(&self, node: &str, id: &str) -> Vec<KeyPair> {
         self.checks_by_service
-            .range((node.clone(), id.clone(), String::new())..)
-            .take_while(|(n, s, _)| n == node && s == id)
+            .range(TripleRef(node, id, "")..)
+            .take_while(|(n, s, _)| **n == *node && **s == *id)
             .map(|(n, _, c)| (n.clone(), c.clone()))
             .collect()
     }
+
+    /// The key of node `folded`: the nodes table's own when the node exists.
+    pub fn node_key(&self, folded: &str) -> Key {
+        match self.nodes.get_key_value(folded) {
+            Some((k, _)) => k.clone(),
+            None => folded.into(),
+        }
+    }
+
+    /// The key of instance (folded `node`, folded `id`): the services table's own when it
+    /// exists, else one made with [`State::node_key`].
+    pub fn service_key(&self, node: &str, id: &str) -> KeyPair {
+        match self.services.get_key_value(&PairRef(node, id)) {
+            Some((k, _)) => k.clone(),
+            None => (self.node_key(node), id.into()),
+        }
+    }
+
+    /// The key of check (folded `node`, folded `id`), shared as [`State::service_key`].
+    pub fn check_key(&self, node: &str, id: &str) -> KeyPair {
+        match self.checks.get_key_value(&PairRef(node, id)) {
+            Some((k, _)) => k.clone(),
+            None => (self.node_key(node), id.into()),
+        }
+    }
 }
 
-fn range_pairs<V: Clone>(map: &OrdMap<Pair, V>, first: &str) -> Vec<Pair> {
-    map.range((first.to_owned(), String::new())..)
-        .take_while(|(k, _)| k.0 == first)
+fn range_pairs<V: Clone>(map: &OrdMap<KeyPair, V>, first: &str) -> Vec<KeyPair> {
+    map.range(PairRef(first, "")..)
+        .take_while(|(k, _)| *k.0 == *first)
         .map(|(k, _)| k.clone())
         .collect()
 }
@@ -205,10 +232,10 @@ pub(crate) fn multi_insert<K: Ord + Clone, V: Ord + Clone>(
 }
 
 /// Remove `v` from the set stored under `k`, dropping the set when it empties.
-pub(crate) fn multi_remove<K: Ord + Clone, V: Ord + Clone>(
+pub(crate) fn multi_remove<K: Ord + Clone, V: Ord + Clone, Q: Comparable<V> + ?Sized>(
     m: &mut OrdMap<K, OrdSet<V>>,
     k: &K,
-    v: &V,
+    v: &Q,
 ) {
     if let Some(set) = m.get_mut(k) {
         set.remove(v);

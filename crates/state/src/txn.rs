@@ -10,6 +10,7 @@
 use proconsul_types::{health, KvEntry, TxnError, TxnResult};
 
 use crate::command::{CatalogVerb, Step, TxnOp, TxnStep, TxnVerb};
+use crate::key::PairRef;
 use crate::records::{fold, CheckRec, KvRec, NodeRec, ServiceRec};
 use crate::store::Tx;
 
@@ -87,7 +88,7 @@ impl Tx {
             "Node",
             &format!("node {name:?}"),
             node.modify_index,
-            |tx| tx.s.nodes.get(&key).map(|n| (n.modify_index, n.to_api())),
+            |tx| tx.s.nodes.get(&*key).map(|n| (n.modify_index, n.to_api())),
             |tx| tx.ensure_node(node.clone()),
             |tx| tx.delete_node(&name),
             |n| TxnResult {
@@ -107,7 +108,7 @@ impl Tx {
         let id = svc.id.clone();
         let key = (fold(node), fold(&id));
         let mut svc = svc.clone();
-        svc.node = node.to_string();
+        svc.node = node.into();
         self.txn_catalog(
             verb,
             "Service",
@@ -115,7 +116,7 @@ impl Tx {
             svc.modify_index,
             |tx| {
                 tx.s.services
-                    .get(&key)
+                    .get(&PairRef(&key.0, &key.1))
                     .map(|s| (s.modify_index, s.to_api()))
             },
             |tx| tx.ensure_service(svc.clone()),
@@ -141,7 +142,11 @@ impl Tx {
             "Check",
             &format!("check {id:?} on node {node:?}"),
             hc.modify_index,
-            |tx| tx.s.checks.get(&key).map(|c| (c.modify_index, c.to_api())),
+            |tx| {
+                tx.s.checks
+                    .get(&PairRef(&key.0, &key.1))
+                    .map(|c| (c.modify_index, c.to_api()))
+            },
             |tx| tx.ensure_check(hc.clone()),
             |tx| tx.delete_check(&node, &id),
             |c| TxnResult {
