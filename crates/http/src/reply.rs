@@ -135,3 +135,19 @@ pub fn error(e: &RpcError) -> Reply {
 pub fn or_error(r: Result<Reply, RpcError>) -> Reply {
     r.unwrap_or_else(|e| error(&e))
 }
+
+/// The reply of `work` (a future made from what a request asked), or of the error met reading
+/// the request: with no future of its own around `work`'s. A blocking read keeps its future
+/// for its whole wait, and each `async fn` layer would keep its own copy of its arguments.
+pub(crate) fn or_error_later<F>(
+    work: Result<F, RpcError>,
+) -> impl std::future::Future<Output = Reply> + Send
+where
+    F: std::future::Future<Output = Result<Reply, RpcError>> + Send,
+{
+    use futures_util::FutureExt as _;
+    match work {
+        Ok(f) => futures_util::future::Either::Left(f.map(or_error)),
+        Err(e) => futures_util::future::Either::Right(std::future::ready(or_error(Err(e)))),
+    }
+}

@@ -229,13 +229,9 @@ fn service_rows<B: Backend>(
         };
         Ok((req, RowsAsk::parse(&p, headers, schemas::SERVICE_NODE)?))
     })();
-    async move {
-        let (req, ask) = match asked {
-            Ok(a) => a,
-            Err(e) => return reply::or_error(Err(e)),
-        };
-        reply::or_error(instance_rows(&st, ask, req, |r| &r.node, fill_service_node).await)
-    }
+    reply::or_error_later(
+        asked.map(|(req, ask)| instance_rows(st, ask, req, |r| &r.node, fill_service_node)),
+    )
 }
 
 /// What a read of a service's instances asks beside its query, taken from the query string
@@ -273,13 +269,16 @@ impl RowsAsk {
 /// The reply of a read of a service's instances (`/v1/catalog/service`, `/v1/health/service`
 /// and their `connect` twins): from the agent's cache with `?cached`, sorted by `?near=`,
 /// the serving datacenter filled in, then `?filter=` and `?peer=` applied.
-pub(crate) async fn instance_rows<B, Q, T>(
-    st: &St<B>,
+///
+/// Not an `async fn`: its arguments are taken apart before the future is made, so that the
+/// future, which a blocking query holds for its whole wait, keeps each of them once.
+pub(crate) fn instance_rows<B, Q, T>(
+    st: St<B>,
     ask: RowsAsk,
     req: Q,
-    node_of: impl Fn(&T) -> &str,
-    set_datacenter: impl Fn(&mut T, &str),
-) -> Result<Reply, RpcError>
+    node_of: impl Fn(&T) -> &str + Send,
+    set_datacenter: impl Fn(&mut T, &str) + Send,
+) -> impl std::future::Future<Output = Result<Reply, RpcError>> + Send
 where
     B: Backend,
     Q: proconsul_types::Query<Out = Vec<T>> + Clone + serde::Serialize + Sync,
@@ -293,29 +292,31 @@ where
         pretty,
         cached,
     } = ask;
-    let dc = dc_of(&***st, &opts.datacenter);
+    let dc = dc_of(&**st, &opts.datacenter);
     // Options kept past the read only when `?near=` needs them for its own.
     let near_opts = (!near.is_empty()).then(|| opts.clone());
-    let (meta, mut rows, cached) = read_maybe_cached(st, cached, req, opts).await?;
-    if let Some(opts) = near_opts {
-        crate::near::sort(&***st, &near, &opts, &mut rows, node_of).await?;
+    async move {
+        let (meta, mut rows, cached) = read_maybe_cached(&st, cached, req, opts).await?;
+        if let Some(opts) = near_opts {
+            crate::near::sort(&**st, &near, &opts, &mut rows, node_of).await?;
+        }
+        for r in &mut rows {
+            set_datacenter(r, &dc);
+        }
+        reply::translate(&**st, &dc, &mut rows);
+        if let Some(f) = filter {
+            f.retain(&mut rows);
+        }
+        if peer {
+            rows.clear();
+        }
+        let mut r = reply::json_meta(&rows, &meta, pretty);
+        reply::add_translate_header(&mut r, st.translate_wan_addrs());
+        if let Some(c) = cached {
+            reply::add_cache(&mut r, c);
+        }
+        Ok(r)
     }
-    for r in &mut rows {
-        set_datacenter(r, &dc);
-    }
-    reply::translate(&***st, &dc, &mut rows);
-    if let Some(f) = filter {
-        f.retain(&mut rows);
-    }
-    if peer {
-        rows.clear();
-    }
-    let mut r = reply::json_meta(&rows, &meta, pretty);
-    reply::add_translate_header(&mut r, st.translate_wan_addrs());
-    if let Some(c) = cached {
-        reply::add_cache(&mut r, c);
-    }
-    Ok(r)
 }
 
 pub async fn node<B: Backend>(st: St<B>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Reply {

@@ -95,20 +95,13 @@ fn service_rows<B: Backend>(
             RowsAsk::parse(&p, headers, schemas::CHECK_SERVICE_NODE)?,
         ))
     })();
-    async move {
-        let (req, ask) = match asked {
-            Ok(a) => a,
-            Err(e) => return reply::or_error(Err(e)),
-        };
-        reply::or_error(
-            instance_rows(
-                &st,
-                ask,
-                req,
-                |r| &r.node.node,
-                |r, dc| r.node.datacenter = dc.to_string(),
-            )
-            .await,
+    reply::or_error_later(asked.map(|(req, ask)| {
+        instance_rows(
+            st,
+            ask,
+            req,
+            |r| &r.node.node,
+            |r, dc| r.node.datacenter = dc.to_string(),
         )
-    }
+    }))
 }

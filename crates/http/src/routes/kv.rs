@@ -11,11 +11,18 @@ use crate::reply::{self, Reply};
 use crate::Backend;
 use proconsul_types::{KvGet, KvKeys, KvList, KvWriteVerb, RpcError, WriteRequest, WriteResponse};
 
-pub async fn get<B: Backend>(st: St<B>, Path(key): Path<String>, RawQuery(q): RawQuery) -> Reply {
-    reply::or_error(do_get(&**st, key, q).await)
+pub fn get<B: Backend>(
+    st: St<B>,
+    Path(key): Path<String>,
+    RawQuery(q): RawQuery,
+) -> impl std::future::Future<Output = Reply> + Send {
+    reply::or_error_later(read(st, key, q))
 }
-pub async fn get_root<B: Backend>(st: St<B>, RawQuery(q): RawQuery) -> Reply {
-    reply::or_error(do_get(&**st, String::new(), q).await)
+pub fn get_root<B: Backend>(
+    st: St<B>,
+    RawQuery(q): RawQuery,
+) -> impl std::future::Future<Output = Reply> + Send {
+    reply::or_error_later(read(st, String::new(), q))
 }
 pub async fn put<B: Backend>(
     st: St<B>,
@@ -80,9 +87,13 @@ enum GetMode {
     Entry { raw: bool },
 }
 
-async fn do_get<B: Backend>(b: &B, key: String, q: Option<String>) -> Result<Reply, RpcError> {
-    // The query string is read and let go before the read: a blocking read keeps what is
-    // alive across its wait, for as long as it waits.
+/// A KV read. The query string is read and let go before the future is made: a blocking read
+/// keeps its future, and what it holds, for as long as it waits.
+fn read<B: Backend>(
+    st: St<B>,
+    key: String,
+    q: Option<String>,
+) -> Result<impl std::future::Future<Output = Result<Reply, RpcError>> + Send, RpcError> {
     let (opts, pretty, mode) = {
         let p = Params::parse(q.as_deref());
         drop(q);
@@ -103,55 +114,57 @@ async fn do_get<B: Backend>(b: &B, key: String, q: Option<String>) -> Result<Rep
         (opts, p.pretty(), mode)
     };
     check_key(&key)?;
-    let raw = match mode {
-        GetMode::Keys { separator } => {
-            let empty_prefix = key.is_empty();
-            let (meta, keys) = b
-                .query(
-                    KvKeys {
-                        prefix: key,
-                        separator,
-                    },
-                    opts,
-                )
-                .await?;
-            if keys.is_empty() && !empty_prefix {
-                return Ok(not_found(&meta));
-            }
-            return Ok(reply::json_meta(&keys, &meta, pretty));
-        }
-        GetMode::Recurse => {
-            let (meta, entries) = b.query(KvList { prefix: key }, opts).await?;
-            if entries.is_empty() {
-                return Ok(not_found(&meta));
-            }
-            return Ok(reply::json_meta(&entries, &meta, pretty));
-        }
-        GetMode::Entry { raw } => raw,
-    };
-    if key.is_empty() {
+    if matches!(mode, GetMode::Entry { .. }) && key.is_empty() {
         return Err(RpcError::BadRequest("Missing key name".into()));
     }
-    let (meta, entry) = b.query(KvGet { key }, opts).await?;
-    let Some(entry) = entry else {
-        return Ok(not_found(&meta));
-    };
-    if raw {
-        let mut r = Reply::new(Body::from(entry.value.unwrap_or_default()));
-        let h = r.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        h.insert(
-            "X-Content-Type-Options",
-            HeaderValue::from_static("nosniff"),
-        );
-        h.insert(
-            "Content-Security-Policy",
-            HeaderValue::from_static("sandbox"),
-        );
-        reply::add_meta(&mut r, &meta);
-        return Ok(r);
-    }
-    Ok(reply::json_meta(&[entry], &meta, pretty))
+    Ok(async move {
+        let raw = match mode {
+            GetMode::Keys { separator } => {
+                let empty_prefix = key.is_empty();
+                let (meta, keys) = st
+                    .query(
+                        KvKeys {
+                            prefix: key,
+                            separator,
+                        },
+                        opts,
+                    )
+                    .await?;
+                if keys.is_empty() && !empty_prefix {
+                    return Ok(not_found(&meta));
+                }
+                return Ok(reply::json_meta(&keys, &meta, pretty));
+            }
+            GetMode::Recurse => {
+                let (meta, entries) = st.query(KvList { prefix: key }, opts).await?;
+                if entries.is_empty() {
+                    return Ok(not_found(&meta));
+                }
+                return Ok(reply::json_meta(&entries, &meta, pretty));
+            }
+            GetMode::Entry { raw } => raw,
+        };
+        let (meta, entry) = st.query(KvGet { key }, opts).await?;
+        let Some(entry) = entry else {
+            return Ok(not_found(&meta));
+        };
+        if raw {
+            let mut r = Reply::new(Body::from(entry.value.unwrap_or_default()));
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            h.insert(
+                "X-Content-Type-Options",
+                HeaderValue::from_static("nosniff"),
+            );
+            h.insert(
+                "Content-Security-Policy",
+                HeaderValue::from_static("sandbox"),
+            );
+            reply::add_meta(&mut r, &meta);
+            return Ok(r);
+        }
+        Ok(reply::json_meta(&[entry], &meta, pretty))
+    })
 }
 
 async fn do_put<B: Backend>(
