@@ -5,23 +5,13 @@
 //! `Name: value` up to an empty line). Never a panic; every request is answered.
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use axum::Router;
 use libfuzzer_sys::fuzz_target;
-use proconsul_fuzz::{runtime, FakeAgent};
+use proconsul_fuzz::{http_router, runtime};
 use tower::ServiceExt;
-
-fn router() -> &'static Router {
-    static R: OnceLock<Router> = OnceLock::new();
-    R.get_or_init(|| {
-        let _guard = runtime().enter();
-        proconsul_http::router(Arc::new(FakeAgent::default()))
-    })
-}
 
 fn request(data: &[u8]) -> Option<Request<Body>> {
     let nl = data.iter().position(|b| *b == b'\n')?;
@@ -51,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(req) = request(data) else {
         return;
     };
-    let router = router().clone();
+    let router = http_router().clone();
     runtime().block_on(async move {
         // Paused clock: a blocking query's wait (10 minutes at most) passes at once; an
         // answer that never ends within a day of that clock is a hang.

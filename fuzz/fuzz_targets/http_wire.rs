@@ -5,25 +5,15 @@
 //! what it wrote is a sequence of HTTP/1.1 answers.
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::Router;
 use libfuzzer_sys::fuzz_target;
-use proconsul_fuzz::{runtime, FakeAgent};
+use proconsul_fuzz::{http_router, runtime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-fn router() -> &'static Router {
-    static R: OnceLock<Router> = OnceLock::new();
-    R.get_or_init(|| {
-        let _guard = runtime().enter();
-        proconsul_http::router(Arc::new(FakeAgent::default()))
-    })
-}
-
 fuzz_target!(|data: &[u8]| {
-    let router = router().clone();
+    let router = http_router().clone();
     let input = data.to_vec();
     runtime().block_on(async move {
         let (mut client, server) = tokio::io::duplex(64 * 1024);

@@ -14,6 +14,15 @@ use proconsul_types::{
     RpcError, ServerCall, UserEvent, Weights,
 };
 
+/// The whole `/v1/*` router over a [`FakeAgent`], built once (on [`runtime`]).
+pub fn http_router() -> &'static axum::Router {
+    static R: OnceLock<axum::Router> = OnceLock::new();
+    R.get_or_init(|| {
+        let _guard = runtime().enter();
+        proconsul_http::router(Arc::new(FakeAgent::default()))
+    })
+}
+
 /// The targets' runtime: one thread, paused clock (time advances whenever it is idle).
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
