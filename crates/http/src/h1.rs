@@ -46,6 +46,9 @@ const PIPELINE_CAP: usize = 64 * 1024;
 /// bytes.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 const MAX_TRAILERS: usize = 64 * 1024;
+/// How long, and how many bytes, a connection closing with unread input takes in first.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+const LINGER_BYTES: usize = 1 << 20;
 /// The interim answer to `Expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// A response body of at most this size is written with its head in one write.
@@ -155,6 +158,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             keep_alive = plan.keep_alive;
             self.write_response(plan, response).await?;
             if !keep_alive {
+                if !body.finished() {
+                    self.linger().await;
+                }
                 return Ok(());
             }
             if self.buf.is_empty() {
@@ -346,7 +352,31 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         );
         self.io.write_all(text.as_bytes()).await?;
         self.io.flush().await?;
-        self.io.shutdown().await
+        self.linger().await;
+        Ok(())
+    }
+
+    /// Close after an answer while the client may still be sending what was not read (a body
+    /// the handler refused, the rest of a refused head): end this side first and take what
+    /// comes for a moment. Closing a socket with unread bytes sends a reset, and a reset can
+    /// throw away the answer before the client reads it. As Go's server, at most
+    /// [`LINGER`], and at most [`LINGER_BYTES`].
+    async fn linger(&mut self) {
+        if self.io.shutdown().await.is_err() {
+            return;
+        }
+        let drain = async {
+            let mut taken = 0;
+            while taken < LINGER_BYTES {
+                self.buf.clear();
+                match self.read_some(READ_CHUNK).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => taken += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+        self.buf = BytesMut::new();
     }
 }
 

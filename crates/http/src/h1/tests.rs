@@ -339,3 +339,39 @@ fn the_connection_future_stays_small() {
     let size = std::mem::size_of_val(&f);
     assert!(size <= 768, "the connection future is {size} bytes");
 }
+
+/// A body the handler does not read: the answer still reaches the client whole, over real
+/// TCP, where closing a socket with unread input sends a reset that can throw the answer away
+/// (the connection ends its side and takes the rest in first).
+#[tokio::test]
+async fn an_unread_body_does_not_lose_the_answer() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        serve_conn(s, (), router(Default::default()), CancellationToken::new()).await
+    });
+    let c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = c.into_split();
+    // `/hello` takes no body; 4 MB of it are on their way when the answer comes.
+    let body = vec![b'x'; 4 << 20];
+    let send = tokio::spawn(async move {
+        let head = format!(
+            "POST /hello HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let _ = wr.write_all(head.as_bytes()).await;
+        let _ = wr.write_all(&body).await;
+        wr
+    });
+    let mut out = Vec::new();
+    let got = tokio::time::timeout(Duration::from_secs(5), rd.read_to_end(&mut out))
+        .await
+        .expect("the server closes");
+    let r = String::from_utf8_lossy(&out);
+    assert!(got.is_ok(), "{got:?} after {r:?}");
+    assert!(r.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{r}");
+    assert!(r.contains("connection: close\r\n"), "{r}");
+    let _ = send.await;
+    server.await.unwrap();
+}
