@@ -1,4 +1,4 @@
-//! Sockets: one TCP listener and a few UDP worker sockets (`SO_REUSEPORT`, one per two cores)
+//! Sockets: one TCP listener and a few UDP worker sockets (`SO_REUSEPORT`, one per core)
 //! per bind address, on the same port. On Linux each UDP socket has a thread of its own
 //! (`udp.rs` says why); elsewhere a task.
 //!
@@ -119,13 +119,9 @@ impl DnsServer {
 }
 
 /// UDP sockets per bind address, sharing the port through `SO_REUSEPORT` so the kernel spreads
-/// queries over them (by source address and port): one per two cores, 1 to 4. A worker answers
-/// cached queries at a few microseconds each, so one keeps up with what the rest of a small
-/// machine can send; more sockets than that only split each batch (and its wake-up) in parts,
-/// and leave less of the machine to the clients and the kernel's packet work. (Measured on
-/// 2 cores at a steady 60k queries/s: one socket took about half the system calls of two.)
+/// queries over them (by source address and port) and each core can answer on its own.
 fn udp_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4))
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
 }
 
 /// A UDP socket on `addr` that shares its port with the other workers' sockets (non-blocking;
