@@ -7,7 +7,9 @@
 //! directions, every answer sent also fires an `EPOLLOUT` notification at the runtime's epoll
 //! (waking a parked worker for nothing). A thread asleep in `recvmmsg` wakes straight into the
 //! receive, answers cached queries in place and sends them with one `sendmmsg`: two system calls
-//! per batch and no other thread involved. (Measured with `bench/dns.sh`, 4 clients x 1 thread.)
+//! per batch and no other thread involved. (Measured at a steady 60k queries/s from dnsperf's
+//! 4 clients on 2 cores: 0.4–0.8 system calls per query instead of ~1.0, 6–8 µs of CPU per
+//! query instead of 7.5–10.)
 //!
 //! Queries that miss the answer cache still go to the runtime, one task each, bounded by the
 //! server's in-flight limit (excess ones are dropped; the client retries); their answer is sent
