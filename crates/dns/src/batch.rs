@@ -3,6 +3,10 @@
 //! is then mostly the kernel's packet work, not system-call entries; when idle a batch is one
 //! packet and this is plain `recvmsg`/`sendmsg`.
 //!
+//! Both calls block: the socket is in blocking mode and served by its own thread (`udp.rs`), so
+//! a receive sleeps in the kernel until the first datagram arrives (`MSG_WAITFORONE`) and then
+//! takes whatever else is queued without waiting.
+//!
 //! The only `unsafe` in the DNS crate lives here: the two calls and the `mmsghdr` arrays they
 //! fill, which this module owns and never lets escape.
 
@@ -10,9 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
-use socket2::SockAddr;
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
+use socket2::{SockAddr, Socket};
 
 /// Queries taken per system call.
 pub(crate) const BATCH: usize = 32;
@@ -40,19 +42,9 @@ impl RecvBatch {
         }
     }
 
-    /// Wait until `socket` is readable and take what is queued (at least one datagram).
-    pub(crate) async fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        loop {
-            socket.readable().await?;
-            match socket.try_io(Interest::READABLE, || self.recv_now(socket)) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn recv_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    /// Sleep until a datagram arrives on the blocking `socket`, then take it and whatever else is
+    /// queued. `Ok(0)` when the socket's read side was shut down.
+    pub(crate) fn recv(&mut self, socket: &Socket) -> io::Result<usize> {
         let mut iovs: Vec<libc::iovec> = self
             .bufs
             .iter_mut()
@@ -77,7 +69,7 @@ impl RecvBatch {
                 socket.as_raw_fd(),
                 hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                libc::MSG_WAITFORONE,
                 std::ptr::null_mut(),
             )
         };
@@ -132,26 +124,25 @@ fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-/// Send every `(reply, peer)` with as few `sendmmsg` calls as the socket allows; what the
-/// socket cannot take now is sent one by one, waiting for room.
-pub(crate) async fn send_all(socket: &UdpSocket, replies: &[(Vec<u8>, SocketAddr)]) {
+/// Send every `(reply, peer)` on the blocking `socket` with as few `sendmmsg` calls as it
+/// takes (one per [`BATCH`], waiting for room in the send buffer). A reply the kernel refuses
+/// (e.g. an unreachable peer) is skipped.
+pub(crate) fn send_all(socket: &Socket, replies: &[(Vec<u8>, SocketAddr)]) {
     let mut sent = 0;
     while sent < replies.len() {
-        match socket.try_io(Interest::WRITABLE, || send_now(socket, &replies[sent..])) {
-            Ok(0) | Err(_) => {
-                // Full send buffer or a per-packet error: fall back for this one and go on.
-                let (reply, peer) = &replies[sent];
-                if let Err(e) = socket.send_to(reply, peer).await {
-                    tracing::debug!(error = %e, %peer, "dns: udp send failed");
+        match send_now(socket, &replies[sent..]) {
+            Ok(n) if n > 0 => sent += n,
+            r => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, peer = %replies[sent].1, "dns: udp send failed");
                 }
                 sent += 1;
             }
-            Ok(n) => sent += n,
         }
     }
 }
 
-fn send_now(socket: &UdpSocket, replies: &[(Vec<u8>, SocketAddr)]) -> io::Result<usize> {
+fn send_now(socket: &Socket, replies: &[(Vec<u8>, SocketAddr)]) -> io::Result<usize> {
     let replies = &replies[..replies.len().min(BATCH)];
     let addrs: Vec<SockAddr> = replies.iter().map(|(_, p)| SockAddr::from(*p)).collect();
     let mut iovs: Vec<libc::iovec> = replies
@@ -175,7 +166,7 @@ fn send_now(socket: &UdpSocket, replies: &[(Vec<u8>, SocketAddr)]) -> io::Result
             socket.as_raw_fd(),
             hdrs.as_mut_ptr(),
             hdrs.len() as libc::c_uint,
-            libc::MSG_DONTWAIT,
+            0,
         )
     };
     if n < 0 {

@@ -26,6 +26,8 @@ mod limits;
 mod name;
 mod recursor;
 mod server;
+#[cfg(target_os = "linux")]
+mod udp;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

@@ -1,5 +1,6 @@
-//! Sockets: one TCP listener and a few UDP worker sockets (`SO_REUSEPORT`, one per core) per
-//! bind address, on the same port.
+//! Sockets: one TCP listener and a few UDP worker sockets (`SO_REUSEPORT`, one per core)
+//! per bind address, on the same port. On Linux each UDP socket has a thread of its own
+//! (`udp.rs` says why); elsewhere a task.
 //!
 //! Every task is spawned into the server's [`TaskTracker`] and watches the shutdown token, which
 //! is checked first in every `select!`. Work is bounded: UDP queries in flight (excess packets are
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -50,16 +51,38 @@ impl DnsServer {
         };
         let tcp_slots = Arc::new(Semaphore::new(config.max_tcp_connections.max(1)));
         let udp_slots = Arc::new(Semaphore::new(config.max_udp_in_flight.max(1)));
-        for (udp, tcp) in sockets {
+        for (addr, (udp, tcp)) in config.bind.iter().zip(sockets) {
             // All were just bound, so local_addr cannot fail in practice.
-            server
-                .udp
-                .extend(udp.first().and_then(|u| u.local_addr().ok()));
+            server.udp.extend(
+                udp.first()
+                    .and_then(|u| u.local_addr().ok())
+                    .and_then(|a| a.as_socket()),
+            );
             server.tcp.extend(tcp.local_addr().ok());
             tracing::info!(udp = ?server.udp.last(), tcp = ?server.tcp.last(), workers = udp.len(), "dns: listening");
             for socket in udp {
+                #[cfg(target_os = "linux")]
+                crate::udp::serve(
+                    socket,
+                    handler.clone(),
+                    udp_slots.clone(),
+                    tracker.clone(),
+                    shutdown.clone(),
+                )
+                .map_err(|source| DnsError::Bind {
+                    addr: server.udp.last().copied().unwrap_or(*addr),
+                    source,
+                })?;
+                #[cfg(not(target_os = "linux"))]
                 tracker.spawn(udp_loop(
-                    Arc::new(socket),
+                    Arc::new(
+                        tokio::net::UdpSocket::from_std(socket.into()).map_err(|source| {
+                            DnsError::Bind {
+                                addr: server.udp.last().copied().unwrap_or(*addr),
+                                source,
+                            }
+                        })?,
+                    ),
                     handler.clone(),
                     udp_slots.clone(),
                     tracker.clone(),
@@ -101,8 +124,9 @@ fn udp_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
 }
 
-/// A UDP socket on `addr` that shares its port with the other workers' sockets.
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// A UDP socket on `addr` that shares its port with the other workers' sockets (non-blocking;
+/// the Linux worker threads switch theirs to blocking).
+fn bind_udp(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -111,20 +135,20 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket)
 }
 
 /// Bind TCP and the UDP worker sockets on `addr`. TCP is bound without `SO_REUSEPORT`, first, so
 /// a port another server holds is still an error. For port 0, retry until TCP gets a port whose
 /// UDP side is free too.
-async fn bind_pair(addr: SocketAddr) -> Result<(Vec<UdpSocket>, TcpListener), DnsError> {
+async fn bind_pair(addr: SocketAddr) -> Result<(Vec<socket2::Socket>, TcpListener), DnsError> {
     let err = |source| DnsError::Bind { addr, source };
     let mut last = None;
     for _ in 0..16 {
         let tcp = TcpListener::bind(addr).await.map_err(err)?;
         let port = tcp.local_addr().map_err(err)?.port();
         let at = SocketAddr::new(addr.ip(), port);
-        let udp: std::io::Result<Vec<UdpSocket>> =
+        let udp: std::io::Result<Vec<socket2::Socket>> =
             (0..udp_workers()).map(|_| bind_udp(at)).collect();
         match udp {
             Ok(udp) => return Ok((udp, tcp)),
@@ -138,8 +162,9 @@ async fn bind_pair(addr: SocketAddr) -> Result<(Vec<UdpSocket>, TcpListener), Dn
 }
 
 /// Answer one query the slow way, in its own task: bounded by `slots` (dropped when full).
+#[cfg(not(target_os = "linux"))]
 fn spawn_query<B: DnsBackend>(
-    socket: &Arc<UdpSocket>,
+    socket: &Arc<tokio::net::UdpSocket>,
     handler: &Handler<B>,
     slots: &Arc<Semaphore>,
     tracker: &TaskTracker,
@@ -167,66 +192,10 @@ fn spawn_query<B: DnsBackend>(
     });
 }
 
-/// Take queries in batches (`recvmmsg`), answer cached ones inline and send those answers in
-/// one batch (`sendmmsg`); the rest get a task each.
-#[cfg(target_os = "linux")]
-async fn udp_loop<B: DnsBackend>(
-    socket: Arc<UdpSocket>,
-    handler: Handler<B>,
-    slots: Arc<Semaphore>,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
-) {
-    use crate::batch::{send_all, RecvBatch, BATCH};
-    let mut batch = RecvBatch::new();
-    let mut replies = Vec::with_capacity(BATCH);
-    loop {
-        let n = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return,
-            r = batch.recv(&socket) => match r {
-                Ok(n) => n,
-                Err(e) => {
-                    // e.g. ECONNREFUSED from an earlier send: per packet, not fatal.
-                    tracing::debug!(error = %e, "dns: udp receive failed");
-                    continue;
-                }
-            },
-        };
-        replies.clear();
-        let start = std::time::Instant::now();
-        let mut reverse = 0;
-        for i in 0..n {
-            let Some((packet, peer)) = batch.get(i) else {
-                continue;
-            };
-            match handler.cached(packet, Transport::Udp) {
-                Some(reply) => {
-                    reverse += usize::from(crate::handler::is_reverse(packet));
-                    replies.push((reply, peer))
-                }
-                None => spawn_query(
-                    &socket,
-                    &handler,
-                    &slots,
-                    &tracker,
-                    &shutdown,
-                    packet.to_vec(),
-                    peer,
-                ),
-            }
-        }
-        if !replies.is_empty() {
-            send_all(&socket, &replies).await;
-            let each = start.elapsed() / replies.len() as u32;
-            handler.record_batch(each, replies.len() - reverse, reverse);
-        }
-    }
-}
-
+/// Answer cached queries inline, the rest in a task each.
 #[cfg(not(target_os = "linux"))]
 async fn udp_loop<B: DnsBackend>(
-    socket: Arc<UdpSocket>,
+    socket: Arc<tokio::net::UdpSocket>,
     handler: Handler<B>,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,

@@ -629,6 +629,35 @@ async fn shutdown_stops_listeners() {
         .await
         .expect("server stopped");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    // Every UDP worker socket is closed too: the port can be bound again without SO_REUSEPORT.
+    std::net::UdpSocket::bind(addr).expect("udp port released");
+}
+
+#[test]
+fn dropping_the_runtime_stops_the_udp_workers() {
+    // UDP workers are threads of their own (on Linux); without a shutdown they still stop when
+    // the runtime that started them goes away, and release the port.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let s = start().await;
+        let m = udp(s.addr, &query("web.service.consul.", RecordType::A, None)).await;
+        assert_eq!(m.answers.len(), 2);
+        s
+    });
+    let addr = s.addr;
+    drop(rt);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while let Err(e) = std::net::UdpSocket::bind(addr) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "udp port still held: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(s);
 }
 
 #[tokio::test]
