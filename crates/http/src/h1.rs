@@ -158,7 +158,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             keep_alive = plan.keep_alive;
             self.write_response(plan, response).await?;
             if !keep_alive {
-                if !body.finished() {
+                if body.finished() {
+                    // Ends this side properly: over TLS, `close_notify` first.
+                    let _ = self.io.shutdown().await;
+                } else {
                     self.linger().await;
                 }
                 return Ok(());
