@@ -49,6 +49,9 @@ const MAX_TRAILERS: usize = 64 * 1024;
 /// How long, and how many bytes, a connection closing with unread input takes in first.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 const LINGER_BYTES: usize = 1 << 20;
+/// The most of a body its handler left unread that is read off to keep the connection (Go's
+/// `maxPostHandlerReadBytes`).
+const MAX_DRAIN: usize = 256 * 1024;
 /// The interim answer to `Expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// A response body of at most this size is written with its head in one write.
@@ -150,8 +153,19 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
                     None => return Ok(()), // the client hung up
                 }
             };
-            // A body the handler left unread ends the connection: what follows it is unknown.
-            keep_alive &= body.finished() && !shutdown.is_cancelled();
+            keep_alive &= !shutdown.is_cancelled();
+            let response = if keep_alive && !body.finished() {
+                // What the handler left of the body is read off first (bounded); if it cannot
+                // be, the connection ends after the answer: what follows is unknown. The
+                // answer and the timer are boxed meanwhile: held inline across this wait,
+                // they would take room in every connection's future.
+                let held = Box::new(response);
+                Box::pin(self.drain(&mut body)).await;
+                keep_alive = body.finished();
+                *held
+            } else {
+                response
+            };
             // The head is laid out before the first write, so the response's headers are not
             // kept across it.
             let (plan, response) = Plan::new(response, is_head, http10, keep_alive);
@@ -170,6 +184,13 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
                 self.buf = BytesMut::new(); // a body's last piece may have left capacity
             }
         }
+    }
+
+    /// [`BodyFeed::poll_discard`], for at most [`LINGER`].
+    async fn drain(&mut self, body: &mut BodyFeed) {
+        let mut discarded = 0;
+        let discard = std::future::poll_fn(|cx| body.poll_discard(cx, self, &mut discarded));
+        let _ = tokio::time::timeout(LINGER, discard).await;
     }
 
     /// The next request's head: `None` when the connection is to close (the client closed,
@@ -677,7 +698,7 @@ impl BodyFeed {
     }
 
     fn active(&self) -> bool {
-        matches!(self.state, FeedState::Length(_) | FeedState::Chunked(_))
+        self.handoff.is_some() && matches!(self.state, FeedState::Length(_) | FeedState::Chunked(_))
     }
 
     /// All of the body was read off the connection (so the next request starts after it).
@@ -713,7 +734,8 @@ impl BodyFeed {
             // Room first: nothing is taken off the connection that cannot be handed on.
             let mut h = lock(&handoff);
             if h.dropped {
-                self.state = FeedState::Failed;
+                // The rest is the handler's to ignore: [`BodyFeed::poll_discard`] may read it
+                // off once the answer is in.
                 self.handoff = None;
                 return Poll::Ready(Ok(()));
             }
@@ -758,6 +780,37 @@ impl BodyFeed {
                     io::ErrorKind::UnexpectedEof,
                     "the request body ended early",
                 )));
+            }
+        }
+    }
+
+    /// Read off and drop what the handler left of the body, as Go's server does before it
+    /// answers (up to [`MAX_DRAIN`] bytes), so the connection can serve the next request:
+    /// `true` once the body's end is read. Never when `100 Continue` was not sent (the client
+    /// holds the body back; the connection closes instead).
+    fn poll_discard<I: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        conn: &mut Conn<I>,
+        discarded: &mut usize,
+    ) -> Poll<bool> {
+        if self.continue_first {
+            return Poll::Ready(false);
+        }
+        loop {
+            if self.finished() {
+                return Poll::Ready(true);
+            }
+            if matches!(self.state, FeedState::Failed) || *discarded > MAX_DRAIN {
+                return Poll::Ready(false);
+            }
+            match self.take_piece(&mut conn.buf) {
+                Err(_) => return Poll::Ready(false),
+                Ok(Some(piece)) => *discarded += piece.len(),
+                Ok(None) => match ready!(conn.poll_read_some(cx, READ_CHUNK)) {
+                    Ok(0) | Err(_) => return Poll::Ready(false),
+                    Ok(_) => {}
+                },
             }
         }
     }

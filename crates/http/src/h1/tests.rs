@@ -375,3 +375,39 @@ async fn an_unread_body_does_not_lose_the_answer() {
     let _ = send.await;
     server.await.unwrap();
 }
+
+/// A small body its handler does not read is read off before the answer, as Go's server does,
+/// so the connection serves the next request; with `Expect: 100-continue` and no `100
+/// Continue` sent, the client holds the body back, so the connection ends instead.
+#[tokio::test]
+async fn a_small_unread_body_keeps_the_connection() {
+    let (mut c, _, _task) = connect();
+    c.write_all(
+        b"POST /hello HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde\
+          POST /hello HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
+          GET /hello HTTP/1.1\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let r = read_responses(&mut c, 3).await;
+    assert!(
+        r[0].starts_with("HTTP/1.1 405 ") && !r[0].contains("connection: close"),
+        "{r:?}"
+    );
+    assert!(
+        r[1].starts_with("HTTP/1.1 405 ") && !r[1].contains("connection: close"),
+        "{r:?}"
+    );
+    assert!(r[2].ends_with("hello"), "{r:?}");
+
+    let (mut c, _, _task) = connect();
+    c.write_all(b"POST /hello HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .unwrap();
+    let r = read_to_close(&mut c).await;
+    assert!(
+        r.starts_with("HTTP/1.1 405 ") && r.contains("connection: close\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains("100 Continue"), "{r}");
+}
